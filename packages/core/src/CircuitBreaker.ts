@@ -1,0 +1,1324 @@
+/**
+ * Circuit breakers for calls to unreliable dependencies: fail fast while a dependency is down, probe it as it
+ * comes back, and show what happened as snapshots, events and metrics.
+ *
+ * A breaker guards one dependency. It can also be keyed, guarding one circuit per host or tenant under one
+ * definition, with idle keys evicted.
+ *
+ * **Details**
+ *
+ * - `Closed`: calls run; the trip policies decide when the circuit opens. Several policies trip when any holds:
+ *   - `consecutive(n)`: n failures in a row, in order of completion; a success resets the streak;
+ *   - `failureRate` over `lastCalls(n)` (the last n recorded calls) or `rolling(duration, { buckets })` (a time
+ *     window of aligned buckets, `[k * bucket, (k + 1) * bucket)`): trips when failures / calls is at or above
+ *     `threshold`, once the window holds at least `minimumCalls` calls;
+ *   - `slowCallRate`: the same over calls strictly slower than `slowerThan` (failed or not).
+ * - `Open`: calls fail at once with `CircuitOpen`, whose `retryAfter` is the open time left. The first call at
+ *   exactly `openedAt + openDuration` moves the circuit to `HalfOpen`; there is no timer, so idle breakers cost
+ *   nothing. `openDuration` may be a `Schedule`: the n-th consecutive opening lasts the schedule's n-th delay
+ *   (the last delay repeats once it ends), and the count restarts once the circuit has stayed closed as long as it
+ *   was last open.
+ * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once with `CircuitHalfOpen`, never
+ *   queued. A probe failure reopens at once with the next open duration; `successThreshold` probe successes
+ *   close. A probe's slot comes back when it finishes, is interrupted, is ignored, or runs past `maxProbeTime`
+ *   (its late outcome is then dropped, whether or not another call noticed), and at once on a transition or a
+ *   manual control, whose new generation orphans it. With `recoveryFactor` f, the circuit admits a share of calls instead:
+ *   f at first, rising linearly to 1 as the K = `successThreshold` successes come in. Admission is
+ *   deterministic: each call adds the current share to a credit that starts at 1 - f, and runs when the credit
+ *   reaches 1 (the first call always runs).
+ * - `ForcedOpen` rejects everything (`CircuitOpen` with `forced: true`); `Disabled` admits everything and still
+ *   counts; `MetricsOnly` runs the machine as if live and publishes its transitions (with `shadow: true`), but
+ *   never rejects: a call the live breaker would have rejected runs, uncounted, and adds to `rejectedCount`.
+ *   `reset`, entering `Disabled` and leaving it start the machine afresh (`Closed`, empty windows, no backoff);
+ *   `ForcedOpen` freezes it, and `MetricsOnly` runs it as it was.
+ * - Every admission carries the circuit's generation. Any transition or manual control starts a new one, and an
+ *   outcome from an earlier generation (a slow call admitted before a trip) is dropped.
+ * - Classification: by default every typed failure and every defect counts as a failure. `isFailure` and
+ *   `isDefectFailure` narrow that; an error they reject is ignored. Interruption and ignored errors count as
+ *   neither success nor failure, and free a probe's slot.
+ *
+ * **Gotchas**
+ *
+ * - Put retries and timeouts inside the breaker, so that it sees one outcome per call.
+ * - Resetting a breaker that is already closed clears its windows but publishes no transition.
+ *
+ * **Example** (Falling back while a dependency is down)
+ *
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Data, Effect } from "effect"
+ *
+ * class SearchDown extends Data.TaggedError("SearchDown") {}
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({
+ *     name: "search",
+ *     trip: CircuitBreaker.consecutive(2),
+ *     openDuration: "30 seconds"
+ *   })
+ *   const search = Effect.fail(new SearchDown()).pipe(breaker.protect)
+ *   yield* Effect.ignore(search)
+ *   yield* Effect.ignore(search)
+ *   // Open now: the call is not made, and the fallback answers at once.
+ *   return yield* search.pipe(Effect.catchTag("CircuitOpen", (e) => Effect.succeed(`cached (${e.breaker} is open)`)))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as internal from "./internal/circuitBreaker.ts"
+import { RegistryService } from "./internal/registry.ts"
+import { stackless } from "./internal/stackless.ts"
+
+/**
+ * @since 0.1.0
+ * @category type IDs
+ */
+export const TypeId: TypeId = "~@effect-resilience/core/CircuitBreaker"
+
+/**
+ * @since 0.1.0
+ * @category type IDs
+ */
+export type TypeId = "~@effect-resilience/core/CircuitBreaker"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * The state a caller sees: the machine's `Closed`, `Open` or `HalfOpen`, or a manual mode that overrides it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = "Closed" | "Open" | "HalfOpen" | "ForcedOpen" | "Disabled" | "MetricsOnly"
+
+/**
+ * The states, for schemas and iteration.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * CircuitBreaker.states.includes("HalfOpen") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const states: ReadonlyArray<State> = ["Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly"]
+
+/**
+ * Why a transition happened.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Reason = internal.Reason
+
+/**
+ * One state change of one key, as published on `transitions`.
+ *
+ * `shadow` is true for the transitions a `MetricsOnly` breaker computes but does not enforce.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transition {
+  readonly breaker: string
+  readonly key: string
+  readonly from: State
+  readonly to: State
+  readonly reason: Reason
+  /** Epoch milliseconds, from `Clock`. */
+  readonly at: number
+  readonly generation: number
+  readonly shadow: boolean
+}
+
+/**
+ * A failure kept in a snapshot's bounded list of recent failures (the last 50).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecentFailure {
+  readonly at: number
+  readonly tag: string
+  readonly message: string
+}
+
+/**
+ * Everything a dashboard needs about one key, as plain serializable data. Times are epoch milliseconds.
+ *
+ * **Details**
+ *
+ * - `failureRate` and `slowCallRate` read the first window of that kind when the breaker has one, and the
+ *   counts since the key was created otherwise.
+ * - `circuit` is the machine's phase, which differs from `state` under a manual mode (under `MetricsOnly` it is
+ *   the state the breaker would enforce).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly name: string
+  readonly key: string
+  readonly state: State
+  readonly circuit: "Closed" | "Open" | "HalfOpen"
+  readonly generation: number
+  readonly totalCalls: number
+  readonly successCount: number
+  readonly failureCount: number
+  readonly ignoredCount: number
+  readonly slowCallCount: number
+  readonly rejectedCount: number
+  readonly consecutiveFailures: number
+  readonly failureRate: number
+  readonly slowCallRate: number
+  readonly stateChanges: number
+  readonly enteredStateAt: number
+  readonly timeInStateMillis: number
+  readonly openedAt: number | null
+  readonly retryAfterMillis: number | null
+  readonly lastFailureAt: number | null
+  readonly lastCallAt: number
+  readonly halfOpen: {
+    readonly probesInFlight: number
+    readonly successes: number
+    readonly successThreshold: number
+  } | null
+  readonly recentFailures: ReadonlyArray<RecentFailure>
+}
+
+/**
+ * A key's durable state, as `export` returns it and `restore` takes it back: enough for an open breaker to come
+ * back open after a restart. Windows and counts are not part of it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PersistedState = Schema.Struct({
+  mode: Schema.Literals(["Live", "MetricsOnly", "ForcedOpen", "Disabled"]),
+  phase: Schema.Literals(["Closed", "Open", "HalfOpen"]),
+  openedAt: Schema.Finite,
+  openUntil: Schema.Finite,
+  openings: Schema.Int,
+  lastOpenMillis: Schema.Finite,
+  closedAt: Schema.Finite
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PersistedState = typeof PersistedState.Type
+
+/**
+ * A sliding window for a rate policy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Window =
+  | { readonly _tag: "Count"; readonly size: number }
+  | { readonly _tag: "Time"; readonly length: Duration.Input; readonly buckets: number }
+
+/**
+ * When a closed circuit opens.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TripPolicy =
+  | { readonly _tag: "Consecutive"; readonly failures: number }
+  | {
+    readonly _tag: "FailureRate"
+    readonly threshold: number
+    readonly minimumCalls: number
+    readonly window: Window
+  }
+  | {
+    readonly _tag: "SlowCallRate"
+    readonly threshold: number
+    readonly minimumCalls: number
+    readonly slowerThan: Duration.Input
+    readonly window: Window
+  }
+
+/**
+ * Options for `make`. Only `name` is required.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Names the breaker in errors, events, metrics and the registry. */
+  readonly name: string
+  /** One policy or several (the circuit opens when any holds). Default: `consecutive(5)`. */
+  readonly trip?: TripPolicy | ReadonlyArray<TripPolicy> | undefined
+  /** How long the circuit stays open: a duration, or a `Schedule` of growing delays. Default: 30 seconds. */
+  readonly openDuration?: Duration.Input | Schedule.Schedule<unknown, number> | undefined
+  readonly halfOpen?: {
+    /** Probes allowed at once. Default: 1. */
+    readonly maxProbes?: number | undefined
+    /** Probe successes that close the circuit. Default: 1. */
+    readonly successThreshold?: number | undefined
+    /** A probe running longer than this frees its slot. Default: 1 minute. */
+    readonly maxProbeTime?: Duration.Input | undefined
+    /** Gradual recovery: the first share of calls admitted, in (0, 1]. Off by default. */
+    readonly recoveryFactor?: number | undefined
+  } | undefined
+  /** Which typed errors count as failures; the others are ignored. Default: all. */
+  readonly isFailure?: ((error: unknown) => boolean) | undefined
+  /** Which defects count as failures; the others are ignored. Default: all. */
+  readonly isDefectFailure?: ((defect: unknown) => boolean) | undefined
+  /** Keyed breakers: how long an idle key is kept (default 1 hour) and how many keys at most (default 10,000). */
+  readonly keys?: {
+    readonly idleTimeToLive?: Duration.Input | undefined
+    readonly maxKeys?: number | undefined
+  } | undefined
+  /** Also export a `circuit_breaker_key_state` gauge per key (dropped with the key). Default: false. */
+  readonly perKeyMetrics?: boolean | undefined
+  /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024. */
+  readonly eventBuffer?: number | undefined
+}
+
+/**
+ * A circuit breaker. See the module docs for the semantics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitBreaker {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  /** Runs an effect through the breaker's default circuit. Use it directly or as `effect.pipe(breaker.protect)`. */
+  readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Rejection, R>
+  /**
+   * Runs an effect through the circuit of `key`, created on first use: `effect.pipe(breaker.protectKey(host))`,
+   * or `breaker.protectKey(effect, host)` on a hot path (no function per call).
+   */
+  readonly protectKey: {
+    (key: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Rejection, R>
+    <A, E, R>(self: Effect.Effect<A, E, R>, key: string): Effect.Effect<A, E | Rejection, R>
+  }
+  /** The state of a key (default: the default circuit). */
+  readonly state: (key?: string) => Effect.Effect<State>
+  /** A snapshot of a key (default: the default circuit). */
+  readonly snapshot: (key?: string) => Effect.Effect<Snapshot>
+  /** Snapshots of the default circuit and every live key. */
+  readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
+  /** Every transition of every key of this breaker, from subscription on. */
+  readonly transitions: Stream.Stream<Transition>
+  /** Rejects every call until `reset`. Without a key: every key, including keys created later. */
+  readonly forceOpen: (key?: string) => Effect.Effect<void>
+  /** Admits every call and keeps counting, never trips. Without a key: every key. */
+  readonly disable: (key?: string) => Effect.Effect<void>
+  /** Runs the machine and reports it, but never rejects. Without a key: every key. */
+  readonly metricsOnly: (key?: string) => Effect.Effect<void>
+  /** Back to a fresh `Closed`, live. Without a key: every key. */
+  readonly reset: (key?: string) => Effect.Effect<void>
+  /** The key's durable state (see `PersistedState`). */
+  readonly export: (key?: string) => Effect.Effect<PersistedState>
+  /** Puts a key into an exported state; an open breaker restored before its time is up stays open. */
+  readonly restore: (state: PersistedState, key?: string) => Effect.Effect<void>
+}
+
+/**
+ * The `CircuitBreaker` in context, for programs that guard one dependency and want to swap the breaker in tests.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.CircuitBreaker
+ *   return yield* breaker.protect(Effect.succeed("ok"))
+ * }).pipe(Effect.provide(CircuitBreaker.layer({ name: "db" })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const CircuitBreaker: Context.Service<CircuitBreaker, CircuitBreaker> = Context.Service<CircuitBreaker>(
+  "@effect-resilience/core/CircuitBreaker"
+)
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Rejection while a circuit is open (or forced open). `retryAfter` is the open time left: infinite when forced.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const withFallback = <A, E, R>(call: Effect.Effect<A, E | CircuitBreaker.Rejection, R>) =>
+ *   call.pipe(Effect.catchTag("CircuitOpen", (e) => Effect.logWarning(`${e.breaker} open`).pipe(Effect.as(null))))
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  breaker: Schema.String,
+  key: Schema.String,
+  retryAfter: Schema.DurationFromMillis,
+  forced: Schema.Boolean
+}) {
+  override get message(): string {
+    return this.forced
+      ? `Circuit breaker "${this.breaker}" (key "${this.key}") is forced open`
+      : `Circuit breaker "${this.breaker}" (key "${this.key}") is open; retry after ${Duration.format(this.retryAfter)}`
+  }
+}
+
+/**
+ * Rejection while a circuit is half-open and every probe slot is taken (or, under gradual recovery, the call is
+ * outside the admitted share).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const error = new CircuitBreaker.CircuitHalfOpen({ breaker: "db", key: "default" })
+ * error.message // 'Circuit breaker "db" (key "default") is half-open and not admitting more calls'
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("CircuitHalfOpen", {
+  breaker: Schema.String,
+  key: Schema.String
+}) {
+  override get message(): string {
+    return `Circuit breaker "${this.breaker}" (key "${this.key}") is half-open and not admitting more calls`
+  }
+}
+
+/**
+ * What a breaker adds to a call's error channel.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type Rejection = CircuitOpen | CircuitHalfOpen
+
+/**
+ * Invalid options: each issue names the option (`trip[1].minimumCalls`) and what was expected.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(0) }).pipe(
+ *   Effect.catchTag("CircuitBreakerConfigError", (e) => Effect.succeed(e.issues[0].path)) // "trip[0].failures"
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitBreakerConfigError extends Schema.TaggedError<CircuitBreakerConfigError>()(
+  "CircuitBreakerConfigError",
+  {
+    breaker: Schema.String,
+    issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+  }
+) {
+  override get message(): string {
+    return `Invalid options for circuit breaker "${this.breaker}":\n${
+      this.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n")
+    }`
+  }
+}
+
+// -----------------------------------------------------------------------------
+// policies
+// -----------------------------------------------------------------------------
+
+/**
+ * Trips after `failures` failures in a row.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const policy = CircuitBreaker.consecutive(5)
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const consecutive = (failures: number): TripPolicy => ({ _tag: "Consecutive", failures })
+
+/**
+ * Trips when the share of failed calls in `window` is at or above `threshold`, once the window holds at least
+ * `minimumCalls` calls (default: 1).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * // Half the calls of the last minute failed, over at least 20 calls.
+ * const policy = CircuitBreaker.failureRate({
+ *   threshold: 0.5,
+ *   minimumCalls: 20,
+ *   window: CircuitBreaker.rolling("60 seconds", { buckets: 60 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const failureRate = (options: {
+  readonly threshold: number
+  readonly window: Window
+  readonly minimumCalls?: number | undefined
+}): TripPolicy => ({
+  _tag: "FailureRate",
+  threshold: options.threshold,
+  minimumCalls: options.minimumCalls ?? 1,
+  window: options.window
+})
+
+/**
+ * Trips when the share of calls strictly slower than `slowerThan` in `window` is at or above `threshold`, once
+ * the window holds at least `minimumCalls` calls (default: 1).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const policy = CircuitBreaker.slowCallRate({
+ *   threshold: 0.8,
+ *   slowerThan: "2 seconds",
+ *   minimumCalls: 10,
+ *   window: CircuitBreaker.lastCalls(50)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const slowCallRate = (options: {
+  readonly threshold: number
+  readonly slowerThan: Duration.Input
+  readonly window: Window
+  readonly minimumCalls?: number | undefined
+}): TripPolicy => ({
+  _tag: "SlowCallRate",
+  threshold: options.threshold,
+  slowerThan: options.slowerThan,
+  minimumCalls: options.minimumCalls ?? 1,
+  window: options.window
+})
+
+/**
+ * A count-based window: the last `size` recorded calls.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const window = CircuitBreaker.lastCalls(100)
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const lastCalls = (size: number): Window => ({ _tag: "Count", size })
+
+/**
+ * A time-based window of `length`, in `buckets` buckets aligned to multiples of `length / buckets` (default: one
+ * bucket per second, at least 1).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const window = CircuitBreaker.rolling("1 minute", { buckets: 60 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const rolling = (length: Duration.Input, options?: { readonly buckets?: number | undefined }): Window => ({
+  _tag: "Time",
+  length,
+  buckets: options?.buckets ??
+    Math.max(1, Math.round(Duration.toSeconds(Option.getOrElse(Duration.fromInput(length), () => Duration.zero))))
+})
+
+// -----------------------------------------------------------------------------
+// validation
+// -----------------------------------------------------------------------------
+
+const durationMessage = "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\")"
+
+const DurationInput = (options: { readonly positive: boolean }) =>
+  Schema.Unknown.check(
+    Schema.makeFilter(
+      (input) => {
+        const duration = Duration.fromInput(input as Duration.Input)
+        if (Option.isNone(duration)) return durationMessage
+        const millis = Duration.toMillis(duration.value)
+        if (!Number.isFinite(millis)) return `Expected a finite duration, got ${Duration.format(duration.value)}`
+        if (options.positive ? millis <= 0 : millis < 0) {
+          return `Expected a ${options.positive ? "positive" : "non-negative"} duration, got ${millis} millis`
+        }
+        return undefined
+      },
+      undefined,
+      true
+    )
+  )
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const Threshold = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
+
+const WindowSchema = Schema.Union([
+  Schema.Struct({ _tag: Schema.Literal("Count"), size: PositiveInt }),
+  Schema.Struct({
+    _tag: Schema.Literal("Time"),
+    length: DurationInput({ positive: true }),
+    buckets: PositiveInt
+  })
+])
+
+type WindowShape = { readonly _tag: "Count"; readonly size: number } | { readonly _tag: "Time" }
+
+const windowCapacity = (window: WindowShape): number => window._tag === "Count" ? window.size : Infinity
+
+const minimumFitsWindow = Schema.makeFilter((policy: { readonly minimumCalls: number; readonly window: WindowShape }) =>
+  policy.minimumCalls <= windowCapacity(policy.window)
+    ? undefined
+    : {
+      path: ["minimumCalls"],
+      issue: `Expected at most the window size (${windowCapacity(policy.window)}), got ${policy.minimumCalls}`
+    }
+)
+
+const TripPolicySchema = Schema.Union([
+  Schema.Struct({ _tag: Schema.Literal("Consecutive"), failures: PositiveInt }),
+  Schema.Struct({
+    _tag: Schema.Literal("FailureRate"),
+    threshold: Threshold,
+    minimumCalls: PositiveInt,
+    window: WindowSchema
+  }).check(minimumFitsWindow),
+  Schema.Struct({
+    _tag: Schema.Literal("SlowCallRate"),
+    threshold: Threshold,
+    minimumCalls: PositiveInt,
+    slowerThan: DurationInput({ positive: false }),
+    window: WindowSchema
+  }).check(minimumFitsWindow)
+])
+
+const OptionsSchema = Schema.Struct({
+  name: Schema.NonEmptyString,
+  trip: Schema.Array(TripPolicySchema),
+  openDuration: Schema.Unknown.check(Schema.makeFilter((input) =>
+    Schedule.isSchedule(input)
+      ? undefined
+      : Schema.decodeUnknownExit(DurationInput({ positive: false }))(input)._tag === "Success"
+      ? undefined
+      : "Expected a non-negative duration or a Schedule"
+  )),
+  halfOpen: Schema.Struct({
+    maxProbes: PositiveInt,
+    successThreshold: PositiveInt,
+    maxProbeTime: DurationInput({ positive: true }),
+    recoveryFactor: Schema.optional(Threshold)
+  }),
+  keys: Schema.Struct({
+    idleTimeToLive: DurationInput({ positive: true }),
+    maxKeys: PositiveInt
+  }),
+  eventBuffer: PositiveInt
+})
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const formatPath = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined): string =>
+  (path ?? []).reduce<string>((acc, segment) => {
+    const key = typeof segment === "object" && segment !== null ? segment.key : segment
+    return typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`
+  }, "")
+
+const valueAt = (
+  value: unknown,
+  path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
+): unknown =>
+  (path ?? []).reduce<unknown>((acc, segment) => {
+    const key = typeof segment === "object" && segment !== null ? segment.key : segment
+    return typeof acc === "object" && acc !== null ? (acc as Record<PropertyKey, unknown>)[key] : undefined
+  }, value)
+
+// Says what was given, so that a user reading the error need not look up their own config.
+const withActual = (message: string, actual: unknown): string =>
+  message.includes(", got ") || typeof actual === "function" || typeof actual === "object" || actual === undefined
+    ? message
+    : `${message}, got ${typeof actual === "string" ? JSON.stringify(actual) : String(actual)}`
+
+const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+
+interface Resolved {
+  readonly config: internal.Config
+  readonly openDuration: number | Schedule.Schedule<unknown, number>
+  readonly idleMillis: number
+  readonly maxKeys: number
+  readonly eventBuffer: number
+}
+
+const resolve = (options: Options): Effect.Effect<Resolved, CircuitBreakerConfigError> => {
+  const trip = options.trip === undefined
+    ? [consecutive(5)]
+    : Array.isArray(options.trip)
+    ? options.trip
+    : [options.trip as TripPolicy]
+  const raw = {
+    name: options.name,
+    trip,
+    openDuration: options.openDuration ?? "30 seconds",
+    halfOpen: {
+      maxProbes: options.halfOpen?.maxProbes ?? 1,
+      successThreshold: options.halfOpen?.successThreshold ?? 1,
+      maxProbeTime: options.halfOpen?.maxProbeTime ?? "1 minute",
+      ...(options.halfOpen?.recoveryFactor === undefined ? {} : { recoveryFactor: options.halfOpen.recoveryFactor })
+    },
+    keys: {
+      idleTimeToLive: options.keys?.idleTimeToLive ?? "1 hour",
+      maxKeys: options.keys?.maxKeys ?? 10_000
+    },
+    eventBuffer: options.eventBuffer ?? 1024
+  }
+  return Schema.decodeUnknownEffect(OptionsSchema)(raw, { errors: "all" }).pipe(
+    Effect.mapError((error) =>
+      new CircuitBreakerConfigError({
+        breaker: String(options.name),
+        issues: formatIssues(error.issue).issues.map((issue) => ({
+          path: formatPath(issue.path),
+          message: withActual(issue.message, valueAt(raw, issue.path))
+        }))
+      })
+    ),
+    Effect.map((): Resolved => {
+      let consecutiveFailures = 0
+      const rates: Array<internal.RatePolicy> = []
+      for (const policy of trip) {
+        if (policy._tag === "Consecutive") {
+          consecutiveFailures = consecutiveFailures === 0
+            ? policy.failures
+            : Math.min(consecutiveFailures, policy.failures)
+          continue
+        }
+        rates.push({
+          _tag: policy._tag,
+          threshold: policy.threshold,
+          minimumCalls: policy.minimumCalls,
+          slowMillis: policy._tag === "SlowCallRate" ? millisOf(policy.slowerThan) : Infinity,
+          window: policy.window._tag === "Count"
+            ? policy.window
+            : {
+              _tag: "Time",
+              buckets: policy.window.buckets,
+              bucketMillis: Math.max(1, Math.floor(millisOf(policy.window.length) / policy.window.buckets))
+            }
+        })
+      }
+      return {
+        config: {
+          consecutive: consecutiveFailures,
+          rates,
+          timesCalls: rates.some((policy) => policy._tag === "SlowCallRate"),
+          maxProbes: raw.halfOpen.maxProbes,
+          successThreshold: raw.halfOpen.successThreshold,
+          maxProbeMillis: millisOf(raw.halfOpen.maxProbeTime),
+          recoveryFactor: options.halfOpen?.recoveryFactor ?? 0
+        },
+        openDuration: Schedule.isSchedule(raw.openDuration)
+          ? raw.openDuration as Schedule.Schedule<unknown, number>
+          : millisOf(raw.openDuration as Duration.Input),
+        idleMillis: millisOf(raw.keys.idleTimeToLive),
+        maxKeys: raw.keys.maxKeys,
+        eventBuffer: raw.eventBuffer
+      }
+    })
+  )
+}
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+/** The key of a breaker's default circuit. */
+const defaultKey = "default"
+
+const stateCodes: Record<State, number> = {
+  Closed: 0,
+  Open: 1,
+  HalfOpen: 2,
+  ForcedOpen: 3,
+  Disabled: 4,
+  MetricsOnly: 5
+}
+
+/**
+ * Makes a circuit breaker. Options are validated with Schema; a bad value fails with `CircuitBreakerConfigError`.
+ * Made under a `CircuitBreakerRegistry`, the breaker is listed there until its scope closes.
+ *
+ * **Metrics** (Effect `Metric`s, attribute `breaker`, read when exported so the call path pays nothing):
+ * `circuit_breaker_calls_total` (by `outcome`: success, failure, ignored), `circuit_breaker_slow_calls_total`,
+ * `circuit_breaker_rejections_total`, `circuit_breaker_transitions_total` (by `to`), `circuit_breaker_state`
+ * (the default circuit: 0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled, 5 MetricsOnly) and
+ * `circuit_breaker_keys`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({
+ *     name: "payments",
+ *     trip: [
+ *       CircuitBreaker.consecutive(5),
+ *       CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 20, window: CircuitBreaker.lastCalls(100) })
+ *     ],
+ *     // 1s, 2s, 4s ... capped at one minute, jittered so that instances don't probe in lockstep.
+ *     openDuration: Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("1 minute")]).pipe(
+ *       Schedule.jittered
+ *     ),
+ *     halfOpen: { maxProbes: 2, successThreshold: 3 }
+ *   })
+ *   return yield* breaker.protect(Effect.succeed("charged"))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBreakerConfigError, Scope.Scope> = Effect
+  .fnUntraced(function*(options: Options) {
+    const { config, eventBuffer, idleMillis, maxKeys, openDuration } = yield* resolve(options)
+    const name = options.name
+    const isFailure = options.isFailure
+    const isDefectFailure = options.isDefectFailure
+    const context = yield* Effect.context<never>()
+    const registry = Context.getOption(context, RegistryService)
+    const hub = yield* PubSub.sliding<Transition>(eventBuffer)
+    yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+
+    // Breaker-wide totals behind the exported metrics; per-key figures live in the cells.
+    const totals = { success: 0, failure: 0, ignored: 0, slow: 0, rejected: 0 }
+    const transitionsTo: Record<State, number> = {
+      Closed: 0,
+      Open: 0,
+      HalfOpen: 0,
+      ForcedOpen: 0,
+      Disabled: 0,
+      MetricsOnly: 0
+    }
+
+    // Transitions happen inside synchronous steps; they queue here and `flush` publishes them right after.
+    let pending: Array<Transition> = []
+    const emit: internal.Emit = (cell, from, to, reason, at, shadow) => {
+      transitionsTo[to]++
+      pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
+    }
+    const flush: Effect.Effect<void> = Effect.suspend(() => {
+      if (pending.length === 0) return Effect.void
+      const batch = pending
+      pending = []
+      const local = PubSub.publishAll(hub, batch)
+      return Option.isSome(registry) ? Effect.andThen(local, registry.value.publish(batch)) : local
+    })
+    const thenFlush = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      pending.length === 0 ? effect : Effect.andThen(flush, effect)
+
+    // Keys. The default circuit is held directly so that the unkeyed path skips the map.
+    const createdAt = yield* Clock.currentTimeMillis
+    let baseMode: internal.Mode = "Live"
+    const defaultCell = new internal.Cell(defaultKey, createdAt)
+    // Insertion order is recency order: a call moves its key to the end, so the oldest keys come first.
+    const cells = new Map<string, internal.Cell>()
+    const keyMetric = options.perKeyMetrics === true ? Metric.gauge("circuit_breaker_key_state") : undefined
+    const keyRegistrations = new Map<internal.Cell, Metric.Registration>()
+
+    const evictable = (cell: internal.Cell, now: number) =>
+      now - cell.lastCallAt >= idleMillis && !(cell.phase === "Open" && now < cell.openUntil) &&
+      !(cell.half !== null && cell.half.ids.length > 0)
+
+    const evict = (cell: internal.Cell) => {
+      cells.delete(cell.key)
+      const registration = keyRegistrations.get(cell)
+      if (registration !== undefined) {
+        registration.remove()
+        keyRegistrations.delete(cell)
+      }
+    }
+
+    const newCell = (key: string, now: number): internal.Cell => {
+      // Amortised sweep: each new key looks at the two oldest, so idle keys drain as fast as new ones arrive.
+      let looked = 0
+      for (const oldest of cells.values()) {
+        if (looked++ === 2 || !evictable(oldest, now)) break
+        evict(oldest)
+      }
+      if (cells.size >= maxKeys) evict(cells.values().next().value!)
+      const cell = new internal.Cell(key, now)
+      if (baseMode !== "Live") internal.setMode(cell, baseMode, actionOf(baseMode), now, ignoreEmit)
+      if (keyMetric !== undefined) {
+        keyRegistrations.set(
+          cell,
+          Metric.registerUnsafe(Metric.withAttributes(keyMetric, { breaker: name, key }), context, {
+            get: () => ({ value: stateCodes[internal.stateOf(cell)] }),
+            update: () => {},
+            modify: () => {}
+          })
+        )
+      }
+      return cell
+    }
+
+    const cellFor = (key: string, now: number): internal.Cell => {
+      if (key === defaultKey) return defaultCell
+      let cell = cells.get(key)
+      if (cell === undefined) {
+        cell = newCell(key, now)
+      } else {
+        cells.delete(key)
+      }
+      cells.set(key, cell)
+      return cell
+    }
+
+    // Open durations. A fixed duration needs no effect; a schedule is replayed against a simulated clock so that
+    // `upTo` and `during` measure time spent open.
+    const openMillisFor: (opening: number) => Effect.Effect<number> = typeof openDuration === "number"
+      ? () => Effect.succeed(openDuration)
+      : (opening) =>
+        Effect.gen(function*() {
+          const step = yield* Schedule.toStep(openDuration)
+          let now = yield* Clock.currentTimeMillis
+          let delay = 0
+          for (let attempt = 1; attempt <= opening; attempt++) {
+            const result = yield* Effect.exit(step(now, attempt))
+            if (Exit.isFailure(result)) break
+            delay = Duration.toMillis(result.value[1])
+            now += delay
+          }
+          return delay
+        })
+    const fixedOpenMillis = typeof openDuration === "number" ? openDuration : -1
+
+    const classify = (exit: Exit.Exit<unknown, unknown>): number => {
+      if (exit._tag === "Success") return internal.SUCCESS
+      const reasons = exit.cause.reasons
+      for (let i = 0; i < reasons.length; i++) {
+        const reason = reasons[i]
+        if (reason._tag === "Fail") {
+          return isFailure === undefined || isFailure(reason.error) ? internal.FAILURE : internal.IGNORED
+        }
+        if (reason._tag === "Die") {
+          return isDefectFailure === undefined || isDefectFailure(reason.defect) ? internal.FAILURE : internal.IGNORED
+        }
+      }
+      // Interruption only.
+      return internal.IGNORED
+    }
+
+    const settle = (
+      cell: internal.Cell,
+      generation: number,
+      probe: number,
+      startedAt: number,
+      clock: Clock.Clock,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> | undefined => {
+      const outcome = classify(exit)
+      // The clock is read again unless the outcome can neither land in a window nor move the state: a success on a
+      // closed circuit with only a consecutive policy (the common case) just resets the streak.
+      const now = outcome === internal.SUCCESS && config.rates.length === 0 && cell.phase === "Closed"
+        ? startedAt
+        : clock.currentTimeMillisUnsafe()
+      const duration = now - startedAt
+      if (outcome === internal.SUCCESS) totals.success++
+      else if (outcome === internal.FAILURE) {
+        totals.failure++
+        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
+      } else totals.ignored++
+      const slowBefore = cell.slowCalls
+      if (fixedOpenMillis < 0 && internal.mayTrip(cell, config, generation, outcome)) {
+        // Only a call that may open the circuit pays for the schedule. If the cell moves on meanwhile, the
+        // generation check in `record` drops this outcome.
+        return Effect.flatMap(openMillisFor(internal.nextOpening(cell, now)), (openMillis) => {
+          internal.record(cell, config, generation, probe, outcome, duration, now, openMillis, emit)
+          totals.slow += cell.slowCalls - slowBefore
+          return flush
+        })
+      }
+      internal.record(cell, config, generation, probe, outcome, duration, now, fixedOpenMillis, emit)
+      totals.slow += cell.slowCalls - slowBefore
+      return pending.length === 0 ? undefined : flush
+    }
+
+    // A rejection says nothing that changes within a millisecond of one generation, so under load (when rejections
+    // come thousands per second) one error serves them all: building it is most of a rejection's cost.
+    let rejectedCell: internal.Cell | undefined
+    let rejectedGeneration = -1
+    let rejectedVerdict = 0
+    let rejectedAt = -1
+    let rejection: Effect.Effect<never, Rejection> = Effect.never
+    const reject = (cell: internal.Cell, verdict: number, now: number): Effect.Effect<never, Rejection> => {
+      totals.rejected++
+      if (
+        cell !== rejectedCell || cell.generation !== rejectedGeneration || verdict !== rejectedVerdict ||
+        (now !== rejectedAt && verdict === internal.REJECT_OPEN)
+      ) {
+        rejectedCell = cell
+        rejectedGeneration = cell.generation
+        rejectedVerdict = verdict
+        rejectedAt = now
+        rejection = Effect.fail(
+          verdict === internal.REJECT_HALF_OPEN
+            ? makeHalfOpen(name, cell.key)
+            : makeOpen(name, cell.key, verdict === internal.REJECT_FORCED ? Infinity : cell.openUntil - now)
+        )
+      }
+      return rejection
+    }
+
+    const run = <A, E, R>(self: Effect.Effect<A, E, R>, key: string): Effect.Effect<A, E | Rejection, R> => {
+      // The exit handler is installed before admission, so no interruption can come between taking a probe slot
+      // and the handler that gives it back.
+      let cell: internal.Cell | undefined
+      let generation = -1
+      let probe = -1
+      let startedAt = 0
+      let clock: Clock.Clock
+      return Effect.onExitPrimitive(
+        Effect.withFiber<A, E | Rejection, R>((fiber) => {
+          clock = fiber.getRef(Clock.Clock)
+          const now = clock.currentTimeMillisUnsafe()
+          cell = cellFor(key, now)
+          const verdict = internal.admit(cell, config, now, emit)
+          if (verdict < 0) return thenFlush(reject(cell, verdict, now))
+          if (verdict !== internal.ADMIT_UNCOUNTED) {
+            generation = cell.generation
+            startedAt = now
+            if (verdict === internal.ADMIT_PROBE) probe = internal.lastProbeId(cell)
+          }
+          return thenFlush(self)
+        }),
+        (exit) => generation < 0 ? undefined : settle(cell!, generation, probe, startedAt, clock, exit)
+      )
+    }
+
+    const protect = <A, E, R>(self: Effect.Effect<A, E, R>) => run(self, defaultKey)
+    const protectKey: CircuitBreaker["protectKey"] = dual(2, run)
+
+    // Reads and controls. Each is one synchronous step followed by a flush of what it emitted.
+    const withNow = <A>(f: (now: number) => A): Effect.Effect<A> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const result = f(now)
+        return pending.length === 0 ? Effect.succeed(result) : Effect.as(flush, result)
+      })
+
+    // Reads look at a key without creating it: an unknown key reads as a fresh circuit.
+    const look = (key: string, now: number): internal.Cell => {
+      const cell = key === defaultKey ? defaultCell : cells.get(key) ?? detached(key, now)
+      internal.refresh(cell, config, now, emit)
+      return cell
+    }
+    const detached = (key: string, now: number): internal.Cell => {
+      const cell = new internal.Cell(key, now)
+      if (baseMode !== "Live") internal.setMode(cell, baseMode, actionOf(baseMode), now, ignoreEmit)
+      return cell
+    }
+
+    const control =
+      (mode: internal.Mode, action: "forceOpen" | "disable" | "metricsOnly" | "reset") =>
+      (key?: string): Effect.Effect<void> =>
+        withNow((now) => {
+          if (key !== undefined) {
+            internal.setMode(cellFor(key, now), mode, action, now, emit)
+            return
+          }
+          baseMode = mode
+          internal.setMode(defaultCell, mode, action, now, emit)
+          for (const cell of cells.values()) internal.setMode(cell, mode, action, now, emit)
+        })
+
+    const breaker: CircuitBreaker = {
+      [TypeId]: TypeId,
+      name,
+      protect,
+      protectKey,
+      state: (key = defaultKey) => withNow((now) => internal.stateOf(look(key, now))),
+      snapshot: (key = defaultKey) => withNow((now) => toSnapshot(name, look(key, now), config, now)),
+      snapshots: withNow((now) =>
+        [defaultKey, ...cells.keys()].map((key) => toSnapshot(name, look(key, now), config, now))
+      ),
+      transitions: Stream.fromPubSub(hub),
+      forceOpen: control("ForcedOpen", "forceOpen"),
+      disable: control("Disabled", "disable"),
+      metricsOnly: control("MetricsOnly", "metricsOnly"),
+      reset: control("Live", "reset"),
+      export: (key = defaultKey) => withNow((now) => internal.persist(look(key, now))),
+      restore: (state, key = defaultKey) =>
+        withNow((now) => internal.restore(cellFor(key, now), config, state, now, emit))
+    }
+
+    // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
+    const registrations: Array<Metric.Registration> = []
+    const register = <S>(metric: Metric.Metric<never, S>, attributes: Record<string, string>, get: () => S) =>
+      registrations.push(
+        Metric.registerUnsafe(Metric.withAttributes(metric, { breaker: name, ...attributes }), context, {
+          get,
+          update: () => {},
+          modify: () => {}
+        })
+      )
+    const calls = Metric.counter("circuit_breaker_calls_total", { description: "Calls recorded, by outcome" })
+    register(calls, { outcome: "success" }, () => ({ count: totals.success, incremental: true }))
+    register(calls, { outcome: "failure" }, () => ({ count: totals.failure, incremental: true }))
+    register(calls, { outcome: "ignored" }, () => ({ count: totals.ignored, incremental: true }))
+    register(
+      Metric.counter("circuit_breaker_slow_calls_total", { description: "Calls slower than a slow-call policy" }),
+      {},
+      () => ({ count: totals.slow, incremental: true })
+    )
+    register(
+      Metric.counter("circuit_breaker_rejections_total", { description: "Calls rejected without running" }),
+      {},
+      () => ({ count: totals.rejected, incremental: true })
+    )
+    const transitionsTotal = Metric.counter("circuit_breaker_transitions_total", {
+      description: "State transitions, by target state"
+    })
+    for (const to of states) register(transitionsTotal, { to }, () => ({ count: transitionsTo[to], incremental: true }))
+    register(
+      Metric.gauge("circuit_breaker_state", { description: "State of the default circuit" }),
+      {},
+      () => ({ value: stateCodes[internal.stateOf(defaultCell)] })
+    )
+    register(
+      Metric.gauge("circuit_breaker_keys", { description: "Keys held, besides the default circuit" }),
+      {},
+      () => ({ value: cells.size })
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const registration of registrations) registration.remove()
+        for (const registration of keyRegistrations.values()) registration.remove()
+      })
+    )
+
+    if (Option.isSome(registry)) {
+      const added = registry.value.add(breaker)
+      if (!added) {
+        return yield* new CircuitBreakerConfigError({
+          breaker: name,
+          issues: [{ path: "name", message: `Expected a name not yet registered, but "${name}" is taken` }]
+        })
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => registry.value.remove(breaker)))
+    }
+    return breaker
+  })
+
+const ignoreEmit: internal.Emit = () => {}
+
+const actionOf = (mode: internal.Mode): "forceOpen" | "disable" | "metricsOnly" | "reset" =>
+  mode === "ForcedOpen"
+    ? "forceOpen"
+    : mode === "Disabled"
+    ? "disable"
+    : mode === "MetricsOnly"
+    ? "metricsOnly"
+    : "reset"
+
+const rememberFailure = (cell: internal.Cell, now: number, cause: Cause.Cause<unknown>): void => {
+  const error = Cause.squash(cause)
+  let tag = "Unknown"
+  let message = ""
+  if (typeof error === "object" && error !== null) {
+    const e = error as { readonly _tag?: unknown; readonly name?: unknown; readonly message?: unknown }
+    tag = typeof e._tag === "string" ? e._tag : typeof e.name === "string" ? e.name : "Object"
+    message = typeof e.message === "string" ? e.message : ""
+  } else {
+    tag = typeof error
+    message = String(error)
+  }
+  internal.rememberFailure(cell, now, tag, message)
+}
+
+// Rejections are built without capturing a stack: a fast-fail path must stay fast, and the stack of a rejection
+// only says where the breaker is, which its fields already do.
+const makeOpen = (breaker: string, key: string, remaining: number): CircuitOpen =>
+  stackless(() =>
+    new CircuitOpen({
+      breaker,
+      key,
+      retryAfter: Duration.millis(Math.max(0, remaining)),
+      forced: remaining === Infinity
+    }, { disableChecks: true })
+  )
+
+const makeHalfOpen = (breaker: string, key: string): CircuitHalfOpen =>
+  stackless(() => new CircuitHalfOpen({ breaker, key }, { disableChecks: true }))
+
+const rateOf = (cell: internal.Cell, config: internal.Config, kind: "FailureRate" | "SlowCallRate"): number => {
+  const index = config.rates.findIndex((policy) => policy._tag === kind)
+  if (index >= 0 && cell.windows !== null) {
+    const window = cell.windows[index]
+    return window.calls === 0 ? 0 : window.hits / window.calls
+  }
+  const hits = kind === "FailureRate" ? cell.failures : cell.slowCalls
+  return cell.calls === 0 ? 0 : hits / cell.calls
+}
+
+const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, now: number): Snapshot => ({
+  name,
+  key: cell.key,
+  state: internal.stateOf(cell),
+  circuit: cell.phase,
+  generation: cell.generation,
+  totalCalls: cell.calls,
+  successCount: cell.successes,
+  failureCount: cell.failures,
+  ignoredCount: cell.ignored,
+  slowCallCount: cell.slowCalls,
+  rejectedCount: cell.rejections,
+  consecutiveFailures: cell.streak,
+  failureRate: rateOf(cell, config, "FailureRate"),
+  slowCallRate: rateOf(cell, config, "SlowCallRate"),
+  stateChanges: cell.stateChanges,
+  enteredStateAt: cell.enteredAt,
+  timeInStateMillis: now - cell.enteredAt,
+  openedAt: cell.openedAt < 0 ? null : cell.openedAt,
+  retryAfterMillis: cell.mode === "ForcedOpen"
+    ? null
+    : cell.phase === "Open"
+    ? Math.max(0, cell.openUntil - now)
+    : null,
+  lastFailureAt: cell.lastFailureAt < 0 ? null : cell.lastFailureAt,
+  lastCallAt: cell.lastCallAt,
+  halfOpen: cell.phase === "HalfOpen" && cell.half !== null
+    ? {
+      probesInFlight: cell.half.ids.length,
+      successes: cell.half.successes,
+      successThreshold: config.successThreshold
+    }
+    : null,
+  recentFailures: internal.recentFailures(cell)
+})
+
+/**
+ * Provides `CircuitBreaker` made with `options`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const BreakerLive = CircuitBreaker.layer({ name: "search", trip: CircuitBreaker.consecutive(3) })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<CircuitBreaker, CircuitBreakerConfigError> =>
+  Layer.effect(CircuitBreaker, make(options))
+
+/**
+ * Describes a transition's reason in words, for logs.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * CircuitBreaker.describeReason({ _tag: "ConsecutiveFailures", failures: 5 }) // "5 consecutive failures"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeReason: (reason: Reason) => string = internal.describe
+
+/**
+ * Test support: puts a key into `state` at once, so that fallback paths can be tested without driving real
+ * failures. `Open` lasts `openFor` (default: one hour); `HalfOpen` is ready for probes.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ name: "search" })
+ *   yield* CircuitBreaker.setState(breaker, "Open")
+ *   return yield* breaker.protect(Effect.succeed("live")).pipe(
+ *     Effect.catchTag("CircuitOpen", () => Effect.succeed("fallback"))
+ *   ) // "fallback"
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const setState = (
+  breaker: CircuitBreaker,
+  state: State,
+  options?: { readonly key?: string | undefined; readonly openFor?: Duration.Input | undefined }
+): Effect.Effect<void> => {
+  const key = options?.key
+  switch (state) {
+    case "ForcedOpen":
+      return breaker.forceOpen(key ?? defaultKey)
+    case "Disabled":
+      return breaker.disable(key ?? defaultKey)
+    case "MetricsOnly":
+      return breaker.metricsOnly(key ?? defaultKey)
+    case "Closed":
+      return breaker.reset(key ?? defaultKey)
+  }
+  return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const openFor = millisOf(options?.openFor ?? "1 hour")
+    return breaker.restore({
+      mode: "Live",
+      phase: state,
+      openedAt: state === "Open" ? now : now - openFor,
+      openUntil: state === "Open" ? now + openFor : now,
+      openings: 1,
+      lastOpenMillis: openFor,
+      closedAt: now
+    }, key ?? defaultKey)
+  })
+}

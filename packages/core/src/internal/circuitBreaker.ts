@@ -1,0 +1,505 @@
+/**
+ * The breaker's state machine: admission and recording as synchronous steps over one mutable cell per key.
+ *
+ * Why mutable: the closed path must not allocate, and Effect fibers never interleave inside a synchronous step,
+ * so a cell changed in one step is as atomic as a `Ref.modify`, at a fraction of the cost (see docs/benchmarks.md).
+ * Nothing here reads a clock or runs an effect: `now` comes in from `Clock`, transitions go out through `Emit`.
+ *
+ * @internal
+ */
+import { CountWindow, TimeWindow, type Window } from "./window.ts"
+
+/** @internal */
+export type Phase = "Closed" | "Open" | "HalfOpen"
+
+/** @internal */
+export type Mode = "Live" | "MetricsOnly" | "ForcedOpen" | "Disabled"
+
+/** @internal */
+export type StateTag = Phase | Exclude<Mode, "Live">
+
+/** @internal */
+export type Reason =
+  | { readonly _tag: "ConsecutiveFailures"; readonly failures: number }
+  | {
+    readonly _tag: "FailureRate" | "SlowCallRate"
+    readonly rate: number
+    readonly threshold: number
+    readonly calls: number
+  }
+  | { readonly _tag: "OpenElapsed" }
+  | { readonly _tag: "ProbeFailed" }
+  | { readonly _tag: "ProbesSucceeded"; readonly successes: number }
+  | { readonly _tag: "Manual"; readonly action: "forceOpen" | "disable" | "metricsOnly" | "reset" | "restore" }
+
+/** Called synchronously for every transition; the breaker turns it into events and metrics. @internal */
+export type Emit = (cell: Cell, from: StateTag, to: StateTag, reason: Reason, now: number, shadow: boolean) => void
+
+/** @internal */
+export interface RatePolicy {
+  readonly _tag: "FailureRate" | "SlowCallRate"
+  readonly threshold: number
+  readonly minimumCalls: number
+  /** SlowCallRate: a call is slow when strictly slower than this. */
+  readonly slowMillis: number
+  readonly window:
+    | { readonly _tag: "Count"; readonly size: number }
+    | { readonly _tag: "Time"; readonly buckets: number; readonly bucketMillis: number }
+}
+
+/** The validated, resolved options the machine runs on. @internal */
+export interface Config {
+  /** Consecutive failures that trip; 0 when there is no consecutive policy. */
+  readonly consecutive: number
+  readonly rates: ReadonlyArray<RatePolicy>
+  /** Whether any policy needs call durations (a slow-call policy). */
+  readonly timesCalls: boolean
+  readonly maxProbes: number
+  readonly successThreshold: number
+  readonly maxProbeMillis: number
+  /** Gradual recovery: the first admitted share in HalfOpen; 0 for fixed probes. */
+  readonly recoveryFactor: number
+}
+
+/** Admission verdicts. Non-negative values admit the call. @internal */
+export const ADMIT = 0
+/** @internal */
+export const ADMIT_PROBE = 1
+/** A MetricsOnly breaker runs a call the live breaker would have rejected; its outcome is not counted. @internal */
+export const ADMIT_UNCOUNTED = 2
+/** @internal */
+export const REJECT_OPEN = -1
+/** @internal */
+export const REJECT_HALF_OPEN = -2
+/** @internal */
+export const REJECT_FORCED = -3
+
+/** Outcomes, as the breaker classified the call's exit. @internal */
+export const SUCCESS = 0
+/** @internal */
+export const FAILURE = 1
+/** @internal */
+export const IGNORED = 2
+
+/** @internal */
+export const RECENT_FAILURES = 50
+
+/** @internal */
+export class HalfOpen {
+  /** Ids and start times of the probes in flight (fixed-probe mode). */
+  readonly ids: Array<number> = []
+  readonly starts: Array<number> = []
+  nextId = 0
+  successes = 0
+  /** Gradual recovery: admission credit; a call is admitted when it reaches 1. */
+  credit: number
+
+  constructor(recoveryFactor: number) {
+    // Starting at 1 - f admits the first call after Open, then every 1/f-th until successes raise the share.
+    this.credit = 1 - recoveryFactor
+  }
+}
+
+/** @internal */
+export class RecentFailures {
+  readonly at: Array<number> = []
+  readonly tags: Array<string> = []
+  readonly messages: Array<string> = []
+  next = 0
+}
+
+/** One key's state. Optional parts (windows, half-open, recent failures) are allocated on first use. @internal */
+export class Cell {
+  readonly key: string
+  mode: Mode = "Live"
+  phase: Phase = "Closed"
+  generation = 0
+  /** When the visible state (`stateOf`) was entered. */
+  enteredAt: number
+  lastCallAt: number
+  openedAt = -1
+  openUntil = 0
+  openings = 0
+  lastOpenMillis = 0
+  /** 0 until the first close: the backoff rule only reads it after an opening. */
+  closedAt = 0
+  streak = 0
+  half: HalfOpen | null = null
+  windows: Array<Window> | null = null
+  calls = 0
+  successes = 0
+  failures = 0
+  ignored = 0
+  slowCalls = 0
+  rejections = 0
+  stateChanges = 0
+  lastFailureAt = -1
+  recent: RecentFailures | null = null
+
+  constructor(key: string, now: number) {
+    this.key = key
+    this.enteredAt = now
+    this.lastCallAt = now
+  }
+}
+
+/** The state a caller sees: the mode when it overrides the machine, the machine's phase otherwise. @internal */
+export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.phase : cell.mode
+
+/**
+ * Decides whether a call may run. An Open cell whose open time has passed becomes HalfOpen here, at exactly
+ * `openUntil`: there is no timer.
+ *
+ * @internal
+ */
+export const admit = (cell: Cell, config: Config, now: number, emit: Emit): number => {
+  cell.lastCallAt = now
+  switch (cell.mode) {
+    case "Disabled":
+      return ADMIT
+    case "ForcedOpen":
+      cell.rejections++
+      return REJECT_FORCED
+  }
+  if (cell.phase === "Closed") return ADMIT
+  let verdict: number
+  if (cell.phase === "Open" && now < cell.openUntil) {
+    verdict = REJECT_OPEN
+  } else {
+    if (cell.phase === "Open") toHalfOpen(cell, config, now, emit)
+    verdict = admitProbe(cell.half!, config, now)
+  }
+  if (verdict >= 0) return verdict
+  cell.rejections++
+  return cell.mode === "MetricsOnly" ? ADMIT_UNCOUNTED : verdict
+}
+
+const admitProbe = (half: HalfOpen, config: Config, now: number): number => {
+  if (config.recoveryFactor > 0) {
+    const share = config.recoveryFactor + (1 - config.recoveryFactor) * half.successes / config.successThreshold
+    half.credit += share
+    if (half.credit < 1) return REJECT_HALF_OPEN
+    half.credit -= 1
+    return ADMIT_PROBE
+  }
+  // A probe that has run past the maximum probe time gives its slot back; its outcome will find no slot and be
+  // dropped, so a hung probe can neither block HalfOpen nor decide it late.
+  const starts = half.starts
+  for (let i = starts.length - 1; i >= 0; i--) {
+    if (now - starts[i] >= config.maxProbeMillis) {
+      starts.splice(i, 1)
+      half.ids.splice(i, 1)
+    }
+  }
+  if (starts.length >= config.maxProbes) return REJECT_HALF_OPEN
+  half.ids.push(half.nextId++)
+  starts.push(now)
+  return ADMIT_PROBE
+}
+
+/** The probe id handed to the call `admit` just let through as a probe. @internal */
+export const lastProbeId = (cell: Cell): number => cell.half === null ? -1 : cell.half.nextId - 1
+
+/**
+ * The ordinal of the opening a trip would start now: the backoff restarts once the circuit has stayed closed at
+ * least as long as it was last open, so a dependency that flaps keeps its long open durations.
+ *
+ * @internal
+ */
+export const nextOpening = (cell: Cell, now: number): number =>
+  cell.phase === "Closed" && now - cell.closedAt >= cell.lastOpenMillis ? 1 : cell.openings + 1
+
+/**
+ * Whether recording this outcome could open the circuit, so the caller knows to compute an open duration first.
+ * A probe's failure reopens; on a closed circuit a failure can trip any policy, and a success can trip a rate
+ * policy by bringing the window to its minimum number of calls.
+ *
+ * @internal
+ */
+export const mayTrip = (cell: Cell, config: Config, generation: number, outcome: number): boolean =>
+  cell.generation === generation && cell.mode !== "Disabled" && outcome !== IGNORED &&
+  (cell.phase === "HalfOpen"
+    ? outcome === FAILURE
+    : cell.phase === "Closed" && (outcome === FAILURE || config.rates.length > 0))
+
+/**
+ * Records the outcome of a call admitted at `generation`. Outcomes from an earlier generation are dropped: the
+ * state they would count against has gone.
+ *
+ * @internal
+ */
+export const record = (
+  cell: Cell,
+  config: Config,
+  generation: number,
+  probeId: number,
+  outcome: number,
+  durationMillis: number,
+  now: number,
+  openMillis: number,
+  emit: Emit
+): void => {
+  if (cell.generation !== generation) return
+  if (cell.phase === "HalfOpen" && cell.mode !== "Disabled" && cell.mode !== "ForcedOpen") {
+    const half = cell.half!
+    if (config.recoveryFactor === 0) {
+      const slot = half.ids.indexOf(probeId)
+      // Expired past the maximum probe time, and the slot already given to another probe.
+      if (slot === -1) return
+      const startedAt = half.starts[slot]
+      half.ids.splice(slot, 1)
+      half.starts.splice(slot, 1)
+      // Expired too, though no call came to notice: a probe over its time never decides, whatever the traffic.
+      if (now - startedAt >= config.maxProbeMillis) return
+    }
+    if (!count(cell, config, outcome, durationMillis, now)) return
+    if (outcome === FAILURE) {
+      toOpen(cell, now, openMillis, { _tag: "ProbeFailed" }, emit)
+    } else if (++half.successes >= config.successThreshold) {
+      toClosed(cell, now, { _tag: "ProbesSucceeded", successes: half.successes }, emit)
+    }
+    return
+  }
+  if (!count(cell, config, outcome, durationMillis, now)) return
+  if (cell.mode === "Disabled" || cell.phase !== "Closed") return
+  const reason = tripReason(cell, config)
+  if (reason !== undefined) toOpen(cell, now, openMillis, reason, emit)
+}
+
+// Counts an outcome into the totals and windows; false when it is ignored.
+const count = (cell: Cell, config: Config, outcome: number, durationMillis: number, now: number): boolean => {
+  if (outcome === IGNORED) {
+    cell.ignored++
+    return false
+  }
+  cell.calls++
+  const failed = outcome === FAILURE
+  if (failed) {
+    cell.failures++
+    cell.lastFailureAt = now
+    cell.streak++
+  } else {
+    cell.successes++
+    cell.streak = 0
+  }
+  let slow = false
+  const rates = config.rates
+  if (rates.length > 0) {
+    const windows = cell.windows ?? (cell.windows = makeWindows(config, now))
+    for (let i = 0; i < rates.length; i++) {
+      const policy = rates[i]
+      const hit = policy._tag === "FailureRate" ? failed : durationMillis > policy.slowMillis
+      if (hit && policy._tag === "SlowCallRate") slow = true
+      windows[i].record(hit, now)
+    }
+  }
+  if (slow) cell.slowCalls++
+  return true
+}
+
+const tripReason = (cell: Cell, config: Config): Reason | undefined => {
+  if (config.consecutive > 0 && cell.streak >= config.consecutive) {
+    return { _tag: "ConsecutiveFailures", failures: cell.streak }
+  }
+  const windows = cell.windows
+  if (windows === null) return undefined
+  for (let i = 0; i < config.rates.length; i++) {
+    const policy = config.rates[i]
+    const window = windows[i]
+    // At or above the threshold trips (as resilience4j and Polly); thresholds are > 0, so a clean window never does.
+    if (window.calls >= policy.minimumCalls && window.hits >= policy.threshold * window.calls) {
+      return { _tag: policy._tag, rate: window.hits / window.calls, threshold: policy.threshold, calls: window.calls }
+    }
+  }
+  return undefined
+}
+
+/** @internal */
+export const makeWindows = (config: Config, now: number): Array<Window> =>
+  config.rates.map((policy) =>
+    policy.window._tag === "Count"
+      ? new CountWindow(policy.window.size)
+      : new TimeWindow(policy.window.buckets, policy.window.bucketMillis, now)
+  )
+
+const clearWindows = (cell: Cell, now: number): void => {
+  const windows = cell.windows
+  if (windows !== null) { for (let i = 0; i < windows.length; i++) windows[i].clear(now) }
+}
+
+const move = (cell: Cell, to: Phase, now: number, reason: Reason, emit: Emit): void => {
+  const from = cell.phase
+  const visible = cell.mode === "Live"
+  cell.phase = to
+  cell.generation++
+  cell.stateChanges++
+  if (visible) cell.enteredAt = now
+  emit(cell, from, to, reason, now, !visible)
+}
+
+const toOpen = (cell: Cell, now: number, openMillis: number, reason: Reason, emit: Emit): void => {
+  cell.openings = nextOpening(cell, now)
+  cell.openedAt = now
+  cell.openUntil = now + openMillis
+  cell.lastOpenMillis = openMillis
+  cell.half = null
+  cell.streak = 0
+  clearWindows(cell, now)
+  move(cell, "Open", now, reason, emit)
+}
+
+const toHalfOpen = (cell: Cell, config: Config, now: number, emit: Emit): void => {
+  cell.half = new HalfOpen(config.recoveryFactor)
+  move(cell, "HalfOpen", now, { _tag: "OpenElapsed" }, emit)
+}
+
+const toClosed = (cell: Cell, now: number, reason: Reason, emit: Emit): void => {
+  cell.closedAt = now
+  cell.half = null
+  cell.streak = 0
+  clearWindows(cell, now)
+  move(cell, "Closed", now, reason, emit)
+}
+
+/**
+ * Moves an Open cell whose time is up to HalfOpen, as a call would; snapshots call it so that what they show
+ * matches what the next call will see.
+ *
+ * @internal
+ */
+export const refresh = (cell: Cell, config: Config, now: number, emit: Emit): void => {
+  if (cell.phase === "Open" && now >= cell.openUntil && cell.mode !== "ForcedOpen" && cell.mode !== "Disabled") {
+    toHalfOpen(cell, config, now, emit)
+  }
+  const windows = cell.windows
+  if (windows !== null) { for (let i = 0; i < windows.length; i++) windows[i].advance(now) }
+}
+
+/**
+ * Manual controls. Each starts a new generation, so calls admitted before it cannot count against what follows.
+ *
+ * @internal
+ */
+export const setMode = (
+  cell: Cell,
+  mode: Mode,
+  action: "forceOpen" | "disable" | "metricsOnly" | "reset",
+  now: number,
+  emit: Emit
+): void => {
+  const from = stateOf(cell)
+  cell.generation++
+  if (action === "reset" || mode === "Disabled" || cell.mode === "Disabled") {
+    // Disabled counts without ever tripping, so its counts must neither carry into a machine that trips nor
+    // inherit one's; reset starts afresh by definition. ForcedOpen freezes the machine, so its snapshot still
+    // shows what led up to it.
+    cell.phase = "Closed"
+    cell.closedAt = now
+    cell.openings = 0
+    cell.lastOpenMillis = 0
+    cell.half = null
+    cell.streak = 0
+    clearWindows(cell, now)
+  } else if (cell.half !== null) {
+    // The new generation orphans the probes in flight: their outcomes will be dropped, so their slots go now.
+    cell.half.ids.length = 0
+    cell.half.starts.length = 0
+  }
+  cell.mode = mode
+  const to = stateOf(cell)
+  if (from === to) return
+  cell.enteredAt = now
+  cell.stateChanges++
+  emit(cell, from, to, { _tag: "Manual", action }, now, false)
+}
+
+/** A cell's durable part: enough to come back in the same state after a restart. @internal */
+export interface Persisted {
+  readonly mode: Mode
+  readonly phase: Phase
+  readonly openedAt: number
+  readonly openUntil: number
+  readonly openings: number
+  readonly lastOpenMillis: number
+  readonly closedAt: number
+}
+
+/** @internal */
+export const persist = (cell: Cell): Persisted => ({
+  mode: cell.mode,
+  phase: cell.phase,
+  openedAt: cell.openedAt,
+  openUntil: cell.openUntil,
+  openings: cell.openings,
+  lastOpenMillis: cell.lastOpenMillis,
+  closedAt: cell.closedAt
+})
+
+/** @internal */
+export const restore = (cell: Cell, config: Config, state: Persisted, now: number, emit: Emit): void => {
+  const from = stateOf(cell)
+  cell.generation++
+  cell.mode = state.mode
+  cell.phase = state.phase
+  cell.openedAt = state.openedAt
+  cell.openUntil = state.openUntil
+  cell.openings = state.openings
+  cell.lastOpenMillis = state.lastOpenMillis
+  cell.closedAt = state.closedAt
+  cell.streak = 0
+  cell.half = state.phase === "HalfOpen" ? new HalfOpen(config.recoveryFactor) : null
+  clearWindows(cell, now)
+  const to = stateOf(cell)
+  if (from === to) return
+  cell.enteredAt = now
+  cell.stateChanges++
+  emit(cell, from, to, { _tag: "Manual", action: "restore" }, now, false)
+}
+
+/** Adds a failure to the bounded ring of recent failures. @internal */
+export const rememberFailure = (cell: Cell, at: number, tag: string, message: string): void => {
+  const recent = cell.recent ?? (cell.recent = new RecentFailures())
+  const i = recent.next
+  recent.at[i] = at
+  recent.tags[i] = tag
+  recent.messages[i] = message
+  recent.next = i + 1 === RECENT_FAILURES ? 0 : i + 1
+}
+
+/** The recent failures, oldest first. @internal */
+export const recentFailures = (
+  cell: Cell
+): Array<{ readonly at: number; readonly tag: string; readonly message: string }> => {
+  const recent = cell.recent
+  if (recent === null) return []
+  const size = recent.at.length
+  const out: Array<{ at: number; tag: string; message: string }> = []
+  const start = size < RECENT_FAILURES ? 0 : recent.next
+  for (let n = 0; n < size; n++) {
+    const i = (start + n) % size
+    out.push({ at: recent.at[i], tag: recent.tags[i], message: recent.messages[i] })
+  }
+  return out
+}
+
+/** Human-readable reason, for logs and the demo. @internal */
+export const describe = (reason: Reason): string => {
+  switch (reason._tag) {
+    case "ConsecutiveFailures":
+      return `${reason.failures} consecutive failures`
+    case "FailureRate":
+      return `failure rate ${percent(reason.rate)} >= ${percent(reason.threshold)} over ${reason.calls} calls`
+    case "SlowCallRate":
+      return `slow-call rate ${percent(reason.rate)} >= ${percent(reason.threshold)} over ${reason.calls} calls`
+    case "OpenElapsed":
+      return "open duration elapsed, probing"
+    case "ProbeFailed":
+      return "probe failed"
+    case "ProbesSucceeded":
+      return `${reason.successes} probe${reason.successes === 1 ? "" : "s"} succeeded`
+    case "Manual":
+      return `manual ${reason.action}`
+  }
+}
+
+const percent = (x: number) => `${Math.round(x * 1000) / 10}%`

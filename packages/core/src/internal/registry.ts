@@ -1,0 +1,26 @@
+/**
+ * The registry's service key lives here so that `CircuitBreaker.make` can find the registry it is made under
+ * without the two public modules importing each other.
+ *
+ * @internal
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { CircuitBreaker, Transition } from "../CircuitBreaker.ts"
+
+/** @internal */
+export interface Registry {
+  /** Adds a breaker; false when the name is taken. */
+  readonly add: (breaker: CircuitBreaker) => boolean
+  readonly remove: (breaker: CircuitBreaker) => void
+  /** Forwards a breaker's transitions to the registry-wide stream. */
+  readonly publish: (transitions: ReadonlyArray<Transition>) => Effect.Effect<void>
+  readonly breakers: () => ReadonlyArray<CircuitBreaker>
+  readonly transitions: Stream.Stream<Transition>
+}
+
+/** @internal */
+export class RegistryService extends Context.Service<RegistryService, Registry>()(
+  "@effect-resilience/core/CircuitBreakerRegistry"
+) {}

@@ -1,0 +1,811 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+
+class Boom extends Data.TaggedError("Boom")<{ readonly status?: number }> {}
+
+const fail = (status = 500) => Effect.fail(new Boom({ status }))
+
+/** Runs `n` failing calls through the default circuit. */
+const failTimes = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
+  Effect.repeat(Effect.ignore(breaker.protect(fail())), { times: n - 1 })
+
+const rejection = <A, E>(effect: Effect.Effect<A, E | CircuitBreaker.Rejection>) =>
+  Effect.map(Effect.flip(effect), (error) => (error as { readonly _tag: string })._tag)
+
+/** Collects every transition published while `body` runs. */
+const recording = <A, E, R>(
+  breaker: CircuitBreaker.CircuitBreaker,
+  body: Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function*() {
+    const seen: Array<CircuitBreaker.Transition> = []
+    yield* breaker.transitions.pipe(
+      Stream.runForEach((t) => Effect.sync(() => seen.push(t))),
+      Effect.forkScoped({ startImmediately: true })
+    )
+    const result = yield* body
+    yield* Effect.yieldNow
+    return { result, seen }
+  })
+
+const path = (transitions: ReadonlyArray<CircuitBreaker.Transition>) => transitions.map((t) => `${t.from}->${t.to}`)
+
+const invalid = (options: CircuitBreaker.Options) =>
+  CircuitBreaker.make(options).pipe(
+    Effect.flip,
+    Effect.map((error) => error.issues.map((issue) => `${issue.path}: ${issue.message}`))
+  )
+
+const metricValue = (id: string, attributes: Record<string, string> = {}) =>
+  Metric.snapshot.pipe(Effect.map((all) => {
+    const found = all.find((m) =>
+      m.id === id && m.attributes?.["breaker"] === "db" &&
+      Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v)
+    )
+    const state = found?.state as { readonly count?: number; readonly value?: number } | undefined
+    return state?.count ?? state?.value
+  }))
+
+describe("CircuitBreaker", () => {
+  describe("consecutive policy", () => {
+    it.effect("opens after n failures in a row, rejects with retryAfter, probes and closes", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(3),
+          openDuration: "30 seconds"
+        })
+        yield* failTimes(breaker, 2)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+        yield* Effect.ignore(breaker.protect(fail()))
+        assert.strictEqual(yield* breaker.state(), "Open")
+
+        yield* TestClock.adjust("10 seconds")
+        const error = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
+        assert.strictEqual(error._tag, "CircuitOpen")
+        assert.strictEqual(error.breaker, "db")
+        assert.strictEqual(error.key, "default")
+        assert.strictEqual(Duration.toMillis((error as CircuitBreaker.CircuitOpen).retryAfter), 20_000)
+        assert.isFalse((error as CircuitBreaker.CircuitOpen).forced)
+
+        yield* TestClock.adjust("20 seconds")
+        assert.strictEqual(yield* breaker.protect(Effect.succeed(1)), 1)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("a success resets the streak", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(3) })
+        yield* failTimes(breaker, 2)
+        yield* breaker.protect(Effect.void)
+        yield* failTimes(breaker, 2)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.consecutiveFailures, 2)
+        assert.strictEqual(snapshot.failureCount, 4)
+        assert.strictEqual(snapshot.successCount, 1)
+      }))
+
+    it.effect("admits the first probe at exactly openedAt + openDuration, not a tick before", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "5 seconds"
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust(Duration.millis(4_999))
+        assert.strictEqual(yield* rejection(breaker.protect(Effect.void)), "CircuitOpen")
+        yield* TestClock.adjust(Duration.millis(1))
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("a snapshot moves an elapsed Open to HalfOpen, with no timer", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "5 seconds"
+        })
+        const { seen } = yield* recording(
+          breaker,
+          Effect.gen(function*() {
+            yield* failTimes(breaker, 1)
+            yield* TestClock.adjust("1 minute")
+            // Nothing happened on its own while time passed...
+            assert.strictEqual((yield* breaker.snapshot()).state, "HalfOpen")
+          })
+        )
+        // ...the transition is computed when the snapshot looks, stamped with the time it looked.
+        assert.deepStrictEqual(path(seen), ["Closed->Open", "Open->HalfOpen"])
+        assert.strictEqual(seen[1].at, 60_000)
+      }))
+  })
+
+  describe("rate policies", () => {
+    it.effect("failure rate over the last n calls trips at or above the threshold, after the minimum", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "api",
+          trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 4, window: CircuitBreaker.lastCalls(4) })
+        })
+        // 3 failures of 3 calls: 100%, but below the minimum number of calls.
+        yield* failTimes(breaker, 3)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+        // The 4th call is a success: 3 of 4 = 75% >= 50%.
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("the count window slides: old outcomes leave it", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "api",
+          trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 4, window: CircuitBreaker.lastCalls(4) })
+        })
+        yield* failTimes(breaker, 1)
+        for (let i = 0; i < 4; i++) yield* breaker.protect(Effect.void)
+        // The failure has slid out: 1 failure of the last 4 = 25%.
+        yield* failTimes(breaker, 1)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual((yield* breaker.snapshot()).failureRate, 0.25)
+        // Exactly 50% trips: at or above.
+        yield* failTimes(breaker, 1)
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("time window: buckets are aligned, and calls older than the window stop counting", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "api",
+          trip: CircuitBreaker.failureRate({
+            threshold: 0.5,
+            minimumCalls: 4,
+            window: CircuitBreaker.rolling("10 seconds", { buckets: 10 })
+          })
+        })
+        // At t = 0.9s: bucket [0s, 1s). Three failures, below the minimum.
+        yield* TestClock.adjust(Duration.millis(900))
+        yield* failTimes(breaker, 3)
+        // At t = 10s the window is [1s, 11s): the bucket of t = 0.9s has left, though the calls are only 9.1s old.
+        yield* TestClock.adjust(Duration.millis(9_100))
+        yield* breaker.protect(Effect.void)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.failureRate, 0)
+        // Three failures now make 3 of 4 = 75%.
+        yield* failTimes(breaker, 3)
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("slow-call rate: a call is slow only when strictly slower than the threshold", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "llm",
+          trip: CircuitBreaker.slowCallRate({
+            threshold: 1,
+            slowerThan: "2 seconds",
+            minimumCalls: 2,
+            window: CircuitBreaker.lastCalls(2)
+          })
+        })
+        const call = (d: Duration.Input) =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.forkChild(breaker.protect(Effect.sleep(d)))
+            yield* TestClock.adjust(d)
+            yield* Fiber.join(fiber)
+          })
+        yield* call("2 seconds")
+        yield* call("2 seconds")
+        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual((yield* breaker.snapshot()).slowCallCount, 0)
+        yield* call(Duration.millis(2_001))
+        yield* call(Duration.millis(2_001))
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Open")
+        assert.strictEqual(snapshot.slowCallCount, 2)
+        assert.strictEqual(snapshot.successCount, 4)
+      }))
+
+    it.effect("combined policies trip when any holds, and the transition names which", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "api",
+          trip: [
+            CircuitBreaker.consecutive(10),
+            CircuitBreaker.failureRate({ threshold: 0.6, minimumCalls: 5, window: CircuitBreaker.lastCalls(5) })
+          ]
+        })
+        const { seen } = yield* recording(
+          breaker,
+          Effect.gen(function*() {
+            for (const ok of [false, true, false, true, false]) {
+              yield* Effect.ignore(breaker.protect(ok ? Effect.void : fail()))
+            }
+          })
+        )
+        assert.deepStrictEqual(seen.map((t) => t.reason), [{
+          _tag: "FailureRate",
+          rate: 0.6,
+          threshold: 0.6,
+          calls: 5
+        }])
+        assert.strictEqual(CircuitBreaker.describeReason(seen[0].reason), "failure rate 60% >= 60% over 5 calls")
+      }))
+  })
+
+  describe("open duration", () => {
+    it.effect("a schedule makes each consecutive opening longer; a probe failure reopens with the next", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: Schedule.exponential("1 second")
+        })
+        yield* failTimes(breaker, 1)
+        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 1_000)
+        yield* TestClock.adjust("1 second")
+        yield* failTimes(breaker, 1) // the probe fails
+        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 2_000)
+        yield* TestClock.adjust("2 seconds")
+        yield* failTimes(breaker, 1)
+        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 4_000)
+      }))
+
+    it.effect("the backoff restarts once the circuit stays closed as long as it was last open", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: Schedule.exponential("1 second")
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("2 seconds")
+        yield* breaker.protect(Effect.void) // closes after a 2s opening
+        // Flapping: a trip 1s after closing keeps the backoff going.
+        yield* TestClock.adjust("1 second")
+        yield* failTimes(breaker, 1)
+        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 4_000)
+        yield* TestClock.adjust("4 seconds")
+        yield* breaker.protect(Effect.void)
+        // Closed for 4s, as long as the last opening: the next trip starts over.
+        yield* TestClock.adjust("4 seconds")
+        yield* failTimes(breaker, 1)
+        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 1_000)
+      }))
+
+    it.effect("jittered schedules are reproducible under a seeded Random", () =>
+      Effect.gen(function*() {
+        const openFor = Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({
+            name: "db",
+            trip: CircuitBreaker.consecutive(1),
+            openDuration: Schedule.exponential("1 second").pipe(Schedule.jittered)
+          })
+          yield* failTimes(breaker, 1)
+          return (yield* breaker.snapshot()).retryAfterMillis!
+        }).pipe(Effect.scoped, Random.withSeed(42))
+        const first = yield* openFor
+        assert.isAtLeast(first, 800)
+        assert.isAtMost(first, 1_200)
+        assert.strictEqual(yield* openFor, first)
+      }))
+  })
+
+  describe("half-open", () => {
+    it.effect("1000 concurrent calls admit exactly the permitted probes; the rest get CircuitHalfOpen", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { maxProbes: 3, successThreshold: 3 }
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        const gate = yield* Deferred.make<void>()
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 1000 }),
+          () => Effect.forkChild(Effect.exit(breaker.protect(Deferred.await(gate))), { startImmediately: true })
+        )
+        assert.strictEqual((yield* breaker.snapshot()).halfOpen?.probesInFlight, 3)
+        yield* Deferred.succeed(gate, undefined)
+        const exits = yield* Fiber.joinAll(fibers)
+        const admitted = exits.filter(Exit.isSuccess).length
+        const rejected = exits.filter((exit) =>
+          Exit.isFailure(exit) && exit.cause.reasons.some((r) =>
+            r._tag === "Fail" && r.error._tag === "CircuitHalfOpen"
+          )
+        ).length
+        assert.strictEqual(admitted, 3)
+        assert.strictEqual(rejected, 997)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("needs successThreshold probe successes to close; any probe failure reopens", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { successThreshold: 3 }
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        yield* breaker.protect(Effect.void)
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual((yield* breaker.snapshot()).halfOpen?.successes, 2)
+        yield* failTimes(breaker, 1)
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("a probe that hangs past maxProbeTime frees its slot, and its late outcome is dropped", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { maxProbeTime: "10 seconds" }
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        const hung = yield* Deferred.make<void>()
+        const slow = yield* Effect.forkChild(breaker.protect(Effect.andThen(Deferred.await(hung), fail())))
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* rejection(breaker.protect(Effect.void)), "CircuitHalfOpen")
+        yield* TestClock.adjust("10 seconds")
+        // The slot is free again: this probe succeeds and closes the circuit.
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+        // The hung probe fails at last; its outcome belongs to a state that has gone.
+        yield* Deferred.succeed(hung, undefined)
+        yield* Effect.ignore(Fiber.join(slow))
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.failureCount, 1)
+      }))
+
+    it.effect("an interrupted probe frees its slot and counts as nothing", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second"
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        const probe = yield* Effect.forkChild(breaker.protect(Effect.never))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(probe)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "HalfOpen")
+        assert.strictEqual(snapshot.halfOpen?.probesInFlight, 0)
+        assert.strictEqual(snapshot.ignoredCount, 1)
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("gradual recovery admits a deterministic, rising share of calls", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "cache",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { recoveryFactor: 0.25, successThreshold: 2 }
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        const pattern: Array<string> = []
+        for (let i = 0; i < 8; i++) {
+          const exit = yield* Effect.exit(breaker.protect(Effect.void))
+          pattern.push(Exit.isSuccess(exit) ? "run" : "reject")
+        }
+        // Credit starts at 1 - 0.25: the first call runs. The share is then 0.625 (1 of 2 successes):
+        // credit 0.625 (reject), 1.25 (run, 0.25 left); the second success closes the circuit.
+        assert.deepStrictEqual(pattern, ["run", "reject", "run", "run", "run", "run", "run", "run"])
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("gradual recovery: a failure among the admitted calls reopens", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "cache",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { recoveryFactor: 0.1, successThreshold: 10 }
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        yield* breaker.protect(Effect.void)
+        // With 1 success of 10 the share is 0.19: the next 5 calls are rejected, the 6th runs.
+        for (let i = 0; i < 5; i++) {
+          assert.strictEqual(yield* rejection(breaker.protect(Effect.void)), "CircuitHalfOpen")
+        }
+        yield* Effect.ignore(breaker.protect(fail()))
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+  })
+
+  describe("generations", () => {
+    it.effect("a slow call admitted before a trip does not count against what follows", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(2),
+          openDuration: "1 second"
+        })
+        const release = yield* Deferred.make<void>()
+        const slow = yield* Effect.forkChild(breaker.protect(Effect.andThen(Deferred.await(release), fail())))
+        yield* Effect.yieldNow
+        yield* failTimes(breaker, 2)
+        yield* TestClock.adjust("1 second")
+        yield* breaker.protect(Effect.void) // probe closes the circuit
+        yield* failTimes(breaker, 1)
+        // The slow call fails now: counted, it would make two in a row and trip the circuit.
+        yield* Deferred.succeed(release, undefined)
+        yield* Effect.ignore(Fiber.join(slow))
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.consecutiveFailures, 1)
+      }))
+
+    it.effect("a manual control starts a new generation", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        const release = yield* Deferred.make<void>()
+        const slow = yield* Effect.forkChild(breaker.protect(Effect.andThen(Deferred.await(release), fail())))
+        yield* Effect.yieldNow
+        yield* breaker.reset()
+        yield* Deferred.succeed(release, undefined)
+        yield* Effect.ignore(Fiber.join(slow))
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+  })
+
+  describe("classification", () => {
+    it.effect("errors outside isFailure pass through untouched and count as neither", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "api",
+          trip: CircuitBreaker.consecutive(2),
+          isFailure: (error) => !(error instanceof Boom && error.status === 404)
+        })
+        for (let i = 0; i < 5; i++) {
+          const error = yield* Effect.flip(breaker.protect(fail(404)))
+          assert.strictEqual(error._tag, "Boom")
+        }
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.ignoredCount, 5)
+        assert.strictEqual(snapshot.totalCalls, 0)
+        yield* failTimes(breaker, 2)
+        assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("defects count by default; isDefectFailure narrows them", () =>
+      Effect.gen(function*() {
+        const counted = yield* CircuitBreaker.make({ name: "a", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.exit(counted.protect(Effect.die("bug")))
+        assert.strictEqual(yield* counted.state(), "Open")
+        const narrowed = yield* CircuitBreaker.make({
+          name: "b",
+          trip: CircuitBreaker.consecutive(1),
+          isDefectFailure: () => false
+        })
+        yield* Effect.exit(narrowed.protect(Effect.die("bug")))
+        assert.strictEqual(yield* narrowed.state(), "Closed")
+      }))
+
+    it.effect("interruption never counts", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.exit(breaker.protect(Effect.interrupt))
+        const fiber = yield* Effect.forkChild(breaker.protect(Effect.never))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(fiber)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.ignoredCount, 2)
+      }))
+
+    it.effect("recent failures keep the last 50, oldest first, with tag and message", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1_000) })
+        for (let i = 0; i < 60; i++) {
+          yield* TestClock.adjust("1 second")
+          yield* Effect.ignore(breaker.protect(Effect.fail(new Error(`attempt ${i}`))))
+        }
+        const { lastFailureAt, recentFailures } = yield* breaker.snapshot()
+        assert.strictEqual(recentFailures.length, 50)
+        assert.deepStrictEqual(recentFailures[0], { at: 11_000, tag: "Error", message: "attempt 10" })
+        assert.strictEqual(recentFailures[49].message, "attempt 59")
+        assert.strictEqual(lastFailureAt, 60_000)
+      }))
+  })
+
+  describe("manual states", () => {
+    it.effect("forceOpen rejects everything as forced; reset brings a fresh Closed", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db" })
+        yield* breaker.forceOpen()
+        const error = yield* Effect.flip(breaker.protect(Effect.void))
+        assert.strictEqual(error._tag, "CircuitOpen")
+        assert.isTrue((error as CircuitBreaker.CircuitOpen).forced)
+        assert.isFalse(Duration.isFinite((error as CircuitBreaker.CircuitOpen).retryAfter))
+        yield* TestClock.adjust("1 day")
+        assert.strictEqual(yield* breaker.state(), "ForcedOpen")
+        yield* breaker.reset()
+        yield* breaker.protect(Effect.void)
+        assert.strictEqual(yield* breaker.state(), "Closed")
+      }))
+
+    it.effect("Disabled admits everything, keeps counting and never trips", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* breaker.disable()
+        yield* failTimes(breaker, 10)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Disabled")
+        assert.strictEqual(snapshot.failureCount, 10)
+        assert.strictEqual(snapshot.rejectedCount, 0)
+      }))
+
+    it.effect("MetricsOnly runs the machine and publishes its transitions, but never rejects", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(2),
+          openDuration: "1 second"
+        })
+        const { seen } = yield* recording(
+          breaker,
+          Effect.gen(function*() {
+            yield* breaker.metricsOnly()
+            yield* failTimes(breaker, 2)
+            // The live breaker would reject these; they run, uncounted.
+            assert.strictEqual(yield* breaker.protect(Effect.succeed("ran")), "ran")
+            yield* Effect.ignore(breaker.protect(fail()))
+            const snapshot = yield* breaker.snapshot()
+            assert.strictEqual(snapshot.state, "MetricsOnly")
+            assert.strictEqual(snapshot.circuit, "Open")
+            assert.strictEqual(snapshot.rejectedCount, 2)
+            assert.strictEqual(snapshot.failureCount, 2)
+            assert.strictEqual(snapshot.successCount, 0)
+            yield* TestClock.adjust("1 second")
+            yield* breaker.protect(Effect.void)
+          })
+        )
+        assert.deepStrictEqual(path(seen), [
+          "Closed->MetricsOnly",
+          "Closed->Open",
+          "Open->HalfOpen",
+          "HalfOpen->Closed"
+        ])
+        assert.deepStrictEqual(seen.map((t) => t.shadow), [false, true, true, true])
+      }))
+
+    it.effect("resetting a closed breaker publishes no transition", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db" })
+        const { seen } = yield* recording(breaker, Effect.andThen(breaker.reset(), breaker.reset()))
+        assert.deepStrictEqual(seen, [])
+        assert.strictEqual((yield* breaker.snapshot()).stateChanges, 0)
+      }))
+
+    it.effect("setState puts a breaker or one key into any state, for testing fallbacks", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "search" })
+        for (const state of CircuitBreaker.states) {
+          yield* CircuitBreaker.setState(breaker, state)
+          assert.strictEqual(yield* breaker.state(), state)
+        }
+        yield* CircuitBreaker.setState(breaker, "Open", { key: "tenant-1", openFor: "5 seconds" })
+        assert.strictEqual(yield* rejection(breaker.protectKey("tenant-1")(Effect.void)), "CircuitOpen")
+        assert.strictEqual(yield* breaker.protectKey("tenant-2")(Effect.succeed(2)), 2)
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual(yield* breaker.state("tenant-1"), "HalfOpen")
+      }))
+  })
+
+  describe("keyed breakers", () => {
+    it.effect("each key has its own circuit", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "hosts", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.ignore(breaker.protectKey("a.example")(fail()))
+        assert.strictEqual(yield* rejection(breaker.protectKey("a.example")(Effect.void)), "CircuitOpen")
+        assert.strictEqual(yield* breaker.protectKey("b.example")(Effect.succeed("b")), "b")
+        const error = yield* Effect.flip(breaker.protectKey("a.example")(Effect.void))
+        assert.strictEqual(error.key, "a.example")
+      }))
+
+    it.effect("100k keys touched once leave at most the cap", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "tenants", keys: { maxKeys: 1_000 } })
+        for (let i = 0; i < 100_000; i++) yield* breaker.protectKey(`tenant-${i}`)(Effect.void)
+        const snapshots = yield* breaker.snapshots
+        // The default circuit plus the 1000 most recent keys.
+        assert.strictEqual(snapshots.length, 1_001)
+        assert.strictEqual(snapshots[1].key, "tenant-99000")
+      }))
+
+    it.effect("idle keys are evicted, open ones are kept until their open time is over", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "tenants",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 hour",
+          keys: { idleTimeToLive: "1 minute" }
+        })
+        yield* breaker.protectKey("idle")(Effect.void)
+        yield* Effect.ignore(breaker.protectKey("open")(fail()))
+        yield* TestClock.adjust("2 minutes")
+        yield* breaker.protectKey("fresh")(Effect.void)
+        const keys = (yield* breaker.snapshots).map((s) => s.key)
+        assert.deepStrictEqual(keys, ["default", "open", "fresh"])
+      }))
+
+    it.effect("eviction drops the key's metric series", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "tenants",
+          perKeyMetrics: true,
+          keys: { maxKeys: 2 }
+        })
+        for (const key of ["a", "b", "c"]) yield* breaker.protectKey(key)(Effect.void)
+        const series = (yield* Metric.snapshot)
+          .filter((m) => m.id === "circuit_breaker_key_state")
+          .map((m) => m.attributes?.["key"])
+        assert.deepStrictEqual(series, ["b", "c"])
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.effect("a breaker-wide control covers existing keys and keys created later", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "tenants" })
+        yield* breaker.protectKey("a")(Effect.void)
+        yield* breaker.forceOpen()
+        assert.strictEqual(yield* rejection(breaker.protectKey("a")(Effect.void)), "CircuitOpen")
+        assert.strictEqual(yield* rejection(breaker.protectKey("b")(Effect.void)), "CircuitOpen")
+        yield* breaker.reset()
+        assert.strictEqual(yield* breaker.protectKey("c")(Effect.succeed("c")), "c")
+      }))
+  })
+
+  describe("export and restore", () => {
+    it.effect("an open breaker comes back open, for the time it had left", () =>
+      Effect.gen(function*() {
+        const first = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "30 seconds"
+        })
+        yield* failTimes(first, 1)
+        yield* TestClock.adjust("10 seconds")
+        const saved = yield* first.export()
+        // A restarted process: a new breaker, the state restored from a store.
+        const second = yield* CircuitBreaker.make({ name: "db2", trip: CircuitBreaker.consecutive(1) })
+        yield* second.restore(saved)
+        const error = yield* Effect.flip(second.protect(Effect.void))
+        assert.strictEqual(Duration.toMillis((error as CircuitBreaker.CircuitOpen).retryAfter), 20_000)
+        yield* TestClock.adjust("20 seconds")
+        yield* second.protect(Effect.void)
+        assert.strictEqual(yield* second.state(), "Closed")
+      }))
+
+    it.effect("the exported state is plain data that round-trips through its Schema", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db" })
+        yield* breaker.forceOpen()
+        const saved = yield* breaker.export()
+        const { Schema } = yield* Effect.promise(() => import("effect"))
+        const json = JSON.stringify(Schema.encodeSync(CircuitBreaker.PersistedState)(saved))
+        const back = Schema.decodeUnknownSync(CircuitBreaker.PersistedState)(JSON.parse(json))
+        assert.deepStrictEqual(back, saved)
+        assert.strictEqual(back.mode, "ForcedOpen")
+      }))
+  })
+
+  describe("events and metrics", () => {
+    it.effect("every transition is published with from, to, reason, at and key", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(2),
+          openDuration: "1 second"
+        })
+        const { seen } = yield* recording(
+          breaker,
+          Effect.gen(function*() {
+            yield* failTimes(breaker, 2)
+            yield* TestClock.adjust("1 second")
+            yield* breaker.protect(Effect.void)
+            yield* breaker.forceOpen()
+            yield* breaker.reset()
+          })
+        )
+        assert.deepStrictEqual(
+          seen.map(({ at, from, reason, to }) => ({ from, to, reason: reason._tag, at })),
+          [
+            { from: "Closed", to: "Open", reason: "ConsecutiveFailures", at: 0 },
+            { from: "Open", to: "HalfOpen", reason: "OpenElapsed", at: 1_000 },
+            { from: "HalfOpen", to: "Closed", reason: "ProbesSucceeded", at: 1_000 },
+            { from: "Closed", to: "ForcedOpen", reason: "Manual", at: 1_000 },
+            { from: "ForcedOpen", to: "Closed", reason: "Manual", at: 1_000 }
+          ]
+        )
+        assert.isTrue(seen.every((t) => t.breaker === "db" && t.key === "default"))
+        const generations = seen.map((t) => t.generation)
+        assert.deepStrictEqual(generations, [...generations].sort((a, b) => a - b))
+      }))
+
+    it.effect("Effect metrics count calls by outcome, rejections, transitions and the state", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(2) })
+        yield* breaker.protect(Effect.void)
+        yield* failTimes(breaker, 2)
+        yield* Effect.ignore(breaker.protect(Effect.void))
+        assert.strictEqual(yield* metricValue("circuit_breaker_calls_total", { outcome: "success" }), 1)
+        assert.strictEqual(yield* metricValue("circuit_breaker_calls_total", { outcome: "failure" }), 2)
+        assert.strictEqual(yield* metricValue("circuit_breaker_rejections_total"), 1)
+        assert.strictEqual(yield* metricValue("circuit_breaker_transitions_total", { to: "Open" }), 1)
+        assert.strictEqual(yield* metricValue("circuit_breaker_state"), 1)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.effect("metrics leave the registry when the breaker's scope closes", () =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(CircuitBreaker.make({ name: "db" }))
+        const left = (yield* Metric.snapshot).filter((m) => m.attributes?.["breaker"] === "db")
+        assert.deepStrictEqual(left, [])
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+  })
+
+  describe("options", () => {
+    it.effect("bad values fail with the option's path and the expected range", () =>
+      Effect.gen(function*() {
+        assert.deepStrictEqual(yield* invalid({ name: "db", trip: CircuitBreaker.consecutive(0) }), [
+          "trip[0].failures: Expected a value greater than or equal to 1, got 0"
+        ])
+        assert.deepStrictEqual(
+          yield* invalid({
+            name: "db",
+            trip: CircuitBreaker.failureRate({ threshold: 1.5, window: CircuitBreaker.lastCalls(10) })
+          }),
+          ["trip[0].threshold: Expected a value less than or equal to 1, got 1.5"]
+        )
+        assert.deepStrictEqual(yield* invalid({ name: "db", openDuration: -5 }), [
+          "openDuration: Expected a non-negative duration or a Schedule, got -5"
+        ])
+        assert.deepStrictEqual(
+          yield* invalid({
+            name: "db",
+            trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 20, window: CircuitBreaker.lastCalls(10) })
+          }),
+          ["trip[0].minimumCalls: Expected at most the window size (10), got 20"]
+        )
+        assert.deepStrictEqual(yield* invalid({ name: "db", halfOpen: { maxProbes: 0, maxProbeTime: "-1 second" } }), [
+          "halfOpen.maxProbes: Expected a value greater than or equal to 1, got 0",
+          "halfOpen.maxProbeTime: Expected a positive duration, got -1000 millis"
+        ])
+        assert.deepStrictEqual(yield* invalid({ name: "" }), [
+          "name: Expected a value with a length of at least 1, got \"\""
+        ])
+      }))
+
+    it.effect("the error message lists every issue", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(0), halfOpen: { recoveryFactor: 2 } })
+        )
+        assert.strictEqual(
+          error.message,
+          "Invalid options for circuit breaker \"db\":\n" +
+            "  trip[0].failures: Expected a value greater than or equal to 1, got 0\n" +
+            "  halfOpen.recoveryFactor: Expected a value less than or equal to 1, got 2"
+        )
+      }))
+  })
+})

@@ -1,0 +1,84 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Stream } from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
+
+describe("CircuitBreakerRegistry", () => {
+  it.effect("lists every breaker made under it, with snapshots of every key", () =>
+    Effect.gen(function*() {
+      const search = yield* CircuitBreaker.make({ name: "search" })
+      yield* CircuitBreaker.make({ name: "llm" })
+      yield* search.protectKey("eu")(Effect.void)
+      const all = yield* CircuitBreakerRegistry.all
+      assert.deepStrictEqual(all.map((breaker) => breaker.name), ["search", "llm"])
+      const snapshots = yield* CircuitBreakerRegistry.snapshots
+      assert.deepStrictEqual(snapshots.map((s) => `${s.name}/${s.key}`), ["search/default", "search/eu", "llm/default"])
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("finds breakers by name, and says which exist when one does not", () =>
+    Effect.gen(function*() {
+      const search = yield* CircuitBreaker.make({ name: "search" })
+      assert.strictEqual(yield* CircuitBreakerRegistry.get("search"), search)
+      const error = yield* Effect.flip(CircuitBreakerRegistry.get("db"))
+      assert.strictEqual(error._tag, "CircuitBreakerNotFound")
+      assert.strictEqual(error.message, "No circuit breaker named \"db\" (registered: search)")
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("controls breakers by name", () =>
+    Effect.gen(function*() {
+      const llm = yield* CircuitBreaker.make({ name: "llm" })
+      yield* CircuitBreakerRegistry.forceOpen("llm")
+      assert.strictEqual(yield* llm.state(), "ForcedOpen")
+      yield* CircuitBreakerRegistry.disable("llm")
+      assert.strictEqual(yield* llm.state(), "Disabled")
+      yield* CircuitBreakerRegistry.metricsOnly("llm", "tenant-1")
+      assert.strictEqual(yield* llm.state("tenant-1"), "MetricsOnly")
+      yield* CircuitBreakerRegistry.reset("llm")
+      assert.strictEqual(yield* llm.state(), "Closed")
+      assert.strictEqual(
+        (yield* Effect.flip(CircuitBreakerRegistry.reset("nope")))._tag,
+        "CircuitBreakerNotFound"
+      )
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("rejects a second breaker with a name already registered", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      const error = yield* Effect.flip(CircuitBreaker.make({ name: "db" }))
+      assert.deepStrictEqual(error.issues, [{
+        path: "name",
+        message: "Expected a name not yet registered, but \"db\" is taken"
+      }])
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("a breaker leaves the registry when its scope closes, and its name is free again", () =>
+    Effect.gen(function*() {
+      yield* Effect.scoped(CircuitBreaker.make({ name: "db" }))
+      assert.deepStrictEqual(yield* CircuitBreakerRegistry.all, [])
+      yield* CircuitBreaker.make({ name: "db" })
+      assert.strictEqual((yield* CircuitBreakerRegistry.all).length, 1)
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("streams the transitions of every breaker", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      yield* CircuitBreakerRegistry.transitions.pipe(
+        Stream.runForEach((t) => Effect.sync(() => seen.push(`${t.breaker}: ${t.from} -> ${t.to}`))),
+        Effect.forkScoped({ startImmediately: true })
+      )
+      const search = yield* CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(1) })
+      yield* CircuitBreaker.make({ name: "llm" })
+      yield* Effect.ignore(search.protect(Effect.fail("down")))
+      yield* CircuitBreakerRegistry.forceOpen("llm")
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(seen, ["search: Closed -> Open", "llm: Closed -> ForcedOpen"])
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("breaker layers built on the registry layer register themselves", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.CircuitBreaker
+      assert.strictEqual(yield* CircuitBreakerRegistry.get("search"), breaker)
+    }).pipe(
+      Effect.provide(CircuitBreaker.layer({ name: "search" }).pipe(Layer.provideMerge(CircuitBreakerRegistry.layer)))
+    ))
+})
