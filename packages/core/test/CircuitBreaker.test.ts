@@ -11,6 +11,19 @@ const fail = (status = 500) => Effect.fail(new Boom({ status }))
 const failTimes = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
   Effect.repeat(Effect.ignore(breaker.protect(fail())), { times: n - 1 })
 
+/** A breaker (`consecutive(1)`, open for one second) tripped and past its open time: the next call probes. */
+const halfOpenBreaker = (options: Pick<CircuitBreaker.Options, "name" | "halfOpen">) =>
+  Effect.gen(function*() {
+    const breaker = yield* CircuitBreaker.make({
+      ...options,
+      trip: CircuitBreaker.consecutive(1),
+      openDuration: "1 second"
+    })
+    yield* failTimes(breaker, 1)
+    yield* TestClock.adjust("1 second")
+    return breaker
+  })
+
 const rejection = <A, E>(effect: Effect.Effect<A, E | CircuitBreaker.Rejection>) =>
   Effect.map(Effect.flip(effect), (error) => (error as { readonly _tag: string })._tag)
 
@@ -300,14 +313,7 @@ describe("CircuitBreaker", () => {
   describe("half-open", () => {
     it.effect("1000 concurrent calls admit exactly the permitted probes; the rest get CircuitHalfOpen", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "db",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
-          halfOpen: { maxProbes: 3, successThreshold: 3 }
-        })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
+        const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { maxProbes: 3, successThreshold: 3 } })
         const gate = yield* Deferred.make<void>()
         const fibers = yield* Effect.forEach(
           Array.from({ length: 1000 }),
@@ -329,14 +335,7 @@ describe("CircuitBreaker", () => {
 
     it.effect("needs successThreshold probe successes to close; any probe failure reopens", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "db",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
-          halfOpen: { successThreshold: 3 }
-        })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
+        const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { successThreshold: 3 } })
         yield* breaker.protect(Effect.void)
         yield* breaker.protect(Effect.void)
         assert.strictEqual((yield* breaker.snapshot()).halfOpen?.successes, 2)
@@ -346,14 +345,7 @@ describe("CircuitBreaker", () => {
 
     it.effect("a probe that hangs past maxProbeTime frees its slot, and its late outcome is dropped", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "db",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
-          halfOpen: { maxProbeTime: "10 seconds" }
-        })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
+        const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { maxProbeTime: "10 seconds" } })
         const hung = yield* Deferred.make<void>()
         const slow = yield* Effect.forkChild(breaker.protect(Effect.andThen(Deferred.await(hung), fail())))
         yield* Effect.yieldNow
@@ -372,13 +364,7 @@ describe("CircuitBreaker", () => {
 
     it.effect("an interrupted probe frees its slot and counts as nothing", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "db",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second"
-        })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
+        const breaker = yield* halfOpenBreaker({ name: "db" })
         const probe = yield* Effect.forkChild(breaker.protect(Effect.never))
         yield* Effect.yieldNow
         yield* Fiber.interrupt(probe)
@@ -392,14 +378,10 @@ describe("CircuitBreaker", () => {
 
     it.effect("gradual recovery admits a deterministic, rising share of calls", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
+        const breaker = yield* halfOpenBreaker({
           name: "cache",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
           halfOpen: { recoveryFactor: 0.25, successThreshold: 2 }
         })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
         const pattern: Array<string> = []
         for (let i = 0; i < 8; i++) {
           const exit = yield* Effect.exit(breaker.protect(Effect.void))
@@ -413,14 +395,10 @@ describe("CircuitBreaker", () => {
 
     it.effect("gradual recovery: a failure among the admitted calls reopens", () =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
+        const breaker = yield* halfOpenBreaker({
           name: "cache",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
           halfOpen: { recoveryFactor: 0.1, successThreshold: 10 }
         })
-        yield* failTimes(breaker, 1)
-        yield* TestClock.adjust("1 second")
         yield* breaker.protect(Effect.void)
         // With 1 success of 10 the share is 0.19: the next 5 calls are rejected, the 6th runs.
         for (let i = 0; i < 5; i++) {
