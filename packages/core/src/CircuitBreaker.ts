@@ -87,12 +87,26 @@ import { RegistryService } from "./internal/registry.ts"
 import { stackless } from "./internal/stackless.ts"
 
 /**
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const isBreaker = (u: object) => CircuitBreaker.TypeId in u
+ * ```
+ *
  * @since 0.1.0
  * @category type IDs
  */
 export const TypeId: TypeId = "~@effect-resilience/core/CircuitBreaker"
 
 /**
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * type Id = CircuitBreaker.TypeId // "~@effect-resilience/core/CircuitBreaker"
+ * ```
+ *
  * @since 0.1.0
  * @category type IDs
  */
@@ -104,6 +118,13 @@ export type TypeId = "~@effect-resilience/core/CircuitBreaker"
 
 /**
  * The state a caller sees: the machine's `Closed`, `Open` or `HalfOpen`, or a manual mode that overrides it.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const rejects = (state: CircuitBreaker.State) => state === "Open" || state === "ForcedOpen"
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -128,6 +149,14 @@ export const states: ReadonlyArray<State> = ["Closed", "Open", "HalfOpen", "Forc
 /**
  * Why a transition happened.
  *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const tripped = (reason: CircuitBreaker.Reason) =>
+ *   reason._tag === "ConsecutiveFailures" || reason._tag === "FailureRate" || reason._tag === "SlowCallRate"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -137,6 +166,18 @@ export type Reason = internal.Reason
  * One state change of one key, as published on `transitions`.
  *
  * `shadow` is true for the transitions a `MetricsOnly` breaker computes but does not enforce.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const logOpenings = (breaker: CircuitBreaker.CircuitBreaker) =>
+ *   breaker.transitions.pipe(
+ *     Stream.filter((t: CircuitBreaker.Transition) => t.to === "Open"),
+ *     Stream.runForEach((t) => Effect.logWarning(`${t.breaker}/${t.key}: ${CircuitBreaker.describeReason(t.reason)}`))
+ *   )
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -156,6 +197,13 @@ export interface Transition {
 /**
  * A failure kept in a snapshot's bounded list of recent failures (the last 50).
  *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const describe = (f: CircuitBreaker.RecentFailure) => `${new Date(f.at).toISOString()} ${f.tag}: ${f.message}`
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -174,6 +222,13 @@ export interface RecentFailure {
  *   counts since the key was created otherwise.
  * - `circuit` is the machine's phase, which differs from `state` under a manual mode (under `MetricsOnly` it is
  *   the state the breaker would enforce).
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const healthPercentage = (s: CircuitBreaker.Snapshot) => Math.round((1 - s.failureRate) * 100)
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -212,6 +267,14 @@ export interface Snapshot {
  * A key's durable state, as `export` returns it and `restore` takes it back: enough for an open breaker to come
  * back open after a restart. Windows and counts are not part of it.
  *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const fromJson = Schema.decodeUnknownSync(Schema.fromJsonString(CircuitBreaker.PersistedState))
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -226,6 +289,13 @@ export const PersistedState = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const isOpen = (saved: CircuitBreaker.PersistedState) => saved.phase === "Open" || saved.mode === "ForcedOpen"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -233,6 +303,13 @@ export type PersistedState = typeof PersistedState.Type
 
 /**
  * A sliding window for a rate policy.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const windows: ReadonlyArray<CircuitBreaker.Window> = [CircuitBreaker.lastCalls(100), CircuitBreaker.rolling("1 minute")]
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -243,6 +320,16 @@ export type Window =
 
 /**
  * When a closed circuit opens.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const policies: ReadonlyArray<CircuitBreaker.TripPolicy> = [
+ *   CircuitBreaker.consecutive(5),
+ *   CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 20, window: CircuitBreaker.lastCalls(100) })
+ * ]
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -265,6 +352,18 @@ export type TripPolicy =
 
 /**
  * Options for `make`. Only `name` is required.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const options: CircuitBreaker.Options = {
+ *   name: "search",
+ *   openDuration: "10 seconds",
+ *   halfOpen: { maxProbes: 2, successThreshold: 2 },
+ *   keys: { idleTimeToLive: "10 minutes", maxKeys: 50_000 }
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -303,6 +402,15 @@ export interface Options {
 
 /**
  * A circuit breaker. See the module docs for the semantics.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const guarded = (breaker: CircuitBreaker.CircuitBreaker, host: string) =>
+ *   Effect.succeed("page").pipe(breaker.protectKey(host))
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -421,6 +529,13 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
 
 /**
  * What a breaker adds to a call's error channel.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const retryable = (e: CircuitBreaker.Rejection) => e._tag === "CircuitHalfOpen" || !e.forced
+ * ```
  *
  * @since 0.1.0
  * @category errors

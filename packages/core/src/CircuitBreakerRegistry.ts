@@ -48,6 +48,17 @@ import { type Registry, RegistryService } from "./internal/registry.ts"
 export const CircuitBreakerRegistry = RegistryService
 
 /**
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const count: Effect.Effect<number, never, CircuitBreakerRegistry.CircuitBreakerRegistry> = Effect.map(
+ *   CircuitBreakerRegistry.all,
+ *   (all) => all.length
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
