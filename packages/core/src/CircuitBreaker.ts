@@ -74,15 +74,23 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.ts"
+import * as metrics from "./internal/metrics.ts"
+import {
+  configError,
+  decodeOptions,
+  DurationInput,
+  Fraction,
+  millisOf,
+  PolicyConfigError,
+  PositiveInt
+} from "./internal/options.ts"
 import { RegistryService } from "./internal/registry.ts"
 import { stackless } from "./internal/stackless.ts"
 
@@ -542,35 +550,15 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
  */
 export type Rejection = CircuitOpen | CircuitHalfOpen
 
-/**
- * Invalid options: each issue names the option (`trip[1].minimumCalls`) and what was expected.
- *
- * @example
- * ```ts
- * import { CircuitBreaker } from "@effect-resilience/core"
- * import { Effect } from "effect"
- *
- * const program = CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(0) }).pipe(
- *   Effect.catchTag("CircuitBreakerConfigError", (e) => Effect.succeed(e.issues[0].path)) // "trip[0].failures"
- * )
- * ```
- *
- * @since 0.1.0
- * @category errors
- */
-export class CircuitBreakerConfigError extends Schema.TaggedError<CircuitBreakerConfigError>()(
-  "CircuitBreakerConfigError",
-  {
-    breaker: Schema.String,
-    issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
-  }
-) {
-  override get message(): string {
-    return `Invalid options for circuit breaker "${this.breaker}":\n${
-      this.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n")
-    }`
-  }
-}
+export {
+  /**
+   * Invalid options: each issue names the option (`trip[1].minimumCalls`) and what was expected.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  PolicyConfigError
+} from "./internal/options.ts"
 
 // -----------------------------------------------------------------------------
 // policies
@@ -693,29 +681,6 @@ export const rolling = (length: Duration.Input, options?: { readonly buckets?: n
 // validation
 // -----------------------------------------------------------------------------
 
-const durationMessage = "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\")"
-
-const DurationInput = (options: { readonly positive: boolean }) =>
-  Schema.Unknown.check(
-    Schema.makeFilter(
-      (input) => {
-        const duration = Duration.fromInput(input as Duration.Input)
-        if (Option.isNone(duration)) return durationMessage
-        const millis = Duration.toMillis(duration.value)
-        if (!Number.isFinite(millis)) return `Expected a finite duration, got ${Duration.format(duration.value)}`
-        if (options.positive ? millis <= 0 : millis < 0) {
-          return `Expected a ${options.positive ? "positive" : "non-negative"} duration, got ${millis} millis`
-        }
-        return undefined
-      },
-      undefined,
-      true
-    )
-  )
-
-const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
-const Threshold = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
-
 const WindowSchema = Schema.Union([
   Schema.Struct({ _tag: Schema.Literal("Count"), size: PositiveInt }),
   Schema.Struct({
@@ -742,13 +707,13 @@ const TripPolicySchema = Schema.Union([
   Schema.Struct({ _tag: Schema.Literal("Consecutive"), failures: PositiveInt }),
   Schema.Struct({
     _tag: Schema.Literal("FailureRate"),
-    threshold: Threshold,
+    threshold: Fraction,
     minimumCalls: PositiveInt,
     window: WindowSchema
   }).check(minimumFitsWindow),
   Schema.Struct({
     _tag: Schema.Literal("SlowCallRate"),
-    threshold: Threshold,
+    threshold: Fraction,
     minimumCalls: PositiveInt,
     slowerThan: DurationInput({ positive: false }),
     window: WindowSchema
@@ -769,7 +734,7 @@ const OptionsSchema = Schema.Struct({
     maxProbes: PositiveInt,
     successThreshold: PositiveInt,
     maxProbeTime: DurationInput({ positive: true }),
-    recoveryFactor: Schema.optional(Threshold)
+    recoveryFactor: Schema.optional(Fraction)
   }),
   keys: Schema.Struct({
     idleTimeToLive: DurationInput({ positive: true }),
@@ -777,31 +742,6 @@ const OptionsSchema = Schema.Struct({
   }),
   eventBuffer: PositiveInt
 })
-
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
-
-const formatPath = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined): string =>
-  (path ?? []).reduce<string>((acc, segment) => {
-    const key = typeof segment === "object" && segment !== null ? segment.key : segment
-    return typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`
-  }, "")
-
-const valueAt = (
-  value: unknown,
-  path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
-): unknown =>
-  (path ?? []).reduce<unknown>((acc, segment) => {
-    const key = typeof segment === "object" && segment !== null ? segment.key : segment
-    return typeof acc === "object" && acc !== null ? (acc as Record<PropertyKey, unknown>)[key] : undefined
-  }, value)
-
-// Says what was given, so that a user reading the error need not look up their own config.
-const withActual = (message: string, actual: unknown): string =>
-  message.includes(", got ") || typeof actual === "function" || typeof actual === "object" || actual === undefined
-    ? message
-    : `${message}, got ${typeof actual === "string" ? JSON.stringify(actual) : String(actual)}`
-
-const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
 
 interface Resolved {
   readonly config: internal.Config
@@ -811,7 +751,7 @@ interface Resolved {
   readonly eventBuffer: number
 }
 
-const resolve = (options: Options): Effect.Effect<Resolved, CircuitBreakerConfigError> => {
+const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> => {
   const trip = options.trip === undefined
     ? [consecutive(5)]
     : Array.isArray(options.trip)
@@ -833,16 +773,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, CircuitBreakerConfig
     },
     eventBuffer: options.eventBuffer ?? 1024
   }
-  return Schema.decodeUnknownEffect(OptionsSchema)(raw, { errors: "all" }).pipe(
-    Effect.mapError((error) =>
-      new CircuitBreakerConfigError({
-        breaker: String(options.name),
-        issues: formatIssues(error.issue).issues.map((issue) => ({
-          path: formatPath(issue.path),
-          message: withActual(issue.message, valueAt(raw, issue.path))
-        }))
-      })
-    ),
+  return decodeOptions(OptionsSchema, raw, { kind: "circuit breaker", policy: String(options.name) }).pipe(
     Effect.map((): Resolved => {
       let consecutiveFailures = 0
       const rates: Array<internal.RatePolicy> = []
@@ -905,7 +836,7 @@ const stateCodes: Record<State, number> = {
 }
 
 /**
- * Makes a circuit breaker. Options are validated with Schema; a bad value fails with `CircuitBreakerConfigError`.
+ * Makes a circuit breaker. Options are validated with Schema; a bad value fails with `PolicyConfigError`.
  * Made under a `CircuitBreakerRegistry`, the breaker is listed there until its scope closes.
  *
  * **Metrics** (Effect `Metric`s, attribute `breaker`, read when exported so the call path pays nothing):
@@ -939,7 +870,7 @@ const stateCodes: Record<State, number> = {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBreakerConfigError, Scope.Scope> = Effect
+export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyConfigError, Scope.Scope> = Effect
   .fnUntraced(function*(options: Options) {
     const { config, eventBuffer, idleMillis, maxKeys, openDuration } = yield* resolve(options)
     const name = options.name
@@ -983,8 +914,8 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
     const defaultCell = new internal.Cell(defaultKey, createdAt)
     // Insertion order is recency order: a call moves its key to the end, so the oldest keys come first.
     const cells = new Map<string, internal.Cell>()
-    const keyMetric = options.perKeyMetrics === true ? Metric.gauge("circuit_breaker_key_state") : undefined
-    const keyRegistrations = new Map<internal.Cell, Metric.Registration>()
+    const perKeyMetrics = options.perKeyMetrics === true
+    const keyRemovals = new Map<internal.Cell, () => void>()
 
     const evictable = (cell: internal.Cell, now: number) =>
       now - cell.lastCallAt >= idleMillis && !(cell.phase === "Open" && now < cell.openUntil) &&
@@ -992,10 +923,10 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
 
     const evict = (cell: internal.Cell) => {
       cells.delete(cell.key)
-      const registration = keyRegistrations.get(cell)
-      if (registration !== undefined) {
-        registration.remove()
-        keyRegistrations.delete(cell)
+      const remove = keyRemovals.get(cell)
+      if (remove !== undefined) {
+        remove()
+        keyRemovals.delete(cell)
       }
     }
 
@@ -1009,14 +940,18 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
       if (cells.size >= maxKeys) evict(cells.values().next().value!)
       const cell = new internal.Cell(key, now)
       if (baseMode !== "Live") internal.setMode(cell, baseMode, actionOf(baseMode), now, ignoreEmit)
-      if (keyMetric !== undefined) {
-        keyRegistrations.set(
+      if (perKeyMetrics) {
+        keyRemovals.set(
           cell,
-          Metric.registerUnsafe(Metric.withAttributes(keyMetric, { breaker: name, key }), context, {
-            get: () => ({ value: stateCodes[internal.stateOf(cell)] }),
-            update: () => {},
-            modify: () => {}
-          })
+          metrics.registerUnsafe(
+            context,
+            metrics.gauge(
+              "circuit_breaker_key_state",
+              "State of one key",
+              { breaker: name, key },
+              () => stateCodes[internal.stateOf(cell)]
+            )
+          )
         )
       }
       return cell
@@ -1212,57 +1147,44 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
     }
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
-    const registrations: Array<Metric.Registration> = []
-    const register = <S>(metric: Metric.Metric<never, S>, attributes: Record<string, string>, get: () => S) =>
-      registrations.push(
-        Metric.registerUnsafe(Metric.withAttributes(metric, { breaker: name, ...attributes }), context, {
-          get,
-          update: () => {},
-          modify: () => {}
-        })
-      )
-    const calls = Metric.counter("circuit_breaker_calls_total", { description: "Calls recorded, by outcome" })
-    register(calls, { outcome: "success" }, () => ({ count: totals.success, incremental: true }))
-    register(calls, { outcome: "failure" }, () => ({ count: totals.failure, incremental: true }))
-    register(calls, { outcome: "ignored" }, () => ({ count: totals.ignored, incremental: true }))
-    register(
-      Metric.counter("circuit_breaker_slow_calls_total", { description: "Calls slower than a slow-call policy" }),
-      {},
-      () => ({ count: totals.slow, incremental: true })
-    )
-    register(
-      Metric.counter("circuit_breaker_rejections_total", { description: "Calls rejected without running" }),
-      {},
-      () => ({ count: totals.rejected, incremental: true })
-    )
-    const transitionsTotal = Metric.counter("circuit_breaker_transitions_total", {
-      description: "State transitions, by target state"
-    })
-    for (const to of states) register(transitionsTotal, { to }, () => ({ count: transitionsTo[to], incremental: true }))
-    register(
-      Metric.gauge("circuit_breaker_state", { description: "State of the default circuit" }),
-      {},
-      () => ({ value: stateCodes[internal.stateOf(defaultCell)] })
-    )
-    register(
-      Metric.gauge("circuit_breaker_keys", { description: "Keys held, besides the default circuit" }),
-      {},
-      () => ({ value: cells.size })
-    )
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const registration of registrations) registration.remove()
-        for (const registration of keyRegistrations.values()) registration.remove()
-      })
-    )
+    const by = { breaker: name }
+    yield* metrics.register([
+      metrics.counter("circuit_breaker_calls_total", callsHelp, { ...by, outcome: "success" }, () => totals.success),
+      metrics.counter("circuit_breaker_calls_total", callsHelp, { ...by, outcome: "failure" }, () => totals.failure),
+      metrics.counter("circuit_breaker_calls_total", callsHelp, { ...by, outcome: "ignored" }, () => totals.ignored),
+      metrics.counter(
+        "circuit_breaker_slow_calls_total",
+        "Calls slower than a slow-call policy",
+        by,
+        () => totals.slow
+      ),
+      metrics.counter("circuit_breaker_rejections_total", "Calls rejected without running", by, () => totals.rejected),
+      ...states.map((to) =>
+        metrics.counter(
+          "circuit_breaker_transitions_total",
+          "State transitions, by target state",
+          { ...by, to },
+          () => transitionsTo[to]
+        )
+      ),
+      metrics.gauge(
+        "circuit_breaker_state",
+        "State of the default circuit",
+        by,
+        () => stateCodes[internal.stateOf(defaultCell)]
+      ),
+      metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => cells.size)
+    ])
+    yield* Effect.addFinalizer(() => Effect.sync(() => keyRemovals.forEach((remove) => remove())))
 
     if (Option.isSome(registry)) {
       const added = registry.value.add(breaker)
       if (!added) {
-        return yield* new CircuitBreakerConfigError({
-          breaker: name,
-          issues: [{ path: "name", message: `Expected a name not yet registered, but "${name}" is taken` }]
-        })
+        return yield* configError(
+          { kind: "circuit breaker", policy: name },
+          "name",
+          `Expected a name not yet registered, but "${name}" is taken`
+        )
       }
       yield* Effect.addFinalizer(() => Effect.sync(() => registry.value.remove(breaker)))
     }
@@ -1270,6 +1192,8 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
   })
 
 const ignoreEmit: internal.Emit = () => {}
+
+const callsHelp = "Calls recorded, by outcome"
 
 const actionOf = (mode: internal.Mode): "forceOpen" | "disable" | "metricsOnly" | "reset" =>
   mode === "ForcedOpen"
@@ -1369,7 +1293,7 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<CircuitBreaker, CircuitBreakerConfigError> =>
+export const layer = (options: Options): Layer.Layer<CircuitBreaker, PolicyConfigError> =>
   Layer.effect(CircuitBreaker, make(options))
 
 /**

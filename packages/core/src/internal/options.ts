@@ -1,0 +1,138 @@
+/**
+ * Option validation shared by every policy: Schemas for the values options are made of, and one decoder that turns
+ * a Schema failure into a `PolicyConfigError` whose issues name the option (`trip[1].minimumCalls`), say what was
+ * expected and what was given.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+
+/**
+ * Options that failed validation when a policy was made. Each issue names the option and what was expected.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(0) }).pipe(
+ *   Effect.catchTag("PolicyConfigError", (e) => Effect.succeed(e.issues[0].path)) // "trip[0].failures"
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PolicyConfigError extends Schema.TaggedError<PolicyConfigError>()("PolicyConfigError", {
+  /** What was being made: "circuit breaker", "retry", "bulkhead"... */
+  kind: Schema.String,
+  /** The policy's name. */
+  policy: Schema.String,
+  issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+}) {
+  override get message(): string {
+    return `Invalid options for ${this.kind} "${this.policy}":\n${
+      this.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n")
+    }`
+  }
+}
+
+const durationMessage = "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\")"
+
+/** @internal */
+export const DurationInput = (options: { readonly positive: boolean }) =>
+  Schema.Unknown.check(
+    Schema.makeFilter(
+      (input) => {
+        const duration = Duration.fromInput(input as Duration.Input)
+        if (Option.isNone(duration)) return durationMessage
+        const millis = Duration.toMillis(duration.value)
+        if (!Number.isFinite(millis)) return `Expected a finite duration, got ${Duration.format(duration.value)}`
+        if (options.positive ? millis <= 0 : millis < 0) {
+          return `Expected a ${options.positive ? "positive" : "non-negative"} duration, got ${millis} millis`
+        }
+        return undefined
+      },
+      undefined,
+      true
+    )
+  )
+
+/** @internal */
+export const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/** @internal */
+export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** A share in (0, 1]. @internal */
+export const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
+
+/** A probability in [0, 1]. @internal */
+export const Probability = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1))
+
+/** Milliseconds of a `Duration.Input` that validation has accepted. @internal */
+export const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+
+type Path = ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const keyOf = (segment: PropertyKey | { readonly key: PropertyKey }): PropertyKey =>
+  typeof segment === "object" && segment !== null ? segment.key : segment
+
+const formatPath = (path: Path): string =>
+  (path ?? []).reduce<string>((acc, segment) => {
+    const key = keyOf(segment)
+    return typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`
+  }, "")
+
+const valueAt = (value: unknown, path: Path): unknown =>
+  (path ?? []).reduce<unknown>(
+    (acc, segment) =>
+      typeof acc === "object" && acc !== null ? (acc as Record<PropertyKey, unknown>)[keyOf(segment)] : undefined,
+    value
+  )
+
+// Says what was given, so that a user reading the error need not look up their own config.
+const withActual = (message: string, actual: unknown): string =>
+  message.includes(", got ") || typeof actual === "function" || typeof actual === "object" || actual === undefined
+    ? message
+    : `${message}, got ${typeof actual === "string" ? JSON.stringify(actual) : String(actual)}`
+
+/**
+ * Decodes `raw` options (defaults already filled in) with `schema`, collecting every issue.
+ *
+ * @internal
+ */
+export const decodeOptions = <S extends Schema.Top>(
+  schema: S,
+  raw: unknown,
+  context: { readonly kind: string; readonly policy: string }
+): Effect.Effect<S["Type"], PolicyConfigError, S["DecodingServices"]> =>
+  Schema.decodeUnknownEffect(schema)(raw, { errors: "all" }).pipe(
+    Effect.mapError((error) =>
+      new PolicyConfigError({
+        kind: context.kind,
+        policy: context.policy,
+        issues: formatIssues(error.issue).issues.map((issue) => ({
+          path: formatPath(issue.path),
+          message: withActual(issue.message, valueAt(raw, issue.path))
+        }))
+      })
+    )
+  )
+
+/**
+ * A `PolicyConfigError` for a rule Schema cannot see (a duplicate name in a registry, say).
+ *
+ * @internal
+ */
+export const configError = (
+  context: { readonly kind: string; readonly policy: string },
+  path: string,
+  message: string
+): PolicyConfigError => new PolicyConfigError({ ...context, issues: [{ path, message }] })
