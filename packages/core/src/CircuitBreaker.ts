@@ -33,8 +33,10 @@
  *   `ForcedOpen` freezes it, and `MetricsOnly` runs it as it was.
  * - Every admission carries the circuit's generation. Any transition or manual control starts a new one, and an
  *   outcome from an earlier generation (a slow call admitted before a trip) is dropped.
- * - Classification: by default every typed failure and every defect counts as a failure. `isFailure` and
- *   `isDefectFailure` narrow that; an error they reject is ignored. Interruption and ignored errors count as
+ * - Classification: by default every typed failure and every defect counts as a failure, except the local
+ *   rejections of our own policies (`CircuitOpen` and `CircuitHalfOpen` of a breaker inside this one,
+ *   `BulkheadFull`, `RateLimited`), which say nothing about the dependency. `isFailure` and `isDefectFailure`
+ *   narrow that; an error they reject is ignored. Interruption and ignored errors count as
  *   neither success nor failure, and free a probe's slot.
  *
  * **Gotchas**
@@ -72,6 +74,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -88,10 +91,11 @@ import {
   DurationInput,
   Fraction,
   millisOf,
-  PolicyConfigError,
+  type PolicyConfigError,
   PositiveInt
 } from "./internal/options.ts"
 import { RegistryService } from "./internal/registry.ts"
+import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
 
 /**
@@ -504,6 +508,9 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
   retryAfter: Schema.DurationFromMillis,
   forced: Schema.Boolean
 }) {
+  /** A local rejection: a breaker outside this one never counts it. */
+  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
+
   override get message(): string {
     return this.forced
       ? `Circuit breaker "${this.breaker}" (key "${this.key}") is forced open`
@@ -530,6 +537,9 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
   breaker: Schema.String,
   key: Schema.String
 }) {
+  /** A local rejection: a breaker outside this one never counts it. */
+  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
+
   override get message(): string {
     return `Circuit breaker "${this.breaker}" (key "${this.key}") is half-open and not admitting more calls`
   }
@@ -994,7 +1004,9 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       for (let i = 0; i < reasons.length; i++) {
         const reason = reasons[i]
         if (reason._tag === "Fail") {
-          return isFailure === undefined || isFailure(reason.error) ? internal.FAILURE : internal.IGNORED
+          return isLocalRejection(reason.error) || (isFailure !== undefined && !isFailure(reason.error))
+            ? internal.IGNORED
+            : internal.FAILURE
         }
         if (reason._tag === "Die") {
           return isDefectFailure === undefined || isDefectFailure(reason.defect) ? internal.FAILURE : internal.IGNORED
@@ -1068,13 +1080,27 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     const run = <A, E, R>(self: Effect.Effect<A, E, R>, key: string): Effect.Effect<A, E | Rejection, R> => {
       // The exit handler is installed before admission, so no interruption can come between taking a probe slot
       // and the handler that gives it back.
-      let cell: internal.Cell | undefined
+      //
+      // An effect value can run again (a retry) or on several fibers at once, so the state below belongs to the
+      // fiber that owns the current run. An overlapping run goes through a fresh wrapper, and this wrapper's
+      // handler stands aside when it sees that run end: on another fiber, or (the value nested in itself) on the
+      // owner's fiber while `nested` says so.
+      let owner: Fiber.Fiber<unknown, unknown> | undefined
+      let nested = 0
+      let cell: internal.Cell
       let generation = -1
       let probe = -1
       let startedAt = 0
       let clock: Clock.Clock
       return Effect.onExitPrimitive(
         Effect.withFiber<A, E | Rejection, R>((fiber) => {
+          if (owner !== undefined) {
+            if (owner === fiber) nested++
+            return run(self, key)
+          }
+          owner = fiber
+          generation = -1
+          probe = -1
           clock = fiber.getRef(Clock.Clock)
           const now = clock.currentTimeMillisUnsafe()
           cell = cellFor(key, now)
@@ -1087,7 +1113,15 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
           }
           return thenFlush(self)
         }),
-        (exit) => generation < 0 ? undefined : settle(cell!, generation, probe, startedAt, clock, exit)
+        (exit) => {
+          if (owner === undefined || Fiber.getCurrent() !== owner) return undefined
+          if (nested > 0) {
+            nested--
+            return undefined
+          }
+          owner = undefined
+          return generation < 0 ? undefined : settle(cell, generation, probe, startedAt, clock, exit)
+        }
       )
     }
 

@@ -333,6 +333,29 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.state(), "Closed")
       }))
 
+    it.effect("one protected effect run twice at once counts as two calls", () =>
+      Effect.gen(function*() {
+        const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { maxProbes: 2, successThreshold: 2 } })
+        const probe = breaker.protect(Effect.sleep("10 millis"))
+        const both = yield* Effect.forkChild(Effect.all([probe, probe], { concurrency: 2 }))
+        yield* TestClock.adjust("10 millis")
+        yield* Fiber.join(both)
+        const snapshot = yield* breaker.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.successCount, 2)
+      }))
+
+    it.effect("a protected effect nested in itself counts each run once", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "poll", trip: CircuitBreaker.consecutive(10) })
+        let depth = 0
+        const poll: Effect.Effect<number, never> = breaker.protect(
+          Effect.suspend(() => ++depth < 3 ? poll : Effect.succeed(depth))
+        ) as Effect.Effect<number, never>
+        assert.strictEqual(yield* poll, 3)
+        assert.strictEqual((yield* breaker.snapshot()).successCount, 3)
+      }))
+
     it.effect("needs successThreshold probe successes to close; any probe failure reopens", () =>
       Effect.gen(function*() {
         const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { successThreshold: 3 } })
@@ -463,6 +486,19 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(snapshot.totalCalls, 0)
         yield* failTimes(breaker, 2)
         assert.strictEqual(yield* breaker.state(), "Open")
+      }))
+
+    it.effect("a nested breaker's rejections never count: they say nothing about the dependency", () =>
+      Effect.gen(function*() {
+        const outer = yield* CircuitBreaker.make({ name: "outer", trip: CircuitBreaker.consecutive(1) })
+        const inner = yield* CircuitBreaker.make({ name: "inner" })
+        yield* inner.forceOpen()
+        for (let i = 0; i < 3; i++) {
+          assert.strictEqual(yield* rejection(outer.protect(inner.protect(Effect.void))), "CircuitOpen")
+        }
+        const snapshot = yield* outer.snapshot()
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.ignoredCount, 3)
       }))
 
     it.effect("defects count by default; isDefectFailure narrows them", () =>
