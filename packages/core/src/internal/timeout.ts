@@ -1,0 +1,217 @@
+/**
+ * Deadlines shared by many calls, watched by one timer fiber, and the per-attempt timeout built on them.
+ *
+ * Every call of a policy waits the same length of time, so deadlines arrive in order: a doubly linked FIFO holds
+ * them with O(1) add and remove, and one timer fiber sleeps until the earliest. The timer runs only while some
+ * deadline is pending: it is started by the first one and stopped when the last one goes, so an idle policy holds
+ * no fiber and no pending timer.
+ *
+ * @internal
+ */
+import type * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+
+/** A pending deadline; calls extend it with their own state. @internal */
+export class Node {
+  deadline = 0
+  prev: Node | undefined = undefined
+  next: Node | undefined = undefined
+  queued = false
+}
+
+/** Milliseconds on the Clock's monotonic time, so that a wall clock that jumps moves no deadline. @internal */
+export const monotonicMillis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
+
+/**
+ * A FIFO of deadlines and the timer that fires them: `onDue` is called for each node whose deadline has come
+ * (`now >= deadline`), in order, after the node has left the queue (it may add it again).
+ *
+ * @internal
+ */
+export class Deadlines<N extends Node> {
+  readonly clock: Clock.Clock
+  readonly context: Context.Context<never>
+  readonly onDue: (node: N, now: number) => void
+  head: N | undefined = undefined
+  tail: N | undefined = undefined
+  timer: Fiber.Fiber<void> | undefined = undefined
+  /** True from the start of the timer to its end: at most one timer at a time. */
+  active = false
+  /** True while the timer fires nodes: what they run may add and remove nodes meanwhile. */
+  sweeping = false
+  readonly loop: Effect.Effect<void>
+
+  constructor(clock: Clock.Clock, context: Context.Context<never>, onDue: (node: N, now: number) => void) {
+    this.clock = clock
+    this.context = context
+    this.onDue = onDue
+    this.loop = Effect.suspend(() => this.step())
+  }
+
+  now(): number {
+    return monotonicMillis(this.clock)
+  }
+
+  /** Appends `node`; `deadline` must not be earlier than any queued one. */
+  add(node: N, deadline: number): void {
+    node.deadline = deadline
+    node.queued = true
+    node.next = undefined
+    node.prev = this.tail
+    if (this.tail === undefined) this.head = node
+    else this.tail.next = node
+    this.tail = node
+    if (!this.active) {
+      this.active = true
+      // The timer runs at once, up to its first sleep; if that already fired everything, it has ended.
+      const timer = Effect.runForkWith(this.context)(this.loop)
+      if (this.active) this.timer = timer
+    }
+  }
+
+  remove(node: N): void {
+    if (!node.queued) return
+    node.queued = false
+    const { next, prev } = node
+    if (prev === undefined) this.head = next as N | undefined
+    else prev.next = next
+    if (next === undefined) this.tail = prev as N | undefined
+    else next.prev = prev
+    node.prev = node.next = undefined
+    // The last deadline gone: stop the timer now rather than let it sleep on. While it sweeps, it ends by itself.
+    if (this.head === undefined && this.active && !this.sweeping) {
+      const timer = this.timer
+      this.active = false
+      this.timer = undefined
+      timer?.interruptUnsafe()
+    }
+  }
+
+  private step(): Effect.Effect<void> {
+    const head = this.head
+    if (head === undefined) {
+      this.active = false
+      this.timer = undefined
+      return Effect.void
+    }
+    const now = this.now()
+    if (now < head.deadline) {
+      return Effect.flatMap(this.clock.sleep(Duration.millis(head.deadline - now)), () => this.loop)
+    }
+    this.sweeping = true
+    let node: N | undefined = head
+    while (node !== undefined && now >= node.deadline) {
+      this.remove(node)
+      this.onDue(node, now)
+      node = this.head
+    }
+    this.sweeping = false
+    return this.loop
+  }
+}
+
+const RUNNING = 0
+const TIMED_OUT = 1
+const CANCELLED = 2
+const DONE = 3
+
+class Call extends Node {
+  readonly fiber: Fiber.Fiber<unknown, unknown>
+  readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
+  state = RUNNING
+  constructor(fiber: Fiber.Fiber<unknown, unknown>, resume: (effect: Effect.Effect<unknown, unknown>) => void) {
+    super()
+    this.fiber = fiber
+    this.resume = resume
+  }
+}
+
+/**
+ * Gives attempts a deadline `millis` after they start. The counters are plain fields that metrics read.
+ *
+ * @internal
+ */
+export class Limiter {
+  readonly millis: number
+  readonly timeoutError: () => unknown
+  readonly deadlines: Deadlines<Call>
+  calls = 0
+  timeouts = 0
+  inFlight = 0
+
+  constructor(
+    clock: Clock.Clock,
+    context: Context.Context<never>,
+    millis: number,
+    timeoutError: () => unknown
+  ) {
+    this.millis = millis
+    this.timeoutError = timeoutError
+    this.deadlines = new Deadlines<Call>(clock, context, (call) => {
+      call.state = TIMED_OUT
+      this.timeouts++
+      // The caller hears of it once the attempt has stopped: see `onExit`.
+      call.fiber.interruptUnsafe()
+    })
+  }
+
+  /** Runs `self` with a deadline. */
+  run<A, E, R, X>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | X, R> {
+    return Effect.callback<A, E | X, R>((resume) => {
+      this.calls++
+      const fiber = start(Fiber.getCurrent()!.context, self)
+      const exit = fiber.pollUnsafe()
+      return exit === undefined ? this.wait(fiber, resume) : resume(exit)
+    })
+  }
+
+  /**
+   * Waits for `fiber`, an attempt that did not finish at once, resuming the caller with its outcome or with the
+   * timeout error. Returns the caller's interruption handler.
+   */
+  wait<A, E, X>(fiber: Fiber.Fiber<A, E>, resume: (effect: Effect.Effect<A, E | X>) => void): Effect.Effect<void> {
+    const call = new Call(fiber, resume as Call["resume"])
+    this.inFlight++
+    fiber.addObserver((exit) => this.onExit(call, exit))
+    this.deadlines.add(call, this.deadlines.now() + this.millis)
+    return Effect.suspend(() => this.cancel(call))
+  }
+
+  private onExit(call: Call, exit: Exit.Exit<unknown, unknown>): void {
+    if (call.state === CANCELLED) return
+    if (call.state === RUNNING) {
+      this.deadlines.remove(call)
+      // Finished at or past its deadline before the timer got to it: late all the same, whatever the outcome.
+      if (this.deadlines.now() >= call.deadline) {
+        call.state = TIMED_OUT
+        this.timeouts++
+      }
+    }
+    const timedOut = call.state === TIMED_OUT
+    call.state = DONE
+    this.inFlight--
+    call.resume(timedOut ? Effect.fail(this.timeoutError()) : exit)
+  }
+
+  private cancel(call: Call): Effect.Effect<void> {
+    if (call.state === DONE) return Effect.void
+    this.deadlines.remove(call)
+    call.state = CANCELLED
+    this.inFlight--
+    return Fiber.interrupt(call.fiber)
+  }
+}
+
+/**
+ * Starts `self` on a fiber of its own that runs at once, in `context` (the current fiber's). Call it from an
+ * `Effect.callback` registration: nothing can then interrupt the caller between the start of the attempt and the
+ * handler that interrupts the attempt with it.
+ *
+ * @internal
+ */
+export const start = <A, E, R>(context: Context.Context<never>, self: Effect.Effect<A, E, R>): Fiber.Fiber<A, E> =>
+  Effect.runForkWith(context as Context.Context<R>)(self)
