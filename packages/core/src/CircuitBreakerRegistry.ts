@@ -27,7 +27,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CircuitBreaker, Snapshot, Transition } from "./CircuitBreaker.ts"
-import { type Registry, RegistryService } from "./internal/registry.ts"
+import { type NamedPolicy, type Registry, RegistryService } from "./internal/registry.ts"
 
 /**
  * The registry service. Breakers add themselves when made under it and leave when their scope closes.
@@ -106,6 +106,7 @@ export class CircuitBreakerNotFound extends Schema.TaggedError<CircuitBreakerNot
  */
 export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(function*() {
   const byName = new Map<string, CircuitBreaker>()
+  const policiesByName = new Map<string, NamedPolicy>()
   const hub = yield* PubSub.sliding<Transition>(4096)
   yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
   return RegistryService.of({
@@ -119,6 +120,15 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
     },
     publish: (transitions) => Effect.asVoid(PubSub.publishAll(hub, transitions)),
     breakers: () => Array.from(byName.values()),
+    addPolicy: (policy) => {
+      if (policiesByName.has(policy.name)) return false
+      policiesByName.set(policy.name, policy)
+      return true
+    },
+    removePolicy: (policy) => {
+      if (policiesByName.get(policy.name) === policy) policiesByName.delete(policy.name)
+    },
+    policies: () => Array.from(policiesByName.values()),
     transitions: Stream.fromPubSub(hub)
   })
 })
@@ -300,3 +310,20 @@ export const reset: (
   name: string,
   key?: string
 ) => Effect.Effect<void, CircuitBreakerNotFound, CircuitBreakerRegistry> = control("reset")
+
+/**
+ * Snapshots of every named policy (`Policy.make` under this registry): each with its parts' snapshots.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const dashboard = CircuitBreakerRegistry.policySnapshots.pipe(Effect.map((all) => JSON.stringify(all)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const policySnapshots: Effect.Effect<ReadonlyArray<unknown>, never, CircuitBreakerRegistry> = RegistryService
+  .use((registry) => Effect.forEach(registry.policies(), (policy) => policy.snapshot))

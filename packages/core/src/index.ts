@@ -38,6 +38,13 @@ export * as CircuitBreakerRegistry from "./CircuitBreakerRegistry.ts"
 export * as Hedge from "./Hedge.ts"
 
 /**
+ * A named policy: the parts composed in the one order that works.
+ *
+ * @since 0.1.0
+ */
+export * as Policy from "./Policy.ts"
+
+/**
  * Rate limiting around `effect/persistence`'s limiter: typed `RateLimited` with `retryAfter`, or waiting.
  *
  * @since 0.1.0

@@ -9,6 +9,12 @@ import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import type { CircuitBreaker, Transition } from "../CircuitBreaker.ts"
 
+/** What the registry needs of a named policy (`Policy.Policy`). @internal */
+export interface NamedPolicy {
+  readonly name: string
+  readonly snapshot: Effect.Effect<unknown>
+}
+
 /** @internal */
 export interface Registry {
   /** Adds a breaker; false when the name is taken. */
@@ -17,6 +23,10 @@ export interface Registry {
   /** Forwards a breaker's transitions to the registry-wide stream. */
   readonly publish: (transitions: ReadonlyArray<Transition>) => Effect.Effect<void>
   readonly breakers: () => ReadonlyArray<CircuitBreaker>
+  /** Adds a named policy; false when the name is taken. */
+  readonly addPolicy: (policy: NamedPolicy) => boolean
+  readonly removePolicy: (policy: NamedPolicy) => void
+  readonly policies: () => ReadonlyArray<NamedPolicy>
   readonly transitions: Stream.Stream<Transition>
 }
 
