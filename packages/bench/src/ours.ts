@@ -6,13 +6,13 @@
  *   caller pays for every call while a dependency is down.
  * - `ours:window`: failure-rate policy over a 60-bucket rolling window, closed: the closed path plus a window
  *   update per call.
- * - `ours:pipeline`: breaker + retry + timeout + bulkhead around the no-op, in the order the project prescribes
- *   (breaker outermost, then retry, then timeout, then a semaphore permit innermost). Until the policy modules
- *   land this uses Effect's own `Effect.retry`, `Effect.timeout` and `Semaphore`, so it mostly measures those.
+ * - `ours:pipeline`: our breaker, retry, timeout and bulkhead composed by `Policy.make`, around the no-op.
+ * - `combinator:pipeline`: our breaker around Effect's own `Effect.retry`, `Effect.timeout` and `Semaphore`, in the
+ *   same order, for comparison.
  *
  * The protected effect is built per call, as application code does (`breaker.protect(noop)` inside the loop).
  */
-import { CircuitBreaker } from "@effect-resilience/core"
+import { Bulkhead, CircuitBreaker, Policy, Retry, Timeout } from "@effect-resilience/core"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -103,6 +103,35 @@ export const ours: ReadonlyArray<TimedCase> = [
   {
     kind: "time",
     name: "ours:pipeline",
+    description: "`Policy` of our breaker, retry, timeout and bulkhead around the no-op: `yield* policy.protect(noop)`",
+    setup: async () => {
+      const { close, value } = await acquire(Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "bench-pipeline",
+          trip: CircuitBreaker.consecutive(5),
+          openDuration: "1 hour"
+        })
+        const policy = yield* Policy.make("bench", {
+          circuitBreaker: breaker,
+          retry: yield* Retry.make({ name: "bench", schedule: Retry.exponential({ base: "10 millis", times: 3 }) }),
+          timeout: yield* Timeout.make({ name: "bench", duration: callTimeout }),
+          bulkhead: yield* Bulkhead.make({ name: "bench", maxConcurrent: 100 })
+        })
+        return { breaker, policy }
+      }))
+      return {
+        run: (iterations) =>
+          Effect.runPromise(Effect.gen(function*() {
+            for (let i = 0; i < iterations; i++) yield* value.policy.protect(noop)
+          })),
+        verify: async () => check(await Effect.runPromise(value.breaker.state()) === "Closed", "breaker left Closed"),
+        teardown: close
+      }
+    }
+  },
+  {
+    kind: "time",
+    name: "combinator:pipeline",
     description: "our breaker ∘ `Effect.retry` ∘ `Effect.timeout` ∘ `Semaphore.withPermit` (Effect's combinators)",
     setup: () =>
       closedCase(

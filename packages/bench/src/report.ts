@@ -184,7 +184,8 @@ const breakdown: ReadonlyArray<{ readonly label: string; readonly minuend: strin
   { label: "our breaker's own logic, closed", minuend: "ours:closed", subtrahend: "baseline:exit-hook" },
   { label: "our rejection beyond a bare Effect.fail", minuend: "ours:open", subtrahend: "baseline:fail" },
   { label: "rolling window update", minuend: "ours:window", subtrahend: "ours:closed" },
-  { label: "retry + timeout + semaphore (Effect's)", minuend: "ours:pipeline", subtrahend: "ours:closed" },
+  { label: "retry + timeout + bulkhead (ours, via Policy)", minuend: "ours:pipeline", subtrahend: "ours:closed" },
+  { label: "retry + timeout + semaphore (Effect's)", minuend: "combinator:pipeline", subtrahend: "ours:closed" },
   { label: "of which Effect.retry, alone", minuend: "combinator:retry", subtrahend: "baseline:effect" },
   { label: "of which Effect.timeout, alone", minuend: "combinator:timeout", subtrahend: "baseline:effect" },
   { label: "of which Semaphore.withPermit, alone", minuend: "combinator:semaphore", subtrahend: "baseline:effect" }
@@ -313,11 +314,10 @@ ${cases.join("\n")}
 - The open cases are opened by real failures (opossum by \`breaker.open()\`) and check, outside the timing, that
   every call of every sample was rejected and that the breaker is still open; the closed cases check that it is
   still closed.
-- \`ours:pipeline\` composes our breaker with Effect's own \`Effect.retry\`, \`Effect.timeout\` and \`Semaphore\`
-  (breaker outermost, semaphore permit innermost), because the project's retry, timeout and bulkhead policies do
-  not exist yet: this case will move to them when the policy issue lands. The \`combinator:*\` cases time each of
-  those combinators alone. \`Effect.timeout\` races the call against a sleep, so it forks fibers and arms a timer
-  on every call.
+- \`ours:pipeline\` is our breaker, retry, timeout and bulkhead composed by \`Policy.make\`;
+  \`combinator:pipeline\` is the same order with Effect's own \`Effect.retry\`, \`Effect.timeout\` and
+  \`Semaphore\` inside our breaker. The \`combinator:*\` cases time each of those combinators alone.
+  \`Effect.timeout\` races the call against a sleep, so it forks fibers and arms a timer on every call.
 - Memory cases run in the first ${Math.min(settings.memoryRounds, settings.rounds)} rounds only (their figures
   barely move). Each builds a fresh keyed breaker, forces GC before and after touching every key once, and divides
   the growth of \`heapUsed\` by the number of keys. The key strings are made before the first reading and are not
