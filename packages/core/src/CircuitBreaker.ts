@@ -86,7 +86,6 @@ import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.ts"
 import * as metrics from "./internal/metrics.ts"
 import {
-  configError,
   decodeOptions,
   DurationInput,
   Fraction,
@@ -94,7 +93,7 @@ import {
   type PolicyConfigError,
   PositiveInt
 } from "./internal/options.ts"
-import { RegistryService } from "./internal/registry.ts"
+import { enlist, RegistryService } from "./internal/registry.ts"
 import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
 
@@ -1211,17 +1210,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     ])
     yield* Effect.addFinalizer(() => Effect.sync(() => keyRemovals.forEach((remove) => remove())))
 
-    if (Option.isSome(registry)) {
-      const added = registry.value.add(breaker)
-      if (!added) {
-        return yield* configError(
-          { kind: "circuit breaker", policy: name },
-          "name",
-          `Expected a name not yet registered, but "${name}" is taken`
-        )
-      }
-      yield* Effect.addFinalizer(() => Effect.sync(() => registry.value.remove(breaker)))
-    }
+    yield* enlist("circuit breaker", name, (registry) => registry.add(breaker), (registry) => registry.remove(breaker))
     return breaker
   })
 

@@ -45,14 +45,13 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Bulkhead from "./Bulkhead.ts"
 import type * as Chaos from "./Chaos.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as Hedge from "./Hedge.ts"
-import { configError, type PolicyConfigError } from "./internal/options.ts"
-import { RegistryService } from "./internal/registry.ts"
+import type { PolicyConfigError } from "./internal/options.ts"
+import { enlist } from "./internal/registry.ts"
 import type * as RateLimiter from "./RateLimiter.ts"
 import type * as Retry from "./Retry.ts"
 import type * as Timeout from "./Timeout.ts"
@@ -275,16 +274,6 @@ export const make = <const S extends Stages>(
       snapshot
     }
 
-    const registry = yield* Effect.serviceOption(RegistryService)
-    if (Option.isSome(registry)) {
-      if (!registry.value.addPolicy(policy)) {
-        return yield* configError(
-          { kind: "policy", policy: name },
-          "name",
-          `Expected a name not yet registered, but "${name}" is taken`
-        )
-      }
-      yield* Effect.addFinalizer(() => Effect.sync(() => registry.value.removePolicy(policy)))
-    }
+    yield* enlist("policy", name, (registry) => registry.addPolicy(policy), (registry) => registry.removePolicy(policy))
     return policy
   })

@@ -5,9 +5,12 @@
  * @internal
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { CircuitBreaker, Transition } from "../CircuitBreaker.ts"
+import { configError, type PolicyConfigError } from "./options.ts"
 
 /** What the registry needs of a named policy (`Policy.Policy`). @internal */
 export interface NamedPolicy {
@@ -34,3 +37,24 @@ export interface Registry {
 export class RegistryService extends Context.Service<RegistryService, Registry>()(
   "@effect-resilience/core/CircuitBreakerRegistry"
 ) {}
+
+/**
+ * Lists something in the registry in context, if there is one, until the scope closes. A name can be taken once.
+ *
+ * @internal
+ */
+export const enlist = (
+  kind: "circuit breaker" | "policy",
+  name: string,
+  add: (registry: Registry) => boolean,
+  remove: (registry: Registry) => void
+): Effect.Effect<void, PolicyConfigError, Scope.Scope> =>
+  Effect.flatMap(Effect.serviceOption(RegistryService), (registry) => {
+    if (Option.isNone(registry)) return Effect.void
+    if (!add(registry.value)) {
+      return Effect.fail(
+        configError({ kind, policy: name }, "name", `Expected a name not yet registered, but "${name}" is taken`)
+      )
+    }
+    return Effect.addFinalizer(() => Effect.sync(() => remove(registry.value)))
+  })
