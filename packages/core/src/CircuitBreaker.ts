@@ -1210,7 +1210,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     ])
     yield* Effect.addFinalizer(() => Effect.sync(() => keyRemovals.forEach((remove) => remove())))
 
-    yield* enlist("circuit breaker", name, (registry) => registry.add(breaker), (registry) => registry.remove(breaker))
+    yield* enlist("circuit breaker", name, (listing) => listing.add(breaker), (listing) => listing.remove(breaker))
     return breaker
   })
 
