@@ -3,6 +3,13 @@
  */
 
 /**
+ * Alerts from health status changes: severities, deduplication, maintenance windows, and sinks (log, webhook).
+ *
+ * @since 0.1.0
+ */
+export * as Alerts from "./Alerts.ts"
+
+/**
  * Bounded concurrency with a FIFO queue, and an adaptive (AIMD) limit that finds itself.
  *
  * @since 0.1.0
@@ -31,6 +38,27 @@ export * as CircuitBreaker from "./CircuitBreaker.ts"
 export * as CircuitBreakerRegistry from "./CircuitBreakerRegistry.ts"
 
 /**
+ * A key-value store with TTL on the local disk: atomic writes, checksums, safe keys. The embedded default.
+ *
+ * @since 0.1.0
+ */
+export * as FallbackStore from "./FallbackStore.ts"
+
+/**
+ * Built-in health checks: an HTTP endpoint, a breaker's state, disk space.
+ *
+ * @since 0.1.0
+ */
+export * as HealthCheck from "./HealthCheck.ts"
+
+/**
+ * Health monitoring as scheduled fibers: thresholds, a report, and a stream of status changes.
+ *
+ * @since 0.1.0
+ */
+export * as HealthMonitor from "./HealthMonitor.ts"
+
+/**
  * Starts another attempt when the first is slow; the first success wins.
  *
  * @since 0.1.0
@@ -50,6 +78,13 @@ export * as Policy from "./Policy.ts"
  * @since 0.1.0
  */
 export * as RateLimiter from "./RateLimiter.ts"
+
+/**
+ * Automated recovery: actions per service with attempts, backoff and cooldown, callbacks and stats.
+ *
+ * @since 0.1.0
+ */
+export * as Recovery from "./Recovery.ts"
 
 /**
  * Retries as `Schedule` combinators: backoffs, jitter, Retry-After, and a budget that caps retries.
