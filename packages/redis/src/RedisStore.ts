@@ -1,0 +1,457 @@
+/**
+ * A small key-value, counter and pub/sub store on Redis, for state that several instances share: built on
+ * `effect/persistence`'s `Redis` service, with the Node client from `@effect/platform-node`'s `NodeRedis`.
+ *
+ * **Details**
+ *
+ * - Every key and channel is prefixed (`"resilience:"` unless set), so that the store shares a Redis with other data.
+ *   Scripts run through `eval` get their keys as given: prefix them with `store.key`.
+ * - `increment` runs `INCRBY` and `PEXPIRE` in one Lua script, so concurrent callers never lose a count and the key
+ *   never lives on without its TTL. The TTL is set when the key has none (the first increment of a window), so a
+ *   counter expires `ttl` after it was created, not after its last increment.
+ * - Every failure is a `RedisStoreError` naming the operation and the (unprefixed) key or channel.
+ * - `layer` and `layerConfig` connect their own client with `disableOfflineQueue` and a command timeout (2 seconds
+ *   unless set): while Redis is unreachable, operations fail at once instead of waiting in node-redis' offline queue,
+ *   and a command on a server that stopped answering fails after the timeout. The client reconnects in the
+ *   background (backoff up to about 2 seconds), so operations succeed again once Redis is back.
+ *
+ * **Gotchas**
+ *
+ * - `subscribe` returns once the subscription is active, so a message published after it returns is delivered. A
+ *   subscriber reconnects after Redis restarts, but messages published while it was away are lost (pub/sub).
+ * - The connection URL may carry a password; it is never put in errors or logs. Prefer `REDIS_PASSWORD` (redacted).
+ *
+ * **Example** (A shared counter)
+ *
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* RedisStore.RedisStore
+ *   const calls = yield* store.increment("calls:orders", 1, { ttl: "1 minute" })
+ *   return calls
+ * }).pipe(Effect.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379", prefix: "app:" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redis from "effect/persistence/Redis"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { describeCause } from "./internal/describe.ts"
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * A store operation failed: Redis was unreachable, did not answer in time, or refused the command.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ *
+ * const error = new RedisStore.RedisStoreError({
+ *   operation: "get",
+ *   key: "orders",
+ *   message: "The client is offline"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisStoreError extends Schema.TaggedError<RedisStoreError>()("RedisStoreError", {
+  /** `get`, `set`, `remove`, `increment`, `publish`, `subscribe`, `eval` or `connect`. */
+  operation: Schema.String,
+  /** The key or channel, without the prefix. */
+  key: Schema.optional(Schema.String),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * Options for `make` and `layerRedis`.
+ *
+ * @example
+ * ```ts
+ * import type { RedisStore } from "@effect-resilience/redis"
+ *
+ * const options: RedisStore.Options = { prefix: "orders:", timeout: "1 second" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Put in front of every key and channel. Default: `"resilience:"`. */
+  readonly prefix?: string | undefined
+  /** The longest an operation may take before it fails with `RedisStoreError`. Default: 2 seconds. */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * Options for `layer`: the store's, and how to connect.
+ *
+ * @example
+ * ```ts
+ * import type { RedisStore } from "@effect-resilience/redis"
+ *
+ * const options: RedisStore.LayerOptions = { url: "redis://cache.internal:6379/2", connectTimeout: "1 second" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends Options {
+  /** `redis://` or `rediss://` URL, which may carry user, password and database. Default: `redis://127.0.0.1:6379`. */
+  readonly url?: string | undefined
+  /** The password, when it is not in the URL. */
+  readonly password?: Redacted.Redacted<string> | undefined
+  /** How long connecting may take. Default: 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+}
+
+/**
+ * The store: strings by key, atomic counters, pub/sub and Lua scripts, all under the store's prefix.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const remember = Effect.gen(function*() {
+ *   const store = yield* RedisStore.RedisStore
+ *   yield* store.set("last-deploy", "v42", { ttl: "1 hour" })
+ *   return yield* store.get("last-deploy") // Option.some("v42")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RedisStore extends Context.Service<RedisStore, {
+  /** The prefix in front of every key and channel. */
+  readonly prefix: string
+  /** The full Redis key for `key`: the prefix, then the key (for scripts run through `eval`). */
+  readonly key: (key: string) => string
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisStoreError>
+  readonly set: (
+    key: string,
+    value: string,
+    options?: { readonly ttl?: Duration.Input | undefined }
+  ) => Effect.Effect<void, RedisStoreError>
+  /** Deletes the key; `true` when it was there. */
+  readonly remove: (key: string) => Effect.Effect<boolean, RedisStoreError>
+  /**
+   * Adds `by` (an integer, default 1) atomically and returns the new value; `ttl` is set when the key has none yet.
+   */
+  readonly increment: (
+    key: string,
+    by?: number,
+    options?: { readonly ttl?: Duration.Input | undefined }
+  ) => Effect.Effect<number, RedisStoreError>
+  /** Publishes on the channel; returns how many subscribers received it. */
+  readonly publish: (channel: string, message: string) => Effect.Effect<number, RedisStoreError>
+  /** Subscribes for the scope's lifetime; the subscription is active once this returns. */
+  readonly subscribe: (channel: string) => Effect.Effect<Stream.Stream<string, RedisStoreError>, never, Scope.Scope>
+  /** Runs a Lua script (loaded once, then `EVALSHA`). */
+  readonly eval: <Config extends { readonly params: ReadonlyArray<unknown>; readonly result: unknown }>(
+    script: Redis.Script<Config>
+  ) => (...params: Config["params"]) => Effect.Effect<Config["result"], RedisStoreError>
+}>()("@effect-resilience/redis/RedisStore") {}
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+const defaultPrefix = "resilience:"
+const defaultTimeout = Duration.seconds(2)
+const defaultConnectTimeout = Duration.seconds(5)
+const defaultUrl = "redis://127.0.0.1:6379"
+
+const incrementScript = Redis.script(
+  (key: string, by: number, ttlMillis: number) => [key, by, ttlMillis],
+  {
+    numberOfKeys: 1,
+    lua: `local value = redis.call("INCRBY", KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 and redis.call("PTTL", KEYS[1]) == -1 then
+  redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return value`
+  }
+).withReturnType<number>()
+
+type Issue = { readonly path: string; readonly message: string }
+
+const durationIssue = (path: string, input: unknown, positive: boolean): Issue | undefined => {
+  const duration = input === undefined ? Option.none() : Duration.fromInput(input as Duration.Input)
+  if (input === undefined) return undefined
+  if (Option.isNone(duration)) {
+    return {
+      path,
+      message: "Expected a duration (a Duration, a number of milliseconds, or a string like \"2 seconds\")"
+    }
+  }
+  const millis = Duration.toMillis(duration.value)
+  if (!Number.isFinite(millis) || (positive ? millis <= 0 : millis < 0)) {
+    return {
+      path,
+      message: `Expected a ${positive ? "positive" : "non-negative"} finite duration, got ${millis} millis`
+    }
+  }
+  return undefined
+}
+
+const configError = (issues: ReadonlyArray<Issue | undefined>): PolicyConfigError | undefined => {
+  const found = issues.filter((issue): issue is Issue => issue !== undefined)
+  return found.length === 0
+    ? undefined
+    : new PolicyConfigError({ kind: "Redis store", policy: "RedisStore", issues: found })
+}
+
+const storeIssues = (options: Options): ReadonlyArray<Issue | undefined> => [
+  options.prefix === undefined || typeof options.prefix === "string"
+    ? undefined
+    : { path: "prefix", message: `Expected a string, got ${typeof options.prefix}` },
+  durationIssue("timeout", options.timeout, true)
+]
+
+// Redis takes whole milliseconds: a TTL rounds up to the next one, and to at least 1 (0 would be an error). An
+// infinite TTL (or none) is 0: no expiry.
+const ttlMillis = (ttl: Duration.Input | undefined): number => {
+  if (ttl === undefined) return 0
+  const millis = Duration.toMillis(ttl)
+  return Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : 0
+}
+
+const ttlArgs = (ttl: Duration.Input | undefined): ReadonlyArray<string> => {
+  const millis = ttlMillis(ttl)
+  return millis === 0 ? [] : ["PX", String(millis)]
+}
+
+/**
+ * Makes the store on the `Redis` service in context. Invalid options fail with `PolicyConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { NodeRedis } from "@effect/platform-node"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* RedisStore.make({ prefix: "orders:" })
+ *   yield* store.set("open", "12")
+ * }).pipe(Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<RedisStore["Service"], PolicyConfigError, Redis.Redis> =>
+  Effect.gen(function*() {
+    const invalid = configError(storeIssues(options))
+    if (invalid !== undefined) return yield* invalid
+    const redis = yield* Redis.Redis
+    const prefix = options.prefix ?? defaultPrefix
+    const timeout = options.timeout ?? defaultTimeout
+    const key = (k: string) => prefix + k
+
+    const run = <A>(
+      operation: string,
+      name: string | undefined,
+      self: Effect.Effect<A, Redis.RedisError>
+    ): Effect.Effect<A, RedisStoreError> =>
+      self.pipe(
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () =>
+            Effect.fail(
+              new RedisStoreError({
+                operation,
+                key: name,
+                message: `Redis ${operation} timed out after ${Duration.format(Duration.fromInputUnsafe(timeout))}`
+              })
+            )
+        }),
+        Effect.catchTag("RedisError", (error) =>
+          Effect.fail(
+            new RedisStoreError({
+              operation,
+              key: name,
+              message: `Redis ${operation} failed: ${describeCause(error)}`,
+              cause: error
+            })
+          ))
+      )
+
+    return RedisStore.of({
+      prefix,
+      key,
+      get: (k) => run("get", k, Effect.map(redis.send<string | null>("GET", key(k)), Option.fromNullishOr)),
+      set: (k, value, opts) => run("set", k, Effect.asVoid(redis.send("SET", key(k), value, ...ttlArgs(opts?.ttl)))),
+      remove: (k) => run("remove", k, Effect.map(redis.send<number>("DEL", key(k)), (n) => n > 0)),
+      increment: (k, by = 1, opts) =>
+        run(
+          "increment",
+          k,
+          Effect.map(
+            redis.eval(incrementScript)(
+              key(k),
+              by,
+              ttlMillis(opts?.ttl)
+            ),
+            Number
+          )
+        ),
+      publish: (channel, message) => run("publish", channel, redis.send<number>("PUBLISH", key(channel), message)),
+      subscribe: (channel) =>
+        Effect.map(redis.subscribe(key(channel)), (queue) =>
+          Stream.fromQueue(queue).pipe(
+            Stream.map((received) => received.message),
+            Stream.mapError((error) =>
+              new RedisStoreError({
+                operation: "subscribe",
+                key: channel,
+                message: `Redis subscribe failed: ${describeCause(error)}`,
+                cause: error
+              })
+            )
+          )),
+      eval: (script) => (...params) => run("eval", undefined, redis.eval(script)(...params))
+    })
+  })
+
+// -----------------------------------------------------------------------------
+// layers
+// -----------------------------------------------------------------------------
+
+/**
+ * The store on the `Redis` service in context (say, a `NodeRedis.layer` the application already has).
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { NodeRedis } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * const Store = RedisStore.layerRedis({ prefix: "orders:" }).pipe(
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (options: Options = {}): Layer.Layer<RedisStore, PolicyConfigError, Redis.Redis> =>
+  Layer.effect(RedisStore, make(options))
+
+const validateUrl = (url: unknown): Issue | undefined => {
+  if (typeof url !== "string") {
+    return { path: "url", message: `Expected a redis:// or rediss:// URL, got ${typeof url}` }
+  }
+  const parsed = URL.canParse(url) ? new URL(url) : undefined
+  // The URL may carry a password: the message shows only its scheme.
+  if (parsed === undefined) {
+    return { path: "url", message: "Expected a redis:// or rediss:// URL, got an unparsable string" }
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return { path: "url", message: `Expected a redis:// or rediss:// URL, got a ${parsed.protocol} URL` }
+  }
+  return undefined
+}
+
+// `Layer.catchTag` keeps the services of the layer it recovers with, so a failing one must claim them.
+const failLayer = <A, E>(error: E): Layer.Layer<A, E> => Layer.unwrap(Effect.fail(error))
+
+const connect = (options: LayerOptions) =>
+  NodeRedis.layer({
+    url: options.url ?? defaultUrl,
+    ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
+    // Fail at once while reconnecting rather than queue behind a server that may not come back.
+    disableOfflineQueue: true,
+    commandOptions: { timeout: Math.ceil(Duration.toMillis(options.timeout ?? defaultTimeout)) },
+    socket: { connectTimeout: Math.ceil(Duration.toMillis(options.connectTimeout ?? defaultConnectTimeout)) }
+  }).pipe(
+    Layer.catchTag("RedisError", (error) =>
+      failLayer<Redis.Redis | NodeRedis.NodeRedis, RedisStoreError>(
+        new RedisStoreError({
+          operation: "connect",
+          message: `Redis connect failed: ${describeCause(error)}`,
+          cause: error
+        })
+      ))
+  )
+
+/**
+ * Connects a client of its own (node-redis, through `NodeRedis`) and provides the store and the `Redis` service (for
+ * `RedisHealth`). Invalid options fail with `PolicyConfigError`; an unreachable server fails with `RedisStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ *
+ * const Store = RedisStore.layer({ url: "redis://127.0.0.1:6379/0", prefix: "orders:", timeout: "500 millis" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: LayerOptions = {}
+): Layer.Layer<RedisStore | Redis.Redis, RedisStoreError | PolicyConfigError> => {
+  const invalid = configError([
+    options.url === undefined ? undefined : validateUrl(options.url),
+    durationIssue("connectTimeout", options.connectTimeout, true),
+    ...storeIssues(options)
+  ])
+  if (invalid !== undefined) return failLayer(invalid)
+  return layerRedis(options).pipe(Layer.provideMerge(connect(options)))
+}
+
+/**
+ * Like `layer`, reading `REDIS_URL` (default `redis://127.0.0.1:6379`), `REDIS_PASSWORD` (redacted, optional) and
+ * `REDIS_PREFIX` (default `"resilience:"`) from the `ConfigProvider`.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { ConfigProvider, Layer } from "effect"
+ *
+ * const Store = RedisStore.layerConfig().pipe(
+ *   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ REDIS_URL: "redis://127.0.0.1:6379" })))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (): Layer.Layer<
+  RedisStore | Redis.Redis,
+  RedisStoreError | PolicyConfigError | Config.ConfigError
+> =>
+  Layer.unwrap(
+    Effect.map(
+      Config.all({
+        url: Config.String("REDIS_URL").pipe(Config.withDefault(defaultUrl)),
+        password: Config.option(Config.Redacted("REDIS_PASSWORD")),
+        prefix: Config.String("REDIS_PREFIX").pipe(Config.withDefault(defaultPrefix))
+      }),
+      ({ password, prefix, url }) => layer({ url, prefix, password: Option.getOrUndefined(password) })
+    )
+  )

@@ -1,0 +1,41 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * A key-value, counter and pub/sub store on Redis (prefixed keys, atomic increments with TTL, Lua scripts, a typed
+ * `RedisStoreError`), on `effect/persistence`'s `Redis` with `@effect/platform-node`'s `NodeRedis`.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* RedisStore.RedisStore
+ *   return yield* store.increment("calls", 1, { ttl: "1 minute" })
+ * }).pipe(Effect.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.ts"
+
+/**
+ * A Redis health check for `HealthMonitor`: `PING` with its latency and a typed `RedisHealthCheckFailed`.
+ *
+ * @example
+ * ```ts
+ * import { HealthMonitor } from "@effect-resilience/core"
+ * import { RedisHealth, RedisStore } from "@effect-resilience/redis"
+ * import { Layer } from "effect"
+ *
+ * const Monitoring = RedisHealth.layer({ interval: "10 seconds", timeout: "2 seconds" }).pipe(
+ *   Layer.provideMerge(HealthMonitor.layer),
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as RedisHealth from "./RedisHealth.ts"

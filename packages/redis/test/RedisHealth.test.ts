@@ -1,0 +1,130 @@
+import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Layer, Schedule } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as RedisHealth from "../src/RedisHealth.ts"
+import * as RedisStore from "../src/RedisStore.ts"
+import * as RedisServer from "./RedisServer.ts"
+
+/** Runs `self` and returns its outcome with how long it took, in real milliseconds. */
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
+    const result = yield* Effect.result(self)
+    return { result, millis: (yield* Clock.currentTimeMillis) - startedAt }
+  })
+
+/** Retries `self` every 50 ms for up to 5 s: node-redis reconnects in the background after a restart. */
+const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+
+const clientOf = (server: RedisServer.RedisServer) => RedisStore.layer({ url: server.url, timeout: "500 millis" })
+
+describe("RedisHealth", () => {
+  it.live(
+    "passes with its latency, fails at once while the server is killed, passes after a restart",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        yield* Effect.gen(function*() {
+          const { latencyMillis } = yield* RedisHealth.check
+          assert.isAtLeast(latencyMillis, 0)
+          assert.isBelow(latencyMillis, 500)
+
+          yield* server.kill
+          const down = yield* timed(RedisHealth.check)
+          assert(down.result._tag === "Failure")
+          assert.strictEqual(down.result.failure._tag, "RedisHealthCheckFailed")
+          assert.match(
+            down.result.failure.message,
+            /^Redis health check \(PING\) failed: (ClientOfflineError: The client is offline|SocketClosedUnexpectedlyError)/
+          )
+          assert.instanceOf(down.result.failure.cause, Redis.RedisError)
+          assert.isBelow(down.millis, 600)
+
+          yield* server.restart
+          const up = yield* timed(eventually(RedisHealth.check))
+          assert.strictEqual(up.result._tag, "Success")
+          assert.isBelow(up.millis, 5_000)
+        }).pipe(Effect.provide(clientOf(server)))
+      }).pipe(Effect.scoped),
+    15_000
+  )
+
+  it.live("a reply other than PONG fails the check", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(RedisHealth.check)
+      assert.strictEqual(error.message, "Redis health check (PING) failed: expected PONG, got \"LOADING\"")
+      assert.isUndefined(error.cause)
+    }).pipe(
+      Effect.provideService(
+        Redis.Redis,
+        Redis.Redis.of({
+          send: () => Effect.succeed("LOADING" as never),
+          subscribe: () => Effect.die("unused"),
+          eval: () => () => Effect.die("unused"),
+          reserve: Effect.die("unused")
+        })
+      )
+    ), 10_000)
+
+  it.live(
+    "through HealthMonitor: Healthy, Unhealthy while killed, Healthy again; unregistered with the layer",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const monitor = yield* HealthMonitor.make
+        yield* Effect.gen(function*() {
+          // A long interval: the runs below are the ones that count.
+          yield* Layer.build(
+            RedisHealth.layer({
+              name: "cache",
+              interval: "1 minute",
+              jitter: 0,
+              warningThreshold: 1,
+              failureThreshold: 1
+            })
+          )
+          const healthy = yield* monitor.runNow("cache")
+          assert.strictEqual(healthy.status, "Healthy")
+          assert.isNotNull(healthy.responseTimeMillis)
+
+          yield* server.kill
+          const down = yield* timed(monitor.runNow("cache"))
+          assert(down.result._tag === "Success")
+          assert.strictEqual(down.result.success.status, "Unhealthy")
+          assert.include(down.result.success.lastError, "Redis health check (PING) failed")
+          assert.isBelow(down.millis, 600)
+
+          yield* server.restart
+          const back = yield* eventually(
+            Effect.flatMap(
+              monitor.runNow("cache"),
+              (state) => state.status === "Healthy" ? Effect.succeed(state) : Effect.fail(state)
+            )
+          )
+          assert.strictEqual(back.status, "Healthy")
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(clientOf(server)),
+          Effect.provideService(HealthMonitor.HealthMonitor, monitor)
+        )
+        const gone = yield* Effect.flip(monitor.state("cache"))
+        assert.strictEqual(gone._tag, "CheckNotFound")
+      }).pipe(Effect.scoped),
+    15_000
+  )
+
+  it.live("invalid monitor options fail the layer with PolicyConfigError", () =>
+    Effect.gen(function*() {
+      const monitor = yield* HealthMonitor.make
+      const error = yield* Effect.flip(
+        Layer.build(RedisHealth.layer({ interval: "never ever" as never })).pipe(
+          Effect.scoped,
+          Effect.provideService(HealthMonitor.HealthMonitor, monitor),
+          Effect.provideService(Redis.Redis, Redis.Redis.of({} as never))
+        )
+      )
+      assert.strictEqual(error._tag, "PolicyConfigError")
+    }).pipe(Effect.scoped), 10_000)
+})

@@ -1,0 +1,298 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as RedisStore from "../src/RedisStore.ts"
+import * as RedisServer from "./RedisServer.ts"
+
+/** Runs `self` and returns its outcome with how long it took, in real milliseconds. */
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
+    const result = yield* Effect.result(self)
+    return { result, millis: (yield* Clock.currentTimeMillis) - startedAt }
+  })
+
+const theStore = Effect.gen(function*() {
+  return yield* RedisStore.RedisStore
+})
+
+const fromConfig = (config: Record<string, string>) =>
+  RedisStore.layerConfig().pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(config))))
+
+/** Retries `self` every 50 ms for up to 5 s: node-redis reconnects in the background after a restart. */
+const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+
+/** Runs `f` with a server of our own and a store connected to it. */
+const withStore = <A, E>(
+  f: (
+    store: RedisStore.RedisStore["Service"],
+    server: RedisServer.RedisServer,
+    redis: Redis.Redis["Service"]
+  ) => Effect.Effect<A, E, never>,
+  options: Omit<RedisStore.LayerOptions, "url"> = {}
+) =>
+  Effect.gen(function*() {
+    const server = yield* RedisServer.make()
+    return yield* Effect.gen(function*() {
+      return yield* f(yield* RedisStore.RedisStore, server, yield* Redis.Redis)
+    }).pipe(Effect.provide(RedisStore.layer({ ...options, url: server.url })))
+  }).pipe(Effect.scoped)
+
+describe("RedisStore", () => {
+  it.live("round trip: set, get, remove", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        assert.deepStrictEqual(yield* store.get("missing"), Option.none())
+        yield* store.set("greeting", "hello")
+        assert.deepStrictEqual(yield* store.get("greeting"), Option.some("hello"))
+        yield* store.set("greeting", "hello again")
+        assert.deepStrictEqual(yield* store.get("greeting"), Option.some("hello again"))
+        assert.isTrue(yield* store.remove("greeting"))
+        assert.isFalse(yield* store.remove("greeting"))
+        assert.deepStrictEqual(yield* store.get("greeting"), Option.none())
+      })
+    ), 10_000)
+
+  it.live(
+    "a key with a 200 ms TTL is gone after it; increment's TTL starts with the counter",
+    () =>
+      withStore((store, _, redis) =>
+        Effect.gen(function*() {
+          yield* store.set("short", "lived", { ttl: "200 millis" })
+          assert.deepStrictEqual(yield* store.get("short"), Option.some("lived"))
+          const pttl = yield* redis.send<number>("PTTL", "resilience:short")
+          assert.isAbove(pttl, 0)
+          assert.isAtMost(pttl, 200)
+
+          assert.strictEqual(yield* store.increment("window", 1, { ttl: "200 millis" }), 1)
+          yield* Effect.sleep("100 millis")
+          // A later increment keeps the window's expiry: it does not push it back to 200 ms.
+          assert.strictEqual(yield* store.increment("window", 1, { ttl: "200 millis" }), 2)
+          assert.isAtMost(yield* redis.send<number>("PTTL", "resilience:window"), 100)
+
+          yield* Effect.sleep("250 millis")
+          assert.deepStrictEqual(yield* store.get("short"), Option.none())
+          assert.deepStrictEqual(yield* store.get("window"), Option.none())
+          // Without a TTL the counter stays.
+          assert.strictEqual(yield* store.increment("forever", 5), 5)
+          assert.strictEqual(yield* redis.send<number>("PTTL", "resilience:forever"), -1)
+        })
+      ),
+    10_000
+  )
+
+  it.live(
+    "increment is atomic: 100 concurrent callers give exactly 100, each seeing its own value",
+    () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const seen = yield* Effect.forEach(
+            Array.from({ length: 100 }, (_, i) => i),
+            () => store.increment("hits", 1, { ttl: "1 minute" }),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual([...seen].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1))
+          assert.deepStrictEqual(yield* store.get("hits"), Option.some("100"))
+          assert.strictEqual(yield* store.increment("hits", -40), 60)
+        })
+      ),
+    10_000
+  )
+
+  it.live(
+    "pub/sub round trip: messages published after subscribe returns arrive in order",
+    () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const messages = yield* store.subscribe("events")
+          const received = yield* messages.pipe(Stream.take(2), Stream.runCollect, Effect.forkScoped)
+          assert.strictEqual(yield* store.publish("events", "first"), 1)
+          assert.strictEqual(yield* store.publish("events", "second"), 1)
+          assert.deepStrictEqual(yield* Fiber.join(received), ["first", "second"])
+          // Nobody listens on another channel.
+          assert.strictEqual(yield* store.publish("other", "lost"), 0)
+        }).pipe(Effect.scoped)
+      ),
+    10_000
+  )
+
+  it.live(
+    "keys and channels are prefixed; eval runs scripts on store.key",
+    () =>
+      withStore((store, _, redis) =>
+        Effect.gen(function*() {
+          assert.strictEqual(store.prefix, "orders:")
+          yield* store.set("open", "12")
+          assert.strictEqual(yield* redis.send<string | null>("GET", "orders:open"), "12")
+          assert.strictEqual(yield* redis.send<string | null>("GET", "open"), null)
+
+          const getset = Redis.script((key: string, value: string) => [key, value], {
+            numberOfKeys: 1,
+            lua: "local old = redis.call('GET', KEYS[1]); redis.call('SET', KEYS[1], ARGV[1]); return old"
+          }).withReturnType<string | null>()
+          assert.strictEqual(yield* store.eval(getset)(store.key("open"), "13"), "12")
+          assert.deepStrictEqual(yield* store.get("open"), Option.some("13"))
+        }), { prefix: "orders:" }),
+    10_000
+  )
+
+  it.live("the default prefix is resilience:", () =>
+    withStore((store, _, redis) =>
+      Effect.gen(function*() {
+        yield* store.set("k", "v")
+        assert.strictEqual(yield* redis.send<string | null>("GET", "resilience:k"), "v")
+      })
+    ), 10_000)
+
+  it.live("layerConfig reads REDIS_URL, REDIS_PREFIX and a redacted REDIS_PASSWORD", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+
+      yield* Effect.gen(function*() {
+        const store = yield* RedisStore.RedisStore
+        yield* store.set("k", "v")
+        assert.strictEqual(yield* (yield* Redis.Redis).send<string | null>("GET", "cfg:k"), "v")
+        // From now on the server wants a password.
+        yield* (yield* Redis.Redis).send("CONFIG", "SET", "requirepass", "s3cret-pw")
+      }).pipe(Effect.provide(fromConfig({ REDIS_URL: server.url, REDIS_PREFIX: "cfg:" })))
+
+      const withPassword = yield* Effect.gen(function*() {
+        return yield* (yield* RedisStore.RedisStore).get("k")
+      }).pipe(Effect.provide(fromConfig({ REDIS_URL: server.url, REDIS_PREFIX: "cfg:", REDIS_PASSWORD: "s3cret-pw" })))
+      assert.deepStrictEqual(withPassword, Option.some("v"))
+
+      // A wrong password fails the layer, and its message does not carry the password.
+      const wrong = yield* Effect.flip(
+        Effect.provide(theStore, fromConfig({ REDIS_URL: server.url, REDIS_PASSWORD: "nope-pw" }))
+      )
+      assert(wrong._tag === "RedisStoreError")
+      assert.strictEqual(wrong.operation, "connect")
+      assert.include(wrong.message, "WRONGPASS")
+      assert.notInclude(wrong.message, "nope-pw")
+
+      const invalid = yield* Effect.flip(
+        Effect.provide(theStore, fromConfig({ REDIS_URL: "http://user:hunter2@example.com" }))
+      )
+      assert(invalid._tag === "PolicyConfigError")
+      assert.deepStrictEqual(invalid.issues, [{
+        path: "url",
+        message: "Expected a redis:// or rediss:// URL, got a http: URL"
+      }])
+      assert.notInclude(invalid.message, "hunter2")
+    }).pipe(Effect.scoped), 10_000)
+
+  it.live("invalid options fail with PolicyConfigError naming each option", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.provide(
+          theStore,
+          RedisStore.layer({ url: "not a url", timeout: -1, connectTimeout: "soon" as never })
+        )
+      )
+      assert(error._tag === "PolicyConfigError")
+      assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["url", "connectTimeout", "timeout"])
+    }), 10_000)
+
+  it.live("an unreachable server fails the layer with RedisStoreError at once", () =>
+    Effect.gen(function*() {
+      const port = yield* RedisServer.freePort
+      const { millis, result } = yield* timed(
+        Effect.provide(theStore, RedisStore.layer({ url: `redis://127.0.0.1:${port}` }))
+      )
+      assert(result._tag === "Failure" && result.failure._tag === "RedisStoreError")
+      assert.strictEqual(result.failure.operation, "connect")
+      assert.include(result.failure.message, "ECONNREFUSED")
+      assert.isBelow(millis, 1_000)
+    }), 10_000)
+
+  it.live(
+    "SIGKILL: operations fail with RedisStoreError at once; after a restart they succeed again",
+    () =>
+      withStore((store, server) =>
+        Effect.gen(function*() {
+          yield* store.set("before", "kill")
+          yield* server.kill
+
+          const operations: ReadonlyArray<Effect.Effect<unknown, RedisStore.RedisStoreError>> = [
+            store.get("before"),
+            store.increment("n"),
+            store.publish("events", "x")
+          ]
+          for (const operation of operations) {
+            const down = yield* timed(operation)
+            assert(down.result._tag === "Failure")
+            assert.strictEqual(down.result.failure._tag, "RedisStoreError")
+            assert.isBelow(down.millis, 600)
+          }
+          const failure = yield* Effect.flip(store.get("before"))
+          assert.strictEqual(failure.operation, "get")
+          assert.strictEqual(failure.key, "before")
+
+          yield* server.restart
+          const up = yield* timed(eventually(store.set("after", "restart")))
+          assert.strictEqual(up.result._tag, "Success")
+          assert.isBelow(up.millis, 5_000)
+          // No persistence: the restarted server starts empty.
+          assert.deepStrictEqual(yield* store.get("before"), Option.none())
+          assert.deepStrictEqual(yield* store.get("after"), Option.some("restart"))
+          assert.strictEqual(yield* store.increment("n"), 1)
+        }), { timeout: "500 millis" }),
+    15_000
+  )
+
+  it.live(
+    "a hung server (SIGSTOP) fails operations after the timeout; they pass once it answers",
+    () =>
+      withStore((store, server) =>
+        Effect.gen(function*() {
+          yield* store.set("k", "v")
+          const hung = yield* Effect.scoped(Effect.gen(function*() {
+            yield* server.freeze
+            return yield* timed(store.get("k"))
+          }))
+          assert(hung.result._tag === "Failure")
+          assert.strictEqual(hung.result.failure.operation, "get")
+          assert.isAtLeast(hung.millis, 250)
+          assert.isBelow(hung.millis, 1_000)
+          const back = yield* eventually(store.get("k"))
+          assert.deepStrictEqual(back, Option.some("v"))
+        }), { timeout: "300 millis" }),
+    10_000
+  )
+
+  it.live("the password in a URL never reaches an error message", () =>
+    Effect.gen(function*() {
+      const port = yield* RedisServer.freePort
+      const error = yield* Effect.flip(
+        Effect.provide(
+          theStore,
+          RedisStore.layer({ url: `redis://user:hunter2@127.0.0.1:${port}`, password: Redacted.make("also-secret") })
+        )
+      )
+      assert.notInclude(error.message, "hunter2")
+      assert.notInclude(error.message, "also-secret")
+    }), 10_000)
+
+  it.live(
+    "the harness fails (never skips) without redis-server, saying how to install it",
+    () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(RedisServer.make({ binary: "/nonexistent/redis-server" }))
+        assert.include(error.message, "/nonexistent/redis-server not found")
+        assert.include(error.message, "apt-get install -y redis-server")
+      }).pipe(Effect.scoped),
+    10_000
+  )
+
+  it.live("the harness keeps data across a restart with persistence", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make({ persistence: true })
+      yield* Effect.gen(function*() {
+        const store = yield* RedisStore.RedisStore
+        yield* store.set("kept", "yes")
+        yield* server.restart
+        assert.deepStrictEqual(yield* eventually(store.get("kept")), Option.some("yes"))
+      }).pipe(Effect.provide(RedisStore.layer({ url: server.url })))
+    }).pipe(Effect.scoped), 10_000)
+})
