@@ -39,3 +39,23 @@ export * as RedisStore from "./RedisStore.ts"
  * @since 0.1.0
  */
 export * as RedisHealth from "./RedisHealth.ts"
+
+/**
+ * A Redis key-value store that keeps answering while Redis is down: a breaker around Redis, a `FallbackStore` for
+ * reads and writes during the outage, and a journal of those writes replayed to Redis in order when it is back.
+ *
+ * @example
+ * ```ts
+ * import { FallbackStore } from "@effect-resilience/core"
+ * import { ResilientRedis, RedisStore } from "@effect-resilience/redis"
+ * import { Layer } from "effect"
+ *
+ * const Live = ResilientRedis.layer({ pingInterval: "1 second" }).pipe(
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" })),
+ *   Layer.provide(FallbackStore.layerMemory())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as ResilientRedis from "./ResilientRedis.ts"
