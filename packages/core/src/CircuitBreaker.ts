@@ -83,6 +83,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as BreakerFleet from "./BreakerFleet.ts"
 import * as internal from "./internal/circuitBreaker.ts"
 import * as metrics from "./internal/metrics.ts"
 import {
@@ -409,6 +410,12 @@ export interface Options {
   readonly perKeyMetrics?: boolean | undefined
   /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024. */
   readonly eventBuffer?: number | undefined
+  /**
+   * How the breaker shares its state when a `BreakerFleet` (say `RedisFleet.layer`) is in context: the counting mode,
+   * or `false` to stay solo. Default: `local` counting. Without a fleet in context, the breaker is solo whatever this
+   * says.
+   */
+  readonly fleet?: false | BreakerFleet.Options | undefined
 }
 
 /**
@@ -749,7 +756,24 @@ const OptionsSchema = Schema.Struct({
     idleTimeToLive: DurationInput({ positive: true }),
     maxKeys: PositiveInt
   }),
-  eventBuffer: PositiveInt
+  eventBuffer: PositiveInt,
+  fleet: Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      counting: Schema.Literals(["local", "global", "quorum"]),
+      quorum: Schema.Struct({
+        instances: Schema.optional(PositiveInt),
+        share: Schema.optional(Fraction),
+        window: DurationInput({ positive: true })
+      })
+    }).check(
+      Schema.makeFilter((fleet) =>
+        fleet.counting !== "quorum" || fleet.quorum.instances !== undefined || fleet.quorum.share !== undefined
+          ? undefined
+          : { path: ["quorum"], issue: "Expected quorum.instances or quorum.share with quorum counting, got neither" }
+      )
+    )
+  ])
 })
 
 interface Resolved {
@@ -758,6 +782,7 @@ interface Resolved {
   readonly idleMillis: number
   readonly maxKeys: number
   readonly eventBuffer: number
+  readonly fleet: false | Pick<BreakerFleet.Member, "counting" | "quorum">
 }
 
 const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> => {
@@ -780,7 +805,15 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
       idleTimeToLive: options.keys?.idleTimeToLive ?? "1 hour",
       maxKeys: options.keys?.maxKeys ?? 10_000
     },
-    eventBuffer: options.eventBuffer ?? 1024
+    eventBuffer: options.eventBuffer ?? 1024,
+    fleet: options.fleet === false ? false as const : {
+      counting: options.fleet?.counting ?? "local",
+      quorum: {
+        ...(options.fleet?.quorum?.instances === undefined ? {} : { instances: options.fleet.quorum.instances }),
+        ...(options.fleet?.quorum?.share === undefined ? {} : { share: options.fleet.quorum.share }),
+        window: options.fleet?.quorum?.window ?? "1 minute"
+      }
+    }
   }
   return decodeOptions(OptionsSchema, raw, { kind: "circuit breaker", policy: String(options.name) }).pipe(
     Effect.map((): Resolved => {
@@ -822,7 +855,17 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
           : millisOf(raw.openDuration as Duration.Input),
         idleMillis: millisOf(raw.keys.idleTimeToLive),
         maxKeys: raw.keys.maxKeys,
-        eventBuffer: raw.eventBuffer
+        eventBuffer: raw.eventBuffer,
+        fleet: raw.fleet === false ? false : {
+          counting: raw.fleet.counting,
+          quorum: raw.fleet.counting === "quorum"
+            ? {
+              instances: raw.fleet.quorum.instances ?? 0,
+              share: raw.fleet.quorum.share ?? 0,
+              windowMillis: millisOf(raw.fleet.quorum.window)
+            }
+            : { instances: 0, share: 0, windowMillis: 0 }
+        }
       }
     })
   )
@@ -881,12 +924,18 @@ const stateCodes: Record<State, number> = {
  */
 export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyConfigError, Scope.Scope> = Effect
   .fnUntraced(function*(options: Options) {
-    const { config, eventBuffer, idleMillis, maxKeys, openDuration } = yield* resolve(options)
+    const { config, eventBuffer, fleet, idleMillis, maxKeys, openDuration } = yield* resolve(options)
     const name = options.name
     const isFailure = options.isFailure
     const isDefectFailure = options.isDefectFailure
     const context = yield* Effect.context<never>()
     const registry = Context.getOption(context, RegistryService)
+    const fleetService = fleet === false ? Option.none() : Context.getOption(context, BreakerFleet.BreakerFleet)
+    // Set once the breaker has joined a fleet. `applying` is true while a fleet state is applied, so that what the
+    // fleet sent is not announced back to it.
+    let membership: BreakerFleet.Membership | undefined
+    let applying = false
+    const globalCounting = fleet !== false && fleet.counting === "global" && Option.isSome(fleetService)
     const hub = yield* PubSub.sliding<Transition>(eventBuffer)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
 
@@ -906,6 +955,17 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     const emit: internal.Emit = (cell, from, to, reason, at, shadow) => {
       transitionsTo[to]++
       pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
+      // Trips and closes are news for the fleet; Open -> HalfOpen is not (every instance derives it from openUntil),
+      // and manual controls announce themselves (see `control`).
+      if (membership !== undefined && !applying && !shadow && reason._tag !== "Manual" && to !== "HalfOpen") {
+        membership.announce({
+          key: cell.key,
+          kind: to === "Open" ? "trip" : "close",
+          state: internal.persist(cell),
+          reason,
+          at
+        })
+      }
     }
     const flush: Effect.Effect<void> = Effect.suspend(() => {
       if (pending.length === 0) return Effect.void
@@ -1050,6 +1110,81 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       return pending.length === 0 ? undefined : flush
     }
 
+    // What the fleet decides. When it cannot be reached, the outcome is recorded locally as a solo breaker would.
+    const openMillisNow = (cell: internal.Cell, now: number): Effect.Effect<number> =>
+      fixedOpenMillis >= 0 ? Effect.succeed(fixedOpenMillis) : openMillisFor(internal.nextOpening(cell, now))
+
+    const count = (outcome: number, cell: internal.Cell, exit: Exit.Exit<unknown, unknown>, now: number) => {
+      if (outcome === internal.SUCCESS) totals.success++
+      else if (outcome === internal.FAILURE) {
+        totals.failure++
+        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
+      } else totals.ignored++
+    }
+
+    const settleLeased = (
+      cell: internal.Cell,
+      key: string,
+      generation: number,
+      probe: number,
+      lease: string,
+      startedAt: number,
+      clock: Clock.Clock,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> => {
+      const outcome = classify(exit)
+      const now = clock.currentTimeMillisUnsafe()
+      count(outcome, cell, exit, now)
+      const verdict = outcome === internal.SUCCESS ? "success" : outcome === internal.FAILURE ? "failure" : "ignored"
+      return Effect.flatMap(
+        openMillisNow(cell, now),
+        (openMillis) =>
+          Effect.flatMap(membership!.settleProbe(key, lease, verdict, now, openMillis), (settled) => {
+            // Settled: the fleet's new state has been applied, which orphaned the local slot; give it back anyway.
+            if (settled) internal.releaseProbe(cell, probe)
+            else internal.record(cell, config, generation, probe, outcome, now - startedAt, now, openMillis, emit)
+            return flush
+          })
+      )
+    }
+
+    const settleGlobal = (
+      cell: internal.Cell,
+      key: string,
+      generation: number,
+      epoch: number,
+      startedAt: number,
+      clock: Clock.Clock,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> | undefined => {
+      const outcome = classify(exit)
+      const now = clock.currentTimeMillisUnsafe()
+      const duration = now - startedAt
+      count(outcome, cell, exit, now)
+      const slowBefore = cell.slowCalls
+      if (outcome === internal.IGNORED) {
+        internal.tally(cell, config, outcome, duration, now)
+        return undefined
+      }
+      return Effect.flatMap(openMillisNow(cell, now), (openMillis) =>
+        Effect.flatMap(
+          membership!.record(
+            key,
+            epoch,
+            outcome === internal.SUCCESS ? "success" : "failure",
+            duration,
+            now,
+            openMillis
+          ),
+          (counted) => {
+            if (counted) internal.tally(cell, config, outcome, duration, now)
+            else internal.record(cell, config, generation, -1, outcome, duration, now, openMillis, emit)
+            totals.slow += cell.slowCalls - slowBefore
+            return flush
+          }
+        ))
+    }
+
     // A rejection says nothing that changes within a millisecond of one generation, so under load (when rejections
     // come thousands per second) one error serves them all: building it is most of a rejection's cost.
     let rejectedCell: internal.Cell | undefined
@@ -1091,6 +1226,8 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       let probe = -1
       let startedAt = 0
       let clock: Clock.Clock
+      let lease: string | undefined
+      let epoch = 0
       return Effect.onExitPrimitive(
         Effect.withFiber<A, E | Rejection, R>((fiber) => {
           if (owner !== undefined) {
@@ -1100,6 +1237,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
           owner = fiber
           generation = -1
           probe = -1
+          lease = undefined
           clock = fiber.getRef(Clock.Clock)
           const now = clock.currentTimeMillisUnsafe()
           cell = cellFor(key, now)
@@ -1108,7 +1246,26 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
           if (verdict !== internal.ADMIT_UNCOUNTED) {
             generation = cell.generation
             startedAt = now
-            if (verdict === internal.ADMIT_PROBE) probe = internal.lastProbeId(cell)
+            if (verdict === internal.ADMIT_PROBE) {
+              probe = internal.lastProbeId(cell)
+              if (membership !== undefined && cell.mode === "Live") {
+                // In a fleet, a probe also needs one of the fleet's leases, so that the fleet sends `maxProbes`.
+                const admitted = cell
+                const id = probe
+                return thenFlush(
+                  Effect.flatMap(membership.lease(key, now), (answer): Effect.Effect<A, E | Rejection, R> => {
+                    if (answer._tag === "Granted") lease = answer.lease
+                    if (answer._tag !== "Denied") return self
+                    internal.releaseProbe(admitted, id)
+                    generation = -1
+                    admitted.rejections++
+                    return reject(admitted, internal.REJECT_HALF_OPEN, now)
+                  })
+                )
+              }
+            } else if (globalCounting) {
+              epoch = membership!.epoch(key)
+            }
           }
           return thenFlush(self)
         }),
@@ -1119,7 +1276,12 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
             return undefined
           }
           owner = undefined
-          return generation < 0 ? undefined : settle(cell, generation, probe, startedAt, clock, exit)
+          if (generation < 0) return undefined
+          return lease !== undefined
+            ? settleLeased(cell, key, generation, probe, lease, startedAt, clock, exit)
+            : globalCounting && probe < 0
+            ? settleGlobal(cell, key, generation, epoch, startedAt, clock, exit)
+            : settle(cell, generation, probe, startedAt, clock, exit)
         }
       )
     }
@@ -1146,18 +1308,51 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       return cell
     }
 
+    // Applies a control to one key or, without a key, to every key and the keys created later.
+    const setModeAll = (
+      key: string | undefined,
+      mode: internal.Mode,
+      action: "forceOpen" | "disable" | "metricsOnly" | "reset",
+      now: number,
+      reason?: Reason
+    ): internal.Cell => {
+      if (key !== undefined) {
+        const cell = cellFor(key, now)
+        internal.setMode(cell, mode, action, now, emit, reason)
+        return cell
+      }
+      baseMode = mode
+      internal.setMode(defaultCell, mode, action, now, emit, reason)
+      for (const cell of cells.values()) internal.setMode(cell, mode, action, now, emit, reason)
+      return defaultCell
+    }
+
+    // Manual controls always go to the fleet, even when they change nothing here: another instance may differ.
+    const announceManual = (key: string | undefined, cell: internal.Cell, reason: Reason, now: number) => {
+      if (membership !== undefined && !applying) {
+        membership.announce({ key, kind: "manual", state: internal.persist(cell), reason, at: now })
+      }
+    }
+
     const control =
       (mode: internal.Mode, action: "forceOpen" | "disable" | "metricsOnly" | "reset") =>
       (key?: string): Effect.Effect<void> =>
         withNow((now) => {
-          if (key !== undefined) {
-            internal.setMode(cellFor(key, now), mode, action, now, emit)
-            return
-          }
-          baseMode = mode
-          internal.setMode(defaultCell, mode, action, now, emit)
-          for (const cell of cells.values()) internal.setMode(cell, mode, action, now, emit)
+          const cell = setModeAll(key, mode, action, now)
+          announceManual(key, cell, { _tag: "Manual", action }, now)
         })
+
+    const applyFleet = (key: string | undefined, state: BreakerFleet.FleetState): Effect.Effect<void> =>
+      withNow((now) => {
+        const reason: Reason = { _tag: "Fleet", origin: state.origin, cause: state.reason }
+        applying = true
+        try {
+          if (key === undefined) setModeAll(undefined, state.state.mode, actionOf(state.state.mode), now, reason)
+          else internal.restore(cellFor(key, now), config, state.state, now, emit, reason)
+        } finally {
+          applying = false
+        }
+      })
 
     const breaker: CircuitBreaker = {
       [TypeId]: TypeId,
@@ -1176,7 +1371,12 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       reset: control("Live", "reset"),
       export: (key = defaultKey) => withNow((now) => internal.persist(look(key, now))),
       restore: (state, key = defaultKey) =>
-        withNow((now) => internal.restore(cellFor(key, now), config, state, now, emit))
+        withNow((now) => {
+          const cell = cellFor(key, now)
+          const reason: Reason = { _tag: "Manual", action: "restore" }
+          internal.restore(cell, config, state, now, emit, reason)
+          announceManual(key, cell, reason, now)
+        })
     }
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
@@ -1209,6 +1409,16 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => cells.size)
     ])
     yield* Effect.addFinalizer(() => Effect.sync(() => keyRemovals.forEach((remove) => remove())))
+
+    if (Option.isSome(fleetService) && fleet !== false) {
+      membership = yield* fleetService.value.join({
+        breaker: name,
+        counting: fleet.counting,
+        quorum: fleet.quorum,
+        trip: config,
+        apply: applyFleet
+      })
+    }
 
     yield* enlist("circuit breaker", name, (listing) => listing.add(breaker), (listing) => listing.remove(breaker))
     return breaker

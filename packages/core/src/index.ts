@@ -10,6 +10,13 @@
 export * as Alerts from "./Alerts.ts"
 
 /**
+ * Breakers of the same name in several instances acting as one: the contract a shared store (`RedisFleet`) fulfils.
+ *
+ * @since 0.1.0
+ */
+export * as BreakerFleet from "./BreakerFleet.ts"
+
+/**
  * Bounded concurrency with a FIFO queue, and an adaptive (AIMD) limit that finds itself.
  *
  * @since 0.1.0
@@ -71,6 +78,13 @@ export * as Hedge from "./Hedge.ts"
  * @since 0.1.0
  */
 export * as Policy from "./Policy.ts"
+
+/**
+ * Effect `Metric`s read from plain counters when exported, so that a hot path never touches a metric.
+ *
+ * @since 0.1.0
+ */
+export * as PullMetric from "./PullMetric.ts"
 
 /**
  * Rate limiting around `effect/persistence`'s limiter: typed `RateLimited` with `retryAfter`, or waiting.

@@ -31,6 +31,9 @@ export type Reason =
   | { readonly _tag: "ProbeFailed" }
   | { readonly _tag: "ProbesSucceeded"; readonly successes: number }
   | { readonly _tag: "Manual"; readonly action: "forceOpen" | "disable" | "metricsOnly" | "reset" | "restore" }
+  | { readonly _tag: "Quorum"; readonly votes: number; readonly live: number }
+  /** Applied from the fleet: `origin` is the instance where the change happened, `cause` why it happened there. */
+  | { readonly _tag: "Fleet"; readonly origin: string; readonly cause: Reason }
 
 /** Called synchronously for every transition; the breaker turns it into events and metrics. @internal */
 export type Emit = (cell: Cell, from: StateTag, to: StateTag, reason: Reason, now: number, shadow: boolean) => void
@@ -266,6 +269,25 @@ export const record = (
   if (reason !== undefined) toOpen(cell, now, openMillis, reason, emit)
 }
 
+/**
+ * Counts an outcome into the totals and windows without deciding anything: the fleet decides instead (`global`
+ * counting). False when the outcome is ignored.
+ *
+ * @internal
+ */
+export const tally = (cell: Cell, config: Config, outcome: number, durationMillis: number, now: number): boolean =>
+  count(cell, config, outcome, durationMillis, now)
+
+/** Gives back a probe's slot without recording its outcome (the fleet recorded it). @internal */
+export const releaseProbe = (cell: Cell, probeId: number): void => {
+  const half = cell.half
+  if (half === null) return
+  const slot = half.ids.indexOf(probeId)
+  if (slot === -1) return
+  half.ids.splice(slot, 1)
+  half.starts.splice(slot, 1)
+}
+
 // Counts an outcome into the totals and windows; false when it is ignored.
 const count = (cell: Cell, config: Config, outcome: number, durationMillis: number, now: number): boolean => {
   if (outcome === IGNORED) {
@@ -385,7 +407,8 @@ export const setMode = (
   mode: Mode,
   action: "forceOpen" | "disable" | "metricsOnly" | "reset",
   now: number,
-  emit: Emit
+  emit: Emit,
+  reason: Reason = { _tag: "Manual", action }
 ): void => {
   const from = stateOf(cell)
   cell.generation++
@@ -410,7 +433,7 @@ export const setMode = (
   if (from === to) return
   cell.enteredAt = now
   cell.stateChanges++
-  emit(cell, from, to, { _tag: "Manual", action }, now, false)
+  emit(cell, from, to, reason, now, false)
 }
 
 /** A cell's durable part: enough to come back in the same state after a restart. @internal */
@@ -436,7 +459,14 @@ export const persist = (cell: Cell): Persisted => ({
 })
 
 /** @internal */
-export const restore = (cell: Cell, config: Config, state: Persisted, now: number, emit: Emit): void => {
+export const restore = (
+  cell: Cell,
+  config: Config,
+  state: Persisted,
+  now: number,
+  emit: Emit,
+  reason: Reason = { _tag: "Manual", action: "restore" }
+): void => {
   const from = stateOf(cell)
   cell.generation++
   cell.mode = state.mode
@@ -453,7 +483,7 @@ export const restore = (cell: Cell, config: Config, state: Persisted, now: numbe
   if (from === to) return
   cell.enteredAt = now
   cell.stateChanges++
-  emit(cell, from, to, { _tag: "Manual", action: "restore" }, now, false)
+  emit(cell, from, to, reason, now, false)
 }
 
 /** Adds a failure to the bounded ring of recent failures. @internal */
@@ -499,6 +529,10 @@ export const describe = (reason: Reason): string => {
       return `${reason.successes} probe${reason.successes === 1 ? "" : "s"} succeeded`
     case "Manual":
       return `manual ${reason.action}`
+    case "Quorum":
+      return `${reason.votes} of ${reason.live} live instance${reason.live === 1 ? "" : "s"} open`
+    case "Fleet":
+      return `${describe(reason.cause)} (on ${reason.origin})`
   }
 }
 
