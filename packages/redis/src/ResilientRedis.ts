@@ -30,6 +30,9 @@
  *   call failed; otherwise `Healthy`. `changes` publishes every transition.
  * - Errors: an operation fails with `ResilientRedisError` only when the fallback fails after Redis did (or on the
  *   fallback path, when the fallback fails).
+ * - Metrics (Effect `Metric`s, attribute `name`, read when exported): `resilient_redis_state` (0 Healthy, 1 Degraded,
+ *   2 Failed, 3 Fallback), `resilient_redis_operations_total` (by `answered_by`: redis, fallback),
+ *   `resilient_redis_journaled_total`, `resilient_redis_replayed_total` and `resilient_redis_pending`.
  *
  * **Gotchas**
  *
@@ -64,6 +67,7 @@
 import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
+import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -76,6 +80,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
+import { defined, durationIssue, type Issue } from "./internal/options.ts"
 import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
 
 // -----------------------------------------------------------------------------
@@ -235,23 +240,6 @@ export class ResilientRedis extends Context.Service<ResilientRedis, {
 // options
 // -----------------------------------------------------------------------------
 
-type Issue = { readonly path: string; readonly message: string }
-
-const durationIssue = (path: string, input: unknown): Issue | undefined => {
-  if (input === undefined) return undefined
-  const duration = Duration.fromInput(input as Duration.Input)
-  if (Option.isNone(duration)) {
-    return {
-      path,
-      message: "Expected a duration (a Duration, a number of milliseconds, or a string like \"1 second\")"
-    }
-  }
-  const millis = Duration.toMillis(duration.value)
-  return Number.isFinite(millis) && millis > 0
-    ? undefined
-    : { path, message: `Expected a positive finite duration, got ${millis} millis` }
-}
-
 const stringIssue = (path: string, input: unknown): Issue | undefined =>
   input === undefined || typeof input === "string"
     ? undefined
@@ -259,15 +247,15 @@ const stringIssue = (path: string, input: unknown): Issue | undefined =>
 
 const validate = (options: Options): PolicyConfigError | undefined => {
   const threshold = options.failureThreshold
-  const issues = [
+  const issues = defined([
     stringIssue("name", options.name),
     stringIssue("prefix", options.prefix),
-    durationIssue("pingInterval", options.pingInterval),
-    durationIssue("openDuration", options.openDuration),
+    durationIssue("pingInterval", options.pingInterval, true),
+    durationIssue("openDuration", options.openDuration, true),
     threshold === undefined || (Number.isSafeInteger(threshold) && threshold > 0)
       ? undefined
       : { path: "failureThreshold", message: `Expected a positive integer, got ${String(threshold)}` }
-  ].filter((issue): issue is Issue => issue !== undefined)
+  ])
   return issues.length === 0
     ? undefined
     : new PolicyConfigError({ kind: "Resilient Redis", policy: options.name ?? "redis", issues })
@@ -339,7 +327,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const breaker = yield* CircuitBreaker.make({
     name: options.name ?? "redis",
     trip: CircuitBreaker.consecutive(options.failureThreshold ?? 3),
-    openDuration: options.openDuration ?? "1 second"
+    openDuration: options.openDuration ?? "1 second",
+    // Each instance's connection is its own: its health is not the fleet's business.
+    fleet: false
   })
   const writeLock = yield* Semaphore.make(1)
   const hub = yield* PubSub.sliding<Change>(1024)
@@ -512,6 +502,42 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     Effect.forkScoped
   )
 
+  const by = { name: breaker.name }
+  const stateCodes: Record<State, number> = { Healthy: 0, Degraded: 1, Failed: 2, Fallback: 3 }
+  yield* PullMetric.register([
+    PullMetric.gauge(
+      "resilient_redis_state",
+      "Health: 0 Healthy, 1 Degraded, 2 Failed, 3 Fallback",
+      by,
+      () => stateCodes[compute()]
+    ),
+    PullMetric.counter(
+      "resilient_redis_operations_total",
+      operationsHelp,
+      { ...by, answered_by: "redis" },
+      () => counts.redisOps
+    ),
+    PullMetric.counter(
+      "resilient_redis_operations_total",
+      operationsHelp,
+      { ...by, answered_by: "fallback" },
+      () => counts.fallbackOps
+    ),
+    PullMetric.counter(
+      "resilient_redis_journaled_total",
+      "Writes journaled during an outage",
+      by,
+      () => counts.journaled
+    ),
+    PullMetric.counter(
+      "resilient_redis_replayed_total",
+      "Journal entries replayed to Redis",
+      by,
+      () => counts.replayed
+    ),
+    PullMetric.gauge("resilient_redis_pending", "Journal entries waiting for Redis", by, () => pending.length)
+  ])
+
   return ResilientRedis.of({
     get,
     set,
@@ -527,6 +553,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }))
   })
 })
+
+const operationsHelp = "Operations, by what answered them"
 
 // -----------------------------------------------------------------------------
 // layers

@@ -41,6 +41,29 @@ export * as RedisStore from "./RedisStore.ts"
 export * as RedisHealth from "./RedisHealth.ts"
 
 /**
+ * Breaker state shared across instances on Redis: pub/sub propagation, persisted open-until, fleet-wide manual
+ * controls, leased half-open probes, and `local`, `global` and `quorum` counting.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { RedisFleet, RedisStore } from "@effect-resilience/redis"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Fleet = RedisFleet.layer().pipe(Layer.provideMerge(RedisStore.layer({ url: "redis://127.0.0.1:6379" })))
+ *
+ * const program = CircuitBreaker.make({ name: "search", fleet: { counting: "local" } }).pipe(
+ *   Effect.flatMap((breaker) => breaker.protect(Effect.succeed("results"))),
+ *   Effect.scoped,
+ *   Effect.provide(Fleet)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as RedisFleet from "./RedisFleet.ts"
+
+/**
  * A Redis key-value store that keeps answering while Redis is down: a breaker around Redis, a `FallbackStore` for
  * reads and writes during the outage, and a journal of those writes replayed to Redis in order when it is back.
  *

@@ -1,12 +1,13 @@
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RedisStore from "../src/RedisStore.ts"
 import * as ResilientRedis from "../src/ResilientRedis.ts"
+import { metricValue } from "./metrics.ts"
 import * as RedisServer from "./RedisServer.ts"
 
 type Cache = ResilientRedis.ResilientRedis["Service"]
@@ -57,6 +58,10 @@ const assertInRedis = (expected: Map<string, string | null>) =>
       assert.deepStrictEqual(yield* store.get(key), Option.fromNullishOr(value), key)
     }
   })
+
+/** A metric of the service named "redis". */
+const metric = (id: string, attributes: Record<string, string> = {}) =>
+  metricValue(id, { name: "redis", ...attributes })
 
 const withServer = <A, E>(
   f: (server: RedisServer.RedisServer, directory: string) => Effect.Effect<A, E, RedisStore.RedisStore>
@@ -135,6 +140,39 @@ describe("ResilientRedis", () => {
             yield* assertInRedis(expected)
           }).pipe(Effect.scoped)
         })
+      ),
+    20_000
+  )
+
+  it.live(
+    "its figures are Effect metrics: state, operations by who answered, journaled, replayed, pending",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const cache = yield* open(directory)
+          yield* cache.set("a", "1")
+          yield* server.kill
+          yield* cache.set("b", "2")
+          yield* cache.set("c", "3")
+          yield* waitFor(cache, "Fallback")
+          assert.strictEqual(yield* metric("resilient_redis_state"), 3)
+          assert.strictEqual(yield* metric("resilient_redis_pending"), 2)
+          assert.strictEqual(yield* metric("resilient_redis_journaled_total"), 2)
+          const snapshot = yield* cache.snapshot
+          assert.strictEqual(
+            yield* metric("resilient_redis_operations_total", { answered_by: "redis" }),
+            snapshot.redisOps
+          )
+          assert.strictEqual(
+            yield* metric("resilient_redis_operations_total", { answered_by: "fallback" }),
+            snapshot.fallbackOps
+          )
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+          assert.strictEqual(yield* metric("resilient_redis_state"), 0)
+          assert.strictEqual(yield* metric("resilient_redis_replayed_total"), 2)
+          assert.strictEqual(yield* metric("resilient_redis_pending"), 0)
+        }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
       ),
     20_000
   )

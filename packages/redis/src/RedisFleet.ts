@@ -1,0 +1,510 @@
+/**
+ * Breaker state shared across instances on Redis: breakers with the same name in different processes converge.
+ * Provide `layer` where breakers are made, and every `CircuitBreaker` made there joins the fleet (unless its options
+ * say `fleet: false`); `fleet: { counting }` on a breaker picks how its calls are counted.
+ *
+ * **Details**
+ *
+ * - Propagation: a change accepted by the fleet is published on one channel (`fleet:events`), and every instance
+ *   applies it at once; its transition carries `{ _tag: "Fleet", origin, cause }`. Each key's state has an epoch,
+ *   and an instance applies only a newer one, so a late or repeated message changes nothing.
+ * - Persistence: the state lives in a Redis hash per key (open-until included), loaded when a breaker joins, so a
+ *   process that restarts while a breaker is open comes back open, and manual controls (`forceOpen`, `disable`,
+ *   `metricsOnly`, `reset`, `restore`, with or without a key) hold on every instance and survive restarts.
+ * - Counting modes (per breaker):
+ *   - `local` (default): each instance counts its own calls; its trips and closes are announced in the background.
+ *     The call path makes no Redis round trip.
+ *   - `global`: each outcome is counted by a Lua script (one round trip per call, never two) that applies the
+ *     breaker's own trip policies (consecutive, count and time windows); admission reads the local mirror.
+ *   - `quorum`: an instance that trips is open on its own and casts a vote; the fleet opens for everybody once
+ *     `instances` instances, or a `share` of the live ones (those that sent a heartbeat within `liveness`), voted
+ *     within `window`. One instance with a broken network cannot open the breaker for the others.
+ * - Half-open across the fleet: when a fleet-wide opening elapses, every probe needs a lease (a sorted-set entry that
+ *   expires after the breaker's `maxProbeTime`, so a crashed instance cannot hold one for ever), so that the fleet
+ *   sends `maxProbes` probes in all. The fleet counts their outcomes against the epoch they were leased in: a late
+ *   outcome is fenced off, a failure reopens the fleet, `successThreshold` successes close it.
+ * - Metrics (Effect `Metric`s, attribute `breaker`): `breaker_fleet_applied_total` (fleet states applied here),
+ *   `breaker_fleet_announcements_total` (by `result`: accepted, rejected, pending, failed),
+ *   `breaker_fleet_local_decisions_total` (operations decided locally because the fleet could not be reached), and
+ *   `breaker_fleet_live_instances` (attribute `instance`: the live instances, as of the last heartbeat).
+ * - Redis down: every fleet operation goes through a breaker of its own (`fleet:redis`), so an outage costs one
+ *   failed round trip, not one per call. Breakers keep working locally (as solo breakers); changes made meanwhile
+ *   stay queued, and every `resyncInterval` (and whenever the subscription comes back) the instance sends what it
+ *   queued and loads what it missed. Conflicts: manual controls win; a trip is accepted onto a closed circuit; any
+ *   other change made on a stale epoch gives way to the fleet's state.
+ *
+ * **Gotchas**
+ *
+ * - Open-until is an absolute time from the instances' clocks, which should agree (NTP) to well within an open
+ *   duration.
+ * - Each breaker's trip settings should be the same on every instance: `global` counting and the probe leases use
+ *   the settings of the instance making the call.
+ * - Keys are listed in Redis for as long as the fleet keeps state for them; a keyed breaker with many short-lived
+ *   keys leaves their hashes behind (each is a few hundred bytes).
+ *
+ * **Example** (Three instances sharing a breaker)
+ *
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { RedisFleet, RedisStore } from "@effect-resilience/redis"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Fleet = RedisFleet.layer().pipe(Layer.provideMerge(RedisStore.layer({ url: "redis://127.0.0.1:6379" })))
+ *
+ * const program = Effect.gen(function*() {
+ *   // A trip here opens "search" on every instance; a reset on any instance closes it everywhere.
+ *   const breaker = yield* CircuitBreaker.make({
+ *     name: "search",
+ *     trip: CircuitBreaker.consecutive(5),
+ *     fleet: { counting: "quorum", quorum: { instances: 2, window: "1 minute" } }
+ *   })
+ *   return yield* breaker.protect(Effect.succeed("results"))
+ * }).pipe(Effect.scoped, Effect.provide(Fleet))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as BreakerFleet from "@effect-resilience/core/BreakerFleet"
+import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
+import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
+import * as PullMetric from "@effect-resilience/core/PullMetric"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Latch from "effect/Latch"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { hostname } from "node:os"
+import * as scripts from "./internal/fleetScripts.ts"
+import { defined, durationIssue } from "./internal/options.ts"
+import { RedisStore } from "./RedisStore.ts"
+
+/**
+ * Options of the fleet (one per process, shared by its breakers).
+ *
+ * @example
+ * ```ts
+ * import type { RedisFleet } from "@effect-resilience/redis"
+ *
+ * const options: RedisFleet.Options = { instance: "api-1", heartbeat: "1 second", resyncInterval: "5 seconds" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** This instance's name in the fleet. Default: `<hostname>:<pid>:<random>`. */
+  readonly instance?: string | undefined
+  /** How often the instance says it is alive. Default: 1 second. */
+  readonly heartbeat?: Duration.Input | undefined
+  /** An instance is live when its last heartbeat is at most this old (quorum shares). Default: 3 heartbeats. */
+  readonly liveness?: Duration.Input | undefined
+  /** How often queued changes are resent and missed ones loaded. Default: 5 seconds. */
+  readonly resyncInterval?: Duration.Input | undefined
+}
+
+const encode = (key: string | undefined): string => key === undefined ? "*" : "k" + encodeURIComponent(key)
+const decode = (encoded: string): string | undefined =>
+  encoded === "*" ? undefined : decodeURIComponent(encoded.slice(1))
+
+const decodePersisted = Schema.decodeUnknownExit(CircuitBreaker.PersistedState)
+
+// A reply is trusted only as far as it decodes: a hash edited by hand, or by another version, is ignored.
+const toFleetState = (reply: scripts.Reply): BreakerFleet.FleetState | undefined => {
+  const epoch = Number(reply[1])
+  if (!Number.isInteger(epoch) || epoch <= 0) return undefined
+  const state = decodePersisted({
+    mode: reply[2],
+    phase: reply[3],
+    openedAt: Number(reply[4]),
+    openUntil: Number(reply[5]),
+    openings: Number(reply[6]),
+    lastOpenMillis: Number(reply[7]),
+    closedAt: Number(reply[8])
+  })
+  if (Exit.isFailure(state)) return undefined
+  let reason: CircuitBreaker.Reason = { _tag: "Manual", action: "restore" }
+  try {
+    const parsed: unknown = JSON.parse(reply[10])
+    if (typeof parsed === "object" && parsed !== null && typeof (parsed as { _tag?: unknown })._tag === "string") {
+      reason = parsed as CircuitBreaker.Reason
+    }
+  } catch {
+    // An unreadable reason still leaves a usable state.
+  }
+  return { epoch, state: state.value, origin: reply[9], reason }
+}
+
+/**
+ * Makes a fleet on the `RedisStore` in context, for the scope's lifetime: a subscription to the fleet's channel, a
+ * heartbeat and a resync fiber. Invalid options fail with `PolicyConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { BreakerFleet } from "@effect-resilience/core"
+ * import { RedisFleet, RedisStore } from "@effect-resilience/redis"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Fleet = Layer.effect(BreakerFleet.BreakerFleet, RedisFleet.make({ instance: "worker-7" })).pipe(
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<BreakerFleet.BreakerFleet["Service"], PolicyConfigError, RedisStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const issues = defined([
+      options.instance === undefined || (typeof options.instance === "string" && options.instance.length > 0)
+        ? undefined
+        : { path: "instance", message: `Expected a non-empty string, got ${JSON.stringify(options.instance)}` },
+      durationIssue("heartbeat", options.heartbeat, true),
+      durationIssue("liveness", options.liveness, true),
+      durationIssue("resyncInterval", options.resyncInterval, true)
+    ])
+    if (issues.length > 0) {
+      return yield* new PolicyConfigError({ kind: "breaker fleet", policy: "RedisFleet", issues })
+    }
+    const store = yield* RedisStore
+    const instance = options.instance ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
+    const heartbeatMillis = Duration.toMillis(Duration.fromInputUnsafe(options.heartbeat ?? "1 second"))
+    const livenessMillis = options.liveness === undefined
+      ? 3 * heartbeatMillis
+      : Duration.toMillis(Duration.fromInputUnsafe(options.liveness))
+    const resync = options.resyncInterval ?? "5 seconds"
+    const channel = store.key("fleet:events")
+    const instances = store.key("fleet:instances")
+
+    // Every fleet operation goes through this breaker: while Redis is down, breakers decide locally at no cost.
+    const guard = yield* CircuitBreaker.make({
+      name: "fleet:redis",
+      trip: CircuitBreaker.consecutive(2),
+      openDuration: "1 second",
+      fleet: false
+    })
+    const run = <A>(effect: Effect.Effect<A, unknown>): Effect.Effect<A | undefined> =>
+      effect.pipe(
+        guard.protect,
+        Effect.catchCause((cause) =>
+          Effect.as(Effect.logDebug("Redis fleet operation failed; deciding locally", cause), undefined)
+        )
+      )
+
+    interface Joined {
+      readonly member: BreakerFleet.Member
+      /** Applies what the fleet sent, when it is newer than what this instance has seen. */
+      readonly receive: (encodedKey: string, reply: scripts.Reply) => Effect.Effect<void>
+      readonly resync: Effect.Effect<void>
+      readonly forget: () => void
+    }
+    const members = new Map<string, Set<Joined>>()
+
+    const receiveMessage = (message: string): Effect.Effect<void> => {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(message)
+      } catch {
+        return Effect.logWarning("Ignored an unreadable fleet message")
+      }
+      if (!Array.isArray(parsed) || parsed.length !== 3 || !Array.isArray(parsed[2])) {
+        return Effect.logWarning("Ignored a malformed fleet message")
+      }
+      const [breaker, key, reply] = parsed as [string, string, scripts.Reply]
+      const joined = members.get(breaker)
+      return joined === undefined ? Effect.void : Effect.forEach(joined, (j) => j.receive(key, reply), {
+        discard: true
+      })
+    }
+    // Redis may come back without its data (no persistence): epochs then start again, and what an instance saw
+    // before would hide every new change. The incarnation tells.
+    const incarnationKey = store.key("fleet:incarnation")
+    let incarnation: string | undefined
+    const resyncAll = Effect.gen(function*() {
+      const joined = [...members.values()].flatMap((set) => [...set])
+      const current = yield* run(
+        store.eval(scripts.incarnation)([incarnationKey], [channel, "", "", `${instance}@${Date.now()}`])
+      )
+      if (current !== undefined && current[0] !== incarnation) {
+        if (incarnation !== undefined) joined.forEach((j) => j.forget())
+        incarnation = current[0]
+      }
+      yield* Effect.forEach(joined, (j) => j.resync, { discard: true })
+    })
+
+    // The subscription: messages published while it was down are lost, so each (re)subscription resyncs.
+    yield* Effect.scoped(
+      Effect.gen(function*() {
+        const messages = yield* store.subscribe("fleet:events")
+        yield* resyncAll
+        yield* Stream.runForEach(messages, receiveMessage)
+      })
+    ).pipe(
+      Effect.catchCause((cause) => Effect.logDebug("Redis fleet subscription lost; resubscribing", cause)),
+      Effect.repeat(Schedule.spaced("500 millis")),
+      Effect.forkScoped
+    )
+
+    let live = 0
+    const beat = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) =>
+        Effect.map(
+          run(store.eval(scripts.heartbeat)([instances], [channel, "", "", now, instance, livenessMillis])),
+          (reply) => {
+            if (reply !== undefined) live = Number(reply[1])
+          }
+        )
+    )
+    yield* PullMetric.register([
+      PullMetric.gauge(
+        "breaker_fleet_live_instances",
+        "Live instances, as of the last heartbeat",
+        { instance },
+        () => live
+      )
+    ])
+    yield* beat.pipe(Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMillis))), Effect.forkScoped)
+    yield* resyncAll.pipe(Effect.repeat(Schedule.spaced(resync)), Effect.forkScoped)
+    yield* Effect.addFinalizer(() => Effect.ignore(store.eval(scripts.leave)([instances], [channel, "", "", instance])))
+
+    const join = (member: BreakerFleet.Member): Effect.Effect<BreakerFleet.Membership, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        const name = encodeURIComponent(member.breaker)
+        const keysSet = store.key(`cb:${name}`)
+        const hashPrefix = store.key(`cb:${name}:`)
+        const hashOf = (encodedKey: string) => hashPrefix + encodedKey
+        const tripJson = JSON.stringify(member.trip)
+        const { counting, quorum } = member
+
+        // The newest epoch seen per encoded key, and the changes waiting to be sent (the latest per key).
+        const known = new Map<string, number>()
+        const pending = new Map<string, BreakerFleet.Change>()
+        const wake = Latch.makeUnsafe(false)
+        let leases = 0
+        const figures = { applied: 0, accepted: 0, rejected: 0, pending: 0, failed: 0, local: 0 }
+        const by = { breaker: member.breaker }
+        const announced = (result: "accepted" | "rejected" | "pending" | "failed") =>
+          PullMetric.counter("breaker_fleet_announcements_total", "Changes sent to the fleet, by result", {
+            ...by,
+            result
+          }, () => figures[result])
+        yield* PullMetric.register([
+          PullMetric.counter("breaker_fleet_applied_total", "Fleet states applied here", by, () => figures.applied),
+          announced("accepted"),
+          announced("rejected"),
+          announced("pending"),
+          announced("failed"),
+          PullMetric.counter(
+            "breaker_fleet_local_decisions_total",
+            "Operations decided locally because the fleet could not be reached",
+            by,
+            () => figures.local
+          )
+        ])
+
+        const apply = (encodedKey: string, reply: scripts.Reply | undefined): Effect.Effect<void> => {
+          if (reply === undefined) return Effect.void
+          const state = toFleetState(reply)
+          if (state === undefined || state.epoch <= (known.get(encodedKey) ?? 0)) return Effect.void
+          known.set(encodedKey, state.epoch)
+          figures.applied++
+          return member.apply(decode(encodedKey), state)
+        }
+
+        const send = (encodedKey: string, change: BreakerFleet.Change): Effect.Effect<void> =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const s = change.state
+            const reply = yield* run(
+              store.eval(scripts.announce)(
+                [hashOf(encodedKey), keysSet, hashOf(encodedKey) + ":votes", instances],
+                [
+                  channel,
+                  member.breaker,
+                  encodedKey,
+                  change.kind,
+                  known.get(encodedKey) ?? 0,
+                  instance,
+                  JSON.stringify(change.reason),
+                  s.mode,
+                  s.phase,
+                  s.openedAt,
+                  s.openUntil,
+                  s.openings,
+                  s.lastOpenMillis,
+                  s.closedAt,
+                  now,
+                  counting,
+                  quorum.instances,
+                  quorum.share,
+                  quorum.windowMillis,
+                  livenessMillis,
+                  hashPrefix
+                ]
+              )
+            )
+            if (reply === undefined) {
+              figures.failed++
+              // Not sent: keep it for the next resync, unless a newer change took its place.
+              if (!pending.has(encodedKey)) pending.set(encodedKey, change)
+              return
+            }
+            const epoch = Number(reply[1])
+            if (reply[0] === "applied") {
+              // Our own change, accepted: this instance is already in that state.
+              figures.accepted++
+              known.set(encodedKey, Math.max(epoch, known.get(encodedKey) ?? 0))
+            } else if (reply[0] === "rejected") {
+              figures.rejected++
+              yield* apply(encodedKey, reply)
+            } else {
+              // A quorum vote counted but not (yet) decisive, or the fleet already open.
+              figures.pending++
+              yield* apply(encodedKey, reply)
+            }
+          })
+
+        const localDecision = Effect.sync(() => {
+          figures.local++
+          return false
+        })
+
+        const flush = Effect.suspend(() => {
+          const batch = [...pending]
+          pending.clear()
+          return Effect.forEach(batch, ([key, change]) => send(key, change), { discard: true })
+        })
+
+        const load = Effect.gen(function*() {
+          const found = yield* run(
+            store.eval(scripts.states)([hashOf("*"), keysSet], [channel, member.breaker, "", hashPrefix])
+          )
+          if (found === undefined) return
+          for (let i = 0; i + 1 < found.length; i += 2) {
+            yield* apply(found[i] as string, found[i + 1] as unknown as scripts.Reply)
+          }
+        })
+
+        const joined: Joined = {
+          member,
+          receive: apply,
+          resync: Effect.andThen(flush, load),
+          forget: () => known.clear()
+        }
+        yield* load
+        yield* Effect.forever(Effect.andThen(Effect.andThen(wake.await, wake.close), flush)).pipe(Effect.forkScoped)
+        const set = members.get(member.breaker) ?? new Set()
+        set.add(joined)
+        members.set(member.breaker, set)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            set.delete(joined)
+            if (set.size === 0) members.delete(member.breaker)
+          })
+        )
+
+        const membership: BreakerFleet.Membership = {
+          epoch: (key) => known.get(encode(key)) ?? 0,
+          announce: (change) => {
+            pending.set(encode(change.key), change)
+            wake.openUnsafe()
+          },
+          lease: (key, now) => {
+            const encodedKey = encode(key)
+            const id = `${instance}#${leases++}`
+            return Effect.map(
+              run(
+                store.eval(scripts.lease)(
+                  [hashOf(encodedKey)],
+                  [channel, member.breaker, encodedKey, now, member.trip.maxProbes, member.trip.maxProbeMillis, id]
+                )
+              ),
+              (reply): BreakerFleet.Lease =>
+                reply === undefined
+                  ? (figures.local++, { _tag: "Local" })
+                  : reply[0] === "local"
+                  ? { _tag: "Local" }
+                  : reply[0] === "granted"
+                  ? { _tag: "Granted", lease: `${reply[1]}|${id}` }
+                  : { _tag: "Denied" }
+            )
+          },
+          settleProbe: (key, lease, outcome, now, openMillis) => {
+            const encodedKey = encode(key)
+            const bar = lease.indexOf("|")
+            return Effect.flatMap(
+              run(
+                store.eval(scripts.settle)(
+                  [hashOf(encodedKey), keysSet],
+                  [
+                    channel,
+                    member.breaker,
+                    encodedKey,
+                    lease.slice(0, bar),
+                    lease.slice(bar + 1),
+                    outcome,
+                    now,
+                    openMillis,
+                    instance,
+                    member.trip.successThreshold
+                  ]
+                )
+              ),
+              (reply) => reply === undefined ? localDecision : Effect.as(apply(encodedKey, reply), true)
+            )
+          },
+          record: (key, epoch, outcome, durationMillis, now, openMillis) => {
+            const encodedKey = encode(key)
+            return Effect.flatMap(
+              run(
+                store.eval(scripts.record)(
+                  [hashOf(encodedKey), keysSet],
+                  [
+                    channel,
+                    member.breaker,
+                    encodedKey,
+                    epoch,
+                    outcome,
+                    durationMillis,
+                    now,
+                    openMillis,
+                    instance,
+                    tripJson
+                  ]
+                )
+              ),
+              (reply) => reply === undefined ? localDecision : Effect.as(apply(encodedKey, reply), true)
+            )
+          }
+        }
+        return membership
+      })
+
+    return BreakerFleet.BreakerFleet.of({ instance, join })
+  })
+
+/**
+ * Provides `BreakerFleet` on the `RedisStore` in context: breakers made where it is provided share their state.
+ *
+ * @example
+ * ```ts
+ * import { RedisFleet, RedisStore } from "@effect-resilience/redis"
+ * import { Layer } from "effect"
+ *
+ * const Fleet = RedisFleet.layer({ instance: "api-1" }).pipe(
+ *   Layer.provideMerge(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<BreakerFleet.BreakerFleet, PolicyConfigError, RedisStore> =>
+  Layer.effect(BreakerFleet.BreakerFleet, make(options))

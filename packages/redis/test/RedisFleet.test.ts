@@ -1,0 +1,393 @@
+import type * as BreakerFleet from "@effect-resilience/core/BreakerFleet"
+import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Data, Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Schedule, Scope, Stream } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as RedisFleet from "../src/RedisFleet.ts"
+import * as RedisStore from "../src/RedisStore.ts"
+import { metricValue } from "./metrics.ts"
+import * as RedisServer from "./RedisServer.ts"
+
+class Boom extends Data.TaggedError("Boom") {}
+
+type Services = BreakerFleet.BreakerFleet | RedisStore.RedisStore | Redis.Redis
+
+/** A counter's or gauge's value in an instance's registry. */
+const metricOn = (instance: Instance, id: string, attributes: Record<string, string>) =>
+  metricValue(id, attributes).pipe(Effect.provide(instance.context))
+
+/** One instance: its own connection and fleet membership, for as long as `scope` is open. */
+interface Instance {
+  readonly name: string
+  readonly context: Context.Context<Services>
+  readonly scope: Scope.Closeable
+}
+
+const start = (server: RedisServer.RedisServer, name: string) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    // A metric registry per instance, as each would have in a process of its own.
+    const context = yield* Layer.buildWithScope(
+      RedisFleet.layer({ instance: name, heartbeat: "100 millis", resyncInterval: "200 millis" }).pipe(
+        Layer.provideMerge(RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:" })),
+        Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
+      ),
+      scope
+    )
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    return { name, context, scope } satisfies Instance
+  })
+
+/** A breaker on an instance, living as long as the instance. */
+const breakerOn = (instance: Instance, options: CircuitBreaker.Options) =>
+  CircuitBreaker.make(options).pipe(Effect.provide(instance.context), Scope.provide(instance.scope))
+
+const fail = (breaker: CircuitBreaker.CircuitBreaker, key?: string) =>
+  Effect.ignore(
+    key === undefined ? breaker.protect(Effect.fail(new Boom())) : breaker.protectKey(Effect.fail(new Boom()), key)
+  )
+
+/** Polls until the breaker's key is in `state` (up to 5 s). */
+const waitState = (breaker: CircuitBreaker.CircuitBreaker, state: CircuitBreaker.State, key?: string) =>
+  breaker.state(key).pipe(
+    Effect.flatMap((now) => now === state ? Effect.void : Effect.fail(`${breaker.name}: ${now}, waiting for ${state}`)),
+    Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+  )
+
+/** The first transition to `to`, seen from the moment this forks. */
+const nextTransition = (breaker: CircuitBreaker.CircuitBreaker, to: CircuitBreaker.State) =>
+  breaker.transitions.pipe(
+    Stream.filter((t) => t.to === to),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow),
+    Effect.timeout("5 seconds"),
+    Effect.forkScoped
+  )
+
+const withFleet = <A, E>(
+  f: (server: RedisServer.RedisServer, instances: ReadonlyArray<Instance>) => Effect.Effect<A, E, Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const server = yield* RedisServer.make()
+    const instances = yield* Effect.forEach(["a", "b", "c"], (name) => start(server, name))
+    return yield* f(server, instances)
+  }).pipe(Effect.scoped)
+
+const quantile = (values: ReadonlyArray<number>, q: number) => {
+  const sorted = [...values].sort((x, y) => x - y)
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+}
+
+describe("RedisFleet", () => {
+  it.live("a trip on one instance opens the breaker on the others, with the origin and cause", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "search",
+          trip: CircuitBreaker.consecutive(2),
+          openDuration: "30 seconds"
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const onC = yield* breakerOn(c, options)
+        const seenB = yield* nextTransition(onB, "Open")
+        const seenC = yield* nextTransition(onC, "Open")
+        yield* fail(onA)
+        yield* fail(onA)
+        assert.strictEqual(yield* onA.state(), "Open")
+        for (const seen of [seenB, seenC]) {
+          const transition = yield* Fiber.join(seen)
+          assert.deepStrictEqual(transition.reason, {
+            _tag: "Fleet",
+            origin: "a",
+            cause: { _tag: "ConsecutiveFailures", failures: 2 }
+          })
+        }
+        const snapshot = yield* onB.snapshot()
+        assert.isAbove(snapshot.retryAfterMillis!, 25_000)
+        // Rejected on B without running.
+        const exit = yield* Effect.exit(onB.protect(Effect.succeed("ran")))
+        assert.isTrue(Exit.isFailure(exit))
+      })
+    ))
+
+  it.live("trip propagation time across three instances (measured, printed)", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "latency",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 hour"
+        }
+        const onA = yield* breakerOn(a, options)
+        const others = [yield* breakerOn(b, options), yield* breakerOn(c, options)]
+        const latencies: Array<number> = []
+        for (let round = 0; round < 20; round++) {
+          const seen = yield* Effect.forEach(others, (breaker) => nextTransition(breaker, "Open"))
+          const started = performance.now()
+          yield* fail(onA)
+          for (const fiber of seen) {
+            yield* Fiber.join(fiber)
+            latencies.push(performance.now() - started)
+          }
+          // A reset anywhere closes everywhere.
+          const closed = yield* Effect.forEach(others, (breaker) => nextTransition(breaker, "Closed"))
+          yield* onA.reset()
+          yield* Effect.forEach(closed, Fiber.join)
+        }
+        console.log(
+          `trip propagation over ${latencies.length} observations: p50 ${quantile(latencies, 0.5).toFixed(2)} ms, ` +
+            `p99 ${quantile(latencies, 0.99).toFixed(2)} ms`
+        )
+        assert.strictEqual(latencies.length, 40)
+        // 20 trips and 20 resets, each accepted from A and applied on B.
+        assert.strictEqual(
+          yield* metricOn(a, "breaker_fleet_announcements_total", { breaker: "latency", result: "accepted" }),
+          40
+        )
+        assert.strictEqual(yield* metricOn(b, "breaker_fleet_applied_total", { breaker: "latency" }), 40)
+        yield* metricOn(b, "breaker_fleet_live_instances", { instance: "b" }).pipe(
+          Effect.flatMap((live) => live === 3 ? Effect.void : Effect.fail(live)),
+          Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "2 seconds" })))
+        )
+      })
+    ))
+
+  it.live("a restarted instance comes back open, with the open time left", () =>
+    withFleet((server, [a]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "payments",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 minute"
+        }
+        const onA = yield* breakerOn(a, options)
+        yield* fail(onA)
+        const d = yield* start(server, "d")
+        const onD = yield* breakerOn(d, options)
+        yield* waitState(onD, "Open")
+        // It stays open: D neither lets a call through nor reopens for a new minute.
+        const exit = yield* Effect.exit(onD.protect(Effect.succeed("ran")))
+        assert.isTrue(Exit.isFailure(exit) && exit.cause.reasons[0]._tag === "Fail")
+        const [openA, openD] = [yield* onA.snapshot(), yield* onD.snapshot()]
+        assert.isAtMost(Math.abs(openA.retryAfterMillis! - openD.retryAfterMillis!), 1_000)
+        // Even when D restarts: a fresh connection and a fresh breaker.
+        yield* Scope.close(d.scope, Exit.void)
+        const e = yield* start(server, "e")
+        const onE = yield* breakerOn(e, options)
+        yield* waitState(onE, "Open")
+      })
+    ))
+
+  it.live("manual controls hold on every instance and survive restarts", () =>
+    withFleet((server, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = { name: "ledger", trip: CircuitBreaker.consecutive(3) }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const onC = yield* breakerOn(c, options)
+        yield* onC.forceOpen()
+        yield* waitState(onA, "ForcedOpen")
+        yield* waitState(onB, "ForcedOpen")
+        // A key of its own, controlled on another instance.
+        yield* onA.disable("tenant-7")
+        yield* waitState(onB, "Disabled", "tenant-7")
+        const d = yield* start(server, "d")
+        const onD = yield* breakerOn(d, options)
+        yield* waitState(onD, "ForcedOpen")
+        yield* waitState(onD, "Disabled", "tenant-7")
+        // A breaker-wide reset on B resets every key everywhere, restarted instances included.
+        yield* onB.reset()
+        for (const breaker of [onA, onC, onD]) {
+          yield* waitState(breaker, "Closed")
+          yield* waitState(breaker, "Closed", "tenant-7")
+        }
+        const e = yield* start(server, "e")
+        const onE = yield* breakerOn(e, options)
+        assert.strictEqual(yield* onE.state(), "Closed")
+        assert.strictEqual(yield* onE.state("tenant-7"), "Closed")
+      })
+    ))
+
+  it.live("quorum: one instance failing alone opens only itself; two open the fleet", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "llm",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 minute",
+          fleet: { counting: "quorum", quorum: { instances: 2, window: "1 minute" } }
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const onC = yield* breakerOn(c, options)
+        const redis = Context.get(a.context, Redis.Redis)
+        yield* fail(onA)
+        assert.strictEqual(yield* onA.state(), "Open")
+        // A's vote is in, and it did not reach the quorum: nothing was published, B and C stay closed.
+        yield* redis.send<number>("ZCARD", "fleet-test:cb:llm:kdefault:votes").pipe(
+          Effect.flatMap((n) => n === 1 ? Effect.void : Effect.fail(n)),
+          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+        )
+        assert.strictEqual(yield* onB.state(), "Closed")
+        assert.strictEqual(yield* onC.state(), "Closed")
+        assert.strictEqual(yield* Effect.exit(onB.protect(Effect.succeed(1))).pipe(Effect.map(Exit.isSuccess)), true)
+        const seenC = yield* nextTransition(onC, "Open")
+        yield* fail(onB)
+        const transition = yield* Fiber.join(seenC)
+        assert.deepStrictEqual(transition.reason, {
+          _tag: "Fleet",
+          origin: "b",
+          cause: { _tag: "Quorum", votes: 2, live: 3 }
+        })
+        yield* waitState(onA, "Open")
+      })
+    ))
+
+  it.live("quorum by share of the live instances", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "share",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 minute",
+          fleet: { counting: "quorum", quorum: { share: 0.6, window: "1 minute" } }
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const onC = yield* breakerOn(c, options)
+        // Heartbeats every 100 ms: wait until all three are live.
+        const redis = Context.get(a.context, Redis.Redis)
+        yield* redis.send<number>("ZCARD", "fleet-test:fleet:instances").pipe(
+          Effect.flatMap((n) => n === 3 ? Effect.void : Effect.fail(n)),
+          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+        )
+        const seenC = yield* nextTransition(onC, "Open")
+        yield* fail(onA)
+        yield* fail(onB) // 2 of 3 >= 0.6 * 3
+        const transition = yield* Fiber.join(seenC)
+        assert.strictEqual(transition.reason._tag, "Fleet")
+        assert.deepStrictEqual((transition.reason as { cause: unknown }).cause, { _tag: "Quorum", votes: 2, live: 3 })
+      })
+    ))
+
+  it.live("half-open across three instances sends exactly the permitted probes, and fences a late one", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "search",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "300 millis",
+          halfOpen: { maxProbes: 1, successThreshold: 1, maxProbeTime: "400 millis" }
+        }
+        const breakers = [yield* breakerOn(a, options), yield* breakerOn(b, options), yield* breakerOn(c, options)]
+        yield* fail(breakers[0])
+        for (const breaker of breakers) yield* waitState(breaker, "Open")
+        yield* Effect.sleep("350 millis")
+        // Each instance tries one probe at once; the dependency answers once `release` completes.
+        let ran = 0
+        const release = yield* Deferred.make<void>()
+        const probe = Effect.suspend(() => {
+          ran++
+          return Effect.andThen(Deferred.await(release), Effect.fail(new Boom()))
+        })
+        const calls = yield* Effect.forEach(
+          breakers,
+          (breaker) => Effect.forkScoped(Effect.exit(breaker.protect(probe)))
+        )
+        // Two are rejected at once; one runs.
+        const rejected = yield* Effect.forEach(
+          calls.slice(0),
+          (fiber) => Fiber.await(fiber).pipe(Effect.timeout("200 millis"), Effect.option)
+        )
+        const done = rejected.filter(Option.isSome)
+        assert.strictEqual(done.length, 2)
+        assert.strictEqual(ran, 1)
+        for (const result of done) {
+          const exit = result.value as Exit.Exit<Exit.Exit<unknown, unknown>>
+          assert.isTrue(Exit.isSuccess(exit) && Exit.isFailure(exit.value))
+        }
+        // The probe hangs past maxProbeTime: its lease expires, another instance's probe gets one and succeeds.
+        yield* Effect.sleep("450 millis")
+        const prober = breakers.find((_breaker, i) => Option.isNone(rejected[i]))!
+        const other = breakers.find((breaker) => breaker !== prober)!
+        const seen = yield* Effect.forEach(breakers, (breaker) => nextTransition(breaker, "Closed"))
+        assert.strictEqual(yield* other.protect(Effect.succeed("ok")), "ok")
+        yield* Effect.forEach(seen, Fiber.join)
+        // The late probe fails now: fenced off, the fleet stays closed.
+        yield* Deferred.succeed(release, undefined)
+        yield* Effect.forEach(calls, Fiber.join)
+        yield* Effect.sleep("100 millis")
+        for (const breaker of breakers) assert.strictEqual(yield* breaker.state(), "Closed")
+      })
+    ))
+
+  it.live("global counting: failures on three instances count as one streak", () =>
+    withFleet((_, [a, b, c]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "webhooks",
+          trip: CircuitBreaker.consecutive(3),
+          openDuration: "1 minute",
+          fleet: { counting: "global" }
+        }
+        const breakers = [yield* breakerOn(a, options), yield* breakerOn(b, options), yield* breakerOn(c, options)]
+        yield* fail(breakers[0])
+        yield* fail(breakers[1])
+        for (const breaker of breakers) assert.strictEqual(yield* breaker.state(), "Closed")
+        yield* fail(breakers[2])
+        // The third failure's reply opened C at once; the others hear it.
+        assert.strictEqual(yield* breakers[2].state(), "Open")
+        for (const breaker of breakers) yield* waitState(breaker, "Open")
+        const snapshot = yield* breakers[0].snapshot()
+        assert.strictEqual(snapshot.failureCount, 1)
+      })
+    ))
+
+  it.live("global counting over a failure-rate window", () =>
+    withFleet((_, [a, b]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "rates",
+          trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 4, window: CircuitBreaker.lastCalls(4) }),
+          fleet: { counting: "global" }
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        yield* onA.protect(Effect.succeed(1))
+        yield* onB.protect(Effect.succeed(1))
+        yield* fail(onA)
+        assert.strictEqual(yield* onB.state(), "Closed")
+        yield* fail(onB) // 2 of 4
+        assert.strictEqual(yield* onB.state(), "Open")
+        yield* waitState(onA, "Open")
+      })
+    ))
+
+  it.live(
+    "while Redis is down breakers work locally; they resync when it is back",
+    () =>
+      withFleet((server, [a, b]) =>
+        Effect.gen(function*() {
+          const options: CircuitBreaker.Options = {
+            name: "orders",
+            trip: CircuitBreaker.consecutive(2),
+            openDuration: "1 minute"
+          }
+          const onA = yield* breakerOn(a, options)
+          const onB = yield* breakerOn(b, options)
+          yield* server.kill
+          // Calls still run, and A trips on its own.
+          assert.strictEqual(yield* onA.protect(Effect.succeed("ok")), "ok")
+          yield* fail(onA)
+          yield* fail(onA)
+          assert.strictEqual(yield* onA.state(), "Open")
+          assert.strictEqual(yield* onB.state(), "Closed")
+          // Redis comes back empty; A's queued trip reaches B.
+          yield* server.restart
+          yield* waitState(onB, "Open")
+        })
+      ),
+    { timeout: 20_000 }
+  )
+})
