@@ -7,6 +7,10 @@
  * - `--json`: also prints the results as one JSON object, as the last line of stdout.
  * - `--rounds=N`, `--seed=N`: override the number of rounds and the shuffle seed.
  * - `--only=A,B`: run only the cases whose names contain one of these strings (targets needing others read n/a).
+ *   `--only=redis` runs the Redis cases and the trip propagation; `--only=propagation` the propagation alone.
+ *
+ * The Redis cases start their own `redis-server` (`/usr/bin/redis-server`, or `$REDIS_SERVER`). The trip
+ * propagation across processes is not a time per call: it runs after the rounds, on its own (`measurePropagation`).
  *
  * To add cases, add them to a group module (or a new one) and list the group in `cases` below. Progress goes to
  * stderr; the tables and the JSON go to stdout.
@@ -21,7 +25,16 @@ import { type Case, runAll, type Settings } from "./harness.ts"
 import { memory } from "./memory.ts"
 import { opossum } from "./opossum.ts"
 import { ours } from "./ours.ts"
-import { checkTargets, consoleReport, jsonLine, machine, markdownPage, summarize } from "./report.ts"
+import { measurePropagation, propagationCase, redis } from "./redis.ts"
+import {
+  checkTargets,
+  consoleReport,
+  jsonLine,
+  type LatencyResult,
+  machine,
+  markdownPage,
+  summarize
+} from "./report.ts"
 
 /** Every case, in the order the tables list them. */
 export const cases: ReadonlyArray<Case> = [
@@ -31,11 +44,15 @@ export const cases: ReadonlyArray<Case> = [
   ...effect,
   ...cockatiel,
   ...opossum,
+  ...redis,
   ...memory
 ]
 
 const full: Settings = { rounds: 41, sampleMillis: 50, warmupMillis: 300, keys: 100_000, memoryRounds: 9, seed: 1 }
 const quick: Settings = { rounds: 7, sampleMillis: 15, warmupMillis: 100, keys: 100_000, memoryRounds: 2, seed: 1 }
+
+/** Trips timed by the propagation measurement, after `warmup` untimed ones. */
+const propagation = { full: { iterations: 200, warmup: 10 }, quick: { iterations: 50, warmup: 10 } }
 
 const usage = "Usage: pnpm bench [--quick] [--json] [--rounds=N] [--seed=N] [--only=NAME,...]"
 
@@ -65,26 +82,45 @@ const log = (line: string) => console.error(line)
 const main = async () => {
   const { isQuick, json, only, settings } = parseArgs(process.argv.slice(2))
   const selected = only === undefined ? cases : cases.filter((c) => only.some((part) => c.name.includes(part)))
-  const partial = selected.length < cases.length
+  const withPropagation = only === undefined || only.some((part) => propagationCase.name.includes(part))
+  const partial = selected.length < cases.length || !withPropagation
   const mode = isQuick ? "Quick" : "Full"
   log(`${mode} run: ${selected.length} cases, ${settings.rounds} rounds, ~${settings.sampleMillis} ms per sample`)
   const started = performance.now()
   const results = await runAll(selected, settings, log)
+  // After the rounds, so that its child processes never share the machine with a timed sample.
+  const trips = isQuick ? propagation.quick : propagation.full
+  const latencies: Array<LatencyResult> = []
+  if (withPropagation) {
+    log(`Trip propagation: ${trips.warmup} + ${trips.iterations} trips across two processes`)
+    latencies.push(await measurePropagation(trips, log))
+  }
   const seconds = (performance.now() - started) / 1000
 
   const summaries = summarize(results)
   const checks = checkTargets(summaries)
-  console.log(consoleReport(summaries, checks))
+  console.log(consoleReport(summaries, checks, latencies))
   console.log(`\n${seconds.toFixed(1)} s`)
 
   if (isQuick || partial) {
     log(`${isQuick ? "Quick" : "Partial"} run: docs/benchmarks.md left as it is.`)
   } else {
     const page = fileURLToPath(new URL("../../../docs/benchmarks.md", import.meta.url))
-    writeFileSync(page, markdownPage({ summaries, checks, machine: machine(), settings, seconds }))
+    writeFileSync(
+      page,
+      markdownPage({
+        summaries,
+        checks,
+        machine: machine(),
+        settings,
+        seconds,
+        latencies,
+        propagationIterations: trips.iterations
+      })
+    )
     log(`Wrote ${page}`)
   }
-  if (json) console.log(jsonLine(summaries))
+  if (json) console.log(jsonLine(summaries, latencies))
 }
 
 await main()

@@ -19,6 +19,17 @@ export interface Summary {
   readonly p75: number
 }
 
+/**
+ * A latency measured outside the per-call rounds, one sample per event, in milliseconds: how long a trip takes to
+ * reach another process (`measurePropagation` in `redis.ts`).
+ */
+export interface LatencyResult {
+  readonly name: string
+  readonly description: string
+  /** Milliseconds, one per event, in the order measured. */
+  readonly samples: ReadonlyArray<number>
+}
+
 export const summarize = (results: ReadonlyArray<Result>): Map<string, Summary> =>
   new Map(results.map((result) => [result.name, {
     result,
@@ -52,7 +63,10 @@ export const targets: ReadonlyArray<Target> = [
   { subject: "ours:open", reference: "baseline:effect", limit: 15, claim: "≤ 15×" },
   { subject: "ours:pipeline", reference: "ours:closed", limit: 3, claim: "≤ 3×" },
   { subject: "ours:keyed-memory", limit: 512, claim: "≤ 512 bytes/key" },
-  { subject: "ours:keyed-memory", reference: "effect:keyed-memory", limit: 1.5, claim: "≤ 1.5×" }
+  { subject: "ours:keyed-memory", reference: "effect:keyed-memory", limit: 1.5, claim: "≤ 1.5×" },
+  // Local counting keeps Redis off the call path; global counting makes one round trip where Effect's store makes two.
+  { subject: "ours:redis-local", reference: "ours:closed", limit: 1.5, claim: "≤ 1.5×" },
+  { subject: "ours:redis-global", reference: "effect:redis", limit: 1, strict: true, claim: "<" }
 ]
 
 export interface Check {
@@ -188,7 +202,14 @@ const breakdown: ReadonlyArray<{ readonly label: string; readonly minuend: strin
   { label: "retry + timeout + semaphore (Effect's)", minuend: "combinator:pipeline", subtrahend: "ours:closed" },
   { label: "of which Effect.retry, alone", minuend: "combinator:retry", subtrahend: "baseline:effect" },
   { label: "of which Effect.timeout, alone", minuend: "combinator:timeout", subtrahend: "baseline:effect" },
-  { label: "of which Semaphore.withPermit, alone", minuend: "combinator:semaphore", subtrahend: "baseline:effect" }
+  { label: "of which Semaphore.withPermit, alone", minuend: "combinator:semaphore", subtrahend: "baseline:effect" },
+  { label: "Effect's Redis store (2 round trips per call)", minuend: "effect:redis", subtrahend: "effect:closed" },
+  { label: "joining a RedisFleet, local counting", minuend: "ours:redis-local", subtrahend: "ours:closed" },
+  {
+    label: "joining a RedisFleet, global counting (1 round trip)",
+    minuend: "ours:redis-global",
+    subtrahend: "ours:closed"
+  }
 ]
 
 const breakdownRows = (summaries: Map<string, Summary>, code: (name: string) => string) =>
@@ -202,12 +223,31 @@ const breakdownRows = (summaries: Map<string, Summary>, code: (name: string) => 
 
 const breakdownHeader = ["part", "as", "ns/call"]
 
+const millis = (x: number) => Number.isNaN(x) ? "n/a" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)
+
+const latencyRows = (latencies: ReadonlyArray<LatencyResult>, code: (name: string) => string) =>
+  latencies.map((l) => [
+    code(l.name),
+    millis(quantile(l.samples, 0.5)),
+    millis(quantile(l.samples, 0.99)),
+    millis(Math.min(...l.samples)),
+    millis(Math.max(...l.samples)),
+    String(l.samples.length)
+  ])
+
+const latencyHeader = ["case", "p50 ms", "p99 ms", "min ms", "max ms", "samples"]
+
 /** What the console shows after a run. */
-export const consoleReport = (summaries: Map<string, Summary>, checks: ReadonlyArray<Check>): string => {
+export const consoleReport = (
+  summaries: Map<string, Summary>,
+  checks: ReadonlyArray<Check>,
+  latencies: ReadonlyArray<LatencyResult> = []
+): string => {
   const sections: Array<[string, ReadonlyArray<string>, ReadonlyArray<ReadonlyArray<string>>]> = [
     ["Time per call (median across rounds)", timeHeader, timeRows(summaries, plain)],
     ["Where the time goes (differences of medians)", breakdownHeader, breakdownRows(summaries, plain)],
     ["Retained heap per key (median across rounds)", memoryHeader, memoryRows(summaries, plain)],
+    ["Trip propagation across processes", latencyHeader, latencyRows(latencies, plain)],
     ["Targets (reported, never enforced)", checkHeader, checkRows(checks, plain)]
   ]
   return sections
@@ -256,10 +296,16 @@ export const markdownPage = (options: {
   readonly machine: Machine
   readonly settings: Settings
   readonly seconds: number
+  readonly latencies?: ReadonlyArray<LatencyResult> | undefined
+  /** Trips timed per latency case (after the warm-up ones). */
+  readonly propagationIterations?: number | undefined
 }): string => {
   const { checks, machine: m, seconds, settings, summaries } = options
+  const latencies = options.latencies ?? []
   const passed = checks.filter((check) => check.pass).length
-  const cases = [...summaries.values()].map((s) => `- ${inlineCode(s.result.name)}: ${s.result.description}.`)
+  const cases = [...summaries.values(), ...latencies.map((result) => ({ result }))].map((s) =>
+    `- ${inlineCode(s.result.name)}: ${s.result.description}.`
+  )
   return `# Benchmarks
 
 Generated by \`pnpm bench\` (\`packages/bench\`); do not edit by hand, run it again.
@@ -288,7 +334,16 @@ ${markdownTable(breakdownHeader, breakdownRows(summaries, inlineCode))}
 ## Retained heap per key
 
 ${markdownTable(memoryHeader, memoryRows(summaries, inlineCode))}
+${
+    latencies.length === 0 ? "" : `
+## Trip propagation across processes
 
+Milliseconds from the start of the failing call in one process to the Open on another process's
+\`breaker.transitions\`, over ${latencies[0].samples.length} trips.
+
+${markdownTable(latencyHeader, latencyRows(latencies, inlineCode))}
+`
+  }
 ## Targets
 
 Reported, never enforced: ${passed} of ${checks.length} pass. "Measured" is the ratio of the two medians (or the
@@ -322,6 +377,22 @@ ${cases.join("\n")}
   barely move). Each builds a fresh keyed breaker, forces GC before and after touching every key once, and divides
   the growth of \`heapUsed\` by the number of keys. The key strings are made before the first reading and are not
   counted for either breaker.
+- The Redis cases (\`effect:redis\`, \`ours:redis-*\`) each start their own \`redis-server\` on a free loopback
+  port (\`--save "" --appendonly no\`), so a call's Redis round trips cross the loopback only. After every sample
+  they read the server's \`INFO commandstats\`: \`effect:redis\` must have run exactly two scripts per call (admit and
+  record), \`ours:redis-global\` one per call and \`ours:redis-local\` none, give or take the fleet's own heartbeat
+  and resync. Before timing, the \`ours:redis-*\` breakers trip a side key, which a second fleet member must see:
+  a breaker that stayed solo would pass the round-trip check of \`ours:redis-local\` as well.
+- \`ours:redis-propagation\` runs two child Node processes, each with its own connection, joined to one
+  \`RedisFleet\` (\`local\` counting). They take turns: one trips the breaker with a single failure
+  (\`consecutive(1)\`) and notes the time just before the call; the other notes the time its \`transitions\` stream
+  shows the Open, and checks that it came from the fleet, from that process, for that cause. Both read the system's
+  monotonic clock (\`process.hrtime\`), which every process on the machine shares. Then the breaker is reset, and
+  the next trip waits until both processes are Closed${
+    options.propagationIterations === undefined
+      ? ""
+      : `; ${options.propagationIterations} trips are timed, after a few untimed ones`
+  }.
 - opossum runs with \`timeout: false\`, \`rollingPercentilesEnabled: false\` and \`enableSnapshots: false\`;
   cockatiel with \`ConsecutiveBreaker(5)\` and \`halfOpenAfter\` of one hour.
 
@@ -329,9 +400,11 @@ ${cases.join("\n")}
 
 \`\`\`sh
 pnpm install
+apt-get install -y redis-server   # the Redis cases start /usr/bin/redis-server (or $REDIS_SERVER)
 pnpm bench                  # full run (about ${Math.ceil(seconds / 60)} min here), rewrites this page
 pnpm bench --quick --json   # well under a minute; results as JSON on the last line; leaves this page alone
 pnpm bench --only=ours:,baseline:effect --quick   # a subset (never rewrites this page)
+pnpm bench --only=redis --quick   # the Redis cases and the trip propagation
 \`\`\`
 
 Absolute numbers depend on the machine and on what else runs on it; compare ratios from the same run.
@@ -339,7 +412,7 @@ Absolute numbers depend on the machine and on what else runs on it; compare rati
 }
 
 /** The results as one JSON object: medians per case, plus the spread and sizes behind them. */
-export const jsonLine = (summaries: Map<string, Summary>): string => {
+export const jsonLine = (summaries: Map<string, Summary>, latencies: ReadonlyArray<LatencyResult> = []): string => {
   const cases: Record<string, Record<string, number | null>> = {}
   for (const s of summaries.values()) {
     cases[s.result.name] = s.result.kind === "time"
@@ -358,6 +431,16 @@ export const jsonLine = (summaries: Map<string, Summary>): string => {
         keys: s.result.keys,
         rounds: s.result.samples.length
       }
+  }
+  for (const l of latencies) {
+    cases[l.name] = {
+      ns_per_call: null,
+      p50_ms: Math.round(quantile(l.samples, 0.5) * 1000) / 1000,
+      p99_ms: Math.round(quantile(l.samples, 0.99) * 1000) / 1000,
+      min_ms: Math.round(Math.min(...l.samples) * 1000) / 1000,
+      max_ms: Math.round(Math.max(...l.samples) * 1000) / 1000,
+      samples: l.samples.length
+    }
   }
   return JSON.stringify({ cases, node: process.version })
 }
