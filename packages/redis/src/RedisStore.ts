@@ -14,6 +14,10 @@
  *   unless set): while Redis is unreachable, operations fail at once instead of waiting in node-redis' offline queue,
  *   and a command on a server that stopped answering fails after the timeout. The client reconnects in the
  *   background (backoff up to about 2 seconds), so operations succeed again once Redis is back.
+ * - `layer` connects while it builds and fails with `RedisStoreError` when Redis is unreachable; with `lazy: true`
+ *   (`REDIS_LAZY=true` for `layerConfig`) it builds at once and connects in the background, so a process can start
+ *   while Redis is down (operations fail with `RedisStoreError` until it is up).
+ * - `layerSentinel` finds the master through Redis Sentinel and follows failovers (see `RedisSentinel`).
  *
  * **Gotchas**
  *
@@ -49,7 +53,10 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
+import { defined, durationIssue, type Issue } from "./internal/options.ts"
+import * as RedisSentinel from "./RedisSentinel.ts"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -125,6 +132,12 @@ export interface LayerOptions extends Options {
   readonly password?: Redacted.Redacted<string> | undefined
   /** How long connecting may take. Default: 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
+  /**
+   * Build the layer at once, even while Redis is down: the client connects in the background and keeps retrying
+   * (backoff up to about 2 seconds); until it is connected every operation fails at once with `RedisStoreError`.
+   * Default: `false`, the layer connects first and fails with `RedisStoreError` when Redis is unreachable.
+   */
+  readonly lazy?: boolean | undefined
 }
 
 /**
@@ -197,29 +210,8 @@ return value`
   }
 ).withReturnType<number>()
 
-type Issue = { readonly path: string; readonly message: string }
-
-const durationIssue = (path: string, input: unknown, positive: boolean): Issue | undefined => {
-  const duration = input === undefined ? Option.none() : Duration.fromInput(input as Duration.Input)
-  if (input === undefined) return undefined
-  if (Option.isNone(duration)) {
-    return {
-      path,
-      message: "Expected a duration (a Duration, a number of milliseconds, or a string like \"2 seconds\")"
-    }
-  }
-  const millis = Duration.toMillis(duration.value)
-  if (!Number.isFinite(millis) || (positive ? millis <= 0 : millis < 0)) {
-    return {
-      path,
-      message: `Expected a ${positive ? "positive" : "non-negative"} finite duration, got ${millis} millis`
-    }
-  }
-  return undefined
-}
-
 const configError = (issues: ReadonlyArray<Issue | undefined>): PolicyConfigError | undefined => {
-  const found = issues.filter((issue): issue is Issue => issue !== undefined)
+  const found = defined(issues)
   return found.length === 0
     ? undefined
     : new PolicyConfigError({ kind: "Redis store", policy: "RedisStore", issues: found })
@@ -379,15 +371,24 @@ const validateUrl = (url: unknown): Issue | undefined => {
 // `Layer.catchTag` keeps the services of the layer it recovers with, so a failing one must claim them.
 const failLayer = <A, E>(error: E): Layer.Layer<A, E> => Layer.unwrap(Effect.fail(error))
 
-const connect = (options: LayerOptions) =>
-  NodeRedis.layer({
-    url: options.url ?? defaultUrl,
-    ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
-    // Fail at once while reconnecting rather than queue behind a server that may not come back.
-    disableOfflineQueue: true,
-    commandOptions: { timeout: Math.ceil(Duration.toMillis(options.timeout ?? defaultTimeout)) },
-    socket: { connectTimeout: Math.ceil(Duration.toMillis(options.connectTimeout ?? defaultConnectTimeout)) }
-  }).pipe(
+const clientOptions = (options: LayerOptions) => ({
+  url: options.url ?? defaultUrl,
+  ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
+  // Fail at once while reconnecting rather than queue behind a server that may not come back.
+  disableOfflineQueue: true,
+  commandOptions: { timeout: Math.ceil(Duration.toMillis(options.timeout ?? defaultTimeout)) },
+  // No `socketTimeout`: on a socket timeout node-redis stops reconnecting for good.
+  socket: { connectTimeout: Math.ceil(Duration.toMillis(options.connectTimeout ?? defaultConnectTimeout)) }
+})
+
+const connect = (options: LayerOptions): Layer.Layer<Redis.Redis, RedisStoreError> =>
+  options.lazy === true
+    // `NodeRedis` gives up on the first failed connect; this client keeps retrying, so building never fails.
+    ? Layer.effect(Redis.Redis, client.makeLazy(clientOptions(options)))
+    : connectNow(options)
+
+const connectNow = (options: LayerOptions) =>
+  NodeRedis.layer(clientOptions(options)).pipe(
     Layer.catchTag("RedisError", (error) =>
       failLayer<Redis.Redis | NodeRedis.NodeRedis, RedisStoreError>(
         new RedisStoreError({
@@ -399,14 +400,18 @@ const connect = (options: LayerOptions) =>
   )
 
 /**
- * Connects a client of its own (node-redis, through `NodeRedis`) and provides the store and the `Redis` service (for
- * `RedisHealth`). Invalid options fail with `PolicyConfigError`; an unreachable server fails with `RedisStoreError`.
+ * Connects a client of its own (node-redis: through `NodeRedis`, or a client that connects in the background when
+ * `lazy`) and provides the store and the `Redis` service (for `RedisHealth`). Invalid options fail with
+ * `PolicyConfigError`; an unreachable server fails with `RedisStoreError`, unless `lazy` is set: then the layer builds
+ * at once and operations fail with `RedisStoreError` until Redis is up.
  *
  * @example
  * ```ts
  * import { RedisStore } from "@effect-resilience/redis"
  *
  * const Store = RedisStore.layer({ url: "redis://127.0.0.1:6379/0", prefix: "orders:", timeout: "500 millis" })
+ * // Starts even when Redis is not up yet (say, both start together).
+ * const Lazy = RedisStore.layer({ url: "redis://127.0.0.1:6379/0", lazy: true })
  * ```
  *
  * @since 0.1.0
@@ -418,6 +423,9 @@ export const layer = (
   const invalid = configError([
     options.url === undefined ? undefined : validateUrl(options.url),
     durationIssue("connectTimeout", options.connectTimeout, true),
+    options.lazy === undefined || typeof options.lazy === "boolean"
+      ? undefined
+      : { path: "lazy", message: `Expected true or false, got ${typeof options.lazy}` },
     ...storeIssues(options)
   ])
   if (invalid !== undefined) return failLayer(invalid)
@@ -425,8 +433,9 @@ export const layer = (
 }
 
 /**
- * Like `layer`, reading `REDIS_URL` (default `redis://127.0.0.1:6379`), `REDIS_PASSWORD` (redacted, optional) and
- * `REDIS_PREFIX` (default `"resilience:"`) from the `ConfigProvider`.
+ * Like `layer`, reading `REDIS_URL` (default `redis://127.0.0.1:6379`), `REDIS_PASSWORD` (redacted, optional),
+ * `REDIS_PREFIX` (default `"resilience:"`) and `REDIS_LAZY` (`"true"` or `"false"`, default `"false"`) from the
+ * `ConfigProvider`.
  *
  * @example
  * ```ts
@@ -450,8 +459,46 @@ export const layerConfig = (): Layer.Layer<
       Config.all({
         url: Config.String("REDIS_URL").pipe(Config.withDefault(defaultUrl)),
         password: Config.option(Config.Redacted("REDIS_PASSWORD")),
-        prefix: Config.String("REDIS_PREFIX").pipe(Config.withDefault(defaultPrefix))
+        prefix: Config.String("REDIS_PREFIX").pipe(Config.withDefault(defaultPrefix)),
+        lazy: Config.Boolean("REDIS_LAZY").pipe(Config.withDefault(false))
       }),
-      ({ password, prefix, url }) => layer({ url, prefix, password: Option.getOrUndefined(password) })
+      ({ lazy, password, prefix, url }) => layer({ url, prefix, lazy, password: Option.getOrUndefined(password) })
     )
   )
+
+/**
+ * The store on a master found through Redis Sentinel, following failovers (see `RedisSentinel`): provides the store,
+ * the `Redis` service and `RedisSentinel`. Invalid options fail with `PolicyConfigError`; no sentinel naming the
+ * master, or the master not answering, with `RedisStoreError` (operation `connect`).
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ *
+ * const Store = RedisStore.layerSentinel({
+ *   masterName: "mymaster",
+ *   sentinels: [{ host: "10.0.0.1", port: 26379 }, { host: "10.0.0.2", port: 26379 }],
+ *   prefix: "orders:",
+ *   timeout: "500 millis"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSentinel = (
+  options: RedisSentinel.Options & Options
+): Layer.Layer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError | PolicyConfigError> => {
+  const invalid = configError(storeIssues(options))
+  if (invalid !== undefined) return failLayer(invalid)
+  return layerRedis(options).pipe(
+    Layer.provideMerge(RedisSentinel.layer(options)),
+    Layer.catchTag(
+      "RedisSentinelError",
+      (error) =>
+        failLayer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError>(
+          new RedisStoreError({ operation: "connect", message: error.message, cause: error })
+        )
+    )
+  )
+}

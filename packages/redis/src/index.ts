@@ -64,6 +64,24 @@ export * as RedisHealth from "./RedisHealth.ts"
 export * as RedisFleet from "./RedisFleet.ts"
 
 /**
+ * Redis behind Sentinel: finds the master through the sentinels, follows failovers, and reports each one (from, to,
+ * time to recover) as a stream, a last value and metrics; provides `effect/persistence`'s `Redis`.
+ *
+ * @example
+ * ```ts
+ * import { RedisSentinel, RedisStore } from "@effect-resilience/redis"
+ * import { Layer } from "effect"
+ *
+ * const Live = RedisStore.layerRedis({ prefix: "orders:" }).pipe(
+ *   Layer.provideMerge(RedisSentinel.layer({ masterName: "mymaster", sentinels: [{ host: "10.0.0.1", port: 26379 }] }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as RedisSentinel from "./RedisSentinel.ts"
+
+/**
  * A Redis key-value store that keeps answering while Redis is down: a breaker around Redis, a `FallbackStore` for
  * reads and writes during the outage, and a journal of those writes replayed to Redis in order when it is back.
  *

@@ -23,13 +23,15 @@ interface Instance {
   readonly scope: Scope.Closeable
 }
 
-const start = (server: RedisServer.RedisServer, name: string) =>
+const start = (server: { readonly url: string }, name: string, store?: { readonly lazy: boolean }) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     // A metric registry per instance, as each would have in a process of its own.
     const context = yield* Layer.buildWithScope(
       RedisFleet.layer({ instance: name, heartbeat: "100 millis", resyncInterval: "200 millis" }).pipe(
-        Layer.provideMerge(RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:" })),
+        Layer.provideMerge(
+          RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:", lazy: store?.lazy })
+        ),
         Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
       ),
       scope
@@ -388,6 +390,31 @@ describe("RedisFleet", () => {
           yield* waitState(onB, "Open")
         })
       ),
+    { timeout: 20_000 }
+  )
+
+  it.live(
+    "an instance started while Redis is down works alone, then joins the fleet once Redis is up",
+    () =>
+      Effect.gen(function*() {
+        const port = yield* RedisServer.freePort
+        const url = `redis://127.0.0.1:${port}`
+        const options: CircuitBreaker.Options = {
+          name: "boot",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 minute"
+        }
+        const a = yield* start({ url }, "a", { lazy: true })
+        const onA = yield* breakerOn(a, options)
+        assert.strictEqual(yield* onA.protect(Effect.succeed("ok")), "ok")
+        yield* fail(onA)
+        assert.strictEqual(yield* onA.state(), "Open")
+        const server = yield* RedisServer.makeOnPort(port)
+        // A fresh instance learns A's trip, made before Redis was there, once A's resync has sent it.
+        const b = yield* start(server, "b")
+        const onB = yield* breakerOn(b, options)
+        yield* waitState(onB, "Open")
+      }).pipe(Effect.scoped),
     { timeout: 20_000 }
   )
 })

@@ -6,7 +6,7 @@
 import { Data, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -76,21 +76,82 @@ const waitForExit = (child: ChildProcess): Effect.Effect<void> =>
     child.once("exit", () => resume(Effect.void))
   })
 
+/** What `launch` starts: the binary, its arguments (a config file first, if any), and where it listens. */
+interface Launch {
+  readonly file: string
+  readonly port: number
+  readonly dir: string
+  readonly args: ReadonlyArray<string>
+}
+
 /**
- * Starts `redis-server` on a free loopback port. With `persistence`, it keeps an append-only file in a temporary
- * directory, so that a restart finds the data again. A missing binary fails (never skips) with how to install it.
+ * Spawns the process, waits until it answers `PING` (or fails if it exits first), and SIGKILLs it when the scope
+ * closes. Returns `kill` and `start` for restarts on the same port.
  */
-export const make = (
-  options: { readonly persistence?: boolean; readonly binary?: string } = {}
+const launch = (launched: Launch): Effect.Effect<
+  {
+    readonly kill: Effect.Effect<void>
+    readonly start: Effect.Effect<void, RedisServerError>
+    readonly signal: (name: NodeJS.Signals) => Effect.Effect<void>
+  },
+  RedisServerError,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    let current: ChildProcess | undefined
+
+    const kill = Effect.suspend(() => {
+      const child = current
+      current = undefined
+      if (child === undefined) return Effect.void
+      child.kill("SIGKILL")
+      return waitForExit(child)
+    })
+
+    const start = Effect.gen(function*() {
+      const child = yield* Effect.sync(() =>
+        spawn(launched.file, [...launched.args], { cwd: launched.dir, stdio: "ignore" })
+      )
+      current = child
+      // Fails the wait below if the server dies on start (say, the port was taken in between).
+      const exited = Effect.flatMap(
+        waitForExit(child),
+        () => Effect.fail(new RedisServerError({ message: `redis-server exited on start (code ${child.exitCode})` }))
+      )
+      yield* Effect.raceFirst(
+        ping(launched.port).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))),
+        exited
+      )
+    })
+
+    // The kill goes in first, so that a start that fails half-way is cleaned up too.
+    yield* Effect.addFinalizer(() => kill)
+    yield* start
+    const signal = (name: NodeJS.Signals) => Effect.sync(() => void current?.kill(name))
+    return { kill, start, signal }
+  })
+
+const tempDir = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
+    (created) => Effect.sync(() => rmSync(created, { recursive: true, force: true }))
+  )
+
+/** Options shared by `make`, `makeOnPort` and `makeReplica`. */
+export interface Options {
+  readonly persistence?: boolean
+  readonly binary?: string
+}
+
+const serve = (
+  port: number,
+  options: Options,
+  extraArgs: ReadonlyArray<string>
 ): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
   Effect.gen(function*() {
     const file = options.binary ?? binary
     yield* requireBinary(file)
-    const dir = yield* Effect.acquireRelease(
-      Effect.sync(() => mkdtempSync(join(tmpdir(), "redis-server-"))),
-      (created) => Effect.sync(() => rmSync(created, { recursive: true, force: true }))
-    )
-    const port = yield* freePort
+    const dir = yield* tempDir("redis-server-")
     const args = [
       "--port",
       String(port),
@@ -107,36 +168,186 @@ export const make = (
       "--daemonize",
       "no",
       "--loglevel",
-      "warning"
+      "warning",
+      // A replica syncs at once instead of after the 5 s a diskless sync waits by default for more replicas.
+      "--repl-diskless-sync-delay",
+      "0",
+      ...extraArgs
     ]
-    let current: ChildProcess | undefined
-
-    const kill = Effect.suspend(() => {
-      const child = current
-      current = undefined
-      if (child === undefined) return Effect.void
-      child.kill("SIGKILL")
-      return waitForExit(child)
-    })
-
-    const start = Effect.gen(function*() {
-      const child = yield* Effect.sync(() => spawn(file, args, { cwd: dir, stdio: "ignore" }))
-      current = child
-      // Fails the wait below if the server dies on start (say, the port was taken in between).
-      const exited = Effect.flatMap(
-        waitForExit(child),
-        () => Effect.fail(new RedisServerError({ message: `redis-server exited on start (code ${child.exitCode})` }))
-      )
-      yield* Effect.raceFirst(
-        ping(port).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))),
-        exited
-      )
-    })
-
-    // The kill goes in first, so that a start that fails half-way is cleaned up too.
-    yield* Effect.addFinalizer(() => kill)
-    yield* start
-    const signal = (name: NodeJS.Signals) => Effect.sync(() => current?.kill(name))
+    const { kill, signal, start } = yield* launch({ file, port, dir, args })
     const freeze = Effect.asVoid(Effect.acquireRelease(signal("SIGSTOP"), () => signal("SIGCONT")))
     return { port, url: `redis://127.0.0.1:${port}`, kill, restart: Effect.andThen(kill, start), freeze }
+  })
+
+/**
+ * Starts `redis-server` on a free loopback port. With `persistence`, it keeps an append-only file in a temporary
+ * directory, so that a restart finds the data again. A missing binary fails (never skips) with how to install it.
+ */
+export const make = (
+  options: { readonly persistence?: boolean; readonly binary?: string } = {}
+): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
+  Effect.flatMap(freePort, (port) => serve(port, options, []))
+
+/**
+ * Starts `redis-server` on the given port (say, one from `freePort` that a client already tries to reach).
+ */
+export const makeOnPort = (
+  port: number,
+  options: Options = {}
+): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> => serve(port, options, [])
+
+/**
+ * Starts a replica of `primary` on a free port (`--replicaof 127.0.0.1 <port>`) and waits until its link to the
+ * primary is up (`master_link_status:up`), so that a write acknowledged by `WAIT 1 0` on the primary is on it.
+ */
+export const makeReplica = (
+  primary: { readonly port: number },
+  options: Options = {}
+): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    const replica = yield* serve(port, options, ["--replicaof", "127.0.0.1", String(primary.port)])
+    yield* command(port, ["INFO", "replication"]).pipe(
+      Effect.flatMap((info) =>
+        info.includes("master_link_status:up")
+          ? Effect.void
+          : Effect.fail(new RedisServerError({ message: `replica on ${port} not in sync yet` }))
+      ),
+      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+    )
+    return replica
+  })
+
+/** A running sentinel of our own. */
+export interface RedisSentinelServer {
+  readonly port: number
+  /** SIGKILLs the sentinel and waits for it to exit. */
+  readonly kill: Effect.Effect<void>
+}
+
+/** Options for `makeSentinel`. */
+export interface SentinelOptions {
+  /** The master's name, as clients ask for it. */
+  readonly masterName: string
+  /** The port of the master it monitors (on 127.0.0.1). */
+  readonly masterPort: number
+  /** How many sentinels must agree that the master is down. Default: 1. */
+  readonly quorum?: number
+  /** `down-after-milliseconds`: how long the master may not answer before it is down. Default: 500. */
+  readonly downAfterMillis?: number
+  /** `failover-timeout`, in milliseconds. Default: 2000. */
+  readonly failoverTimeoutMillis?: number
+  readonly binary?: string
+}
+
+/**
+ * Starts a sentinel (`redis-server FILE --sentinel`) monitoring the master on a free port, with its config file in a
+ * temporary directory (sentinels rewrite it). It returns once the sentinel answers and knows the master's replicas
+ * (`SENTINEL replicas`), which it learns from the master's `INFO`: a failover needs one.
+ */
+export const makeSentinel = (
+  options: SentinelOptions
+): Effect.Effect<RedisSentinelServer, RedisServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const file = options.binary ?? binary
+    yield* requireBinary(file)
+    const dir = yield* tempDir("redis-sentinel-")
+    const port = yield* freePort
+    const config = join(dir, "sentinel.conf")
+    yield* Effect.sync(() =>
+      writeFileSync(
+        config,
+        [
+          `port ${port}`,
+          "bind 127.0.0.1",
+          "daemonize no",
+          "loglevel warning",
+          `dir ${dir}`,
+          "sentinel resolve-hostnames no",
+          `sentinel monitor ${options.masterName} 127.0.0.1 ${options.masterPort} ${options.quorum ?? 1}`,
+          `sentinel down-after-milliseconds ${options.masterName} ${options.downAfterMillis ?? 500}`,
+          `sentinel failover-timeout ${options.masterName} ${options.failoverTimeoutMillis ?? 2000}`,
+          `sentinel parallel-syncs ${options.masterName} 1`,
+          ""
+        ].join("\n")
+      )
+    )
+    const { kill } = yield* launch({ file, port, dir, args: [config, "--sentinel"] })
+    yield* command(port, ["SENTINEL", "replicas", options.masterName]).pipe(
+      Effect.flatMap((reply) =>
+        reply.startsWith("*0")
+          ? Effect.fail(new RedisServerError({ message: `sentinel on ${port} knows no replica yet` }))
+          : Effect.void
+      ),
+      Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "15 seconds" })))
+    )
+    return { port, kill }
+  })
+
+/** Where the RESP reply starting at `at` ends, or -1 while it is incomplete. */
+const replyEnd = (reply: string, at: number): number => {
+  const line = reply.indexOf("\r\n", at)
+  if (line === -1) return -1
+  const length = Number(reply.slice(at + 1, line))
+  switch (reply[at]) {
+    case "$":
+      return length < 0 ? line + 2 : reply.length >= line + 2 + length + 2 ? line + 2 + length + 2 : -1
+    case "*": {
+      let end = line + 2
+      for (let i = 0; i < length && end !== -1; i++) end = replyEnd(reply, end)
+      return end
+    }
+    default:
+      return line + 2
+  }
+}
+
+/**
+ * Sends one command over a fresh socket and returns the raw RESP reply (enough for tests that look for a substring).
+ */
+export const command = (port: number, args: ReadonlyArray<string>): Effect.Effect<string, RedisServerError> =>
+  Effect.callback((resume) => {
+    const socket = createConnection({ host: "127.0.0.1", port })
+    let reply = ""
+    const done = (effect: Effect.Effect<string, RedisServerError>) => {
+      socket.destroy()
+      resume(effect)
+    }
+    socket.setTimeout(1000, () => done(Effect.fail(new RedisServerError({ message: `${args[0]} timed out` }))))
+    socket.once("error", (error) => done(Effect.fail(new RedisServerError({ message: error.message }))))
+    socket.once(
+      "connect",
+      () => socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`)
+    )
+    socket.on("data", (data) => {
+      reply += data.toString()
+      if (replyEnd(reply, 0) !== -1) done(Effect.succeed(reply))
+    })
+    return Effect.sync(() => socket.destroy())
+  })
+
+/**
+ * Starts `count` sentinels monitoring the same master and waits until each knows the others (they find each other
+ * through the master's hello channel, every 2 seconds): a quorum above 1 needs them to.
+ */
+export const makeSentinels = (
+  count: number,
+  options: SentinelOptions
+): Effect.Effect<ReadonlyArray<RedisSentinelServer>, RedisServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const sentinels = yield* Effect.forEach(Array.from({ length: count }), () => makeSentinel(options), {
+      concurrency: "unbounded"
+    })
+    yield* Effect.forEach(sentinels, (sentinel) =>
+      command(sentinel.port, ["SENTINEL", "sentinels", options.masterName]).pipe(
+        Effect.flatMap((reply) =>
+          reply.startsWith(`*${count - 1}\r\n`)
+            ? Effect.void
+            : Effect.fail(
+              new RedisServerError({ message: `sentinel on ${sentinel.port} does not know the others yet` })
+            )
+        ),
+        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "15 seconds" })))
+      ), { concurrency: "unbounded", discard: true })
+    return sentinels
   })

@@ -1,0 +1,283 @@
+/**
+ * The `Redis` service over node-redis clients that `NodeRedis` does not make: a lazy one (built at once, connecting in
+ * the background) and one whose server changes under it (a Sentinel failover). `NodeRedis`' findings hold here:
+ *
+ * - No `socketTimeout`: on a socket timeout node-redis stops reconnecting for good.
+ * - An `error` listener on every client: node-redis rethrows `error` events nobody listens to, which would crash the
+ *   process on a transient socket failure.
+ * - Subscribers and reserved connections are `duplicate()`s of the client commands go to, so they reach the same
+ *   server with the same credentials.
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Redis from "effect/persistence/Redis"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import { createClient } from "redis"
+
+/** @internal */
+export type Client = ReturnType<typeof createClient>
+
+/** @internal */
+export type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>
+
+/** @internal */
+export type SocketOptions = NonNullable<ClientOptions["socket"]>
+
+/** @internal */
+export type RunSync = <A>(effect: Effect.Effect<A>) => A
+
+/**
+ * When to give up reconnecting: `"never"` keeps retrying (a lazy client, a new master), `"beforeReady"` gives up on
+ * the first failure until the client was ready once (an eager connect that should fail the layer), as `NodeRedis`.
+ *
+ * @internal
+ */
+export type Retry = "never" | "beforeReady"
+
+/**
+ * The delay before reconnect attempt `retries`: `NodeRedis`' curve, min(2^n * 50, 2000) ms, plus up to 200 ms of
+ * jitter so that clients do not reconnect in lockstep.
+ *
+ * @internal
+ */
+export const reconnectDelay = (retries: number): Effect.Effect<number> =>
+  Effect.map(Random.nextIntBetween(0, 200), (jitter) => Math.min(2 ** retries * 50, 2000) + jitter)
+
+/**
+ * A `socket` with a reconnect strategy as `retry` says. `isReady` tells whether the client was ready once.
+ *
+ * @internal
+ */
+export const withReconnect = (
+  socket: SocketOptions,
+  retry: Retry,
+  isReady: () => boolean,
+  runSync: RunSync
+): SocketOptions => ({
+  ...socket,
+  reconnectStrategy: (retries: number, cause: Error) =>
+    retry === "beforeReady" && !isReady() ? cause : runSync(reconnectDelay(retries))
+})
+
+/**
+ * Creates (does not connect) a client that reconnects as `retry` says and logs its errors instead of crashing.
+ *
+ * @internal
+ */
+export const makeClient = (options: ClientOptions, retry: Retry, runSync: RunSync, label: string): Client => {
+  let ready = false
+  const client: Client = createClient({
+    ...options,
+    socket: withReconnect(options.socket ?? {}, retry, () => ready, runSync)
+  })
+  client.once("ready", () => {
+    ready = true
+  })
+  client.on("error", (cause) => {
+    runSync(Effect.logWarning(`${label} client error`, cause))
+  })
+  return client
+}
+
+/**
+ * Closes a client whatever its state (never connected, reconnecting, open): in-flight commands fail instead of
+ * holding the scope open behind a server that does not answer.
+ *
+ * @internal
+ */
+export const destroyClient = (client: Client): void => {
+  if (client.isOpen) client.destroy()
+}
+
+/**
+ * Where commands go: the current client and its generation, which a switch to another server (a failover) bumps.
+ *
+ * @internal
+ */
+export interface Source {
+  readonly current: () => { readonly client: Client; readonly generation: number }
+  /** Registers `listener`, run after each switch; returns a function that unregisters it. */
+  readonly onSwitch: (listener: () => void) => () => void
+  /** Sees every command's outcome with the generation it was sent to. */
+  readonly observe?:
+    | ((generation: number, exit: Exit.Exit<unknown, Redis.RedisError>) => Effect.Effect<void>)
+    | undefined
+}
+
+/**
+ * A `Source` that never switches: one client for the layer's lifetime.
+ *
+ * @internal
+ */
+export const fixed = (client: Client): Source => ({
+  current: () => ({ client, generation: 0 }),
+  onSwitch: () => () => {}
+})
+
+const sendWith =
+  (client: Client) =>
+  <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> =>
+    Effect.tryPromise({
+      try: () => client.sendCommand([command, ...args]) as Promise<A>,
+      catch: (cause) => new Redis.RedisError({ cause })
+    })
+
+// The socket options a client was made with (host and port included, also when they came from a URL): a duplicate
+// that overrides `socket` must carry them over, or it would connect to the default 127.0.0.1:6379.
+const socketOf = (client: Client): SocketOptions => ({ ...client.options?.socket })
+
+class SwitchedError extends Error {
+  constructor() {
+    super("The master changed while this connection was reserved; reserve another")
+    this.name = "SwitchedError"
+  }
+}
+
+/**
+ * The `Redis` service over `source`: commands on the current client, subscribers and reserved connections on
+ * duplicates of it. After a switch, subscribers move to the new server (messages published in between are lost, as
+ * with any reconnect) and reserved connections to the old one fail, so the pool drops them.
+ *
+ * @internal
+ */
+export const makeRedis = (
+  source: Source,
+  options: { readonly label: string; readonly pool?: Redis.PoolOptions | undefined }
+): Effect.Effect<Redis.Redis["Service"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
+    const observe = source.observe
+
+    const send = <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> =>
+      Effect.suspend(() => {
+        const { client, generation } = source.current()
+        const sent = sendWith(client)<A>(command, ...args)
+        return observe === undefined ? sent : Effect.onExit(sent, (exit) => observe(generation, exit))
+      })
+
+    // Reserved connections do not reconnect: a dropped socket fails the in-flight command and the connection leaves
+    // the pool (as in `NodeRedis`).
+    const connect = Effect.suspend(() => {
+      const { client, generation } = source.current()
+      return Effect.tryPromise({
+        try: async () => {
+          const connection = client.duplicate({ socket: { ...socketOf(client), reconnectStrategy: false } })
+          connection.on("error", (cause) => {
+            runSync(Effect.logWarning(`${options.label} reserved connection error`, cause))
+          })
+          try {
+            await connection.connect()
+            return connection
+          } catch (cause) {
+            destroyClient(connection)
+            throw cause
+          }
+        },
+        catch: (cause) => new Redis.RedisError({ cause })
+      }).pipe(Effect.map((connection) => ({
+        send: <A = unknown>(command: string, ...args: ReadonlyArray<string>) =>
+          source.current().generation === generation
+            ? sendWith(connection)<A>(command, ...args)
+            : Effect.fail(new Redis.RedisError({ cause: new SwitchedError() })),
+        close: Effect.sync(() => destroyClient(connection))
+      })))
+    })
+
+    const subscribe = Effect.fnUntraced(function*(
+      channel: string,
+      onMessage: (message: Redis.RedisMessage) => void
+    ) {
+      const terminal = yield* Deferred.make<void, Redis.RedisError>()
+      let closed = false
+      let subscriber: Client | undefined
+
+      // The first subscriber fails on its first connection error (the caller learns at once that Redis is away, as
+      // with `NodeRedis`); one that replaces it after a switch keeps retrying: the new master may still be starting.
+      const open = async (from: Client, retry: Retry): Promise<Client> => {
+        let ready = false
+        const next = from.duplicate({ socket: withReconnect(socketOf(from), retry, () => ready, runSync) })
+        next.once("ready", () => {
+          ready = true
+        })
+        next.on("error", (cause) => {
+          runSync(Effect.logWarning(`${options.label} subscriber error`, cause))
+          // Reconnecting clients stay open; a closed one gave up for good.
+          if (subscriber === next && !next.isOpen) {
+            runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
+          }
+        })
+        try {
+          await next.connect()
+          await next.subscribe(channel, (message, received) => {
+            if (subscriber === next) onMessage({ channel: received, message })
+          })
+          return next
+        } catch (cause) {
+          destroyClient(next)
+          throw cause
+        }
+      }
+
+      // Switches are handled one after the other, so that the last one wins.
+      let switching = Promise.resolve()
+      const follow = () => {
+        switching = switching.then(async () => {
+          if (closed) return
+          try {
+            const next = await open(source.current().client, "never")
+            if (closed) return destroyClient(next)
+            const previous = subscriber
+            subscriber = next
+            if (previous !== undefined) destroyClient(previous)
+          } catch (cause) {
+            if (!closed) runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
+          }
+        })
+      }
+
+      yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            subscriber = await open(source.current().client, "beforeReady")
+            return source.onSwitch(follow)
+          },
+          catch: (cause) => new Redis.RedisError({ cause })
+        }),
+        (unregister) =>
+          Effect.sync(() => {
+            closed = true
+            unregister()
+            if (subscriber !== undefined) destroyClient(subscriber)
+          })
+      )
+      return Deferred.await(terminal)
+    })
+
+    return yield* Redis.make({ send, connect, subscribe, pool: options.pool })
+  })
+
+/**
+ * A lazy connection: the client connects in the background and keeps retrying with backoff, so building never waits
+ * for Redis. The offline queue stays disabled: until the client is connected every command fails at once with
+ * `ClientOfflineError`.
+ *
+ * @internal
+ */
+export const makeLazy = (
+  options: ClientOptions & { readonly pool?: Redis.PoolOptions | undefined }
+): Effect.Effect<Redis.Redis["Service"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
+    const { pool, ...clientOptions } = options
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => makeClient({ ...clientOptions, disableOfflineQueue: true }, "never", runSync, "RedisStore")),
+      (created) => Effect.sync(() => destroyClient(created))
+    )
+    // Not awaited: the promise settles once connected, or rejects when the client is closed before that.
+    client.connect().catch(() => {})
+    return yield* makeRedis(fixed(client), { label: "RedisStore", pool })
+  })

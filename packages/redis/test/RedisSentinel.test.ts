@@ -1,0 +1,152 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Fiber, Layer, Option, Stream } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as RedisSentinel from "../src/RedisSentinel.ts"
+import * as RedisStore from "../src/RedisStore.ts"
+import { metricValue } from "./metrics.ts"
+import * as RedisServer from "./RedisServer.ts"
+
+const masterName = "mymaster"
+
+const services = Effect.all({ store: RedisStore.RedisStore, redis: Redis.Redis, sentinel: RedisSentinel.RedisSentinel })
+
+/** Builds `layer` in the enclosing scope (`Effect.provide` would close it as soon as `services` returned). */
+const servicesOf = <E>(
+  layer: Layer.Layer<RedisStore.RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, E>
+) => Effect.flatMap(Layer.build(layer), (context) => Effect.provide(services, context))
+
+describe("RedisSentinel", () => {
+  it.live(
+    "follows a failover: writes succeed again on the promoted replica, and the failover is reported",
+    () =>
+      Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        const replica = yield* RedisServer.makeReplica(master)
+        const sentinels = yield* RedisServer.makeSentinels(3, { masterName, masterPort: master.port, quorum: 2 })
+        const { redis, sentinel, store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: sentinels.map((s) => ({ host: "127.0.0.1", port: s.port })),
+          timeout: "500 millis",
+          prefix: "app:"
+        }))
+        assert.deepStrictEqual(yield* sentinel.master, { host: "127.0.0.1", port: master.port })
+        assert.deepStrictEqual(yield* sentinel.lastFailover, Option.none())
+
+        const failovers = yield* sentinel.failovers.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+        const messages = yield* store.subscribe("events")
+        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+
+        yield* store.set("before", "kill")
+        // Acknowledged by the replica: it survives the master.
+        assert.strictEqual(yield* redis.send<number>("WAIT", "1", "0"), 1)
+
+        const killedAt = yield* Clock.currentTimeMillis
+        yield* master.kill
+        // Keep writing, as an application would; writes fail until the replica is promoted and the client follows.
+        let failed = 0
+        let written = 0
+        while (written === 0) {
+          const result = yield* Effect.result(store.set(`during:${failed}`, "x"))
+          if (result._tag === "Success") written++
+          else {
+            failed++
+            assert.strictEqual(result.failure._tag, "RedisStoreError")
+            yield* Effect.sleep("50 millis")
+          }
+          assert.isBelow((yield* Clock.currentTimeMillis) - killedAt, 20_000, "no failover within 20 s")
+        }
+        const backAfter = (yield* Clock.currentTimeMillis) - killedAt
+
+        assert.isAbove(failed, 0)
+        assert.deepStrictEqual(yield* sentinel.master, { host: "127.0.0.1", port: replica.port })
+        const [failover] = yield* Fiber.join(failovers)
+        assert(failover !== undefined)
+        assert.deepStrictEqual(failover.from, { host: "127.0.0.1", port: master.port })
+        assert.deepStrictEqual(failover.to, { host: "127.0.0.1", port: replica.port })
+        assert.isAbove(failover.recoveryMillis, 0)
+        assert.isAtMost(failover.recoveryMillis, backAfter)
+        assert.isAtLeast(failover.at, killedAt)
+        console.log(
+          `RedisSentinel failover: recovery ${failover.recoveryMillis} ms (first failure to first success); ` +
+            `kill to first successful write ${backAfter} ms; ${failed} writes failed meanwhile`
+        )
+        assert.deepStrictEqual(yield* sentinel.lastFailover, Option.some(failover))
+        assert.strictEqual(yield* metricValue("redis_sentinel_failovers_total", { master: masterName }), 1)
+        assert.strictEqual(
+          yield* metricValue("redis_sentinel_last_recovery_seconds", { master: masterName }),
+          failover.recoveryMillis / 1000
+        )
+
+        // The data written before the kill, and the store's scripts, work on the new master.
+        assert.deepStrictEqual(yield* store.get("before"), Option.some("kill"))
+        assert.strictEqual(yield* store.increment("n", 2), 2)
+        // The subscription moved to the new master.
+        assert.strictEqual(yield* store.publish("events", "after"), 1)
+        assert.deepStrictEqual(yield* Fiber.join(received), ["after"])
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live("invalid options fail with PolicyConfigError naming each field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(servicesOf(RedisStore.layerSentinel({
+        masterName: "",
+        sentinels: [{ host: "", port: 70000 }, null as never],
+        timeout: "soon" as never
+      })))
+      assert(error._tag === "PolicyConfigError")
+      assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["timeout"])
+      const sentinelError = yield* Effect.flip(
+        Layer.build(RedisSentinel.layer({ masterName: "", sentinels: [{ host: "", port: 70000 }, null as never] }))
+      )
+      assert(sentinelError._tag === "PolicyConfigError")
+      assert.deepStrictEqual(sentinelError.issues, [
+        { path: "masterName", message: "Expected a non-empty string (the name in `sentinel monitor <name> ...`)" },
+        { path: "sentinels[0].host", message: "Expected a non-empty host name or IP address" },
+        { path: "sentinels[0].port", message: "Expected an integer from 1 to 65535, got 70000" },
+        { path: "sentinels[1]", message: "Expected { host, port }" }
+      ])
+      const empty = yield* Effect.flip(Layer.build(RedisSentinel.layer({ masterName, sentinels: [] })))
+      assert(empty._tag === "PolicyConfigError")
+      assert.deepStrictEqual(empty.issues.map((issue) => issue.path), ["sentinels"])
+    }).pipe(Effect.scoped), 10_000)
+
+  it.live(
+    "no sentinel answering fails the store layer with RedisStoreError (connect), naming each sentinel",
+    () =>
+      Effect.gen(function*() {
+        const ports = [yield* RedisServer.freePort, yield* RedisServer.freePort]
+        const error = yield* Effect.flip(servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: ports.map((port) => ({ host: "127.0.0.1", port }))
+        })))
+        assert(error._tag === "RedisStoreError")
+        assert.strictEqual(error.operation, "connect")
+        for (const port of ports) assert.include(error.message, `127.0.0.1:${port}: Error: connect ECONNREFUSED`)
+      }).pipe(Effect.scoped),
+    10_000
+  )
+
+  it.live("a sentinel that does not know the master name is skipped for one that does", () =>
+    Effect.gen(function*() {
+      const master = yield* RedisServer.make()
+      yield* RedisServer.makeReplica(master)
+      const [sentinel] = yield* RedisServer.makeSentinels(1, { masterName, masterPort: master.port })
+      assert(sentinel !== undefined)
+      const unknown = yield* Effect.flip(Layer.build(RedisSentinel.layer({
+        masterName: "other",
+        sentinels: [{ host: "127.0.0.1", port: sentinel.port }]
+      })))
+      assert(unknown._tag === "RedisSentinelError")
+      assert.include(unknown.message, `127.0.0.1:${sentinel.port}: does not know "other"`)
+
+      const down = yield* RedisServer.freePort
+      const { sentinel: service, store } = yield* servicesOf(RedisStore.layerSentinel({
+        masterName,
+        sentinels: [{ host: "127.0.0.1", port: down }, { host: "127.0.0.1", port: sentinel.port }]
+      }))
+      assert.deepStrictEqual(yield* service.master, { host: "127.0.0.1", port: master.port })
+      yield* store.set("k", "v")
+      assert.deepStrictEqual(yield* store.get("k"), Option.some("v"))
+    }).pipe(Effect.scoped), 15_000)
+})

@@ -1,0 +1,118 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, ConfigProvider, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import * as RedisStore from "../src/RedisStore.ts"
+import * as RedisServer from "./RedisServer.ts"
+
+/** Retries `self` every 50 ms for up to 5 s: the lazy client connects in the background. */
+const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+
+/** Runs `self` and returns its outcome with how long it took, in real milliseconds. */
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
+    const result = yield* Effect.result(self)
+    return { result, millis: (yield* Clock.currentTimeMillis) - startedAt }
+  })
+
+const services = Effect.all({ store: RedisStore.RedisStore, redis: Redis.Redis })
+
+/** Builds `layer` in the enclosing scope (`Effect.provide` would close it as soon as `services` returned). */
+const servicesOf = <E>(layer: Layer.Layer<RedisStore.RedisStore | Redis.Redis, E>) =>
+  Effect.flatMap(Layer.build(layer), (context) => Effect.provide(services, context))
+
+describe("RedisStore lazy", () => {
+  it.live(
+    "builds while Redis is down, fails operations at once, then succeeds once Redis is up; subscribe too",
+    () =>
+      Effect.gen(function*() {
+        const port = yield* RedisServer.freePort
+        const built = yield* timed(
+          servicesOf(RedisStore.layer({ url: `redis://127.0.0.1:${port}`, lazy: true, timeout: "1 second" }))
+        )
+        assert(built.result._tag === "Success")
+        assert.isBelow(built.millis, 500)
+        const { store } = built.result.success
+
+        // Nothing listens yet: every operation fails at once, naming itself.
+        const down: ReadonlyArray<[string, Effect.Effect<unknown, RedisStore.RedisStoreError>]> = [
+          ["get", store.get("k")],
+          ["set", store.set("k", "v")],
+          ["increment", store.increment("n")],
+          ["publish", store.publish("events", "x")]
+        ]
+        for (const [operation, effect] of down) {
+          const failed = yield* timed(Effect.flip(effect))
+          assert(failed.result._tag === "Success")
+          assert.strictEqual(failed.result.success._tag, "RedisStoreError")
+          assert.strictEqual(failed.result.success.operation, operation)
+          assert.include(failed.result.success.message, "offline")
+          assert.isBelow(failed.millis, 200)
+        }
+        // A subscription made while Redis is down fails its stream.
+        const early = yield* Effect.scoped(
+          Effect.flatMap(store.subscribe("events"), (messages) => Effect.flip(Stream.runDrain(messages)))
+        )
+        assert.strictEqual(early.operation, "subscribe")
+
+        yield* RedisServer.makeOnPort(port)
+        const up = yield* timed(eventually(store.set("k", "v")))
+        assert.strictEqual(up.result._tag, "Success")
+        // The backoff is capped at about 2 seconds: the client is back within one step of it.
+        assert.isBelow(up.millis, 3_000)
+        assert.deepStrictEqual(yield* store.get("k"), Option.some("v"))
+        assert.strictEqual(yield* store.increment("n", 2), 2)
+
+        yield* Effect.scoped(Effect.gen(function*() {
+          const messages = yield* store.subscribe("events")
+          const received = yield* messages.pipe(Stream.take(2), Stream.runCollect, Effect.forkScoped)
+          assert.strictEqual(yield* store.publish("events", "first"), 1)
+          assert.strictEqual(yield* store.publish("events", "second"), 1)
+          assert.deepStrictEqual(yield* Fiber.join(received), ["first", "second"])
+        }))
+      }).pipe(Effect.scoped),
+    15_000
+  )
+
+  it.live("reconnects after the server is killed and restarted", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const { store } = yield* servicesOf(RedisStore.layer({ url: server.url, lazy: true }))
+      yield* eventually(store.set("k", "v"))
+      yield* server.kill
+      const failed = yield* Effect.flip(store.get("k"))
+      assert.strictEqual(failed.operation, "get")
+      yield* server.restart
+      yield* eventually(store.set("k", "again"))
+      assert.deepStrictEqual(yield* store.get("k"), Option.some("again"))
+    }).pipe(Effect.scoped), 15_000)
+
+  it.live("layerConfig reads REDIS_LAZY; an invalid lazy fails with PolicyConfigError", () =>
+    Effect.gen(function*() {
+      const port = yield* RedisServer.freePort
+      const config = (lazy: string) =>
+        RedisStore.layerConfig().pipe(
+          Layer.provide(
+            ConfigProvider.layer(
+              ConfigProvider.fromUnknown({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_LAZY: lazy })
+            )
+          )
+        )
+      // Lazy: the layer builds although nothing listens.
+      const { store } = yield* servicesOf(config("true"))
+      const offline = yield* Effect.flip(store.get("k"))
+      assert.strictEqual(offline.operation, "get")
+      assert.include(offline.message, "offline")
+      // Not lazy: the connect fails the layer, as before.
+      const eager = yield* Effect.flip(servicesOf(config("false")))
+      assert(eager._tag === "RedisStoreError")
+      assert.strictEqual(eager.operation, "connect")
+
+      const invalid = yield* Effect.flip(
+        servicesOf(RedisStore.layer({ lazy: "yes" as never }))
+      )
+      assert(invalid._tag === "PolicyConfigError")
+      assert.deepStrictEqual(invalid.issues, [{ path: "lazy", message: "Expected true or false, got string" }])
+    }).pipe(Effect.scoped), 10_000)
+})
