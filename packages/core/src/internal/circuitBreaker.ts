@@ -105,13 +105,31 @@ export class HalfOpen {
 
 /** @internal */
 export class RecentFailures {
+  /** The last failure's time, whether or not it was remembered in the ring. */
+  lastAt = -1
   readonly at: Array<number> = []
   readonly tags: Array<string> = []
   readonly messages: Array<string> = []
   next = 0
 }
 
-/** One key's state. Optional parts (windows, half-open, recent failures) are allocated on first use. @internal */
+/** A key's openings: allocated at its first opening (or manual control), so a key that never opened stays small. @internal */
+export class Openings {
+  openedAt = -1
+  openUntil = 0
+  count = 0
+  lastOpenMillis = 0
+  /** 0 until the first close: the backoff rule only reads it after an opening. */
+  closedAt = 0
+}
+
+/**
+ * One key's state. Optional parts (openings, windows, half-open, recent failures) are allocated on first use: a
+ * timestamp held in a field costs a heap number per key once any key has stored one there, so the fields that only
+ * matter after an opening or a failure live in those parts, behind accessors.
+ *
+ * @internal
+ */
 export class Cell {
   readonly key: string
   mode: Mode = "Live"
@@ -120,13 +138,8 @@ export class Cell {
   /** When the visible state (`stateOf`) was entered. */
   enteredAt: number
   lastCallAt: number
-  openedAt = -1
-  openUntil = 0
-  openings = 0
-  lastOpenMillis = 0
-  /** 0 until the first close: the backoff rule only reads it after an opening. */
-  closedAt = 0
   streak = 0
+  opened: Openings | null = null
   half: HalfOpen | null = null
   windows: Array<Window> | null = null
   calls = 0
@@ -136,13 +149,53 @@ export class Cell {
   slowCalls = 0
   rejections = 0
   stateChanges = 0
-  lastFailureAt = -1
   recent: RecentFailures | null = null
 
   constructor(key: string, now: number) {
     this.key = key
     this.enteredAt = now
     this.lastCallAt = now
+  }
+
+  private ensureOpened(): Openings {
+    return this.opened ?? (this.opened = new Openings())
+  }
+  get openedAt(): number {
+    return this.opened === null ? -1 : this.opened.openedAt
+  }
+  set openedAt(value: number) {
+    this.ensureOpened().openedAt = value
+  }
+  get openUntil(): number {
+    return this.opened === null ? 0 : this.opened.openUntil
+  }
+  set openUntil(value: number) {
+    this.ensureOpened().openUntil = value
+  }
+  get openings(): number {
+    return this.opened === null ? 0 : this.opened.count
+  }
+  set openings(value: number) {
+    this.ensureOpened().count = value
+  }
+  get lastOpenMillis(): number {
+    return this.opened === null ? 0 : this.opened.lastOpenMillis
+  }
+  set lastOpenMillis(value: number) {
+    this.ensureOpened().lastOpenMillis = value
+  }
+  get closedAt(): number {
+    return this.opened === null ? 0 : this.opened.closedAt
+  }
+  set closedAt(value: number) {
+    this.ensureOpened().closedAt = value
+  }
+  get lastFailureAt(): number {
+    return this.recent === null ? -1 : this.recent.lastAt
+  }
+  set lastFailureAt(value: number) {
+    const recent = this.recent ?? (this.recent = new RecentFailures())
+    recent.lastAt = value
   }
 }
 
