@@ -109,7 +109,7 @@ describe("ResilientRedis", () => {
   )
 
   it.live(
-    "a process restarted mid-outage replays the first process's journal, then its own",
+    "a process restarted mid-outage (and started while Redis is down) replays the first one's journal, then its own",
     () =>
       withServer((server, directory) =>
         Effect.gen(function*() {
@@ -122,6 +122,7 @@ describe("ResilientRedis", () => {
             assert.strictEqual((yield* first.snapshot).pending, 30)
           }).pipe(Effect.scoped)
 
+          // The second process starts while Redis is down: its own connection, lazily connecting.
           yield* Effect.gen(function*() {
             const second = yield* open(directory)
             const restarted = yield* second.snapshot
@@ -138,7 +139,10 @@ describe("ResilientRedis", () => {
             assert.strictEqual(after.pending, 0)
             assert.strictEqual(after.replayed, 50)
             yield* assertInRedis(expected)
-          }).pipe(Effect.scoped)
+          }).pipe(
+            Effect.scoped,
+            Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis", lazy: true }))
+          )
         })
       ),
     20_000
