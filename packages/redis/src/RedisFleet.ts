@@ -371,10 +371,12 @@ export const make = (
             }
           })
 
-        const localDecision = Effect.sync(() => {
+        // A script's answer: applied, and `true` (the fleet decided); `false` when the fleet could not be reached.
+        const decided = (encodedKey: string) => (reply: scripts.Reply | undefined): Effect.Effect<boolean> => {
+          if (reply !== undefined) return Effect.as(apply(encodedKey, reply), true)
           figures.local++
-          return false
-        })
+          return Effect.succeed(false)
+        }
 
         const flush = Effect.suspend(() => {
           const batch = [...pending]
@@ -457,7 +459,7 @@ export const make = (
                   ]
                 )
               ),
-              (reply) => reply === undefined ? localDecision : Effect.as(apply(encodedKey, reply), true)
+              decided(encodedKey)
             )
           },
           record: (key, epoch, outcome, durationMillis, now, openMillis) => {
@@ -480,7 +482,7 @@ export const make = (
                   ]
                 )
               ),
-              (reply) => reply === undefined ? localDecision : Effect.as(apply(encodedKey, reply), true)
+              decided(encodedKey)
             )
           }
         }

@@ -7,6 +7,7 @@
  *
  * @internal
  */
+import type { TripConfig } from "../BreakerFleet.ts"
 import { CountWindow, TimeWindow, type Window } from "./window.ts"
 
 /** @internal */
@@ -38,17 +39,8 @@ export type Reason =
 /** Called synchronously for every transition; the breaker turns it into events and metrics. @internal */
 export type Emit = (cell: Cell, from: StateTag, to: StateTag, reason: Reason, now: number, shadow: boolean) => void
 
-/** @internal */
-export interface RatePolicy {
-  readonly _tag: "FailureRate" | "SlowCallRate"
-  readonly threshold: number
-  readonly minimumCalls: number
-  /** SlowCallRate: a call is slow when strictly slower than this. */
-  readonly slowMillis: number
-  readonly window:
-    | { readonly _tag: "Count"; readonly size: number }
-    | { readonly _tag: "Time"; readonly buckets: number; readonly bucketMillis: number }
-}
+/** One rate policy, resolved: the shape a fleet that counts calls reads too (`BreakerFleet.TripConfig`). @internal */
+export type RatePolicy = TripConfig["rates"][number]
 
 /** The validated, resolved options the machine runs on. @internal */
 export interface Config {
