@@ -24,14 +24,15 @@ interface Instance {
 }
 
 const start = (server: { readonly url: string }, name: string, store?: { readonly lazy: boolean }) =>
+  startOn(RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:", lazy: store?.lazy }), name)
+
+const startOn = <E>(store: Layer.Layer<RedisStore.RedisStore | Redis.Redis, E>, name: string) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     // A metric registry per instance, as each would have in a process of its own.
     const context = yield* Layer.buildWithScope(
       RedisFleet.layer({ instance: name, heartbeat: "100 millis", resyncInterval: "200 millis" }).pipe(
-        Layer.provideMerge(
-          RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:", lazy: store?.lazy })
-        ),
+        Layer.provideMerge(store),
         Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
       ),
       scope
@@ -416,5 +417,51 @@ describe("RedisFleet", () => {
         yield* waitState(onB, "Open")
       }).pipe(Effect.scoped),
     { timeout: 20_000 }
+  )
+
+  it.live(
+    "shared breakers follow a Sentinel failover: the state survives on the new master, and changes propagate",
+    () =>
+      Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        const sentinels = yield* RedisServer.makeSentinels(3, {
+          masterName: "fleet",
+          masterPort: master.port,
+          quorum: 2
+        })
+        const viaSentinels = RedisStore.layerSentinel({
+          masterName: "fleet",
+          sentinels: sentinels.map((sentinel) => ({ host: "127.0.0.1", port: sentinel.port })),
+          timeout: "500 millis",
+          prefix: "fleet-test:"
+        })
+        const options: CircuitBreaker.Options = {
+          name: "failover",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 minute"
+        }
+        const a = yield* startOn(viaSentinels, "a")
+        const b = yield* startOn(viaSentinels, "b")
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        yield* fail(onA)
+        yield* waitState(onB, "Open")
+        // The fleet's state has reached the replica before the master dies.
+        assert.strictEqual(yield* Context.get(a.context, Redis.Redis).send<number>("WAIT", "1", "0"), 1)
+        yield* master.kill
+        // A new instance, connecting through the sentinels once they promoted the replica, comes back open.
+        const c = yield* Effect.retry(
+          startOn(viaSentinels, "c"),
+          Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "15 seconds" }))
+        )
+        const onC = yield* breakerOn(c, options)
+        yield* waitState(onC, "Open")
+        // A and B followed the new master too: a reset on C closes them.
+        yield* onC.reset()
+        yield* waitState(onA, "Closed").pipe(Effect.retry(Schedule.recurs(2)))
+        yield* waitState(onB, "Closed").pipe(Effect.retry(Schedule.recurs(2)))
+      }).pipe(Effect.scoped),
+    { timeout: 40_000 }
   )
 })
