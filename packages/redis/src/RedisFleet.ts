@@ -23,6 +23,8 @@
  *   expires after the breaker's `maxProbeTime`, so a crashed instance cannot hold one for ever), so that the fleet
  *   sends `maxProbes` probes in all. The fleet counts their outcomes against the epoch they were leased in: a late
  *   outcome is fenced off, a failure reopens the fleet, `successThreshold` successes close it.
+ * - Introspection: the layer also provides `RedisFleet`, the same fleet with a `snapshot` (per breaker: keys known,
+ *   changes queued, what the fleet answered) and the live `instances` with their last heartbeat.
  * - Metrics (Effect `Metric`s, attribute `breaker`): `breaker_fleet_applied_total` (fleet states applied here),
  *   `breaker_fleet_announcements_total` (by `result`: accepted, rejected, pending, failed),
  *   `breaker_fleet_local_decisions_total` (operations decided locally because the fleet could not be reached), and
@@ -69,6 +71,7 @@ import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -81,7 +84,7 @@ import * as Stream from "effect/Stream"
 import { hostname } from "node:os"
 import * as scripts from "./internal/fleetScripts.ts"
 import { defined, durationIssue } from "./internal/options.ts"
-import { RedisStore } from "./RedisStore.ts"
+import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
 
 /**
  * Options of the fleet (one per process, shared by its breakers).
@@ -106,6 +109,74 @@ export interface Options {
   /** How often queued changes are resent and missed ones loaded. Default: 5 seconds. */
   readonly resyncInterval?: Duration.Input | undefined
 }
+
+/**
+ * What one instance's fleet has done, per breaker that joined it: for dashboards and for telling a quiet fleet from
+ * a cut-off one.
+ *
+ * @example
+ * ```ts
+ * import type { RedisFleet } from "@effect-resilience/redis"
+ *
+ * const behind = (snapshot: RedisFleet.Snapshot) => snapshot.breakers.filter((b) => b.queued > 0).map((b) => b.breaker)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly instance: string
+  /** Live instances, as of this instance's last heartbeat (0 before the first one answered). */
+  readonly liveInstances: number
+  readonly breakers: ReadonlyArray<{
+    readonly breaker: string
+    readonly counting: BreakerFleet.Counting
+    /** Keys (and the breaker-wide state) whose fleet epoch this instance knows. */
+    readonly keys: number
+    /** Changes of this instance not yet accepted by the fleet (Redis unreachable). */
+    readonly queued: number
+    /** Fleet states applied here. */
+    readonly applied: number
+    /** This instance's changes, by what the fleet answered (`pending`: a quorum vote that did not decide yet). */
+    readonly accepted: number
+    readonly rejected: number
+    readonly pending: number
+    readonly failed: number
+    /** Leases, probe outcomes and global counts decided locally because the fleet could not be reached. */
+    readonly localDecisions: number
+  }>
+}
+
+/**
+ * The fleet as seen from this instance: the `BreakerFleet` that breakers join, plus what a dashboard shows of it.
+ *
+ * @example
+ * ```ts
+ * import { RedisFleet } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const report = Effect.gen(function*() {
+ *   const fleet = yield* RedisFleet.RedisFleet
+ *   const instances = yield* fleet.instances
+ *   const snapshot = yield* fleet.snapshot
+ *   return `${fleet.instance}: ${instances.length} live, ${snapshot.breakers.length} shared breakers`
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RedisFleet extends Context.Service<
+  RedisFleet,
+  BreakerFleet.BreakerFleet["Service"] & {
+    readonly snapshot: Effect.Effect<Snapshot>
+    /** The live instances (a heartbeat within `liveness`), with their last heartbeat, read from Redis. */
+    readonly instances: Effect.Effect<
+      ReadonlyArray<{ readonly instance: string; readonly lastHeartbeat: number }>,
+      RedisStoreError
+    >
+  }
+>()("@effect-resilience/redis/RedisFleet") {}
 
 const encode = (key: string | undefined): string => key === undefined ? "*" : "k" + encodeURIComponent(key)
 const decode = (encoded: string): string | undefined =>
@@ -159,7 +230,7 @@ const toFleetState = (reply: scripts.Reply): BreakerFleet.FleetState | undefined
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<BreakerFleet.BreakerFleet["Service"], PolicyConfigError, RedisStore | Scope.Scope> =>
+): Effect.Effect<RedisFleet["Service"], PolicyConfigError, RedisStore | Scope.Scope> =>
   Effect.gen(function*() {
     const issues = defined([
       options.instance === undefined || (typeof options.instance === "string" && options.instance.length > 0)
@@ -203,6 +274,7 @@ export const make = (
       readonly receive: (encodedKey: string, reply: scripts.Reply) => Effect.Effect<void>
       readonly resync: Effect.Effect<void>
       readonly forget: () => void
+      readonly snapshot: () => Snapshot["breakers"][number]
     }
     const members = new Map<string, Set<Joined>>()
 
@@ -398,7 +470,19 @@ export const make = (
           member,
           receive: apply,
           resync: Effect.andThen(flush, load),
-          forget: () => known.clear()
+          forget: () => known.clear(),
+          snapshot: () => ({
+            breaker: member.breaker,
+            counting,
+            keys: known.size,
+            queued: pending.size,
+            applied: figures.applied,
+            accepted: figures.accepted,
+            rejected: figures.rejected,
+            pending: figures.pending,
+            failed: figures.failed,
+            localDecisions: figures.local
+          })
         }
         yield* load
         yield* Effect.forever(Effect.andThen(Effect.andThen(wake.await, wake.close), flush)).pipe(Effect.forkScoped)
@@ -489,11 +573,31 @@ export const make = (
         return membership
       })
 
-    return BreakerFleet.BreakerFleet.of({ instance, join })
+    return RedisFleet.of({
+      instance,
+      join,
+      snapshot: Effect.sync(() => ({
+        instance,
+        liveInstances: live,
+        breakers: [...members.values()].flatMap((set) => [...set].map((joined) => joined.snapshot()))
+      })),
+      instances: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.map(
+          store.eval(scripts.live)([instances], [channel, "", "", now, livenessMillis]),
+          (reply) => {
+            const out: Array<{ instance: string; lastHeartbeat: number }> = []
+            for (let i = 0; i + 1 < reply.length; i += 2) {
+              out.push({ instance: reply[i], lastHeartbeat: Number(reply[i + 1]) })
+            }
+            return out
+          }
+        ))
+    })
   })
 
 /**
- * Provides `BreakerFleet` on the `RedisStore` in context: breakers made where it is provided share their state.
+ * Provides `BreakerFleet` (and `RedisFleet`, the same fleet with its snapshot) on the `RedisStore` in context:
+ * breakers made where it is provided share their state.
  *
  * @example
  * ```ts
@@ -508,5 +612,10 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<BreakerFleet.BreakerFleet, PolicyConfigError, RedisStore> =>
-  Layer.effect(BreakerFleet.BreakerFleet, make(options))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<BreakerFleet.BreakerFleet | RedisFleet, PolicyConfigError, RedisStore> =>
+  Layer.effectContext(
+    Effect.map(make(options), (fleet) =>
+      Context.make(BreakerFleet.BreakerFleet, fleet).pipe(Context.add(RedisFleet, fleet)))
+  )

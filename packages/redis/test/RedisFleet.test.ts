@@ -10,7 +10,7 @@ import * as RedisServer from "./RedisServer.ts"
 
 class Boom extends Data.TaggedError("Boom") {}
 
-type Services = BreakerFleet.BreakerFleet | RedisStore.RedisStore | Redis.Redis
+type Services = BreakerFleet.BreakerFleet | RedisFleet.RedisFleet | RedisStore.RedisStore | Redis.Redis
 
 /** A counter's or gauge's value in an instance's registry. */
 const metricOn = (instance: Instance, id: string, attributes: Record<string, string>) =>
@@ -111,6 +111,16 @@ describe("RedisFleet", () => {
         // Rejected on B without running.
         const exit = yield* Effect.exit(onB.protect(Effect.succeed("ran")))
         assert.isTrue(Exit.isFailure(exit))
+        // What the dashboard sees of the fleet, from A.
+        const fleet = Context.get(a.context, RedisFleet.RedisFleet)
+        const live = yield* fleet.instances
+        assert.deepStrictEqual(live.map((i) => i.instance).sort(), ["a", "b", "c"])
+        const seen = yield* fleet.snapshot
+        assert.strictEqual(seen.instance, "a")
+        assert.deepStrictEqual(
+          seen.breakers.map((b) => [b.breaker, b.counting, b.accepted, b.queued, b.keys]),
+          [["search", "local", 1, 0, 1]]
+        )
       })
     ))
 
@@ -386,6 +396,11 @@ describe("RedisFleet", () => {
           yield* fail(onA)
           assert.strictEqual(yield* onA.state(), "Open")
           assert.strictEqual(yield* onB.state(), "Closed")
+          const fleet = Context.get(a.context, RedisFleet.RedisFleet)
+          yield* fleet.snapshot.pipe(
+            Effect.flatMap(({ breakers: [orders] }) => orders.queued === 1 ? Effect.void : Effect.fail(orders)),
+            Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "2 seconds" })))
+          )
           // Redis comes back empty; A's queued trip reaches B.
           yield* server.restart
           yield* waitState(onB, "Open")

@@ -281,3 +281,13 @@ if not v then
 end
 return {v}
 `)
+
+/**
+ * The live instances with their last heartbeat. KEYS: instances. ARGV[4..]: now, liveness. Answers
+ * `[instance, time, instance, time, ...]`.
+ *
+ * @internal
+ */
+export const live = script(`
+return redis.call('ZRANGEBYSCORE', h, tonumber(ARGV[4]) - tonumber(ARGV[5]), '+inf', 'WITHSCORES')
+`)
