@@ -39,6 +39,10 @@
  *   narrow that; an error they reject is ignored. Interruption and ignored errors count as
  *   neither success nor failure, and free a probe's slot.
  *
+ * - Across instances: made where a `BreakerFleet` is provided (`RedisFleet.layer` in `@effect-resilience/redis`), the
+ *   breaker shares its state with the breakers of the same name elsewhere (`fleet` picks `local`, `global` or `quorum`
+ *   counting, or `false` to stay solo). What the fleet applies shows on `transitions` with the reason `Fleet`.
+ *
  * **Gotchas**
  *
  * - Put retries and timeouts inside the breaker, so that it sees one outcome per call.
