@@ -21,6 +21,8 @@
  *   an earlier generation changes nothing.
  * - Whatever the fleet cannot be reached for, the breaker decides locally, as a solo breaker would; the fleet
  *   implementation resyncs when it is back.
+ * - With gradual recovery (`recoveryFactor`), a breaker admits its share of calls as usual, and each admitted call
+ *   also needs one of the fleet's `maxProbes` leases: the fleet bounds how many recovery calls run at once.
  *
  * @since 0.1.0
  */
