@@ -80,6 +80,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { hostname } from "node:os"
 import * as scripts from "./internal/fleetScripts.ts"
@@ -390,7 +391,8 @@ export const make = (
           return member.apply(decode(encodedKey), state)
         }
 
-        const send = (encodedKey: string, change: BreakerFleet.Change): Effect.Effect<void> =>
+        // Sends one change; `false` when the fleet could not be reached.
+        const send = (encodedKey: string, change: BreakerFleet.Change): Effect.Effect<boolean> =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
             const s = change.state
@@ -423,10 +425,9 @@ export const make = (
               )
             )
             if (reply === undefined) {
+              // Not sent: it stays queued for the next resync.
               figures.failed++
-              // Not sent: keep it for the next resync, unless a newer change took its place.
-              if (!pending.has(encodedKey)) pending.set(encodedKey, change)
-              return
+              return false
             }
             const epoch = Number(reply[1])
             if (reply[0] === "applied") {
@@ -441,6 +442,7 @@ export const make = (
               figures.pending++
               yield* apply(encodedKey, reply)
             }
+            return true
           })
 
         // A script's answer: applied, and `true` (the fleet decided); `false` when the fleet could not be reached.
@@ -450,17 +452,27 @@ export const make = (
           return Effect.succeed(false)
         }
 
-        const flush = Effect.suspend(() => {
-          const batch = [...pending]
-          pending.clear()
-          return Effect.forEach(batch, ([key, change]) => send(key, change), { discard: true })
-        })
+        // A change leaves the queue once the fleet answered it (unless a newer one took its place meanwhile). A send
+        // in flight finishes even when the fiber is interrupted, so a shutdown never drops what it was sending.
+        // One flush at a time (the worker, a resync, leaving), so that a change is not sent twice at once.
+        const sending = yield* Semaphore.make(1)
+        const flush = sending.withPermit(Effect.suspend(() =>
+          Effect.forEach([...pending], ([key, change]) =>
+            Effect.uninterruptible(Effect.flatMap(send(key, change), (sent) =>
+              Effect.sync(() => {
+                if (sent && pending.get(key) === change) {
+                  pending.delete(key)
+                }
+              }))), { discard: true })
+        ))
 
         const load = Effect.gen(function*() {
           const found = yield* run(
             store.eval(scripts.states)([hashOf("*"), keysSet], [channel, member.breaker, "", hashPrefix])
           )
-          if (found === undefined) return
+          if (found === undefined) {
+            return
+          }
           for (let i = 0; i + 1 < found.length; i += 2) {
             yield* apply(found[i] as string, found[i + 1] as unknown as scripts.Reply)
           }
@@ -470,7 +482,8 @@ export const make = (
           member,
           receive: apply,
           resync: Effect.andThen(flush, load),
-          forget: () => known.clear(),
+          forget: () =>
+            known.clear(),
           snapshot: () => ({
             breaker: member.breaker,
             counting,
@@ -486,6 +499,8 @@ export const make = (
         }
         yield* load
         yield* Effect.forever(Effect.andThen(Effect.andThen(wake.await, wake.close), flush)).pipe(Effect.forkScoped)
+        // Leaving (a shutdown, say) sends what is still queued: a trip made just before must not be lost.
+        yield* Effect.addFinalizer(() => flush)
         const set = members.get(member.breaker) ?? new Set()
         set.add(joined)
         members.set(member.breaker, set)

@@ -479,4 +479,17 @@ describe("RedisFleet", () => {
       }).pipe(Effect.scoped),
     { timeout: 40_000 }
   )
+
+  it.live("a trip made just before an instance shuts down still reaches the fleet", () =>
+    withFleet((server, [, b]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = { name: "shutdown", trip: CircuitBreaker.consecutive(1) }
+        const onB = yield* breakerOn(b, options)
+        const d = yield* start(server, "d")
+        const onD = yield* breakerOn(d, options)
+        yield* fail(onD)
+        yield* Scope.close(d.scope, Exit.void)
+        yield* waitState(onB, "Open")
+      })
+    ))
 })
