@@ -118,7 +118,7 @@ describe("RedisFleet", () => {
         const seen = yield* fleet.snapshot
         assert.strictEqual(seen.instance, "a")
         assert.deepStrictEqual(
-          seen.breakers.map((b) => [b.breaker, b.counting, b.accepted, b.queued, b.keys]),
+          seen.breakers.map((s) => [s.breaker, s.counting, s.accepted, s.queued, s.keys]),
           [["search", "local", 1, 0, 1]]
         )
       })
