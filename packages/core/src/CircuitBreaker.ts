@@ -1140,13 +1140,19 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       const now = clock.currentTimeMillisUnsafe()
       count(outcome, cell, exit, now)
       const verdict = outcome === internal.SUCCESS ? "success" : outcome === internal.FAILURE ? "failure" : "ignored"
+      const slowBefore = cell.slowCalls
       return Effect.flatMap(
         openMillisNow(cell, now),
         (openMillis) =>
           Effect.flatMap(membership!.settleProbe(key, lease, verdict, now, openMillis), (settled) => {
             // Settled: the fleet's new state has been applied, which orphaned the local slot; give it back anyway.
-            if (settled) internal.releaseProbe(cell, probe)
-            else internal.record(cell, config, generation, probe, outcome, now - startedAt, now, openMillis, emit)
+            if (settled) {
+              internal.releaseProbe(cell, probe)
+              internal.tally(cell, config, outcome, now - startedAt, now)
+            } else {
+              internal.record(cell, config, generation, probe, outcome, now - startedAt, now, openMillis, emit)
+            }
+            totals.slow += cell.slowCalls - slowBefore
             return flush
           })
       )
