@@ -1079,6 +1079,15 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       return internal.IGNORED
     }
 
+    // Breaker-wide totals behind the metrics, and the failure for the snapshot.
+    const countTotals = (cell: internal.Cell, outcome: number, exit: Exit.Exit<unknown, unknown>, now: number) => {
+      if (outcome === internal.SUCCESS) totals.success++
+      else if (outcome === internal.FAILURE) {
+        totals.failure++
+        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
+      } else totals.ignored++
+    }
+
     const settle = (
       cell: internal.Cell,
       generation: number,
@@ -1094,11 +1103,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
         ? startedAt
         : clock.currentTimeMillisUnsafe()
       const duration = now - startedAt
-      if (outcome === internal.SUCCESS) totals.success++
-      else if (outcome === internal.FAILURE) {
-        totals.failure++
-        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
-      } else totals.ignored++
+      countTotals(cell, outcome, exit, now)
       const slowBefore = cell.slowCalls
       if (fixedOpenMillis < 0 && internal.mayTrip(cell, config, generation, outcome)) {
         // Only a call that may open the circuit pays for the schedule. If the cell moves on meanwhile, the
@@ -1114,85 +1119,40 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       return pending.length === 0 ? undefined : flush
     }
 
-    // What the fleet decides. When it cannot be reached, the outcome is recorded locally as a solo breaker would.
-    const openMillisNow = (cell: internal.Cell, now: number): Effect.Effect<number> =>
-      fixedOpenMillis >= 0 ? Effect.succeed(fixedOpenMillis) : openMillisFor(internal.nextOpening(cell, now))
-
-    const count = (outcome: number, cell: internal.Cell, exit: Exit.Exit<unknown, unknown>, now: number) => {
-      if (outcome === internal.SUCCESS) totals.success++
-      else if (outcome === internal.FAILURE) {
-        totals.failure++
-        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
-      } else totals.ignored++
-    }
-
-    const settleLeased = (
+    // What the fleet decides. The outcome is asked of the fleet (`ask`); when the fleet decided, the key only tallies
+    // it, and when the fleet could not be reached, it is recorded locally, as a solo breaker would.
+    const settleWithFleet = (
       cell: internal.Cell,
-      key: string,
       generation: number,
       probe: number,
-      lease: string,
       startedAt: number,
       clock: Clock.Clock,
-      exit: Exit.Exit<unknown, unknown>
+      exit: Exit.Exit<unknown, unknown>,
+      ask: (outcome: number, duration: number, now: number, openMillis: number) => Effect.Effect<boolean>
     ): Effect.Effect<void> => {
       const outcome = classify(exit)
       const now = clock.currentTimeMillisUnsafe()
-      count(outcome, cell, exit, now)
-      const verdict = outcome === internal.SUCCESS ? "success" : outcome === internal.FAILURE ? "failure" : "ignored"
-      const slowBefore = cell.slowCalls
+      const duration = now - startedAt
+      countTotals(cell, outcome, exit, now)
+      const openDurationNow = fixedOpenMillis >= 0
+        ? Effect.succeed(fixedOpenMillis)
+        : openMillisFor(internal.nextOpening(cell, now))
       return Effect.flatMap(
-        openMillisNow(cell, now),
+        openDurationNow,
         (openMillis) =>
-          Effect.flatMap(membership!.settleProbe(key, lease, verdict, now, openMillis), (settled) => {
-            // Settled: the fleet's new state has been applied, which orphaned the local slot; give it back anyway.
-            if (settled) {
-              internal.releaseProbe(cell, probe)
-              internal.tally(cell, config, outcome, now - startedAt, now)
+          Effect.flatMap(ask(outcome, duration, now, openMillis), (decided) => {
+            const slowBefore = cell.slowCalls
+            if (decided) {
+              // The fleet's new state, if any, has been applied, orphaning a probe's local slot: give it back.
+              if (probe >= 0) internal.releaseProbe(cell, probe)
+              internal.tally(cell, config, outcome, duration, now)
             } else {
-              internal.record(cell, config, generation, probe, outcome, now - startedAt, now, openMillis, emit)
+              internal.record(cell, config, generation, probe, outcome, duration, now, openMillis, emit)
             }
             totals.slow += cell.slowCalls - slowBefore
             return flush
           })
       )
-    }
-
-    const settleGlobal = (
-      cell: internal.Cell,
-      key: string,
-      generation: number,
-      epoch: number,
-      startedAt: number,
-      clock: Clock.Clock,
-      exit: Exit.Exit<unknown, unknown>
-    ): Effect.Effect<void> | undefined => {
-      const outcome = classify(exit)
-      const now = clock.currentTimeMillisUnsafe()
-      const duration = now - startedAt
-      count(outcome, cell, exit, now)
-      const slowBefore = cell.slowCalls
-      if (outcome === internal.IGNORED) {
-        internal.tally(cell, config, outcome, duration, now)
-        return undefined
-      }
-      return Effect.flatMap(openMillisNow(cell, now), (openMillis) =>
-        Effect.flatMap(
-          membership!.record(
-            key,
-            epoch,
-            outcome === internal.SUCCESS ? "success" : "failure",
-            duration,
-            now,
-            openMillis
-          ),
-          (counted) => {
-            if (counted) internal.tally(cell, config, outcome, duration, now)
-            else internal.record(cell, config, generation, -1, outcome, duration, now, openMillis, emit)
-            totals.slow += cell.slowCalls - slowBefore
-            return flush
-          }
-        ))
     }
 
     // A rejection says nothing that changes within a millisecond of one generation, so under load (when rejections
@@ -1287,11 +1247,42 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
           }
           owner = undefined
           if (generation < 0) return undefined
-          return lease !== undefined
-            ? settleLeased(cell, key, generation, probe, lease, startedAt, clock, exit)
-            : globalCounting && probe < 0
-            ? settleGlobal(cell, key, generation, epoch, startedAt, clock, exit)
-            : settle(cell, generation, probe, startedAt, clock, exit)
+          if (lease !== undefined) {
+            const leased = lease
+            return settleWithFleet(
+              cell,
+              generation,
+              probe,
+              startedAt,
+              clock,
+              exit,
+              (outcome, _, now, openMillis) => membership!.settleProbe(key, leased, verdictOf(outcome), now, openMillis)
+            )
+          }
+          if (globalCounting && probe < 0) {
+            const admittedAt = epoch
+            return settleWithFleet(
+              cell,
+              generation,
+              probe,
+              startedAt,
+              clock,
+              exit,
+              (outcome, duration, now, openMillis) =>
+                // Ignored outcomes count nowhere: no round trip for them.
+                outcome === internal.IGNORED
+                  ? Effect.succeed(true)
+                  : membership!.record(
+                    key,
+                    admittedAt,
+                    verdictOf(outcome) as "success" | "failure",
+                    duration,
+                    now,
+                    openMillis
+                  )
+            )
+          }
+          return settle(cell, generation, probe, startedAt, clock, exit)
         }
       )
     }
@@ -1435,6 +1426,13 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
   })
 
 const ignoreEmit: internal.Emit = () => {}
+
+const verdictOf = (outcome: number) =>
+  outcome === internal.SUCCESS
+    ? "success" as const
+    : outcome === internal.FAILURE
+    ? "failure" as const
+    : "ignored" as const
 
 const callsHelp = "Calls recorded, by outcome"
 
