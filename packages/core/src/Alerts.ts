@@ -70,7 +70,7 @@ import * as CircuitBreaker from "./CircuitBreaker.ts"
 import type { Status, StatusChange } from "./HealthMonitor.ts"
 import * as internal from "./internal/alerts.ts"
 import * as metrics from "./internal/metrics.ts"
-import { configError, decodeOptions, DurationInput, millisOf, type PolicyConfigError } from "./internal/options.ts"
+import { decode, DurationInput, error as configError, millisOf, type PolicyConfigError } from "./PolicyConfig.ts"
 import * as Retry from "./Retry.ts"
 
 // -----------------------------------------------------------------------------
@@ -542,7 +542,7 @@ export const webhook: (
   function*(options: WebhookOptions) {
     const name = options.name ?? "alerts-webhook"
     const raw = { url: options.url, name, timeout: options.timeout ?? "10 seconds" }
-    yield* decodeOptions(WebhookSchema, raw, { kind: "alert sink", policy: name })
+    yield* decode(WebhookSchema, raw, { kind: "alert sink", policy: name })
     const timeout = Duration.millis(millisOf(raw.timeout))
     const client = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
     const breaker = yield* CircuitBreaker.make({ ...options.breaker, name })
@@ -725,7 +725,7 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
         until: window.until
       }))
     }
-    yield* decodeOptions(OptionsSchema, raw, context)
+    yield* decode(OptionsSchema, raw, context)
     const startedAt = yield* Clock.currentTimeMillis
     let windows: Array<internal.Window> = []
     for (let i = 0; i < raw.maintenance.length; i++) {
@@ -835,7 +835,7 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
         maintenance: current(now).map((window) => ({ ...window }))
       })),
       suppress: (service, duration) =>
-        decodeOptions(SuppressSchema, { service, duration }, context).pipe(
+        decode(SuppressSchema, { service, duration }, context).pipe(
           Effect.orDie,
           Effect.andThen(Clock.currentTimeMillis),
           Effect.map((now) => {

@@ -67,16 +67,9 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/bulkhead.ts"
 import * as metrics from "./internal/metrics.ts"
-import {
-  decodeOptions,
-  DurationInput,
-  millisOf,
-  NonNegativeInt,
-  type PolicyConfigError,
-  PositiveInt
-} from "./internal/options.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
+import { decode, DurationInput, millisOf, NonNegativeInt, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * The brand every bulkhead carries.
@@ -369,7 +362,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
       }
     })
   }
-  return decodeOptions(OptionsSchema, raw, { kind: "bulkhead", policy: String(options.name) }).pipe(
+  return decode(OptionsSchema, raw, { kind: "bulkhead", policy: String(options.name) }).pipe(
     Effect.map((decoded): Resolved => ({
       limit: decoded.adaptive?.initial ?? decoded.maxConcurrent,
       maxQueue: decoded.maxQueue,

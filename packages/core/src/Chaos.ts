@@ -50,8 +50,8 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as metrics from "./internal/metrics.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError, Probability } from "./internal/options.ts"
 import { stackless } from "./internal/stackless.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, Probability } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -306,7 +306,7 @@ const validate = (
     readonly outcomeRate: unknown
   }
 ): Effect.Effect<Settings, PolicyConfigError> =>
-  decodeOptions(settingsSchema(raw.latency), { name, ...raw }, { kind: "chaos", policy: name }).pipe(
+  decode(settingsSchema(raw.latency), { name, ...raw }, { kind: "chaos", policy: name }).pipe(
     Effect.map((): Settings => ({
       enabled: raw.enabled as boolean,
       faultRate: raw.faultRate as number,

@@ -90,17 +90,10 @@ import * as Stream from "effect/Stream"
 import * as BreakerFleet from "./BreakerFleet.ts"
 import * as internal from "./internal/circuitBreaker.ts"
 import * as metrics from "./internal/metrics.ts"
-import {
-  decodeOptions,
-  DurationInput,
-  Fraction,
-  millisOf,
-  type PolicyConfigError,
-  PositiveInt
-} from "./internal/options.ts"
 import { enlist, RegistryService } from "./internal/registry.ts"
 import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
+import { decode, DurationInput, Fraction, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -570,16 +563,6 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
  */
 export type Rejection = CircuitOpen | CircuitHalfOpen
 
-export {
-  /**
-   * Invalid options: each issue names the option (`trip[1].minimumCalls`) and what was expected.
-   *
-   * @since 0.1.0
-   * @category errors
-   */
-  PolicyConfigError
-} from "./internal/options.ts"
-
 // -----------------------------------------------------------------------------
 // policies
 // -----------------------------------------------------------------------------
@@ -819,7 +802,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
       }
     }
   }
-  return decodeOptions(OptionsSchema, raw, { kind: "circuit breaker", policy: String(options.name) }).pipe(
+  return decode(OptionsSchema, raw, { kind: "circuit breaker", policy: String(options.name) }).pipe(
     Effect.map((): Resolved => {
       let consecutiveFailures = 0
       const rates: Array<internal.RatePolicy> = []

@@ -89,7 +89,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as internal from "./internal/fallbackStore.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./internal/options.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * The brand every fallback store carries.
@@ -438,7 +438,7 @@ const resolve = (options: Options): Effect.Effect<Settings, PolicyConfigError> =
     ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
     sweepInterval: options.sweepInterval ?? "1 minute"
   }
-  return decodeOptions(OptionsSchema, raw, { kind: "fallback store", policy: String(name) }).pipe(
+  return decode(OptionsSchema, raw, { kind: "fallback store", policy: String(name) }).pipe(
     Effect.map((decoded): Settings => ({
       name: decoded.name,
       directory: decoded.directory,

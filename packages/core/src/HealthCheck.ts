@@ -46,7 +46,7 @@ import * as HttpClient from "effect/http/HttpClient"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import * as Schema from "effect/Schema"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError, Probability } from "./internal/options.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, Probability } from "./PolicyConfig.ts"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -214,7 +214,7 @@ export const http = (
     ? "2xx"
     : "a status accepted by expectStatus"
   return Effect.gen(function*() {
-    yield* decodeOptions(HttpOptionsSchema, raw, { kind: "http health check", policy: options.url })
+    yield* decode(HttpOptionsSchema, raw, { kind: "http health check", policy: options.url })
     // Scoped, so that closing the scope aborts the request: the body is never read.
     const client = HttpClient.withScope(yield* HttpClient.HttpClient)
     const startedAt = yield* Clock.currentTimeMillis
@@ -423,7 +423,7 @@ export const diskSpace = <E, R>(
   const criticalFreeShare = options.criticalFreeShare ?? 0.1
   const raw = { path: options.path, warningFreeShare, criticalFreeShare }
   const check = `disk ${options.path}`
-  return decodeOptions(DiskSpaceSchema, raw, { kind: "disk space health check", policy: options.path }).pipe(
+  return decode(DiskSpaceSchema, raw, { kind: "disk space health check", policy: options.path }).pipe(
     Effect.andThen(Effect.suspend(() => options.usage(options.path))),
     Effect.flatMap(({ free, total }): Effect.Effect<DiskSpace, HealthCheckFailed | Warning> => {
       if (!(total > 0) || !(free >= 0)) {

@@ -75,14 +75,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/healthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
-import {
-  decodeOptions,
-  DurationInput,
-  millisOf,
-  type PolicyConfigError,
-  PositiveInt,
-  Probability
-} from "./internal/options.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt, Probability } from "./PolicyConfig.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -519,7 +512,7 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
           critical: options.critical ?? true,
           jitter: options.jitter ?? 0.1
         }
-        yield* decodeOptions(CheckOptionsSchema, raw, { kind: "health check", policy: String(options.name) })
+        yield* decode(CheckOptionsSchema, raw, { kind: "health check", policy: String(options.name) })
         if (!open) return
         const services = yield* Effect.context<R>()
         const name = raw.name
@@ -625,7 +618,7 @@ export const make: Effect.Effect<HealthMonitor, never, Scope.Scope> = build(1024
  * @category constructors
  */
 export const makeWith = (options: Options): Effect.Effect<HealthMonitor, PolicyConfigError, Scope.Scope> =>
-  decodeOptions(OptionsSchema, { eventBuffer: options.eventBuffer ?? 1024 }, {
+  decode(OptionsSchema, { eventBuffer: options.eventBuffer ?? 1024 }, {
     kind: "health monitor",
     policy: "HealthMonitor"
   }).pipe(Effect.flatMap(({ eventBuffer }) => build(eventBuffer)))

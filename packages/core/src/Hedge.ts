@@ -48,7 +48,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Hedger } from "./internal/hedge.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./internal/options.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -185,7 +185,7 @@ const OptionsSchema = Schema.Struct({
  */
 export const make: (options: Options) => Effect.Effect<Hedge, PolicyConfigError, Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
-    const { maxHedges } = yield* decodeOptions(
+    const { maxHedges } = yield* decode(
       OptionsSchema,
       { name: options.name, delay: options.delay, maxHedges: options.maxHedges ?? 1 },
       { kind: "hedge", policy: String(options.name) }

@@ -67,9 +67,9 @@ import * as EffectRateLimiter from "effect/persistence/RateLimiter"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as metrics from "./internal/metrics.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./internal/options.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -434,7 +434,7 @@ const resolve = (options: Options): Effect.Effect<Config, PolicyConfigError> => 
     tokens: options.tokens ?? 1,
     onStoreError: options.onStoreError ?? "allow"
   }
-  return decodeOptions(OptionsSchema, raw, { kind: "rate limiter", policy: String(options.name) }).pipe(
+  return decode(OptionsSchema, raw, { kind: "rate limiter", policy: String(options.name) }).pipe(
     Effect.map((): Config => ({ ...raw, key: raw.key ?? raw.name, window: Duration.millis(millisOf(raw.window)) }))
   )
 }

@@ -75,15 +75,15 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { StatusChange } from "./HealthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
+import * as internal from "./internal/recovery.ts"
 import {
-  configError,
-  decodeOptions,
+  decode,
   DurationInput,
+  error as configError,
   millisOf,
   type PolicyConfigError,
   PositiveInt
-} from "./internal/options.ts"
-import * as internal from "./internal/recovery.ts"
+} from "./PolicyConfig.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -631,7 +631,7 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
       ...(rule.escalation === undefined ? {} : { escalation: rule.escalation })
     }))
   }
-  yield* decodeOptions(OptionsSchema, raw, context)
+  yield* decode(OptionsSchema, raw, context)
   const rules: Array<Resolved> = []
   const seen = new Map<string, number>()
   for (let i = 0; i < raw.rules.length; i++) {

@@ -79,16 +79,9 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as metrics from "./internal/metrics.ts"
-import {
-  decodeOptions,
-  DurationInput,
-  millisOf,
-  NonNegativeInt,
-  type PolicyConfigError,
-  PositiveInt
-} from "./internal/options.ts"
 import * as internal from "./internal/retry.ts"
 import { stackless } from "./internal/stackless.ts"
+import { decode, DurationInput, millisOf, NonNegativeInt, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -452,7 +445,7 @@ const check = <S extends Schema.Codec<unknown, unknown, never, never>>(
   raw: unknown,
   constructor: string
 ): void => {
-  Effect.runSync(decodeOptions(schema, raw, { kind: "retry schedule", policy: constructor }))
+  Effect.runSync(decode(schema, raw, { kind: "retry schedule", policy: constructor }))
 }
 
 const capped = (
@@ -790,7 +783,7 @@ export const budget = (options?: BudgetOptions): Effect.Effect<RetryBudget, Poli
       minPerSecond: options?.minPerSecond ?? 10,
       window: options?.window ?? "10 seconds"
     }
-    yield* decodeOptions(BudgetOptionsSchema, raw, { kind: "retry budget", policy: "budget" })
+    yield* decode(BudgetOptionsSchema, raw, { kind: "retry budget", policy: "budget" })
     const books = new internal.Budget(raw.ratio, raw.minPerSecond, millisOf(raw.window), yield* Clock.currentTimeMillis)
     const result: RetryBudget = {
       [BudgetTypeId]: BudgetTypeId,
@@ -835,7 +828,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
     ...(options.maxElapsed === undefined ? {} : { maxElapsed: options.maxElapsed }),
     ...(options.maxRetryAfter === undefined ? {} : { maxRetryAfter: options.maxRetryAfter })
   }
-  yield* decodeOptions(OptionsSchema, raw, { kind: "retry", policy: String(name) })
+  yield* decode(OptionsSchema, raw, { kind: "retry", policy: String(name) })
   const schedule = options.schedule
   const shouldRetry = options.while ?? isRetryable
   const books = options.budget === undefined ? undefined : budgetBooks.get(options.budget)

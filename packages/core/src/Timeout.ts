@@ -73,9 +73,9 @@ import { dual } from "effect/Function"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as metrics from "./internal/metrics.ts"
-import { decodeOptions, DurationInput, millisOf, type PolicyConfigError } from "./internal/options.ts"
 import { stackless } from "./internal/stackless.ts"
 import * as internal from "./internal/timeout.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -257,7 +257,7 @@ const OptionsSchema = Schema.Struct({
  */
 export const make: (options: Options) => Effect.Effect<Timeout, PolicyConfigError, Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
-    yield* decodeOptions(OptionsSchema, { name: options.name, duration: options.duration }, {
+    yield* decode(OptionsSchema, { name: options.name, duration: options.duration }, {
       kind: "timeout",
       policy: String(options.name)
     })

@@ -80,6 +80,13 @@ export * as Hedge from "./Hedge.ts"
 export * as Policy from "./Policy.ts"
 
 /**
+ * Option validation for every module: `PolicyConfigError`, the Schemas options are made of, and `decode`.
+ *
+ * @since 0.2.0
+ */
+export * as PolicyConfig from "./PolicyConfig.ts"
+
+/**
  * Effect `Metric`s read from plain counters when exported, so that a hot path never touches a metric.
  *
  * @since 0.1.0

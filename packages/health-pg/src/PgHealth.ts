@@ -51,8 +51,8 @@
  *
  * @since 0.1.0
  */
-import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"

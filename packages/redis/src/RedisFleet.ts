@@ -68,7 +68,7 @@
  */
 import * as BreakerFleet from "@effect-resilience/core/BreakerFleet"
 import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
-import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
+import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"

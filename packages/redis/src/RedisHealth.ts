@@ -38,8 +38,8 @@
  *
  * @since 0.1.0
  */
-import type { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import type { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

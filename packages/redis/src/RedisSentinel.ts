@@ -52,7 +52,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
+import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"

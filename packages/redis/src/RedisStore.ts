@@ -40,7 +40,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
+import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"

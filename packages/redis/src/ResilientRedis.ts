@@ -65,8 +65,8 @@
  * @since 0.1.0
  */
 import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
-import { PolicyConfigError } from "@effect-resilience/core/CircuitBreaker"
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
+import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"

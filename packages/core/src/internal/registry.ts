@@ -10,7 +10,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { CircuitBreaker, Transition } from "../CircuitBreaker.ts"
-import { configError, type PolicyConfigError } from "./options.ts"
+import { error as configError, type PolicyConfigError } from "../PolicyConfig.ts"
 
 /** What the registry needs of a named policy (`Policy.Policy`). @internal */
 export interface NamedPolicy {

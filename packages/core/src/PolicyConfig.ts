@@ -1,9 +1,21 @@
 /**
- * Option validation shared by every policy: Schemas for the values options are made of, and one decoder that turns
- * a Schema failure into a `PolicyConfigError` whose issues name the option (`trip[1].minimumCalls`), say what was
- * expected and what was given.
+ * Option validation shared by every module of the toolkit (and open to packages built on it): one error,
+ * `PolicyConfigError`, whose issues name the option (`trip[1].minimumCalls`), say what was expected and what was
+ * given; Schemas for the values options are made of; and `decode`, which turns a Schema failure into that error.
  *
- * @internal
+ * **Example** (Validating a package's own options)
+ *
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ url: Schema.NonEmptyString, timeout: PolicyConfig.DurationInput({ positive: true }) })
+ *
+ * const options = PolicyConfig.decode(Options, { url: "", timeout: "5 seconds" }, { kind: "cache", policy: "sessions" })
+ * // fails with PolicyConfigError: issues [{ path: "url", message: "Expected a value with a length of at least 1, got \"\"" }]
+ * ```
+ *
+ * @since 0.2.0
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -43,7 +55,21 @@ export class PolicyConfigError extends Schema.TaggedError<PolicyConfigError>()("
 
 const durationMessage = "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\")"
 
-/** @internal */
+/**
+ * A `Duration.Input` (a `Duration`, a number of milliseconds, or a string like `"30 seconds"`) that is finite and
+ * positive (or non-negative). The decoded value is the input as given: read it with `millisOf`.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ ttl: PolicyConfig.DurationInput({ positive: true }) })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const DurationInput = (options: { readonly positive: boolean }) =>
   Schema.Unknown.check(
     Schema.makeFilter(
@@ -62,19 +88,83 @@ export const DurationInput = (options: { readonly positive: boolean }) =>
     )
   )
 
-/** @internal */
+/**
+ * An integer of at least 1.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ maxKeys: PolicyConfig.PositiveInt })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
-/** @internal */
+/**
+ * An integer of at least 0.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ retries: PolicyConfig.NonNegativeInt })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
-/** A share in (0, 1]. @internal */
+/**
+ * A finite share in (0, 1]: a rate threshold, a quorum share.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ threshold: PolicyConfig.Fraction })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
 
-/** A probability in [0, 1]. @internal */
+/**
+ * A finite probability in [0, 1].
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ failureRate: PolicyConfig.Probability })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const Probability = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1))
 
-/** Milliseconds of a `Duration.Input` that validation has accepted. @internal */
+/**
+ * The milliseconds of a `Duration.Input` that `DurationInput` has accepted.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * PolicyConfig.millisOf("2 seconds") // 2000
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
 
 type Path = ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
@@ -104,11 +194,22 @@ const withActual = (message: string, actual: unknown): string =>
     : `${message}, got ${typeof actual === "string" ? JSON.stringify(actual) : String(actual)}`
 
 /**
- * Decodes `raw` options (defaults already filled in) with `schema`, collecting every issue.
+ * Decodes `raw` options (defaults already filled in) with `schema`, collecting every issue into one
+ * `PolicyConfigError` for `context` (what is being made, and its name).
  *
- * @internal
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const decodePort = (raw: unknown) =>
+ *   PolicyConfig.decode(Schema.Struct({ port: PolicyConfig.PositiveInt }), raw, { kind: "server", policy: "api" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category decoding
  */
-export const decodeOptions = <S extends Schema.Top>(
+export const decode = <S extends Schema.Top>(
   schema: S,
   raw: unknown,
   context: { readonly kind: string; readonly policy: string }
@@ -127,11 +228,19 @@ export const decodeOptions = <S extends Schema.Top>(
   )
 
 /**
- * A `PolicyConfigError` for a rule Schema cannot see (a duplicate name in a registry, say).
+ * A `PolicyConfigError` with one issue, for a rule a Schema cannot see (a duplicate name in a registry, say).
  *
- * @internal
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * const duplicate = PolicyConfig.error({ kind: "policy", policy: "search" }, "name", "Expected a unique name")
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
  */
-export const configError = (
+export const error = (
   context: { readonly kind: string; readonly policy: string },
   path: string,
   message: string
