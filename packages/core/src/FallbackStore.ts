@@ -387,13 +387,13 @@ export const toSchemaStore: {
   <S extends Schema.Constraint>(self: FallbackStore, schema: S): SchemaStore<S>
 } = dual(2, <S extends Schema.Constraint>(self: FallbackStore, schema: S): SchemaStore<S> => {
   const json = Schema.fromJsonString(Schema.toCodecJson(schema))
-  const decode = Schema.decodeEffect(json)
+  const decodeValue = Schema.decodeEffect(json)
   const encode = Schema.encodeEffect(json)
   return {
     get: (key) =>
       Effect.flatMap(
         self.get(key),
-        Option.match({ onNone: () => Effect.succeedNone, onSome: (value) => Effect.asSome(decode(value)) })
+        Option.match({ onNone: () => Effect.succeedNone, onSome: (value) => Effect.asSome(decodeValue(value)) })
       ),
     set: (key, value, options) => Effect.flatMap(encode(value), (encoded) => self.set(key, encoded, options)),
     remove: self.remove,
