@@ -16,8 +16,9 @@
  * - File content: the header `FBS1 <crc32> <expiresAt|-> <writtenAt> <key bytes> <value bytes>\n`, then the key,
  *   `\n`, and the value. `crc32` (8 hex digits, IEEE CRC-32) covers everything after it; times are epoch
  *   milliseconds from `Clock`. A CRC-32 detects every burst error up to 32 bits and all but 1 in 4 billion others,
- *   which is what accidental corruption (a torn page, a flipped bit) needs; it is computed in TypeScript, so core
- *   needs no `node:crypto` and no asynchronous Web Crypto call on each read.
+ *   which is what accidental corruption (a torn page, a flipped bit) needs. The CRC-32 (`crc-32`) and the SHA-256
+ *   of long keys (`@noble/hashes`, audited) come from pure JavaScript libraries, so core needs no `node:crypto` and
+ *   no asynchronous Web Crypto call on each read.
  * - Writes are atomic: the entry goes to a temporary file in the same directory (`tmp-*.tmp`, created exclusively,
  *   mode 0600), is flushed with `fsync`, then renamed over the entry, and the directory is synced (best effort). A
  *   reader sees the old entry or the new one, never part of one. A failed or interrupted write removes its
@@ -336,9 +337,11 @@ const errorOf = (operation: Operation, key?: string) => (error: PlatformError): 
  * @example
  * ```ts
  * import type { FallbackStore } from "@effect-resilience/core"
- * import type { Schema } from "effect"
+ * import { Schema } from "effect"
  *
- * type Prices = FallbackStore.SchemaStore<Schema.Record<Schema.String, Schema.Number>>
+ * const Prices = Schema.Record(Schema.String, Schema.Number)
+ *
+ * type PriceStore = FallbackStore.SchemaStore<typeof Prices>
  * ```
  *
  * @since 0.1.0

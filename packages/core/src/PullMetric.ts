@@ -88,7 +88,6 @@ export const gauge: (
  * @example
  * ```ts
  * import { PullMetric } from "@effect-resilience/core"
- * import { Effect } from "effect"
  *
  * const watch = (queue: ReadonlyArray<unknown>) =>
  *   PullMetric.register([PullMetric.gauge("queue_depth", "Jobs waiting", {}, () => queue.length)])

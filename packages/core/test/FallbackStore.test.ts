@@ -7,6 +7,7 @@ import {
   Exit,
   Fiber,
   FileSystem,
+  Latch,
   Layer,
   Logger,
   Metric,
@@ -78,15 +79,13 @@ const exists = (dir: string, key: string) =>
 /** One turn of the event loop, so that real file I/O started by another fiber can finish (no timer involved). */
 const tick = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
-/** Waits, turn by turn, for a condition that a background fiber doing real I/O makes true. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2000; i++) {
-      if (yield* check) return
-      yield* tick
-    }
-    assert.fail("the condition never held")
-  })
+/** The real file system, but every `remove` waits for `gate` to open: a disk slower than any time bound. */
+const gatedRemovals = (gate: Latch.Latch) =>
+  Layer.effect(
+    FileSystem.FileSystem,
+    Effect.map(FileSystem.FileSystem, (fs) =>
+      FileSystem.FileSystem.of({ ...fs, remove: (path, options) => gate.whenOpen(fs.remove(path, options)) }))
+  )
 
 const metricValue = (id: string, attributes: Record<string, string> = {}) =>
   Metric.snapshot.pipe(Effect.map((all) => {
@@ -130,6 +129,21 @@ const tmpfs = (dir: string, options: string) =>
     sh("mount", "-t", "tmpfs", "-o", options, "tmpfs", dir),
     () => Effect.ignore(sh("umount", "-l", dir))
   )
+
+/**
+ * An entry as 0.1.0 wrote it. Entries on disk must keep reading whatever computes the checksum and the hash: the
+ * CRC-32 and the SHA-256 here were checked against `node:zlib` and `node:crypto` when they were pinned.
+ */
+const GOLDEN = {
+  entry: {
+    key: `price:${"sku-".repeat(30)}`, // 126 bytes: its file name is hashed
+    value: "19.99 €",
+    expiresAt: 1_767_225_600_000,
+    writtenAt: 1_767_139_200_000
+  },
+  file: "h8786373ee0f683f1c02df78b6eb12ebeae4e5f91fc86271a504a1a28da7e6309",
+  content: `FBS1 cd716cca 1767225600000 1767139200000 126 9\nprice:${"sku-".repeat(30)}\n19.99 €`
+} as const
 
 // -----------------------------------------------------------------------------
 // semantics shared by the file and the memory store
@@ -202,11 +216,15 @@ for (const { kind, make } of kinds) {
         assert.strictEqual(yield* store.size, 2)
         // Not served, but held until the sweeper passes.
         assert.strictEqual(yield* metricValue("fallback_store_entries"), 3)
+        // `adjust` returns once the woken sweeper is done or waits on the disk, holding the store's lock: `sweep`
+        // takes the lock after it, so it returns when the sweeper is done, however slow the disk, and finds nothing.
         yield* TestClock.adjust("50 seconds") // the first sweep, at 1 minute
-        yield* eventually(Effect.map(metricValue("fallback_store_entries"), (n) => n === 2))
+        assert.strictEqual(yield* store.sweep, 0)
+        assert.strictEqual(yield* metricValue("fallback_store_entries"), 2)
         assert.strictEqual(yield* metricValue("fallback_store_evictions_total", { reason: "Expired" }), 1)
         yield* TestClock.adjust("1 hour")
-        yield* eventually(Effect.map(metricValue("fallback_store_entries"), (n) => n === 1))
+        assert.strictEqual(yield* store.sweep, 0)
+        assert.strictEqual(yield* metricValue("fallback_store_entries"), 1)
         assert.deepStrictEqual(yield* store.keys, ["forever"])
         assert.deepStrictEqual(yield* store.get("forever"), Option.some("f"))
       })))
@@ -367,6 +385,43 @@ describe("FallbackStore (file) on disk", () => {
         store.keys)
       assert.deepStrictEqual(keys, ["greeting"])
       assert.isFalse(yield* exists(dir, "t"))
+    })))
+
+  it.effect("an entry written by 0.1.0, under its hashed name, is read", () =>
+    live(Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const dir = yield* tempDir
+      yield* fs.writeFile(path.join(dir, GOLDEN.file), utf8(GOLDEN.content))
+      const read = yield* session(dir, {}, (store) => Effect.all([store.get(GOLDEN.entry.key), store.keys]))
+      assert.deepStrictEqual(read, [Option.some(GOLDEN.entry.value), [GOLDEN.entry.key]])
+      assert.deepStrictEqual(yield* list(dir), [GOLDEN.file])
+    })))
+
+  it.effect("a slow sweep: expired entries are not served meanwhile, and sweep waits for it", () =>
+    live(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const gate = yield* Latch.make()
+      yield* Effect.gen(function*() {
+        const store = yield* fileStore(dir, { sweepInterval: "1 minute" })
+        yield* store.set("short", "s", { ttl: "10 seconds" })
+        yield* store.set("forever", "f")
+        yield* TestClock.adjust("1 minute") // the sweeper wakes; its removal of "short" hangs
+        const manual = yield* Effect.forkChild(store.sweep)
+        assert.deepStrictEqual(yield* store.get("short"), Option.none())
+        assert.deepStrictEqual(yield* store.keys, ["forever"])
+        assert.strictEqual(yield* metricValue("fallback_store_entries"), 2) // held until removed
+        assert.isTrue(yield* exists(dir, "short"))
+        yield* gate.open
+        // Had `sweep` not waited for the sweeper, it would have removed "short" itself and said 1.
+        assert.strictEqual(yield* Fiber.join(manual), 0)
+        assert.strictEqual(yield* metricValue("fallback_store_entries"), 1)
+        assert.strictEqual(yield* metricValue("fallback_store_evictions_total", { reason: "Expired" }), 1)
+        assert.isFalse(yield* exists(dir, "short"))
+      }).pipe(
+        Effect.ensuring(gate.open), // a failed assertion must not leave the sweeper hanging, nor the test
+        Effect.provide(gatedRemovals(gate))
+      )
     })))
 
   it.effect("the directory is created if missing; other files in it are left alone, even by clear", () =>
@@ -686,6 +741,22 @@ describe("FallbackStore internals", () => {
       internal.toHex(internal.sha256(utf8("a".repeat(1_000_000)))),
       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
     )
+  })
+
+  it("the format is pinned: a known entry's bytes, CRC-32 and SHA-256 file name", () => {
+    assert.strictEqual(internal.fileNameOf(GOLDEN.entry.key), GOLDEN.file)
+    assert.strictEqual(new TextDecoder().decode(internal.encodeEntry(GOLDEN.entry)), GOLDEN.content)
+    assert.deepStrictEqual(internal.decodeEntry(utf8(GOLDEN.content)), { _tag: "Valid", entry: GOLDEN.entry })
+    assert.strictEqual(
+      new TextDecoder().decode(
+        internal.encodeEntry({ key: "sku-1", value: "héllo", expiresAt: Infinity, writtenAt: 42 })
+      ),
+      "FBS1 0b034a81 - 42 5 6\nsku-1\nhéllo"
+    )
+    // The checksum covers a range of the bytes: the same CRC-32 from any offset.
+    const padded = utf8("xx123456789yy")
+    assert.strictEqual(internal.crc32(padded, 2, 11), 0xcbf43926)
+    assert.strictEqual(internal.crc32(utf8("The quick brown fox jumps over the lazy dog")), 0x414fa339)
   })
 
   it.prop("strings encode as UTF-8 when well-formed, and every string decodes back", [Schema.String], ([s]) => {

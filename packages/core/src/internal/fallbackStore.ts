@@ -9,6 +9,9 @@
  *
  * @internal
  */
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js"
+// A CommonJS module whose exports Node only exposes as the default import.
+import CRC32 from "crc-32"
 
 // -----------------------------------------------------------------------------
 // WTF-8
@@ -127,159 +130,26 @@ const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80
 // checksum and hash
 // -----------------------------------------------------------------------------
 
-let crcTable: Uint32Array | undefined
-
-const makeCrcTable = (): Uint32Array => {
-  const table = new Uint32Array(256)
-  for (let n = 0; n < 256; n++) {
-    let c = n
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    table[n] = c >>> 0
-  }
-  return table
-}
+// Both from libraries that are pure JavaScript and synchronous, so a read stays one synchronous decode on any
+// platform: `crc-32` (SheetJS, the IEEE polynomial 0xEDB88320 of gzip, zip and PNG) and `@noble/hashes` (audited).
+// The file format depends on exactly these functions: the tests pin an entry's bytes and a hashed file name.
 
 /**
  * CRC-32 (IEEE 802.3, as in gzip, zip and PNG) of `bytes[start, end)`.
  *
  * @internal
  */
-export const crc32 = (bytes: Uint8Array, start = 0, end = bytes.length): number => {
-  const table = crcTable ??= makeCrcTable()
-  let crc = 0xffffffff
-  for (let i = start; i < end; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8)
-  return (crc ^ 0xffffffff) >>> 0
-}
-
-const K = new Uint32Array([
-  0x428a2f98,
-  0x71374491,
-  0xb5c0fbcf,
-  0xe9b5dba5,
-  0x3956c25b,
-  0x59f111f1,
-  0x923f82a4,
-  0xab1c5ed5,
-  0xd807aa98,
-  0x12835b01,
-  0x243185be,
-  0x550c7dc3,
-  0x72be5d74,
-  0x80deb1fe,
-  0x9bdc06a7,
-  0xc19bf174,
-  0xe49b69c1,
-  0xefbe4786,
-  0x0fc19dc6,
-  0x240ca1cc,
-  0x2de92c6f,
-  0x4a7484aa,
-  0x5cb0a9dc,
-  0x76f988da,
-  0x983e5152,
-  0xa831c66d,
-  0xb00327c8,
-  0xbf597fc7,
-  0xc6e00bf3,
-  0xd5a79147,
-  0x06ca6351,
-  0x14292967,
-  0x27b70a85,
-  0x2e1b2138,
-  0x4d2c6dfc,
-  0x53380d13,
-  0x650a7354,
-  0x766a0abb,
-  0x81c2c92e,
-  0x92722c85,
-  0xa2bfe8a1,
-  0xa81a664b,
-  0xc24b8b70,
-  0xc76c51a3,
-  0xd192e819,
-  0xd6990624,
-  0xf40e3585,
-  0x106aa070,
-  0x19a4c116,
-  0x1e376c08,
-  0x2748774c,
-  0x34b0bcb5,
-  0x391c0cb3,
-  0x4ed8aa4a,
-  0x5b9cca4f,
-  0x682e6ff3,
-  0x748f82ee,
-  0x78a5636f,
-  0x84c87814,
-  0x8cc70208,
-  0x90befffa,
-  0xa4506ceb,
-  0xbef9a3f7,
-  0xc67178f2
-])
-
-const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n))
+export const crc32 = (bytes: Uint8Array, start = 0, end = bytes.length): number =>
+  // `buf` gives a signed 32-bit integer; the header stores the unsigned one.
+  CRC32.buf(bytes.subarray(start, end)) >>> 0
 
 /**
- * SHA-256 (FIPS 180-4) of `bytes`, synchronous and platform-free: it names the files of long keys, where a
- * collision must be infeasible even for keys chosen to collide.
+ * SHA-256 (FIPS 180-4) of `bytes`: it names the files of long keys, where a collision must be infeasible even for
+ * keys chosen to collide.
  *
  * @internal
  */
-export const sha256 = (bytes: Uint8Array): Uint8Array => {
-  const bitLength = bytes.length * 8
-  const padded = new Uint8Array(((bytes.length + 9 + 63) >> 6) << 6)
-  padded.set(bytes)
-  padded[bytes.length] = 0x80
-  const view = new DataView(padded.buffer)
-  // The length in bits, big-endian, in the last 8 bytes (split: bit operators are 32-bit).
-  view.setUint32(padded.length - 8, Math.floor(bitLength / 0x100000000))
-  view.setUint32(padded.length - 4, bitLength >>> 0)
-  const h = new Uint32Array([
-    0x6a09e667,
-    0xbb67ae85,
-    0x3c6ef372,
-    0xa54ff53a,
-    0x510e527f,
-    0x9b05688c,
-    0x1f83d9ab,
-    0x5be0cd19
-  ])
-  const w = new Uint32Array(64)
-  for (let offset = 0; offset < padded.length; offset += 64) {
-    for (let t = 0; t < 16; t++) w[t] = view.getUint32(offset + t * 4)
-    for (let t = 16; t < 64; t++) {
-      const s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >>> 3)
-      const s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >>> 10)
-      w[t] = (w[t - 16] + s0 + w[t - 7] + s1) >>> 0
-    }
-    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7]
-    for (let t = 0; t < 64; t++) {
-      const t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t]) >>> 0
-      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0
-      k = g
-      g = f
-      f = e
-      e = (d + t1) >>> 0
-      d = c
-      c = b
-      b = a
-      a = (t1 + t2) >>> 0
-    }
-    h[0] += a
-    h[1] += b
-    h[2] += c
-    h[3] += d
-    h[4] += e
-    h[5] += f
-    h[6] += g
-    h[7] += k
-  }
-  const out = new Uint8Array(32)
-  const outView = new DataView(out.buffer)
-  for (let i = 0; i < 8; i++) outView.setUint32(i * 4, h[i])
-  return out
-}
+export const sha256 = (bytes: Uint8Array): Uint8Array => nobleSha256(bytes)
 
 const HEX = "0123456789abcdef"
 
