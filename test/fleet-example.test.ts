@@ -1,7 +1,7 @@
 import { Fleet, llmBreaker, program } from "@effect-resilience/example-fleet/fleet"
+import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
-import * as RedisServer from "../packages/redis/test/RedisServer.ts"
 
 // Each run of `instance` is one instance (its own connection and fleet name) on the server at `url`.
 const instance = (url: string) =>
@@ -13,14 +13,14 @@ it.live("the fleet example: one instance alone opens only itself; two open the b
     const alone = yield* program.pipe(Effect.provide(instance(server.url)))
     assert.match(alone, /: llm is Open$/)
     // A newcomer is not affected by one instance's trip: no quorum yet.
-    const newcomer = yield* Effect.flatMap(llmBreaker, (llm) => llm.state()).pipe(
+    const newcomer = yield* Effect.flatMap(llmBreaker, (llm) => llm.state).pipe(
       Effect.scoped,
       Effect.provide(instance(server.url))
     )
     assert.strictEqual(newcomer, "Closed")
     // A second instance trips too: two votes within the window open "llm" for the fleet, newcomers included.
     yield* program.pipe(Effect.provide(instance(server.url)))
-    const after = yield* Effect.flatMap(llmBreaker, (llm) => llm.state()).pipe(
+    const after = yield* Effect.flatMap(llmBreaker, (llm) => llm.state).pipe(
       Effect.scoped,
       Effect.provide(instance(server.url))
     )

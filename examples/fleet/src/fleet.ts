@@ -21,5 +21,5 @@ export const program = Effect.gen(function*() {
   const fleet = yield* RedisFleet.RedisFleet
   const complete = Effect.fail(new LlmDown()).pipe(llm.protect)
   yield* Effect.ignore(complete).pipe(Effect.repeat({ times: 2 }))
-  return `${fleet.instance}: llm is ${yield* llm.state()}` // "<instance>: llm is Open"
+  return `${fleet.instance}: llm is ${yield* llm.state}` // "<instance>: llm is Open"
 }).pipe(Effect.scoped)

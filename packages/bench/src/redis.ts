@@ -137,9 +137,9 @@ const checkMembership = async (url: string, breaker: CircuitBreaker.CircuitBreak
     await Effect.runPromise(Effect.gen(function*() {
       for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protectKey(Effect.fail(new Boom()), side))
     }))
-    check(await Effect.runPromise(breaker.state(side)) === "Open", "5 failures did not open the side key")
+    check(await Effect.runPromise(breaker.stateKey(side)) === "Open", "5 failures did not open the side key")
     const until = performance.now() + 2_000
-    while (await Effect.runPromise(observer.value.state(side)) !== "Open") {
+    while (await Effect.runPromise(observer.value.stateKey(side)) !== "Open") {
       check(performance.now() < until, "another fleet member never saw the trip: the breaker is not in the fleet")
       await sleep(5)
     }
@@ -172,7 +172,7 @@ const fleetCase = (counting: "local" | "global", perCall: number): TimedCase["se
       }))
     },
     verify: async () => {
-      check(await Effect.runPromise(breaker.state()) === "Closed", "breaker left Closed")
+      check(await Effect.runPromise(breaker.state) === "Closed", "breaker left Closed")
       const scripts = await scriptCalls(server) - base
       const background = 5 + Math.ceil(2 * 1.4 * (performance.now() - since) / 1000)
       check(
@@ -392,10 +392,10 @@ const runChild = (url: string, instance: string, prefix: string) =>
       if (order.op === "trip") {
         const at = now()
         yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
-        yield* report({ ev: "tripped", at, state: yield* breaker.state() })
+        yield* report({ ev: "tripped", at, state: yield* breaker.state })
       } else {
         yield* breaker.reset()
-        yield* report({ ev: "reset", state: yield* breaker.state() })
+        yield* report({ ev: "reset", state: yield* breaker.state })
       }
     }
   }).pipe(Effect.scoped, Effect.provide(fleetLayer(url, prefix, instance)))

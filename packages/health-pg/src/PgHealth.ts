@@ -43,7 +43,7 @@
  *   return yield* monitor.runNow("postgres")
  * }).pipe(
  *   Effect.provide(PgHealth.layer({ interval: "10 seconds", timeout: "3 seconds" }).pipe(
- *     Layer.provideMerge(HealthMonitor.layer),
+ *     Layer.provideMerge(HealthMonitor.layer()),
  *     Layer.provide(Postgres)
  *   ))
  * )
@@ -52,7 +52,7 @@
  * @since 0.1.0
  */
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
-import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import { decode, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -161,17 +161,17 @@ export class PgHealthCheckFailed extends Schema.TaggedError<PgHealthCheckFailed>
 
 const defaultQuery = "SELECT 1"
 
-const invalidQuery = (policy: string, query: unknown): PolicyConfigError | undefined =>
-  typeof query === "string" && query.trim() !== "" ? undefined : new PolicyConfigError({
-    kind: "PostgreSQL health check",
-    policy,
-    issues: [{
-      path: "query",
-      message: `Expected a non-empty SQL statement, got ${
-        typeof query === "string" ? JSON.stringify(query) : typeof query
-      }`
-    }]
-  })
+const CheckOptionsSchema = Schema.Struct({
+  query: Schema.String.check(
+    Schema.makeFilter((query) => query.trim() === "" ? "Expected a non-empty SQL statement" : undefined)
+  )
+})
+
+const decodeQuery = (policy: string, query: string | undefined): Effect.Effect<string, PolicyConfigError> =>
+  Effect.map(
+    decode(CheckOptionsSchema, { query: query ?? defaultQuery }, { kind: "PostgreSQL health check", policy }),
+    (options) => options.query
+  )
 
 // The SqlError's own message is generic ("PgConnection: Query failed"); the driver's cause says what happened, and
 // carries the SQLSTATE (server errors) or the errno code (socket errors).
@@ -203,12 +203,10 @@ const promptlyInterruptible = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Ef
 const make = (
   policy: string,
   options: CheckOptions | undefined
-): Effect.Effect<CheckResult, PgHealthCheckFailed | PolicyConfigError, SqlClient.SqlClient> => {
-  const query = options?.query ?? defaultQuery
-  const invalid = invalidQuery(policy, query)
-  if (invalid !== undefined) return Effect.fail(invalid)
-  const label = `PostgreSQL health check (${query})`
-  return Effect.gen(function*() {
+): Effect.Effect<CheckResult, PgHealthCheckFailed | PolicyConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const query = yield* decodeQuery(policy, options?.query)
+    const label = `PostgreSQL health check (${query})`
     const sql = yield* SqlClient.SqlClient
     const startedAt = yield* Clock.monotonicTimeNanos
     const latency = Effect.map(Clock.monotonicTimeNanos, (now) => nanosToMillis(now - startedAt))
@@ -223,7 +221,6 @@ const make = (
     )
     return { latencyMillis: yield* latency }
   })
-}
 
 /**
  * Checks PostgreSQL: runs `query` (default `SELECT 1`) and passes with its latency, or fails with
@@ -239,7 +236,7 @@ const make = (
  * const program = Effect.gen(function*() {
  *   const monitor = yield* HealthMonitor.HealthMonitor
  *   yield* monitor.register({ name: "postgres", check: PgHealth.check(), interval: "10 seconds", timeout: "3 seconds" })
- * }).pipe(Effect.provide([HealthMonitor.layer, PgClient.layer({ host: "127.0.0.1", connectTimeout: "2 seconds" })]))
+ * }).pipe(Effect.provide([HealthMonitor.layer(), PgClient.layer({ host: "127.0.0.1", connectTimeout: "2 seconds" })]))
  * ```
  *
  * @since 0.1.0
@@ -266,7 +263,7 @@ export const check = (
  * import { Layer } from "effect"
  *
  * const Monitoring = PgHealth.layer({ interval: "10 seconds", timeout: "3 seconds", failureThreshold: 2 }).pipe(
- *   Layer.provideMerge(HealthMonitor.layer),
+ *   Layer.provideMerge(HealthMonitor.layer()),
  *   Layer.provide(PgClient.layer({ host: "127.0.0.1", database: "app", connectTimeout: "2 seconds" }))
  * )
  * ```
@@ -279,8 +276,7 @@ export const layer = (
 ): Layer.Layer<never, PolicyConfigError, HealthMonitor.HealthMonitor | SqlClient.SqlClient> => {
   const { name = "postgres", query, ...monitorOptions } = options
   return Layer.effectDiscard(Effect.gen(function*() {
-    const invalid = invalidQuery(name, query ?? defaultQuery)
-    if (invalid !== undefined) return yield* invalid
+    yield* decodeQuery(name, query)
     const monitor = yield* HealthMonitor.HealthMonitor
     yield* Effect.acquireRelease(
       monitor.register({ ...monitorOptions, name, check: make(name, { query }) }),

@@ -35,15 +35,22 @@ const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
 
 describe("PgHealth", () => {
   describe("against the local server (127.0.0.1:5432)", () => {
-    it.live("passes with its latency", () =>
-      Effect.gen(function*() {
-        const { latencyMillis } = yield* PgHealth.check()
-        assert.isAtLeast(latencyMillis, 0)
-        assert.isBelow(latencyMillis, 2_000)
-        // The pool keeps the connection: the second run only pays the round trip.
-        const again = yield* PgHealth.check({ query: "SELECT 1 AS ok" })
-        assert.isAtLeast(again.latencyMillis, 0)
-      }).pipe(Effect.provide(local)), 10_000)
+    it.live(
+      "passes with its latency: the time the server took, and no more than the whole call",
+      () =>
+        Effect.gen(function*() {
+          const first = yield* timed(PgHealth.check())
+          assert(first.result._tag === "Success")
+          assert.isAbove(first.result.success.latencyMillis, 0)
+          assert.isAtMost(first.result.success.latencyMillis, first.millis + 1)
+          // A query that takes 50 ms on the server: the latency covers it.
+          const slow = yield* timed(PgHealth.check({ query: "SELECT pg_sleep(0.05)" }))
+          assert(slow.result._tag === "Success")
+          assert.isAtLeast(slow.result.success.latencyMillis, 50)
+          assert.isAtMost(slow.result.success.latencyMillis, slow.millis + 1)
+        }).pipe(Effect.provide(local)),
+      10_000
+    )
 
     it.live(
       "a broken query fails with PgHealthCheckFailed, its SQLSTATE and the SqlError",
@@ -58,7 +65,7 @@ describe("PgHealth", () => {
             "PostgreSQL health check (SELECT * FROM health_pg_no_such_table) failed: " +
               "SqlSyntaxError: relation \"health_pg_no_such_table\" does not exist (42P01)"
           )
-          assert.isAtLeast(error.latencyMillis, 0)
+          assert.isAbove(error.latencyMillis, 0)
           assert.isTrue(isSqlError(error.cause))
         }).pipe(Effect.provide(local)),
       10_000
@@ -72,6 +79,15 @@ describe("PgHealth", () => {
           path: "query",
           message: "Expected a non-empty SQL statement, got \"  \""
         }])
+        // The layer checks it before it registers anything, under the check's name.
+        const layerError = yield* Effect.flip(
+          Layer.build(PgHealth.layer({ name: "orders-db", query: 3 as never })).pipe(
+            Effect.scoped,
+            Effect.provideService(HealthMonitor.HealthMonitor, HealthMonitor.HealthMonitor.of({} as never))
+          )
+        )
+        assert.strictEqual(layerError.policy, "orders-db")
+        assert.deepStrictEqual(layerError.issues, [{ path: "query", message: "Expected string, got 3" }])
       }).pipe(Effect.provide(local)), 10_000)
   })
 
@@ -92,7 +108,7 @@ describe("PgHealth", () => {
         Effect.gen(function*() {
           const server = yield* PgServer.make
           yield* Effect.gen(function*() {
-            assert.isAtLeast((yield* PgHealth.check()).latencyMillis, 0)
+            assert.isAbove((yield* PgHealth.check()).latencyMillis, 0)
 
             yield* server.kill
             // The pooled connection's socket closed with the server: the pool retires it and tries a fresh one.
@@ -115,7 +131,7 @@ describe("PgHealth", () => {
       () =>
         Effect.gen(function*() {
           const server = yield* PgServer.make
-          const monitor = yield* HealthMonitor.make
+          const monitor = yield* HealthMonitor.make()
           yield* Effect.gen(function*() {
             // A long interval: the runs below are the ones that count.
             const checks = PgHealth.layer({ interval: "1 minute", jitter: 0, warningThreshold: 1, failureThreshold: 1 })
@@ -145,7 +161,7 @@ describe("PgHealth", () => {
       () =>
         Effect.gen(function*() {
           const server = yield* PgServer.make
-          const monitor = yield* HealthMonitor.make
+          const monitor = yield* HealthMonitor.make()
           yield* Effect.gen(function*() {
             yield* monitor.register({
               name: "postgres",

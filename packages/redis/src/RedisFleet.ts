@@ -27,8 +27,14 @@
  *   changes queued, what the fleet answered) and the live `instances` with their last heartbeat.
  * - Metrics (Effect `Metric`s, attribute `breaker`): `breaker_fleet_applied_total` (fleet states applied here),
  *   `breaker_fleet_announcements_total` (by `result`: accepted, rejected, pending, failed),
- *   `breaker_fleet_local_decisions_total` (operations decided locally because the fleet could not be reached), and
- *   `breaker_fleet_live_instances` (attribute `instance`: the live instances, as of the last heartbeat).
+ *   `breaker_fleet_local_decisions_total` (operations decided locally because the fleet could not be reached),
+ *   `breaker_fleet_live_instances` (attribute `instance`: the live instances, as of the last heartbeat), and
+ *   `breaker_fleet_unreadable_total` (attribute `instance`: what Redis answered that did not decode, skipped).
+ * - Decoding: every script reply and `fleet:events` message is decoded with Schema. One that does not decode (a hash
+ *   edited by hand, a message from another version) is skipped, logged and counted, never applied half-read; a state
+ *   whose reason does not decode is applied with the reason `{ _tag: "Manual", action: "restore" }`.
+ * - Time and randomness come from `Clock` and `Random` (the default instance name's random part, incarnation ids),
+ *   so a test can control both.
  * - Redis down: every fleet operation goes through a breaker of its own (`fleet:redis`), so an outage costs one
  *   failed round trip, not one per call. Breakers keep working locally (as solo breakers); changes made meanwhile
  *   stay queued, and every `resyncInterval` (and whenever the subscription comes back) the instance sends what it
@@ -68,7 +74,7 @@
  */
 import * as BreakerFleet from "@effect-resilience/core/BreakerFleet"
 import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
-import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import * as PolicyConfig from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -77,14 +83,16 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Latch from "effect/Latch"
 import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { hostname } from "node:os"
+import * as codec from "./internal/fleetCodec.ts"
 import * as scripts from "./internal/fleetScripts.ts"
-import { defined, durationIssue } from "./internal/options.ts"
+import { NonBlankString } from "./internal/options.ts"
 import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
 
 /**
@@ -129,6 +137,8 @@ export interface Snapshot {
   readonly instance: string
   /** Live instances, as of this instance's last heartbeat (0 before the first one answered). */
   readonly liveInstances: number
+  /** Replies and messages read from Redis that did not decode (another version, a hand edit): skipped. */
+  readonly unreadable: number
   readonly breakers: ReadonlyArray<{
     readonly breaker: string
     readonly counting: BreakerFleet.Counting
@@ -153,6 +163,30 @@ export interface Snapshot {
  *
  * @example
  * ```ts
+ * import type { RedisFleet } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const report = (fleet: RedisFleet.RedisFleet) =>
+ *   Effect.map(fleet.instances, (instances) => `${fleet.instance}: ${instances.length} live`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisFleet extends Context.Service.Shape<typeof BreakerFleet.BreakerFleet> {
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** The live instances (a heartbeat within `liveness`), with their last heartbeat, read from Redis. */
+  readonly instances: Effect.Effect<
+    ReadonlyArray<{ readonly instance: string; readonly lastHeartbeat: number }>,
+    RedisStoreError
+  >
+}
+
+/**
+ * The `RedisFleet` in context (provided by `layer`, with `BreakerFleet`).
+ *
+ * @example
+ * ```ts
  * import { RedisFleet } from "@effect-resilience/redis"
  * import { Effect } from "effect"
  *
@@ -167,49 +201,26 @@ export interface Snapshot {
  * @since 0.1.0
  * @category services
  */
-export class RedisFleet extends Context.Service<
-  RedisFleet,
-  BreakerFleet.BreakerFleet["Service"] & {
-    readonly snapshot: Effect.Effect<Snapshot>
-    /** The live instances (a heartbeat within `liveness`), with their last heartbeat, read from Redis. */
-    readonly instances: Effect.Effect<
-      ReadonlyArray<{ readonly instance: string; readonly lastHeartbeat: number }>,
-      RedisStoreError
-    >
-  }
->()("@effect-resilience/redis/RedisFleet") {}
+export const RedisFleet: Context.Service<RedisFleet, RedisFleet> = Context.Service<RedisFleet>(
+  "@effect-resilience/redis/RedisFleet"
+)
+
+const OptionsSchema = Schema.Struct({
+  instance: Schema.optional(NonBlankString("a non-empty string")),
+  heartbeat: Schema.optional(PolicyConfig.DurationInput({ positive: true })),
+  liveness: Schema.optional(PolicyConfig.DurationInput({ positive: true })),
+  resyncInterval: Schema.optional(PolicyConfig.DurationInput({ positive: true }))
+})
 
 const encode = (key: string | undefined): string => key === undefined ? "*" : "k" + encodeURIComponent(key)
 const decode = (encoded: string): string | undefined =>
   encoded === "*" ? undefined : decodeURIComponent(encoded.slice(1))
 
-const decodePersisted = Schema.decodeUnknownExit(CircuitBreaker.PersistedState)
+// Six base-36 characters from `Random`: tells apart two processes with the same host and pid (containers).
+const randomId = Effect.map(Random.nextIntBetween(0, 36 ** 6), (n) => n.toString(36).padStart(6, "0"))
 
-// A reply is trusted only as far as it decodes: a hash edited by hand, or by another version, is ignored.
-const toFleetState = (reply: scripts.Reply): BreakerFleet.FleetState | undefined => {
-  const epoch = Number(reply[1])
-  if (!Number.isInteger(epoch) || epoch <= 0) return undefined
-  const state = decodePersisted({
-    mode: reply[2],
-    phase: reply[3],
-    openedAt: Number(reply[4]),
-    openUntil: Number(reply[5]),
-    openings: Number(reply[6]),
-    lastOpenMillis: Number(reply[7]),
-    closedAt: Number(reply[8])
-  })
-  if (Exit.isFailure(state)) return undefined
-  let reason: CircuitBreaker.Reason = { _tag: "Manual", action: "restore" }
-  try {
-    const parsed: unknown = JSON.parse(reply[10])
-    if (typeof parsed === "object" && parsed !== null && typeof (parsed as { _tag?: unknown })._tag === "string") {
-      reason = parsed as CircuitBreaker.Reason
-    }
-  } catch {
-    // An unreadable reason still leaves a usable state.
-  }
-  return { epoch, state: state.value, origin: reply[9], reason }
-}
+// The reason is only what a transition reports: a state whose reason does not decode is applied all the same.
+const restored: CircuitBreaker.Reason = { _tag: "Manual", action: "restore" }
 
 /**
  * Makes a fleet on the `RedisStore` in context, for the scope's lifetime: a subscription to the fleet's channel, a
@@ -219,7 +230,7 @@ const toFleetState = (reply: scripts.Reply): BreakerFleet.FleetState | undefined
  * ```ts
  * import { BreakerFleet } from "@effect-resilience/core"
  * import { RedisFleet, RedisStore } from "@effect-resilience/redis"
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
  *
  * const Fleet = Layer.effect(BreakerFleet.BreakerFleet, RedisFleet.make({ instance: "worker-7" })).pipe(
  *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
@@ -231,21 +242,11 @@ const toFleetState = (reply: scripts.Reply): BreakerFleet.FleetState | undefined
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<RedisFleet["Service"], PolicyConfigError, RedisStore | Scope.Scope> =>
+): Effect.Effect<RedisFleet, PolicyConfig.PolicyConfigError, RedisStore | Scope.Scope> =>
   Effect.gen(function*() {
-    const issues = defined([
-      options.instance === undefined || (typeof options.instance === "string" && options.instance.length > 0)
-        ? undefined
-        : { path: "instance", message: `Expected a non-empty string, got ${JSON.stringify(options.instance)}` },
-      durationIssue("heartbeat", options.heartbeat, true),
-      durationIssue("liveness", options.liveness, true),
-      durationIssue("resyncInterval", options.resyncInterval, true)
-    ])
-    if (issues.length > 0) {
-      return yield* new PolicyConfigError({ kind: "breaker fleet", policy: "RedisFleet", issues })
-    }
+    yield* PolicyConfig.decode(OptionsSchema, options, { kind: "breaker fleet", policy: "RedisFleet" })
     const store = yield* RedisStore
-    const instance = options.instance ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
+    const instance = options.instance ?? `${hostname()}:${process.pid}:${yield* randomId}`
     const heartbeatMillis = Duration.toMillis(Duration.fromInputUnsafe(options.heartbeat ?? "1 second"))
     const livenessMillis = options.liveness === undefined
       ? 3 * heartbeatMillis
@@ -272,24 +273,31 @@ export const make = (
     interface Joined {
       readonly member: BreakerFleet.Member
       /** Applies what the fleet sent, when it is newer than what this instance has seen. */
-      readonly receive: (encodedKey: string, reply: scripts.Reply) => Effect.Effect<void>
+      readonly receive: (encodedKey: string, reply: codec.Reply) => Effect.Effect<void>
       readonly resync: Effect.Effect<void>
       readonly forget: () => void
       readonly snapshot: () => Snapshot["breakers"][number]
     }
     const members = new Map<string, Set<Joined>>()
 
+    // What Redis answered that did not decode: skipped, counted, logged.
+    let unreadable = 0
+    const skip = (what: string, detail: unknown) => {
+      unreadable++
+      return Effect.logWarning(`RedisFleet: skipped an unreadable ${what}`, detail)
+    }
+    // A script's reply, decoded; `undefined` (and counted) when it does not decode.
+    const readReply = (raw: unknown): Effect.Effect<codec.Reply | undefined> => {
+      const reply = codec.decodeReply(raw)
+      return Exit.isSuccess(reply)
+        ? Effect.succeed(reply.value)
+        : Effect.as(skip("fleet reply", reply.cause), undefined)
+    }
+
     const receiveMessage = (message: string): Effect.Effect<void> => {
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(message)
-      } catch {
-        return Effect.logWarning("Ignored an unreadable fleet message")
-      }
-      if (!Array.isArray(parsed) || parsed.length !== 3 || !Array.isArray(parsed[2])) {
-        return Effect.logWarning("Ignored a malformed fleet message")
-      }
-      const [breaker, key, reply] = parsed as [string, string, scripts.Reply]
+      const decoded = codec.decodeMessage(message)
+      if (Exit.isFailure(decoded)) return skip("fleet message", decoded.cause)
+      const [breaker, key, reply] = decoded.value
       const joined = members.get(breaker)
       return joined === undefined ? Effect.void : Effect.forEach(joined, (j) => j.receive(key, reply), {
         discard: true
@@ -301,12 +309,14 @@ export const make = (
     let incarnation: string | undefined
     const resyncAll = Effect.gen(function*() {
       const joined = [...members.values()].flatMap((set) => [...set])
-      const current = yield* run(
-        store.eval(scripts.incarnation)([incarnationKey], [channel, "", "", `${instance}@${Date.now()}`])
-      )
-      if (current !== undefined && current[0] !== incarnation) {
+      // Unique without trusting the clock to move (a test clock does not): the random part tells incarnations apart.
+      const candidate = `${instance}@${yield* Clock.currentTimeMillis}:${yield* randomId}`
+      const reply = yield* run(store.eval(scripts.incarnation)([incarnationKey], [channel, "", "", candidate]))
+      const current = reply === undefined ? undefined : codec.decodeIncarnation(reply)
+      if (current !== undefined && Exit.isFailure(current)) yield* skip("fleet incarnation", current.cause)
+      if (current !== undefined && Exit.isSuccess(current) && current.value[0] !== incarnation) {
         if (incarnation !== undefined) joined.forEach((j) => j.forget())
-        incarnation = current[0]
+        incarnation = current.value[0]
       }
       yield* Effect.forEach(joined, (j) => j.resync, { discard: true })
     })
@@ -328,10 +338,14 @@ export const make = (
     const beat = Effect.flatMap(
       Clock.currentTimeMillis,
       (now) =>
-        Effect.map(
+        Effect.flatMap(
           run(store.eval(scripts.heartbeat)([instances], [channel, "", "", now, instance, livenessMillis])),
           (reply) => {
-            if (reply !== undefined) live = Number(reply[1])
+            if (reply === undefined) return Effect.void
+            const decoded = codec.decodeHeartbeat(reply)
+            if (Exit.isFailure(decoded)) return skip("heartbeat reply", decoded.cause)
+            live = decoded.value[1]
+            return Effect.void
           }
         )
     )
@@ -341,6 +355,12 @@ export const make = (
         "Live instances, as of the last heartbeat",
         { instance },
         () => live
+      ),
+      PullMetric.counter(
+        "breaker_fleet_unreadable_total",
+        "Replies and messages read from Redis that did not decode, skipped",
+        { instance },
+        () => unreadable
       )
     ])
     yield* beat.pipe(Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMillis))), Effect.forkScoped)
@@ -382,13 +402,22 @@ export const make = (
           )
         ])
 
-        const apply = (encodedKey: string, reply: scripts.Reply | undefined): Effect.Effect<void> => {
+        const apply = (encodedKey: string, reply: codec.Reply | undefined): Effect.Effect<void> => {
           if (reply === undefined) return Effect.void
-          const state = toFleetState(reply)
-          if (state === undefined || state.epoch <= (known.get(encodedKey) ?? 0)) return Effect.void
-          known.set(encodedKey, state.epoch)
+          const [, epoch, mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt, origin, reasonJson] =
+            reply
+          // Epoch 0: the fleet holds no state for the key.
+          if (epoch === 0 || epoch <= (known.get(encodedKey) ?? 0)) return Effect.void
+          known.set(encodedKey, epoch)
           figures.applied++
-          return member.apply(decode(encodedKey), state)
+          const reason = codec.decodeReason(reasonJson)
+          const state = { mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt }
+          return Exit.isSuccess(reason)
+            ? member.apply(decode(encodedKey), { epoch, state, origin, reason: reason.value })
+            : Effect.andThen(
+              skip("reason (applied as a restore)", reason.cause),
+              member.apply(decode(encodedKey), { epoch, state, origin, reason: restored })
+            )
         }
 
         // Sends one change; `false` when the fleet could not be reached.
@@ -396,7 +425,7 @@ export const make = (
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
             const s = change.state
-            const reply = yield* run(
+            const raw = yield* run(
               store.eval(scripts.announce)(
                 [hashOf(encodedKey), keysSet, hashOf(encodedKey) + ":votes", instances],
                 [
@@ -424,12 +453,15 @@ export const make = (
                 ]
               )
             )
-            if (reply === undefined) {
+            if (raw === undefined) {
               // Not sent: it stays queued for the next resync.
               figures.failed++
               return false
             }
-            const epoch = Number(reply[1])
+            // Sent, but the answer is unreadable: resending would get the same answer, so it leaves the queue.
+            const reply = yield* readReply(raw)
+            if (reply === undefined) return true
+            const epoch = reply[1]
             if (reply[0] === "applied") {
               // Our own change, accepted: this instance is already in that state.
               figures.accepted++
@@ -446,10 +478,19 @@ export const make = (
           })
 
         // A script's answer: applied, and `true` (the fleet decided); `false` when the fleet could not be reached.
-        const decided = (encodedKey: string) => (reply: scripts.Reply | undefined): Effect.Effect<boolean> => {
-          if (reply !== undefined) return Effect.as(apply(encodedKey, reply), true)
-          figures.local++
-          return Effect.succeed(false)
+        const decided = (encodedKey: string) => (raw: scripts.Reply | undefined): Effect.Effect<boolean> => {
+          if (raw === undefined) {
+            figures.local++
+            return Effect.succeed(false)
+          }
+          return Effect.flatMap(readReply(raw), (reply) =>
+            reply === undefined
+              // Unreadable: the fleet answered, but this instance cannot tell what; it decides locally.
+              ? Effect.sync(() => {
+                figures.local++
+                return false
+              })
+              : Effect.as(apply(encodedKey, reply), true))
         }
 
         // A change leaves the queue once the fleet answered it (unless a newer one took its place meanwhile). A send
@@ -473,8 +514,17 @@ export const make = (
           if (found === undefined) {
             return
           }
-          for (let i = 0; i + 1 < found.length; i += 2) {
-            yield* apply(found[i] as string, found[i + 1] as unknown as scripts.Reply)
+          const pairs = codec.decodeStates(found)
+          if (Exit.isFailure(pairs)) {
+            return yield* skip("fleet states", pairs.cause)
+          }
+          for (let i = 0; i + 1 < pairs.value.length; i += 2) {
+            const encodedKey = pairs.value[i]
+            if (typeof encodedKey === "string") {
+              yield* apply(encodedKey, yield* readReply(pairs.value[i + 1]))
+            } else {
+              yield* skip("fleet state key", encodedKey)
+            }
           }
         })
 
@@ -520,21 +570,26 @@ export const make = (
           lease: (key, now) => {
             const encodedKey = encode(key)
             const id = `${instance}#${leases++}`
-            return Effect.map(
+            return Effect.flatMap(
               run(
                 store.eval(scripts.lease)(
                   [hashOf(encodedKey)],
                   [channel, member.breaker, encodedKey, now, member.trip.maxProbes, member.trip.maxProbeMillis, id]
                 )
               ),
-              (reply): BreakerFleet.Lease =>
-                reply === undefined
-                  ? (figures.local++, { _tag: "Local" })
-                  : reply[0] === "local"
-                  ? { _tag: "Local" }
-                  : reply[0] === "granted"
-                  ? { _tag: "Granted", lease: `${reply[1]}|${id}` }
-                  : { _tag: "Denied" }
+              (raw) =>
+                Effect.map(
+                  raw === undefined ? Effect.succeed(undefined) : readReply(raw),
+                  (reply): BreakerFleet.Lease =>
+                    reply === undefined
+                      // Unreachable, or an answer this instance cannot read: it decides alone.
+                      ? (figures.local++, { _tag: "Local" })
+                      : reply[0] === "local"
+                      ? { _tag: "Local" }
+                      : reply[0] === "granted"
+                      ? { _tag: "Granted", lease: `${reply[1]}|${id}` }
+                      : { _tag: "Denied" }
+                )
             )
           },
           settleProbe: (key, lease, outcome, now, openMillis) => {
@@ -594,17 +649,21 @@ export const make = (
       snapshot: Effect.sync(() => ({
         instance,
         liveInstances: live,
+        unreadable,
         breakers: [...members.values()].flatMap((set) => [...set].map((joined) => joined.snapshot()))
       })),
       instances: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.map(
+        Effect.flatMap(
           store.eval(scripts.live)([instances], [channel, "", "", now, livenessMillis]),
           (reply) => {
+            const decoded = codec.decodeLive(reply)
+            if (Exit.isFailure(decoded)) return Effect.as(skip("instance list", decoded.cause), [])
             const out: Array<{ instance: string; lastHeartbeat: number }> = []
-            for (let i = 0; i + 1 < reply.length; i += 2) {
-              out.push({ instance: reply[i], lastHeartbeat: Number(reply[i + 1]) })
+            for (let i = 0; i + 1 < decoded.value.length; i += 2) {
+              const lastHeartbeat = Number(decoded.value[i + 1])
+              if (Number.isFinite(lastHeartbeat)) out.push({ instance: decoded.value[i], lastHeartbeat })
             }
-            return out
+            return Effect.succeed(out)
           }
         ))
     })
@@ -629,8 +688,10 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<BreakerFleet.BreakerFleet | RedisFleet, PolicyConfigError, RedisStore> =>
+): Layer.Layer<BreakerFleet.BreakerFleet | RedisFleet, PolicyConfig.PolicyConfigError, RedisStore> =>
   Layer.effectContext(
-    Effect.map(make(options), (fleet) =>
-      Context.make(BreakerFleet.BreakerFleet, fleet).pipe(Context.add(RedisFleet, fleet)))
+    Effect.map(
+      make(options),
+      (fleet) => Context.make(BreakerFleet.BreakerFleet, fleet).pipe(Context.add(RedisFleet, fleet))
+    )
   )

@@ -30,7 +30,7 @@
  *   return yield* monitor.runNow("redis")
  * }).pipe(
  *   Effect.provide(RedisHealth.layer({ interval: "10 seconds", timeout: "2 seconds" }).pipe(
- *     Layer.provideMerge(HealthMonitor.layer),
+ *     Layer.provideMerge(HealthMonitor.layer()),
  *     Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
  *   ))
  * )
@@ -132,7 +132,7 @@ const nanosToMillis = (nanos: bigint): number => Number(nanos) / 1_000_000
  * const program = Effect.gen(function*() {
  *   const monitor = yield* HealthMonitor.HealthMonitor
  *   yield* monitor.register({ name: "redis", check: RedisHealth.check, interval: "10 seconds", timeout: "2 seconds" })
- * }).pipe(Effect.provide([HealthMonitor.layer, RedisStore.layer({ url: "redis://127.0.0.1:6379" })]))
+ * }).pipe(Effect.provide([HealthMonitor.layer(), RedisStore.layer({ url: "redis://127.0.0.1:6379" })]))
  * ```
  *
  * @since 0.1.0
@@ -173,7 +173,7 @@ export const check: Effect.Effect<CheckResult, RedisHealthCheckFailed, Redis.Red
  * import { Layer } from "effect"
  *
  * const Monitoring = RedisHealth.layer({ interval: "10 seconds", timeout: "2 seconds", failureThreshold: 2 }).pipe(
- *   Layer.provideMerge(HealthMonitor.layer),
+ *   Layer.provideMerge(HealthMonitor.layer()),
  *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
  * )
  * ```

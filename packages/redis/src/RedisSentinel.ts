@@ -52,7 +52,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import { decode, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -74,7 +74,7 @@ import * as Stream from "effect/Stream"
 import { createClient, ErrorReply } from "redis"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
-import { defined, durationIssue, type Issue } from "./internal/options.ts"
+import { sentinelFields } from "./internal/options.ts"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -189,6 +189,30 @@ export interface Options {
  *
  * @example
  * ```ts
+ * import type { RedisSentinel } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const where = (sentinel: RedisSentinel.RedisSentinel) =>
+ *   Effect.map(sentinel.master, (master) => `${sentinel.masterName} is on ${master.host}:${master.port}`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisSentinel {
+  readonly masterName: string
+  /** Where commands go now. */
+  readonly master: Effect.Effect<Address>
+  /** Each failover, once the first command succeeded on the new master; only those after the stream started. */
+  readonly failovers: Stream.Stream<Failover>
+  readonly lastFailover: Effect.Effect<Option.Option<Failover>>
+}
+
+/**
+ * The `RedisSentinel` in context (provided by `layer` and `RedisStore.layerSentinel`).
+ *
+ * @example
+ * ```ts
  * import { RedisSentinel } from "@effect-resilience/redis"
  * import { Effect } from "effect"
  *
@@ -202,14 +226,9 @@ export interface Options {
  * @since 0.1.0
  * @category services
  */
-export class RedisSentinel extends Context.Service<RedisSentinel, {
-  readonly masterName: string
-  /** Where commands go now. */
-  readonly master: Effect.Effect<Address>
-  /** Each failover, once the first command succeeded on the new master; only those after the stream started. */
-  readonly failovers: Stream.Stream<Failover>
-  readonly lastFailover: Effect.Effect<Option.Option<Failover>>
-}>()("@effect-resilience/redis/RedisSentinel") {}
+export const RedisSentinel: Context.Service<RedisSentinel, RedisSentinel> = Context.Service<RedisSentinel>(
+  "@effect-resilience/redis/RedisSentinel"
+)
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -227,51 +246,7 @@ const lastRecoverySeconds = Metric.gauge("redis_sentinel_last_recovery_seconds",
   description: "Time to recover of the last failover: first failed command to first success on the new master"
 })
 
-const isAddress = (input: unknown): input is Record<string, unknown> => typeof input === "object" && input !== null
-
-const validate = (options: Options): PolicyConfigError | undefined => {
-  const sentinels: unknown = options.sentinels
-  const issues: Array<Issue | undefined> = [
-    typeof options.masterName === "string" && options.masterName.length > 0
-      ? undefined
-      : { path: "masterName", message: "Expected a non-empty string (the name in `sentinel monitor <name> ...`)" }
-  ]
-  if (!Array.isArray(sentinels) || sentinels.length === 0) {
-    issues.push({ path: "sentinels", message: "Expected a non-empty array of { host, port }" })
-  } else {
-    sentinels.forEach((sentinel: unknown, i) => {
-      if (!isAddress(sentinel)) {
-        issues.push({ path: `sentinels[${i}]`, message: "Expected { host, port }" })
-        return
-      }
-      if (typeof sentinel["host"] !== "string" || sentinel["host"].length === 0) {
-        issues.push({ path: `sentinels[${i}].host`, message: "Expected a non-empty host name or IP address" })
-      }
-      const port = sentinel["port"]
-      if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-        issues.push({
-          path: `sentinels[${i}].port`,
-          message: `Expected an integer from 1 to 65535, got ${String(port)}`
-        })
-      }
-    })
-  }
-  issues.push(
-    options.password === undefined || Redacted.isRedacted(options.password)
-      ? undefined
-      : { path: "password", message: "Expected a Redacted string (Redacted.make(...))" },
-    durationIssue("timeout", options.timeout, true),
-    durationIssue("connectTimeout", options.connectTimeout, true)
-  )
-  const found = defined(issues)
-  return found.length === 0 ? undefined : new PolicyConfigError({
-    kind: "Redis sentinel",
-    policy: typeof options.masterName === "string" && options.masterName.length > 0
-      ? options.masterName
-      : "RedisSentinel",
-    issues: found
-  })
-}
+const OptionsSchema = Schema.Struct(sentinelFields)
 
 const sameAddress = (a: Address, b: Address) => a.host === b.host && a.port === b.port
 
@@ -328,8 +303,10 @@ export const make = (
   Scope.Scope
 > =>
   Effect.gen(function*() {
-    const invalid = validate(options)
-    if (invalid !== undefined) return yield* invalid
+    yield* decode(OptionsSchema, options, {
+      kind: "Redis sentinel",
+      policy: typeof options.masterName === "string" && options.masterName !== "" ? options.masterName : "RedisSentinel"
+    })
     const { masterName } = options
     const runSync: client.RunSync = Effect.runSyncWith(yield* Effect.context<never>())
     const timeout = Math.ceil(Duration.toMillis(options.timeout ?? defaultTimeout))
@@ -346,23 +323,24 @@ export const make = (
 
     // One question per sentinel, each on a connection of its own that does not retry: the next sentinel is the retry.
     const askOne = (sentinel: Address): Effect.Effect<Option.Option<Address>, string> =>
-      Effect.tryPromise({
-        try: async () => {
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
           const asking: client.Client = createClient({
             socket: { host: sentinel.host, port: sentinel.port, connectTimeout, reconnectStrategy: false },
             commandOptions: { timeout }
           })
           // Failures come back through the promises below; without a listener node-redis would rethrow them.
           asking.on("error", () => {})
-          try {
-            await asking.connect()
-            return await asking.sendCommand(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName])
-          } finally {
-            client.destroyClient(asking)
-          }
-        },
-        catch: (cause) => `${show(sentinel)}: ${describeCause(cause)}`
-      }).pipe(Effect.map((reply) =>
+          return asking
+        }),
+        (asking) =>
+          Effect.tryPromise({
+            try: () =>
+              asking.connect().then(() => asking.sendCommand(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName])),
+            catch: (cause) => `${show(sentinel)}: ${describeCause(cause)}`
+          }),
+        (asking) => Effect.sync(() => client.destroyClient(asking))
+      ).pipe(Effect.map((reply) =>
         Array.isArray(reply) && reply.length === 2
           ? Option.some({ host: String(reply[0]), port: Number(reply[1]) })
           : Option.none()

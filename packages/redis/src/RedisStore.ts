@@ -40,7 +40,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import { decode, DurationInput, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -55,7 +55,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
-import { defined, durationIssue, type Issue } from "./internal/options.ts"
+import { RedactedString, satisfying, sentinelFields } from "./internal/options.ts"
 import * as RedisSentinel from "./RedisSentinel.ts"
 
 // -----------------------------------------------------------------------------
@@ -145,20 +145,17 @@ export interface LayerOptions extends Options {
  *
  * @example
  * ```ts
- * import { RedisStore } from "@effect-resilience/redis"
+ * import type { RedisStore } from "@effect-resilience/redis"
  * import { Effect } from "effect"
  *
- * const remember = Effect.gen(function*() {
- *   const store = yield* RedisStore.RedisStore
- *   yield* store.set("last-deploy", "v42", { ttl: "1 hour" })
- *   return yield* store.get("last-deploy") // Option.some("v42")
- * })
+ * const remember = (store: RedisStore.RedisStore) =>
+ *   Effect.andThen(store.set("last-deploy", "v42", { ttl: "1 hour" }), store.get("last-deploy"))
  * ```
  *
  * @since 0.1.0
- * @category services
+ * @category models
  */
-export class RedisStore extends Context.Service<RedisStore, {
+export interface RedisStore {
   /** The prefix in front of every key and channel. */
   readonly prefix: string
   /** The full Redis key for `key`: the prefix, then the key (for scripts run through `eval`). */
@@ -187,7 +184,29 @@ export class RedisStore extends Context.Service<RedisStore, {
   readonly eval: <Config extends { readonly params: ReadonlyArray<unknown>; readonly result: unknown }>(
     script: Redis.Script<Config>
   ) => (...params: Config["params"]) => Effect.Effect<Config["result"], RedisStoreError>
-}>()("@effect-resilience/redis/RedisStore") {}
+}
+
+/**
+ * The `RedisStore` in context.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const remember = Effect.gen(function*() {
+ *   const store = yield* RedisStore.RedisStore
+ *   yield* store.set("last-deploy", "v42", { ttl: "1 hour" })
+ *   return yield* store.get("last-deploy") // Option.some("v42")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const RedisStore: Context.Service<RedisStore, RedisStore> = Context.Service<RedisStore>(
+  "@effect-resilience/redis/RedisStore"
+)
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -210,19 +229,36 @@ return value`
   }
 ).withReturnType<number>()
 
-const configError = (issues: ReadonlyArray<Issue | undefined>): PolicyConfigError | undefined => {
-  const found = defined(issues)
-  return found.length === 0
-    ? undefined
-    : new PolicyConfigError({ kind: "Redis store", policy: "RedisStore", issues: found })
+const StoreFields = {
+  prefix: Schema.optional(Schema.String),
+  timeout: Schema.optional(DurationInput({ positive: true }))
 }
 
-const storeIssues = (options: Options): ReadonlyArray<Issue | undefined> => [
-  options.prefix === undefined || typeof options.prefix === "string"
-    ? undefined
-    : { path: "prefix", message: `Expected a string, got ${typeof options.prefix}` },
-  durationIssue("timeout", options.timeout, true)
-]
+const StoreOptions = Schema.Struct(StoreFields)
+
+// The URL may carry a password: the message shows its scheme at most, and always says what was given, so that
+// `decode` does not append the URL itself.
+const RedisUrl = satisfying((url) => {
+  if (typeof url !== "string") return `Expected a redis:// or rediss:// URL, got ${url === null ? "null" : typeof url}`
+  const parsed = URL.canParse(url) ? new URL(url) : undefined
+  if (parsed === undefined) return "Expected a redis:// or rediss:// URL, got an unparsable string"
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return `Expected a redis:// or rediss:// URL, got a ${parsed.protocol} URL`
+  }
+  return undefined
+})
+
+const LayerOptionsSchema = Schema.Struct({
+  url: Schema.optional(RedisUrl),
+  password: Schema.optional(RedactedString),
+  connectTimeout: Schema.optional(DurationInput({ positive: true })),
+  lazy: Schema.optional(
+    satisfying((lazy) => typeof lazy === "boolean" ? undefined : `Expected true or false, got ${JSON.stringify(lazy)}`)
+  ),
+  ...StoreFields
+})
+
+const decoding = { kind: "Redis store", policy: "RedisStore" }
 
 // Redis takes whole milliseconds: a TTL rounds up to the next one, and to at least 1 (0 would be an error). An
 // infinite TTL (or none) is 0: no expiry.
@@ -255,10 +291,9 @@ const ttlArgs = (ttl: Duration.Input | undefined): ReadonlyArray<string> => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<RedisStore["Service"], PolicyConfigError, Redis.Redis> =>
+export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyConfigError, Redis.Redis> =>
   Effect.gen(function*() {
-    const invalid = configError(storeIssues(options))
-    if (invalid !== undefined) return yield* invalid
+    yield* decode(StoreOptions, options, decoding)
     const redis = yield* Redis.Redis
     const prefix = options.prefix ?? defaultPrefix
     const timeout = options.timeout ?? defaultTimeout
@@ -353,21 +388,6 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore["Service"]
 export const layerRedis = (options: Options = {}): Layer.Layer<RedisStore, PolicyConfigError, Redis.Redis> =>
   Layer.effect(RedisStore, make(options))
 
-const validateUrl = (url: unknown): Issue | undefined => {
-  if (typeof url !== "string") {
-    return { path: "url", message: `Expected a redis:// or rediss:// URL, got ${typeof url}` }
-  }
-  const parsed = URL.canParse(url) ? new URL(url) : undefined
-  // The URL may carry a password: the message shows only its scheme.
-  if (parsed === undefined) {
-    return { path: "url", message: "Expected a redis:// or rediss:// URL, got an unparsable string" }
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    return { path: "url", message: `Expected a redis:// or rediss:// URL, got a ${parsed.protocol} URL` }
-  }
-  return undefined
-}
-
 // `Layer.catchTag` keeps the services of the layer it recovers with, so a failing one must claim them.
 const failLayer = <A, E>(error: E): Layer.Layer<A, E> => Layer.unwrap(Effect.fail(error))
 
@@ -419,18 +439,14 @@ const connectNow = (options: LayerOptions) =>
  */
 export const layer = (
   options: LayerOptions = {}
-): Layer.Layer<RedisStore | Redis.Redis, RedisStoreError | PolicyConfigError> => {
-  const invalid = configError([
-    options.url === undefined ? undefined : validateUrl(options.url),
-    durationIssue("connectTimeout", options.connectTimeout, true),
-    options.lazy === undefined || typeof options.lazy === "boolean"
-      ? undefined
-      : { path: "lazy", message: `Expected true or false, got ${typeof options.lazy}` },
-    ...storeIssues(options)
-  ])
-  if (invalid !== undefined) return failLayer(invalid)
-  return layerRedis(options).pipe(Layer.provideMerge(connect(options)))
-}
+): Layer.Layer<RedisStore | Redis.Redis, RedisStoreError | PolicyConfigError> =>
+  // Built once the options are known to be valid: building reads them.
+  Layer.unwrap(
+    Effect.map(
+      decode(LayerOptionsSchema, options, decoding),
+      () => layerRedis(options).pipe(Layer.provideMerge(connect(options)))
+    )
+  )
 
 /**
  * Like `layer`, reading `REDIS_URL` (default `redis://127.0.0.1:6379`), `REDIS_PASSWORD` (redacted, optional),
@@ -488,17 +504,22 @@ export const layerConfig = (): Layer.Layer<
  */
 export const layerSentinel = (
   options: RedisSentinel.Options & Options
-): Layer.Layer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError | PolicyConfigError> => {
-  const invalid = configError(storeIssues(options))
-  if (invalid !== undefined) return failLayer(invalid)
-  return layerRedis(options).pipe(
-    Layer.provideMerge(RedisSentinel.layer(options)),
-    Layer.catchTag(
-      "RedisSentinelError",
-      (error) =>
-        failLayer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError>(
-          new RedisStoreError({ operation: "connect", message: error.message, cause: error })
+): Layer.Layer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError | PolicyConfigError> =>
+  Layer.unwrap(Effect.map(
+    // Every issue at once: the sentinel's options and the store's.
+    decode(Schema.Struct({ ...sentinelFields, ...StoreFields }), options, {
+      kind: "Redis store",
+      policy: typeof options.masterName === "string" && options.masterName !== "" ? options.masterName : "RedisStore"
+    }),
+    () =>
+      layerRedis(options).pipe(
+        Layer.provideMerge(RedisSentinel.layer(options)),
+        Layer.catchTag(
+          "RedisSentinelError",
+          (error) =>
+            failLayer<RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, RedisStoreError>(
+              new RedisStoreError({ operation: "connect", message: error.message, cause: error })
+            )
         )
-    )
-  )
-}
+      )
+  ))

@@ -66,7 +66,7 @@
  */
 import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
-import { PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import { decode, DurationInput, type PolicyConfigError, PositiveInt } from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -78,9 +78,9 @@ import * as PubSub from "effect/PubSub"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { defined, durationIssue, type Issue } from "./internal/options.ts"
 import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
 
 // -----------------------------------------------------------------------------
@@ -208,6 +208,36 @@ export class ResilientRedisError extends Schema.TaggedError<ResilientRedisError>
  *
  * @example
  * ```ts
+ * import type { ResilientRedis } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const remember = (cache: ResilientRedis.ResilientRedis) =>
+ *   Effect.andThen(cache.set("k", "v"), Effect.all([cache.get("k"), cache.health]))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResilientRedis {
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, ResilientRedisError>
+  readonly set: (
+    key: string,
+    value: string,
+    options?: { readonly ttl?: Duration.Input | undefined }
+  ) => Effect.Effect<void, ResilientRedisError>
+  /** Deletes the key; `true` when it was there (on the fallback path: in the fallback). */
+  readonly remove: (key: string) => Effect.Effect<boolean, ResilientRedisError>
+  readonly health: Effect.Effect<State>
+  /** Health transitions from subscription on. */
+  readonly changes: Stream.Stream<Change>
+  readonly snapshot: Effect.Effect<Snapshot>
+}
+
+/**
+ * The `ResilientRedis` in context.
+ *
+ * @example
+ * ```ts
  * import { ResilientRedis } from "@effect-resilience/redis"
  * import { Effect } from "effect"
  *
@@ -221,45 +251,21 @@ export class ResilientRedisError extends Schema.TaggedError<ResilientRedisError>
  * @since 0.1.0
  * @category services
  */
-export class ResilientRedis extends Context.Service<ResilientRedis, {
-  readonly get: (key: string) => Effect.Effect<Option.Option<string>, ResilientRedisError>
-  readonly set: (
-    key: string,
-    value: string,
-    options?: { readonly ttl?: Duration.Input | undefined }
-  ) => Effect.Effect<void, ResilientRedisError>
-  /** Deletes the key; `true` when it was there (on the fallback path: in the fallback). */
-  readonly remove: (key: string) => Effect.Effect<boolean, ResilientRedisError>
-  readonly health: Effect.Effect<State>
-  /** Health transitions from subscription on. */
-  readonly changes: Stream.Stream<Change>
-  readonly snapshot: Effect.Effect<Snapshot>
-}>()("@effect-resilience/redis/ResilientRedis") {}
+export const ResilientRedis: Context.Service<ResilientRedis, ResilientRedis> = Context.Service<ResilientRedis>(
+  "@effect-resilience/redis/ResilientRedis"
+)
 
 // -----------------------------------------------------------------------------
 // options
 // -----------------------------------------------------------------------------
 
-const stringIssue = (path: string, input: unknown): Issue | undefined =>
-  input === undefined || typeof input === "string"
-    ? undefined
-    : { path, message: `Expected a string, got ${typeof input}` }
-
-const validate = (options: Options): PolicyConfigError | undefined => {
-  const threshold = options.failureThreshold
-  const issues = defined([
-    stringIssue("name", options.name),
-    stringIssue("prefix", options.prefix),
-    durationIssue("pingInterval", options.pingInterval, true),
-    durationIssue("openDuration", options.openDuration, true),
-    threshold === undefined || (Number.isSafeInteger(threshold) && threshold > 0)
-      ? undefined
-      : { path: "failureThreshold", message: `Expected a positive integer, got ${String(threshold)}` }
-  ])
-  return issues.length === 0
-    ? undefined
-    : new PolicyConfigError({ kind: "Resilient Redis", policy: options.name ?? "redis", issues })
-}
+const OptionsSchema = Schema.Struct({
+  name: Schema.optional(Schema.String),
+  pingInterval: Schema.optional(DurationInput({ positive: true })),
+  failureThreshold: Schema.optional(PositiveInt),
+  openDuration: Schema.optional(DurationInput({ positive: true })),
+  prefix: Schema.optional(Schema.String)
+})
 
 // -----------------------------------------------------------------------------
 // journal
@@ -313,9 +319,17 @@ const bothFailed = (operation: "get" | "set" | "remove", key: string) => (error:
  * @since 0.1.0
  * @category constructors
  */
-export const make = Effect.fnUntraced(function*(options: Options = {}) {
-  const invalid = validate(options)
-  if (invalid !== undefined) return yield* invalid
+export const make: (
+  options?: Options
+) => Effect.Effect<
+  ResilientRedis,
+  PolicyConfigError,
+  RedisStore | FallbackStore.FallbackStore | Scope.Scope
+> = Effect.fnUntraced(function*(options: Options = {}) {
+  yield* decode(OptionsSchema, options, {
+    kind: "Resilient Redis",
+    policy: typeof options.name === "string" ? options.name : "redis"
+  })
   const store = yield* RedisStore
   const fallback = yield* FallbackStore.FallbackStore
   const prefix = options.prefix ?? "resilient-redis:"
@@ -358,7 +372,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       : "Healthy"
   let last: State = compute()
 
-  const refresh: Effect.Effect<State> = Effect.flatMap(breaker.state(), (state) => {
+  const refresh: Effect.Effect<State> = Effect.flatMap(breaker.state, (state) => {
     breakerState = state
     const now = compute()
     if (now === last) return Effect.succeed(now)

@@ -1,10 +1,11 @@
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Layer, Schedule } from "effect"
+import { Clock, Effect, Fiber, Layer, Schedule } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { TestClock } from "effect/testing"
 import * as RedisHealth from "../src/RedisHealth.ts"
 import * as RedisStore from "../src/RedisStore.ts"
-import * as RedisServer from "./RedisServer.ts"
 
 /** Runs `self` and returns its outcome with how long it took, in real milliseconds. */
 const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -18,7 +19,17 @@ const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
 const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
 
-const clientOf = (server: RedisServer.RedisServer) => RedisStore.layer({ url: server.url, timeout: "500 millis" })
+// A long timeout: a check that fails "at once" fails well under it, however loaded the machine.
+const clientOf = (server: RedisServer.RedisServer) => RedisStore.layer({ url: server.url, timeout: "5 seconds" })
+
+/** A Redis that answers `PING` with `reply` after 40 ms. */
+const slowRedis = (reply: Effect.Effect<unknown, Redis.RedisError>) =>
+  Redis.Redis.of({
+    send: () => Effect.andThen(Effect.sleep("40 millis"), reply) as never,
+    subscribe: () => Effect.die("unused"),
+    eval: () => () => Effect.die("unused"),
+    reserve: Effect.die("unused")
+  })
 
 describe("RedisHealth", () => {
   it.live(
@@ -27,9 +38,11 @@ describe("RedisHealth", () => {
       Effect.gen(function*() {
         const server = yield* RedisServer.make()
         yield* Effect.gen(function*() {
-          const { latencyMillis } = yield* RedisHealth.check
-          assert.isAtLeast(latencyMillis, 0)
-          assert.isBelow(latencyMillis, 500)
+          const passed = yield* timed(RedisHealth.check)
+          assert(passed.result._tag === "Success")
+          // A real round trip takes some time, and no more than the whole call did.
+          assert.isAbove(passed.result.success.latencyMillis, 0)
+          assert.isAtMost(passed.result.success.latencyMillis, passed.millis + 1)
 
           yield* server.kill
           const down = yield* timed(RedisHealth.check)
@@ -40,7 +53,7 @@ describe("RedisHealth", () => {
             /^Redis health check \(PING\) failed: (ClientOfflineError: The client is offline|SocketClosedUnexpectedlyError)/
           )
           assert.instanceOf(down.result.failure.cause, Redis.RedisError)
-          assert.isBelow(down.millis, 600)
+          assert.isBelow(down.millis, 2_000)
 
           yield* server.restart
           const up = yield* timed(eventually(RedisHealth.check))
@@ -50,6 +63,25 @@ describe("RedisHealth", () => {
       }).pipe(Effect.scoped),
     15_000
   )
+
+  it.effect("the latency is the time Redis took to answer, passing or failing", () =>
+    Effect.gen(function*() {
+      const passing = yield* Effect.forkChild(
+        Effect.provideService(RedisHealth.check, Redis.Redis, slowRedis(Effect.succeed("PONG")))
+      )
+      yield* TestClock.adjust("40 millis")
+      assert.deepStrictEqual(yield* Fiber.join(passing), { latencyMillis: 40 })
+
+      const failing = yield* Effect.forkChild(Effect.flip(
+        Effect.provideService(
+          RedisHealth.check,
+          Redis.Redis,
+          slowRedis(Effect.fail(new Redis.RedisError({ cause: "down" })))
+        )
+      ))
+      yield* TestClock.adjust("40 millis")
+      assert.strictEqual((yield* Fiber.join(failing)).latencyMillis, 40)
+    }))
 
   it.live("a reply other than PONG fails the check", () =>
     Effect.gen(function*() {
@@ -73,7 +105,7 @@ describe("RedisHealth", () => {
     () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.make()
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         yield* Effect.gen(function*() {
           // A long interval: the runs below are the ones that count.
           yield* Layer.build(
@@ -94,7 +126,7 @@ describe("RedisHealth", () => {
           assert(down.result._tag === "Success")
           assert.strictEqual(down.result.success.status, "Unhealthy")
           assert.include(down.result.success.lastError, "Redis health check (PING) failed")
-          assert.isBelow(down.millis, 600)
+          assert.isBelow(down.millis, 2_000)
 
           yield* server.restart
           const back = yield* eventually(
@@ -117,7 +149,7 @@ describe("RedisHealth", () => {
 
   it.live("invalid monitor options fail the layer with PolicyConfigError", () =>
     Effect.gen(function*() {
-      const monitor = yield* HealthMonitor.make
+      const monitor = yield* HealthMonitor.make()
       const error = yield* Effect.flip(
         Layer.build(RedisHealth.layer({ interval: "never ever" as never })).pipe(
           Effect.scoped,

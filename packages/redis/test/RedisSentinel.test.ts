@@ -1,10 +1,10 @@
+import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Layer, Option, Stream } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as RedisSentinel from "../src/RedisSentinel.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 import { metricValue } from "./metrics.ts"
-import * as RedisServer from "./RedisServer.ts"
 
 const masterName = "mymaster"
 
@@ -95,20 +95,32 @@ describe("RedisSentinel", () => {
         timeout: "soon" as never
       })))
       assert(error._tag === "PolicyConfigError")
-      assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["timeout"])
+      // Every issue at once: the sentinel's and the store's.
+      assert.deepStrictEqual(error.issues.map((issue) => issue.path), [
+        "masterName",
+        "sentinels[0].host",
+        "sentinels[0].port",
+        "sentinels[1]",
+        "timeout"
+      ])
       const sentinelError = yield* Effect.flip(
         Layer.build(RedisSentinel.layer({ masterName: "", sentinels: [{ host: "", port: 70000 }, null as never] }))
       )
       assert(sentinelError._tag === "PolicyConfigError")
       assert.deepStrictEqual(sentinelError.issues, [
-        { path: "masterName", message: "Expected a non-empty string (the name in `sentinel monitor <name> ...`)" },
-        { path: "sentinels[0].host", message: "Expected a non-empty host name or IP address" },
+        {
+          path: "masterName",
+          message: "Expected a non-empty string (the name in `sentinel monitor <name> ...`), got \"\""
+        },
+        { path: "sentinels[0].host", message: "Expected a non-empty host name or IP address, got \"\"" },
         { path: "sentinels[0].port", message: "Expected an integer from 1 to 65535, got 70000" },
-        { path: "sentinels[1]", message: "Expected { host, port }" }
+        { path: "sentinels[1]", message: "Expected { host, port }, got null" }
       ])
       const empty = yield* Effect.flip(Layer.build(RedisSentinel.layer({ masterName, sentinels: [] })))
       assert(empty._tag === "PolicyConfigError")
-      assert.deepStrictEqual(empty.issues.map((issue) => issue.path), ["sentinels"])
+      assert.deepStrictEqual(empty.issues, [
+        { path: "sentinels", message: "Expected a non-empty array of { host, port }, got []" }
+      ])
     }).pipe(Effect.scoped), 10_000)
 
   it.live(

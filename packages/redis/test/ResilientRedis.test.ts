@@ -1,4 +1,5 @@
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
+import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
@@ -8,9 +9,8 @@ import { join } from "node:path"
 import * as RedisStore from "../src/RedisStore.ts"
 import * as ResilientRedis from "../src/ResilientRedis.ts"
 import { metricValue } from "./metrics.ts"
-import * as RedisServer from "./RedisServer.ts"
 
-type Cache = ResilientRedis.ResilientRedis["Service"]
+type Cache = ResilientRedis.ResilientRedis
 
 const tempDirectory = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "resilient-redis-"))),
@@ -242,6 +242,14 @@ describe("ResilientRedis", () => {
         )
       )
       assert.strictEqual(error._tag, "PolicyConfigError")
-      assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["pingInterval", "failureThreshold"])
+      assert(error._tag === "PolicyConfigError")
+      assert.deepStrictEqual(error.issues, [
+        {
+          path: "pingInterval",
+          message:
+            "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"soon\""
+        },
+        { path: "failureThreshold", message: "Expected a value greater than or equal to 1, got 0" }
+      ])
     }), 5_000)
 })

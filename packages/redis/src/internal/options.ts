@@ -1,34 +1,59 @@
 /**
- * Option checks shared by the package's constructors: each returns an issue naming the field and what was expected.
+ * Schemas shared by the package's option decoders (`PolicyConfig.decode`), for checks whose message the standard
+ * Schemas would word less helpfully, or would word with a secret in it.
  *
  * @internal
  */
-import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
+import { DurationInput } from "@effect-resilience/core/PolicyConfig"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 
-/** @internal */
-export type Issue = { readonly path: string; readonly message: string }
+/**
+ * Any value for which `check` returns no message. The message should say what was given: `PolicyConfig.decode`
+ * appends the value itself only to a message without `, got `, so a check on a secret must say it.
+ *
+ * @internal
+ */
+export const satisfying = (check: (input: unknown) => string | undefined) =>
+  Schema.Unknown.check(Schema.makeFilter(check, undefined, true))
 
-/** @internal */
-export const durationIssue = (path: string, input: unknown, positive: boolean): Issue | undefined => {
-  if (input === undefined) return undefined
-  const duration = Duration.fromInput(input as Duration.Input)
-  if (Option.isNone(duration)) {
-    return {
-      path,
-      message: "Expected a duration (a Duration, a number of milliseconds, or a string like \"2 seconds\")"
-    }
-  }
-  const millis = Duration.toMillis(duration.value)
-  if (!Number.isFinite(millis) || (positive ? millis <= 0 : millis < 0)) {
-    return {
-      path,
-      message: `Expected a ${positive ? "positive" : "non-negative"} finite duration, got ${millis} millis`
-    }
-  }
-  return undefined
+/** A non-blank string; `expected` describes it ("a non-empty SQL statement"). @internal */
+export const NonBlankString = (expected: string) =>
+  satisfying((input) =>
+    typeof input === "string" && input.trim() !== ""
+      ? undefined
+      : `Expected ${expected}, got ${typeof input === "string" ? JSON.stringify(input) : String(input)}`
+  )
+
+/** A `Redacted` string; the message never shows what was given, which may be the secret itself. @internal */
+export const RedactedString = satisfying((input) =>
+  Redacted.isRedacted(input)
+    ? undefined
+    : `Expected a Redacted string (Redacted.make(...)), got a ${input === null ? "null" : typeof input}`
+)
+
+const Address = satisfying((input) =>
+  typeof input === "object" && input !== null
+    ? undefined
+    : `Expected { host, port }, got ${typeof input === "string" ? JSON.stringify(input) : String(input)}`
+).pipe(Schema.decodeTo(Schema.Struct({
+  host: NonBlankString("a non-empty host name or IP address"),
+  port: satisfying((port) =>
+    Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535
+      ? undefined
+      : `Expected an integer from 1 to 65535, got ${typeof port === "string" ? JSON.stringify(port) : String(port)}`
+  )
+})))
+
+/** The fields of `RedisSentinel.Options`, shared with `RedisStore.layerSentinel`. @internal */
+export const sentinelFields = {
+  masterName: NonBlankString("a non-empty string (the name in `sentinel monitor <name> ...`)"),
+  sentinels: Schema.Array(Address).check(
+    Schema.makeFilter((sentinels) =>
+      sentinels.length > 0 ? undefined : "Expected a non-empty array of { host, port }, got []"
+    )
+  ),
+  password: Schema.optional(RedactedString),
+  timeout: Schema.optional(DurationInput({ positive: true })),
+  connectTimeout: Schema.optional(DurationInput({ positive: true }))
 }
-
-/** @internal */
-export const defined = (issues: ReadonlyArray<Issue | undefined>): ReadonlyArray<Issue> =>
-  issues.filter((issue): issue is Issue => issue !== undefined)

@@ -1,7 +1,10 @@
 /**
- * A throwaway `redis-server` for tests that kill and restart it: started on a free loopback port, no persistence
- * (`--save "" --appendonly no`) unless asked for one in a temporary directory, and always SIGKILLed (and the directory
- * removed) when the scope closes, whatever happened.
+ * A throwaway `redis-server` (and sentinels) for the redis tests and the bench: started on a free loopback port, no
+ * persistence (`--save "" --appendonly no`) unless asked for one in a temporary directory, and always SIGKILLed (and
+ * the directory removed) when the scope closes, whatever happened. Should the process go first (an uncaught error,
+ * SIGINT, SIGTERM, SIGHUP), its exit kills every server it started too, so none outlives it.
+ *
+ * A missing binary fails (never skips) with how to install it; `REDIS_SERVER` points at another one.
  */
 import { Data, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
@@ -64,17 +67,47 @@ const requireBinary = (file: string) =>
   Effect.suspend(() =>
     existsSync(file) ? Effect.void : Effect.fail(
       new RedisServerError({
-        message: `${file} not found: these tests start their own Redis server. ` +
+        message: `${file} not found: the Redis tests and benchmarks start their own Redis server. ` +
           "Install it with `apt-get install -y redis-server` (or point REDIS_SERVER at the binary)."
       })
     )
   )
+
+// Every server and directory of this process, for the exit hook: a scope that never closes (the process was killed,
+// or exited on an uncaught error) must not leave servers behind.
+const running = new Set<ChildProcess>()
+const directories = new Set<string>()
+
+const killAll = () => {
+  for (const child of running) child.kill("SIGKILL")
+  running.clear()
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true })
+  directories.clear()
+}
+
+let hooked = false
+
+// Once: kill every server when the process goes, and let a signal go on to do what it would have done.
+const hookExit = () => {
+  if (hooked) return
+  hooked = true
+  process.on("exit", killAll)
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      killAll()
+      process.kill(process.pid, signal)
+    })
+  }
+}
 
 const waitForExit = (child: ChildProcess): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
     child.once("exit", () => resume(Effect.void))
   })
+
+// The start of the error when the server dies before it answers (see `make`, which retries then).
+const exitedOnStart = "redis-server exited on start"
 
 /** What `launch` starts: the binary, its arguments (a config file first, if any), and where it listens. */
 interface Launch {
@@ -104,19 +137,27 @@ const launch = (launched: Launch): Effect.Effect<
       const child = current
       current = undefined
       if (child === undefined) return Effect.void
+      // Unreferenced, the child would not keep the process alive long enough to see it exit.
+      child.ref()
       child.kill("SIGKILL")
       return waitForExit(child)
     })
 
     const start = Effect.gen(function*() {
-      const child = yield* Effect.sync(() =>
-        spawn(launched.file, [...launched.args], { cwd: launched.dir, stdio: "ignore" })
-      )
+      const child = yield* Effect.sync(() => {
+        hookExit()
+        const spawned = spawn(launched.file, [...launched.args], { cwd: launched.dir, stdio: "ignore" })
+        running.add(spawned)
+        spawned.once("exit", () => running.delete(spawned))
+        // A process done with its work may exit with a server still running: the exit hook kills it.
+        spawned.unref()
+        return spawned
+      })
       current = child
       // Fails the wait below if the server dies on start (say, the port was taken in between).
       const exited = Effect.flatMap(
         waitForExit(child),
-        () => Effect.fail(new RedisServerError({ message: `redis-server exited on start (code ${child.exitCode})` }))
+        () => Effect.fail(new RedisServerError({ message: `${exitedOnStart} (code ${child.exitCode})` }))
       )
       yield* Effect.raceFirst(
         ping(launched.port).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))),
@@ -133,8 +174,16 @@ const launch = (launched: Launch): Effect.Effect<
 
 const tempDir = (prefix: string) =>
   Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
-    (created) => Effect.sync(() => rmSync(created, { recursive: true, force: true }))
+    Effect.sync(() => {
+      const created = mkdtempSync(join(tmpdir(), prefix))
+      directories.add(created)
+      return created
+    }),
+    (created) =>
+      Effect.sync(() => {
+        directories.delete(created)
+        rmSync(created, { recursive: true, force: true })
+      })
   )
 
 /** Options shared by `make`, `makeOnPort` and `makeReplica`. */
@@ -183,10 +232,11 @@ const serve = (
  * Starts `redis-server` on a free loopback port. With `persistence`, it keeps an append-only file in a temporary
  * directory, so that a restart finds the data again. A missing binary fails (never skips) with how to install it.
  */
-export const make = (
-  options: { readonly persistence?: boolean; readonly binary?: string } = {}
-): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
-  Effect.flatMap(freePort, (port) => serve(port, options, []))
+export const make = (options: Options = {}): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
+  Effect.flatMap(freePort, (port) => serve(port, options, [])).pipe(
+    // Another process may take the free port before the server binds it: then it exits at once, and a new port will do.
+    Effect.retry({ times: 2, while: (error) => error.message.startsWith(exitedOnStart) })
+  )
 
 /**
  * Starts `redis-server` on the given port (say, one from `freePort` that a client already tries to reach).
@@ -350,4 +400,18 @@ export const makeSentinels = (
         Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "15 seconds" })))
       ), { concurrency: "unbounded", discard: true })
     return sentinels
+  })
+
+/**
+ * Calls per command since the server started, from `INFO commandstats` (lower-case names: `evalsha`, `get`): what a
+ * server says it ran, to check a claim of so many round trips per call.
+ */
+export const commandCalls = (port: number): Effect.Effect<Record<string, number>, RedisServerError> =>
+  Effect.map(command(port, ["INFO", "commandstats"]), (info) => {
+    const calls: Record<string, number> = {}
+    for (const line of info.split("\r\n")) {
+      const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
+      if (match !== null) calls[match[1]] = Number(match[2])
+    }
+    return calls
   })
