@@ -40,11 +40,15 @@ export const demo = Effect.gen(function*() {
   const call = checkStock.pipe(
     breaker.protect,
     Effect.map((stock) => `call: ${stock} in stock`),
+    Effect.catchReasons("CircuitBreakerError", {
+      CircuitOpen: (open) =>
+        Effect.succeed(`call: rejected at once, cached answer (retry in ${Duration.format(open.retryAfter)})`),
+      CircuitHalfOpen: () => Effect.succeed("call: rejected, a probe is in flight")
+    }),
     Effect.catchTags({
       InventoryDown: () => Effect.succeed("call: failed, inventory is down"),
-      CircuitOpen: (e) =>
-        Effect.succeed(`call: rejected at once, cached answer (retry in ${Duration.format(e.retryAfter)})`),
-      CircuitHalfOpen: () => Effect.succeed("call: rejected, a probe is in flight")
+      // Any other rejection (a forced-open breaker: not in this demo).
+      CircuitBreakerError: (e) => Effect.succeed(`call: rejected (${e.reason._tag})`)
     }),
     Effect.flatMap(say)
   )
@@ -66,7 +70,7 @@ export const demo = Effect.gen(function*() {
   // The second opening is over: two probes succeed and the breaker closes.
   yield* Effect.repeat(Effect.andThen(call, tick), { times: 2 })
 
-  const snapshot = yield* breaker.snapshot()
+  const snapshot = yield* breaker.snapshot
   yield* say(
     `final: ${snapshot.state}, ${snapshot.totalCalls} calls counted (${snapshot.failureCount} failed), ` +
       `${snapshot.rejectedCount} rejected, ${snapshot.stateChanges} transitions`

@@ -15,12 +15,13 @@ export const program = Effect.gen(function*() {
   const guardedSearch = (query: string) =>
     search(query).pipe(
       breaker.protect,
-      // While the circuit is open the call is not made: answer from elsewhere at once.
-      Effect.catchTag("CircuitOpen", () => Effect.succeed(["(cached) effect resilience"])),
+      // While the circuit rejects calls (open, half-open with its probes busy, forced open), the call is not
+      // made: answer from elsewhere at once.
+      Effect.catchTag("CircuitBreakerError", () => Effect.succeed(["(cached) effect resilience"])),
       Effect.catchTag("SearchDown", () => Effect.succeed([]))
     )
   for (let i = 0; i < 5; i++) yield* guardedSearch("effect")
-  const snapshot = yield* breaker.snapshot()
+  const snapshot = yield* breaker.snapshot
   return `${snapshot.state}: ${snapshot.failureCount} failures, ${snapshot.rejectedCount} rejected`
 }).pipe(Effect.scoped)
 

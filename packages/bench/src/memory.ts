@@ -34,7 +34,7 @@ export const memory: ReadonlyArray<MemoryCase> = [
       const after = settledHeap()
       // Every key must still be held: an evicted first key would come back with no calls recorded.
       for (const key of [keys[0], keys[keys.length - 1]]) {
-        const snapshot = await Effect.runPromise(breaker.snapshot(key))
+        const snapshot = await Effect.runPromise(breaker.snapshotKey(key))
         check(snapshot.totalCalls === 1, `key ${key} was not retained`)
       }
       await close()

@@ -40,7 +40,7 @@ const closedCase = async (
       Effect.runPromise(Effect.gen(function*() {
         for (let i = 0; i < iterations; i++) yield* call(noop)
       })),
-    verify: async () => check(await Effect.runPromise(breaker.state()) === "Closed", "breaker left Closed"),
+    verify: async () => check(await Effect.runPromise(breaker.state) === "Closed", "breaker left Closed"),
     teardown: close
   }
 }
@@ -66,7 +66,7 @@ export const ours: ReadonlyArray<TimedCase> = [
       await Effect.runPromise(Effect.gen(function*() {
         for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       }))
-      check(await Effect.runPromise(breaker.state()) === "Open", "breaker not Open after 5 failures")
+      check(await Effect.runPromise(breaker.state) === "Open", "breaker not Open after 5 failures")
       let rejected = 0
       return {
         run: (iterations) => {
@@ -80,7 +80,7 @@ export const ours: ReadonlyArray<TimedCase> = [
         },
         verify: async (iterations) => {
           check(rejected === iterations, `${iterations - rejected} of ${iterations} calls were not rejected`)
-          check(await Effect.runPromise(breaker.state()) === "Open", "breaker left Open")
+          check(await Effect.runPromise(breaker.state) === "Open", "breaker left Open")
         },
         teardown: close
       }
@@ -111,7 +111,8 @@ export const ours: ReadonlyArray<TimedCase> = [
           trip: CircuitBreaker.consecutive(5),
           openDuration: "1 hour"
         })
-        const policy = yield* Policy.make("bench", {
+        const policy = yield* Policy.make({
+          name: "bench",
           circuitBreaker: breaker,
           retry: yield* Retry.make({ name: "bench", schedule: Retry.exponential({ base: "10 millis", times: 3 }) }),
           timeout: yield* Timeout.make({ name: "bench", duration: callTimeout }),
@@ -124,7 +125,7 @@ export const ours: ReadonlyArray<TimedCase> = [
           Effect.runPromise(Effect.gen(function*() {
             for (let i = 0; i < iterations; i++) yield* value.policy.protect(noop)
           })),
-        verify: async () => check(await Effect.runPromise(value.breaker.state()) === "Closed", "breaker left Closed"),
+        verify: async () => check(await Effect.runPromise(value.breaker.state) === "Closed", "breaker left Closed"),
         teardown: close
       }
     }

@@ -18,6 +18,9 @@
  *   admission cost; with an adaptive limit every call is. Interrupted calls are not counted.
  * - Interruption: an interrupted waiter leaves the queue and never takes a permit; an interrupted call gives its
  *   permit back. A waiter interrupted just as it was granted a permit gives the permit on to the next waiter.
+ * - Runs: a protected effect can run again (a retry), on several fibers at once, or nested in itself; each run
+ *   takes a permit of its own and gives it back when that run ends (so a run nested in itself holds two), never
+ *   when another run of the same effect ends.
  * - Adaptive limit (`adaptive`), additive increase / multiplicative decrease: after each call, the limit grows by
  *   `increaseBy` (default 1) if the call succeeded within `latencyTarget` and the limit was in use when it was
  *   admitted (it took the last permit, or waited for one); it becomes `floor(limit * decreaseFactor)` (default 0.9)
@@ -61,11 +64,12 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/bulkhead.ts"
+import { guard, type Run } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
@@ -579,57 +583,53 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
       })
     }
 
-    const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFull, R> => {
-      // The exit handler is installed before admission, so no interruption can come between taking a permit
-      // and the handler that gives it back. The state of a run lives here, and an effect may run more than once
-      // (a retry runs it again) or on several fibers at once: each run starts afresh, and a run that starts while
-      // another is in flight goes through a wrapper of its own, leaving this one's handler alone.
-      let owner: Fiber.Fiber<unknown, unknown> | undefined
-      let startedAt = NOT_ADMITTED
-      let saturated = false
-      let waiter: internal.Waiter<Resume> | undefined
-      let clock: Clock.Clock | undefined
-      return Effect.onExitPrimitive(
-        Effect.withFiber<A, E | BulkheadFull, R>((fiber) => {
-          if (owner !== undefined) return protect(self)
-          owner = fiber
-          waiter = undefined
-          if (active < limit && queue.size === 0) {
-            active++
-            // Reading the clock is a third of this path's cost: with a fixed limit, only one call in 8 is timed
-            // (for `retryAfter`); the adaptive limit needs every call's latency.
-            if (aimd !== undefined || (calls & 7) === 0) {
-              clock = fiber.getRef(Clock.Clock)
-              startedAt = clock.currentTimeMillisUnsafe()
-            } else {
-              clock = undefined
-              startedAt = UNTIMED
-            }
-            calls++
-            saturated = active >= limit
-            return self
-          }
-          startedAt = NOT_ADMITTED
-          if (queue.size >= maxQueue) {
-            rejected[QUEUE_FULL]++
-            return rejection(QUEUE_FULL)
-          }
-          waiter = new internal.Waiter<Resume>(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-          queue.push(waiter)
-          return Effect.andThen(awaitPermit(waiter), self)
-        }),
-        (exit) => {
-          const fiber = Fiber.getCurrent()
-          if (fiber === undefined || fiber !== owner) return undefined
-          owner = undefined
-          return startedAt !== NOT_ADMITTED
-            ? settle(startedAt, saturated, clock, fiber, exit)
-            : waiter !== undefined
-            ? leave(waiter, fiber, exit)
-            : undefined
+    // Admission and settlement of one run (a `BulkheadRun`, paired by internal/guard.ts whatever the nesting).
+    const enter = (
+      run: BulkheadRun<unknown, unknown, unknown>,
+      fiber: Fiber.Fiber<unknown, unknown>
+    ): Effect.Effect<unknown, unknown, unknown> => {
+      run.waiter = undefined
+      if (active < limit && queue.size === 0) {
+        active++
+        // Reading the clock is a third of this path's cost: with a fixed limit, only one call in 8 is timed
+        // (for `retryAfter`); the adaptive limit needs every call's latency.
+        if (aimd !== undefined || (calls & 7) === 0) {
+          run.clock = fiber.getRef(Clock.Clock)
+          run.startedAt = run.clock.currentTimeMillisUnsafe()
+        } else {
+          run.clock = undefined
+          run.startedAt = UNTIMED
         }
-      )
+        calls++
+        run.saturated = active >= limit
+        return run.self
+      }
+      run.startedAt = NOT_ADMITTED
+      if (queue.size >= maxQueue) {
+        rejected[QUEUE_FULL]++
+        return rejection(QUEUE_FULL)
+      }
+      const waiter = new internal.Waiter<Resume>(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      run.waiter = waiter
+      queue.push(waiter)
+      return Effect.andThen(awaitPermit(waiter), run.self)
     }
+
+    const exitRun = (
+      run: BulkheadRun<unknown, unknown, unknown>,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      exit: Exit.Exit<unknown, unknown>
+    ): undefined =>
+      run.startedAt !== NOT_ADMITTED
+        ? settle(run.startedAt, run.saturated, run.clock, fiber, exit)
+        : run.waiter !== undefined
+        ? leave(run.waiter, fiber, exit)
+        : undefined
+
+    const host: Host = { enter, exit: exitRun }
+
+    const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFull, R> =>
+      guard(new BulkheadRun(host, self))
 
     const bulkhead: Bulkhead = {
       [TypeId]: TypeId,
@@ -665,6 +665,46 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
     ])
     return bulkhead
   })
+
+// What a run needs of its bulkhead: one object per bulkhead, all of one shape, so that the run's code stays
+// monomorphic however many bulkheads a program makes.
+interface Host {
+  readonly enter: (
+    run: BulkheadRun<unknown, unknown, unknown>,
+    fiber: Fiber.Fiber<unknown, unknown>
+  ) => Effect.Effect<unknown, unknown, unknown>
+  readonly exit: (
+    run: BulkheadRun<unknown, unknown, unknown>,
+    fiber: Fiber.Fiber<unknown, unknown>,
+    exit: Exit.Exit<unknown, unknown>
+  ) => undefined
+}
+
+// One run of a protected call: the permit it holds or the place it waits in.
+class BulkheadRun<A, E, R> implements Run<A, E | BulkheadFull, R> {
+  startedAt = NOT_ADMITTED
+  saturated = false
+  waiter: internal.Waiter<Resume> | undefined = undefined
+  clock: Clock.Clock | undefined = undefined
+  readonly host: Host
+  readonly self: Effect.Effect<A, E, R>
+  constructor(host: Host, self: Effect.Effect<A, E, R>) {
+    this.host = host
+    this.self = self
+  }
+
+  enter(fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<A, E | BulkheadFull, R> {
+    return this.host.enter(this, fiber) as Effect.Effect<A, E | BulkheadFull, R>
+  }
+
+  exit(fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E | BulkheadFull>): undefined {
+    return this.host.exit(this, fiber, exit)
+  }
+
+  fork(): BulkheadRun<A, E, R> {
+    return new BulkheadRun(this.host, this.self)
+  }
+}
 
 // Rejections are built without capturing a stack: a fast-fail path must stay fast, and the stack of a rejection
 // only says where the bulkhead is, which its fields already do.

@@ -7,38 +7,51 @@
  *
  * **Details**
  *
+ * - Rejections: a call the breaker turns away fails with `CircuitBreakerError`, whose `reason` says why
+ *   (`CircuitOpen`, `CircuitHalfOpen`, `CircuitForcedOpen`). `Effect.catchTag("CircuitBreakerError", f)` handles
+ *   them all, `Effect.catchReason("CircuitBreakerError", "CircuitOpen", f)` one kind. A rejection is built once per
+ *   key, generation, reason and millisecond and shared, without a stack, so rejecting stays cheap under load.
  * - `Closed`: calls run; the trip policies decide when the circuit opens. Several policies trip when any holds:
  *   - `consecutive(n)`: n failures in a row, in order of completion; a success resets the streak;
  *   - `failureRate` over `lastCalls(n)` (the last n recorded calls) or `rolling(duration, { buckets })` (a time
  *     window of aligned buckets, `[k * bucket, (k + 1) * bucket)`): trips when failures / calls is at or above
  *     `threshold`, once the window holds at least `minimumCalls` calls;
  *   - `slowCallRate`: the same over calls strictly slower than `slowerThan` (failed or not).
- * - `Open`: calls fail at once with `CircuitOpen`, whose `retryAfter` is the open time left. The first call at
+ * - `Open`: calls fail at once (reason `CircuitOpen`), with `retryAfter` the open time left. The first call at
  *   exactly `openedAt + openDuration` moves the circuit to `HalfOpen`; there is no timer, so idle breakers cost
  *   nothing. `openDuration` may be a `Schedule`: the n-th consecutive opening lasts the schedule's n-th delay
  *   (the last delay repeats once it ends), and the count restarts once the circuit has stayed closed as long as it
  *   was last open.
- * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once with `CircuitHalfOpen`, never
- *   queued. A probe failure reopens at once with the next open duration; `successThreshold` probe successes
- *   close. A probe's slot comes back when it finishes, is interrupted, is ignored, or runs past `maxProbeTime`
- *   (its late outcome is then dropped, whether or not another call noticed), and at once on a transition or a
- *   manual control, whose new generation orphans it. With `recoveryFactor` f, the circuit admits a share of calls instead:
- *   f at first, rising linearly to 1 as the K = `successThreshold` successes come in. Admission is
- *   deterministic: each call adds the current share to a credit that starts at 1 - f, and runs when the credit
- *   reaches 1 (the first call always runs).
- * - `ForcedOpen` rejects everything (`CircuitOpen` with `forced: true`); `Disabled` admits everything and still
- *   counts; `MetricsOnly` runs the machine as if live and publishes its transitions (with `shadow: true`), but
- *   never rejects: a call the live breaker would have rejected runs, uncounted, and adds to `rejectedCount`.
- *   `reset`, entering `Disabled` and leaving it start the machine afresh (`Closed`, empty windows, no backoff);
- *   `ForcedOpen` freezes it, and `MetricsOnly` runs it as it was.
+ * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once (reason `CircuitHalfOpen`,
+ *   `retryAfter` zero), never queued. A probe failure reopens at once with the next open duration;
+ *   `successThreshold` probe successes close. A probe's slot comes back when it finishes, is interrupted, is
+ *   ignored, or runs past `maxProbeTime` (its late outcome is then dropped, whether or not another call noticed),
+ *   and at once on a transition or a manual control, whose new generation orphans it. With `recoveryFactor` f, the
+ *   circuit admits a share of calls instead: f at first, rising linearly to 1 as the K = `successThreshold`
+ *   successes come in. Admission is deterministic: each call adds the current share to a credit that starts at
+ *   1 - f, and runs when the credit reaches 1 (the first call always runs).
+ * - `ForcedOpen` rejects everything (reason `CircuitForcedOpen`, `retryAfter` infinite); `Disabled` admits
+ *   everything and still counts; `MetricsOnly` runs the machine as if live and publishes its transitions (with
+ *   `shadow: true`), but never rejects: a call the live breaker would have rejected runs, uncounted, and adds to
+ *   `rejectedCount`. `reset`, entering `Disabled` and leaving it start the machine afresh (`Closed`, empty windows,
+ *   no backoff); `ForcedOpen` freezes it, and `MetricsOnly` runs it as it was.
  * - Every admission carries the circuit's generation. Any transition or manual control starts a new one, and an
  *   outcome from an earlier generation (a slow call admitted before a trip) is dropped.
  * - Classification: by default every typed failure and every defect counts as a failure, except the local
- *   rejections of our own policies (`CircuitOpen` and `CircuitHalfOpen` of a breaker inside this one,
- *   `BulkheadFull`, `RateLimited`), which say nothing about the dependency. `isFailure` and `isDefectFailure`
- *   narrow that; an error they reject is ignored. Interruption and ignored errors count as
- *   neither success nor failure, and free a probe's slot.
- *
+ *   rejections of our own policies (the `CircuitBreakerError` of a breaker inside this one, `BulkheadFull`, a rate
+ *   limiter's rejection), which say nothing about the dependency. `isFailure` and `isDefectFailure` narrow that; an
+ *   error they reject is ignored. Interruption and ignored errors count as neither success nor failure, and free a
+ *   probe's slot. Every success counts as a success, unless `isFailureResult` says its value is a failure (an HTTP
+ *   503 returned as a response): then the breaker records a failure, and the caller still gets the value.
+ * - Keys: a key is made on first use and lives in recency order. Idle for `keys.idleTimeToLive`, it is evicted as
+ *   new keys arrive (each new key looks at two more keys, from the least recently used on, passing over the ones it
+ *   keeps), unless it is open with time left. At
+ *   `keys.maxKeys`, a new key evicts the least recently used `Closed` key; only when none is left, the least recently
+ *   used `Open` or `HalfOpen` one. Never evicted, by idle time or at the cap: a key under a manual control of its own
+ *   (a per-key `forceOpen`, `disable`, `metricsOnly`, or a `restore` into a mode the breaker as a whole is not in),
+ *   and a key with a probe in flight. When every key is kept, the map grows past the cap rather than lose one.
+ * - Snapshots hold both the lifetime totals (`totalCalls`, `failureCount`, ...) and the current `window` (see
+ *   `Snapshot`).
  * - Across instances: made where a `BreakerFleet` is provided (`RedisFleet.layer` in `@effect-resilience/redis`), the
  *   breaker shares its state with the breakers of the same name elsewhere (`fleet` picks `local`, `global` or `quorum`
  *   counting, or `false` to stay solo). What the fleet applies shows on `transitions` with the reason `Fleet`.
@@ -66,7 +79,9 @@
  *   yield* Effect.ignore(search)
  *   yield* Effect.ignore(search)
  *   // Open now: the call is not made, and the fallback answers at once.
- *   return yield* search.pipe(Effect.catchTag("CircuitOpen", (e) => Effect.succeed(`cached (${e.breaker} is open)`)))
+ *   return yield* search.pipe(
+ *     Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(`cached (${e.breaker}: ${e.reason._tag})`))
+ *   )
  * }).pipe(Effect.scoped)
  * ```
  *
@@ -78,7 +93,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -89,6 +104,10 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BreakerFleet from "./BreakerFleet.ts"
 import * as internal from "./internal/circuitBreaker.ts"
+import { isFailureResult as isClassifiedResult } from "./internal/failureResult.ts"
+import * as fleetLink from "./internal/fleet.ts"
+import { guard, type Run } from "./internal/guard.ts"
+import { actionOf, defaultKey, Keys } from "./internal/keys.ts"
 import * as metrics from "./internal/metrics.ts"
 import { enlist, RegistryService } from "./internal/registry.ts"
 import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
@@ -227,8 +246,14 @@ export interface RecentFailure {
  *
  * **Details**
  *
+ * - Lifetime totals: `totalCalls`, `successCount`, `failureCount`, `ignoredCount`, `slowCallCount` and
+ *   `rejectedCount` count since the key was created (or the breaker made), whatever the windows say.
+ * - The current window, `window` (resilience4j's buffered calls): the calls, failures, successes and slow calls in
+ *   the window of the breaker's first rate policy (`failureRate` or `slowCallRate`), which slides and is cleared on
+ *   every transition. A breaker with only a `consecutive` policy has no window but the current streak: `window`
+ *   then holds the `consecutiveFailures` failures in a row and nothing else.
  * - `failureRate` and `slowCallRate` read the first window of that kind when the breaker has one, and the
- *   counts since the key was created otherwise.
+ *   lifetime totals otherwise.
  * - `circuit` is the machine's phase, which differs from `state` under a manual mode (under `MetricsOnly` it is
  *   the state the breaker would enforce).
  *
@@ -255,6 +280,13 @@ export interface Snapshot {
   readonly slowCallCount: number
   readonly rejectedCount: number
   readonly consecutiveFailures: number
+  /** The current window's figures (see above); the lifetime totals are the `...Count` fields. */
+  readonly window: {
+    readonly calls: number
+    readonly failures: number
+    readonly successes: number
+    readonly slowCalls: number
+  }
   readonly failureRate: number
   readonly slowCallRate: number
   readonly stateChanges: number
@@ -366,8 +398,9 @@ export type TripPolicy =
  * ```ts
  * import type { CircuitBreaker } from "@effect-resilience/core"
  *
- * const options: CircuitBreaker.Options = {
+ * const options: CircuitBreaker.Options<{ readonly status: number }> = {
  *   name: "search",
+ *   isFailureResult: (response) => response.status >= 500,
  *   openDuration: "10 seconds",
  *   halfOpen: { maxProbes: 2, successThreshold: 2 },
  *   keys: { idleTimeToLive: "10 minutes", maxKeys: 50_000 }
@@ -377,7 +410,7 @@ export type TripPolicy =
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options<A = unknown> {
   /** Names the breaker in errors, events, metrics and the registry. */
   readonly name: string
   /** One policy or several (the circuit opens when any holds). Default: `consecutive(5)`. */
@@ -398,7 +431,15 @@ export interface Options {
   readonly isFailure?: ((error: unknown) => boolean) | undefined
   /** Which defects count as failures; the others are ignored. Default: all. */
   readonly isDefectFailure?: ((defect: unknown) => boolean) | undefined
-  /** Keyed breakers: how long an idle key is kept (default 1 hour) and how many keys at most (default 10,000). */
+  /**
+   * Which success values count as failures (an HTTP 503 returned as a value): the call still returns its value to
+   * the caller, and the breaker records a failure. Default: none.
+   */
+  readonly isFailureResult?: ((value: A) => boolean) | undefined
+  /**
+   * Keyed breakers: how long an idle key is kept (default 1 hour) and how many keys at most (default 10,000). Keys
+   * under a manual control of their own or with a probe in flight are never evicted (see the module docs).
+   */
   readonly keys?: {
     readonly idleTimeToLive?: Duration.Input | undefined
     readonly maxKeys?: number | undefined
@@ -418,6 +459,9 @@ export interface Options {
 /**
  * A circuit breaker. See the module docs for the semantics.
  *
+ * `A` is the success type its `isFailureResult` reads: a breaker protects effects that succeed with an `A` (any
+ * effect, when it has no `isFailureResult`).
+ *
  * @example
  * ```ts
  * import { CircuitBreaker } from "@effect-resilience/core"
@@ -430,23 +474,27 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface CircuitBreaker {
+export interface CircuitBreaker<A = unknown> {
   readonly [TypeId]: TypeId
   readonly name: string
   /** Runs an effect through the breaker's default circuit. Use it directly or as `effect.pipe(breaker.protect)`. */
-  readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Rejection, R>
+  readonly protect: <B extends A, E, R>(self: Effect.Effect<B, E, R>) => Effect.Effect<B, E | Rejection, R>
   /**
    * Runs an effect through the circuit of `key`, created on first use: `effect.pipe(breaker.protectKey(host))`,
    * or `breaker.protectKey(effect, host)` on a hot path (no function per call).
    */
   readonly protectKey: {
-    (key: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Rejection, R>
-    <A, E, R>(self: Effect.Effect<A, E, R>, key: string): Effect.Effect<A, E | Rejection, R>
+    (key: string): <B extends A, E, R>(self: Effect.Effect<B, E, R>) => Effect.Effect<B, E | Rejection, R>
+    <B extends A, E, R>(self: Effect.Effect<B, E, R>, key: string): Effect.Effect<B, E | Rejection, R>
   }
-  /** The state of a key (default: the default circuit). */
-  readonly state: (key?: string) => Effect.Effect<State>
-  /** A snapshot of a key (default: the default circuit). */
-  readonly snapshot: (key?: string) => Effect.Effect<Snapshot>
+  /** The state of the default circuit. */
+  readonly state: Effect.Effect<State>
+  /** The state of a key's circuit (an unknown key reads as a fresh circuit, without being created). */
+  readonly stateKey: (key: string) => Effect.Effect<State>
+  /** A snapshot of the default circuit. */
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** A snapshot of a key's circuit (an unknown key reads as a fresh circuit, without being created). */
+  readonly snapshotKey: (key: string) => Effect.Effect<Snapshot>
   /** Snapshots of the default circuit and every live key. */
   readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
   /** Every transition of every key of this breaker, from subscription on. */
@@ -491,15 +539,18 @@ export const CircuitBreaker: Context.Service<CircuitBreaker, CircuitBreaker> = C
 // -----------------------------------------------------------------------------
 
 /**
- * Rejection while a circuit is open (or forced open). `retryAfter` is the open time left: infinite when forced.
+ * Why a call was rejected: the circuit is open. `retryAfter` is the open time left.
  *
  * @example
  * ```ts
  * import { CircuitBreaker } from "@effect-resilience/core"
- * import { Effect } from "effect"
+ * import { Duration, Effect } from "effect"
  *
- * const withFallback = <A, E, R>(call: Effect.Effect<A, E | CircuitBreaker.Rejection, R>) =>
- *   call.pipe(Effect.catchTag("CircuitOpen", (e) => Effect.logWarning(`${e.breaker} open`).pipe(Effect.as(null))))
+ * const waitHint = (call: Effect.Effect<string, CircuitBreaker.Rejection>) =>
+ *   call.pipe(
+ *     Effect.catchReason("CircuitBreakerError", "CircuitOpen", (open) =>
+ *       Effect.succeed(`retry in ${Duration.format(open.retryAfter)}`))
+ *   )
  * ```
  *
  * @since 0.1.0
@@ -508,29 +559,25 @@ export const CircuitBreaker: Context.Service<CircuitBreaker, CircuitBreaker> = C
 export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
   breaker: Schema.String,
   key: Schema.String,
-  retryAfter: Schema.DurationFromMillis,
-  forced: Schema.Boolean
+  retryAfter: Schema.DurationFromMillis
 }) {
-  /** A local rejection: a breaker outside this one never counts it. */
-  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
-
   override get message(): string {
-    return this.forced
-      ? `Circuit breaker "${this.breaker}" (key "${this.key}") is forced open`
-      : `Circuit breaker "${this.breaker}" (key "${this.key}") is open; retry after ${Duration.format(this.retryAfter)}`
+    return `Circuit breaker "${this.breaker}" (key "${this.key}") is open; retry after ${
+      Duration.format(this.retryAfter)
+    }`
   }
 }
 
 /**
- * Rejection while a circuit is half-open and every probe slot is taken (or, under gradual recovery, the call is
- * outside the admitted share).
+ * Why a call was rejected: the circuit is half-open and every probe slot is taken (or, under gradual recovery,
+ * the call is outside the admitted share).
  *
  * @example
  * ```ts
  * import { CircuitBreaker } from "@effect-resilience/core"
  *
- * const error = new CircuitBreaker.CircuitHalfOpen({ breaker: "db", key: "default" })
- * error.message // 'Circuit breaker "db" (key "default") is half-open and not admitting more calls'
+ * const reason = new CircuitBreaker.CircuitHalfOpen({ breaker: "db", key: "default" })
+ * reason.message // 'Circuit breaker "db" (key "default") is half-open and not admitting more calls'
  * ```
  *
  * @since 0.1.0
@@ -540,11 +587,116 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
   breaker: Schema.String,
   key: Schema.String
 }) {
+  override get message(): string {
+    return `Circuit breaker "${this.breaker}" (key "${this.key}") is half-open and not admitting more calls`
+  }
+}
+
+/**
+ * Why a call was rejected: the circuit is forced open (`forceOpen`), until `reset`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const reason = new CircuitBreaker.CircuitForcedOpen({ breaker: "db", key: "default" })
+ * reason.message // 'Circuit breaker "db" (key "default") is forced open'
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CircuitForcedOpen extends Schema.TaggedError<CircuitForcedOpen>()("CircuitForcedOpen", {
+  breaker: Schema.String,
+  key: Schema.String
+}) {
+  override get message(): string {
+    return `Circuit breaker "${this.breaker}" (key "${this.key}") is forced open`
+  }
+}
+
+/**
+ * The reasons a `CircuitBreakerError` carries.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * const worthWaiting = (reason: CircuitBreaker.CircuitBreakerErrorReason) => reason._tag !== "CircuitForcedOpen"
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type CircuitBreakerErrorReason = CircuitOpen | CircuitHalfOpen | CircuitForcedOpen
+
+/**
+ * The schema of `CircuitBreakerErrorReason`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const isReason = Schema.is(CircuitBreaker.CircuitBreakerErrorReason)
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const CircuitBreakerErrorReason: Schema.Union<
+  readonly [typeof CircuitOpen, typeof CircuitHalfOpen, typeof CircuitForcedOpen]
+> = Schema.Union([CircuitOpen, CircuitHalfOpen, CircuitForcedOpen])
+
+/**
+ * Every rejection of a breaker: the call did not run. `reason` says why (`CircuitOpen`, `CircuitHalfOpen` or
+ * `CircuitForcedOpen`); `breaker`, `key` and `retryAfter` read through to it, `retryAfter` being the open time left
+ * (zero when half-open, infinite when forced open). A local rejection: a breaker outside this one never counts it.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const orNull = <A>(call: Effect.Effect<A, CircuitBreaker.Rejection>) =>
+ *   call.pipe(
+ *     Effect.catchTag("CircuitBreakerError", (e) =>
+ *       Effect.logWarning(`${e.breaker}: ${e.reason._tag}`).pipe(Effect.as(null))
+ *     )
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CircuitBreakerError extends Schema.TaggedError<CircuitBreakerError>()("CircuitBreakerError", {
+  reason: CircuitBreakerErrorReason
+}) {
   /** A local rejection: a breaker outside this one never counts it. */
   readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
 
+  /** The breaker that rejected the call. */
+  get breaker(): string {
+    return this.reason.breaker
+  }
+
+  /** The key whose circuit rejected the call. */
+  get key(): string {
+    return this.reason.key
+  }
+
+  /** The open time left: zero when half-open (a probe slot may free any time), infinite when forced open. */
+  get retryAfter(): Duration.Duration {
+    const reason = this.reason
+    return reason._tag === "CircuitOpen"
+      ? reason.retryAfter
+      : reason._tag === "CircuitForcedOpen"
+      ? Duration.infinity
+      : Duration.zero
+  }
+
   override get message(): string {
-    return `Circuit breaker "${this.breaker}" (key "${this.key}") is half-open and not admitting more calls`
+    return this.reason.message
   }
 }
 
@@ -555,13 +707,13 @@ export class CircuitHalfOpen extends Schema.TaggedError<CircuitHalfOpen>()("Circ
  * ```ts
  * import type { CircuitBreaker } from "@effect-resilience/core"
  *
- * const retryable = (e: CircuitBreaker.Rejection) => e._tag === "CircuitHalfOpen" || !e.forced
+ * const retryable = (e: CircuitBreaker.Rejection) => e.reason._tag !== "CircuitForcedOpen"
  * ```
  *
  * @since 0.1.0
  * @category errors
  */
-export type Rejection = CircuitOpen | CircuitHalfOpen
+export type Rejection = CircuitBreakerError
 
 // -----------------------------------------------------------------------------
 // policies
@@ -772,7 +924,7 @@ interface Resolved {
   readonly fleet: false | Pick<BreakerFleet.Member, "counting" | "quorum">
 }
 
-const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> => {
+const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigError> => {
   const trip = options.trip === undefined
     ? [consecutive(5)]
     : Array.isArray(options.trip)
@@ -832,6 +984,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
           consecutive: consecutiveFailures,
           rates,
           timesCalls: rates.some((policy) => policy._tag === "SlowCallRate"),
+          slowMillis: Math.min(Infinity, ...rates.map((policy) => policy.slowMillis)),
           maxProbes: raw.halfOpen.maxProbes,
           successThreshold: raw.halfOpen.successThreshold,
           maxProbeMillis: millisOf(raw.halfOpen.maxProbeTime),
@@ -861,9 +1014,6 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
 // -----------------------------------------------------------------------------
 // constructors
 // -----------------------------------------------------------------------------
-
-/** The key of a breaker's default circuit. */
-const defaultKey = "default"
 
 const stateCodes: Record<State, number> = {
   Closed: 0,
@@ -909,19 +1059,19 @@ const stateCodes: Record<State, number> = {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyConfigError, Scope.Scope> = Effect
-  .fnUntraced(function*(options: Options) {
+export const make: <A = unknown>(
+  options: Options<A>
+) => Effect.Effect<CircuitBreaker<A>, PolicyConfigError, Scope.Scope> = Effect
+  .fnUntraced(function*<A>(options: Options<A>) {
     const { config, eventBuffer, fleet, idleMillis, maxKeys, openDuration } = yield* resolve(options)
     const name = options.name
     const isFailure = options.isFailure
     const isDefectFailure = options.isDefectFailure
+    const isFailureResult = options.isFailureResult as ((value: unknown) => boolean) | undefined
     const context = yield* Effect.context<never>()
     const registry = Context.getOption(context, RegistryService)
     const fleetService = fleet === false ? Option.none() : Context.getOption(context, BreakerFleet.BreakerFleet)
-    // Set once the breaker has joined a fleet. `applying` is true while a fleet state is applied, so that what the
-    // fleet sent is not announced back to it.
-    let membership: BreakerFleet.Membership | undefined
-    let applying = false
+    const link = new fleetLink.Link()
     const globalCounting = fleet !== false && fleet.counting === "global" && Option.isSome(fleetService)
     const hub = yield* PubSub.sliding<Transition>(eventBuffer)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
@@ -942,17 +1092,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     const emit: internal.Emit = (cell, from, to, reason, at, shadow) => {
       transitionsTo[to]++
       pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
-      // Trips and closes are news for the fleet; Open -> HalfOpen is not (every instance derives it from openUntil),
-      // and manual controls announce themselves (see `control`).
-      if (membership !== undefined && !applying && !shadow && reason._tag !== "Manual" && to !== "HalfOpen") {
-        membership.announce({
-          key: cell.key,
-          kind: to === "Open" ? "trip" : "close",
-          state: internal.persist(cell),
-          reason,
-          at
-        })
-      }
+      link.transition(cell, to, reason, at, shadow)
     }
     const flush: Effect.Effect<void> = Effect.suspend(() => {
       if (pending.length === 0) return Effect.void
@@ -961,69 +1101,28 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       const local = PubSub.publishAll(hub, batch)
       return Option.isSome(registry) ? Effect.andThen(local, registry.value.publish(batch)) : local
     })
-    const thenFlush = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    const thenFlush = <X, E, R>(effect: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
       pending.length === 0 ? effect : Effect.andThen(flush, effect)
 
     // Keys. The default circuit is held directly so that the unkeyed path skips the map.
-    const createdAt = yield* Clock.currentTimeMillis
-    let baseMode: internal.Mode = "Live"
-    const defaultCell = new internal.Cell(defaultKey, createdAt)
-    // Insertion order is recency order: a call moves its key to the end, so the oldest keys come first.
-    const cells = new Map<string, internal.Cell>()
-    const perKeyMetrics = options.perKeyMetrics === true
-    const keyRemovals = new Map<internal.Cell, () => void>()
-
-    const evictable = (cell: internal.Cell, now: number) =>
-      now - cell.lastCallAt >= idleMillis && !(cell.phase === "Open" && now < cell.openUntil) &&
-      !(cell.half !== null && cell.half.ids.length > 0)
-
-    const evict = (cell: internal.Cell) => {
-      cells.delete(cell.key)
-      const remove = keyRemovals.get(cell)
-      if (remove !== undefined) {
-        remove()
-        keyRemovals.delete(cell)
-      }
-    }
-
-    const newCell = (key: string, now: number): internal.Cell => {
-      // Amortised sweep: each new key looks at the two oldest, so idle keys drain as fast as new ones arrive.
-      let looked = 0
-      for (const oldest of cells.values()) {
-        if (looked++ === 2 || !evictable(oldest, now)) break
-        evict(oldest)
-      }
-      if (cells.size >= maxKeys) evict(cells.values().next().value!)
-      const cell = new internal.Cell(key, now)
-      if (baseMode !== "Live") internal.setMode(cell, baseMode, actionOf(baseMode), now, ignoreEmit)
-      if (perKeyMetrics) {
-        keyRemovals.set(
-          cell,
+    const keys = new Keys(
+      yield* Clock.currentTimeMillis,
+      idleMillis,
+      maxKeys,
+      options.perKeyMetrics === true
+        ? (cell) =>
           metrics.registerUnsafe(
             context,
             metrics.gauge(
               "circuit_breaker_key_state",
               "State of one key",
-              { breaker: name, key },
+              { breaker: name, key: cell.key },
               () => stateCodes[internal.stateOf(cell)]
             )
           )
-        )
-      }
-      return cell
-    }
-
-    const cellFor = (key: string, now: number): internal.Cell => {
-      if (key === defaultKey) return defaultCell
-      let cell = cells.get(key)
-      if (cell === undefined) {
-        cell = newCell(key, now)
-      } else {
-        cells.delete(key)
-      }
-      cells.set(key, cell)
-      return cell
-    }
+        : undefined
+    )
+    const defaultCell = keys.defaultCell
 
     // Open durations. A fixed duration needs no effect; a schedule is replayed against a simulated clock so that
     // `upTo` and `during` measure time spent open.
@@ -1043,14 +1142,20 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
           return delay
         })
     const fixedOpenMillis = typeof openDuration === "number" ? openDuration : -1
+    const fixedOpen = Effect.succeed(fixedOpenMillis)
 
+    // Recording. A success costs one `undefined` check for `isFailureResult`.
     const classify = (exit: Exit.Exit<unknown, unknown>): number => {
-      if (exit._tag === "Success") return internal.SUCCESS
+      if (exit._tag === "Success") {
+        return isFailureResult !== undefined && isFailureResult(exit.value) ? internal.FAILURE : internal.SUCCESS
+      }
       const reasons = exit.cause.reasons
       for (let i = 0; i < reasons.length; i++) {
         const reason = reasons[i]
         if (reason._tag === "Fail") {
-          return isLocalRejection(reason.error) || (isFailure !== undefined && !isFailure(reason.error))
+          // A value a policy's `isFailureResult` classified counts whatever `isFailure` says.
+          return isLocalRejection(reason.error) ||
+              (isFailure !== undefined && !isClassifiedResult(reason.error) && !isFailure(reason.error))
             ? internal.IGNORED
             : internal.FAILURE
         }
@@ -1062,13 +1167,22 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       return internal.IGNORED
     }
 
-    // Breaker-wide totals behind the metrics, and the failure for the snapshot.
-    const countTotals = (cell: internal.Cell, outcome: number, exit: Exit.Exit<unknown, unknown>, now: number) => {
-      if (outcome === internal.SUCCESS) totals.success++
-      else if (outcome === internal.FAILURE) {
-        totals.failure++
-        rememberFailure(cell, now, (exit as Exit.Failure<unknown, unknown>).cause)
-      } else totals.ignored++
+    const recorder: fleetLink.Recorder = {
+      config,
+      emit,
+      flush,
+      classify,
+      countTotals: (cell, outcome, exit, now) => {
+        if (outcome === internal.SUCCESS) totals.success++
+        else if (outcome === internal.FAILURE) {
+          totals.failure++
+          rememberFailure(cell, now, exit)
+        } else totals.ignored++
+      },
+      countSlow: (calls) => {
+        totals.slow += calls
+      },
+      openMillis: (cell, now) => fixedOpenMillis >= 0 ? fixedOpen : openMillisFor(internal.nextOpening(cell, now))
     }
 
     const settle = (
@@ -1086,7 +1200,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
         ? startedAt
         : clock.currentTimeMillisUnsafe()
       const duration = now - startedAt
-      countTotals(cell, outcome, exit, now)
+      recorder.countTotals(cell, outcome, exit, now)
       const slowBefore = cell.slowCalls
       if (fixedOpenMillis < 0 && internal.mayTrip(cell, config, generation, outcome)) {
         // Only a call that may open the circuit pays for the schedule. If the cell moves on meanwhile, the
@@ -1100,42 +1214,6 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       internal.record(cell, config, generation, probe, outcome, duration, now, fixedOpenMillis, emit)
       totals.slow += cell.slowCalls - slowBefore
       return pending.length === 0 ? undefined : flush
-    }
-
-    // What the fleet decides. The outcome is asked of the fleet (`ask`); when the fleet decided, the key only tallies
-    // it, and when the fleet could not be reached, it is recorded locally, as a solo breaker would.
-    const settleWithFleet = (
-      cell: internal.Cell,
-      generation: number,
-      probe: number,
-      startedAt: number,
-      clock: Clock.Clock,
-      exit: Exit.Exit<unknown, unknown>,
-      ask: (outcome: number, duration: number, now: number, openMillis: number) => Effect.Effect<boolean>
-    ): Effect.Effect<void> => {
-      const outcome = classify(exit)
-      const now = clock.currentTimeMillisUnsafe()
-      const duration = now - startedAt
-      countTotals(cell, outcome, exit, now)
-      const openDurationNow = fixedOpenMillis >= 0
-        ? Effect.succeed(fixedOpenMillis)
-        : openMillisFor(internal.nextOpening(cell, now))
-      return Effect.flatMap(
-        openDurationNow,
-        (openMillis) =>
-          Effect.flatMap(ask(outcome, duration, now, openMillis), (decided) => {
-            const slowBefore = cell.slowCalls
-            if (decided) {
-              // The fleet's new state, if any, has been applied, orphaning a probe's local slot: give it back.
-              if (probe >= 0) internal.releaseProbe(cell, probe)
-              internal.tally(cell, config, outcome, duration, now)
-            } else {
-              internal.record(cell, config, generation, probe, outcome, duration, now, openMillis, emit)
-            }
-            totals.slow += cell.slowCalls - slowBefore
-            return flush
-          })
-      )
     }
 
     // A rejection says nothing that changes within a millisecond of one generation, so under load (when rejections
@@ -1155,126 +1233,32 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
         rejectedGeneration = cell.generation
         rejectedVerdict = verdict
         rejectedAt = now
-        rejection = Effect.fail(
-          verdict === internal.REJECT_HALF_OPEN
-            ? makeHalfOpen(name, cell.key)
-            : makeOpen(name, cell.key, verdict === internal.REJECT_FORCED ? Infinity : cell.openUntil - now)
-        )
+        rejection = Effect.fail(makeRejection(name, cell.key, verdict, cell.openUntil - now))
       }
       return rejection
     }
 
-    const run = <A, E, R>(self: Effect.Effect<A, E, R>, key: string): Effect.Effect<A, E | Rejection, R> => {
-      // The exit handler is installed before admission, so no interruption can come between taking a probe slot
-      // and the handler that gives it back.
-      //
-      // An effect value can run again (a retry) or on several fibers at once, so the state below belongs to the
-      // fiber that owns the current run. An overlapping run goes through a fresh wrapper, and this wrapper's
-      // handler stands aside when it sees that run end: on another fiber, or (the value nested in itself) on the
-      // owner's fiber while `nested` says so.
-      let owner: Fiber.Fiber<unknown, unknown> | undefined
-      let nested = 0
-      let cell: internal.Cell
-      let generation = -1
-      let probe = -1
-      let startedAt = 0
-      let clock: Clock.Clock
-      let lease: string | undefined
-      let epoch = 0
-      return Effect.onExitPrimitive(
-        Effect.withFiber<A, E | Rejection, R>((fiber) => {
-          if (owner !== undefined) {
-            if (owner === fiber) nested++
-            return run(self, key)
-          }
-          owner = fiber
-          generation = -1
-          probe = -1
-          lease = undefined
-          clock = fiber.getRef(Clock.Clock)
-          const now = clock.currentTimeMillisUnsafe()
-          cell = cellFor(key, now)
-          const verdict = internal.admit(cell, config, now, emit)
-          if (verdict < 0) return thenFlush(reject(cell, verdict, now))
-          if (verdict !== internal.ADMIT_UNCOUNTED) {
-            generation = cell.generation
-            startedAt = now
-            if (verdict === internal.ADMIT_PROBE) {
-              probe = internal.lastProbeId(cell)
-              if (membership !== undefined && cell.mode === "Live") {
-                // In a fleet, a probe also needs one of the fleet's leases, so that the fleet sends `maxProbes`.
-                const admitted = cell
-                const id = probe
-                return thenFlush(
-                  Effect.flatMap(membership.lease(key, now), (answer): Effect.Effect<A, E | Rejection, R> => {
-                    if (answer._tag === "Granted") lease = answer.lease
-                    if (answer._tag !== "Denied") return self
-                    internal.releaseProbe(admitted, id)
-                    generation = -1
-                    admitted.rejections++
-                    return reject(admitted, internal.REJECT_HALF_OPEN, now)
-                  })
-                )
-              }
-            } else if (globalCounting) {
-              epoch = membership!.epoch(key)
-            }
-          }
-          return thenFlush(self)
-        }),
-        (exit) => {
-          if (owner === undefined || Fiber.getCurrent() !== owner) return undefined
-          if (nested > 0) {
-            nested--
-            return undefined
-          }
-          owner = undefined
-          if (generation < 0) return undefined
-          if (lease !== undefined) {
-            const leased = lease
-            return settleWithFleet(
-              cell,
-              generation,
-              probe,
-              startedAt,
-              clock,
-              exit,
-              (outcome, _, now, openMillis) => membership!.settleProbe(key, leased, verdictOf(outcome), now, openMillis)
-            )
-          }
-          if (globalCounting && probe < 0) {
-            const admittedAt = epoch
-            return settleWithFleet(
-              cell,
-              generation,
-              probe,
-              startedAt,
-              clock,
-              exit,
-              (outcome, duration, now, openMillis) =>
-                // Ignored outcomes count nowhere: no round trip for them.
-                outcome === internal.IGNORED
-                  ? Effect.succeed(true)
-                  : membership!.record(
-                    key,
-                    admittedAt,
-                    verdictOf(outcome) as "success" | "failure",
-                    duration,
-                    now,
-                    openMillis
-                  )
-            )
-          }
-          return settle(cell, generation, probe, startedAt, clock, exit)
-        }
-      )
+    // Admission: what a run needs of this breaker (see `BreakerRun`).
+    const host: Host = {
+      keys,
+      config,
+      emit,
+      link,
+      globalCounting,
+      recorder,
+      reject,
+      thenFlush,
+      settle
     }
 
-    const protect = <A, E, R>(self: Effect.Effect<A, E, R>) => run(self, defaultKey)
-    const protectKey: CircuitBreaker["protectKey"] = dual(2, run)
+    const protect = <B extends A, E, R>(self: Effect.Effect<B, E, R>) => guard(new BreakerRun(host, self, defaultKey))
+    const protectKey: CircuitBreaker<A>["protectKey"] = dual(
+      2,
+      <B extends A, E, R>(self: Effect.Effect<B, E, R>, key: string) => guard(new BreakerRun(host, self, key))
+    )
 
     // Reads and controls. Each is one synchronous step followed by a flush of what it emitted.
-    const withNow = <A>(f: (now: number) => A): Effect.Effect<A> =>
+    const withNow = <X>(f: (now: number) => X): Effect.Effect<X> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const result = f(now)
         return pending.length === 0 ? Effect.succeed(result) : Effect.as(flush, result)
@@ -1282,13 +1266,8 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
 
     // Reads look at a key without creating it: an unknown key reads as a fresh circuit.
     const look = (key: string, now: number): internal.Cell => {
-      const cell = key === defaultKey ? defaultCell : cells.get(key) ?? detached(key, now)
+      const cell = keys.peek(key, now)
       internal.refresh(cell, config, now, emit)
-      return cell
-    }
-    const detached = (key: string, now: number): internal.Cell => {
-      const cell = new internal.Cell(key, now)
-      if (baseMode !== "Live") internal.setMode(cell, baseMode, actionOf(baseMode), now, ignoreEmit)
       return cell
     }
 
@@ -1301,21 +1280,13 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       reason?: Reason
     ): internal.Cell => {
       if (key !== undefined) {
-        const cell = cellFor(key, now)
+        const cell = keys.use(key, now)
         internal.setMode(cell, mode, action, now, emit, reason)
         return cell
       }
-      baseMode = mode
-      internal.setMode(defaultCell, mode, action, now, emit, reason)
-      for (const cell of cells.values()) internal.setMode(cell, mode, action, now, emit, reason)
+      keys.baseMode = mode
+      for (const cell of keys.all()) internal.setMode(cell, mode, action, now, emit, reason)
       return defaultCell
-    }
-
-    // Manual controls always go to the fleet, even when they change nothing here: another instance may differ.
-    const announceManual = (key: string | undefined, cell: internal.Cell, reason: Reason, now: number) => {
-      if (membership !== undefined && !applying) {
-        membership.announce({ key, kind: "manual", state: internal.persist(cell), reason, at: now })
-      }
     }
 
     const control =
@@ -1323,30 +1294,34 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       (key?: string): Effect.Effect<void> =>
         withNow((now) => {
           const cell = setModeAll(key, mode, action, now)
-          announceManual(key, cell, { _tag: "Manual", action }, now)
+          link.manual(key, cell, { _tag: "Manual", action }, now)
         })
 
     const applyFleet = (key: string | undefined, state: BreakerFleet.FleetState): Effect.Effect<void> =>
       withNow((now) => {
         const reason: Reason = { _tag: "Fleet", origin: state.origin, cause: state.reason }
-        applying = true
-        try {
+        link.apply(() => {
           if (key === undefined) setModeAll(undefined, state.state.mode, actionOf(state.state.mode), now, reason)
-          else internal.restore(cellFor(key, now), config, state.state, now, emit, reason)
-        } finally {
-          applying = false
-        }
+          else internal.restore(keys.use(key, now), config, state.state, now, emit, reason)
+        })
       })
 
-    const breaker: CircuitBreaker = {
+    const stateKey = (key: string) => withNow((now) => internal.stateOf(look(key, now)))
+    const snapshotKey = (key: string) => withNow((now) => toSnapshot(name, look(key, now), config, now))
+    const breaker: CircuitBreaker<A> = {
       [TypeId]: TypeId,
       name,
       protect,
       protectKey,
-      state: (key = defaultKey) => withNow((now) => internal.stateOf(look(key, now))),
-      snapshot: (key = defaultKey) => withNow((now) => toSnapshot(name, look(key, now), config, now)),
+      state: stateKey(defaultKey),
+      stateKey,
+      snapshot: snapshotKey(defaultKey),
+      snapshotKey,
       snapshots: withNow((now) =>
-        [defaultKey, ...cells.keys()].map((key) => toSnapshot(name, look(key, now), config, now))
+        keys.all().map((cell) => {
+          internal.refresh(cell, config, now, emit)
+          return toSnapshot(name, cell, config, now)
+        })
       ),
       transitions: Stream.fromPubSub(hub),
       forceOpen: control("ForcedOpen", "forceOpen"),
@@ -1356,10 +1331,10 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
       export: (key = defaultKey) => withNow((now) => internal.persist(look(key, now))),
       restore: (state, key = defaultKey) =>
         withNow((now) => {
-          const cell = cellFor(key, now)
+          const cell = keys.use(key, now)
           const reason: Reason = { _tag: "Manual", action: "restore" }
           internal.restore(cell, config, state, now, emit, reason)
-          announceManual(key, cell, reason, now)
+          link.manual(key, cell, reason, now)
         })
     }
 
@@ -1390,12 +1365,12 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
         by,
         () => stateCodes[internal.stateOf(defaultCell)]
       ),
-      metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => cells.size)
+      metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => keys.cells.size)
     ])
-    yield* Effect.addFinalizer(() => Effect.sync(() => keyRemovals.forEach((remove) => remove())))
+    yield* Effect.addFinalizer(() => Effect.sync(() => keys.close()))
 
     if (Option.isSome(fleetService) && fleet !== false) {
-      membership = yield* fleetService.value.join({
+      link.membership = yield* fleetService.value.join({
         breaker: name,
         counting: fleet.counting,
         quorum: fleet.quorum,
@@ -1408,28 +1383,139 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, PolicyCon
     return breaker
   })
 
-const ignoreEmit: internal.Emit = () => {}
+// What a run needs of its breaker. One object per breaker, all of one shape, so that the run's code stays
+// monomorphic however many breakers a program makes.
+interface Host {
+  readonly keys: Keys
+  readonly config: internal.Config
+  readonly emit: internal.Emit
+  readonly link: fleetLink.Link
+  readonly globalCounting: boolean
+  readonly recorder: fleetLink.Recorder
+  readonly reject: (cell: internal.Cell, verdict: number, now: number) => Effect.Effect<never, Rejection>
+  readonly thenFlush: <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
+  readonly settle: (
+    cell: internal.Cell,
+    generation: number,
+    probe: number,
+    startedAt: number,
+    clock: Clock.Clock,
+    exit: Exit.Exit<unknown, unknown>
+  ) => Effect.Effect<void> | undefined
+}
 
-const verdictOf = (outcome: number) =>
-  outcome === internal.SUCCESS
-    ? "success" as const
-    : outcome === internal.FAILURE
-    ? "failure" as const
-    : "ignored" as const
+// One run of a protected call: admission and settlement (internal/guard.ts pairs them whatever the nesting). A class
+// at module level, not per breaker, for the same reason as `Host`.
+class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
+  readonly host: Host
+  readonly self: Effect.Effect<X, E, R>
+  readonly key: string
+  cell: internal.Cell | undefined = undefined
+  generation = -1
+  probe = -1
+  startedAt = 0
+  clock: Clock.Clock | undefined = undefined
+  lease: string | undefined = undefined
+  epoch = 0
+  constructor(host: Host, self: Effect.Effect<X, E, R>, key: string) {
+    this.host = host
+    this.self = self
+    this.key = key
+  }
+
+  enter(fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<X, E | Rejection, R> {
+    this.generation = -1
+    this.probe = -1
+    this.lease = undefined
+    const host = this.host
+    const clock = this.clock = fiber.getRef(Clock.Clock)
+    const now = clock.currentTimeMillisUnsafe()
+    const cell = this.cell = host.keys.use(this.key, now)
+    const verdict = internal.admit(cell, host.config, now, host.emit)
+    if (verdict < 0) return host.thenFlush(host.reject(cell, verdict, now))
+    if (verdict !== internal.ADMIT_UNCOUNTED) {
+      this.generation = cell.generation
+      this.startedAt = now
+      if (verdict === internal.ADMIT_PROBE) {
+        this.probe = internal.lastProbeId(cell)
+        if (host.link.membership !== undefined && cell.mode === "Live") return host.thenFlush(this.leased(cell, now))
+      } else if (host.globalCounting) {
+        this.epoch = host.link.membership!.epoch(this.key)
+      }
+    }
+    return host.thenFlush(this.self)
+  }
+
+  // In a fleet, a probe also needs one of the fleet's leases, so that the fleet sends `maxProbes`.
+  leased(cell: internal.Cell, now: number): Effect.Effect<X, E | Rejection, R> {
+    const { host, probe } = this
+    return Effect.flatMap(host.link.membership!.lease(this.key, now), (answer): Effect.Effect<X, E | Rejection, R> => {
+      if (answer._tag === "Granted") this.lease = answer.lease
+      if (answer._tag !== "Denied") return this.self
+      internal.releaseProbe(cell, host.config, this.generation, probe)
+      this.generation = -1
+      cell.rejections++
+      return host.reject(cell, internal.REJECT_HALF_OPEN, now)
+    })
+  }
+
+  exit(_fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<X, E | Rejection>): Effect.Effect<void> | undefined {
+    if (this.generation < 0) return undefined
+    const { clock, generation, host, key, probe, startedAt } = this
+    const cell = this.cell!
+    const membership = host.link.membership
+    if (this.lease !== undefined) {
+      const leased = this.lease
+      return fleetLink.settle(
+        host.recorder,
+        cell,
+        generation,
+        probe,
+        startedAt,
+        clock!,
+        exit,
+        (outcome, _, now, openMillis) =>
+          membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
+      )
+    }
+    if (host.globalCounting && probe < 0) {
+      const admittedAt = this.epoch
+      return fleetLink.settle(
+        host.recorder,
+        cell,
+        generation,
+        probe,
+        startedAt,
+        clock!,
+        exit,
+        (outcome, duration, now, openMillis) =>
+          // Ignored outcomes count nowhere: no round trip for them.
+          outcome === internal.IGNORED
+            ? Effect.succeed(true)
+            : membership!.record(
+              key,
+              admittedAt,
+              fleetLink.verdictOf(outcome) as "success" | "failure",
+              duration,
+              now,
+              openMillis
+            )
+      )
+    }
+    return host.settle(cell, generation, probe, startedAt, clock!, exit)
+  }
+
+  fork(): BreakerRun<X, E, R> {
+    return new BreakerRun(this.host, this.self, this.key)
+  }
+}
 
 const callsHelp = "Calls recorded, by outcome"
 
-const actionOf = (mode: internal.Mode): "forceOpen" | "disable" | "metricsOnly" | "reset" =>
-  mode === "ForcedOpen"
-    ? "forceOpen"
-    : mode === "Disabled"
-    ? "disable"
-    : mode === "MetricsOnly"
-    ? "metricsOnly"
-    : "reset"
-
-const rememberFailure = (cell: internal.Cell, now: number, cause: Cause.Cause<unknown>): void => {
-  const error = Cause.squash(cause)
+const rememberFailure = (cell: internal.Cell, now: number, exit: Exit.Exit<unknown, unknown>): void => {
+  // A success that `isFailureResult` counts as a failure: the value is the caller's, so only its kind is kept.
+  if (exit._tag === "Success") return internal.rememberFailure(cell, now, "FailureResult", "")
+  const error = Cause.squash(exit.cause)
   let tag = "Unknown"
   let message = ""
   if (typeof error === "object" && error !== null) {
@@ -1445,24 +1531,25 @@ const rememberFailure = (cell: internal.Cell, now: number, cause: Cause.Cause<un
 
 // Rejections are built without capturing a stack: a fast-fail path must stay fast, and the stack of a rejection
 // only says where the breaker is, which its fields already do.
-const makeOpen = (breaker: string, key: string, remaining: number): CircuitOpen =>
+const makeRejection = (breaker: string, key: string, verdict: number, remaining: number): CircuitBreakerError =>
   stackless(() =>
-    new CircuitOpen({
-      breaker,
-      key,
-      retryAfter: Duration.millis(Math.max(0, remaining)),
-      forced: remaining === Infinity
+    new CircuitBreakerError({
+      reason: verdict === internal.REJECT_HALF_OPEN
+        ? new CircuitHalfOpen({ breaker, key }, { disableChecks: true })
+        : verdict === internal.REJECT_FORCED
+        ? new CircuitForcedOpen({ breaker, key }, { disableChecks: true })
+        : new CircuitOpen({ breaker, key, retryAfter: Duration.millis(Math.max(0, remaining)) }, {
+          disableChecks: true
+        })
     }, { disableChecks: true })
   )
-
-const makeHalfOpen = (breaker: string, key: string): CircuitHalfOpen =>
-  stackless(() => new CircuitHalfOpen({ breaker, key }, { disableChecks: true }))
 
 const rateOf = (cell: internal.Cell, config: internal.Config, kind: "FailureRate" | "SlowCallRate"): number => {
   const index = config.rates.findIndex((policy) => policy._tag === kind)
   if (index >= 0 && cell.windows !== null) {
     const window = cell.windows[index]
-    return window.calls === 0 ? 0 : window.hits / window.calls
+    const hits = kind === "FailureRate" ? window.failures : window.slow
+    return window.calls === 0 ? 0 : hits / window.calls
   }
   const hits = kind === "FailureRate" ? cell.failures : cell.slowCalls
   return cell.calls === 0 ? 0 : hits / cell.calls
@@ -1481,6 +1568,7 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
   slowCallCount: cell.slowCalls,
   rejectedCount: cell.rejections,
   consecutiveFailures: cell.streak,
+  window: internal.windowFigures(cell, config),
   failureRate: rateOf(cell, config, "FailureRate"),
   slowCallRate: rateOf(cell, config, "SlowCallRate"),
   stateChanges: cell.stateChanges,
@@ -1517,7 +1605,7 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<CircuitBreaker, PolicyConfigError> =>
+export const layer = <A = unknown>(options: Options<A>): Layer.Layer<CircuitBreaker, PolicyConfigError> =>
   Layer.effect(CircuitBreaker, make(options))
 
 /**
@@ -1548,7 +1636,7 @@ export const describeReason: (reason: Reason) => string = internal.describe
  *   const breaker = yield* CircuitBreaker.make({ name: "search" })
  *   yield* CircuitBreaker.setState(breaker, "Open")
  *   return yield* breaker.protect(Effect.succeed("live")).pipe(
- *     Effect.catchTag("CircuitOpen", () => Effect.succeed("fallback"))
+ *     Effect.catchTag("CircuitBreakerError", () => Effect.succeed("fallback"))
  *   ) // "fallback"
  * }).pipe(Effect.scoped)
  * ```

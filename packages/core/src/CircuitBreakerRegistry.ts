@@ -139,7 +139,7 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
  * @example
  * ```ts
  * import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
  *
  * // A breaker layer built on the registry registers itself there.
  * const Live = CircuitBreaker.layer({ name: "search" }).pipe(Layer.provideMerge(CircuitBreakerRegistry.layer))
@@ -158,7 +158,7 @@ export const layer: Layer.Layer<CircuitBreakerRegistry> = Layer.effect(RegistryS
  * import { CircuitBreakerRegistry } from "@effect-resilience/core"
  * import { Effect } from "effect"
  *
- * const state = CircuitBreakerRegistry.get("search").pipe(Effect.flatMap((breaker) => breaker.state()))
+ * const state = CircuitBreakerRegistry.get("search").pipe(Effect.flatMap((breaker) => breaker.state))
  * ```
  *
  * @since 0.1.0

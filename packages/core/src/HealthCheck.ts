@@ -34,7 +34,7 @@
  *         )
  *     })
  *   })
- * }).pipe(Effect.provide([HealthMonitor.layer, FetchHttpClient.layer]))
+ * }).pipe(Effect.provide([HealthMonitor.layer(), FetchHttpClient.layer]))
  * ```
  *
  * @since 0.1.0
@@ -193,7 +193,7 @@ const describeHttpError = (error: HttpClientError.HttpClientError): string => {
  *     check: HealthCheck.http({ url: "http://search.internal/health", timeout: "2 seconds" }),
  *     interval: "10 seconds"
  *   })
- * }).pipe(Effect.provide([HealthMonitor.layer, FetchHttpClient.layer]))
+ * }).pipe(Effect.provide([HealthMonitor.layer(), FetchHttpClient.layer]))
  * ```
  *
  * @since 0.1.0
@@ -276,7 +276,7 @@ export const http = (
  *     warningThreshold: 1,
  *     failureThreshold: 1
  *   })
- * }).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer))
+ * }).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer()))
  * ```
  *
  * @since 0.1.0
@@ -290,7 +290,7 @@ export const circuitBreaker = (
     ? `circuit breaker "${breaker.name}"`
     : `circuit breaker "${breaker.name}" (key "${key}")`
   return Effect.flatMap(
-    breaker.state(key),
+    key === undefined ? breaker.state : breaker.stateKey(key),
     (state): Effect.Effect<CircuitBreaker.State, HealthCheckFailed | Warning> => {
       if (state === "Open" || state === "ForcedOpen") {
         return Effect.fail(
@@ -410,7 +410,7 @@ const percent = (share: number): string => `${Math.round(share * 1000) / 10}%`
  *         )
  *     })
  *   })
- * }).pipe(Effect.provide(HealthMonitor.layer))
+ * }).pipe(Effect.provide(HealthMonitor.layer()))
  * ```
  *
  * @since 0.1.0

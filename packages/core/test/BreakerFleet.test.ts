@@ -133,12 +133,12 @@ describe("BreakerFleet (the breaker's side)", () => {
       yield* TestClock.adjust("1 second")
       let ran = 0
       const error = yield* Effect.flip(breaker.protect(Effect.sync(() => ran++)))
-      assert.strictEqual(error._tag, "CircuitHalfOpen")
+      assert.strictEqual(error.reason._tag, "CircuitHalfOpen")
       assert.strictEqual(ran, 0)
       // The local slot came back: a second probe asks the fleet again.
       yield* Effect.flip(breaker.protect(Effect.void))
       assert.deepStrictEqual(fleet.calls, ["lease default", "lease default"])
-      assert.strictEqual((yield* breaker.snapshot()).rejectedCount, 2)
+      assert.strictEqual((yield* breaker.snapshot).rejectedCount, 2)
     }).pipe(Effect.scoped, Effect.provide(fleet.layer))
   })
 
@@ -151,8 +151,8 @@ describe("BreakerFleet (the breaker's side)", () => {
       yield* breaker.protect(Effect.void)
       assert.deepStrictEqual(fleet.calls, ["lease default", "settle default 9|x success"])
       // The fleet decides: locally still HalfOpen, its slot free for the next probe.
-      assert.strictEqual(yield* breaker.state(), "HalfOpen")
-      assert.strictEqual((yield* breaker.snapshot()).halfOpen?.probesInFlight, 0)
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+      assert.strictEqual((yield* breaker.snapshot).halfOpen?.probesInFlight, 0)
     }).pipe(Effect.scoped, Effect.provide(fleet.layer))
   })
 
@@ -167,16 +167,40 @@ describe("BreakerFleet (the breaker's side)", () => {
       })
       yield* failOnce(breaker)
       yield* failOnce(breaker)
-      assert.strictEqual(yield* breaker.state(), "Open")
+      assert.strictEqual(yield* breaker.state, "Open")
       yield* TestClock.adjust("1 second")
       yield* breaker.protect(Effect.void)
-      assert.strictEqual(yield* breaker.state(), "Closed")
+      assert.strictEqual(yield* breaker.state, "Closed")
       assert.deepStrictEqual(fleet.calls, [
         "record default 7 failure",
         "record default 7 failure",
         "lease default",
         "settle default 9|x success"
       ])
+    }).pipe(Effect.scoped, Effect.provide(fleet.layer))
+  })
+
+  it.effect("global counting: an outcome from an earlier generation stays out of the new window", () => {
+    const fleet = recordingFleet({ lease: { _tag: "Local" }, counted: true })
+    return Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: "b",
+        trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 5, window: CircuitBreaker.lastCalls(10) }),
+        fleet: { counting: "global" }
+      })
+      yield* breaker.protect(Effect.void)
+      const slow = yield* Effect.forkChild(
+        Effect.ignore(breaker.protect(Effect.delay(Effect.fail(new Boom()), "1 second"))),
+        { startImmediately: true }
+      )
+      yield* breaker.reset() // a new generation: the slow call was admitted before it
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(slow)
+      const snapshot = yield* breaker.snapshot
+      // A real call: the lifetime totals count it, but not the window of a generation it was not admitted in.
+      assert.deepStrictEqual([snapshot.totalCalls, snapshot.failureCount], [2, 1])
+      assert.deepStrictEqual(snapshot.window, { calls: 0, failures: 0, successes: 0, slowCalls: 0 })
+      assert.strictEqual(snapshot.failureRate, 0)
     }).pipe(Effect.scoped, Effect.provide(fleet.layer))
   })
 
@@ -190,8 +214,8 @@ describe("BreakerFleet (the breaker's side)", () => {
       })
       yield* failOnce(breaker)
       yield* breaker.protect(Effect.void)
-      assert.strictEqual(yield* breaker.state(), "Closed")
-      const snapshot = yield* breaker.snapshot()
+      assert.strictEqual(yield* breaker.state, "Closed")
+      const snapshot = yield* breaker.snapshot
       assert.deepStrictEqual([snapshot.failureCount, snapshot.successCount], [1, 1])
       assert.deepStrictEqual(fleet.calls, ["record default 7 failure", "record default 7 success"])
     }).pipe(Effect.scoped, Effect.provide(fleet.layer))

@@ -190,6 +190,24 @@ describe("Bulkhead", () => {
         assert.deepStrictEqual([snapshot.active, snapshot.calls, snapshot.rejected.QueueFull], [0, 2, 2])
       }))
 
+    it.effect("a protected effect nested in itself keeps the outer permit until the outer run ends", () =>
+      Effect.gen(function*() {
+        const bulkhead = yield* Bulkhead.make({ name: "poll", maxConcurrent: 3 })
+        const active: Array<number> = []
+        let depth = 0
+        const poll: Effect.Effect<void, Bulkhead.BulkheadFull> = bulkhead.protect(
+          Effect.suspend(() =>
+            ++depth < 3
+              ? Effect.andThen(poll, Effect.flatMap(bulkhead.snapshot, (s) => Effect.sync(() => active.push(s.active))))
+              : Effect.void
+          )
+        )
+        yield* poll
+        // After each inner run ends, the runs around it still hold their permits.
+        assert.deepStrictEqual(active, [2, 1])
+        assert.strictEqual((yield* bulkhead.snapshot).active, 0)
+      }))
+
     it.effect("pipes, passes the call's own errors through, and adds only BulkheadFull", () =>
       Effect.gen(function*() {
         const bulkhead = yield* Bulkhead.make({ name: "db", maxConcurrent: 1 })
@@ -669,7 +687,7 @@ describe("Bulkhead", () => {
         yield* start(bulkhead.protect(Effect.never))
         const error = yield* Effect.flip(Effect.void.pipe(bulkhead.protect, breaker.protect))
         assert.strictEqual(error._tag, "BulkheadFull")
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
   })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Stream } from "effect"
+import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 
@@ -24,8 +24,12 @@ const halfOpenBreaker = (options: Pick<CircuitBreaker.Options, "name" | "halfOpe
     return breaker
   })
 
+/** The reason a call was rejected for: `CircuitOpen`, `CircuitHalfOpen` or `CircuitForcedOpen`. */
 const rejection = <A, E>(effect: Effect.Effect<A, E | CircuitBreaker.Rejection>) =>
-  Effect.map(Effect.flip(effect), (error) => (error as { readonly _tag: string })._tag)
+  Effect.map(
+    Effect.flip(effect),
+    (error) => error instanceof CircuitBreaker.CircuitBreakerError ? error.reason._tag : "not a rejection"
+  )
 
 /** Collects every transition published while `body` runs. */
 const recording = <A, E, R>(
@@ -71,21 +75,22 @@ describe("CircuitBreaker", () => {
           openDuration: "30 seconds"
         })
         yield* failTimes(breaker, 2)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
         yield* Effect.ignore(breaker.protect(fail()))
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
 
         yield* TestClock.adjust("10 seconds")
         const error = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
-        assert.strictEqual(error._tag, "CircuitOpen")
+        assert.strictEqual(error._tag, "CircuitBreakerError")
+        assert.strictEqual(error.reason._tag, "CircuitOpen")
         assert.strictEqual(error.breaker, "db")
         assert.strictEqual(error.key, "default")
-        assert.strictEqual(Duration.toMillis((error as CircuitBreaker.CircuitOpen).retryAfter), 20_000)
-        assert.isFalse((error as CircuitBreaker.CircuitOpen).forced)
+        assert.strictEqual(Duration.toMillis(error.retryAfter), 20_000)
+        assert.strictEqual(error.message, `Circuit breaker "db" (key "default") is open; retry after 20s`)
 
         yield* TestClock.adjust("20 seconds")
         assert.strictEqual(yield* breaker.protect(Effect.succeed(1)), 1)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("a success resets the streak", () =>
@@ -94,7 +99,7 @@ describe("CircuitBreaker", () => {
         yield* failTimes(breaker, 2)
         yield* breaker.protect(Effect.void)
         yield* failTimes(breaker, 2)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.consecutiveFailures, 2)
         assert.strictEqual(snapshot.failureCount, 4)
@@ -113,7 +118,7 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* rejection(breaker.protect(Effect.void)), "CircuitOpen")
         yield* TestClock.adjust(Duration.millis(1))
         yield* breaker.protect(Effect.void)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("a snapshot moves an elapsed Open to HalfOpen, with no timer", () =>
@@ -129,7 +134,7 @@ describe("CircuitBreaker", () => {
             yield* failTimes(breaker, 1)
             yield* TestClock.adjust("1 minute")
             // Nothing happened on its own while time passed...
-            assert.strictEqual((yield* breaker.snapshot()).state, "HalfOpen")
+            assert.strictEqual((yield* breaker.snapshot).state, "HalfOpen")
           })
         )
         // ...the transition is computed when the snapshot looks, stamped with the time it looked.
@@ -147,10 +152,10 @@ describe("CircuitBreaker", () => {
         })
         // 3 failures of 3 calls: 100%, but below the minimum number of calls.
         yield* failTimes(breaker, 3)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
         // The 4th call is a success: 3 of 4 = 75% >= 50%.
         yield* breaker.protect(Effect.void)
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("the count window slides: old outcomes leave it", () =>
@@ -163,11 +168,11 @@ describe("CircuitBreaker", () => {
         for (let i = 0; i < 4; i++) yield* breaker.protect(Effect.void)
         // The failure has slid out: 1 failure of the last 4 = 25%.
         yield* failTimes(breaker, 1)
-        assert.strictEqual(yield* breaker.state(), "Closed")
-        assert.strictEqual((yield* breaker.snapshot()).failureRate, 0.25)
+        assert.strictEqual(yield* breaker.state, "Closed")
+        assert.strictEqual((yield* breaker.snapshot).failureRate, 0.25)
         // Exactly 50% trips: at or above.
         yield* failTimes(breaker, 1)
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("time window: buckets are aligned, and calls older than the window stop counting", () =>
@@ -186,12 +191,12 @@ describe("CircuitBreaker", () => {
         // At t = 10s the window is [1s, 11s): the bucket of t = 0.9s has left, though the calls are only 9.1s old.
         yield* TestClock.adjust(Duration.millis(9_100))
         yield* breaker.protect(Effect.void)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.failureRate, 0)
         // Three failures now make 3 of 4 = 75%.
         yield* failTimes(breaker, 3)
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("slow-call rate: a call is slow only when strictly slower than the threshold", () =>
@@ -213,11 +218,11 @@ describe("CircuitBreaker", () => {
           })
         yield* call("2 seconds")
         yield* call("2 seconds")
-        assert.strictEqual(yield* breaker.state(), "Closed")
-        assert.strictEqual((yield* breaker.snapshot()).slowCallCount, 0)
+        assert.strictEqual(yield* breaker.state, "Closed")
+        assert.strictEqual((yield* breaker.snapshot).slowCallCount, 0)
         yield* call(Duration.millis(2_001))
         yield* call(Duration.millis(2_001))
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Open")
         assert.strictEqual(snapshot.slowCallCount, 2)
         assert.strictEqual(snapshot.successCount, 4)
@@ -259,13 +264,13 @@ describe("CircuitBreaker", () => {
           openDuration: Schedule.exponential("1 second")
         })
         yield* failTimes(breaker, 1)
-        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 1_000)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 1_000)
         yield* TestClock.adjust("1 second")
         yield* failTimes(breaker, 1) // the probe fails
-        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 2_000)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 2_000)
         yield* TestClock.adjust("2 seconds")
         yield* failTimes(breaker, 1)
-        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 4_000)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 4_000)
       }))
 
     it.effect("the backoff restarts once the circuit stays closed as long as it was last open", () =>
@@ -283,13 +288,13 @@ describe("CircuitBreaker", () => {
         // Flapping: a trip 1s after closing keeps the backoff going.
         yield* TestClock.adjust("1 second")
         yield* failTimes(breaker, 1)
-        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 4_000)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 4_000)
         yield* TestClock.adjust("4 seconds")
         yield* breaker.protect(Effect.void)
         // Closed for 4s, as long as the last opening: the next trip starts over.
         yield* TestClock.adjust("4 seconds")
         yield* failTimes(breaker, 1)
-        assert.strictEqual((yield* breaker.snapshot()).retryAfterMillis, 1_000)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 1_000)
       }))
 
     it.effect("jittered schedules are reproducible under a seeded Random", () =>
@@ -301,7 +306,7 @@ describe("CircuitBreaker", () => {
             openDuration: Schedule.exponential("1 second").pipe(Schedule.jittered)
           })
           yield* failTimes(breaker, 1)
-          return (yield* breaker.snapshot()).retryAfterMillis!
+          return (yield* breaker.snapshot).retryAfterMillis!
         }).pipe(Effect.scoped, Random.withSeed(42))
         const first = yield* openFor
         assert.isAtLeast(first, 800)
@@ -319,18 +324,18 @@ describe("CircuitBreaker", () => {
           Array.from({ length: 1000 }),
           () => Effect.forkChild(Effect.exit(breaker.protect(Deferred.await(gate))), { startImmediately: true })
         )
-        assert.strictEqual((yield* breaker.snapshot()).halfOpen?.probesInFlight, 3)
+        assert.strictEqual((yield* breaker.snapshot).halfOpen?.probesInFlight, 3)
         yield* Deferred.succeed(gate, undefined)
         const exits = yield* Fiber.joinAll(fibers)
         const admitted = exits.filter(Exit.isSuccess).length
         const rejected = exits.filter((exit) =>
           Exit.isFailure(exit) && exit.cause.reasons.some((r) =>
-            r._tag === "Fail" && r.error._tag === "CircuitHalfOpen"
+            r._tag === "Fail" && r.error._tag === "CircuitBreakerError" && r.error.reason._tag === "CircuitHalfOpen"
           )
         ).length
         assert.strictEqual(admitted, 3)
         assert.strictEqual(rejected, 997)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("one protected effect run twice at once counts as two calls", () =>
@@ -340,7 +345,7 @@ describe("CircuitBreaker", () => {
         const both = yield* Effect.forkChild(Effect.all([probe, probe], { concurrency: 2 }))
         yield* TestClock.adjust("10 millis")
         yield* Fiber.join(both)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.successCount, 2)
       }))
@@ -353,7 +358,7 @@ describe("CircuitBreaker", () => {
           Effect.suspend(() => ++depth < 3 ? poll : Effect.succeed(depth))
         ) as Effect.Effect<number, never>
         assert.strictEqual(yield* poll, 3)
-        assert.strictEqual((yield* breaker.snapshot()).successCount, 3)
+        assert.strictEqual((yield* breaker.snapshot).successCount, 3)
       }))
 
     it.effect("needs successThreshold probe successes to close; any probe failure reopens", () =>
@@ -361,9 +366,9 @@ describe("CircuitBreaker", () => {
         const breaker = yield* halfOpenBreaker({ name: "db", halfOpen: { successThreshold: 3 } })
         yield* breaker.protect(Effect.void)
         yield* breaker.protect(Effect.void)
-        assert.strictEqual((yield* breaker.snapshot()).halfOpen?.successes, 2)
+        assert.strictEqual((yield* breaker.snapshot).halfOpen?.successes, 2)
         yield* failTimes(breaker, 1)
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("a probe that hangs past maxProbeTime frees its slot, and its late outcome is dropped", () =>
@@ -376,11 +381,11 @@ describe("CircuitBreaker", () => {
         yield* TestClock.adjust("10 seconds")
         // The slot is free again: this probe succeeds and closes the circuit.
         yield* breaker.protect(Effect.void)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
         // The hung probe fails at last; its outcome belongs to a state that has gone.
         yield* Deferred.succeed(hung, undefined)
         yield* Effect.ignore(Fiber.join(slow))
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.failureCount, 1)
       }))
@@ -391,12 +396,12 @@ describe("CircuitBreaker", () => {
         const probe = yield* Effect.forkChild(breaker.protect(Effect.never))
         yield* Effect.yieldNow
         yield* Fiber.interrupt(probe)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "HalfOpen")
         assert.strictEqual(snapshot.halfOpen?.probesInFlight, 0)
         assert.strictEqual(snapshot.ignoredCount, 1)
         yield* breaker.protect(Effect.void)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("gradual recovery admits a deterministic, rising share of calls", () =>
@@ -413,7 +418,7 @@ describe("CircuitBreaker", () => {
         // Credit starts at 1 - 0.25: the first call runs. The share is then 0.625 (1 of 2 successes):
         // credit 0.625 (reject), 1.25 (run, 0.25 left); the second success closes the circuit.
         assert.deepStrictEqual(pattern, ["run", "reject", "run", "run", "run", "run", "run", "run"])
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("gradual recovery: a failure among the admitted calls reopens", () =>
@@ -428,7 +433,7 @@ describe("CircuitBreaker", () => {
           assert.strictEqual(yield* rejection(breaker.protect(Effect.void)), "CircuitHalfOpen")
         }
         yield* Effect.ignore(breaker.protect(fail()))
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
   })
 
@@ -450,7 +455,7 @@ describe("CircuitBreaker", () => {
         // The slow call fails now: counted, it would make two in a row and trip the circuit.
         yield* Deferred.succeed(release, undefined)
         yield* Effect.ignore(Fiber.join(slow))
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.consecutiveFailures, 1)
       }))
@@ -464,7 +469,7 @@ describe("CircuitBreaker", () => {
         yield* breaker.reset()
         yield* Deferred.succeed(release, undefined)
         yield* Effect.ignore(Fiber.join(slow))
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
   })
 
@@ -480,12 +485,12 @@ describe("CircuitBreaker", () => {
           const error = yield* Effect.flip(breaker.protect(fail(404)))
           assert.strictEqual(error._tag, "Boom")
         }
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.ignoredCount, 5)
         assert.strictEqual(snapshot.totalCalls, 0)
         yield* failTimes(breaker, 2)
-        assert.strictEqual(yield* breaker.state(), "Open")
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("a nested breaker's rejections never count: they say nothing about the dependency", () =>
@@ -494,9 +499,9 @@ describe("CircuitBreaker", () => {
         const inner = yield* CircuitBreaker.make({ name: "inner" })
         yield* inner.forceOpen()
         for (let i = 0; i < 3; i++) {
-          assert.strictEqual(yield* rejection(outer.protect(inner.protect(Effect.void))), "CircuitOpen")
+          assert.strictEqual(yield* rejection(outer.protect(inner.protect(Effect.void))), "CircuitForcedOpen")
         }
-        const snapshot = yield* outer.snapshot()
+        const snapshot = yield* outer.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.ignoredCount, 3)
       }))
@@ -505,14 +510,14 @@ describe("CircuitBreaker", () => {
       Effect.gen(function*() {
         const counted = yield* CircuitBreaker.make({ name: "a", trip: CircuitBreaker.consecutive(1) })
         yield* Effect.exit(counted.protect(Effect.die("bug")))
-        assert.strictEqual(yield* counted.state(), "Open")
+        assert.strictEqual(yield* counted.state, "Open")
         const narrowed = yield* CircuitBreaker.make({
           name: "b",
           trip: CircuitBreaker.consecutive(1),
           isDefectFailure: () => false
         })
         yield* Effect.exit(narrowed.protect(Effect.die("bug")))
-        assert.strictEqual(yield* narrowed.state(), "Closed")
+        assert.strictEqual(yield* narrowed.state, "Closed")
       }))
 
     it.effect("interruption never counts", () =>
@@ -522,7 +527,7 @@ describe("CircuitBreaker", () => {
         const fiber = yield* Effect.forkChild(breaker.protect(Effect.never))
         yield* Effect.yieldNow
         yield* Fiber.interrupt(fiber)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.ignoredCount, 2)
       }))
@@ -534,7 +539,7 @@ describe("CircuitBreaker", () => {
           yield* TestClock.adjust("1 second")
           yield* Effect.ignore(breaker.protect(Effect.fail(new Error(`attempt ${i}`))))
         }
-        const { lastFailureAt, recentFailures } = yield* breaker.snapshot()
+        const { lastFailureAt, recentFailures } = yield* breaker.snapshot
         assert.strictEqual(recentFailures.length, 50)
         assert.deepStrictEqual(recentFailures[0], { at: 11_000, tag: "Error", message: "attempt 10" })
         assert.strictEqual(recentFailures[49].message, "attempt 59")
@@ -548,14 +553,13 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "db" })
         yield* breaker.forceOpen()
         const error = yield* Effect.flip(breaker.protect(Effect.void))
-        assert.strictEqual(error._tag, "CircuitOpen")
-        assert.isTrue((error as CircuitBreaker.CircuitOpen).forced)
-        assert.isFalse(Duration.isFinite((error as CircuitBreaker.CircuitOpen).retryAfter))
+        assert.strictEqual(error.reason._tag, "CircuitForcedOpen")
+        assert.isFalse(Duration.isFinite(error.retryAfter))
         yield* TestClock.adjust("1 day")
-        assert.strictEqual(yield* breaker.state(), "ForcedOpen")
+        assert.strictEqual(yield* breaker.state, "ForcedOpen")
         yield* breaker.reset()
         yield* breaker.protect(Effect.void)
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }))
 
     it.effect("Disabled admits everything, keeps counting and never trips", () =>
@@ -563,7 +567,7 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
         yield* breaker.disable()
         yield* failTimes(breaker, 10)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.strictEqual(snapshot.state, "Disabled")
         assert.strictEqual(snapshot.failureCount, 10)
         assert.strictEqual(snapshot.rejectedCount, 0)
@@ -584,7 +588,7 @@ describe("CircuitBreaker", () => {
             // The live breaker would reject these; they run, uncounted.
             assert.strictEqual(yield* breaker.protect(Effect.succeed("ran")), "ran")
             yield* Effect.ignore(breaker.protect(fail()))
-            const snapshot = yield* breaker.snapshot()
+            const snapshot = yield* breaker.snapshot
             assert.strictEqual(snapshot.state, "MetricsOnly")
             assert.strictEqual(snapshot.circuit, "Open")
             assert.strictEqual(snapshot.rejectedCount, 2)
@@ -608,7 +612,7 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "db" })
         const { seen } = yield* recording(breaker, Effect.andThen(breaker.reset(), breaker.reset()))
         assert.deepStrictEqual(seen, [])
-        assert.strictEqual((yield* breaker.snapshot()).stateChanges, 0)
+        assert.strictEqual((yield* breaker.snapshot).stateChanges, 0)
       }))
 
     it.effect("setState puts a breaker or one key into any state, for testing fallbacks", () =>
@@ -616,13 +620,129 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "search" })
         for (const state of CircuitBreaker.states) {
           yield* CircuitBreaker.setState(breaker, state)
-          assert.strictEqual(yield* breaker.state(), state)
+          assert.strictEqual(yield* breaker.state, state)
         }
         yield* CircuitBreaker.setState(breaker, "Open", { key: "tenant-1", openFor: "5 seconds" })
         assert.strictEqual(yield* rejection(breaker.protectKey("tenant-1")(Effect.void)), "CircuitOpen")
         assert.strictEqual(yield* breaker.protectKey("tenant-2")(Effect.succeed(2)), 2)
         yield* TestClock.adjust("5 seconds")
-        assert.strictEqual(yield* breaker.state("tenant-1"), "HalfOpen")
+        assert.strictEqual(yield* breaker.stateKey("tenant-1"), "HalfOpen")
+      }))
+  })
+
+  describe("rejections", () => {
+    it.effect("one error, CircuitBreakerError: catchTag handles every rejection, catchReason one kind", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.ignore(breaker.protect(fail()))
+        const call = breaker.protect(Effect.succeed("live"))
+        const onOpen = call.pipe(
+          Effect.catchReason("CircuitBreakerError", "CircuitOpen", (open) => Effect.succeed(`open ${open.key}`))
+        )
+        assert.strictEqual(yield* onOpen, "open default")
+        yield* breaker.forceOpen()
+        // Another kind passes through catchReason, and catchTag takes it.
+        const forced = yield* Effect.flip(onOpen)
+        assert.strictEqual(forced.reason._tag, "CircuitForcedOpen")
+        const any = yield* call.pipe(Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(e.reason._tag)))
+        assert.strictEqual(any, "CircuitForcedOpen")
+      }))
+
+    it.effect("retryAfter reads the open time left, zero when half-open, infinite when forced open", () =>
+      Effect.gen(function*() {
+        const breaker = yield* halfOpenBreaker({ name: "db" })
+        const probe = yield* Effect.forkChild(breaker.protect(Effect.sleep("1 second")), { startImmediately: true })
+        const half = yield* Effect.flip(breaker.protect(Effect.void))
+        assert.strictEqual(half.reason._tag, "CircuitHalfOpen")
+        assert.isTrue(Duration.isZero(half.retryAfter))
+        assert.strictEqual(
+          half.message,
+          `Circuit breaker "db" (key "default") is half-open and not admitting more calls`
+        )
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(probe)
+        yield* breaker.forceOpen("k")
+        const forced = yield* Effect.flip(breaker.protectKey("k")(Effect.void))
+        assert.deepStrictEqual([forced.breaker, forced.key, Duration.isFinite(forced.retryAfter)], ["db", "k", false])
+        assert.strictEqual(forced.message, `Circuit breaker "db" (key "k") is forced open`)
+      }))
+
+    it.effect("a rejection crosses a wire: it encodes with its reason, and decodes with the same readings", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.ignore(breaker.protect(fail()))
+        yield* TestClock.adjust("10 seconds")
+        const error = yield* Effect.flip(breaker.protect(Effect.void))
+        const codec = Schema.toCodecJson(CircuitBreaker.CircuitBreakerError)
+        const encoded = yield* Schema.encodeEffect(codec)(error)
+        assert.deepStrictEqual(encoded, {
+          _tag: "CircuitBreakerError",
+          reason: { _tag: "CircuitOpen", breaker: "db", key: "default", retryAfter: 20_000 }
+        })
+        const decoded = yield* Schema.decodeUnknownEffect(codec)(encoded)
+        assert.instanceOf(decoded, CircuitBreaker.CircuitBreakerError)
+        assert.strictEqual(Duration.toMillis(decoded.retryAfter), 20_000)
+        assert.strictEqual(decoded.message, error.message)
+      }))
+
+    it.effect("rejections under load share one cached error per key, generation and millisecond", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* Effect.ignore(breaker.protect(fail()))
+        const first = yield* Effect.flip(breaker.protect(Effect.void))
+        const second = yield* Effect.flip(breaker.protect(Effect.void))
+        assert.strictEqual(first, second)
+        yield* TestClock.adjust("1 millis")
+        const later = yield* Effect.flip(breaker.protect(Effect.void))
+        assert.notStrictEqual(later, first) // retryAfter has moved on
+        assert.strictEqual(Duration.toMillis(first.retryAfter) - Duration.toMillis(later.retryAfter), 1)
+      }))
+  })
+
+  describe("result classification", () => {
+    interface Response {
+      readonly status: number
+      readonly body: string
+    }
+
+    it.effect("isFailureResult counts a success value as a failure, and the caller still gets the value", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make<Response>({
+          name: "http",
+          trip: CircuitBreaker.consecutive(2),
+          isFailureResult: (response) => response.status >= 500
+        })
+        const respond = (status: number) => breaker.protect(Effect.succeed({ status, body: `${status}` }))
+        assert.deepStrictEqual(yield* respond(503), { status: 503, body: "503" })
+        assert.strictEqual((yield* respond(200)).status, 200) // a success: the streak starts again
+        yield* respond(503)
+        assert.strictEqual(yield* breaker.state, "Closed")
+        assert.strictEqual((yield* respond(502)).status, 502)
+        assert.strictEqual(yield* breaker.state, "Open")
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.failureCount, snapshot.successCount], [3, 1])
+        assert.deepStrictEqual(snapshot.recentFailures.map((f) => f.tag), [
+          "FailureResult",
+          "FailureResult",
+          "FailureResult"
+        ])
+        assert.strictEqual(yield* rejection(respond(200)), "CircuitOpen")
+      }))
+
+    it.effect("protect takes effects of the success type isFailureResult reads; any breaker fits where one is held", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make<Response>({
+          name: "http",
+          isFailureResult: (response) => response.status === 503
+        })
+        // @ts-expect-error a string is not a Response: isFailureResult could not read it
+        yield* Effect.ignore(breaker.protect(Effect.succeed("text")))
+        // A subtype is fine, and keeps its own type.
+        const tagged = yield* breaker.protect(Effect.succeed({ status: 200, body: "", etag: "x" }))
+        assert.strictEqual(tagged.etag, "x")
+        // Registries, policies and health checks hold breakers of any success type.
+        const held: CircuitBreaker.CircuitBreaker = breaker
+        assert.strictEqual(yield* held.state, "Closed")
       }))
   })
 
@@ -663,6 +783,67 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual(keys, ["default", "open", "fresh"])
       }))
 
+    it.effect("keys under a manual control are never evicted, and the idle sweep drains the keys behind them", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "tenants", keys: { idleTimeToLive: "1 minute" } })
+        yield* breaker.forceOpen("forced")
+        yield* breaker.disable("disabled")
+        yield* breaker.metricsOnly("shadow")
+        yield* breaker.protectKey("idle-1")(Effect.void)
+        yield* breaker.protectKey("idle-2")(Effect.void)
+        yield* TestClock.adjust("2 minutes")
+        for (const key of ["new-1", "new-2", "new-3"]) yield* breaker.protectKey(key)(Effect.void)
+        const keys = (yield* breaker.snapshots).map((s) => s.key).sort()
+        assert.deepStrictEqual(keys, ["default", "disabled", "forced", "new-1", "new-2", "new-3", "shadow"])
+        assert.strictEqual(yield* breaker.stateKey("forced"), "ForcedOpen")
+        assert.strictEqual(yield* breaker.stateKey("disabled"), "Disabled")
+        assert.strictEqual(yield* breaker.stateKey("shadow"), "MetricsOnly")
+      }))
+
+    it.effect("at the cap, the least recently used Closed key goes before any Open one; manual keys never", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "tenants",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 hour",
+          keys: { maxKeys: 3 }
+        })
+        yield* Effect.ignore(breaker.protectKey("open")(fail()))
+        yield* breaker.forceOpen("forced")
+        yield* breaker.protectKey("closed")(Effect.void)
+        yield* breaker.protectKey("next")(Effect.void)
+        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key), ["default", "open", "forced", "next"])
+        // No Closed key left but the newest: the LRU Open key goes, the forced one stays.
+        yield* Effect.ignore(breaker.protectKey("next")(fail()))
+        yield* breaker.protectKey("last")(Effect.void)
+        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key), ["default", "forced", "next", "last"])
+        assert.strictEqual(yield* breaker.stateKey("forced"), "ForcedOpen")
+      }))
+
+    it.effect("a HalfOpen key with a probe in flight is never evicted, by idle time or at the cap", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "tenants",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { maxProbeTime: "10 minutes" },
+          keys: { idleTimeToLive: "1 minute", maxKeys: 2 }
+        })
+        yield* Effect.ignore(breaker.protectKey("probing")(fail()))
+        yield* TestClock.adjust("1 second")
+        const probe = yield* Effect.forkChild(breaker.protectKey("probing")(Effect.sleep("5 minutes")), {
+          startImmediately: true
+        })
+        yield* TestClock.adjust("2 minutes") // idle for longer than idleTimeToLive
+        for (const key of ["a", "b", "c"]) yield* breaker.protectKey(key)(Effect.void) // each at the cap
+        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["c", "default", "probing"])
+        assert.strictEqual((yield* breaker.snapshotKey("probing")).halfOpen?.probesInFlight, 1)
+        // The probe's outcome finds its key, and closes it.
+        yield* TestClock.adjust("3 minutes")
+        yield* Fiber.join(probe)
+        assert.strictEqual(yield* breaker.stateKey("probing"), "Closed")
+      }))
+
     it.effect("eviction drops the key's metric series", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({
@@ -682,8 +863,8 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "tenants" })
         yield* breaker.protectKey("a")(Effect.void)
         yield* breaker.forceOpen()
-        assert.strictEqual(yield* rejection(breaker.protectKey("a")(Effect.void)), "CircuitOpen")
-        assert.strictEqual(yield* rejection(breaker.protectKey("b")(Effect.void)), "CircuitOpen")
+        assert.strictEqual(yield* rejection(breaker.protectKey("a")(Effect.void)), "CircuitForcedOpen")
+        assert.strictEqual(yield* rejection(breaker.protectKey("b")(Effect.void)), "CircuitForcedOpen")
         yield* breaker.reset()
         assert.strictEqual(yield* breaker.protectKey("c")(Effect.succeed("c")), "c")
       }))
@@ -704,10 +885,36 @@ describe("CircuitBreaker", () => {
         const second = yield* CircuitBreaker.make({ name: "db2", trip: CircuitBreaker.consecutive(1) })
         yield* second.restore(saved)
         const error = yield* Effect.flip(second.protect(Effect.void))
-        assert.strictEqual(Duration.toMillis((error as CircuitBreaker.CircuitOpen).retryAfter), 20_000)
+        assert.strictEqual(Duration.toMillis(error.retryAfter), 20_000)
         yield* TestClock.adjust("20 seconds")
         yield* second.protect(Effect.void)
-        assert.strictEqual(yield* second.state(), "Closed")
+        assert.strictEqual(yield* second.state, "Closed")
+      }))
+
+    it.effect("restored or set into HalfOpen, a key admits the next call as a probe, and it closes", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* CircuitBreaker.setState(breaker, "HalfOpen")
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+        assert.strictEqual(yield* breaker.protect(Effect.succeed(1)), 1)
+        assert.strictEqual(yield* breaker.state, "Closed")
+
+        yield* breaker.restore({
+          mode: "Live",
+          phase: "HalfOpen",
+          openedAt: 0,
+          openUntil: 0,
+          openings: 1,
+          lastOpenMillis: 30_000,
+          closedAt: 0
+        }, "tenant")
+        assert.strictEqual(yield* breaker.stateKey("tenant"), "HalfOpen")
+        assert.strictEqual(yield* breaker.protectKey("tenant")(Effect.succeed(2)), 2)
+        assert.strictEqual(yield* breaker.stateKey("tenant"), "Closed")
+        // A probe failure reopens as a probe from a real opening would.
+        yield* CircuitBreaker.setState(breaker, "HalfOpen", { key: "tenant" })
+        yield* Effect.ignore(breaker.protectKey("tenant")(fail()))
+        assert.strictEqual(yield* breaker.stateKey("tenant"), "Open")
       }))
 
     it.effect("the exported state is plain data that round-trips through its Schema", () =>
@@ -715,11 +922,81 @@ describe("CircuitBreaker", () => {
         const breaker = yield* CircuitBreaker.make({ name: "db" })
         yield* breaker.forceOpen()
         const saved = yield* breaker.export()
-        const { Schema } = yield* Effect.promise(() => import("effect"))
         const json = JSON.stringify(Schema.encodeSync(CircuitBreaker.PersistedState)(saved))
         const back = Schema.decodeUnknownSync(CircuitBreaker.PersistedState)(JSON.parse(json))
         assert.deepStrictEqual(back, saved)
         assert.strictEqual(back.mode, "ForcedOpen")
+      }))
+  })
+
+  describe("windows in the snapshot", () => {
+    it.effect("a count window slides while the lifetime totals grow", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.failureRate({ threshold: 0.9, minimumCalls: 4, window: CircuitBreaker.lastCalls(4) })
+        })
+        yield* Effect.ignore(breaker.protect(fail()))
+        for (let i = 0; i < 3; i++) yield* breaker.protect(Effect.void)
+        let snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual(snapshot.window, { calls: 4, failures: 1, successes: 3, slowCalls: 0 })
+        assert.strictEqual(snapshot.failureRate, 0.25)
+        for (let i = 0; i < 2; i++) yield* breaker.protect(Effect.void)
+        snapshot = yield* breaker.snapshot
+        // The failure has left the window; the totals still count it.
+        assert.deepStrictEqual(snapshot.window, { calls: 4, failures: 0, successes: 4, slowCalls: 0 })
+        assert.deepStrictEqual([snapshot.totalCalls, snapshot.failureCount, snapshot.successCount], [6, 1, 5])
+        assert.strictEqual(snapshot.failureRate, 0)
+      }))
+
+    it.effect("a rolling window drops calls older than its length, failures and slow calls alike", () =>
+      Effect.gen(function*() {
+        const window = CircuitBreaker.rolling("10 seconds", { buckets: 10 })
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: [
+            CircuitBreaker.failureRate({ threshold: 0.9, minimumCalls: 100, window }),
+            CircuitBreaker.slowCallRate({ threshold: 0.9, slowerThan: "1 second", minimumCalls: 100, window })
+          ]
+        })
+        yield* Effect.ignore(breaker.protect(fail())) // at 0s
+        const slow = yield* Effect.forkChild(breaker.protect(Effect.sleep("2 seconds")), { startImmediately: true })
+        yield* TestClock.adjust("2 seconds")
+        yield* Fiber.join(slow) // at 2s, slow
+        assert.deepStrictEqual((yield* breaker.snapshot).window, { calls: 2, failures: 1, successes: 1, slowCalls: 1 })
+        yield* TestClock.adjust("8500 millis")
+        yield* breaker.protect(Effect.void) // at 10.5s: the window is [1s, 11s), the failure at 0s is out
+        let snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual(snapshot.window, { calls: 2, failures: 0, successes: 2, slowCalls: 1 })
+        yield* TestClock.adjust("2 seconds") // at 12.5s: [3s, 13s), the slow call is out
+        snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual(snapshot.window, { calls: 1, failures: 0, successes: 1, slowCalls: 0 })
+        assert.deepStrictEqual([snapshot.totalCalls, snapshot.failureCount, snapshot.slowCallCount], [3, 1, 1])
+      }))
+
+    it.effect("with only a consecutive policy, the window is the current streak", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(3) })
+        yield* failTimes(breaker, 2)
+        assert.deepStrictEqual((yield* breaker.snapshot).window, { calls: 2, failures: 2, successes: 0, slowCalls: 0 })
+        yield* breaker.protect(Effect.void)
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual(snapshot.window, { calls: 0, failures: 0, successes: 0, slowCalls: 0 })
+        assert.strictEqual(snapshot.totalCalls, 3)
+      }))
+
+    it.effect("a trip clears the window, not the totals", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 2, window: CircuitBreaker.lastCalls(10) })
+        })
+        yield* breaker.protect(Effect.void)
+        yield* Effect.ignore(breaker.protect(fail()))
+        const snapshot = yield* breaker.snapshot
+        assert.strictEqual(snapshot.state, "Open")
+        assert.deepStrictEqual(snapshot.window, { calls: 0, failures: 0, successes: 0, slowCalls: 0 })
+        assert.deepStrictEqual([snapshot.totalCalls, snapshot.failureCount], [2, 1])
       }))
   })
 

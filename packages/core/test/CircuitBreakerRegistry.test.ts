@@ -28,13 +28,13 @@ describe("CircuitBreakerRegistry", () => {
     Effect.gen(function*() {
       const llm = yield* CircuitBreaker.make({ name: "llm" })
       yield* CircuitBreakerRegistry.forceOpen("llm")
-      assert.strictEqual(yield* llm.state(), "ForcedOpen")
+      assert.strictEqual(yield* llm.state, "ForcedOpen")
       yield* CircuitBreakerRegistry.disable("llm")
-      assert.strictEqual(yield* llm.state(), "Disabled")
+      assert.strictEqual(yield* llm.state, "Disabled")
       yield* CircuitBreakerRegistry.metricsOnly("llm", "tenant-1")
-      assert.strictEqual(yield* llm.state("tenant-1"), "MetricsOnly")
+      assert.strictEqual(yield* llm.stateKey("tenant-1"), "MetricsOnly")
       yield* CircuitBreakerRegistry.reset("llm")
-      assert.strictEqual(yield* llm.state(), "Closed")
+      assert.strictEqual(yield* llm.state, "Closed")
       assert.strictEqual(
         (yield* Effect.flip(CircuitBreakerRegistry.reset("nope")))._tag,
         "CircuitBreakerNotFound"

@@ -12,16 +12,20 @@ import * as HealthMonitor from "../src/HealthMonitor.ts"
 class StatfsError extends Data.TaggedError("StatfsError")<{ readonly cause: unknown }> {}
 
 /**
- * A real HTTP server on 127.0.0.1 and a free port: `/health` answers with `status()`, `/hang` never answers.
- * Closed with the scope.
+ * A real HTTP server on 127.0.0.1 and a free port: `/health` answers with `status()`, `/slow` too but after
+ * `slowMillis`, `/hang` never answers. Closed with the scope.
  */
 const server = (status: () => number) =>
   Effect.acquireRelease(
     Effect.callback<http.Server>((resume) => {
       const s = http.createServer((request, response) => {
         if (request.url === "/hang") return
-        response.writeHead(status(), { "content-type": "text/plain" })
-        response.end("ok")
+        const answer = () => {
+          response.writeHead(status(), { "content-type": "text/plain" })
+          response.end("ok")
+        }
+        if (request.url === "/slow") setTimeout(answer, slowMillis)
+        else answer()
       })
       s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
     }),
@@ -43,6 +47,8 @@ const disk = (free: number, total = 100) =>
 
 const usage = (free: number) => () => Effect.succeed({ free, total: 1000 })
 
+const slowMillis = 50
+
 const failureOf = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flip(effect)
 
 describe("HealthCheck", () => {
@@ -51,10 +57,11 @@ describe("HealthCheck", () => {
       Effect.gen(function*() {
         let status = 200
         const base = yield* server(() => status)
-        const check = HealthCheck.http({ url: `${base}/health` })
+        const check = HealthCheck.http({ url: `${base}/slow` })
         const ok = yield* check
         assert.strictEqual(ok.status, 200)
-        assert.isAtLeast(ok.latencyMillis, 0)
+        // The server answers after 50ms: the latency covers the wait, and is no wild figure.
+        assert.isAtLeast(ok.latencyMillis, slowMillis)
         assert.isBelow(ok.latencyMillis, 5_000)
 
         status = 503
@@ -62,9 +69,10 @@ describe("HealthCheck", () => {
         assert.instanceOf(error, HealthCheck.HealthCheckFailed)
         assert.strictEqual(error._tag, "HealthCheckFailed")
         if (error._tag !== "HealthCheckFailed") return
-        assert.strictEqual(error.check, `GET ${base}/health`)
-        assert.strictEqual(error.message, `GET ${base}/health returned 503, expected 2xx`)
-        assert.isAtLeast(error.latencyMillis ?? -1, 0)
+        assert.strictEqual(error.check, `GET ${base}/slow`)
+        assert.strictEqual(error.message, `GET ${base}/slow returned 503, expected 2xx`)
+        assert.isAtLeast(error.latencyMillis ?? -1, slowMillis)
+        assert.isBelow(error.latencyMillis ?? Infinity, 5_000)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
     it.live("expectStatus takes a status or a predicate", () =>
@@ -98,10 +106,10 @@ describe("HealthCheck", () => {
       Effect.gen(function*() {
         let status = 200
         const base = yield* server(() => status)
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         yield* monitor.register({
           name: "api",
-          check: HealthCheck.http({ url: `${base}/health` }),
+          check: HealthCheck.http({ url: `${base}/slow` }),
           interval: "1 hour",
           jitter: 0
         })
@@ -111,8 +119,8 @@ describe("HealthCheck", () => {
         assert.strictEqual((yield* monitor.runNow("api")).status, "Degraded")
         const state = yield* monitor.runNow("api")
         assert.strictEqual(state.status, "Unhealthy")
-        assert.strictEqual(state.lastError, `GET ${base}/health returned 503, expected 2xx`)
-        assert.isNotNull(state.responseTimeMillis)
+        assert.strictEqual(state.lastError, `GET ${base}/slow returned 503, expected 2xx`)
+        assert.isAtLeast(state.responseTimeMillis ?? -1, slowMillis)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
     it.effect("invalid options fail the check with PolicyConfigError", () =>
@@ -156,7 +164,7 @@ describe("HealthCheck", () => {
     it.effect("in a monitor: Open makes the check Unhealthy, HalfOpen keeps it so, Closed brings it back", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: "payments" })
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         yield* monitor.register({
           name: "payments",
           check: HealthCheck.circuitBreaker(breaker),

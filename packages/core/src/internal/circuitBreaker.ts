@@ -49,6 +49,8 @@ export interface Config {
   readonly rates: ReadonlyArray<RatePolicy>
   /** Whether any policy needs call durations (a slow-call policy). */
   readonly timesCalls: boolean
+  /** A call strictly slower than this is a slow call (the lowest `slowerThan`; Infinity without a slow-call policy). */
+  readonly slowMillis: number
   readonly maxProbes: number
   readonly successThreshold: number
   readonly maxProbeMillis: number
@@ -85,6 +87,8 @@ export class HalfOpen {
   readonly ids: Array<number> = []
   readonly starts: Array<number> = []
   nextId = 0
+  /** Gradual recovery: calls admitted and not finished. They hold no slot, but keep the key from eviction. */
+  trials = 0
   successes = 0
   /** Gradual recovery: admission credit; a call is admitted when it reaches 1. */
   credit: number
@@ -191,6 +195,9 @@ export class Cell {
   }
 }
 
+/** Whether a probe (or, under gradual recovery, an admitted call) is in flight: its outcome still decides. @internal */
+export const probing = (cell: Cell): boolean => cell.half !== null && (cell.half.ids.length > 0 || cell.half.trials > 0)
+
 /** The state a caller sees: the mode when it overrides the machine, the machine's phase otherwise. @internal */
 export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.phase : cell.mode
 
@@ -228,6 +235,9 @@ const admitProbe = (half: HalfOpen, config: Config, now: number): number => {
     half.credit += share
     if (half.credit < 1) return REJECT_HALF_OPEN
     half.credit -= 1
+    // No slot, but an id all the same: the fleet path hands it back (`releaseProbe`).
+    half.nextId++
+    half.trials++
     return ADMIT_PROBE
   }
   // A probe that has run past the maximum probe time gives its slot back; its outcome will find no slot and be
@@ -290,7 +300,9 @@ export const record = (
   if (cell.generation !== generation) return
   if (cell.phase === "HalfOpen" && cell.mode !== "Disabled" && cell.mode !== "ForcedOpen") {
     const half = cell.half!
-    if (config.recoveryFactor === 0) {
+    if (config.recoveryFactor > 0) {
+      half.trials--
+    } else {
       const slot = half.ids.indexOf(probeId)
       // Expired past the maximum probe time, and the slot already given to another probe.
       if (slot === -1) return
@@ -315,26 +327,49 @@ export const record = (
 }
 
 /**
- * Counts an outcome into the totals and windows without deciding anything: the fleet decides instead (`global`
- * counting). False when the outcome is ignored.
+ * Counts an outcome into the totals and windows without deciding anything: the fleet decided instead. An outcome of
+ * a call admitted at an earlier generation still counts in the totals (the call happened), but stays out of the
+ * windows, which belong to the generation that cleared them (as `record` drops it). False when it is ignored.
  *
  * @internal
  */
-export const tally = (cell: Cell, config: Config, outcome: number, durationMillis: number, now: number): boolean =>
-  count(cell, config, outcome, durationMillis, now)
+export const tally = (
+  cell: Cell,
+  config: Config,
+  generation: number,
+  outcome: number,
+  durationMillis: number,
+  now: number
+): boolean => count(cell, config, outcome, durationMillis, now, cell.generation === generation)
 
-/** Gives back a probe's slot without recording its outcome (the fleet recorded it). @internal */
-export const releaseProbe = (cell: Cell, probeId: number): void => {
+/**
+ * Gives back a probe's slot (under gradual recovery, ends its trial) without recording its outcome: the fleet
+ * recorded it, or refused the probe. A probe of an earlier generation has nothing left to give back.
+ *
+ * @internal
+ */
+export const releaseProbe = (cell: Cell, config: Config, generation: number, probeId: number): void => {
   const half = cell.half
-  if (half === null) return
+  if (half === null || cell.generation !== generation) return
+  if (config.recoveryFactor > 0) {
+    half.trials--
+    return
+  }
   const slot = half.ids.indexOf(probeId)
   if (slot === -1) return
   half.ids.splice(slot, 1)
   half.starts.splice(slot, 1)
 }
 
-// Counts an outcome into the totals and windows; false when it is ignored.
-const count = (cell: Cell, config: Config, outcome: number, durationMillis: number, now: number): boolean => {
+// Counts an outcome into the totals and (unless `windowed` is false) the windows; false when it is ignored.
+const count = (
+  cell: Cell,
+  config: Config,
+  outcome: number,
+  durationMillis: number,
+  now: number,
+  windowed = true
+): boolean => {
   if (outcome === IGNORED) {
     cell.ignored++
     return false
@@ -349,18 +384,17 @@ const count = (cell: Cell, config: Config, outcome: number, durationMillis: numb
     cell.successes++
     cell.streak = 0
   }
-  let slow = false
+  const slow = durationMillis > config.slowMillis
+  if (slow) cell.slowCalls++
   const rates = config.rates
-  if (rates.length > 0) {
+  if (rates.length > 0 && windowed) {
     const windows = cell.windows ?? (cell.windows = makeWindows(config, now))
     for (let i = 0; i < rates.length; i++) {
       const policy = rates[i]
-      const hit = policy._tag === "FailureRate" ? failed : durationMillis > policy.slowMillis
-      if (hit && policy._tag === "SlowCallRate") slow = true
-      windows[i].record(hit, now)
+      // A slow-call window counts by its own threshold; the others by the breaker's (the lowest).
+      windows[i].record(failed, policy._tag === "SlowCallRate" ? durationMillis > policy.slowMillis : slow, now)
     }
   }
-  if (slow) cell.slowCalls++
   return true
 }
 
@@ -373,9 +407,10 @@ const tripReason = (cell: Cell, config: Config): Reason | undefined => {
   for (let i = 0; i < config.rates.length; i++) {
     const policy = config.rates[i]
     const window = windows[i]
+    const hits = policy._tag === "FailureRate" ? window.failures : window.slow
     // At or above the threshold trips (as resilience4j and Polly); thresholds are > 0, so a clean window never does.
-    if (window.calls >= policy.minimumCalls && window.hits >= policy.threshold * window.calls) {
-      return { _tag: policy._tag, rate: window.hits / window.calls, threshold: policy.threshold, calls: window.calls }
+    if (window.calls >= policy.minimumCalls && hits >= policy.threshold * window.calls) {
+      return { _tag: policy._tag, rate: hits / window.calls, threshold: policy.threshold, calls: window.calls }
     }
   }
   return undefined
@@ -472,6 +507,7 @@ export const setMode = (
     // The new generation orphans the probes in flight: their outcomes will be dropped, so their slots go now.
     cell.half.ids.length = 0
     cell.half.starts.length = 0
+    cell.half.trials = 0
   }
   cell.mode = mode
   const to = stateOf(cell)
@@ -529,6 +565,32 @@ export const restore = (
   cell.enteredAt = now
   cell.stateChanges++
   emit(cell, from, to, reason, now, false)
+}
+
+/** What a key's window holds now (see `Snapshot.window`). @internal */
+export interface WindowFigures {
+  readonly calls: number
+  readonly failures: number
+  readonly successes: number
+  readonly slowCalls: number
+}
+
+/**
+ * The current window: the first rate policy's window, or, for a breaker with only a consecutive policy, the current
+ * streak (the only calls that policy looks at).
+ *
+ * @internal
+ */
+export const windowFigures = (cell: Cell, config: Config): WindowFigures => {
+  if (config.rates.length === 0) return { calls: cell.streak, failures: cell.streak, successes: 0, slowCalls: 0 }
+  const window = cell.windows === null ? undefined : cell.windows[0]
+  if (window === undefined) return { calls: 0, failures: 0, successes: 0, slowCalls: 0 }
+  return {
+    calls: window.calls,
+    failures: window.failures,
+    successes: window.calls - window.failures,
+    slowCalls: window.slow
+  }
 }
 
 /** Adds a failure to the bounded ring of recent failures. @internal */

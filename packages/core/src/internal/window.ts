@@ -1,6 +1,6 @@
 /**
- * Sliding windows that count calls and "hits" (failures for a failure-rate policy, slow calls for a slow-call
- * policy). Both are O(1) per call and allocate nothing after construction.
+ * Sliding windows that count calls, failures and slow calls; a failure-rate policy reads the failures, a slow-call
+ * policy the slow calls, and a snapshot all three. Both are O(1) per call and allocate nothing after construction.
  *
  * @internal
  */
@@ -9,22 +9,25 @@
 export interface Window {
   /** Calls currently inside the window. */
   readonly calls: number
-  /** Hits currently inside the window. */
-  readonly hits: number
-  readonly record: (hit: boolean, now: number) => void
+  /** Failures currently inside the window. */
+  readonly failures: number
+  /** Slow calls currently inside the window. */
+  readonly slow: number
+  readonly record: (failed: boolean, slow: boolean, now: number) => void
   /** Drops what has slid out of the window by `now` (a no-op for count windows). */
   readonly advance: (now: number) => void
   readonly clear: (now: number) => void
 }
 
 /**
- * The last `size` recorded calls, as a ring of 0/1 bytes.
+ * The last `size` recorded calls, as a ring of bytes: bit 0 a failure, bit 1 a slow call.
  *
  * @internal
  */
 export class CountWindow implements Window {
   calls = 0
-  hits = 0
+  failures = 0
+  slow = 0
   private readonly ring: Uint8Array
   private cursor = 0
 
@@ -32,16 +35,19 @@ export class CountWindow implements Window {
     this.ring = new Uint8Array(size)
   }
 
-  record(hit: boolean, _now: number): void {
+  record(failed: boolean, slow: boolean, _now: number): void {
     const ring = this.ring
     if (this.calls === ring.length) {
-      this.hits -= ring[this.cursor]
+      const old = ring[this.cursor]
+      this.failures -= old & 1
+      this.slow -= old >> 1
     } else {
       this.calls++
     }
-    const bit = hit ? 1 : 0
-    ring[this.cursor] = bit
-    this.hits += bit
+    const bits = (failed ? 1 : 0) | (slow ? 2 : 0)
+    ring[this.cursor] = bits
+    this.failures += bits & 1
+    this.slow += bits >> 1
     this.cursor = this.cursor + 1 === ring.length ? 0 : this.cursor + 1
   }
 
@@ -50,7 +56,8 @@ export class CountWindow implements Window {
   clear(_now: number): void {
     this.ring.fill(0)
     this.calls = 0
-    this.hits = 0
+    this.failures = 0
+    this.slow = 0
     this.cursor = 0
   }
 }
@@ -64,8 +71,9 @@ export class CountWindow implements Window {
  */
 export class TimeWindow implements Window {
   calls = 0
-  hits = 0
-  // [calls, hits] per bucket, interleaved, in one allocation.
+  failures = 0
+  slow = 0
+  // [calls, failures, slow calls] per bucket, interleaved, in one allocation.
   private readonly counts: Int32Array
   private readonly buckets: number
   private readonly bucketMillis: number
@@ -74,18 +82,22 @@ export class TimeWindow implements Window {
   constructor(buckets: number, bucketMillis: number, now: number) {
     this.buckets = buckets
     this.bucketMillis = bucketMillis
-    this.counts = new Int32Array(buckets * 2)
+    this.counts = new Int32Array(buckets * 3)
     this.head = Math.floor(now / bucketMillis)
   }
 
-  record(hit: boolean, now: number): void {
+  record(failed: boolean, slow: boolean, now: number): void {
     this.advance(now)
-    const slot = (this.head % this.buckets) * 2
+    const slot = (this.head % this.buckets) * 3
     this.counts[slot]++
     this.calls++
-    if (hit) {
+    if (failed) {
       this.counts[slot + 1]++
-      this.hits++
+      this.failures++
+    }
+    if (slow) {
+      this.counts[slot + 2]++
+      this.slow++
     }
   }
 
@@ -97,14 +109,17 @@ export class TimeWindow implements Window {
     if (gap >= this.buckets) {
       this.counts.fill(0)
       this.calls = 0
-      this.hits = 0
+      this.failures = 0
+      this.slow = 0
     } else {
       for (let i = 1; i <= gap; i++) {
-        const slot = ((this.head + i) % this.buckets) * 2
+        const slot = ((this.head + i) % this.buckets) * 3
         this.calls -= this.counts[slot]
-        this.hits -= this.counts[slot + 1]
+        this.failures -= this.counts[slot + 1]
+        this.slow -= this.counts[slot + 2]
         this.counts[slot] = 0
         this.counts[slot + 1] = 0
+        this.counts[slot + 2] = 0
       }
     }
     this.head = epoch
@@ -113,7 +128,8 @@ export class TimeWindow implements Window {
   clear(now: number): void {
     this.counts.fill(0)
     this.calls = 0
-    this.hits = 0
+    this.failures = 0
+    this.slow = 0
     this.head = Math.floor(now / this.bucketMillis)
   }
 }
