@@ -47,6 +47,6 @@ export const program = Effect.gen(function*() {
 
   const db = yield* monitor.state("db")
   return { alerts, lastError: db.lastError, detectionMillis: db.detectionMillis, recoveryMillis: db.recoveryMillis }
-}).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer))
+}).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer()))
 
 // Effect.runPromise(program).then(console.log) // { alerts: ["Unknown -> Healthy", "Healthy -> Degraded", "Degraded -> Unhealthy", "Unhealthy -> Healthy"], lastError: "connection refused", detectionMillis: 20000, recoveryMillis: 20000 }

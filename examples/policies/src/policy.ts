@@ -15,7 +15,8 @@ export const program = Effect.gen(function*() {
         : Effect.succeed([`${query}: 42 results`]))
 
   // Each part in its slot; `protect` nests them breaker > retry > timeout > bulkhead, whatever the order here.
-  const search = yield* Policy.make("search", {
+  const search = yield* Policy.make({
+    name: "search",
     bulkhead: yield* Bulkhead.make({ name: "search", maxConcurrent: 10 }),
     timeout: yield* Timeout.make({ name: "search", duration: "2 seconds" }),
     retry: yield* Retry.make({
@@ -27,10 +28,14 @@ export const program = Effect.gen(function*() {
     circuitBreaker: yield* CircuitBreaker.make({ name: "search" })
   })
 
-  // The fallback is outermost: it answers only when everything inside has given up.
-  const results = yield* search.protect(searchApi("effect"), () => Effect.succeed(["(cached) effect"]))
+  // The fallback goes outside `protect`: it answers only when everything inside has given up.
+  const results = yield* searchApi("effect").pipe(
+    search.protect,
+    Policy.withFallback(() => Effect.succeed(["(cached) effect"]))
+  )
+  // Each part's snapshot, typed by its slot.
   const { stages } = yield* search.snapshot
-  const [breaker] = stages.circuitBreaker as ReadonlyArray<CircuitBreaker.Snapshot>
+  const [breaker] = stages.circuitBreaker
   return `${results[0]} after ${yield* Ref.get(calls)} attempts; the breaker saw ${breaker.successCount} success`
 }).pipe(Effect.scoped)
 

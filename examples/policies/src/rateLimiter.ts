@@ -10,7 +10,9 @@ export const program = Effect.gen(function*() {
   const quote = (symbol: string) =>
     fetchQuote(symbol).pipe(
       live.protect,
-      Effect.catchTag("RateLimited", (e) => Effect.succeed(`busy, retry in ${Duration.format(e.retryAfter)}`))
+      // Every rejection is a `RateLimiterError`; its reason says which: over the limit, or the store is down.
+      Effect.catchReason("RateLimiterError", "RateLimited", (e) =>
+        Effect.succeed(`busy, retry in ${Duration.format(e.retryAfter)}`))
     )
   const answers = yield* Effect.forEach(["AAPL", "MSFT", "GOOG", "AMZN"], quote)
 

@@ -43,7 +43,7 @@ export const program = Effect.gen(function*() {
   yield* publish("worker", "Healthy", "Unhealthy")
   yield* Effect.sleep("1 second")
 
-  const { averageRecoveryMillis, services, successes } = yield* recovery.stats
+  const { averageRecoveryMillis, services, successes } = yield* recovery.snapshot
   return { restarts, successes, averageRecoveryMillis, worker: services[0].phase }
 }).pipe(Effect.scoped)
 

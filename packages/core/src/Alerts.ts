@@ -21,6 +21,8 @@
  * - A sink that fails (or dies) does not stop alerting: the failure is logged, counted in `failed`, and the
  *   next change is handled as usual.
  * - `raised` = `sent` + `failed` + `deduplicated` + `suppressed`.
+ * - `make` subscribes to `changes` before it returns, so no change published afterwards is missed. `layer(options)`
+ *   does the same on the `HealthMonitor` in context: one line wires alerting to a monitor.
  *
  * **Gotchas**
  *
@@ -67,7 +69,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
-import type { Status, StatusChange } from "./HealthMonitor.ts"
+import { HealthMonitor, type Status, type StatusChange } from "./HealthMonitor.ts"
 import * as internal from "./internal/alerts.ts"
 import * as metrics from "./internal/metrics.ts"
 import { decode, DurationInput, error as configError, millisOf, type PolicyConfigError } from "./PolicyConfig.ts"
@@ -790,7 +792,8 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
       return deliver(alert, key)
     }
 
-    yield* Stream.runForEach(options.changes, handle).pipe(Effect.forkScoped)
+    // Started at once, so that it subscribes to `changes` before `make` returns: no change after it is missed.
+    yield* Stream.runForEach(options.changes, handle).pipe(Effect.forkScoped({ startImmediately: true }))
 
     const by = { policy: name }
     yield* metrics.register([
@@ -850,3 +853,46 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
     return alerts
   }
 )
+
+/**
+ * Options for `layer`: `make`'s, but for `changes`, which the layer takes from the `HealthMonitor` in context.
+ *
+ * @example
+ * ```ts
+ * import type { Alerts } from "@effect-resilience/core"
+ *
+ * const options: Alerts.LayerOptions = { dedupWindow: "10 minutes" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LayerOptions = Omit<Options, "changes">
+
+/**
+ * Provides `Alerts` on the status changes of the `HealthMonitor` in context, sent to the `AlertSink` in context (the
+ * log sink when there is none). Alerting starts when the layer is built, and stops when it is released.
+ *
+ * @example
+ * ```ts
+ * import { Alerts, HealthMonitor } from "@effect-resilience/core"
+ * import { Layer } from "effect"
+ *
+ * // A monitor, and alerts on it to the log: one line each.
+ * const Monitoring = Alerts.layer({ dedupWindow: "10 minutes" }).pipe(
+ *   Layer.provideMerge(HealthMonitor.layer()),
+ *   Layer.provide(Alerts.layerLog)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (options?: LayerOptions | undefined): Layer.Layer<Alerts, PolicyConfigError, HealthMonitor> =>
+  Layer.effect(
+    Alerts,
+    Effect.gen(function*() {
+      const monitor = yield* HealthMonitor
+      return yield* make({ ...options, changes: monitor.changes })
+    })
+  )

@@ -202,8 +202,7 @@ export interface Snapshot extends Settings {
  *
  * @example
  * ```ts
- * import { Chaos } from "@effect-resilience/core"
- * import { Effect } from "effect"
+ * import type { Chaos } from "@effect-resilience/core"
  *
  * const degrade = (chaos: Chaos.Chaos) => chaos.set({ faultRate: 0.3, latency: { delay: "1 second" } })
  * ```

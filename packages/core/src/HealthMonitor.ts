@@ -53,7 +53,7 @@
  *   )
  *   yield* monitor.register({ name: "search", check: Effect.void, interval: "10 seconds" })
  *   return yield* monitor.report
- * }).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer))
+ * }).pipe(Effect.scoped, Effect.provide(HealthMonitor.layer()))
  * ```
  *
  * @since 0.1.0
@@ -245,7 +245,7 @@ export interface CheckOptions<E, R> {
 }
 
 /**
- * Options for `makeWith`.
+ * Options for `make` and `layer`.
  *
  * @example
  * ```ts
@@ -310,7 +310,7 @@ export interface HealthMonitor {
  *   const monitor = yield* HealthMonitor.HealthMonitor
  *   yield* monitor.register({ name: "db", check: Effect.void })
  *   return yield* monitor.status
- * }).pipe(Effect.provide(HealthMonitor.layer))
+ * }).pipe(Effect.provide(HealthMonitor.layer()))
  * ```
  *
  * @since 0.1.0
@@ -576,7 +576,8 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
   })
 
 /**
- * Makes a health monitor with no checks, living in the current scope: closing it stops every check.
+ * Makes a health monitor with no checks, living in the current scope: closing it stops every check. Options (see
+ * `Options`, all optional) are validated with Schema; a bad value fails with `PolicyConfigError`.
  *
  * **Metrics** (Effect `Metric`s, attribute `service`, read when exported; a check's series leave with it):
  * `health_check_status` (0 Unknown, 1 Healthy, 2 Degraded, 3 Unhealthy), `health_checks_total`,
@@ -589,7 +590,7 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
  * import { Effect } from "effect"
  *
  * const program = Effect.gen(function*() {
- *   const monitor = yield* HealthMonitor.make
+ *   const monitor = yield* HealthMonitor.make({ eventBuffer: 64 })
  *   yield* monitor.register({ name: "db", check: Effect.void, jitter: 0 })
  *   return (yield* monitor.state("db")).status // "Healthy": with no jitter the first run is at once
  * }).pipe(Effect.scoped)
@@ -598,33 +599,23 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<HealthMonitor, never, Scope.Scope> = build(1024)
+export const make: {
+  (): Effect.Effect<HealthMonitor, never, Scope.Scope>
+  (options: Options | undefined): Effect.Effect<HealthMonitor, PolicyConfigError, Scope.Scope>
+} = (options?: Options | undefined): Effect.Effect<HealthMonitor, never, Scope.Scope> =>
+  // The overloads are the truth: only options can be wrong.
+  makeMonitor(options) as Effect.Effect<HealthMonitor, never, Scope.Scope>
+
+const makeMonitor = (options: Options | undefined): Effect.Effect<HealthMonitor, PolicyConfigError, Scope.Scope> =>
+  options?.eventBuffer === undefined
+    ? build(1024)
+    : decode(OptionsSchema, { eventBuffer: options.eventBuffer }, {
+      kind: "health monitor",
+      policy: "HealthMonitor"
+    }).pipe(Effect.flatMap(({ eventBuffer }) => build(eventBuffer)))
 
 /**
- * Makes a health monitor with options (see `Options`), validated with Schema.
- *
- * @example
- * ```ts
- * import { HealthMonitor } from "@effect-resilience/core"
- * import { Effect } from "effect"
- *
- * const program = Effect.gen(function*() {
- *   const monitor = yield* HealthMonitor.makeWith({ eventBuffer: 64 })
- *   return yield* monitor.report
- * }).pipe(Effect.scoped)
- * ```
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeWith = (options: Options): Effect.Effect<HealthMonitor, PolicyConfigError, Scope.Scope> =>
-  decode(OptionsSchema, { eventBuffer: options.eventBuffer ?? 1024 }, {
-    kind: "health monitor",
-    policy: "HealthMonitor"
-  }).pipe(Effect.flatMap(({ eventBuffer }) => build(eventBuffer)))
-
-/**
- * Provides a `HealthMonitor` with no checks; its checks stop when the layer is released.
+ * Provides a `HealthMonitor` made with `options` (see `make`); its checks stop when the layer is released.
  *
  * @example
  * ```ts
@@ -632,27 +623,15 @@ export const makeWith = (options: Options): Effect.Effect<HealthMonitor, PolicyC
  * import { Effect } from "effect"
  *
  * const program = HealthMonitor.HealthMonitor.use((monitor) => monitor.status).pipe(
- *   Effect.provide(HealthMonitor.layer)
+ *   Effect.provide(HealthMonitor.layer({ eventBuffer: 256 }))
  * )
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<HealthMonitor> = Layer.effect(HealthMonitor, make)
-
-/**
- * Provides a `HealthMonitor` made with `options`.
- *
- * @example
- * ```ts
- * import { HealthMonitor } from "@effect-resilience/core"
- *
- * const MonitorLive = HealthMonitor.layerWith({ eventBuffer: 64 })
- * ```
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWith = (options: Options): Layer.Layer<HealthMonitor, PolicyConfigError> =>
-  Layer.effect(HealthMonitor, makeWith(options))
+export const layer: {
+  (): Layer.Layer<HealthMonitor>
+  (options: Options | undefined): Layer.Layer<HealthMonitor, PolicyConfigError>
+} = (options?: Options | undefined): Layer.Layer<HealthMonitor> =>
+  Layer.effect(HealthMonitor, makeMonitor(options)) as Layer.Layer<HealthMonitor>

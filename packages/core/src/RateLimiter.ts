@@ -1,6 +1,6 @@
 /**
  * Rate limiting as a policy: at most `limit` calls per `window` reach a dependency, and the calls over the limit
- * fail at once with a typed `RateLimited` (carrying `retryAfter`), or wait for their turn.
+ * fail at once with a typed `RateLimiterError` (reason `RateLimited`, carrying `retryAfter`), or wait for their turn.
  *
  * The limiting itself is Effect's: `effect/persistence/RateLimiter`, with its token-bucket and fixed-window
  * algorithms and its stores. This module adds the policy around it: typed errors, a waiting mode, a slot in the
@@ -17,16 +17,18 @@
  * - `"token-bucket"`: a bucket of `limit` tokens, full at first, refilled by one token every `window / limit`.
  *   A burst of `limit` calls is admitted, then one call per `window / limit`. `retryAfter` is the time until
  *   enough tokens are back.
- * - `onExceeded: "fail"` (the default): a call over the limit fails at once with `RateLimited` and takes no
- *   token. `onExceeded: "delay"`: every call is admitted and reserves its tokens; a call over the limit sleeps
- *   (on `Clock`) exactly the delay the limiter reports, then runs.
+ * - `onExceeded: "fail"` (the default): a call over the limit fails at once with `RateLimiterError` (reason
+ *   `RateLimited`) and takes no token. `onExceeded: "delay"`: every call is admitted and reserves its tokens; a
+ *   call over the limit sleeps (on `Clock`) exactly the delay the limiter reports, then runs.
  * - Store failures (Redis down): with `onStoreError: "allow"` (the default) the call runs and is counted in
  *   `storeErrors`, so that the limiter never turns a store outage into an outage of the dependency; with
- *   `"fail"` the call fails with `RateLimiterStoreError` instead.
+ *   `"fail"` the call fails with `RateLimiterError` (reason `RateLimiterStoreError`) instead.
  * - `protectKey(key)` limits each key separately (per client, per tenant): the store key is
  *   `${options.key}:${key}`.
- * - `RateLimited` and `RateLimiterStoreError` are local rejections: a circuit breaker around the limiter never
- *   counts them as failures of the dependency.
+ * - One error, `RateLimiterError`, for every rejection: `Effect.catchTag("RateLimiterError", f)` handles both
+ *   reasons, `Effect.catchReason("RateLimiterError", "RateLimited", f)` one of them. It is a local rejection: a
+ *   circuit breaker around the limiter never counts it as a failure of the dependency. Its `retryAfter` (the
+ *   reason's, zero for a store failure) is what a retry policy waits for.
  *
  * **Gotchas**
  *
@@ -51,7 +53,8 @@
  *   yield* geocode
  *   yield* geocode
  *   return yield* geocode.pipe(
- *     Effect.catchTag("RateLimited", (e) => Effect.succeed(`busy, retry in ${Duration.format(e.retryAfter)}`))
+ *     Effect.catchReason("RateLimiterError", "RateLimited", (e) =>
+ *       Effect.succeed(`busy, retry in ${Duration.format(e.retryAfter)}`))
  *   ) // "busy, retry in 1s"
  * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory))
  * ```
@@ -146,11 +149,11 @@ export interface Options {
   readonly algorithm?: Algorithm | undefined
   /** The store key of the budget. Default: the name. */
   readonly key?: string | undefined
-  /** Over the limit, fail at once with `RateLimited` or wait for a slot. Default: `"fail"`. */
+  /** Over the limit, fail at once (reason `RateLimited`) or wait for a slot. Default: `"fail"`. */
   readonly onExceeded?: "fail" | "delay" | undefined
   /** Tokens each call takes, in (0, limit]. Default: 1. */
   readonly tokens?: number | undefined
-  /** When the store fails, let the call run (and count it) or fail with `RateLimiterStoreError`. Default: `"allow"`. */
+  /** When the store fails, run the call (and count it) or fail (reason `RateLimiterStoreError`). Default: "allow". */
   readonly onStoreError?: "allow" | "fail" | undefined
 }
 
@@ -252,9 +255,9 @@ export const RateLimiter: Context.Service<RateLimiter, RateLimiter> = Context.Se
 // -----------------------------------------------------------------------------
 
 /**
- * Rejection of a call over the limit. `retryAfter` is the wait the limiter reported (for a fixed window: until
- * it resets; for a token bucket: until enough tokens are back), rounded up to a whole millisecond; `key` is the
- * store key.
+ * The reason of a rejection over the limit. `retryAfter` is the wait the limiter reported (for a fixed window:
+ * until it resets; for a token bucket: until enough tokens are back), rounded up to a whole millisecond; `key` is
+ * the store key.
  *
  * @example
  * ```ts
@@ -274,9 +277,6 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   window: Schema.DurationFromMillis,
   retryAfter: Schema.DurationFromMillis
 }) {
-  /** A local rejection: a circuit breaker outside the limiter never counts it. */
-  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
-
   override get message(): string {
     return `Rate limiter "${this.policy}" (key "${this.key}") allows ${this.limit} per ${
       Duration.format(this.window)
@@ -285,7 +285,7 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 }
 
 /**
- * Failure of the limiter's store, raised only with `onStoreError: "fail"`.
+ * The reason of a rejection when the limiter's store failed, raised only with `onStoreError: "fail"`.
  *
  * @example
  * ```ts
@@ -304,28 +304,106 @@ export class RateLimiterStoreError extends Schema.TaggedError<RateLimiterStoreEr
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
-  /** A local rejection: it says nothing about the dependency, so a circuit breaker never counts it. */
-  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
-
   override get message(): string {
     return `Rate limiter "${this.policy}" (key "${this.key}") could not reach its store: ${this.detail}`
   }
 }
 
 /**
- * What a limiter adds to a call's error channel.
+ * Why a limiter turned a call away.
  *
  * @example
  * ```ts
  * import type { RateLimiter } from "@effect-resilience/core"
  *
- * const retryable = (e: RateLimiter.Rejection) => e._tag === "RateLimited"
+ * const overLimit = (reason: RateLimiter.RateLimiterErrorReason) => reason._tag === "RateLimited"
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type RateLimiterErrorReason = RateLimited | RateLimiterStoreError
+
+/**
+ * The schema of a `RateLimiterError`'s reason.
+ *
+ * @example
+ * ```ts
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const isReason = Schema.is(RateLimiter.RateLimiterErrorReason)
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const RateLimiterErrorReason: Schema.Union<readonly [typeof RateLimited, typeof RateLimiterStoreError]> = Schema
+  .Union([RateLimited, RateLimiterStoreError])
+
+/**
+ * The one error a limiter adds to a call: `Effect.catchTag("RateLimiterError", f)` handles every rejection,
+ * `Effect.catchReason("RateLimiterError", "RateLimited", f)` one kind. It is a local rejection: a circuit breaker
+ * outside the limiter never counts it. `policy`, `key` and `retryAfter` read the reason's (`retryAfter` is zero for
+ * a store failure), so a retry policy waits out a rate limit.
+ *
+ * @example
+ * ```ts
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { Duration, Effect } from "effect"
+ *
+ * const call = (limiter: RateLimiter.RateLimiter) =>
+ *   Effect.succeed("ok").pipe(
+ *     limiter.protect,
+ *     Effect.catchReason("RateLimiterError", "RateLimited", (reason) =>
+ *       Effect.succeed(`busy for ${Duration.format(reason.retryAfter)}`)),
+ *     Effect.catchTag("RateLimiterError", (error) => Effect.succeed(`limiter down: ${error.message}`))
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class RateLimiterError extends Schema.TaggedError<RateLimiterError>()("RateLimiterError", {
+  reason: RateLimiterErrorReason
+}) {
+  /** A local rejection: a circuit breaker outside the limiter never counts it. */
+  readonly [LocalRejectionTypeId]: LocalRejectionTypeId = LocalRejectionTypeId
+
+  /** The limiter's name. */
+  get policy(): string {
+    return this.reason.policy
+  }
+
+  /** The store key. */
+  get key(): string {
+    return this.reason.key
+  }
+
+  /** How long to wait before the call can be admitted: the rate limit's, zero for a store failure. */
+  get retryAfter(): Duration.Duration {
+    return this.reason._tag === "RateLimited" ? this.reason.retryAfter : Duration.zero
+  }
+
+  override get message(): string {
+    return this.reason.message
+  }
+}
+
+/**
+ * What a limiter adds to a call's error channel: `RateLimiterError`.
+ *
+ * @example
+ * ```ts
+ * import type { RateLimiter } from "@effect-resilience/core"
+ *
+ * const retryable = (e: RateLimiter.Rejection) => e.reason._tag === "RateLimited"
  * ```
  *
  * @since 0.1.0
  * @category errors
  */
-export type Rejection = RateLimited | RateLimiterStoreError
+export type Rejection = RateLimiterError
 
 // -----------------------------------------------------------------------------
 // stores
@@ -496,7 +574,7 @@ export const make: (
       const reason = error.reason
       if (reason._tag === "RateLimitExceeded") {
         totals.rejected++
-        return Effect.fail(makeRateLimited(name, key, limit, window, Duration.toMillis(reason.retryAfter)))
+        return Effect.fail(rejectOverLimit(name, key, limit, window, Duration.toMillis(reason.retryAfter)))
       }
       totals.storeErrors++
       if (allowOnStoreError) {
@@ -505,11 +583,13 @@ export const make: (
         return Effect.void
       }
       return Effect.fail(
-        new RateLimiterStoreError({
-          policy: name,
-          key,
-          detail: reason.message,
-          ...(reason.cause === undefined ? {} : { cause: reason.cause })
+        new RateLimiterError({
+          reason: new RateLimiterStoreError({
+            policy: name,
+            key,
+            detail: reason.message,
+            ...(reason.cause === undefined ? {} : { cause: reason.cause })
+          })
         })
       )
     }
@@ -568,22 +648,24 @@ export const make: (
 
 // Rejections are built without capturing a stack: a fast-fail path must stay fast, and the stack of a rejection
 // only says where the limiter is, which its fields already do.
-const makeRateLimited = (
+const rejectOverLimit = (
   policy: string,
   key: string,
   limit: number,
   window: Duration.Duration,
   retryAfterMillis: number
-): RateLimited =>
+): RateLimiterError =>
   stackless(() =>
-    new RateLimited({
-      policy,
-      key,
-      limit,
-      window,
-      // Effect's limiter keeps nanoseconds, so a third of a second comes back as 999.999999 ms; rounded up, a caller
-      // that waits `retryAfter` out is admitted.
-      retryAfter: Duration.millis(Math.ceil(retryAfterMillis))
+    new RateLimiterError({
+      reason: new RateLimited({
+        policy,
+        key,
+        limit,
+        window,
+        // Effect's limiter keeps nanoseconds, so a third of a second comes back as 999.999999 ms; rounded up, a
+        // caller that waits `retryAfter` out is admitted.
+        retryAfter: Duration.millis(Math.ceil(retryAfterMillis))
+      }, { disableChecks: true })
     }, { disableChecks: true })
   )
 

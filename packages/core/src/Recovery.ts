@@ -17,8 +17,10 @@
  *   during the cooldown is deferred: the sequence starts when the cooldown ends, if the service has not been
  *   `Healthy` or `Unknown` since.
  * - Changes to a service while its sequence runs (say `Degraded` to `Unhealthy`) only matter if they end it.
+ * - `make` subscribes to `changes` before it returns, so no change published afterwards is missed. `layer(options)`
+ *   does the same on the `HealthMonitor` in context: one line wires recovery to a monitor.
  *
- * **Stats**
+ * **Snapshot**
  *
  * - Every action run is an attempt, escalations included; `attemptsByAction` splits them by `_tag`.
  * - An attempt is a success when its action succeeded and the next thing that happened in its sequence was the
@@ -68,12 +70,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { StatusChange } from "./HealthMonitor.ts"
+import { HealthMonitor, type StatusChange } from "./HealthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/recovery.ts"
 import {
@@ -212,7 +215,7 @@ export interface Rule<R = never> {
 export type RuleServices<A> = A extends Rule<infer R> ? R : never
 
 /**
- * A recovery action run that failed, as `stats` keeps it (the last 50).
+ * A recovery action run that failed, as `snapshot` keeps it (the last 50).
  *
  * @example
  * ```ts
@@ -248,19 +251,19 @@ export interface RecentFailure {
 export type Phase = "Idle" | "Deferred" | "Running" | "Escalated"
 
 /**
- * One service with a rule, as `stats` shows it. `attempts` counts the current (or last) sequence's attempts.
+ * One service with a rule, as `snapshot` shows it. `attempts` counts the current (or last) sequence's attempts.
  *
  * @example
  * ```ts
  * import type { Recovery } from "@effect-resilience/core"
  *
- * const coolingDown = (s: Recovery.ServiceStats, now: number) => s.cooldownUntil !== null && s.cooldownUntil > now
+ * const coolingDown = (s: Recovery.ServiceSnapshot, now: number) => s.cooldownUntil !== null && s.cooldownUntil > now
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface ServiceStats {
+export interface ServiceSnapshot {
   readonly service: string
   readonly phase: Phase
   readonly attempts: number
@@ -269,13 +272,13 @@ export interface ServiceStats {
 }
 
 /**
- * Stats since `make`, as plain serializable data. See the module docs for what counts as a success.
+ * Counts since `make`, as plain serializable data. See the module docs for what counts as a success.
  *
  * @example
  * ```ts
  * import type { Recovery } from "@effect-resilience/core"
  *
- * const summary = (s: Recovery.Stats) =>
+ * const summary = (s: Recovery.Snapshot) =>
  *   `${s.attempts} attempts, ${Math.round(s.successRate * 100)}% successful, ` +
  *   `recovery in ${s.averageRecoveryMillis ?? "-"}ms on average`
  * ```
@@ -283,7 +286,7 @@ export interface ServiceStats {
  * @since 0.1.0
  * @category models
  */
-export interface Stats {
+export interface Snapshot {
   readonly name: string
   readonly attempts: number
   readonly successes: number
@@ -297,7 +300,7 @@ export interface Stats {
   readonly averageRecoveryMillis: number | null
   readonly lastRecoveryMillis: number | null
   readonly recentFailures: ReadonlyArray<RecentFailure>
-  readonly services: ReadonlyArray<ServiceStats>
+  readonly services: ReadonlyArray<ServiceSnapshot>
 }
 
 /**
@@ -324,7 +327,7 @@ export type OnRecovered = (service: string, recoveryMillis: number) => Effect.Ef
  * import type { Recovery } from "@effect-resilience/core"
  * import { Effect } from "effect"
  *
- * const rate = (recovery: Recovery.Recovery) => Effect.map(recovery.stats, (s) => s.successRate)
+ * const rate = (recovery: Recovery.Recovery) => Effect.map(recovery.snapshot, (s) => s.successRate)
  * ```
  *
  * @since 0.1.0
@@ -332,7 +335,7 @@ export type OnRecovered = (service: string, recoveryMillis: number) => Effect.Ef
  */
 export interface Recovery {
   readonly name: string
-  readonly stats: Effect.Effect<Stats>
+  readonly snapshot: Effect.Effect<Snapshot>
   /** Calls `f` on each recovery for as long as the scope is open. */
   readonly onRecovered: (f: OnRecovered) => Effect.Effect<void, never, Scope.Scope>
 }
@@ -344,7 +347,7 @@ export interface Recovery {
  * ```ts
  * import { Recovery } from "@effect-resilience/core"
  *
- * const attempts = Recovery.Recovery.use((recovery) => recovery.stats)
+ * const attempts = Recovery.Recovery.use((recovery) => recovery.snapshot)
  * ```
  *
  * @since 0.1.0
@@ -600,7 +603,7 @@ const waitForEnd = (queue: Queue.Queue<StatusChange>, millis: number): Effect.Ef
  *       rules: [{ service: "db", action: Recovery.reconnect(reconnectPool), backoff: { base: "5 seconds" } }],
  *       onRecovered: (service, millis) => Effect.log(`${service} recovered in ${millis}ms`)
  *     })
- *     return yield* recovery.stats
+ *     return yield* recovery.snapshot
  *   }).pipe(Effect.scoped)
  * ```
  *
@@ -767,7 +770,8 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
   }).pipe(
     // No more news about any service: a sequence could only guess from here.
     Effect.andThen(Fiber.interruptAll(workers)),
-    Effect.forkScoped
+    // Started at once, so that it subscribes to `changes` before `make` returns: no change after it is missed.
+    Effect.forkScoped({ startImmediately: true })
   )
 
   const by = { policy: name }
@@ -792,7 +796,7 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
 
   const recovery: Recovery = {
     name,
-    stats: Effect.sync((): Stats => ({
+    snapshot: Effect.sync((): Snapshot => ({
       name,
       attempts: books.attempts,
       successes: books.successes,
@@ -820,3 +824,52 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
   }
   return recovery
 })
+
+/**
+ * Options for `layer`: `make`'s, but for `changes`, which the layer takes from the `HealthMonitor` in context.
+ *
+ * @example
+ * ```ts
+ * import { Recovery } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const options: Recovery.LayerOptions<ReadonlyArray<Recovery.Rule>> = {
+ *   rules: [{ service: "db", action: Recovery.reconnect(Effect.log("reconnect")) }]
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LayerOptions<Rules extends ReadonlyArray<Rule<unknown>>> = Omit<Options<Rules>, "changes">
+
+/**
+ * Provides `Recovery` on the status changes of the `HealthMonitor` in context. Recovery starts when the layer is
+ * built, and stops (interrupting the running sequences) when it is released.
+ *
+ * @example
+ * ```ts
+ * import { HealthMonitor, Recovery } from "@effect-resilience/core"
+ * import { Effect, Layer } from "effect"
+ *
+ * declare const reconnectPool: Effect.Effect<void>
+ *
+ * // A monitor, and recovery on it: one line each.
+ * const Monitoring = Recovery.layer({
+ *   rules: [{ service: "db", action: Recovery.reconnect(reconnectPool), backoff: { base: "5 seconds" } }]
+ * }).pipe(Layer.provideMerge(HealthMonitor.layer()))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = <const Rules extends ReadonlyArray<Rule<unknown>>>(
+  options: LayerOptions<Rules>
+): Layer.Layer<Recovery, PolicyConfigError, HealthMonitor | RuleServices<Rules[number]>> =>
+  Layer.effect(
+    Recovery,
+    Effect.gen(function*() {
+      const monitor = yield* HealthMonitor
+      return yield* make<Rules>({ ...options, changes: monitor.changes })
+    })
+  )

@@ -12,19 +12,24 @@
  * - Only typed failures are retried. A defect is never retried, and an interruption (of the attempt or of the
  *   caller) propagates at once: no event, no further attempt.
  * - `while` decides per typed error. By default (`isRetryable`) every typed error is retried except the ones that
- *   cannot get better by waiting: a forced-open `CircuitOpen`, a `RetryBudgetExhausted` from a nested policy and
+ *   cannot get better by waiting: a forced-open circuit, a `RetryBudgetExhausted` from a nested policy and
  *   a `PolicyConfigError`. A `while` you give replaces that default; combine the two with `&&` to keep it.
  * - Each retry waits the schedule's next delay. The schedule's input is the error, and the number of retries is
  *   the number of schedule steps: `times: 3` is 3 retries, 4 attempts in all.
- * - `Retry-After`: when the error has a `retryAfter` field that is a `Duration` (`CircuitOpen`, a rate limiter's
- *   or bulkhead's rejection, your own HTTP 429 or 503 error), the retry waits at least that long: the longer of
- *   the two waits. When the `retryAfter` is the longer one and exceeds `maxRetryAfter`, is infinite, or would
- *   start the retry past `maxElapsed`, the policy gives up at once (`RetryAfterTooLong`) and fails with that error.
+ * - `Retry-After`: when the error has a `retryAfter` field that is a `Duration` (a breaker's `CircuitBreakerError`,
+ *   a rate limiter's `RateLimiterError`, your own HTTP 429 or 503 error), the retry waits at least that long: the
+ *   longer of the two waits. When the `retryAfter` is the longer one and exceeds `maxRetryAfter`, is infinite, or
+ *   would start the retry past `maxElapsed`, the policy gives up at once (`RetryAfterTooLong`) and fails with that
+ *   error.
  * - `maxElapsed` bounds the whole call, counted from the start of its first attempt: a retry that would start
  *   past it is not made (`ScheduleDone`), so the policy never sleeps only to give up.
  * - Budget: with `budget`, every call deposits and every retry withdraws. A retry the budget cannot pay for is not
  *   made: the call fails at once with `RetryBudgetExhausted`, which carries the last error as `cause`.
  * - Give-ups fail with the last attempt's own failure, unchanged, except `BudgetExhausted`.
+ * - `isFailureResult` retries success values too (an HTTP 503 returned as a value): such a value is retried as a
+ *   failure would be (`while` is not asked: the classifier already said it is worth another try), and when the
+ *   policy gives up, for whatever reason, the call succeeds with the last value. A value classified by an enclosing
+ *   `Policy` is retried the same way. Events show such a value's `errorTag` as `"FailureResult"`.
  * - Cost: a call that succeeds at once costs a counter and one error handler (and a clock read when the policy has
  *   a budget or `maxElapsed`); the schedule is only stepped, and the retry loop only built, after a failure.
  *
@@ -32,7 +37,7 @@
  *
  * - Put the retry inside a circuit breaker (`call.pipe(retry.protect, breaker.protect)`): the breaker then sees
  *   one outcome per call, not one per attempt, and an open circuit rejects the whole call at once instead of
- *   each attempt. A retry outside the breaker would retry `CircuitOpen` after its `retryAfter`, which holds
+ *   each attempt. A retry outside the breaker would retry an open circuit after its `retryAfter`, which holds
  *   callers for the whole open time (bound that with `maxRetryAfter`); a forced-open one is never retried.
  * - The policy cannot see limits inside the schedule (`Schedule.upTo({ duration })`): they end the schedule when
  *   stepped, after the failure. Use `maxElapsed` for a time budget the policy checks before sleeping.
@@ -78,6 +83,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { classifying, isFailureResult, unwrapping } from "./internal/failureResult.ts"
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/retry.ts"
 import { stackless } from "./internal/stackless.ts"
@@ -329,7 +335,7 @@ export interface Snapshot {
  * @example
  * ```ts
  * import { Retry } from "@effect-resilience/core"
- * import { Effect, Schedule } from "effect"
+ * import { Effect } from "effect"
  *
  * // One budget for every policy that calls the same backend.
  * const policies = Effect.gen(function*() {
@@ -379,10 +385,11 @@ export interface BudgetOptions {
  * ```ts
  * import { Retry } from "@effect-resilience/core"
  *
- * const options: Retry.Options = {
+ * const options: Retry.Options<{ readonly status: number }> = {
  *   name: "payments",
  *   schedule: Retry.exponential({ base: "200 millis", cap: "5 seconds", times: 5 }).pipe(Retry.equalJitter),
  *   while: (error) => Retry.isRetryable(error) && (error as { readonly status?: number }).status !== 400,
+ *   isFailureResult: (response) => response.status === 503,
  *   maxElapsed: "10 seconds",
  *   maxRetryAfter: "5 seconds"
  * }
@@ -391,13 +398,15 @@ export interface BudgetOptions {
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options<A = unknown> {
   /** Names the policy in errors, events and metrics. */
   readonly name: string
   /** The delays between attempts; its input is the error. Ending the schedule ends the retries. */
   readonly schedule: Schedule.Schedule<unknown, unknown>
   /** Which typed errors are retried. Default: `isRetryable`. */
   readonly while?: ((error: unknown) => boolean) | undefined
+  /** Which success values are retried; once the policy gives up, the last one is returned. Default: none. */
+  readonly isFailureResult?: ((value: A) => boolean) | undefined
   /** A retry budget, possibly shared with other policies. Default: none. */
   readonly budget?: RetryBudget | undefined
   /** No retry starts later than this after the call began. Default: no limit. */
@@ -410,7 +419,7 @@ export interface Options {
 
 /**
  * A retry policy. `Rejection` is what it adds to a call's errors: `RetryBudgetExhausted` when it has a budget,
- * nothing otherwise.
+ * nothing otherwise. `A` is what its `isFailureResult` judges: it protects effects that succeed with an `A`.
  *
  * @example
  * ```ts
@@ -423,11 +432,11 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface Retry<out Rejection = RetryBudgetExhausted> {
+export interface Retry<out Rejection = RetryBudgetExhausted, A = unknown> {
   readonly [TypeId]: TypeId
   readonly name: string
-  /** Runs an effect, retrying its typed failures as the policy says: `effect.pipe(retry.protect)`. */
-  readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Rejection, R>
+  /** Runs an effect, retrying its typed failures and classified values as the policy says: `call.pipe(protect)`. */
+  readonly protect: <B extends A, E, R>(self: Effect.Effect<B, E, R>) => Effect.Effect<B, E | Rejection, R>
   /** Counts since the policy was made. */
   readonly snapshot: Effect.Effect<Snapshot>
   /** Every retry, give-up and success after retries, from subscription on. */
@@ -702,9 +711,9 @@ export const jittered: <Output, Input, Error, Env>(
 // -----------------------------------------------------------------------------
 
 /**
- * The default `while`: true for every error but those that waiting cannot fix, namely a forced-open
- * `CircuitOpen`, a `RetryBudgetExhausted` (a nested policy's budget is spent: retrying would multiply load) and
- * a `PolicyConfigError`.
+ * The default `while`: true for every error but those that waiting cannot fix, namely a forced-open circuit
+ * (`CircuitBreakerError` with reason `CircuitForcedOpen`), a `RetryBudgetExhausted` (a nested policy's budget is
+ * spent: retrying would multiply load) and a `PolicyConfigError`.
  *
  * @example
  * ```ts
@@ -722,10 +731,10 @@ export const jittered: <Output, Input, Error, Env>(
  */
 export const isRetryable = (error: unknown): boolean => {
   if (typeof error !== "object" || error === null) return true
-  const e = error as { readonly _tag?: unknown; readonly forced?: unknown }
+  const e = error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: unknown } | undefined }
   switch (e._tag) {
-    case "CircuitOpen":
-      return e.forced !== true
+    case "CircuitBreakerError":
+      return e.reason?._tag !== "CircuitForcedOpen"
     case "RetryBudgetExhausted":
     case "PolicyConfigError":
       return false
@@ -801,6 +810,9 @@ const OptionsSchema = Schema.Struct({
   while: Schema.optional(Schema.Unknown.check(
     Schema.makeFilter((input) => typeof input === "function" ? undefined : "Expected a function (error) => boolean")
   )),
+  isFailureResult: Schema.optional(Schema.Unknown.check(
+    Schema.makeFilter((input) => typeof input === "function" ? undefined : "Expected a function (value) => boolean")
+  )),
   budget: Schema.optional(Schema.Unknown.check(
     Schema.makeFilter((input) =>
       typeof input === "object" && input !== null && budgetBooks.has(input as RetryBudget)
@@ -824,6 +836,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
     schedule: options.schedule,
     eventBuffer: options.eventBuffer ?? 1024,
     ...(options.while === undefined ? {} : { while: options.while }),
+    ...(options.isFailureResult === undefined ? {} : { isFailureResult: options.isFailureResult }),
     ...(options.budget === undefined ? {} : { budget: options.budget }),
     ...(options.maxElapsed === undefined ? {} : { maxElapsed: options.maxElapsed }),
     ...(options.maxRetryAfter === undefined ? {} : { maxRetryAfter: options.maxRetryAfter })
@@ -831,6 +844,9 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
   yield* decode(OptionsSchema, raw, { kind: "retry", policy: String(name) })
   const schedule = options.schedule
   const shouldRetry = options.while ?? isRetryable
+  const isFailureValue = options.isFailureResult
+  // Identifies the values this policy classified, so that it unwraps only its own.
+  const owner = {}
   const books = options.budget === undefined ? undefined : budgetBooks.get(options.budget)
   const maxElapsed = options.maxElapsed === undefined ? Infinity : millisOf(options.maxElapsed)
   const maxRetryAfter = options.maxRetryAfter === undefined ? Infinity : millisOf(options.maxRetryAfter)
@@ -873,7 +889,9 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
           return yield* Effect.failCause(cause)
         }
         const error = internal.errorOf(cause)
-        if (!shouldRetry(error)) {
+        // A classified value is retried whatever `while` says: its classifier already judged it.
+        const classified = isFailureResult(error)
+        if (!classified && !shouldRetry(error)) {
           yield* gaveUp("NotRetryable", attempt, error, now)
           return yield* Effect.failCause(cause)
         }
@@ -904,6 +922,8 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         if (books !== undefined && !books.withdraw(now)) {
           totals.budgetRejections++
           yield* gaveUp("BudgetExhausted", attempt, error, now)
+          // A classified value goes back as it is, so that its classifier returns it: it is the last outcome.
+          if (classified) return yield* Effect.failCause(cause)
           return yield* Effect.fail(stackless(() =>
             new RetryBudgetExhausted({
               policy: name,
@@ -936,7 +956,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
       }
     })
 
-  const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | RetryBudgetExhausted, R> =>
+  const run = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | RetryBudgetExhausted, R> =>
     Effect.withFiber((fiber) => {
       totals.calls++
       let startedAt = 0
@@ -948,8 +968,12 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         // An interrupted attempt propagates at once, without even entering the loop.
         internal.classify(cause) === internal.INTERRUPTED ? Effect.failCause(cause) : retrying(self, cause, startedAt))
     })
+  const protect = isFailureValue === undefined
+    ? run
+    : <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | RetryBudgetExhausted, R> =>
+      unwrapping(run(classifying(self, isFailureValue as (value: A) => boolean, owner)), owner)
 
-  const retry: Retry = {
+  const retry: Retry<RetryBudgetExhausted, unknown> = {
     [TypeId]: TypeId,
     name,
     protect,
@@ -985,7 +1009,8 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
 
 /**
  * Makes a retry policy. Options are validated with Schema; a bad value fails with `PolicyConfigError`. Without a
- * budget, the policy adds no error to a call's (`Retry<never>`).
+ * budget, the policy adds no error to a call's (`Retry<never>`). With `isFailureResult`, it protects effects whose
+ * success is what the classifier takes.
  *
  * **Metrics** (Effect `Metric`s, attribute `policy`, read when exported so the call path pays nothing):
  * `retry_calls_total`, `retry_retries_total`, `retry_give_ups_total` (by `reason`) and
@@ -1000,9 +1025,11 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
  *   const retry = yield* Retry.make({
  *     name: "search",
  *     schedule: Retry.decorrelatedJitter({ base: "50 millis", cap: "2 seconds", times: 4 }),
+ *     // An empty page is retried too; if every attempt is empty, the last one is the answer.
+ *     isFailureResult: (results: ReadonlyArray<string>) => results.length === 0,
  *     maxElapsed: "5 seconds"
  *   })
- *   return yield* Effect.succeed("results").pipe(retry.protect)
+ *   return yield* Effect.succeed(["results"]).pipe(retry.protect)
  * }).pipe(Effect.scoped)
  * ```
  *
@@ -1010,8 +1037,10 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
  * @category constructors
  */
 export const make: {
-  (options: Options & { readonly budget?: undefined }): Effect.Effect<Retry<never>, PolicyConfigError, Scope.Scope>
-  (options: Options): Effect.Effect<Retry, PolicyConfigError, Scope.Scope>
+  <A = unknown>(
+    options: Options<A> & { readonly budget?: undefined }
+  ): Effect.Effect<Retry<never, A>, PolicyConfigError, Scope.Scope>
+  <A = unknown>(options: Options<A>): Effect.Effect<Retry<RetryBudgetExhausted, A>, PolicyConfigError, Scope.Scope>
 } =
   // The overloads are the truth: a policy fails with `RetryBudgetExhausted` only when it was given a budget.
-  makePolicy as (options: Options) => Effect.Effect<Retry<never>, PolicyConfigError, Scope.Scope>
+  makePolicy as (options: Options<never>) => Effect.Effect<Retry<never, unknown>, PolicyConfigError, Scope.Scope>

@@ -5,6 +5,7 @@ import { TestClock } from "effect/testing"
 import { createServer, type IncomingHttpHeaders } from "node:http"
 import * as Alerts from "../src/Alerts.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as HealthMonitor from "../src/HealthMonitor.ts"
 import type { Status, StatusChange } from "../src/HealthMonitor.ts"
 import * as Retry from "../src/Retry.ts"
 
@@ -591,4 +592,62 @@ describe("Alerts", () => {
       }),
     { arbitrary: { runs: 100 } }
   )
+
+  describe("layer", () => {
+    it.effect("alerts on the status changes of the HealthMonitor in context, through the AlertSink in context", () => {
+      const recorder = recordingSink()
+      const Monitoring = Alerts.layer({ name: "ops" }).pipe(
+        Layer.provideMerge(HealthMonitor.layer()),
+        Layer.provide(Layer.succeed(Alerts.AlertSink, recorder.sink))
+      )
+      return Effect.gen(function*() {
+        const monitor = yield* HealthMonitor.HealthMonitor
+        const health = { up: true }
+        yield* monitor.register({
+          name: "db",
+          check: Effect.suspend(() => health.up ? Effect.void : Effect.fail("refused")),
+          interval: "1 second",
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        })
+        health.up = false
+        yield* TestClock.adjust("1 second")
+        health.up = true
+        yield* TestClock.adjust("1 second")
+        // The first good check is no alert; the failure and the recovery are.
+        assert.deepStrictEqual(recorder.sent.map(brief), [
+          "db Healthy->Unhealthy critical x1",
+          "db Unhealthy->Healthy info x1"
+        ])
+        const snapshot = yield* Alerts.Alerts.use((alerts) => alerts.snapshot)
+        assert.deepStrictEqual([snapshot.name, snapshot.sent], ["ops", 2])
+      }).pipe(Effect.provide(Monitoring))
+    })
+
+    it.effect("subscribes before it returns: a change published right after is not missed", () =>
+      Effect.gen(function*() {
+        const recorder = recordingSink()
+        const monitor = yield* HealthMonitor.make()
+        yield* Alerts.make({ changes: monitor.changes }).pipe(Effect.provideService(Alerts.AlertSink, recorder.sink))
+        // With no jitter the first run happens within `register`, with no chance for another fiber to run first.
+        yield* monitor.register({
+          name: "db",
+          check: Effect.fail("refused"),
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        })
+        yield* TestClock.adjust(0)
+        assert.deepStrictEqual(recorder.sent.map(brief), ["db Unknown->Unhealthy critical x1"])
+      }))
+
+    it.effect("validates its options when built", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Layer.build(Alerts.layer({ dedupWindow: -1 }).pipe(Layer.provide(HealthMonitor.layer())))
+        )
+        assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["dedupWindow"])
+      }))
+  })
 })

@@ -95,7 +95,7 @@ const issuesOf = (error: { readonly issues: ReadonlyArray<{ readonly path: strin
 const staggered = (seed: number) =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const monitor = yield* HealthMonitor.make
+    const monitor = yield* HealthMonitor.make()
     const checks = [0, 1, 2, 3, 4].map(() => scripted("ok"))
     for (const [i, s] of checks.entries()) {
       yield* monitor.register({ name: `svc-${i}`, check: s.check, interval: "10 seconds", jitter: 0.1 })
@@ -108,7 +108,7 @@ describe("HealthMonitor", () => {
   describe("thresholds", () => {
     it.effect("a check starts Unknown, and a first failure below warningThreshold leaves it Unknown", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("fail")
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
         const state = yield* monitor.state("db")
@@ -121,7 +121,7 @@ describe("HealthMonitor", () => {
 
     it.effect("Unknown -> Degraded -> Unhealthy -> Healthy, each change published once", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const changes = yield* collect(monitor)
         const s = scripted("fail")
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -170,7 +170,7 @@ describe("HealthMonitor", () => {
 
     it.effect("one blip below warningThreshold changes nothing, and a success ends the streak", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const changes = yield* collect(monitor)
         const s = scripted("ok")
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -193,7 +193,7 @@ describe("HealthMonitor", () => {
 
     it.effect("Degraded goes back to Healthy on one success; equal thresholds go straight to Unhealthy", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const a = scripted("fail")
         const b = scripted("fail")
         yield* monitor.register({ name: "a", check: a.check, interval: "1 second", jitter: 0 })
@@ -215,7 +215,7 @@ describe("HealthMonitor", () => {
 
     it.effect("a defect is a failure, with the defect's message", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("die")
         yield* monitor.register({ name: "db", check: s.check, jitter: 0, warningThreshold: 1 })
         const state = yield* monitor.state("db")
@@ -228,7 +228,7 @@ describe("HealthMonitor", () => {
       [Schema.Array(Schema.Literals(["ok", "fail", "warn"]))],
       ([outcomes]) =>
         Effect.gen(function*() {
-          const monitor = yield* HealthMonitor.make
+          const monitor = yield* HealthMonitor.make()
           const s = scripted("ok")
           yield* monitor.register({ name: "db", check: s.check, interval: "1 hour", jitter: 0 })
           let streak = 0
@@ -256,7 +256,7 @@ describe("HealthMonitor", () => {
   describe("warnings", () => {
     it.effect("a Warning makes a check Degraded at once, without counting a failure", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const changes = yield* collect(monitor)
         const s = scripted("warn")
         yield* monitor.register({ name: "db", check: s.check, interval: "1 minute", jitter: 0 })
@@ -277,7 +277,7 @@ describe("HealthMonitor", () => {
 
     it.effect("a Warning neither counts toward the thresholds nor ends the streak, and leaves Unhealthy as is", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("fail")
         yield* monitor.register({ name: "db", check: s.check, interval: "1 hour", jitter: 0 })
         s.set("warn")
@@ -300,7 +300,7 @@ describe("HealthMonitor", () => {
   describe("timeouts", () => {
     it.effect("a run still going at the timeout is interrupted and fails; one ending before it passes", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("ok")
         s.takes(4_999)
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -326,7 +326,7 @@ describe("HealthMonitor", () => {
 
     it.effect("a run that ends at exactly the timeout has timed out, whatever its outcome", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("ok")
         s.takes(2_000)
         yield* monitor.register({
@@ -348,7 +348,7 @@ describe("HealthMonitor", () => {
   describe("scheduling", () => {
     it.effect("without jitter the first run is at registration, then one interval after each run ends", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("ok")
         s.takes(1_000)
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -361,8 +361,9 @@ describe("HealthMonitor", () => {
         const runs = yield* staggered(42)
         const firsts = runs.map((starts) => starts[0])
         assert.strictEqual(new Set(firsts).size, firsts.length, `first runs ${firsts} should differ`)
+        // Drawn over the whole window [0, interval x jitter], not bunched at its start.
+        assert.isAbove(Math.max(...firsts) - Math.min(...firsts), 250, `first runs ${firsts} should spread`)
         for (const starts of runs) {
-          assert.isAtLeast(starts[0], 0)
           assert.isAtMost(starts[0], 1_000)
           assert.isAtLeast(starts.length, 11)
           const waits = starts.slice(1).map((at, i) => at - starts[i])
@@ -381,7 +382,7 @@ describe("HealthMonitor", () => {
   describe("registration at run time", () => {
     it.effect("a check added while others run starts on its own schedule and joins the report", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const a = scripted("ok")
         const b = scripted("ok")
         yield* monitor.register({ name: "a", check: a.check, interval: "10 seconds", jitter: 0 })
@@ -395,7 +396,7 @@ describe("HealthMonitor", () => {
 
     it.effect("unregistering interrupts the check, drops its state and stops its runs", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const a = scripted("ok")
         const b = scripted("ok")
         yield* monitor.register({ name: "a", check: a.check, interval: "10 seconds", jitter: 0 })
@@ -418,7 +419,7 @@ describe("HealthMonitor", () => {
 
     it.effect("re-registering replaces the check and restarts its fiber, keeping its state", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const old = scripted("fail")
         const replacement = scripted("fail")
         yield* monitor.register({ name: "db", check: old.check, interval: "10 seconds", jitter: 0 })
@@ -445,7 +446,7 @@ describe("HealthMonitor", () => {
 
     it.effect("a check registered from a fiber that then ends keeps running", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("ok")
         const registrar = yield* Effect.forkChild(
           monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -459,7 +460,7 @@ describe("HealthMonitor", () => {
       Effect.gen(function*() {
         class Database extends Context.Service<Database, { readonly ping: Effect.Effect<void, Boom> }>()("Database") {}
         let pings = 0
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const check = Effect.gen(function*() {
           const db = yield* Database
           yield* db.ping
@@ -478,7 +479,7 @@ describe("HealthMonitor", () => {
     it.effect("closing the monitor's scope interrupts every check's fiber, and nothing runs afterwards", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const monitor = yield* HealthMonitor.make.pipe(Scope.provide(scope))
+        const monitor = yield* HealthMonitor.make().pipe(Scope.provide(scope))
         const checks = [scripted("ok"), scripted("hang"), scripted("ok")]
         for (const [i, s] of checks.entries()) {
           yield* monitor.register({
@@ -497,8 +498,9 @@ describe("HealthMonitor", () => {
         const runs = checks.map((s) => s.starts.length)
         yield* TestClock.adjust("10 minutes")
         assert.deepStrictEqual(checks.map((s) => s.starts.length), runs)
-        // Every fiber a check ran on is done.
+        // Every fiber a check ran on (at least one per check) is done.
         for (const s of checks) {
+          assert.isAbove(s.fibers.length, 0)
           for (const fiber of s.fibers) assert.isDefined(fiber.pollUnsafe())
         }
         assert.isFalse((yield* monitor.report).monitoring)
@@ -513,7 +515,7 @@ describe("HealthMonitor", () => {
         const s = scripted("ok")
         yield* HealthMonitor.HealthMonitor.use((monitor) =>
           monitor.register({ name: "db", check: s.check, interval: "1 second", jitter: 0 })
-        ).pipe(Effect.provide(HealthMonitor.layer))
+        ).pipe(Effect.provide(HealthMonitor.layer()))
         yield* TestClock.adjust("1 minute")
         assert.deepStrictEqual(s.starts, [0])
       }))
@@ -522,7 +524,7 @@ describe("HealthMonitor", () => {
   describe("report", () => {
     it.effect("overall status and summary: critical Unhealthy fails, non-critical Unhealthy degrades", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         assert.strictEqual(yield* monitor.status, "Unknown")
         const empty = yield* monitor.report
         assert.deepStrictEqual(empty, {
@@ -584,7 +586,7 @@ describe("HealthMonitor", () => {
 
     it.effect("detection and recovery times are measured exactly", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("hang")
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
         // Runs 0-5s, 15-20s, 30-35s time out: Unhealthy at 35s, 35s after the first failing run started.
@@ -621,7 +623,7 @@ describe("HealthMonitor", () => {
   describe("changes", () => {
     it.effect("a change copies `critical` from its check and carries the error that caused it", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const changes = yield* collect(monitor)
         const s = scripted("fail")
         yield* monitor.register({
@@ -646,7 +648,7 @@ describe("HealthMonitor", () => {
 
     it.effect("a subscriber that falls eventBuffer changes behind loses the oldest", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.makeWith({ eventBuffer: 2 })
+        const monitor = yield* HealthMonitor.make({ eventBuffer: 2 })
         const s = scripted("ok")
         yield* monitor.register({
           name: "db",
@@ -684,7 +686,7 @@ describe("HealthMonitor", () => {
   describe("metrics", () => {
     it.effect("exports a check's status, runs, failures, response time, detection and recovery by service", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("fail")
         s.takes(250)
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
@@ -710,7 +712,7 @@ describe("HealthMonitor", () => {
           (all) => all.filter((m) => m.id.startsWith("health_")).map((m) => `${m.id}{${m.attributes?.["service"]}}`)
         )
         yield* Effect.gen(function*() {
-          const monitor = yield* HealthMonitor.make
+          const monitor = yield* HealthMonitor.make()
           yield* monitor.register({ name: "a", check: Effect.void, jitter: 0 })
           yield* monitor.register({ name: "b", check: Effect.void, jitter: 0 })
           assert.strictEqual((yield* healthSeries).length, 12)
@@ -729,7 +731,7 @@ describe("HealthMonitor", () => {
   describe("validation", () => {
     it.effect("register validates its options, naming each bad one", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const error = yield* Effect.flip(monitor.register({
           name: "db",
           check: Effect.void,
@@ -764,19 +766,22 @@ describe("HealthMonitor", () => {
         assert.deepStrictEqual((yield* monitor.report).services, {})
       }))
 
-    it.effect("makeWith and layerWith validate eventBuffer", () =>
+    it.effect("make and layer validate eventBuffer", () =>
       Effect.gen(function*() {
-        const error = yield* Effect.flip(Effect.scoped(HealthMonitor.makeWith({ eventBuffer: 0 })))
+        const error = yield* Effect.flip(Effect.scoped(HealthMonitor.make({ eventBuffer: 0 })))
         assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["eventBuffer"])
-        const fromLayer = yield* Effect.flip(Layer.build(HealthMonitor.layerWith({ eventBuffer: -1 })))
-        assert.strictEqual(fromLayer._tag, "PolicyConfigError")
+        const fromLayer = yield* Effect.flip(Layer.build(HealthMonitor.layer({ eventBuffer: -1 })))
+        assert.deepStrictEqual(fromLayer.issues.map((issue) => issue.path), ["eventBuffer"])
+        // Without options (or without eventBuffer) nothing can be wrong.
+        const monitor = yield* HealthMonitor.make({})
+        assert.strictEqual(yield* monitor.status, "Unknown")
       }))
   })
 
   describe("runNow and state", () => {
     it.effect("runNow runs a check once, outside its schedule, and returns its state", () =>
       Effect.gen(function*() {
-        const monitor = yield* HealthMonitor.make
+        const monitor = yield* HealthMonitor.make()
         const s = scripted("ok")
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
         yield* TestClock.adjust("3 seconds")

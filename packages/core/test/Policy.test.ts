@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
+import * as Hedge from "../src/Hedge.ts"
 import * as Policy from "../src/Policy.ts"
 import * as RateLimiter from "../src/RateLimiter.ts"
 import * as Retry from "../src/Retry.ts"
@@ -43,7 +44,7 @@ describe("Policy", () => {
         retry: spy(log, "retry"),
         circuitBreaker: spy(log, "circuitBreaker")
       } as unknown as Policy.Stages
-      const policy = yield* Policy.make("recorded", stages)
+      const policy = yield* Policy.make({ name: "recorded", ...stages })
       yield* policy.protect(Effect.sync(() => log.push("call")))
       const attempt = [
         "rateLimiter>",
@@ -66,7 +67,7 @@ describe("Policy", () => {
     Effect.gen(function*() {
       const log: Array<string> = []
       const stages = { timeout: spy(log, "timeout"), circuitBreaker: spy(log, "circuitBreaker") }
-      const policy = yield* Policy.make("two", stages as unknown as Policy.Stages)
+      const policy = yield* Policy.make({ name: "two", ...stages as unknown as Policy.Stages })
       yield* policy.protect(Effect.sync(() => log.push("call")))
       assert.deepStrictEqual(log, ["circuitBreaker>", "timeout>", "call", "<timeout", "<circuitBreaker"])
       assert.deepStrictEqual((yield* policy.snapshot).order, ["circuitBreaker", "timeout"])
@@ -80,7 +81,8 @@ describe("Policy", () => {
         Ref.updateAndGet(attempts, (n) => n + 1),
         (n) => n === 1 ? Effect.never : n === 2 ? Effect.fail(new Unavailable()) : Effect.succeed("ok")
       )
-      const policy = yield* Policy.make("search", {
+      const policy = yield* Policy.make({
+        name: "search",
         circuitBreaker: yield* CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(1) }),
         retry: yield* Retry.make({ name: "search", schedule: Retry.constant({ delay: "100 millis", times: 3 }) }),
         timeout: yield* Timeout.make({ name: "search", duration: "1 second" })
@@ -90,23 +92,24 @@ describe("Policy", () => {
       assert.strictEqual(yield* Fiber.join(fiber), "ok")
       assert.strictEqual(yield* Ref.get(attempts), 3)
       const snapshot = yield* policy.snapshot
-      const [breaker] = snapshot.stages.circuitBreaker as ReadonlyArray<CircuitBreaker.Snapshot>
+      const [breaker] = snapshot.stages.circuitBreaker
       assert.strictEqual(breaker.state, "Closed")
       assert.strictEqual(breaker.successCount, 1)
       assert.strictEqual(breaker.failureCount, 0)
-      assert.strictEqual((snapshot.stages.retry as Retry.Snapshot).retries, 2)
+      assert.strictEqual(snapshot.stages.retry.retries, 2)
     }))
 
   it.effect("a call that still fails after its retries is one failure for the breaker", () =>
     Effect.gen(function*() {
-      const policy = yield* Policy.make("search", {
+      const policy = yield* Policy.make({
+        name: "search",
         circuitBreaker: yield* CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(2) }),
         retry: yield* Retry.make({ name: "search", schedule: Retry.constant({ delay: "10 millis", times: 2 }) })
       })
       const fiber = yield* Effect.forkChild(Effect.flip(policy.protect(Effect.fail(new Unavailable()))))
       yield* TestClock.adjust("1 second")
       assert.strictEqual((yield* Fiber.join(fiber))._tag, "Unavailable")
-      const [breaker] = (yield* policy.snapshot).stages.circuitBreaker as ReadonlyArray<CircuitBreaker.Snapshot>
+      const [breaker] = (yield* policy.snapshot).stages.circuitBreaker
       assert.strictEqual(breaker.failureCount, 1)
       assert.strictEqual(breaker.state, "Closed")
     }))
@@ -114,7 +117,8 @@ describe("Policy", () => {
   it.effect("a full bulkhead rejects locally and never counts against the breaker", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
-      const policy = yield* Policy.make("db", {
+      const policy = yield* Policy.make({
+        name: "db",
         circuitBreaker: breaker,
         bulkhead: yield* Bulkhead.make({ name: "db", maxConcurrent: 1 })
       })
@@ -123,14 +127,15 @@ describe("Policy", () => {
         const error = yield* Effect.flip(policy.protect(Effect.void))
         assert.strictEqual(error._tag, "BulkheadFull")
       }
-      assert.strictEqual(yield* breaker.state(), "Closed")
+      assert.strictEqual(yield* breaker.state, "Closed")
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(busy)
     }))
 
   it.effect("a rate limit inside retry spends a token per attempt and is retried after its retryAfter", () =>
     Effect.gen(function*() {
-      const policy = yield* Policy.make("api", {
+      const policy = yield* Policy.make({
+        name: "api",
         retry: yield* Retry.make({ name: "api", schedule: Retry.constant({ delay: "1 millis", times: 1 }) }),
         rateLimiter: yield* RateLimiter.make({ name: "api", limit: 1, window: "1 second" })
       })
@@ -143,48 +148,175 @@ describe("Policy", () => {
       assert.strictEqual(yield* Fiber.join(fiber), "second")
     }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
 
-  it.effect("the fallback is outermost: it answers for whatever the parts finally fail with", () =>
+  it.effect("withFallback answers for whatever the parts finally fail with, piped or called", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "llm" })
-      const policy = yield* Policy.make("llm", {
+      const policy = yield* Policy.make({
+        name: "llm",
         circuitBreaker: breaker,
         timeout: yield* Timeout.make({ name: "llm", duration: "1 second" })
       })
+      const answer = (error: CircuitBreaker.Rejection | Timeout.TimeoutError | Unavailable) =>
+        Effect.succeed(`fallback: ${error._tag === "CircuitBreakerError" ? error.reason._tag : error._tag}`)
+      const call: Effect.Effect<string, Unavailable> = Effect.succeed("live")
+      assert.strictEqual(yield* call.pipe(policy.protect, Policy.withFallback(answer)), "live")
       yield* breaker.forceOpen()
-      const answer = yield* policy.protect(Effect.succeed("live"), (error) => Effect.succeed(`fallback: ${error._tag}`))
-      assert.strictEqual(answer, "fallback: CircuitOpen")
+      assert.strictEqual(yield* call.pipe(policy.protect, Policy.withFallback(answer)), "fallback: CircuitForcedOpen")
+      assert.strictEqual(yield* Policy.withFallback(policy.protect(call), answer), "fallback: CircuitForcedOpen")
+      yield* breaker.reset()
+      const slow = yield* Effect.forkChild(Policy.withFallback(policy.protect(Effect.never), answer))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(slow), "fallback: TimeoutError")
     }))
+
+  describe("isFailureResult", () => {
+    interface Response {
+      readonly status: number
+      readonly attempt: number
+    }
+    /** Answers `statuses[i]` on the i-th attempt (the last one from then on), as values. */
+    const answering = (statuses: ReadonlyArray<number>) => {
+      let attempt = 0
+      return Effect.sync((): Response => {
+        attempt++
+        return { status: statuses[Math.min(attempt, statuses.length) - 1], attempt }
+      })
+    }
+
+    it.effect("inside, a classified value is a failure for every part; outside, the caller gets the last value", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "http", trip: CircuitBreaker.consecutive(2) })
+        const retry = yield* Retry.make({ name: "http", schedule: Retry.constant({ delay: "10 millis", times: 2 }) })
+        const policy = yield* Policy.make({
+          name: "http",
+          circuitBreaker: breaker,
+          retry,
+          isFailureResult: (response: Response) => response.status >= 500
+        })
+        const first = yield* Effect.forkChild(policy.protect(answering([503])))
+        yield* TestClock.adjust("1 second")
+        // Retried twice, then given back as it is: the third answer, not the first.
+        assert.deepStrictEqual(yield* Fiber.join(first), { status: 503, attempt: 3 })
+        assert.strictEqual((yield* retry.snapshot).retries, 2)
+        const counted = yield* breaker.snapshot
+        assert.deepStrictEqual([counted.state, counted.failureCount, counted.successCount], ["Closed", 1, 0])
+        // A second such call is the breaker's second consecutive failure: it opens, and rejects the next call.
+        const second = yield* Effect.forkChild(policy.protect(answering([503])))
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* Fiber.join(second)).status, 503)
+        assert.strictEqual(yield* breaker.state, "Open")
+        const rejected = yield* Effect.flip(policy.protect(answering([200])))
+        assert.strictEqual(rejected._tag, "CircuitBreakerError")
+      }))
+
+    it.effect("a good value after classified ones is a success for every part", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "http", trip: CircuitBreaker.consecutive(1) })
+        const policy = yield* Policy.make({
+          name: "http",
+          circuitBreaker: breaker,
+          retry: yield* Retry.make({ name: "http", schedule: Retry.constant({ delay: "10 millis", times: 3 }) }),
+          isFailureResult: (response: Response) => response.status >= 500
+        })
+        const fiber = yield* Effect.forkChild(policy.protect(answering([503, 502, 200])))
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), { status: 200, attempt: 3 })
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.state, snapshot.failureCount, snapshot.successCount], ["Closed", 0, 1])
+      }))
+
+    it.effect("without a retry, the breaker still counts a classified value and the caller still gets it", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "http", trip: CircuitBreaker.consecutive(1) })
+        const policy = yield* Policy.make({
+          name: "http",
+          circuitBreaker: breaker,
+          isFailureResult: (response: Response) => response.status >= 500
+        })
+        assert.deepStrictEqual(yield* policy.protect(answering([500])), { status: 500, attempt: 1 })
+        assert.strictEqual(yield* breaker.state, "Open")
+      }))
+
+    it.effect("a breaker with its own isFailure still counts what the policy classified", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "http",
+          trip: CircuitBreaker.consecutive(1),
+          // Only this error counts among the typed errors; the policy's classified values count whatever it says.
+          isFailure: (error) => error instanceof Unavailable
+        })
+        const policy = yield* Policy.make({
+          name: "http",
+          circuitBreaker: breaker,
+          isFailureResult: (response: Response) => response.status >= 500
+        })
+        assert.deepStrictEqual(yield* policy.protect(answering([503])), { status: 503, attempt: 1 })
+        assert.strictEqual(yield* breaker.state, "Open")
+      }))
+
+    it.effect("a hedge takes a classified value as a failure: it waits for a better answer from another attempt", () =>
+      Effect.gen(function*() {
+        let attempt = 0
+        // The primary answers 503 after 150 ms; the hedge, started at 100 ms, answers 200 at 200 ms.
+        const call = Effect.suspend(() => {
+          const n = ++attempt
+          return n === 1
+            ? Effect.as(Effect.sleep("150 millis"), { status: 503, attempt: n })
+            : Effect.as(Effect.sleep("100 millis"), { status: 200, attempt: n })
+        })
+        const policy = yield* Policy.make({
+          name: "http",
+          hedge: yield* Hedge.make({ name: "http", delay: "100 millis" }),
+          isFailureResult: (response: Response) => response.status >= 500
+        })
+        const fiber = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("150 millis")
+        assert.isUndefined(fiber.pollUnsafe())
+        yield* TestClock.adjust("50 millis")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), { status: 200, attempt: 2 })
+      }))
+
+    it.effect("options are validated: a name, and a function", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Policy.make({ name: "", isFailureResult: "status >= 500" as unknown as (value: unknown) => boolean })
+        )
+        assert.strictEqual(error._tag, "PolicyConfigError")
+        assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["name", "isFailureResult"])
+      }))
+  })
 
   it.effect("errors accumulate in the type, so catchTag works for each part", () =>
     Effect.gen(function*() {
-      const policy = yield* Policy.make("typed", {
+      const policy = yield* Policy.make({
+        name: "typed",
         circuitBreaker: yield* CircuitBreaker.make({ name: "typed" }),
         timeout: yield* Timeout.make({ name: "typed", duration: "1 second" }),
         bulkhead: yield* Bulkhead.make({ name: "typed", maxConcurrent: 1 })
       })
       const handled: Effect.Effect<string, Unavailable> = policy.protect(Effect.fail(new Unavailable())).pipe(
         Effect.catchTags({
-          CircuitOpen: () => Effect.succeed("open"),
-          CircuitHalfOpen: () => Effect.succeed("probing"),
+          CircuitBreakerError: () => Effect.succeed("rejected"),
           TimeoutError: () => Effect.succeed("slow"),
           BulkheadFull: () => Effect.succeed("busy")
         })
       )
-      const exit = yield* Effect.exit(handled)
-      assert.isTrue(Exit.isFailure(exit))
+      // The parts' rejections are handled; the call's own error is left, as the type says.
+      assert.deepStrictEqual(yield* Effect.exit(handled), Exit.fail(new Unavailable()))
     }))
 
   it.effect("a named policy is listed in the registry with its parts' snapshots, once per name", () =>
     Effect.gen(function*() {
-      yield* Policy.make("search", {
+      yield* Policy.make({
+        name: "search",
         circuitBreaker: yield* CircuitBreaker.make({ name: "search" }),
         bulkhead: yield* Bulkhead.make({ name: "search", maxConcurrent: 4 })
       })
       const [snapshot] = (yield* CircuitBreakerRegistry.policySnapshots) as ReadonlyArray<Policy.Snapshot>
       assert.strictEqual(snapshot.name, "search")
       assert.deepStrictEqual(snapshot.order, ["circuitBreaker", "bulkhead"])
-      assert.strictEqual((snapshot.stages.bulkhead as Bulkhead.Snapshot).limit, 4)
-      const error = yield* Effect.flip(Policy.make("search", {}))
+      assert.strictEqual(snapshot.stages.bulkhead?.limit, 4)
+      const error = yield* Effect.flip(Policy.make({ name: "search" }))
       assert.strictEqual(
         error.message,
         "Invalid options for policy \"search\":\n  name: Expected a name not yet registered, but \"search\" is taken"

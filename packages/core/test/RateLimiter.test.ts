@@ -14,7 +14,11 @@ const burst = (limiter: RateLimiter.RateLimiter, n: number) =>
   Effect.forEach(Array.from({ length: n }), () =>
     Effect.succeed("ok").pipe(
       limiter.protect,
-      Effect.catchTag("RateLimited", (e) => Effect.succeed(`RateLimited ${Duration.toMillis(e.retryAfter)}`))
+      Effect.catchReason(
+        "RateLimiterError",
+        "RateLimited",
+        (e) => Effect.succeed(`RateLimited ${Duration.toMillis(e.retryAfter)}`)
+      )
     ))
 
 const invalid = (options: RateLimiter.Options) =>
@@ -94,7 +98,7 @@ describe("RateLimiter", () => {
         const call = Effect.sync(() => ++runs).pipe(limiter.protect)
         yield* call
         const error = yield* Effect.flip(call)
-        assert.strictEqual(error._tag, "RateLimited")
+        assert.strictEqual(error.reason._tag, "RateLimited")
         assert.strictEqual(runs, 1)
         yield* TestClock.adjust("1 second")
         assert.strictEqual(yield* call, 2)
@@ -182,8 +186,8 @@ describe("RateLimiter", () => {
         yield* limiter.protectKey(Effect.succeed(1), "tenant-b")
         yield* limiter.protect(Effect.succeed(1))
         const error = yield* Effect.flip(Effect.succeed(1).pipe(limiter.protectKey("tenant-a")))
-        assert.strictEqual(error._tag, "RateLimited")
-        assert.strictEqual((error as RateLimiter.RateLimited).key, "api:tenant-a")
+        assert.strictEqual(error.reason._tag, "RateLimited")
+        assert.strictEqual(error.key, "api:tenant-a")
         assert.strictEqual((yield* limiter.snapshot).calls, 4)
       }).pipe(memory))
 
@@ -194,8 +198,8 @@ describe("RateLimiter", () => {
         yield* a.protect(Effect.void)
         yield* b.protect(Effect.void)
         const error = yield* Effect.flip(a.protect(Effect.void))
-        assert.strictEqual(error._tag, "RateLimited")
-        assert.strictEqual((error as RateLimiter.RateLimited).key, "shared")
+        assert.strictEqual(error.reason._tag, "RateLimited")
+        assert.strictEqual(error.key, "shared")
       }).pipe(memory))
   })
 
@@ -213,7 +217,10 @@ describe("RateLimiter", () => {
         const limiter = yield* RateLimiter.make({ name: "api", limit: 1, window: "1 second", onStoreError: "fail" })
         let runs = 0
         const error = yield* Effect.flip(limiter.protect(Effect.sync(() => runs++)))
-        assert.strictEqual(error._tag, "RateLimiterStoreError")
+        assert.strictEqual(error._tag, "RateLimiterError")
+        assert.strictEqual(error.reason._tag, "RateLimiterStoreError")
+        // Nothing to wait for: a retry policy goes by its own schedule.
+        assert.strictEqual(Duration.toMillis(error.retryAfter), 0)
         assert.strictEqual(
           error.message,
           "Rate limiter \"api\" (key \"api\") could not reach its store: connection refused"
@@ -223,19 +230,32 @@ describe("RateLimiter", () => {
   })
 
   describe("errors", () => {
-    it.effect("protect adds exactly RateLimited and RateLimiterStoreError to the error channel", () =>
+    it.effect("protect adds exactly RateLimiterError: catchTag handles both reasons, catchReason one", () =>
       Effect.gen(function*() {
         const limiter = yield* RateLimiter.make({ name: "api", limit: 1, window: "1 second" })
         const call = (): Effect.Effect<string> =>
           Effect.succeed("ok").pipe(
             limiter.protect,
-            Effect.catchTags({
-              RateLimited: (e) => Effect.succeed(e._tag),
-              RateLimiterStoreError: (e) => Effect.succeed(e._tag)
-            })
+            Effect.catchTag("RateLimiterError", (e) => Effect.succeed(e.reason._tag))
           )
         assert.deepStrictEqual([yield* call(), yield* call()], ["ok", "RateLimited"])
+        const onlyOverLimit: Effect.Effect<string, RateLimiter.RateLimiterError> = Effect.succeed("ok").pipe(
+          limiter.protect,
+          Effect.catchReason("RateLimiterError", "RateLimited", (reason) => Effect.succeed(reason.policy))
+        )
+        assert.strictEqual(yield* onlyOverLimit, "api")
       }).pipe(memory))
+
+    it.effect("catchReason picks the store failure apart from the rate limit", () =>
+      Effect.gen(function*() {
+        const limiter = yield* RateLimiter.make({ name: "api", limit: 1, window: "1 second", onStoreError: "fail" })
+        const outcome = yield* Effect.succeed("ok").pipe(
+          limiter.protect,
+          Effect.catchReason("RateLimiterError", "RateLimited", () => Effect.succeed("over the limit")),
+          Effect.catchReason("RateLimiterError", "RateLimiterStoreError", (reason) => Effect.succeed(reason.detail))
+        )
+        assert.strictEqual(outcome, "connection refused")
+      }).pipe(Effect.provide(StoreDown)))
 
     it.effect("RateLimited reads well and crosses a wire with its durations", () =>
       Effect.gen(function*() {
@@ -243,18 +263,23 @@ describe("RateLimiter", () => {
         yield* burst(limiter, 2)
         const error = yield* Effect.flip(limiter.protect(Effect.void))
         assert.strictEqual(error.message, "Rate limiter \"api\" (key \"api\") allows 2 per 1m; retry after 1m")
-        const codec = Schema.toCodecJson(RateLimiter.RateLimited)
-        const encoded = Schema.encodeSync(codec)(error as RateLimiter.RateLimited)
+        assert.strictEqual(Duration.toMillis(error.retryAfter), 60000)
+        const codec = Schema.toCodecJson(RateLimiter.RateLimiterError)
+        const encoded = Schema.encodeSync(codec)(error)
         assert.deepStrictEqual(encoded, {
-          _tag: "RateLimited",
-          policy: "api",
-          key: "api",
-          limit: 2,
-          window: 60000,
-          retryAfter: 60000
+          _tag: "RateLimiterError",
+          reason: {
+            _tag: "RateLimited",
+            policy: "api",
+            key: "api",
+            limit: 2,
+            window: 60000,
+            retryAfter: 60000
+          }
         })
         const decoded = Schema.decodeSync(codec)(encoded)
         assert.strictEqual(Duration.toMillis(decoded.retryAfter), 60000)
+        assert.strictEqual(decoded.reason._tag, "RateLimited")
       }).pipe(memory))
 
     it.effect("a breaker outside the limiter never counts a rejection as a failure", () =>
@@ -264,8 +289,8 @@ describe("RateLimiter", () => {
         const call = Effect.fail(new Boom()).pipe(Effect.catchTag("Boom", () => Effect.void), limiter.protect)
         yield* breaker.protect(call)
         const error = yield* Effect.flip(breaker.protect(call))
-        assert.strictEqual(error._tag, "RateLimited")
-        assert.strictEqual(yield* breaker.state(), "Closed")
+        assert.strictEqual(error._tag, "RateLimiterError")
+        assert.strictEqual(yield* breaker.state, "Closed")
       }).pipe(memory))
   })
 

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { Cause } from "effect"
 import { Clock, Context, Data, Effect, Exit, Fiber, Layer, Metric, Queue, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import * as HealthMonitor from "../src/HealthMonitor.ts"
 import type { Status, StatusChange } from "../src/HealthMonitor.ts"
 import * as Recovery from "../src/Recovery.ts"
 
@@ -105,7 +106,7 @@ describe("Recovery", () => {
         // Escalated: no more automated attempts, however long the service stays down.
         yield* TestClock.adjust("1 day")
         assert.deepStrictEqual([restart.runs.length, page.runs.length], [5, 1])
-        const stats = yield* recovery.stats
+        const stats = yield* recovery.snapshot
         assert.deepStrictEqual(stats.services, [{
           service: "db",
           phase: "Escalated",
@@ -135,7 +136,7 @@ describe("Recovery", () => {
         yield* up("db")
         yield* TestClock.adjust("10 minutes")
         assert.deepStrictEqual(restart.runs, [0, 10_000])
-        const stats = yield* recovery.stats
+        const stats = yield* recovery.snapshot
         assert.deepStrictEqual([stats.recovered, stats.successes, stats.lastRecoveryMillis], [1, 1, 15_000])
 
         // A slow reconnect: the service is back before it returns; the next attempt never starts.
@@ -149,7 +150,7 @@ describe("Recovery", () => {
         yield* other.up("api")
         yield* TestClock.adjust("1 minute")
         assert.strictEqual(reconnects.length, 1)
-        assert.deepStrictEqual((yield* other.recovery.stats).successes, 1)
+        assert.deepStrictEqual((yield* other.recovery.snapshot).successes, 1)
       }))
 
     it.effect("an escalate action escalates at once and waits for a human", () =>
@@ -161,14 +162,14 @@ describe("Recovery", () => {
         )
         yield* down("ledger")
         yield* TestClock.adjust("2 hours")
-        const during = yield* recovery.stats
+        const during = yield* recovery.snapshot
         assert.deepStrictEqual(
           [during.attempts, during.attemptsByAction.Escalate, during.escalations, during.services[0].phase],
           [1, 1, 1, "Escalated"]
         )
         yield* up("ledger")
         assert.deepStrictEqual(recovered, ["ledger 7200000"])
-        const after = yield* recovery.stats
+        const after = yield* recovery.snapshot
         // The escalation was the last thing before Healthy, and it succeeded.
         assert.deepStrictEqual([after.successes, after.recovered, after.services[0].phase], [1, 1, "Idle"])
       }))
@@ -185,7 +186,7 @@ describe("Recovery", () => {
         yield* TestClock.adjust("1 second")
         yield* emit("db", "Unhealthy", "Unknown")
         yield* TestClock.adjust("1 hour")
-        const stats = yield* recovery.stats
+        const stats = yield* recovery.snapshot
         assert.deepStrictEqual(
           [restart.runs, recovered, stats.recovered, stats.successes, stats.services[0].cooldownUntil],
           [[0], [], 0, 0, 301_000]
@@ -203,7 +204,7 @@ describe("Recovery", () => {
         }])
         yield* down("db")
         yield* TestClock.adjust("10 seconds")
-        const stats = yield* recovery.stats
+        const stats = yield* recovery.snapshot
         assert.deepStrictEqual(restart.runs, [0, 1000, 2000])
         assert.deepStrictEqual(stats.recentFailures, [
           { service: "db", action: "Restart", error: "Boom: run 0 failed", at: 0 },
@@ -230,12 +231,12 @@ describe("Recovery", () => {
         yield* TestClock.adjust("58 seconds")
         yield* down("db")
         assert.deepStrictEqual(restart.runs, [0])
-        assert.strictEqual((yield* recovery.stats).services[0].phase, "Deferred")
+        assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Deferred")
         yield* TestClock.setTime(301_999)
         assert.deepStrictEqual(restart.runs, [0])
         yield* TestClock.setTime(302_000)
         assert.deepStrictEqual(restart.runs, [0, 302_000])
-        assert.strictEqual((yield* recovery.stats).sequences, 2)
+        assert.strictEqual((yield* recovery.snapshot).sequences, 2)
       }))
 
     it.effect("a trigger during the cooldown is dropped if the service recovers before it ends", () =>
@@ -254,7 +255,7 @@ describe("Recovery", () => {
         yield* up("db")
         yield* TestClock.adjust("1 hour")
         assert.deepStrictEqual(restart.runs, [0])
-        assert.deepStrictEqual((yield* recovery.stats).services[0].phase, "Idle")
+        assert.deepStrictEqual((yield* recovery.snapshot).services[0].phase, "Idle")
         // After the cooldown, a failure acts at once.
         yield* down("db")
         assert.deepStrictEqual(restart.runs, [0, 3_720_000])
@@ -342,7 +343,7 @@ describe("Recovery", () => {
       yield* down("db")
       yield* TestClock.adjust("4 seconds")
       yield* up("db")
-      const stats = yield* recovery.stats
+      const stats = yield* recovery.snapshot
       assert.deepStrictEqual(
         {
           attempts: stats.attempts,
@@ -370,7 +371,7 @@ describe("Recovery", () => {
         }
       )
       const empty = yield* setup([])
-      const none = yield* empty.recovery.stats
+      const none = yield* empty.recovery.snapshot
       assert.deepStrictEqual([none.successRate, none.averageRecoveryMillis, none.lastRecoveryMillis], [0, null, null])
     }))
 
@@ -475,4 +476,65 @@ describe("Recovery", () => {
         { path: "rules[1].service", message: "Expected one rule per service, \"db\" has rules[0]" }
       ])
     }))
+
+  describe("layer", () => {
+    it.effect("acts on the status changes of the HealthMonitor in context", () => {
+      const restart = hook()
+      const health = { up: true }
+      const Monitoring = Recovery.layer({
+        rules: [{ service: "db", action: Recovery.restart(restart.run), backoff: { base: "10 seconds" } }]
+      }).pipe(Layer.provideMerge(HealthMonitor.layer()))
+      return Effect.gen(function*() {
+        const monitor = yield* HealthMonitor.HealthMonitor
+        yield* monitor.register({
+          name: "db",
+          check: Effect.suspend(() => health.up ? Effect.void : Effect.fail("refused")),
+          interval: "1 second",
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        })
+        health.up = false
+        yield* TestClock.adjust("1 second")
+        // Unhealthy at 1 s: the rule restarts the service at once.
+        assert.deepStrictEqual(restart.runs, [1000])
+        health.up = true
+        yield* TestClock.adjust("1 second")
+        const snapshot = yield* Recovery.Recovery.use((recovery) => recovery.snapshot)
+        assert.deepStrictEqual([snapshot.recovered, snapshot.successes, snapshot.lastRecoveryMillis], [1, 1, 1000])
+      }).pipe(Effect.provide(Monitoring))
+    })
+
+    it.effect("subscribes before it returns: a change published right after is not missed", () =>
+      Effect.gen(function*() {
+        const restart = hook()
+        const monitor = yield* HealthMonitor.make()
+        yield* Recovery.make({
+          changes: monitor.changes,
+          rules: [{ service: "db", action: Recovery.restart(restart.run) }]
+        })
+        // With no jitter the first run happens within `register`, with no chance for another fiber to run first.
+        yield* monitor.register({
+          name: "db",
+          check: Effect.fail("refused"),
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        })
+        yield* TestClock.adjust(0)
+        assert.deepStrictEqual(restart.runs, [0])
+      }))
+
+    it.effect("validates its options when built", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Layer.build(
+            Recovery.layer({ rules: [{ service: "", action: Recovery.restart(Effect.void) }] }).pipe(
+              Layer.provide(HealthMonitor.layer())
+            )
+          )
+        )
+        assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["rules[0].service"])
+      }))
+  })
 })

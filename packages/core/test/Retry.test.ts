@@ -14,7 +14,11 @@ const boom = (status = 503, retryAfter?: Duration.Input) =>
 
 /** A breaker's rejection, as a retry policy would see it from a breaker inside it (or downstream). */
 const circuitOpen = (retryAfter: Duration.Duration, forced = false) =>
-  new CircuitBreaker.CircuitOpen({ breaker: "inner", key: "default", retryAfter, forced })
+  new CircuitBreaker.CircuitBreakerError({
+    reason: forced
+      ? new CircuitBreaker.CircuitForcedOpen({ breaker: "inner", key: "default" })
+      : new CircuitBreaker.CircuitOpen({ breaker: "inner", key: "default", retryAfter })
+  })
 
 /**
  * A dependency that fails with `failures[i]` on its i-th attempt, then succeeds with the number of attempts made.
@@ -50,7 +54,7 @@ const settle = <A, E>(effect: Effect.Effect<A, E>, by: Duration.Input = "1 hour"
   })
 
 /** Collects the events a policy publishes while `body` runs. */
-const recording = <A, E, R, X>(retry: Retry.Retry<X>, body: Effect.Effect<A, E, R>) =>
+const recording = <A, E, R, X, V>(retry: Retry.Retry<X, V>, body: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const seen: Array<Retry.RetryEvent> = []
     yield* retry.events.pipe(
@@ -428,7 +432,7 @@ describe("Retry", () => {
       )
     })
 
-    it.effect("waits a longer retryAfter instead of the schedule's delay (a breaker's CircuitOpen)", () =>
+    it.effect("waits a longer retryAfter instead of the schedule's delay (a breaker's open circuit)", () =>
       Effect.gen(function*() {
         const retry = yield* Retry.make({ name: "db", schedule: fast })
         const open = circuitOpen(Duration.seconds(2))
@@ -444,7 +448,7 @@ describe("Retry", () => {
         // 2 s from the breaker; then the schedule's 100 ms, longer than the error's 50 ms.
         assert.deepStrictEqual(times, [0, 2000, 2100])
         assert.deepStrictEqual(seen.map(describeEvent).slice(0, 2), [
-          "Retrying #1 CircuitOpen 2000ms @0",
+          "Retrying #1 CircuitBreakerError 2000ms @0",
           "Retrying #2 Boom 100ms @2000"
         ])
       }))
@@ -498,9 +502,14 @@ describe("Retry", () => {
         const call: Effect.Effect<number, Boom> = Effect.succeed(1)
         const a: Effect.Effect<number, Boom> = plain.protect(call)
         const b: Effect.Effect<number, Boom | Retry.RetryBudgetExhausted> = budgeted.protect(call)
-        // Either policy fits where a `Retry` is expected.
+        // Either policy fits where a `Retry` is expected (checked by the compiler).
         const policies: ReadonlyArray<Retry.Retry> = [plain, budgeted]
-        assert.deepStrictEqual([yield* a, yield* b, policies.length], [1, 1, 2])
+        assert.deepStrictEqual([yield* a, yield* b, ...policies.map((policy) => policy.name)], [
+          1,
+          1,
+          "plain",
+          "budgeted"
+        ])
       }))
 
     it.effect("inside a circuit breaker, a retried call is one outcome for the breaker", () =>
@@ -511,9 +520,85 @@ describe("Retry", () => {
         const first = yield* settle(call.pipe(retry.protect, breaker.protect))
         assert.isTrue(Exit.isFailure(first))
         assert.strictEqual(state.attempts, 3)
-        const snapshot = yield* breaker.snapshot()
+        const snapshot = yield* breaker.snapshot
         assert.deepStrictEqual([snapshot.state, snapshot.failureCount], ["Closed", 1])
       }))
+
+    describe("isFailureResult", () => {
+      interface Response {
+        readonly status: number
+        readonly attempt: number
+      }
+      /** A dependency that answers `statuses[i]` on its i-th attempt (the last one from then on), as values. */
+      const answering = (statuses: ReadonlyArray<number>) => {
+        const times: Array<number> = []
+        const call = Effect.gen(function*() {
+          times.push(yield* Clock.currentTimeMillis)
+          const attempt = times.length
+          return { status: statuses[Math.min(attempt, statuses.length) - 1], attempt } satisfies Response
+        })
+        return { call, times }
+      }
+      const is503 = (response: Response) => response.status === 503
+
+      it.effect("retries a classified value on the schedule until a good one comes", () =>
+        Effect.gen(function*() {
+          const retry = yield* Retry.make({ name: "http", schedule: fast, isFailureResult: is503 })
+          const { call, times } = answering([503, 503, 200])
+          const { result, seen } = yield* recording(retry, settle(retry.protect(call)))
+          assert.deepStrictEqual(result, Exit.succeed({ status: 200, attempt: 3 }))
+          assert.deepStrictEqual(times, [0, 100, 200])
+          assert.deepStrictEqual(seen.map(describeEvent), [
+            "Retrying #1 FailureResult 100ms @0",
+            "Retrying #2 FailureResult 100ms @100",
+            "Succeeded #3 @200"
+          ])
+          const snapshot = yield* retry.snapshot
+          assert.deepStrictEqual([snapshot.retries, snapshot.succeededAfterRetry], [2, 1])
+        }))
+
+      it.effect("when the schedule gives up, the call succeeds with the last value", () =>
+        Effect.gen(function*() {
+          const retry = yield* Retry.make({ name: "http", schedule: fast, isFailureResult: is503 })
+          const { call, times } = answering([503])
+          const { result, seen } = yield* recording(retry, settle(retry.protect(call)))
+          // `fast` retries 3 times: the 4th answer is the one returned, not the first.
+          assert.deepStrictEqual(result, Exit.succeed({ status: 503, attempt: 4 }))
+          assert.strictEqual(times.length, 4)
+          assert.strictEqual(describeEvent(seen.at(-1)!), "GaveUp #4 ScheduleDone FailureResult @300")
+          assert.strictEqual((yield* retry.snapshot).giveUps.ScheduleDone, 1)
+        }))
+
+      it.effect("a classified value is retried whatever `while` says; errors still go through `while`", () =>
+        Effect.gen(function*() {
+          const retry = yield* Retry.make({ name: "http", schedule: fast, while: () => false, isFailureResult: is503 })
+          const { call, times } = answering([503, 200])
+          assert.deepStrictEqual(yield* settle(retry.protect(call)), Exit.succeed({ status: 200, attempt: 2 }))
+          assert.strictEqual(times.length, 2)
+          const { call: failingCall, state } = failing()
+          assert.deepStrictEqual(yield* settle(retry.protect(failingCall)), Exit.fail(boom()))
+          assert.strictEqual(state.attempts, 1)
+        }))
+
+      it.effect("a classified value the budget cannot pay to retry is returned, not RetryBudgetExhausted", () =>
+        Effect.gen(function*() {
+          const budget = yield* Retry.budget({ ratio: 0, minPerSecond: 0 })
+          const retry = yield* Retry.make({ name: "http", schedule: fast, budget, isFailureResult: is503 })
+          const { call } = answering([503])
+          assert.deepStrictEqual(yield* settle(retry.protect(call)), Exit.succeed({ status: 503, attempt: 1 }))
+          assert.strictEqual((yield* retry.snapshot).budgetRejections, 1)
+        }))
+
+      it.effect("a breaker outside sees the value the retry gave up on as a success: only the retry classifies", () =>
+        Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({ name: "cb", trip: CircuitBreaker.consecutive(1) })
+          const retry = yield* Retry.make({ name: "http", schedule: fast, isFailureResult: is503 })
+          const { call } = answering([503])
+          const exit = yield* settle(call.pipe(retry.protect, breaker.protect))
+          assert.deepStrictEqual(exit, Exit.succeed({ status: 503, attempt: 4 }))
+          assert.strictEqual(yield* breaker.state, "Closed")
+        }))
+    })
   })
 
   describe("budget", () => {

@@ -26,7 +26,7 @@ export class Budget {
   readonly minPerSecond: number
   readonly windowMillis: number
   readonly reserve: number
-  // One rolling window for both counts: `calls` holds first attempts and retries, `hits` the retries.
+  // One rolling window for both counts: `calls` holds first attempts and retries, `failures` the retries.
   private readonly window: TimeWindow
 
   constructor(ratio: number, minPerSecond: number, windowMillis: number, now: number) {
@@ -40,37 +40,37 @@ export class Budget {
 
   /** Counts a first attempt. */
   deposit(now: number): void {
-    this.window.record(false, now)
+    this.window.record(false, false, now)
   }
 
   /** Takes one retry from the budget if it has one. */
   withdraw(now: number): boolean {
     this.window.advance(now)
-    if (this.window.hits + 1 > this.allowance()) return false
-    this.window.record(true, now)
+    if (this.window.failures + 1 > this.allowance()) return false
+    this.window.record(true, false, now)
     return true
   }
 
   /** First attempts in the window. */
   calls(now: number): number {
     this.window.advance(now)
-    return this.window.calls - this.window.hits
+    return this.window.calls - this.window.failures
   }
 
   /** Retries in the window. */
   retries(now: number): number {
     this.window.advance(now)
-    return this.window.hits
+    return this.window.failures
   }
 
   /** Retries still allowed in the window now. */
   available(now: number): number {
     this.window.advance(now)
-    return Math.max(0, this.allowance() - this.window.hits)
+    return Math.max(0, this.allowance() - this.window.failures)
   }
 
   private allowance(): number {
-    return Math.floor(this.ratio * (this.window.calls - this.window.hits) + this.reserve + EPSILON)
+    return Math.floor(this.ratio * (this.window.calls - this.window.failures) + this.reserve + EPSILON)
   }
 }
 
