@@ -1,0 +1,552 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Data, Duration, Effect, ExecutionPlan, Exit, Fiber, Layer, Metric, Ref } from "effect"
+import { TestClock } from "effect/testing"
+import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as Fallback from "../src/Fallback.ts"
+import * as Policy from "../src/Policy.ts"
+import * as Retry from "../src/Retry.ts"
+
+class SearchError extends Data.TaggedError("SearchError")<{ readonly provider: string }> {}
+
+/** A provider whose answers follow `script` (true: succeeds), counting its calls. */
+const provider = (name: string, script: (call: number) => boolean) =>
+  Effect.gen(function*() {
+    const calls = yield* Ref.make(0)
+    const call = (query: string) =>
+      Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+        script(n)
+          ? Effect.succeed(`${name}: ${query} #${n}`)
+          : Effect.fail(new SearchError({ provider: name })))
+    return { call, calls: Ref.get(calls) }
+  })
+
+const metricCount = (id: string, attributes: Record<string, string>) =>
+  Metric.snapshot.pipe(Effect.map((all) => {
+    const found = all.find((m) => m.id === id && Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v))
+    return (found?.state as { readonly count?: number } | undefined)?.count
+  }))
+
+/** The issues of the `PolicyConfigError` that `effect` fails with. */
+const issues = <A, R>(effect: Effect.Effect<A, unknown, R>) =>
+  Effect.map(Effect.flip(effect), (e) => {
+    assert.strictEqual((e as { readonly _tag: string })._tag, "PolicyConfigError")
+    return (e as { readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }> }).issues
+  })
+
+describe("Fallback", () => {
+  describe("chains", () => {
+    it.effect("the first step that works serves; the answer says which, and that it is live", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const tavily = yield* provider("tavily", () => true)
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [Fallback.step("exa", exa.call), Fallback.step("tavily", tavily.call)]
+        })
+        const served = yield* search.run("effect")
+        assert.deepStrictEqual(
+          { ...served, age: Duration.toMillis(served.age) },
+          { value: "exa: effect #1", servedBy: "exa", index: 0, degraded: false, age: 0, passed: [] }
+        )
+        assert.strictEqual(yield* tavily.calls, 0)
+      }))
+
+    it.effect("a failing step passes the request on, and the answer lists it with its error", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => false)
+        const tavily = yield* provider("tavily", () => true)
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [Fallback.step("exa", exa.call), Fallback.step("tavily", tavily.call)]
+        })
+        const served = yield* search.run("effect")
+        assert.strictEqual(served.value, "tavily: effect #1")
+        assert.strictEqual(served.servedBy, "tavily")
+        assert.strictEqual(served.index, 1)
+        assert.deepStrictEqual(served.passed, [{
+          step: "exa",
+          reason: "Failed",
+          error: new SearchError({ provider: "exa" })
+        }])
+      }))
+
+    it.effect("when every step fails, the chain fails with the last step's error", () =>
+      Effect.gen(function*() {
+        class CacheMiss extends Data.TaggedError("CacheMiss") {}
+        const exa = yield* provider("exa", () => false)
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [Fallback.step("exa", exa.call), Fallback.step("cache", (_: string) => Effect.fail(new CacheMiss()))]
+        })
+        const error = yield* Effect.flip(search.run("effect"))
+        assert.strictEqual(error._tag, "CacheMiss")
+        const snapshot = yield* search.snapshot
+        assert.strictEqual(snapshot.exhausted, 1)
+        assert.deepStrictEqual(snapshot.steps.map((s) => s.failed), [1, 1])
+      }))
+
+    it.effect("a chain that ends in a total fallback answers whatever the steps before do", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => false)
+        const tavily = yield* provider("tavily", () => false)
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", exa.call),
+            Fallback.step("tavily", tavily.call),
+            Fallback.succeed("unavailable", "Web search temporarily unavailable.")
+          ]
+        })
+        const served = yield* search.run("effect")
+        assert.strictEqual(served.value, "Web search temporarily unavailable.")
+        assert.isTrue(served.degraded)
+        assert.deepStrictEqual(served.passed.map((p) => `${p.step}:${p.reason}`), ["exa:Failed", "tavily:Failed"])
+      }))
+
+    it.effect("defects are not fallen back from", () =>
+      Effect.gen(function*() {
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [Fallback.step("exa", (_: string) => Effect.die("bug")), Fallback.succeed("canned", "x")]
+        })
+        const exit = yield* Effect.exit(search.run("q"))
+        assert.isTrue(Exit.hasDies(exit))
+      }))
+
+    it.effect("a step's degraded mode marks its answers degraded", () =>
+      Effect.gen(function*() {
+        const memory = yield* Fallback.make({
+          name: "memory",
+          steps: [
+            Fallback.step("qdrant", (_: string) => Effect.fail(new SearchError({ provider: "qdrant" }))),
+            Fallback.degraded("keywords", (text: string) => Effect.succeed(text.split(" ").length))
+          ]
+        })
+        const served = yield* memory.run("route this message")
+        assert.deepStrictEqual([served.value, served.servedBy, served.degraded], [3, "keywords", true])
+      }))
+    it.effect("a value the step judges a failure passes the request on; the last step serves it, degraded", () =>
+      Effect.gen(function*() {
+        interface Reply {
+          readonly status: number
+          readonly body: string
+        }
+        const replies: Record<string, Reply> = {
+          claude: { status: 529, body: "overloaded" },
+          gpt: { status: 503, body: "" }
+        }
+        const llm = (name: string) =>
+          Fallback.step(name, (_: string) => Effect.succeed(replies[name]), {
+            isFailureResult: (reply) => reply.status >= 500
+          })
+        const chat = yield* Fallback.make({ name: "chat", steps: [llm("claude"), llm("gpt")] })
+        const served = yield* chat.run("hello")
+        assert.deepStrictEqual([served.value, served.servedBy, served.degraded], [replies.gpt, "gpt", true])
+        assert.deepStrictEqual(served.passed, [{ step: "claude", reason: "FailureResult", error: replies.claude }])
+        assert.deepStrictEqual((yield* chat.snapshot).steps.map((s) => [s.served, s.failed]), [[0, 1], [1, 0]])
+
+        const withCanned = yield* Fallback.make({
+          name: "chat-canned",
+          steps: [llm("claude"), Fallback.succeed("canned", { status: 200, body: "Try again later." })]
+        })
+        assert.strictEqual((yield* withCanned.run("hello")).servedBy, "canned")
+      }))
+
+    it.effect("a value judged a failure is never kept as the last good one, and the stale value answers for it", () =>
+      Effect.gen(function*() {
+        let status = 200
+        const prices = yield* Fallback.make({
+          name: "prices",
+          steps: [
+            Fallback.step("live", (sku: string) => Effect.sync(() => ({ sku, status })), {
+              isFailureResult: (reply) => reply.status >= 500
+            }).pipe(Fallback.staleOnError({ maxAge: "1 hour" }))
+          ]
+        })
+        yield* prices.run("sku-1")
+        status = 503
+        yield* TestClock.adjust("1 minute")
+        const stale = yield* prices.run("sku-1")
+        assert.deepStrictEqual([stale.value.status, stale.degraded, Duration.toMillis(stale.age)], [200, true, 60_000])
+        // The 503 was not stored: an hour after the last 200, nothing is left to serve but the 503 itself.
+        yield* TestClock.adjust("60 minutes")
+        assert.strictEqual((yield* prices.run("sku-1")).value.status, 503)
+      }))
+
+    it.effect("a step's effect can run an ExecutionPlan of its own: the chain sees one step", () =>
+      Effect.gen(function*() {
+        class Region extends Context.Service<Region, {
+          readonly search: (query: string) => Effect.Effect<string, SearchError>
+        }>()("test/Region") {}
+        // Two regions of one provider, each a layer: the plan tries the first, then the second.
+        const plan = ExecutionPlan.make(
+          { provide: Layer.succeed(Region, { search: () => Effect.fail(new SearchError({ provider: "eu" })) }) },
+          { provide: Layer.succeed(Region, { search: (query) => Effect.succeed(`us: ${query}`) }) }
+        )
+        const search = yield* Fallback.make({
+          name: "regions",
+          steps: [
+            Fallback.step(
+              "exa",
+              (query: string) => Region.use((region) => region.search(query)).pipe(Effect.withExecutionPlan(plan))
+            ),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const served = yield* search.run("effect")
+        assert.deepStrictEqual([served.value, served.servedBy, served.passed.length], ["us: effect", "exa", 0])
+      }))
+  })
+
+  describe("breaker-aware skipping", () => {
+    it.effect("a step whose breaker is open is passed over without a call", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const tavily = yield* provider("tavily", () => true)
+        const breaker = yield* CircuitBreaker.make({ name: "exa_api" })
+        yield* CircuitBreaker.setState(breaker, "Open")
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", exa.call).pipe(Fallback.withBreaker(breaker)),
+            Fallback.step("tavily", tavily.call)
+          ]
+        })
+        const served = yield* search.run("effect")
+        assert.strictEqual(served.servedBy, "tavily")
+        assert.deepStrictEqual(served.passed, [{ step: "exa", reason: "BreakerOpen", error: undefined }])
+        assert.strictEqual(yield* exa.calls, 0)
+        assert.deepStrictEqual((yield* search.snapshot).steps.map((s) => s.skipped), [1, 0])
+        // The breaker was only looked at: no rejection recorded, no call.
+        assert.strictEqual((yield* breaker.snapshot).totalCalls, 0)
+      }))
+
+    it.effect("a skipped step's function is not even called (it may do work before returning its effect)", () =>
+      Effect.gen(function*() {
+        let invoked = 0
+        const breaker = yield* CircuitBreaker.make({ name: "exa_api" })
+        yield* CircuitBreaker.setState(breaker, "Open")
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (query: string) => {
+              invoked++
+              return Effect.succeed(query)
+            }).pipe(Fallback.withBreaker(breaker)),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        yield* search.run("effect")
+        assert.strictEqual(invoked, 0)
+      }))
+
+    it.effect("a step guarded by a policy with a breaker and a retry is skipped without waiting for the retry", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => false)
+        const breaker = yield* CircuitBreaker.make({ name: "exa_api", trip: CircuitBreaker.consecutive(1) })
+        const policy = yield* Policy.make({
+          name: "exa",
+          circuitBreaker: breaker,
+          retry: yield* Retry.make({ name: "exa", schedule: Retry.exponential({ base: "1 second", times: 3 }) })
+        })
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", exa.call).pipe(Fallback.withPolicy(policy)),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        // The first call fails through the retries (1 + 2 + 4 seconds) and trips the breaker.
+        const first = yield* Effect.forkChild(search.run("a"))
+        yield* TestClock.adjust("7 seconds")
+        assert.strictEqual((yield* Fiber.join(first)).servedBy, "unavailable")
+        assert.strictEqual(yield* exa.calls, 4)
+        assert.strictEqual(yield* breaker.state, "Open")
+        // Now the chain answers at once: no call, no retry delay (the clock does not move).
+        const served = yield* search.run("b")
+        assert.strictEqual(served.servedBy, "unavailable")
+        assert.strictEqual(served.passed[0].reason, "BreakerOpen")
+        assert.strictEqual(yield* exa.calls, 4)
+      }))
+
+    it.effect("a rejection at call time (half-open, probe slot taken) also passes the request on", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "exa_api" })
+        yield* CircuitBreaker.setState(breaker, "HalfOpen")
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (q: string) => Effect.as(Effect.sleep("1 second"), `exa: ${q}`)).pipe(
+              Fallback.withBreaker(breaker)
+            ),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const probe = yield* Effect.forkChild(search.run("probe"))
+        yield* Effect.yieldNow
+        const served = yield* search.run("other")
+        assert.strictEqual(served.servedBy, "unavailable")
+        assert.strictEqual(served.passed[0].reason, "BreakerOpen")
+        assert.strictEqual((served.passed[0].error as CircuitBreaker.CircuitBreakerError)._tag, "CircuitBreakerError")
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* Fiber.join(probe)).value, "exa: probe")
+        assert.deepStrictEqual((yield* search.snapshot).steps.map((s) => [s.served, s.skipped]), [[1, 1], [1, 0]])
+      }))
+
+    it.effect("the last step runs even with its breaker open: the chain fails with the rejection", () =>
+      Effect.gen(function*() {
+        const tavily = yield* provider("tavily", () => true)
+        const breaker = yield* CircuitBreaker.make({ name: "tavily_api" })
+        yield* CircuitBreaker.setState(breaker, "Open")
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (_: string) => Effect.fail(new SearchError({ provider: "exa" }))),
+            Fallback.step("tavily", tavily.call).pipe(Fallback.withBreaker(breaker))
+          ]
+        })
+        const error = yield* Effect.flip(search.run("effect"))
+        assert.strictEqual(error._tag, "CircuitBreakerError")
+        assert.strictEqual(yield* tavily.calls, 0)
+      }))
+  })
+
+  describe("staleOnError", () => {
+    it.effect("serves the last good value for the input, degraded, with its age, up to maxAge", () =>
+      Effect.gen(function*() {
+        const prices = yield* provider("prices", (n) => n === 1)
+        const chain = yield* Fallback.make({
+          name: "prices",
+          steps: [
+            Fallback.step("live", prices.call).pipe(Fallback.staleOnError({ maxAge: "10 minutes" })),
+            Fallback.succeed("unknown", "no price")
+          ]
+        })
+        const fresh = yield* chain.run("sku-1")
+        assert.deepStrictEqual([fresh.value, fresh.degraded, Duration.toMillis(fresh.age)], [
+          "prices: sku-1 #1",
+          false,
+          0
+        ])
+
+        yield* TestClock.adjust("10 minutes")
+        const stale = yield* chain.run("sku-1")
+        assert.deepStrictEqual(
+          [stale.value, stale.servedBy, stale.degraded, Duration.toMillis(stale.age)],
+          ["prices: sku-1 #1", "live", true, 600_000]
+        )
+        // Another input has no good value to fall back on.
+        assert.strictEqual((yield* chain.run("sku-2")).servedBy, "unknown")
+
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual((yield* chain.run("sku-1")).servedBy, "unknown")
+      }))
+
+    it.effect("inside it, an open breaker serves the stale value without a call", () =>
+      Effect.gen(function*() {
+        const prices = yield* provider("prices", () => true)
+        const breaker = yield* CircuitBreaker.make({ name: "prices" })
+        const chain = yield* Fallback.make({
+          name: "prices",
+          steps: [
+            Fallback.step("live", prices.call).pipe(
+              Fallback.withBreaker(breaker),
+              Fallback.staleOnError({ maxAge: "1 hour" })
+            ),
+            Fallback.succeed("unknown", "no price")
+          ]
+        })
+        yield* chain.run("sku-1")
+        yield* CircuitBreaker.setState(breaker, "Open")
+        yield* TestClock.adjust("5 minutes")
+        const served = yield* chain.run("sku-1")
+        assert.deepStrictEqual([served.servedBy, served.degraded, Duration.toMillis(served.age)], [
+          "live",
+          true,
+          300_000
+        ])
+        assert.strictEqual(yield* prices.calls, 1)
+      }))
+  })
+
+  describe("cacheFirst", () => {
+    it.effect("fresh: cached, not degraded; stale: served degraded and refreshed once in the background", () =>
+      Effect.gen(function*() {
+        const profiles = yield* provider("profiles", () => true)
+        const chain = yield* Fallback.make({
+          name: "profiles",
+          steps: [
+            Fallback.step("profile", profiles.call).pipe(Fallback.cacheFirst({ ttl: "1 minute", maxStale: "1 hour" }))
+          ]
+        })
+        const miss = yield* chain.run("ada")
+        assert.deepStrictEqual([miss.value, miss.degraded, Duration.toMillis(miss.age)], ["profiles: ada #1", false, 0])
+
+        yield* TestClock.adjust("59 seconds")
+        const fresh = yield* chain.run("ada")
+        assert.deepStrictEqual([fresh.value, fresh.degraded, Duration.toMillis(fresh.age)], [
+          "profiles: ada #1",
+          false,
+          59_000
+        ])
+        assert.strictEqual(yield* profiles.calls, 1)
+
+        yield* TestClock.adjust("1 second")
+        const stale = yield* chain.run("ada")
+        const again = yield* chain.run("ada")
+        assert.deepStrictEqual([stale.value, stale.degraded, Duration.toMillis(stale.age)], [
+          "profiles: ada #1",
+          true,
+          60_000
+        ])
+        assert.strictEqual(again.value, "profiles: ada #1")
+        yield* Effect.yieldNow
+        // One refresh for the two stale reads, and its value is served fresh from then on.
+        assert.strictEqual(yield* profiles.calls, 2)
+        const refreshed = yield* chain.run("ada")
+        assert.deepStrictEqual([refreshed.value, refreshed.degraded], ["profiles: ada #2", false])
+      }))
+
+    it.effect("a value older than maxStale is not served: the step calls through, and fails on when that fails", () =>
+      Effect.gen(function*() {
+        const profiles = yield* provider("profiles", (n) => n === 1)
+        const chain = yield* Fallback.make({
+          name: "profiles",
+          steps: [
+            Fallback.step("profile", profiles.call).pipe(Fallback.cacheFirst({ ttl: "1 minute", maxStale: "1 hour" })),
+            Fallback.succeed("anonymous", "anonymous")
+          ]
+        })
+        yield* chain.run("ada")
+        yield* TestClock.adjust("61 minutes")
+        const served = yield* chain.run("ada")
+        assert.strictEqual(served.servedBy, "anonymous")
+        assert.strictEqual(yield* profiles.calls, 2)
+      }))
+
+    it.effect("a failed background refresh keeps the stale value until it is too old", () =>
+      Effect.gen(function*() {
+        const profiles = yield* provider("profiles", (n) => n === 1)
+        const chain = yield* Fallback.make({
+          name: "profiles",
+          steps: [
+            Fallback.step("profile", profiles.call).pipe(Fallback.cacheFirst({ ttl: "1 minute", maxStale: "1 hour" }))
+          ]
+        })
+        yield* chain.run("ada")
+        yield* TestClock.adjust("30 minutes")
+        assert.strictEqual((yield* chain.run("ada")).value, "profiles: ada #1")
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* profiles.calls, 2)
+        const served = yield* chain.run("ada")
+        assert.deepStrictEqual([served.value, served.degraded], ["profiles: ada #1", true])
+      }))
+  })
+
+  describe("bad input", () => {
+    it.effect("a chain with no steps fails when made", () =>
+      Effect.gen(function*() {
+        const found = yield* issues(Fallback.make({ name: "empty", steps: [] }))
+        assert.deepStrictEqual(found, [{ path: "steps", message: "Expected at least one step, got none" }])
+      }))
+
+    it.effect("duplicate step names and bad strategy options are named by field", () =>
+      Effect.gen(function*() {
+        const found = yield* issues(Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (_: string) => Effect.succeed("a")).pipe(
+              Fallback.cacheFirst({ ttl: "1 hour", maxStale: "1 minute" })
+            ),
+            Fallback.step("exa", (_: string) => Effect.succeed("b")).pipe(Fallback.staleOnError({ maxAge: -1 })),
+            Fallback.succeed("", "c")
+          ]
+        }))
+        assert.deepStrictEqual(found.map((issue) => issue.path).sort(), [
+          "steps[0].cacheFirst.maxStale",
+          "steps[1].staleOnError.maxAge",
+          "steps[2].name"
+        ])
+        // The duplicate is reported once the steps are otherwise valid.
+        const duplicate = yield* issues(Fallback.make({
+          name: "search",
+          steps: [Fallback.succeed("exa", "a"), Fallback.succeed("exa", "b")]
+        }))
+        assert.deepStrictEqual(duplicate, [{
+          path: "steps[1].name",
+          message: "Expected a step name not used before in the chain, got \"exa\""
+        }])
+      }))
+  })
+
+  describe("counts", () => {
+    it.effect("every serve, failure and skip is counted by step, in the snapshot and the metrics", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", (n) => n % 2 === 0)
+        const breaker = yield* CircuitBreaker.make({ name: "tavily_api" })
+        const tavily = yield* provider("tavily", (n) => n === 1)
+        const search = yield* Fallback.make({
+          name: "counted",
+          steps: [
+            Fallback.step("exa", exa.call),
+            Fallback.step("tavily", tavily.call).pipe(Fallback.withBreaker(breaker)),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        // exa: fail, ok, fail, ok, fail; tavily: ok, then open (skipped), then fails once closed again.
+        const servedBy: Array<string> = []
+        for (let i = 0; i < 5; i++) {
+          if (i === 2) yield* CircuitBreaker.setState(breaker, "Open")
+          if (i === 4) yield* CircuitBreaker.setState(breaker, "Closed")
+          servedBy.push((yield* search.run(`q${i}`)).servedBy)
+        }
+        assert.deepStrictEqual(servedBy, ["tavily", "exa", "unavailable", "exa", "unavailable"])
+        assert.deepStrictEqual(yield* search.snapshot, {
+          name: "counted",
+          calls: 5,
+          degraded: 2,
+          exhausted: 0,
+          lastServedBy: "unavailable",
+          steps: [
+            { name: "exa", degraded: false, served: 2, failed: 3, skipped: 0 },
+            { name: "tavily", degraded: false, served: 1, failed: 1, skipped: 1 },
+            { name: "unavailable", degraded: true, served: 2, failed: 0, skipped: 0 }
+          ]
+        })
+        const by = { fallback: "counted" }
+        assert.strictEqual(yield* metricCount("fallback_calls_total", by), 5)
+        assert.strictEqual(yield* metricCount("fallback_degraded_total", by), 2)
+        assert.strictEqual(yield* metricCount("fallback_step_served_total", { ...by, step: "exa" }), 2)
+        assert.strictEqual(yield* metricCount("fallback_step_failures_total", { ...by, step: "exa" }), 3)
+        assert.strictEqual(yield* metricCount("fallback_step_skips_total", { ...by, step: "tavily" }), 1)
+      }))
+
+    it.effect("the manager lists every service's chain for a served-by page, one name each", () =>
+      Effect.gen(function*() {
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (_: string) => Effect.fail(new SearchError({ provider: "exa" }))),
+            Fallback.succeed("unavailable", "-")
+          ]
+        })
+        const llm = yield* Fallback.make({ name: "llm", steps: [Fallback.succeed("claude", "hi")] })
+        yield* search.run("a")
+        yield* llm.run()
+        yield* llm.run()
+        const all = yield* Fallback.snapshots
+        assert.deepStrictEqual(
+          all.map((s) => [s.name, s.lastServedBy, s.steps.map((step) => step.served)]),
+          [["search", "unavailable", [0, 1]], ["llm", "claude", [2]]]
+        )
+        const taken = yield* Effect.flip(Fallback.make({ name: "llm", steps: [Fallback.succeed("x", "x")] }))
+        assert.strictEqual(taken.issues[0].path, "name")
+      }).pipe(Effect.provide(Fallback.layerManager)))
+
+    it.effect("a chain leaves the manager when its scope closes", () =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(Fallback.make({ name: "short-lived", steps: [Fallback.succeed("x", "x")] }))
+        assert.deepStrictEqual(yield* Fallback.snapshots, [])
+      }).pipe(Effect.provide(Fallback.layerManager)))
+  })
+})
