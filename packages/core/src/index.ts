@@ -45,6 +45,29 @@ export * as CircuitBreaker from "./CircuitBreaker.ts"
 export * as CircuitBreakerRegistry from "./CircuitBreakerRegistry.ts"
 
 /**
+ * Deferred delivery (queue for retry): messages for a sink whose breaker is open are queued durably and delivered
+ * in order, at least once, with idempotency keys and dead letters.
+ *
+ * @since 0.2.0
+ */
+export * as DeferredDelivery from "./DeferredDelivery.ts"
+
+/**
+ * Degradation levels derived from breaker states by declarative rules, kept current from the registry's transitions.
+ *
+ * @since 0.2.0
+ */
+export * as Degradation from "./Degradation.ts"
+
+/**
+ * Typed fallback chains: steps tried in order, strategies (stale on error, cache first, degraded mode), and counts of
+ * which step served.
+ *
+ * @since 0.2.0
+ */
+export * as Fallback from "./Fallback.ts"
+
+/**
  * A key-value store with TTL on the local disk: atomic writes, checksums, safe keys. The embedded default.
  *
  * @since 0.1.0
@@ -94,18 +117,25 @@ export * as PolicyConfig from "./PolicyConfig.ts"
 export * as PullMetric from "./PullMetric.ts"
 
 /**
- * Rate limiting around `effect/persistence`'s limiter: typed `RateLimited` with `retryAfter`, or waiting.
+ * Rate limiting around `effect/persistence`'s limiter: a typed `RateLimiterError` with `retryAfter`, or waiting.
  *
  * @since 0.1.0
  */
 export * as RateLimiter from "./RateLimiter.ts"
 
 /**
- * Automated recovery: actions per service with attempts, backoff and cooldown, callbacks and stats.
+ * Automated recovery: actions per service with attempts, backoff and cooldown, callbacks and a snapshot.
  *
  * @since 0.1.0
  */
 export * as Recovery from "./Recovery.ts"
+
+/**
+ * A cache whose failures never reach the caller: timeout, breaker and an optional in-memory L1 around any cache.
+ *
+ * @since 0.2.0
+ */
+export * as ResilientCache from "./ResilientCache.ts"
 
 /**
  * Retries as `Schedule` combinators: backoffs, jitter, Retry-After, and a budget that caps retries.

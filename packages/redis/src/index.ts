@@ -31,7 +31,7 @@ export * as RedisStore from "./RedisStore.ts"
  * import { Layer } from "effect"
  *
  * const Monitoring = RedisHealth.layer({ interval: "10 seconds", timeout: "2 seconds" }).pipe(
- *   Layer.provideMerge(HealthMonitor.layer),
+ *   Layer.provideMerge(HealthMonitor.layer()),
  *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
  * )
  * ```
@@ -100,3 +100,21 @@ export * as RedisSentinel from "./RedisSentinel.ts"
  * @since 0.1.0
  */
 export * as ResilientRedis from "./ResilientRedis.ts"
+
+/**
+ * A journal for `DeferredDelivery` on Redis: the queue's entries in one hash, so that acknowledged messages outlive
+ * the instance and its disk.
+ *
+ * @example
+ * ```ts
+ * import { RedisQueueStore, RedisStore } from "@effect-resilience/redis"
+ * import { Effect } from "effect"
+ *
+ * const journal = RedisQueueStore.make({ name: "outbox" }).pipe(
+ *   Effect.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as RedisQueueStore from "./RedisQueueStore.ts"

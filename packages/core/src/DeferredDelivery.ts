@@ -1,0 +1,918 @@
+/**
+ * Deferred delivery (queue for retry): messages for a sink (a messaging API) whose circuit breaker is open are
+ * queued durably and delivered in order once it lets calls through again, at least once, each with an idempotency
+ * key that the consumer uses to drop duplicates.
+ *
+ * **Details**
+ *
+ * - `send` delivers at once when nothing is queued and the breaker is not open: the caller gets `Delivered`. Otherwise,
+ *   or when that delivery fails, the message is written to the journal (`store`: a `FallbackStore` entry, written
+ *   atomically and flushed to disk, or a Redis hash with `RedisQueueStore` from `@effect-resilience/redis`) before
+ *   `send` answers `Queued`: a message acknowledged to the caller survives a crash (`SIGKILL` included) and is
+ *   delivered by the next process that opens the same journal.
+ * - One fiber drains the queue, oldest first, one message at a time, through the breaker. Deliveries (direct or
+ *   drained) never overlap, so the sink sees messages in the order `send` acknowledged them. Turned away by the
+ *   open breaker, the drainer waits the open time left (at least `retryInterval`; forced open, it polls every
+ *   `retryInterval`) and tries the head again, which makes it the breaker's probe; after a failure it waits
+ *   `retryInterval`.
+ * - At least once: a message is removed from the journal after the sink succeeded, so a crash in between delivers it
+ *   again. Each delivery carries the message's `key` (the caller's, or a random one), the same on every attempt and
+ *   across restarts. A `send` with the key of a message still queued or dead-lettered is answered `Duplicate` and
+ *   not queued twice.
+ * - Poison messages: a failed delivery counts as an attempt when the sink is healthy right after it (the message is
+ *   the problem): `healthCheck` succeeds, or without one, the breaker still admits calls. A failure that `isPermanent`
+ *   accepts counts as the last attempt at once. A failure while the sink is down does not count, and forgives the
+ *   attempts counted before it, which were most likely the same outage starting. A message with `maxAttempts` counted
+ *   attempts moves to the dead letters with its last error; `deadLetters` lists them, `replay` queues one again (at
+ *   the back, attempts reset), `drop` deletes it.
+ * - Nothing is retried forever: a message that fails again once it has waited `maxAge` since it was queued (default
+ *   one day) is dead-lettered, counted attempts or not. This is what ends a poison message that looks like an outage
+ *   (see the Gotchas); a real outage longer than `maxAge` dead-letters what it held, to be replayed once it is over.
+ * - Bad input never loses data, it is refused with a typed `DeferredDeliveryError` before anything is acknowledged:
+ *   `BadMessage` (the message does not encode with `schema`, or an empty key), `TooLarge` (the journal entry would
+ *   exceed `maxMessageBytes`), `QueueFull` (`maxDepth` messages queued), `Store` (the journal could not be written,
+ *   e.g. the disk is full). Bad options fail `make` with `PolicyConfigError` naming the field.
+ * - `snapshot` gives the depth, the age of the oldest message, delivery attempts, dead letters and the head's last
+ *   error; the same figures are pull metrics (`deferred_delivery_depth`, `deferred_delivery_oldest_age_seconds`,
+ *   `deferred_delivery_attempts_total{outcome}`, `deferred_delivery_dead_letters`, `deferred_delivery_enqueued_total`,
+ *   attribute `policy` = `name`) while the queue's scope is open.
+ *
+ * **Gotchas**
+ *
+ * - Give the journal a store of its own: a file store in a directory no other store or process uses, without
+ *   `maxEntries`/`maxBytes` (a capped store evicts entries, and an evicted entry is a lost message). Several queues may
+ *   share one store: their entries are prefixed with their names.
+ * - Deliveries are sequential per queue, and `send` waits for a delivery in progress: give the sink a timeout (a
+ *   `Timeout` or a `Policy`) so that a hanging sink cannot stall every caller. Use one queue per ordering domain.
+ * - Without `healthCheck`, a bad message alone at the head and an outage look the same to a breaker that counts
+ *   every error: both fail again and again until the breaker opens. Such a message is taken for an outage and
+ *   retried at each probe (an `openDuration` schedule that grows spaces them out). Give a `healthCheck`, or tell the
+ *   two apart with the breaker's `isFailure` (count what says the sink is down: timeouts, 5xx) and `isPermanent`
+ *   (what says the message is bad: a 400), so that a bad message leaves the breaker closed and uses up its attempts.
+ *   Keep `maxAttempts` at or above the number of failures that trips the breaker, so that an outage trips it before
+ *   the head runs out of attempts.
+ * - Why not `effect/persistence` `PersistedQueue`: its store retries a failed element after a delay while the next
+ *   ones are taken (no order), has no depth nor oldest age, and cannot list, replay or drop failed elements; the
+ *   journal here is a few entries of a `FallbackStore`, which already gives atomic, checksummed, durable writes.
+ *
+ * **Example** (Telegram replies queued while the Telegram circuit is open)
+ *
+ * ```ts
+ * import { CircuitBreaker, DeferredDelivery, FallbackStore } from "@effect-resilience/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * const Reply = Schema.Struct({ chatId: Schema.Number, text: Schema.String })
+ * declare const sendMessage: (reply: typeof Reply.Type, idempotencyKey: string) => Effect.Effect<void, Error>
+ *
+ * const program = Effect.gen(function*() {
+ *   const telegram = yield* DeferredDelivery.make({
+ *     name: "telegram",
+ *     schema: Reply,
+ *     sink: (reply, delivery) => sendMessage(reply, delivery.key),
+ *     breaker: yield* CircuitBreaker.make({ name: "telegram", trip: CircuitBreaker.consecutive(5) }),
+ *     store: yield* FallbackStore.makeMemory()
+ *   })
+ *   return yield* telegram.send({ chatId: 42, text: "on it" }, { key: "update-1001" }) // Delivered or Queued
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Latch from "effect/Latch"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as CircuitBreaker from "./CircuitBreaker.ts"
+import * as FallbackStore from "./FallbackStore.ts"
+import * as internal from "./internal/deferredDelivery.ts"
+import * as metrics from "./internal/metrics.ts"
+import { isLocalRejection } from "./internal/rejection.ts"
+import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+
+/**
+ * The brand every deferred delivery queue carries.
+ *
+ * @example
+ * ```ts
+ * import { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * const isQueue = (u: object) => DeferredDelivery.TypeId in u
+ * ```
+ *
+ * @since 0.2.0
+ * @category type IDs
+ */
+export const TypeId: TypeId = "~@effect-resilience/core/DeferredDelivery"
+
+/**
+ * The type of `TypeId`.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * type Id = DeferredDelivery.TypeId // "~@effect-resilience/core/DeferredDelivery"
+ * ```
+ *
+ * @since 0.2.0
+ * @category type IDs
+ */
+export type TypeId = "~@effect-resilience/core/DeferredDelivery"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * What the sink is told with each message: its idempotency `key` (the same on every attempt and after a restart),
+ * the `attempt` (1 first; attempts the breaker turned away are not counted) and when it was enqueued (epoch
+ * milliseconds; the time of the `send` for a direct delivery).
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * const headers = (delivery: DeferredDelivery.Delivery) => ({ "Idempotency-Key": delivery.key })
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Delivery {
+  readonly key: string
+  readonly attempt: number
+  readonly enqueuedAt: number
+}
+
+/**
+ * `send`'s answer: delivered now, queued durably (with the depth after it), or a duplicate of a message still queued
+ * or dead-lettered (nothing done).
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * const reply = (receipt: DeferredDelivery.Receipt) =>
+ *   receipt._tag === "Delivered" ? "sent" : receipt._tag === "Queued" ? "will be sent shortly" : "already on its way"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Receipt =
+  | { readonly _tag: "Delivered"; readonly key: string }
+  | { readonly _tag: "Queued"; readonly key: string; readonly depth: number }
+  | { readonly _tag: "Duplicate"; readonly key: string }
+
+/**
+ * A message that failed `maxAttempts` times while the sink was healthy (or once, permanently). `message` is `None`
+ * when the stored message no longer decodes with the queue's schema.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * const line = (dead: DeferredDelivery.DeadLetter<unknown>) => `${dead.key}: ${dead.attempts}x, ${dead.lastError}`
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeadLetter<A> {
+  readonly key: string
+  readonly message: Option.Option<A>
+  readonly attempts: number
+  readonly lastError: string
+  readonly enqueuedAt: number
+  readonly deadAt: number
+}
+
+/**
+ * What `snapshot` gives. `depth` counts queued messages (the one being delivered included), `oldestAgeMillis` is the
+ * age of the head (`null` when empty); the counters run from the start of this process; `head` is the next message
+ * to deliver with its counted attempts and last error.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ *
+ * const stuck = (s: DeferredDelivery.Snapshot) => (s.oldestAgeMillis ?? 0) > 10 * 60_000
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly name: string
+  readonly depth: number
+  readonly oldestAgeMillis: number | null
+  readonly enqueued: number
+  readonly delivered: number
+  readonly deliveredDirect: number
+  readonly failedAttempts: number
+  readonly rejectedAttempts: number
+  readonly deadLettered: number
+  readonly deadLetters: number
+  readonly duplicates: number
+  readonly head: {
+    readonly key: string
+    readonly attempts: number
+    readonly lastError: string | null
+  } | null
+}
+
+/**
+ * Options of `make`.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitBreaker, DeferredDelivery, FallbackStore } from "@effect-resilience/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * declare const breaker: CircuitBreaker.CircuitBreaker
+ * declare const store: FallbackStore.FallbackStore
+ *
+ * const options: DeferredDelivery.Options<typeof Schema.String, never, never> = {
+ *   name: "audit",
+ *   schema: Schema.String,
+ *   sink: (line) => Effect.log(line),
+ *   breaker,
+ *   store,
+ *   maxAttempts: 3,
+ *   retryInterval: "5 seconds"
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options<S extends Schema.Constraint, E, R> {
+  /** Names the queue in logs, metrics, errors and journal keys. */
+  readonly name: string
+  /** Encodes messages to JSON for the journal and decodes them back. */
+  readonly schema: S
+  /** Delivers one message; runs through `breaker`. */
+  readonly sink: (message: S["Type"], delivery: Delivery) => Effect.Effect<void, E, R>
+  /** The sink's circuit breaker (its default circuit). */
+  readonly breaker: CircuitBreaker.CircuitBreaker
+  /** The journal: a `FallbackStore` of its own (see the Gotchas), or another `Journal`. */
+  readonly store: Journal
+  /** Counted failures before a message is dead-lettered (a positive integer). Default: 5. */
+  readonly maxAttempts?: number | undefined
+  /**
+   * A message that fails again after waiting this long since it was queued is dead-lettered, whatever its counted
+   * attempts: nothing is retried forever. Default: 1 day.
+   */
+  readonly maxAge?: Duration.Input | undefined
+  /** The drainer's wait after a rejection or a failure, and its poll while the breaker is open. Default: 1 second. */
+  readonly retryInterval?: Duration.Input | undefined
+  /** At most this many messages queued; more are refused with `QueueFull`. Default: 10,000. */
+  readonly maxDepth?: number | undefined
+  /** At most this many bytes per journal entry (message, key and bookkeeping, as JSON). Default: 256 KiB. */
+  readonly maxMessageBytes?: number | undefined
+  /** Failures that no retry can fix (a 400): the message is dead-lettered after this one. Default: none. */
+  readonly isPermanent?: ((error: E) => boolean) | undefined
+  /**
+   * Tells whether the sink is up (say Telegram's `getMe`), run after each failed delivery: when it succeeds the
+   * message is to blame and the failure counts; when it fails the sink is. Default: the breaker still admitting
+   * calls after the failure. Give it a timeout: the drainer waits for it.
+   */
+  readonly healthCheck?: Effect.Effect<unknown, unknown, R> | undefined
+}
+
+/**
+ * Where a queue keeps its messages: string values by key, each `set` durable and atomic once it succeeds. A
+ * `FallbackStore` is one (`FallbackStore.make` on disk, `makeMemory` for tests); `RedisQueueStore.make` from
+ * `@effect-resilience/redis` is another. `keys` lists every key held, written by this process or an earlier one.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ * import { Effect, Option } from "effect"
+ *
+ * const entries = new Map<string, string>()
+ * const volatile: DeferredDelivery.Journal = {
+ *   keys: Effect.sync(() => [...entries.keys()]),
+ *   get: (key) => Effect.sync(() => Option.fromNullishOr(entries.get(key))),
+ *   set: (key, value) => Effect.sync(() => void entries.set(key, value)),
+ *   remove: (key) => Effect.sync(() => entries.delete(key))
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Journal {
+  readonly keys: Effect.Effect<ReadonlyArray<string>, unknown>
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, unknown>
+  readonly set: (key: string, value: string) => Effect.Effect<void, unknown>
+  readonly remove: (key: string) => Effect.Effect<unknown, unknown>
+}
+
+/**
+ * A deferred delivery queue. See the module docs for the semantics.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const replayAll = (queue: DeferredDelivery.DeferredDelivery<unknown>) =>
+ *   Effect.flatMap(queue.deadLetters, (dead) => Effect.forEach(dead, (d) => queue.replay(d.key)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeferredDelivery<A> {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  /** Delivers `message` now if it can, else queues it durably; `key` defaults to a random one. */
+  readonly send: (
+    message: A,
+    options?: { readonly key?: string | undefined }
+  ) => Effect.Effect<Receipt, DeferredDeliveryError>
+  /** Depth, oldest age, attempts and dead letters. */
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** The dead letters, oldest first. */
+  readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter<A>>>
+  /** Queues the dead letter `key` again, at the back, with its attempts reset; `false` if there is none. */
+  readonly replay: (key: string) => Effect.Effect<boolean, DeferredDeliveryError>
+  /** Deletes the dead letter `key`; `false` if there is none. */
+  readonly drop: (key: string) => Effect.Effect<boolean, DeferredDeliveryError>
+  /** Waits until nothing is queued (returns at once if nothing is). */
+  readonly awaitEmpty: Effect.Effect<void>
+}
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * A message refused, or a dead letter not changed, with nothing lost: `reason` says why (`BadMessage`, `TooLarge`,
+ * `QueueFull`, `Store`), `field` which input or option is at fault.
+ *
+ * @example
+ * ```ts
+ * import type { DeferredDelivery } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const sendOrLog = (queue: DeferredDelivery.DeferredDelivery<string>, text: string) =>
+ *   queue.send(text).pipe(
+ *     Effect.catchTag("DeferredDeliveryError", (e) => Effect.logError(`${e.reason}: ${e.message}`))
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class DeferredDeliveryError extends Schema.TaggedError<DeferredDeliveryError>()("DeferredDeliveryError", {
+  reason: Schema.Literals(["BadMessage", "TooLarge", "QueueFull", "Store"]),
+  queue: Schema.String,
+  key: Schema.optional(Schema.String),
+  field: Schema.optional(Schema.String),
+  description: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    const about = this.key === undefined ? "" : ` (key ${JSON.stringify(this.key.slice(0, 80))})`
+    return `Deferred delivery "${this.queue}"${about}: ${
+      this.field === undefined ? "" : `${this.field}: `
+    }${this.description}`
+  }
+}
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+const OptionsSchema = Schema.Struct({
+  name: Schema.NonEmptyString.check(
+    Schema.makeFilter((s: string) => s.includes("/") ? "Expected a name without \"/\"" : undefined)
+  ),
+  maxAttempts: PositiveInt,
+  maxAge: DurationInput({ positive: true }),
+  retryInterval: DurationInput({ positive: true }),
+  maxDepth: PositiveInt,
+  maxMessageBytes: PositiveInt
+})
+
+type Outcome =
+  | { readonly _tag: "Delivered" }
+  | { readonly _tag: "Rejected"; readonly retryAfterMillis: number }
+  | { readonly _tag: "Failed"; readonly counted: boolean; readonly permanent: boolean; readonly error: string }
+
+// What the drainer does next: wait this many milliseconds (0: go on at once), or sleep until an enqueue.
+type Step = number | "Idle"
+
+const messageOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : String(error)
+
+const MAX_KEY_BYTES = 1024
+
+// "Tag: message" for tagged errors and `Error`s, the string otherwise: what the dead letter keeps.
+const describe = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (typeof error === "object" && error !== null) {
+    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
+    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
+    if (tag !== undefined || message !== undefined) return [tag, message].filter((s) => s).join(": ")
+  }
+  return String(error)
+}
+
+// A failure while the breaker still admits calls blames the message; one that opened the breaker, the sink.
+const blamesMessage = (state: CircuitBreaker.State): boolean =>
+  state !== "Open" && state !== "HalfOpen" && state !== "ForcedOpen"
+
+// The open time left of the breaker's rejection (0 for a half-open or forced one, whose wait is `retryInterval`); 0
+// for the rejection of a policy inside the sink (a full bulkhead), which is not the breaker's.
+const retryAfterOf = (rejection: unknown): number => {
+  if (!(rejection instanceof CircuitBreaker.CircuitBreakerError)) return 0
+  const millis = Duration.toMillis(rejection.retryAfter)
+  return Number.isFinite(millis) ? millis : 0
+}
+
+const randomKey: Effect.Effect<string> = Effect.map(
+  Effect.all(Array.from({ length: 4 }, () => Random.nextIntBetween(0, 0x100000000))),
+  (words) => words.map((w) => w.toString(16).padStart(8, "0")).join("")
+)
+
+/**
+ * Makes a deferred delivery queue: loads the journal from `store` (messages a previous process acknowledged are
+ * delivered first, in order), and starts the drainer, which lives as long as the scope. Fails with
+ * `PolicyConfigError` naming the field for bad options, and with `DeferredDeliveryError` (`Store`) when the journal
+ * cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { NodeServices } from "@effect/platform-node"
+ * import { CircuitBreaker, DeferredDelivery, FallbackStore } from "@effect-resilience/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const outbox = yield* DeferredDelivery.make({
+ *     name: "webhooks",
+ *     schema: Schema.Struct({ url: Schema.String, body: Schema.String }),
+ *     sink: (hook) => Effect.log(`POST ${hook.url}`),
+ *     breaker: yield* CircuitBreaker.make({ name: "webhooks" }),
+ *     store: yield* FallbackStore.make({ directory: ".data/outbox" })
+ *   })
+ *   yield* outbox.send({ url: "https://example.com/hook", body: "{}" }, { key: "order-17" })
+ *   yield* outbox.awaitEmpty
+ * }).pipe(Effect.scoped, Effect.provide(NodeServices.layer))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = <S extends Schema.Constraint, E, R>(
+  options: Options<S, E, R>
+): Effect.Effect<
+  DeferredDelivery<S["Type"]>,
+  PolicyConfigError | DeferredDeliveryError,
+  Scope.Scope | R | S["EncodingServices"] | S["DecodingServices"]
+> =>
+  Effect.gen(function*() {
+    const settings = yield* decode(OptionsSchema, {
+      name: options.name,
+      maxAttempts: options.maxAttempts ?? 5,
+      maxAge: options.maxAge ?? "1 day",
+      retryInterval: options.retryInterval ?? "1 second",
+      maxDepth: options.maxDepth ?? 10_000,
+      maxMessageBytes: options.maxMessageBytes ?? 256 * 1024
+    }, { kind: "deferred delivery", policy: String(options.name) })
+    const { maxAttempts, maxDepth, maxMessageBytes, name } = settings
+    const retryMillis = millisOf(settings.retryInterval as Duration.Input)
+    const maxAgeMillis = millisOf(settings.maxAge as Duration.Input)
+    const { breaker, sink, store } = options
+    const context = yield* Effect.context<R | S["EncodingServices"] | S["DecodingServices"]>()
+    const json = Schema.toCodecJson(options.schema)
+    const encodeMessage = Schema.encodeUnknownEffect(json)
+    const decodeMessage = Schema.decodeUnknownEffect(json)
+    const encodeRecord = Schema.encodeEffect(internal.RecordJson)
+    const decodeRecord = Schema.decodeEffect(internal.RecordJson)
+
+    const fail = (
+      reason: DeferredDeliveryError["reason"],
+      description: string,
+      extra: { readonly key?: string; readonly field?: string; readonly cause?: unknown } = {}
+    ) => new DeferredDeliveryError({ reason, queue: name, description, ...extra })
+
+    const storeError = (key: string | undefined) => (error: unknown) =>
+      fail(
+        error instanceof FallbackStore.FallbackStoreError && error.reason === "TooLarge" ? "TooLarge" : "Store",
+        messageOf(error),
+        { ...(key === undefined ? {} : { key }), cause: error }
+      )
+
+    // In memory, the journal's mirror: the queue in delivery order, the dead letters, every key in either.
+    const queue: Array<internal.Item> = []
+    const dead = new Map<string, internal.Item>()
+    const keys = new Set<string>()
+    const stats = {
+      enqueued: 0,
+      delivered: 0,
+      deliveredDirect: 0,
+      failed: 0,
+      rejected: 0,
+      deadLettered: 0,
+      duplicates: 0
+    }
+    let nextSeq = 0
+
+    // Loads the journal. A crash can leave a key both queued and dead: while replaying (the queued entry has the
+    // larger sequence number and wins) or while dead-lettering (same sequence number: the dead letter wins).
+    const byKey = new Map<string, internal.Item & { readonly kind: internal.Kind }>()
+    for (const storeKey of yield* Effect.mapError(store.keys, storeError(undefined))) {
+      const parsed = internal.parseKey(name, storeKey)
+      if (parsed === undefined) continue
+      nextSeq = Math.max(nextSeq, parsed.seq + 1)
+      const text = yield* Effect.mapError(store.get(storeKey), storeError(undefined))
+      if (Option.isNone(text)) continue
+      const record = yield* Effect.option(decodeRecord(text.value))
+      if (Option.isNone(record)) {
+        yield* Effect.logWarning(`Deferred delivery "${name}": skipped an unreadable journal entry ${storeKey}`)
+        continue
+      }
+      const item = { ...record.value, seq: parsed.seq, kind: parsed.kind }
+      const other = byKey.get(item.key)
+      if (other !== undefined) {
+        const itemWins = item.seq === other.seq ? item.kind === "d" : item.seq > other.seq
+        const [stale, fresh] = itemWins ? [other, item] : [item, other]
+        yield* Effect.mapError(store.remove(internal.keyOf(name, stale.kind, stale.seq)), storeError(stale.key))
+        byKey.set(fresh.key, fresh)
+      } else {
+        byKey.set(item.key, item)
+      }
+    }
+    for (const { kind, ...item } of byKey.values()) {
+      keys.add(item.key)
+      if (kind === "q") queue.push(item)
+      else dead.set(item.key, item)
+    }
+    queue.sort(internal.bySeq)
+
+    const lock = yield* Semaphore.make(1)
+    const wake = yield* Latch.make(queue.length > 0)
+    const empty = yield* Latch.make(queue.length === 0)
+
+    const write = (kind: internal.Kind, item: internal.Item): Effect.Effect<void, DeferredDeliveryError> => {
+      const { seq, ...record } = item
+      return encodeRecord(record).pipe(
+        Effect.mapError((error) => fail("BadMessage", error.message, { key: item.key, field: "message" })),
+        Effect.flatMap((text) =>
+          Effect.mapError(store.set(internal.keyOf(name, kind, seq), text), storeError(item.key))
+        )
+      )
+    }
+
+    const removeLogged = (kind: internal.Kind, item: internal.Item): Effect.Effect<void> =>
+      store.remove(internal.keyOf(name, kind, item.seq)).pipe(
+        Effect.catch((error) =>
+          Effect.logWarning(
+            `Deferred delivery "${name}": could not remove a journal entry of ${JSON.stringify(item.key)}; ` +
+              `it comes back after a restart: ${messageOf(error)}`
+          )
+        )
+      )
+
+    const enqueue = (item: Omit<internal.Item, "seq">) =>
+      Effect.suspend(() => {
+        if (queue.length >= maxDepth) {
+          return Effect.fail(
+            fail("QueueFull", `${queue.length} messages are queued, the most maxDepth allows`, {
+              key: item.key,
+              field: "maxDepth"
+            })
+          )
+        }
+        const queued: internal.Item = { ...item, seq: nextSeq++ }
+        return Effect.andThen(
+          write("q", queued),
+          Effect.sync(() => {
+            queue.push(queued)
+            keys.add(queued.key)
+            stats.enqueued++
+            wake.openUnsafe()
+            empty.closeUnsafe()
+            return queue.length
+          })
+        )
+      })
+
+    // Moves the head to the dead letters: written as dead first, then removed from the queue, so a crash in between
+    // leaves it dead (see the loading above). A dead letter that cannot be written stays queued.
+    const deadLetter = (head: internal.Item, lastError: string, now: number): Effect.Effect<Step> => {
+      const item: internal.Item = { ...head, lastError, deadAt: now }
+      return write("d", item).pipe(
+        Effect.andThen(removeLogged("q", head)),
+        Effect.andThen(Effect.sync((): Step => {
+          queue.shift()
+          dead.set(item.key, item)
+          stats.deadLettered++
+          if (queue.length === 0) empty.openUnsafe()
+          return 0
+        })),
+        Effect.tap(() =>
+          Effect.logWarning(`Deferred delivery "${name}": dead-lettered ${JSON.stringify(head.key)}: ${lastError}`)
+        ),
+        Effect.catch((error) =>
+          Effect.as(
+            Effect.logError(`Deferred delivery "${name}": could not dead-letter, kept queued: ${error.message}`),
+            retryMillis
+          )
+        )
+      )
+    }
+
+    // Right after a failed delivery: was the sink healthy, so that the message is to blame? The health check says,
+    // when there is one; otherwise the breaker does (still admitting calls after the failure).
+    const healthCheck = options.healthCheck
+    const sinkHealthy: Effect.Effect<boolean> = healthCheck === undefined
+      ? Effect.map(breaker.state, blamesMessage)
+      : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
+
+    // One delivery through the breaker, classified; interruption (the scope closing) passes through.
+    const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome> =>
+      Effect.flatMap(
+        Effect.exit(Effect.provideContext(breaker.protect(sink(message, delivery)), context)),
+        (exit): Effect.Effect<Outcome> => {
+          if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
+          const cause = exit.cause
+          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+          const error = Cause.findErrorOption(cause)
+          if (Option.isSome(error) && isLocalRejection(error.value)) {
+            return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
+          }
+          const permanent = Option.isSome(error) && options.isPermanent !== undefined &&
+            options.isPermanent(error.value as E)
+          return Effect.map(sinkHealthy, (healthy): Outcome => ({
+            _tag: "Failed",
+            counted: permanent || healthy,
+            permanent,
+            error: describe(cause)
+          }))
+        }
+      )
+
+    // Delivers the head once, under the lock.
+    const step: Effect.Effect<Step> = lock.withPermit(Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        const head = queue[0]
+        if (head === undefined) {
+          // Closed under the lock: an enqueue after this opens it again.
+          wake.closeUnsafe()
+          return Effect.succeed<Step>("Idle")
+        }
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
+          return Effect.flatMap(breaker.state, (state): Effect.Effect<Step> => {
+            // An open circuit is still tried: the breaker lets the first call after its open time through as the
+            // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
+            if (state === "ForcedOpen") return Effect.succeed(retryMillis)
+            return Effect.flatMap(Effect.result(Effect.provideContext(decodeMessage(head.message), context)), (
+              decoded
+            ) => {
+              if (decoded._tag === "Failure") {
+                return deadLetter(head, `does not decode: ${decoded.failure.message}`, now)
+              }
+              const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
+              return Effect.flatMap(restore(attempt(decoded.success, delivery)), (outcome): Effect.Effect<Step> => {
+                switch (outcome._tag) {
+                  case "Delivered":
+                    return Effect.as(
+                      Effect.andThen(
+                        removeLogged("q", head),
+                        Effect.sync(() => {
+                          queue.shift()
+                          keys.delete(head.key)
+                          stats.delivered++
+                          if (queue.length === 0) empty.openUnsafe()
+                        })
+                      ),
+                      0
+                    )
+                  case "Rejected":
+                    stats.rejected++
+                    return Effect.succeed(Math.max(retryMillis, outcome.retryAfterMillis))
+                  case "Failed": {
+                    stats.failed++
+                    // A failure that opened the breaker says the sink is down: the failures before it, counted while
+                    // it stayed closed, were most likely the same outage, and are forgiven.
+                    const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
+                    const next: internal.Item = { ...head, attempts, lastError: outcome.error }
+                    queue[0] = next
+                    if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
+                    if (now - head.enqueuedAt >= maxAgeMillis) {
+                      return deadLetter(
+                        next,
+                        `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
+                        now
+                      )
+                    }
+                    // The count survives a restart only if written; a failed write costs an extra attempt later.
+                    return attempts === head.attempts
+                      ? Effect.succeed(retryMillis)
+                      : Effect.as(Effect.ignore(write("q", next)), retryMillis)
+                  }
+                }
+              })
+            })
+          })
+        })
+      })
+    ))
+
+    // A defect (in the journal, the breaker, a decoder) must not stop delivery for good: it is logged, and the head
+    // tried again after `retryInterval`. The sink's own defects never get here: they are failed attempts.
+    const guardedStep: Effect.Effect<Step> = Effect.catchCause(step, (cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.as(Effect.logError(`Deferred delivery "${name}": the drainer failed; retrying`, cause), retryMillis))
+    const drainer: Effect.Effect<never> = Effect.forever(
+      Effect.andThen(
+        wake.await,
+        Effect.flatMap(guardedStep, (next) => typeof next === "number" && next > 0 ? Effect.sleep(next) : Effect.void)
+      )
+    )
+    yield* Effect.forkScoped(drainer)
+
+    const send = (
+      message: S["Type"],
+      sendOptions?: { readonly key?: string | undefined }
+    ): Effect.Effect<Receipt, DeferredDeliveryError> =>
+      Effect.gen(function*() {
+        const key = sendOptions?.key ?? (yield* randomKey)
+        if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
+          return yield* fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, {
+            key,
+            field: "key"
+          })
+        }
+        const encoded = yield* Effect.mapError(
+          Effect.provideContext(encodeMessage(message), context),
+          (error) => fail("BadMessage", error.message, { key, field: "message" })
+        )
+        const enqueuedAt = yield* Clock.currentTimeMillis
+        // Measured before anything is tried, so that a message is refused or accepted whatever the sink's health.
+        const text = yield* Effect.mapError(
+          encodeRecord({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" }),
+          (error) => fail("BadMessage", error.message, { key, field: "message" })
+        )
+        const bytes = internal.byteLength(text)
+        if (bytes > maxMessageBytes) {
+          return yield* fail(
+            "TooLarge",
+            `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`,
+            {
+              key,
+              field: "maxMessageBytes"
+            }
+          )
+        }
+        return yield* lock.withPermit(Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            if (keys.has(key)) {
+              stats.duplicates++
+              return { _tag: "Duplicate", key } as const
+            }
+            let attempts = 0
+            let lastError: string | undefined
+            if (queue.length === 0 && blamesMessage(yield* breaker.state)) {
+              const outcome = yield* restore(attempt(message, { key, attempt: 1, enqueuedAt }))
+              if (outcome._tag === "Delivered") {
+                stats.delivered++
+                stats.deliveredDirect++
+                return { _tag: "Delivered", key } as const
+              }
+              if (outcome._tag === "Rejected") stats.rejected++
+              else {
+                stats.failed++
+                attempts = outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0
+                lastError = outcome.error
+              }
+            }
+            const depth = yield* enqueue({
+              key,
+              message: encoded,
+              enqueuedAt,
+              attempts,
+              ...(lastError === undefined ? {} : { lastError })
+            })
+            return { _tag: "Queued", key, depth } as const
+          })
+        ))
+      })
+
+    const replay = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
+      lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {
+        const item = dead.get(key)
+        if (item === undefined) return Effect.succeed(false)
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.gen(function*() {
+            // Queued first, then the dead letter removed: a crash in between keeps the queued one (the later).
+            keys.delete(key)
+            yield* Effect.onError(
+              enqueue({ key, message: item.message, enqueuedAt: now, attempts: 0 }),
+              () => Effect.sync(() => keys.add(key))
+            )
+            dead.delete(key)
+            yield* removeLogged("d", item)
+            return true
+          }))
+      })))
+
+    const drop = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
+      lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {
+        const item = dead.get(key)
+        if (item === undefined) return Effect.succeed(false)
+        return Effect.as(
+          Effect.andThen(
+            Effect.mapError(store.remove(internal.keyOf(name, "d", item.seq)), storeError(key)),
+            Effect.sync(() => {
+              dead.delete(key)
+              keys.delete(key)
+            })
+          ),
+          true
+        )
+      })))
+
+    const deadLetters: Effect.Effect<ReadonlyArray<DeadLetter<S["Type"]>>> = Effect.suspend(() =>
+      Effect.forEach(
+        [...dead.values()].sort(internal.bySeq),
+        (item) =>
+          Effect.map(
+            Effect.option(Effect.provideContext(decodeMessage(item.message), context)),
+            (message): DeadLetter<S["Type"]> => ({
+              key: item.key,
+              message,
+              attempts: item.attempts,
+              lastError: item.lastError ?? "",
+              enqueuedAt: item.enqueuedAt,
+              deadAt: item.deadAt ?? item.enqueuedAt
+            })
+          )
+      )
+    )
+
+    const oldestAge = (now: number): number | null => queue.length === 0 ? null : Math.max(0, now - queue[0].enqueuedAt)
+
+    const snapshot: Effect.Effect<Snapshot> = Effect.map(Clock.currentTimeMillis, (now) => {
+      const head = queue[0]
+      return {
+        name,
+        depth: queue.length,
+        oldestAgeMillis: oldestAge(now),
+        enqueued: stats.enqueued,
+        delivered: stats.delivered,
+        deliveredDirect: stats.deliveredDirect,
+        failedAttempts: stats.failed,
+        rejectedAttempts: stats.rejected,
+        deadLettered: stats.deadLettered,
+        deadLetters: dead.size,
+        duplicates: stats.duplicates,
+        head: head === undefined ? null : { key: head.key, attempts: head.attempts, lastError: head.lastError ?? null }
+      }
+    })
+
+    const clock = yield* Clock.Clock
+    const by = { policy: name }
+    const attemptsTotal = (outcome: string, get: () => number) =>
+      metrics.counter("deferred_delivery_attempts_total", "Delivery attempts, by outcome", { ...by, outcome }, get)
+    yield* metrics.register([
+      metrics.gauge("deferred_delivery_depth", "Messages queued", by, () => queue.length),
+      metrics.gauge(
+        "deferred_delivery_oldest_age_seconds",
+        "Age of the oldest queued message (0 when empty)",
+        by,
+        () => (oldestAge(clock.currentTimeMillisUnsafe()) ?? 0) / 1000
+      ),
+      attemptsTotal("Delivered", () => stats.delivered),
+      attemptsTotal("Failed", () => stats.failed),
+      attemptsTotal("Rejected", () => stats.rejected),
+      metrics.gauge("deferred_delivery_dead_letters", "Dead letters held", by, () => dead.size),
+      metrics.counter("deferred_delivery_enqueued_total", "Messages queued", by, () => stats.enqueued)
+    ])
+
+    return {
+      [TypeId]: TypeId,
+      name,
+      send,
+      snapshot,
+      deadLetters,
+      replay,
+      drop,
+      awaitEmpty: empty.await
+    } satisfies DeferredDelivery<S["Type"]>
+  })

@@ -1,0 +1,720 @@
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Data, type Duration, Effect, Exit, FileSystem, Metric, Option, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as DeferredDelivery from "../src/DeferredDelivery.ts"
+import * as FallbackStore from "../src/FallbackStore.ts"
+
+class SinkDown extends Data.TaggedError("SinkDown")<{ readonly message: string }> {}
+
+/** A sink that records what it was given, and fails for the messages in `failing` (or all while `down`). */
+const recordingSink = () => {
+  const calls: Array<{ readonly message: string; readonly key: string; readonly attempt: number }> = []
+  const failing = new Set<string>()
+  const state = { down: false }
+  const succeeded: Array<string> = []
+  const sink = (message: string, delivery: DeferredDelivery.Delivery) =>
+    Effect.suspend(() => {
+      calls.push({ message, key: delivery.key, attempt: delivery.attempt })
+      if (state.down || failing.has(message)) return Effect.fail(new SinkDown({ message: `rejected ${message}` }))
+      succeeded.push(message)
+      return Effect.void
+    })
+  const delivered = () => [...succeeded]
+  return { calls, failing, state, sink, delivered }
+}
+
+const tempDir = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  return yield* Effect.acquireRelease(
+    fs.makeTempDirectory({ prefix: "deferred-delivery-" }),
+    (dir) => Effect.orDie(fs.remove(dir, { recursive: true, force: true }))
+  )
+})
+
+describe("DeferredDelivery", () => {
+  describe("order", () => {
+    it.effect("delivers at once when healthy; queues while open; drains in order once it closes", () =>
+      Effect.gen(function*() {
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        assert.deepStrictEqual(yield* queue.send("m0", { key: "k0" }), { _tag: "Delivered", key: "k0" })
+        yield* breaker.forceOpen()
+        const receipts = []
+        for (const m of ["m1", "m2", "m3"]) receipts.push(yield* queue.send(m, { key: `k${m.slice(1)}` }))
+        assert.deepStrictEqual(receipts.map((r) => r._tag === "Queued" && r.depth), [1, 2, 3])
+        yield* TestClock.adjust("5 seconds")
+        assert.deepStrictEqual(calls.map((c) => c.message), ["m0"], "nothing goes through a forced-open breaker")
+        const waiting = yield* queue.snapshot
+        assert.strictEqual(waiting.depth, 3)
+        assert.strictEqual(waiting.oldestAgeMillis, 5000)
+        assert.deepStrictEqual(waiting.head, { key: "k1", attempts: 0, lastError: null })
+
+        yield* breaker.reset()
+        // Something is queued, so a new message goes behind it rather than ahead.
+        assert.strictEqual((yield* queue.send("m4", { key: "k4" }))._tag, "Queued")
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => [c.message, c.key, c.attempt]), [
+          ["m0", "k0", 1],
+          ["m1", "k1", 1],
+          ["m2", "k2", 1],
+          ["m3", "k3", 1],
+          ["m4", "k4", 1]
+        ])
+        assert.deepStrictEqual(yield* queue.send("m5"), { _tag: "Delivered", key: calls[5].key })
+        assert.match(calls[5].key, /^[0-9a-f]{32}$/)
+        const drained = yield* queue.snapshot
+        assert.strictEqual(drained.depth, 0)
+        assert.strictEqual(drained.oldestAgeMillis, null)
+        assert.strictEqual(drained.enqueued, 4)
+        assert.strictEqual(drained.delivered, 6)
+        assert.strictEqual(drained.deliveredDirect, 2)
+      }).pipe(Effect.scoped))
+
+    it.effect("concurrent senders: the sink sees messages in the order their sends were acknowledged", () =>
+      Effect.gen(function*() {
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        yield* breaker.forceOpen()
+        const receipts = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => `m${i}`),
+          (m) => Effect.map(queue.send(m, { key: m }), (receipt) => ({ m, receipt })),
+          { concurrency: "unbounded" }
+        )
+        const acknowledged = receipts
+          .map(({ m, receipt }) => ({ m, depth: receipt._tag === "Queued" ? receipt.depth : -1 }))
+          .sort((a, b) => a.depth - b.depth)
+        assert.deepStrictEqual(acknowledged.map((r) => r.depth), Array.from({ length: 50 }, (_, i) => i + 1))
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => c.message), acknowledged.map((r) => r.m))
+      }).pipe(Effect.scoped))
+
+    it.effect("a defect in the journal does not stop the drainer: it tries again after retryInterval", () =>
+      Effect.gen(function*() {
+        const store = yield* FallbackStore.makeMemory()
+        let defects = 1
+        const flaky = {
+          ...store,
+          remove: (key: string) => defects-- > 0 ? Effect.die("driver bug") : store.remove(key)
+        }
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: flaky
+        })
+        yield* queue.send("m1", { key: "k1" })
+        yield* queue.send("m2", { key: "k2" })
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* queue.snapshot).depth, 0)
+        // m1's removal died: it was delivered again (same key), then the queue went on.
+        assert.deepStrictEqual(calls.map((c) => c.key), ["k1", "k1", "k2"])
+      }).pipe(Effect.scoped))
+
+    it.effect("a message is probed when the open time is up, not a retryInterval later", () =>
+      Effect.gen(function*() {
+        const { calls, sink, state } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({
+          name: "telegram",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "30 seconds"
+        })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory(),
+          retryInterval: "1 second"
+        })
+        state.down = true
+        // Fails and trips the breaker: queued, attempt not counted (the sink is to blame).
+        assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Queued")
+        state.down = false
+        yield* TestClock.adjust("29 seconds")
+        assert.strictEqual(calls.length, 1)
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => c.attempt), [1, 1])
+        assert.strictEqual((yield* queue.snapshot).rejectedAttempts, 1)
+      }).pipe(Effect.scoped))
+  })
+
+  describe("durability", () => {
+    it.effect("messages acknowledged by one queue are delivered by the next on the same directory", () =>
+      Effect.gen(function*() {
+        const directory = yield* tempDir
+        const { calls, sink } = recordingSink()
+        const open = (scope: Scope.Scope, forced: boolean) =>
+          Effect.gen(function*() {
+            const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+            if (forced) yield* breaker.forceOpen()
+            return yield* DeferredDelivery.make({
+              name: "telegram",
+              schema: Schema.String,
+              sink,
+              breaker,
+              store: yield* FallbackStore.make({ directory })
+            })
+          }).pipe(Scope.provide(scope))
+
+        const first = yield* Scope.make()
+        const before = yield* open(first, true)
+        for (const m of ["m1", "m2", "m3"]) yield* before.send(m, { key: m })
+        yield* Scope.close(first, Exit.void)
+        assert.strictEqual(calls.length, 0)
+
+        const second = yield* Scope.make()
+        const after = yield* open(second, false)
+        yield* after.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => c.message), ["m1", "m2", "m3"])
+        yield* Scope.close(second, Exit.void)
+      }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+
+    it.live(
+      "a message acknowledged before a SIGKILL is delivered by the next process, in order",
+      () =>
+        Effect.gen(function*() {
+          const directory = yield* tempDir
+          const enqueued = yield* child(["enqueue", directory, "5"], (line) => line === "ready")
+          assert.strictEqual(enqueued.signal, "SIGKILL")
+          assert.deepStrictEqual(enqueued.lines.slice(0, 5), [1, 2, 3, 4, 5].map((i) => `acked m${i} Queued`))
+
+          // Killed while delivering m3: m1 and m2 are through, m3 is in flight.
+          const partial = yield* child(["drain", directory, "m3"], (line) => line === "delivering m3 1")
+          assert.strictEqual(partial.signal, "SIGKILL")
+          assert.deepStrictEqual(partial.lines, [
+            "delivering m1 1",
+            "delivered m1 hello 1",
+            "delivering m2 1",
+            "delivered m2 hello 2",
+            "delivering m3 1"
+          ])
+
+          const rest = yield* child(["drain", directory, "none"], () => false)
+          assert.strictEqual(rest.code, 0)
+          assert.deepStrictEqual(rest.lines.filter((line) => !line.startsWith("delivering")), [
+            "delivered m3 hello 3",
+            "delivered m4 hello 4",
+            "delivered m5 hello 5",
+            "empty"
+          ])
+        }).pipe(Effect.scoped, Effect.provide(NodeServices.layer), Effect.timeout("60 seconds")),
+      70_000
+    )
+  })
+
+  describe("duplicates", () => {
+    it.effect("a key still queued is not queued twice", () =>
+      Effect.gen(function*() {
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        yield* breaker.forceOpen()
+        assert.strictEqual((yield* queue.send("first", { key: "k" }))._tag, "Queued")
+        assert.deepStrictEqual(yield* queue.send("second", { key: "k" }), { _tag: "Duplicate", key: "k" })
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => c.message), ["first"])
+        assert.strictEqual((yield* queue.snapshot).duplicates, 1)
+      }).pipe(Effect.scoped))
+
+    it.effect("delivered but not yet removed at a crash: delivered again with the same key, dropped by the consumer", () =>
+      Effect.gen(function*() {
+        const store = yield* FallbackStore.makeMemory()
+        // The journal entry outlives the delivery, as after a crash between the two.
+        const failing = {
+          ...store,
+          remove: (key: string) =>
+            Effect.fail(
+              new FallbackStore.FallbackStoreError({ reason: "Io", operation: "remove", key, description: "crash" })
+            )
+        }
+        const seen = new Set<string>()
+        const applied: Array<string> = []
+        const keys: Array<string> = []
+        const consumer = (message: string, delivery: DeferredDelivery.Delivery) =>
+          Effect.sync(() => {
+            keys.push(delivery.key)
+            if (seen.has(delivery.key)) return
+            seen.add(delivery.key)
+            applied.push(message)
+          })
+        const open = (scope: Scope.Scope, journal: FallbackStore.FallbackStore) =>
+          Effect.gen(function*() {
+            const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+            yield* breaker.forceOpen()
+            const queue = yield* DeferredDelivery.make({
+              name: "telegram",
+              schema: Schema.String,
+              sink: consumer,
+              breaker,
+              store: journal
+            })
+            return { breaker, queue }
+          }).pipe(Scope.provide(scope))
+
+        const first = yield* Scope.make()
+        const before = yield* open(first, failing)
+        yield* before.queue.send("pay 10", { key: "payment-1" })
+        yield* before.breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* before.queue.awaitEmpty
+        yield* Scope.close(first, Exit.void)
+
+        const second = yield* Scope.make()
+        const after = yield* open(second, store)
+        yield* after.breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* after.queue.awaitEmpty
+        yield* Scope.close(second, Exit.void)
+        assert.deepStrictEqual(keys, ["payment-1", "payment-1"])
+        assert.deepStrictEqual(applied, ["pay 10"])
+      }).pipe(Effect.scoped))
+  })
+
+  describe("dead letters", () => {
+    it.effect("a poison message goes to the dead letters after maxAttempts; the queue moves on", () =>
+      Effect.gen(function*() {
+        const { calls, delivered, failing, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram", trip: CircuitBreaker.consecutive(10) }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 3
+        })
+        failing.add("bad")
+        assert.strictEqual((yield* queue.send("bad", { key: "k-bad" }))._tag, "Queued")
+        assert.strictEqual((yield* queue.send("good", { key: "k-good" }))._tag, "Queued")
+        yield* TestClock.adjust("1 minute")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered(), ["good"])
+        assert.deepStrictEqual(
+          calls.filter((c) => c.message === "bad").map((c) => c.attempt),
+          [1, 2, 3],
+          "never retried past maxAttempts"
+        )
+        const [dead, ...more] = yield* queue.deadLetters
+        assert.strictEqual(more.length, 0)
+        assert.strictEqual(dead.key, "k-bad")
+        assert.deepStrictEqual(dead.message, Option.some("bad"))
+        assert.strictEqual(dead.attempts, 3)
+        assert.strictEqual(dead.lastError, "SinkDown: rejected bad")
+        // Attempts 1 (the direct one) and 2 (the drainer's first) at once, 3 after retryInterval.
+        assert.strictEqual(dead.deadAt, 1000)
+        const snapshot = yield* queue.snapshot
+        assert.strictEqual(snapshot.deadLetters, 1)
+        assert.strictEqual(snapshot.deadLettered, 1)
+        assert.strictEqual(snapshot.failedAttempts, 3)
+        // Its key is still taken.
+        assert.strictEqual((yield* queue.send("bad", { key: "k-bad" }))._tag, "Duplicate")
+
+        failing.delete("bad")
+        assert.isTrue(yield* queue.replay("k-bad"))
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered(), ["good", "bad"])
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        assert.isFalse(yield* queue.replay("k-bad"))
+      }).pipe(Effect.scoped))
+
+    it.effect("drop deletes a dead letter; isPermanent dead-letters at the first failure", () =>
+      Effect.gen(function*() {
+        const { calls, failing, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store: yield* FallbackStore.makeMemory(),
+          isPermanent: (error) => error.message.includes("malformed")
+        })
+        failing.add("malformed")
+        yield* queue.send("malformed", { key: "k1" })
+        yield* queue.awaitEmpty
+        assert.strictEqual(calls.length, 1)
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => [d.key, d.attempts]), [["k1", 5]])
+        assert.isTrue(yield* queue.drop("k1"))
+        assert.isFalse(yield* queue.drop("k1"))
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        assert.strictEqual((yield* queue.send("malformed", { key: "k1" }))._tag, "Queued", "the key is free again")
+      }).pipe(Effect.scoped))
+
+    it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
+      Effect.gen(function*() {
+        const { calls, sink, state } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({
+            name: "telegram",
+            trip: CircuitBreaker.consecutive(2),
+            openDuration: "10 seconds"
+          }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 2
+        })
+        state.down = true
+        yield* queue.send("m1", { key: "k1" })
+        // Ten probes fail over the outage; each reopens the breaker.
+        yield* TestClock.adjust("100 seconds")
+        assert.isAtLeast(calls.length, 10)
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        // The first failure counted (the breaker stayed closed); the one that tripped it forgave it.
+        assert.deepStrictEqual((yield* queue.snapshot).head, {
+          key: "k1",
+          attempts: 0,
+          lastError: "SinkDown: rejected m1"
+        })
+        state.down = false
+        yield* TestClock.adjust("10 seconds")
+        yield* queue.awaitEmpty
+        assert.strictEqual((yield* queue.snapshot).delivered, 1)
+      }).pipe(Effect.scoped))
+
+    it.effect("with a healthCheck, a poison message that trips the breaker is dead-lettered; an outage is not", () =>
+      Effect.gen(function*() {
+        const { calls, delivered, failing, sink, state } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          // The defaults: five failures in a row trip the breaker, five attempts dead-letter a message.
+          breaker: yield* CircuitBreaker.make({ name: "telegram", openDuration: "30 seconds" }),
+          store: yield* FallbackStore.makeMemory(),
+          healthCheck: Effect.suspend(() => state.down ? Effect.fail("down") : Effect.void)
+        })
+        failing.add("poison")
+        yield* queue.send("poison", { key: "k-poison" })
+        yield* queue.send("good", { key: "k-good" })
+        yield* TestClock.adjust("2 minutes")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => [d.key, d.attempts]), [["k-poison", 5]])
+        assert.strictEqual(calls.filter((c) => c.message === "poison").length, 5, "never retried past maxAttempts")
+        assert.deepStrictEqual(delivered(), ["good"])
+
+        state.down = true
+        yield* queue.send("m1", { key: "k1" })
+        yield* TestClock.adjust("10 minutes")
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k-poison"])
+        assert.strictEqual((yield* queue.snapshot).head?.attempts, 0)
+        state.down = false
+        yield* TestClock.adjust("30 seconds")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered(), ["good", "m1"])
+      }).pipe(Effect.scoped))
+
+    it.effect("without a healthCheck, a poison message that trips the breaker is retried at each probe", () =>
+      Effect.gen(function*() {
+        const { calls, failing, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram", openDuration: "30 seconds" }),
+          store: yield* FallbackStore.makeMemory()
+        })
+        failing.add("poison")
+        yield* queue.send("poison", { key: "k-poison" })
+        yield* TestClock.adjust("5 minutes")
+        // The documented limit: taken for an outage, one probe per open period, not dead-lettered by its attempts...
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        assert.isAtMost(calls.length, 5 + 10)
+      }).pipe(Effect.scoped))
+
+    it.effect("nothing is retried forever: a message still failing after maxAge is dead-lettered", () =>
+      Effect.gen(function*() {
+        const { calls, failing, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram", openDuration: "30 seconds" }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAge: "10 minutes"
+        })
+        failing.add("poison")
+        yield* queue.send("poison", { key: "k-poison" })
+        yield* TestClock.adjust("9 minutes")
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        // ...until maxAge: the first failure past it ends the retries.
+        yield* TestClock.adjust("2 minutes")
+        const [dead] = yield* queue.deadLetters
+        assert.strictEqual(dead.key, "k-poison")
+        assert.match(dead.lastError, /^still failing after 10m: /)
+        const attempts = calls.length
+        yield* TestClock.adjust("1 hour")
+        assert.strictEqual(calls.length, attempts)
+        assert.strictEqual((yield* queue.snapshot).depth, 0)
+      }).pipe(Effect.scoped))
+
+    for (const order of ["as stored", "reversed"] as const) {
+      it.effect(`dead letters survive a restart; a dead letter being written wins over its queued entry (${order})`, () =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          // Whichever order the journal lists its keys in, the outcome is the same.
+          const store = {
+            ...memory,
+            keys: Effect.map(
+              memory.keys,
+              (keys) => order === "reversed" ? keys.map((_, i) => keys[keys.length - 1 - i]) : keys
+            )
+          }
+          const { failing, sink } = recordingSink()
+          failing.add("bad")
+          const open = (scope: Scope.Scope) =>
+            Effect.gen(function*() {
+              return yield* DeferredDelivery.make({
+                name: "telegram",
+                schema: Schema.String,
+                sink,
+                breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+                store,
+                maxAttempts: 1
+              })
+            }).pipe(Scope.provide(scope))
+          const first = yield* Scope.make()
+          const before = yield* open(first)
+          yield* before.send("bad", { key: "k-bad" })
+          yield* before.awaitEmpty
+          yield* Scope.close(first, Exit.void)
+          // As if the crash came after the dead letter was written and before the queued entry was removed.
+          const [deadKey] = yield* memory.keys
+          yield* memory.set(deadKey.replace("/d/", "/q/"), (yield* memory.get(deadKey)).pipe(Option.getOrThrow))
+
+          const second = yield* Scope.make()
+          const after = yield* open(second)
+          assert.strictEqual((yield* after.snapshot).depth, 0)
+          assert.deepStrictEqual((yield* after.deadLetters).map((d) => d.key), ["k-bad"])
+          assert.deepStrictEqual(yield* memory.keys, [deadKey])
+          yield* Scope.close(second, Exit.void)
+        }).pipe(Effect.scoped))
+    }
+  })
+
+  it.effect("a queued message that no longer decodes (the schema changed) is dead-lettered, not retried", () =>
+    Effect.gen(function*() {
+      const store = yield* FallbackStore.makeMemory()
+      const first = yield* Scope.make()
+      yield* Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink: () => Effect.void,
+          breaker,
+          store
+        })
+        yield* queue.send("hello", { key: "k1" })
+      }).pipe(Scope.provide(first))
+      yield* Scope.close(first, Exit.void)
+
+      const calls: Array<number> = []
+      const queue = yield* DeferredDelivery.make({
+        name: "telegram",
+        schema: Schema.Number,
+        sink: (n) => Effect.sync(() => void calls.push(n)),
+        breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+        store
+      })
+      yield* queue.awaitEmpty
+      assert.deepStrictEqual(calls, [])
+      const [dead] = yield* queue.deadLetters
+      assert.strictEqual(dead.key, "k1")
+      assert.deepStrictEqual(dead.message, Option.none())
+      assert.match(dead.lastError, /^does not decode: /)
+    }).pipe(Effect.scoped))
+
+  describe("bad input", () => {
+    it.effect("refuses, with a typed error naming the field, what it cannot keep; loses nothing queued", () =>
+      Effect.gen(function*() {
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String.check(Schema.isMaxLength(100)),
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory(),
+          maxDepth: 2,
+          maxMessageBytes: 120
+        })
+        yield* queue.send("m1", { key: "k1" })
+        const tooBig = yield* Effect.flip(queue.send("x".repeat(100), { key: "k-big" }))
+        assert.deepStrictEqual([tooBig.reason, tooBig.field, tooBig.key], ["TooLarge", "maxMessageBytes", "k-big"])
+        const invalid = yield* Effect.flip(queue.send("x".repeat(101), { key: "k-long" }))
+        assert.deepStrictEqual([invalid.reason, invalid.field], ["BadMessage", "message"])
+        const noKey = yield* Effect.flip(queue.send("m", { key: "" }))
+        assert.deepStrictEqual([noKey.reason, noKey.field], ["BadMessage", "key"])
+        yield* queue.send("m2", { key: "k2" })
+        const full = yield* Effect.flip(queue.send("m3", { key: "k3" }))
+        assert.deepStrictEqual([full.reason, full.field], ["QueueFull", "maxDepth"])
+        assert.strictEqual(
+          full.message,
+          `Deferred delivery "telegram" (key "k3"): maxDepth: 2 messages are queued, the most maxDepth allows`
+        )
+
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => c.message), ["m1", "m2"])
+      }).pipe(Effect.scoped))
+
+    it.effect("a journal that cannot be written refuses the message: the caller is not told it is queued", () =>
+      Effect.gen(function*() {
+        const store = yield* FallbackStore.makeMemory()
+        const full = {
+          ...store,
+          set: (key: string) =>
+            Effect.fail(
+              new FallbackStore.FallbackStoreError({ reason: "DiskFull", operation: "set", key, description: "ENOSPC" })
+            )
+        }
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink: () => Effect.void,
+          breaker,
+          store: full
+        })
+        const error = yield* Effect.flip(queue.send("m1", { key: "k1" }))
+        assert.strictEqual(error.reason, "Store")
+        assert.strictEqual((error.cause as FallbackStore.FallbackStoreError).reason, "DiskFull")
+        assert.strictEqual((yield* queue.snapshot).depth, 0)
+        // The key was not taken either.
+        assert.strictEqual((yield* Effect.flip(queue.send("m1", { key: "k1" }))).reason, "Store")
+      }).pipe(Effect.scoped))
+
+    it.effect("bad options fail with PolicyConfigError naming each field", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(DeferredDelivery.make({
+          name: "a/b",
+          schema: Schema.String,
+          sink: () => Effect.void,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 0,
+          maxAge: 0,
+          retryInterval: "never" as Duration.Input,
+          maxDepth: 1.5,
+          maxMessageBytes: -1
+        }))
+        assert.strictEqual(error._tag, "PolicyConfigError")
+        assert.deepStrictEqual(
+          error._tag === "PolicyConfigError" ? error.issues.map((issue) => issue.path).sort() : [],
+          ["maxAge", "maxAttempts", "maxDepth", "maxMessageBytes", "name", "retryInterval"]
+        )
+      }).pipe(Effect.scoped))
+  })
+
+  it.effect("exports depth, oldest age, attempts and dead letters as metrics", () =>
+    Effect.gen(function*() {
+      const { failing, sink } = recordingSink()
+      const breaker = yield* CircuitBreaker.make({ name: "metered" })
+      const queue = yield* DeferredDelivery.make({
+        name: "metered",
+        schema: Schema.String,
+        sink,
+        breaker,
+        store: yield* FallbackStore.makeMemory(),
+        maxAttempts: 1
+      })
+      failing.add("bad")
+      yield* queue.send("bad", { key: "k-bad" })
+      yield* queue.awaitEmpty
+      yield* breaker.forceOpen()
+      yield* queue.send("m1", { key: "k1" })
+      yield* TestClock.adjust("3 seconds")
+      const all = yield* Metric.snapshot
+      const value = (id: string, attributes: Record<string, string> = {}) => {
+        const found = all.find((m) =>
+          m.id === id && m.attributes?.["policy"] === "metered" &&
+          Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v)
+        )
+        const state = found?.state as { readonly count?: number; readonly value?: number } | undefined
+        return state?.count ?? state?.value
+      }
+      assert.strictEqual(value("deferred_delivery_depth"), 1)
+      assert.strictEqual(value("deferred_delivery_oldest_age_seconds"), 3)
+      assert.strictEqual(value("deferred_delivery_attempts_total", { outcome: "Failed" }), 1)
+      assert.strictEqual(value("deferred_delivery_dead_letters"), 1)
+      assert.strictEqual(value("deferred_delivery_enqueued_total"), 2)
+    }).pipe(Effect.scoped))
+})
+
+// -----------------------------------------------------------------------------
+// the child process
+// -----------------------------------------------------------------------------
+
+const fixture = join(import.meta.dirname, "fixtures", "deferredDeliveryChild.ts")
+
+/**
+ * Runs the fixture with Node and collects its stdout lines; SIGKILLs it at the first line `killAt` accepts (and when
+ * the scope closes, if it still runs).
+ */
+const child = (args: ReadonlyArray<string>, killAt: (line: string) => boolean) =>
+  Effect.callback<{
+    readonly lines: ReadonlyArray<string>
+    readonly code: number | null
+    readonly signal: NodeJS.Signals | null
+  }>((resume) => {
+    const proc = spawn(process.execPath, [fixture, ...args], { stdio: ["ignore", "pipe", "inherit"] })
+    const lines: Array<string> = []
+    let buffer = ""
+    let killed = false
+    proc.stdout.setEncoding("utf8")
+    proc.stdout.on("data", (chunk: string) => {
+      buffer += chunk
+      const parts = buffer.split("\n")
+      buffer = parts.pop() ?? ""
+      for (const line of parts) {
+        if (killed) return
+        lines.push(line)
+        if (killAt(line)) {
+          killed = true
+          proc.kill("SIGKILL")
+        }
+      }
+    })
+    proc.once("exit", (code, signal) => resume(Effect.succeed({ lines, code, signal })))
+    return Effect.sync(() => void proc.kill("SIGKILL"))
+  })

@@ -1,0 +1,279 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Data, Duration, Effect, Fiber, Metric, Option } from "effect"
+import { TestClock } from "effect/testing"
+import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as FallbackStore from "../src/FallbackStore.ts"
+import * as ResilientCache from "../src/ResilientCache.ts"
+
+class CacheDown extends Data.TaggedError("CacheDown") {}
+
+type Mode = "up" | "failing" | "hanging" | "dying" | { readonly slow: number }
+
+/** A map behind a switch: up, failing, hanging, dying or slow; counts the calls that reached it. */
+const controllable = () => {
+  const map = new Map<string, string>()
+  const state = { mode: "up" as Mode, calls: 0 }
+  const run = <A>(f: () => A): Effect.Effect<A, CacheDown> =>
+    Effect.suspend(() => {
+      state.calls++
+      const mode = state.mode
+      if (mode === "failing") return Effect.fail(new CacheDown())
+      if (mode === "hanging") return Effect.never
+      if (mode === "dying") return Effect.die("driver crashed")
+      if (mode === "up") return Effect.sync(f)
+      return Effect.andThen(Effect.sleep(Duration.millis(mode.slow)), Effect.sync(f))
+    })
+  const backend: ResilientCache.Backend<string, CacheDown> = {
+    get: (key) => run(() => Option.fromNullishOr(map.get(key))),
+    set: (key, value) => run(() => void map.set(key, value)),
+    invalidate: (key) => run(() => (map.delete(key) ? 1 : 0))
+  }
+  return { map, state, backend }
+}
+
+const breakerOptions = { trip: CircuitBreaker.consecutive(3), openDuration: "30 seconds" } as const
+
+describe("ResilientCache", () => {
+  describe("a failing cache", () => {
+    it.effect("a failing get is a miss, a failing set is false, a failing invalidate is 0; all reported", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const reported: Array<ResilientCache.Failure> = []
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
+          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        })
+        map.set("a", "1")
+        state.mode = "failing"
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        assert.isFalse(yield* cache.set("b", "2"))
+        assert.strictEqual(yield* cache.invalidate("a"), 0)
+        assert.deepStrictEqual(
+          reported.map((f) => [f.operation, f.key, f.kind, (f.cause as CacheDown)._tag]),
+          [["get", "a", "Error", "CacheDown"], ["set", "b", "Error", "CacheDown"], [
+            "invalidate",
+            "a",
+            "Error",
+            "CacheDown"
+          ]]
+        )
+        state.mode = "dying"
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        assert.strictEqual(reported[3].kind, "Defect")
+        const snapshot = yield* cache.snapshot
+        assert.deepStrictEqual(snapshot.errors, { get: 2, set: 1, invalidate: 1 })
+        assert.strictEqual(snapshot.misses, 2)
+        assert.strictEqual(snapshot.breaker.failureCount, 4)
+      }).pipe(Effect.scoped))
+
+    it.effect("the breaker opens: a dead cache is skipped without a call, and probed again later", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          circuitBreaker: breakerOptions,
+          onFailure: () => Effect.void
+        })
+        state.mode = "failing"
+        for (let i = 0; i < 3; i++) yield* cache.get("a")
+        assert.strictEqual(state.calls, 3)
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        assert.isFalse(yield* cache.set("a", "1"))
+        assert.strictEqual(yield* cache.invalidate("a"), 0)
+        assert.strictEqual(state.calls, 3, "no call reaches the backend while the breaker is open")
+        const open = yield* cache.snapshot
+        assert.strictEqual(open.skipped, 3)
+        assert.strictEqual(open.breaker.state, "Open")
+
+        state.mode = "up"
+        map.set("a", "fresh")
+        yield* TestClock.adjust("30 seconds")
+        assert.deepStrictEqual(yield* cache.get("a"), Option.some("fresh"))
+        assert.strictEqual((yield* cache.snapshot).breaker.state, "Closed")
+      }).pipe(Effect.scoped))
+  })
+
+  describe("a hanging cache", () => {
+    it.effect("each call waits `timeout` at most, then no call waits once the breaker is open", () =>
+      Effect.gen(function*() {
+        const { backend, state } = controllable()
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          timeout: "100 millis",
+          circuitBreaker: breakerOptions,
+          onFailure: () => Effect.void
+        })
+        state.mode = "hanging"
+        for (let i = 0; i < 3; i++) {
+          const fiber = yield* Effect.forkChild(cache.get("a"))
+          yield* TestClock.adjust("99 millis")
+          assert.isUndefined(fiber.pollUnsafe(), "still within the timeout")
+          yield* TestClock.adjust("1 millis")
+          assert.deepStrictEqual(yield* Fiber.join(fiber), Option.none())
+        }
+        // Open now: answered with no time passing.
+        const fiber = yield* Effect.forkChild(cache.set("a", "1"))
+        yield* Effect.yieldNow
+        assert.isFalse(yield* Fiber.join(fiber))
+        assert.strictEqual(state.calls, 3)
+        const snapshot = yield* cache.snapshot
+        assert.strictEqual(snapshot.timeouts, 3)
+        assert.strictEqual(snapshot.errors.get, 3)
+        assert.strictEqual(snapshot.breaker.state, "Open")
+      }).pipe(Effect.scoped))
+  })
+
+  describe("a slow cache", () => {
+    it.effect("a call under the timeout answers when the cache does; one over it is cut at the timeout", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const cache = yield* ResilientCache.make({ name: "sessions", backend, timeout: "250 millis" })
+        map.set("a", "1")
+        state.mode = { slow: 200 }
+        const under = yield* Effect.forkChild(cache.get("a"))
+        yield* TestClock.adjust("200 millis")
+        assert.deepStrictEqual(yield* Fiber.join(under), Option.some("1"))
+
+        state.mode = { slow: 400 }
+        const over = yield* Effect.forkChild(cache.get("a"))
+        yield* TestClock.adjust("249 millis")
+        assert.isUndefined(over.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* Fiber.join(over), Option.none())
+        const snapshot = yield* cache.snapshot
+        assert.strictEqual(snapshot.hits, 1)
+        assert.strictEqual(snapshot.misses, 1)
+        assert.strictEqual(snapshot.hitRate, 0.5)
+        assert.strictEqual(snapshot.timeouts, 1)
+      }).pipe(Effect.scoped))
+  })
+
+  describe("L1", () => {
+    it.effect("serves what it holds while the backend is down, for `l1.ttl`", () =>
+      Effect.gen(function*() {
+        const { backend, state } = controllable()
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          l1: { maxEntries: 10, ttl: "1 minute" },
+          onFailure: () => Effect.void
+        })
+        assert.isTrue(yield* cache.set("user-1", "alice"))
+        state.mode = "failing"
+        assert.deepStrictEqual(yield* cache.get("user-1"), Option.some("alice"))
+        // Written while the backend is down: L1 only.
+        assert.isFalse(yield* cache.set("user-2", "bob"))
+        assert.deepStrictEqual(yield* cache.get("user-2"), Option.some("bob"))
+        assert.strictEqual(state.calls, 2, "the two sets reached the backend, the L1 hits did not")
+        yield* TestClock.adjust("1 minute")
+        assert.deepStrictEqual(yield* cache.get("user-1"), Option.none())
+        const snapshot = yield* cache.snapshot
+        assert.strictEqual(snapshot.l1Hits, 2)
+        assert.strictEqual(snapshot.hits, 2)
+        assert.strictEqual(snapshot.misses, 1)
+        assert.strictEqual(snapshot.l1Entries, 0)
+      }).pipe(Effect.scoped))
+
+    it.effect("fills from backend hits, evicts the least recently used, and invalidate clears it", () =>
+      Effect.gen(function*() {
+        const { backend, map } = controllable()
+        const cache = yield* ResilientCache.make({ name: "sessions", backend, l1: { maxEntries: 2, ttl: "1 hour" } })
+        map.set("a", "1")
+        map.set("b", "2")
+        map.set("c", "3")
+        yield* cache.get("a")
+        yield* cache.get("b")
+        yield* cache.get("a") // "b" is now the least recently used
+        yield* cache.get("c") // evicts "b"
+        map.clear()
+        assert.deepStrictEqual(yield* cache.get("a"), Option.some("1"))
+        assert.deepStrictEqual(yield* cache.get("c"), Option.some("3"))
+        assert.deepStrictEqual(yield* cache.get("b"), Option.none())
+        map.set("a", "1")
+        assert.strictEqual(yield* cache.invalidate("a"), 1)
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+      }).pipe(Effect.scoped))
+  })
+
+  it.effect("getOrCompute computes and stores on a miss, and computes when the cache is down", () =>
+    Effect.gen(function*() {
+      const { backend, map, state } = controllable()
+      const cache = yield* ResilientCache.make({ name: "answers", backend, onFailure: () => Effect.void })
+      let computed = 0
+      const compute = Effect.sync(() => `answer-${++computed}`)
+      assert.strictEqual(yield* cache.getOrCompute("q", compute), "answer-1")
+      assert.strictEqual(yield* cache.getOrCompute("q", compute), "answer-1")
+      assert.strictEqual(map.get("q"), "answer-1")
+      state.mode = "failing"
+      assert.strictEqual(yield* cache.getOrCompute("q", compute), "answer-2")
+      const error = yield* Effect.flip(cache.getOrCompute("r", Effect.fail("no answer")))
+      assert.strictEqual(error, "no answer")
+    }).pipe(Effect.scoped))
+
+  it.effect("fromFallbackStore: a FallbackStore as the backend, with the cache's ttl", () =>
+    Effect.gen(function*() {
+      const store = yield* FallbackStore.makeMemory()
+      const cache = yield* ResilientCache.make({
+        name: "pages",
+        backend: ResilientCache.fromFallbackStore(store),
+        ttl: "10 seconds"
+      })
+      assert.isTrue(yield* cache.set("/", "home"))
+      assert.deepStrictEqual(yield* cache.get("/"), Option.some("home"))
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* cache.get("/"), Option.none())
+      yield* cache.set("/", "home")
+      assert.strictEqual(yield* cache.invalidate("/"), 1)
+      assert.strictEqual(yield* cache.invalidate("/"), 0)
+    }).pipe(Effect.scoped))
+
+  it.effect("bad options fail with PolicyConfigError naming each field", () =>
+    Effect.gen(function*() {
+      const { backend } = controllable()
+      const error = yield* Effect.flip(ResilientCache.make({
+        name: "",
+        backend,
+        timeout: "0 millis",
+        ttl: -1,
+        l1: { maxEntries: 0, ttl: "soon" as Duration.Input }
+      }))
+      assert.strictEqual(error._tag, "PolicyConfigError")
+      assert.deepStrictEqual(error.issues.map((issue) => issue.path).sort(), [
+        "l1.maxEntries",
+        "l1.ttl",
+        "name",
+        "timeout",
+        "ttl"
+      ])
+      const breaker = yield* Effect.flip(
+        ResilientCache.make({ name: "c", backend, circuitBreaker: { trip: CircuitBreaker.consecutive(0) } })
+      )
+      assert.strictEqual(breaker._tag, "PolicyConfigError")
+    }).pipe(Effect.scoped))
+
+  it.effect("exports its figures as metrics", () =>
+    Effect.gen(function*() {
+      const { backend, map, state } = controllable()
+      const cache = yield* ResilientCache.make({ name: "metered", backend, onFailure: () => Effect.void })
+      map.set("a", "1")
+      yield* cache.get("a")
+      yield* cache.get("b")
+      state.mode = "failing"
+      yield* cache.set("a", "2")
+      const all = yield* Metric.snapshot
+      const value = (id: string, attributes: Record<string, string>) => {
+        const found = all.find((m) =>
+          m.id === id && m.attributes?.["policy"] === "metered" &&
+          Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v)
+        )
+        return (found?.state as { readonly count?: number } | undefined)?.count
+      }
+      assert.strictEqual(value("resilient_cache_reads_total", { outcome: "Hit" }), 1)
+      assert.strictEqual(value("resilient_cache_reads_total", { outcome: "Miss" }), 1)
+      assert.strictEqual(value("resilient_cache_errors_total", { operation: "set" }), 1)
+    }).pipe(Effect.scoped))
+})
