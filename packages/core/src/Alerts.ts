@@ -72,7 +72,14 @@ import * as CircuitBreaker from "./CircuitBreaker.ts"
 import { HealthMonitor, type Status, type StatusChange } from "./HealthMonitor.ts"
 import * as internal from "./internal/alerts.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, error as configError, millisOf, type PolicyConfigError } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  error as configError,
+  millisOf,
+  orDefault,
+  type PolicyConfigError
+} from "./PolicyConfig.ts"
 import * as Retry from "./Retry.ts"
 
 // -----------------------------------------------------------------------------
@@ -543,7 +550,7 @@ export const webhook: (
 ) => Effect.Effect<Sink, PolicyConfigError, HttpClient.HttpClient | Scope.Scope> = Effect.fnUntraced(
   function*(options: WebhookOptions) {
     const name = options.name ?? "alerts-webhook"
-    const raw = { url: options.url, name, timeout: options.timeout ?? "10 seconds" }
+    const raw = { url: options.url, name, timeout: orDefault(options.timeout, "10 seconds") }
     yield* decode(WebhookSchema, raw, { kind: "alert sink", policy: name })
     const timeout = Duration.millis(millisOf(raw.timeout))
     const client = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
@@ -720,7 +727,7 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
     const context = { kind: "alerts", policy: name }
     const raw = {
       name,
-      dedupWindow: options.dedupWindow ?? "5 minutes",
+      dedupWindow: orDefault(options.dedupWindow, "5 minutes"),
       maintenance: (options.maintenance ?? []).map((window) => ({
         service: window.service,
         from: window.from ?? 0,

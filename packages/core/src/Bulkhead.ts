@@ -73,7 +73,15 @@ import { guard, type Run } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
-import { decode, DurationInput, millisOf, NonNegativeInt, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  millisOf,
+  NonNegativeInt,
+  orDefault,
+  type PolicyConfigError,
+  PositiveInt
+} from "./PolicyConfig.ts"
 
 /**
  * The brand every bulkhead carries.
@@ -353,7 +361,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
   const raw = {
     name: options.name,
     maxConcurrent: options.maxConcurrent,
-    maxQueue: options.maxQueue ?? 0,
+    maxQueue: orDefault(options.maxQueue, 0),
     ...(options.maxWait === undefined ? {} : { maxWait: options.maxWait }),
     ...(adaptive === undefined ? {} : {
       adaptive: {

@@ -51,7 +51,7 @@ import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as metrics from "./internal/metrics.ts"
 import { stackless } from "./internal/stackless.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, Probability } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, Probability } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -360,10 +360,10 @@ export const make: {
 } = Effect.fnUntraced(function*(options: Options<unknown>) {
   const name = options.name
   const initial = yield* validate(String(name), {
-    enabled: options.enabled ?? true,
-    faultRate: options.faultRate ?? 0,
+    enabled: orDefault(options.enabled, true),
+    faultRate: orDefault(options.faultRate, 0),
     latency: options.latency === undefined ? null : rawLatency(options.latency),
-    outcomeRate: options.outcomeRate ?? 0
+    outcomeRate: orDefault(options.outcomeRate, 0)
   })
   const ref = yield* SubscriptionRef.make(initial)
   // Ends the `changes` streams with the policy.

@@ -96,6 +96,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
@@ -112,7 +113,16 @@ import * as metrics from "./internal/metrics.ts"
 import { enlist, RegistryService } from "./internal/registry.ts"
 import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
-import { decode, DurationInput, Fraction, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  durationIssue,
+  Fraction,
+  millisOf,
+  orDefault,
+  type PolicyConfigError,
+  PositiveInt
+} from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -446,6 +456,12 @@ export interface Options<A = unknown> {
   } | undefined
   /** Also export a `circuit_breaker_key_state` gauge per key (dropped with the key). Default: false. */
   readonly perKeyMetrics?: boolean | undefined
+  /**
+   * Upper bounds of the `circuit_breaker_call_duration_seconds` histogram (calls that ran and counted, measured
+   * with `Clock` to the millisecond), or `false` for no histogram. Default: 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5,
+   * 5, 10 s.
+   */
+  readonly latencyBuckets?: ReadonlyArray<Duration.Input> | false | undefined
   /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024. */
   readonly eventBuffer?: number | undefined
   /**
@@ -878,13 +894,11 @@ const TripPolicySchema = Schema.Union([
 const OptionsSchema = Schema.Struct({
   name: Schema.NonEmptyString,
   trip: Schema.Array(TripPolicySchema),
-  openDuration: Schema.Unknown.check(Schema.makeFilter((input) =>
-    Schedule.isSchedule(input)
-      ? undefined
-      : Schema.decodeUnknownExit(DurationInput({ positive: false }))(input)._tag === "Success"
-      ? undefined
-      : "Expected a non-negative duration or a Schedule"
-  )),
+  openDuration: Schema.Unknown.check(Schema.makeFilter((input) => {
+    if (Schedule.isSchedule(input)) return undefined
+    const issue = durationIssue(input, { positive: false })
+    return issue?.replace(/^Expected an? /, "Expected a Schedule or a ")
+  })),
   halfOpen: Schema.Struct({
     maxProbes: PositiveInt,
     successThreshold: PositiveInt,
@@ -896,6 +910,7 @@ const OptionsSchema = Schema.Struct({
     maxKeys: PositiveInt
   }),
   eventBuffer: PositiveInt,
+  latencyBuckets: Schema.Union([Schema.Literal(false), Schema.Array(DurationInput({ positive: true }))]),
   fleet: Schema.Union([
     Schema.Literal(false),
     Schema.Struct({
@@ -915,12 +930,29 @@ const OptionsSchema = Schema.Struct({
   ])
 })
 
+// Prometheus's default buckets.
+const defaultLatencyBuckets: ReadonlyArray<Duration.Input> = [
+  "5 millis",
+  "10 millis",
+  "25 millis",
+  "50 millis",
+  "100 millis",
+  "250 millis",
+  "500 millis",
+  "1 second",
+  "2.5 seconds",
+  "5 seconds",
+  "10 seconds"
+]
+
 interface Resolved {
   readonly config: internal.Config
   readonly openDuration: number | Schedule.Schedule<unknown, number>
   readonly idleMillis: number
   readonly maxKeys: number
   readonly eventBuffer: number
+  /** The histogram's bounds in milliseconds, ascending; undefined without a histogram. */
+  readonly latencyMillis: ReadonlyArray<number> | undefined
   readonly fleet: false | Pick<BreakerFleet.Member, "counting" | "quorum">
 }
 
@@ -933,24 +965,25 @@ const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigEr
   const raw = {
     name: options.name,
     trip,
-    openDuration: options.openDuration ?? "30 seconds",
+    openDuration: orDefault(options.openDuration, "30 seconds"),
     halfOpen: {
-      maxProbes: options.halfOpen?.maxProbes ?? 1,
-      successThreshold: options.halfOpen?.successThreshold ?? 1,
-      maxProbeTime: options.halfOpen?.maxProbeTime ?? "1 minute",
+      maxProbes: orDefault(options.halfOpen?.maxProbes, 1),
+      successThreshold: orDefault(options.halfOpen?.successThreshold, 1),
+      maxProbeTime: orDefault(options.halfOpen?.maxProbeTime, "1 minute"),
       ...(options.halfOpen?.recoveryFactor === undefined ? {} : { recoveryFactor: options.halfOpen.recoveryFactor })
     },
     keys: {
-      idleTimeToLive: options.keys?.idleTimeToLive ?? "1 hour",
-      maxKeys: options.keys?.maxKeys ?? 10_000
+      idleTimeToLive: orDefault(options.keys?.idleTimeToLive, "1 hour"),
+      maxKeys: orDefault(options.keys?.maxKeys, 10_000)
     },
-    eventBuffer: options.eventBuffer ?? 1024,
+    eventBuffer: orDefault(options.eventBuffer, 1024),
+    latencyBuckets: orDefault(options.latencyBuckets, defaultLatencyBuckets),
     fleet: options.fleet === false ? false as const : {
-      counting: options.fleet?.counting ?? "local",
+      counting: orDefault(options.fleet?.counting, "local"),
       quorum: {
         ...(options.fleet?.quorum?.instances === undefined ? {} : { instances: options.fleet.quorum.instances }),
         ...(options.fleet?.quorum?.share === undefined ? {} : { share: options.fleet.quorum.share }),
-        window: options.fleet?.quorum?.window ?? "1 minute"
+        window: orDefault(options.fleet?.quorum?.window, "1 minute")
       }
     }
   }
@@ -996,6 +1029,9 @@ const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigEr
         idleMillis: millisOf(raw.keys.idleTimeToLive),
         maxKeys: raw.keys.maxKeys,
         eventBuffer: raw.eventBuffer,
+        latencyMillis: raw.latencyBuckets === false
+          ? undefined
+          : Array.from(new Set(raw.latencyBuckets.map(millisOf))).sort((a, b) => a - b),
         fleet: raw.fleet === false ? false : {
           counting: raw.fleet.counting,
           quorum: raw.fleet.counting === "quorum"
@@ -1031,8 +1067,8 @@ const stateCodes: Record<State, number> = {
  * **Metrics** (Effect `Metric`s, attribute `breaker`, read when exported so the call path pays nothing):
  * `circuit_breaker_calls_total` (by `outcome`: success, failure, ignored), `circuit_breaker_slow_calls_total`,
  * `circuit_breaker_rejections_total`, `circuit_breaker_transitions_total` (by `to`), `circuit_breaker_state`
- * (the default circuit: 0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled, 5 MetricsOnly) and
- * `circuit_breaker_keys`.
+ * (the default circuit: 0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled, 5 MetricsOnly),
+ * `circuit_breaker_keys` and the histogram `circuit_breaker_call_duration_seconds` (buckets: `latencyBuckets`).
  *
  * @example
  * ```ts
@@ -1063,7 +1099,7 @@ export const make: <A = unknown>(
   options: Options<A>
 ) => Effect.Effect<CircuitBreaker<A>, PolicyConfigError, Scope.Scope> = Effect
   .fnUntraced(function*<A>(options: Options<A>) {
-    const { config, eventBuffer, fleet, idleMillis, maxKeys, openDuration } = yield* resolve(options)
+    const { config, eventBuffer, fleet, idleMillis, latencyMillis, maxKeys, openDuration } = yield* resolve(options)
     const name = options.name
     const isFailure = options.isFailure
     const isDefectFailure = options.isDefectFailure
@@ -1078,6 +1114,7 @@ export const make: <A = unknown>(
 
     // Breaker-wide totals behind the exported metrics; per-key figures live in the cells.
     const totals = { success: 0, failure: 0, ignored: 0, slow: 0, rejected: 0 }
+    const latency = latencyMillis === undefined ? undefined : new internal.Latency(latencyMillis)
     const transitionsTo: Record<State, number> = {
       Closed: 0,
       Open: 0,
@@ -1172,12 +1209,16 @@ export const make: <A = unknown>(
       emit,
       flush,
       classify,
-      countTotals: (cell, outcome, exit, now) => {
+      countTotals: (cell, outcome, exit, now, duration) => {
         if (outcome === internal.SUCCESS) totals.success++
         else if (outcome === internal.FAILURE) {
           totals.failure++
           rememberFailure(cell, now, exit)
-        } else totals.ignored++
+        } else {
+          totals.ignored++
+          return
+        }
+        if (latency !== undefined) latency.observe(duration)
       },
       countSlow: (calls) => {
         totals.slow += calls
@@ -1194,13 +1235,14 @@ export const make: <A = unknown>(
       exit: Exit.Exit<unknown, unknown>
     ): Effect.Effect<void> | undefined => {
       const outcome = classify(exit)
-      // The clock is read again unless the outcome can neither land in a window nor move the state: a success on a
-      // closed circuit with only a consecutive policy (the common case) just resets the streak.
-      const now = outcome === internal.SUCCESS && config.rates.length === 0 && cell.phase === "Closed"
+      // The clock is read again unless the outcome can neither land in a window nor move the state nor be timed: a
+      // success on a closed circuit with only a consecutive policy and no histogram just resets the streak.
+      const now = latency === undefined && outcome === internal.SUCCESS && config.rates.length === 0 &&
+          cell.phase === "Closed"
         ? startedAt
         : clock.currentTimeMillisUnsafe()
       const duration = now - startedAt
-      recorder.countTotals(cell, outcome, exit, now)
+      recorder.countTotals(cell, outcome, exit, now, duration)
       const slowBefore = cell.slowCalls
       if (fixedOpenMillis < 0 && internal.mayTrip(cell, config, generation, outcome)) {
         // Only a call that may open the circuit pays for the schedule. If the cell moves on meanwhile, the
@@ -1365,7 +1407,8 @@ export const make: <A = unknown>(
         by,
         () => stateCodes[internal.stateOf(defaultCell)]
       ),
-      metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => keys.cells.size)
+      metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => keys.cells.size),
+      ...(latency === undefined ? [] : [latencySeries(by, latency)])
     ])
     yield* Effect.addFinalizer(() => Effect.sync(() => keys.close()))
 
@@ -1511,6 +1554,33 @@ class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
 }
 
 const callsHelp = "Calls recorded, by outcome"
+
+// The histogram in Effect's `HistogramState` (cumulative buckets, seconds), read from the plain counts on export.
+const latencySeries = (attributes: Record<string, string>, latency: internal.Latency): metrics.Series => {
+  const boundaries = latency.bounds.map((millis) => millis / 1000)
+  return {
+    metric: Metric.histogram("circuit_breaker_call_duration_seconds", {
+      description: "Duration of the calls that ran and counted (success or failure)",
+      boundaries
+    }),
+    attributes,
+    get: (): Metric.HistogramState => {
+      const buckets: Array<[number, number]> = []
+      let cumulative = 0
+      for (let i = 0; i < boundaries.length; i++) {
+        cumulative += latency.counts[i]
+        buckets.push([boundaries[i], cumulative])
+      }
+      return {
+        buckets,
+        count: latency.count,
+        min: latency.count === 0 ? 0 : latency.min / 1000,
+        max: latency.max / 1000,
+        sum: latency.sum / 1000
+      }
+    }
+  }
+}
 
 const rememberFailure = (cell: internal.Cell, now: number, exit: Exit.Exit<unknown, unknown>): void => {
   // A success that `isFailureResult` counts as a failure: the value is the caller's, so only its kind is kept.

@@ -94,7 +94,7 @@ import * as FallbackStore from "./FallbackStore.ts"
 import * as internal from "./internal/deferredDelivery.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * The brand every deferred delivery queue carries.
@@ -485,11 +485,11 @@ export const make = <S extends Schema.Constraint, E, R>(
   Effect.gen(function*() {
     const settings = yield* decode(OptionsSchema, {
       name: options.name,
-      maxAttempts: options.maxAttempts ?? 5,
-      maxAge: options.maxAge ?? "1 day",
-      retryInterval: options.retryInterval ?? "1 second",
-      maxDepth: options.maxDepth ?? 10_000,
-      maxMessageBytes: options.maxMessageBytes ?? 256 * 1024
+      maxAttempts: orDefault(options.maxAttempts, 5),
+      maxAge: orDefault(options.maxAge, "1 day"),
+      retryInterval: orDefault(options.retryInterval, "1 second"),
+      maxDepth: orDefault(options.maxDepth, 10_000),
+      maxMessageBytes: orDefault(options.maxMessageBytes, 256 * 1024)
     }, { kind: "deferred delivery", policy: String(options.name) })
     const { maxAttempts, maxDepth, maxMessageBytes, name } = settings
     const retryMillis = millisOf(settings.retryInterval as Duration.Input)

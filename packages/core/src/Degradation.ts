@@ -56,7 +56,7 @@ import * as CircuitBreaker from "./CircuitBreaker.ts"
 import { CircuitBreakerRegistry } from "./CircuitBreakerRegistry.ts"
 import * as internal from "./internal/degradation.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -275,7 +275,7 @@ export const make: (
 ) => Effect.Effect<Degradation, PolicyConfigError, Scope.Scope | CircuitBreakerRegistry> = Effect.fnUntraced(
   function*(options: Options) {
     const registry = yield* CircuitBreakerRegistry
-    const maxLevel = options.maxLevel ?? 4
+    const maxLevel = orDefault(options.maxLevel, 4)
     const rules: ReadonlyArray<internal.Rule> = options.rules.map((rule) => ({
       level: rule.level,
       breakers: rule.breakers,

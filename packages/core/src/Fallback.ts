@@ -89,6 +89,7 @@ import {
   DurationInput,
   error as configError,
   millisOf,
+  orDefault,
   type PolicyConfigError,
   PositiveInt
 } from "./PolicyConfig.ts"
@@ -737,7 +738,7 @@ export const staleOnError: {
     settings: [...self.settings, {
       field: "staleOnError",
       schema: Schema.Struct({ maxAge: DurationInput({ positive: true }), maxEntries: PositiveInt }),
-      value: { maxAge: options.maxAge, maxEntries: options.maxEntries ?? 1000 }
+      value: { maxAge: options.maxAge, maxEntries: orDefault(options.maxEntries, 1000) }
     }],
     build: (env) => {
       const inner = self.build(env)
@@ -849,7 +850,7 @@ export const cacheFirst: {
           ? undefined
           : { path: ["maxStale"], issue: `Expected at least ttl (${ttl} millis), got ${maxStale} millis` }
       })),
-      value: { ttl: options.ttl, maxStale: options.maxStale, maxEntries: options.maxEntries ?? 1000 }
+      value: { ttl: options.ttl, maxStale: options.maxStale, maxEntries: orDefault(options.maxEntries, 1000) }
     }],
     build: (env) => {
       const inner = self.build(env)

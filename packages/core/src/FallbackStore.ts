@@ -38,13 +38,22 @@
  *   a failed write evicts nothing.
  * - Errors are typed: `FallbackStoreError` with `reason` `DiskFull` (ENOSPC, EDQUOT), `ReadOnly` (EROFS),
  *   `PermissionDenied` (EACCES, EPERM, e.g. an immutable directory), `TooLarge`, `BadArgument` (a ttl that is not a
- *   positive duration) or `Io`, and the key. `keys` and `size` cannot fail.
+ *   positive duration, a `directory` that is not a directory), `Locked` (see below) or `Io`, and the key. `keys`
+ *   and `size` cannot fail.
+ * - One store per directory: `make` takes an exclusive lock on the directory before it touches anything in it, a file
+ *   `.fallback-store.lock` holding the process id, written whole and then hard-linked into place (so never seen half
+ *   written), and removes it when the scope closes. Another store on the directory, in this process or another, fails
+ *   at once with `Locked`, `holder` being the process that holds it. A lock whose process is gone (a crash, a
+ *   SIGKILL) is stale: it is taken over, with a warning log. On a read-only file system no lock is taken: nothing can
+ *   write there.
  *
  * **Gotchas**
  *
- * - A directory belongs to one store in one process. The store keeps an index of its entries (key, expiry, size),
- *   loaded when it starts: `keys`, `size`, the cap and misses use it, so entries written by another process are
- *   not seen until a restart.
+ * - The lock tells a live holder by its process id on this machine: do not share a directory across machines (a
+ *   network file system). A dead holder's id reused by an unrelated process keeps the lock held until that process
+ *   ends; remove the `.fallback-store.lock` file by hand then.
+ * - The store keeps an index of its entries (key, expiry, size), loaded when it starts: `keys`, `size`, the cap and
+ *   misses use it.
  * - Expiry is stored in the entry and read from `Clock`, never from file times, so a `TestClock` drives it; after
  *   a restart an entry expires when the clock passes the time stored in it.
  * - `clear` removes the store's own files (entries and temporary files) and leaves anything else in the directory.
@@ -90,7 +99,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as internal from "./internal/fallbackStore.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * The brand every fallback store carries.
@@ -182,7 +191,10 @@ export interface MemoryOptions {
  * @category models
  */
 export interface Options extends Omit<MemoryOptions, "name"> {
-  /** The directory of the entries, created if missing; relative paths resolve once, at start. Default: `".data"`. */
+  /**
+   * The directory of the entries, created if missing, locked for this store while it is open; relative paths
+   * resolve once, at start. Default (when `undefined`; `null` is rejected): `".data"`.
+   */
   readonly directory?: string | undefined
   /** Names the store in logs and in the `policy` attribute of its metrics. Default: the directory as given. */
   readonly name?: string | undefined
@@ -263,12 +275,12 @@ export const FallbackStore: Context.Service<FallbackStore, FallbackStore> = Cont
  * @since 0.1.0
  * @category errors
  */
-export type ErrorReason = "DiskFull" | "ReadOnly" | "PermissionDenied" | "TooLarge" | "BadArgument" | "Io"
+export type ErrorReason = "DiskFull" | "ReadOnly" | "PermissionDenied" | "TooLarge" | "BadArgument" | "Locked" | "Io"
 
 /**
  * A store operation that failed, with no harm done: a failed `set` leaves the old entry and no temporary file.
  * `reason` says why (see `ErrorReason`), `operation` what was attempted (`open` is the store starting), `key`
- * which entry.
+ * which entry, `holder` (with `Locked`) the process that holds the directory.
  *
  * @example
  * ```ts
@@ -285,9 +297,11 @@ export type ErrorReason = "DiskFull" | "ReadOnly" | "PermissionDenied" | "TooLar
  * @category errors
  */
 export class FallbackStoreError extends Schema.TaggedError<FallbackStoreError>()("FallbackStoreError", {
-  reason: Schema.Literals(["DiskFull", "ReadOnly", "PermissionDenied", "TooLarge", "BadArgument", "Io"]),
+  reason: Schema.Literals(["DiskFull", "ReadOnly", "PermissionDenied", "TooLarge", "BadArgument", "Locked", "Io"]),
   operation: Schema.Literals(["open", "get", "set", "remove", "clear"]),
   key: Schema.optional(Schema.String),
+  /** With `Locked`: the id of the process whose store holds the directory. */
+  holder: Schema.optional(Schema.Number),
   description: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
@@ -432,14 +446,15 @@ interface Settings {
 const DEFAULT_DIRECTORY = ".data"
 
 const resolve = (options: Options): Effect.Effect<Settings, PolicyConfigError> => {
-  const directory = options.directory ?? DEFAULT_DIRECTORY
-  const name = options.name ?? directory
+  const directory = orDefault(options.directory, DEFAULT_DIRECTORY)
+  // A bad directory is reported once, on `directory`, not again on the name it would have given.
+  const name = orDefault(options.name, String(directory))
   const raw = {
     name,
     directory,
     ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
     ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
-    sweepInterval: options.sweepInterval ?? "1 minute"
+    sweepInterval: orDefault(options.sweepInterval, "1 minute")
   }
   return decode(OptionsSchema, raw, { kind: "fallback store", policy: String(name) }).pipe(
     Effect.map((decoded): Settings => ({
@@ -715,7 +730,7 @@ export const makeMemory: (
   options?: MemoryOptions
 ) => Effect.Effect<FallbackStore, PolicyConfigError, Scope.Scope> = Effect.fnUntraced(
   function*(options: MemoryOptions = {}) {
-    const settings = yield* resolve({ ...options, name: options.name ?? "memory" })
+    const settings = yield* resolve({ ...options, name: orDefault(options.name, "memory") })
     const entries = new Map<string, internal.Entry>()
     const backend: Backend = {
       read: (key) =>
@@ -731,10 +746,121 @@ export const makeMemory: (
   }
 )
 
+// -----------------------------------------------------------------------------
+// the directory lock
+// -----------------------------------------------------------------------------
+
+const unknownCode = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : undefined
+
+// `kill(pid, 0)` sends nothing and tells whether the process exists: ESRCH is the only answer that means gone (EPERM
+// is a live process of another user). Without a host process to ask, a holder counts as alive.
+const isAlive = (pid: number): Effect.Effect<boolean> => {
+  const host = internal.hostProcess
+  if (host === undefined) return Effect.succeed(true)
+  return Effect.try({ try: () => host.kill(pid, 0), catch: unknownCode }).pipe(
+    Effect.as(true),
+    Effect.catch((code) => Effect.succeed(code !== "ESRCH"))
+  )
+}
+
 /**
- * Makes a store on the local disk, in `directory` (default `.data`). It creates the directory if missing, removes
- * temporary files left by a crash, loads the index of the entries, and removes the corrupt and expired ones. The
- * background sweeper and the metrics live as long as the scope.
+ * Takes the directory's lock for the scope: the lock file names this process and store. It is written whole to a
+ * file of its own, then hard-linked as the lock, which fails if one exists: the lock file is never seen half
+ * written. An existing lock whose process is gone (a crash, a SIGKILL) is stale: it is moved aside and the link
+ * tried again. Of two openers racing for one stale lock, one takes it; of three or more in a tight race, two
+ * could in theory both believe they hold it. The lock is removed when the scope closes, if it is still this store's.
+ */
+const lockDirectory = (
+  fs: FileSystem.FileSystem,
+  path: Path.Path,
+  directory: string,
+  name: string,
+  instance: string
+): Effect.Effect<void, FallbackStoreError, Scope.Scope> => {
+  const lockFile = path.join(directory, internal.LOCK_NAME)
+  const self: internal.LockHolder = { pid: internal.hostProcess?.pid ?? 0, instance }
+  const content = internal.encodeLock(self)
+  const temp = path.join(directory, `${internal.LOCK_TEMP_PREFIX}${instance}.tmp`)
+  const aside = path.join(directory, `${internal.LOCK_TEMP_PREFIX}${instance}.stale`)
+  const readLock = fs.readFileString(lockFile).pipe(
+    Effect.map(Option.some),
+    Effect.catch((error) => error.reason._tag === "NotFound" ? Effect.succeedNone : Effect.fail(error))
+  )
+  const link = Effect.gen(function*() {
+    yield* fs.writeFileString(temp, content, { flag: "wx", mode: 0o600 })
+    return yield* fs.link(temp, lockFile).pipe(
+      Effect.as(true),
+      Effect.catch((error) => error.reason._tag === "AlreadyExists" ? Effect.succeed(false) : Effect.fail(error))
+    )
+  }).pipe(Effect.ensuring(Effect.ignore(fs.remove(temp, { force: true }))))
+
+  // Each round either takes the lock, fails, or removes a stale lock (or sees one released): a few rounds suffice
+  // unless other openers keep racing for the same stale lock.
+  const attempt = (round: number): Effect.Effect<void, FallbackStoreError> =>
+    Effect.gen(function*() {
+      if (round >= 5) {
+        return yield* new FallbackStoreError({
+          reason: "Locked",
+          operation: "open",
+          description: `directory ${JSON.stringify(directory)}: other stores kept taking its lock; gave up`
+        })
+      }
+      const linked = yield* link.pipe(
+        // Nothing can write to a read-only directory, so there is nothing to lock: the store opens to serve reads.
+        Effect.catch((error) => codeOf(error) === "EROFS" ? Effect.succeed(true) : Effect.fail(error))
+      )
+      if (linked) return
+      const existing = yield* readLock
+      if (Option.isNone(existing)) return yield* attempt(round + 1)
+      const holder = internal.decodeLock(existing.value)
+      if (holder !== undefined && (yield* isAlive(holder.pid))) {
+        return yield* new FallbackStoreError({
+          reason: "Locked",
+          operation: "open",
+          holder: holder.pid,
+          description: `directory ${JSON.stringify(directory)} is locked by process ${holder.pid}${
+            holder.pid === self.pid ? " (this process)" : ""
+          }, which has a store open on it; one store per directory (the lock is ${JSON.stringify(lockFile)})`
+        })
+      }
+      // Moves the stale lock aside (a rename: of two openers, one moves it), then looks at what it moved: another
+      // opener may have replaced the stale lock with its own meanwhile, which goes back.
+      const moved = yield* fs.rename(lockFile, aside).pipe(
+        Effect.as(true),
+        Effect.catch((error) => error.reason._tag === "NotFound" ? Effect.succeed(false) : Effect.fail(error))
+      )
+      if (moved) {
+        if ((yield* fs.readFileString(aside)) === existing.value) {
+          yield* Effect.logWarning(
+            `Fallback store "${name}": took over the stale lock of process ${holder?.pid ?? "unknown"} on ${directory}`
+          )
+        } else {
+          yield* Effect.ignore(fs.link(aside, lockFile))
+        }
+      }
+      return yield* attempt(round + 1)
+    }).pipe(
+      Effect.ensuring(Effect.ignore(fs.remove(aside, { force: true }))),
+      Effect.mapError((error) => error instanceof FallbackStoreError ? error : errorOf("open")(error))
+    )
+
+  const release = readLock.pipe(
+    Effect.flatMap((current) =>
+      Option.isSome(current) && current.value === content ? fs.remove(lockFile, { force: true }) : Effect.void
+    ),
+    Effect.ignore
+  )
+  return Effect.asVoid(Effect.acquireRelease(attempt(0), () => release))
+}
+
+/**
+ * Makes a store on the local disk, in `directory` (default `.data`). It creates the directory if missing, locks it
+ * (failing with `Locked` if another store holds it), removes temporary files left by a crash, loads the index of
+ * the entries, and removes the corrupt and expired ones. The lock, the background sweeper and the metrics live as
+ * long as the scope.
  *
  * @example
  * ```ts
@@ -792,11 +918,26 @@ export const make: (
     errorOf("open")
   )
 
+  const info = yield* Effect.mapError(fs.stat(directory), errorOf("open"))
+  if (info.type !== "Directory") {
+    return yield* new FallbackStoreError({
+      reason: "BadArgument",
+      operation: "open",
+      description: `directory ${JSON.stringify(directory)} (option \`directory\`) is not a directory (it is a ${
+        info.type === "File" ? "file" : info.type
+      })`
+    })
+  }
+
   const fileOf = (key: string): string => path.join(directory, internal.fileNameOf(key))
 
   // Temporary files are unique to this store (a random instance id) and to each write (a counter).
   const instance = Math.floor((yield* Random.next) * 0x100000000).toString(16).padStart(8, "0")
   let writes = 0
+
+  // Taken before anything in the directory is touched: the scan below removes temporary files, which would be
+  // another store's writes in flight.
+  yield* lockDirectory(fs, path, directory, settings.name, instance)
 
   const syncDirectory = Effect.ignoreCause(
     Effect.scoped(Effect.flatMap(fs.open(directory, { flag: "r" }), (dir) => dir.sync))

@@ -75,7 +75,15 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/healthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt, Probability } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  millisOf,
+  orDefault,
+  type PolicyConfigError,
+  PositiveInt,
+  Probability
+} from "./PolicyConfig.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -505,12 +513,12 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
         const raw = {
           name: options.name,
           check: options.check,
-          interval: options.interval ?? "30 seconds",
-          timeout: options.timeout ?? "5 seconds",
-          warningThreshold: options.warningThreshold ?? 2,
-          failureThreshold: options.failureThreshold ?? 3,
-          critical: options.critical ?? true,
-          jitter: options.jitter ?? 0.1
+          interval: orDefault(options.interval, "30 seconds"),
+          timeout: orDefault(options.timeout, "5 seconds"),
+          warningThreshold: orDefault(options.warningThreshold, 2),
+          failureThreshold: orDefault(options.failureThreshold, 3),
+          critical: orDefault(options.critical, true),
+          jitter: orDefault(options.jitter, 0.1)
         }
         yield* decode(CheckOptionsSchema, raw, { kind: "health check", policy: String(options.name) })
         if (!open) return

@@ -48,7 +48,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Hedger } from "./internal/hedge.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -187,7 +187,7 @@ export const make: (options: Options) => Effect.Effect<Hedge, PolicyConfigError,
   function*(options: Options) {
     const { maxHedges } = yield* decode(
       OptionsSchema,
-      { name: options.name, delay: options.delay, maxHedges: options.maxHedges ?? 1 },
+      { name: options.name, delay: options.delay, maxHedges: orDefault(options.maxHedges, 1) },
       { kind: "hedge", policy: String(options.name) }
     )
     const name = options.name

@@ -53,11 +53,63 @@ export class PolicyConfigError extends Schema.TaggedError<PolicyConfigError>()("
   }
 }
 
-const durationMessage = "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\")"
+const MAX_DURATION_MILLIS = 365 * 86_400_000
+
+const durationForms = "a number of milliseconds, a Duration, or \"<amount> <unit>\" with a unit among nanos, " +
+  "micros, millis, seconds, minutes, hours, days, weeks (\"30 seconds\")"
+
+const show = (input: unknown): string => typeof input === "string" ? JSON.stringify(input) : String(input)
+
+// `Duration.fromInput` reads NaN (a number, in a pair, or in an object's fields) as zero: a computed option that
+// came out NaN would silently mean "no delay".
+const hasNaN = (input: unknown): boolean =>
+  typeof input === "number"
+    ? Number.isNaN(input)
+    : Array.isArray(input)
+    ? input.some(hasNaN)
+    : typeof input === "object" && input !== null && !Duration.isDuration(input)
+    ? Object.values(input).some((value) => typeof value === "number" && Number.isNaN(value))
+    : false
 
 /**
- * A `Duration.Input` (a `Duration`, a number of milliseconds, or a string like `"30 seconds"`) that is finite and
- * positive (or non-negative). The decoded value is the input as given: read it with `millisOf`.
+ * Why `input` is not an acceptable duration (see `DurationInput`), or `undefined` when it is; for Schemas that
+ * accept a duration among other things (a duration or a `Schedule`).
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * PolicyConfig.durationIssue("5 secnds", { positive: true }) // "Expected a duration, got \"5 secnds\", which is ..."
+ * PolicyConfig.durationIssue("5 seconds", { positive: true }) // undefined
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const durationIssue = (input: unknown, options: { readonly positive: boolean }): string | undefined => {
+  if (hasNaN(input)) return `Expected a duration, got NaN (${durationForms})`
+  const duration = Duration.fromInput(input as Duration.Input)
+  if (Option.isNone(duration)) {
+    return `Expected a duration, got ${show(input)}, which is not a duration: use ${durationForms}`
+  }
+  const millis = Duration.toMillis(duration.value)
+  if (!Number.isFinite(millis) && millis > 0) {
+    return `Expected a finite duration of at most 1 year, got ${Duration.format(duration.value)}`
+  }
+  if (options.positive ? !(millis > 0) : !(millis >= 0)) {
+    return `Expected a ${options.positive ? "positive" : "non-negative"} duration, got ${millis} millis`
+  }
+  if (millis > MAX_DURATION_MILLIS) {
+    return `Expected a duration of at most 1 year (365 days), got ${show(input)} (${Duration.format(duration.value)})`
+  }
+  return undefined
+}
+
+/**
+ * A `Duration.Input` (a `Duration`, a number of milliseconds, or a string like `"30 seconds"`) that is positive (or
+ * non-negative) and at most 1 year: NaN, infinite and longer durations are rejected, as a year is past any sane
+ * delay and longer values are usually a unit mistake. The decoded value is the input as given: read it with
+ * `millisOf`.
  *
  * @example
  * ```ts
@@ -71,22 +123,7 @@ const durationMessage = "Expected a duration (a Duration, a number of millisecon
  * @category schemas
  */
 export const DurationInput = (options: { readonly positive: boolean }) =>
-  Schema.Unknown.check(
-    Schema.makeFilter(
-      (input) => {
-        const duration = Duration.fromInput(input as Duration.Input)
-        if (Option.isNone(duration)) return durationMessage
-        const millis = Duration.toMillis(duration.value)
-        if (!Number.isFinite(millis)) return `Expected a finite duration, got ${Duration.format(duration.value)}`
-        if (options.positive ? millis <= 0 : millis < 0) {
-          return `Expected a ${options.positive ? "positive" : "non-negative"} duration, got ${millis} millis`
-        }
-        return undefined
-      },
-      undefined,
-      true
-    )
-  )
+  Schema.Unknown.check(Schema.makeFilter((input) => durationIssue(input, options), undefined, true))
 
 /**
  * An integer of at least 1.
@@ -120,8 +157,12 @@ export const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  */
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
+// 50 for 50% is the usual slip: say what was probably meant.
+const percentHint = (n: number): string =>
+  Number.isInteger(n) && n > 1 && n <= 100 ? ` (a share, not a percent: write ${n / 100} for ${n}%)` : ""
+
 /**
- * A finite share in (0, 1]: a rate threshold, a quorum share.
+ * A finite share in (0, 1]: a rate threshold, a quorum share. An integer in (1, 100] is reported as a likely percent.
  *
  * @example
  * ```ts
@@ -134,7 +175,11 @@ export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
  * @since 0.2.0
  * @category schemas
  */
-export const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
+export const Fraction = Schema.Number.check(
+  Schema.makeFilter((n: number) =>
+    n > 0 && n <= 1 ? undefined : `Expected a share in (0, 1], got ${n}${percentHint(n)}`
+  )
+)
 
 /**
  * A finite probability in [0, 1].
@@ -150,7 +195,29 @@ export const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLe
  * @since 0.2.0
  * @category schemas
  */
-export const Probability = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1))
+export const Probability = Schema.Number.check(
+  Schema.makeFilter((n: number) =>
+    n >= 0 && n <= 1 ? undefined : `Expected a probability in [0, 1], got ${n}${percentHint(n)}`
+  )
+)
+
+/**
+ * `value`, or `fallback` when `value` is `undefined`. Use it (never `??`) to fill in a default before `decode`: an
+ * option given as `null` then reaches the Schema and fails, rather than silently meaning "the default".
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * const raw = (options: { readonly maxKeys?: number | undefined }) => ({
+ *   maxKeys: PolicyConfig.orDefault(options.maxKeys, 10_000)
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const orDefault = <A>(value: A | undefined, fallback: A): A => value === undefined ? fallback : value
 
 /**
  * The milliseconds of a `Duration.Input` that `DurationInput` has accepted.

@@ -72,7 +72,7 @@ import type * as Scope from "effect/Scope"
 import * as metrics from "./internal/metrics.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -506,11 +506,11 @@ const resolve = (options: Options): Effect.Effect<Config, PolicyConfigError> => 
     name: options.name,
     limit: options.limit,
     window: options.window,
-    algorithm: options.algorithm ?? "fixed-window",
+    algorithm: orDefault(options.algorithm, "fixed-window"),
     key: options.key,
-    onExceeded: options.onExceeded ?? "fail",
-    tokens: options.tokens ?? 1,
-    onStoreError: options.onStoreError ?? "allow"
+    onExceeded: orDefault(options.onExceeded, "fail"),
+    tokens: orDefault(options.tokens, 1),
+    onStoreError: orDefault(options.onStoreError, "allow")
   }
   return decode(OptionsSchema, raw, { kind: "rate limiter", policy: String(options.name) }).pipe(
     Effect.map((): Config => ({ ...raw, key: raw.key ?? raw.name, window: Duration.millis(millisOf(raw.window)) }))

@@ -60,7 +60,7 @@ import type * as FallbackStore from "./FallbackStore.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
 import * as internal from "./internal/resilientCache.ts"
-import { decode, DurationInput, millisOf, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
  * The brand every resilient cache carries.
@@ -343,7 +343,7 @@ export const make = <A, E = unknown>(
     const settings = yield* decode(OptionsSchema, {
       name: options.name,
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
-      timeout: options.timeout ?? "250 millis",
+      timeout: orDefault(options.timeout, "250 millis"),
       ...(options.l1 === undefined ? {} : { l1: options.l1 })
     }, { kind: "resilient cache", policy: String(options.name) })
     const name = settings.name

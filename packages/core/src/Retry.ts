@@ -87,7 +87,15 @@ import { classifying, isFailureResult, unwrapping } from "./internal/failureResu
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/retry.ts"
 import { stackless } from "./internal/stackless.ts"
-import { decode, DurationInput, millisOf, NonNegativeInt, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  millisOf,
+  NonNegativeInt,
+  orDefault,
+  type PolicyConfigError,
+  PositiveInt
+} from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -500,7 +508,7 @@ export const exponential = (options: {
   readonly factor?: number | undefined
   readonly times: number
 }): Schedule.Schedule<Duration.Duration> => {
-  const factor = options.factor ?? 2
+  const factor = orDefault(options.factor, 2)
   check(
     Schema.Struct({ ...BackoffSchema.fields, factor: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(1)) }),
     { ...backoffRaw(options), factor },
@@ -788,9 +796,9 @@ const budgetSnapshot = (books: internal.Budget, now: number): BudgetSnapshot => 
 export const budget = (options?: BudgetOptions): Effect.Effect<RetryBudget, PolicyConfigError> =>
   Effect.gen(function*() {
     const raw = {
-      ratio: options?.ratio ?? 0.2,
-      minPerSecond: options?.minPerSecond ?? 10,
-      window: options?.window ?? "10 seconds"
+      ratio: orDefault(options?.ratio, 0.2),
+      minPerSecond: orDefault(options?.minPerSecond, 10),
+      window: orDefault(options?.window, "10 seconds")
     }
     yield* decode(BudgetOptionsSchema, raw, { kind: "retry budget", policy: "budget" })
     const books = new internal.Budget(raw.ratio, raw.minPerSecond, millisOf(raw.window), yield* Clock.currentTimeMillis)
@@ -834,7 +842,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
   const raw = {
     name,
     schedule: options.schedule,
-    eventBuffer: options.eventBuffer ?? 1024,
+    eventBuffer: orDefault(options.eventBuffer, 1024),
     ...(options.while === undefined ? {} : { while: options.while }),
     ...(options.isFailureResult === undefined ? {} : { isFailureResult: options.isFailureResult }),
     ...(options.budget === undefined ? {} : { budget: options.budget }),

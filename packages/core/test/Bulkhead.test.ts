@@ -700,8 +700,9 @@ describe("Bulkhead", () => {
             "name: Expected a value with a length of at least 1, got \"\"",
             "maxConcurrent: Expected a value greater than or equal to 1, got 0",
             "maxQueue: Expected a value greater than or equal to 0, got -1",
-            "maxWait: Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), " +
-            "got \"soon\""
+            "maxWait: Expected a duration, got \"soon\", which is not a duration: use a number of milliseconds, " +
+            "a Duration, or \"<amount> <unit>\" with a unit among nanos, micros, millis, seconds, minutes, hours, days, weeks " +
+            "(\"30 seconds\")"
           ]
         )
         assert.deepStrictEqual(yield* invalid({ name: "db", maxConcurrent: 1.5, maxWait: 0 }), [

@@ -241,10 +241,10 @@ describe("Chaos", () => {
         assert.deepStrictEqual(
           yield* invalid({ name: "db", faultRate: -0.1, outcomeRate: 2, latency: { rate: 1.1, delay: "-1 second" } }),
           [
-            "faultRate: Expected a value greater than or equal to 0, got -0.1",
-            "latency.rate: Expected a value less than or equal to 1, got 1.1",
+            "faultRate: Expected a probability in [0, 1], got -0.1",
+            "latency.rate: Expected a probability in [0, 1], got 1.1",
             "latency.delay: Expected a non-negative duration, got -1000 millis",
-            "outcomeRate: Expected a value less than or equal to 1, got 2"
+            "outcomeRate: Expected a probability in [0, 1], got 2 (a share, not a percent: write 0.02 for 2%)"
           ]
         )
         assert.deepStrictEqual(yield* invalid({ name: "", latency: { min: "1 second", max: "10 millis" } }), [

@@ -1065,10 +1065,10 @@ describe("CircuitBreaker", () => {
             name: "db",
             trip: CircuitBreaker.failureRate({ threshold: 1.5, window: CircuitBreaker.lastCalls(10) })
           }),
-          ["trip[0].threshold: Expected a value less than or equal to 1, got 1.5"]
+          ["trip[0].threshold: Expected a share in (0, 1], got 1.5"]
         )
         assert.deepStrictEqual(yield* invalid({ name: "db", openDuration: -5 }), [
-          "openDuration: Expected a non-negative duration or a Schedule, got -5"
+          "openDuration: Expected a Schedule or a non-negative duration, got -5 millis"
         ])
         assert.deepStrictEqual(
           yield* invalid({
@@ -1095,7 +1095,7 @@ describe("CircuitBreaker", () => {
           error.message,
           "Invalid options for circuit breaker \"db\":\n" +
             "  trip[0].failures: Expected a value greater than or equal to 1, got 0\n" +
-            "  halfOpen.recoveryFactor: Expected a value less than or equal to 1, got 2"
+            "  halfOpen.recoveryFactor: Expected a share in (0, 1], got 2 (a share, not a percent: write 0.02 for 2%)"
         )
       }))
   })

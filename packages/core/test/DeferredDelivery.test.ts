@@ -708,6 +708,8 @@ const child = (args: ReadonlyArray<string>, killAt: (line: string) => boolean) =
       buffer = parts.pop() ?? ""
       for (const line of parts) {
         if (killed) return
+        // Log lines (a FallbackStore taking over the killed process's stale lock) are not the protocol.
+        if (/^\[[\d:.]+\] [A-Z]+ /.test(line)) continue
         lines.push(line)
         if (killAt(line)) {
           killed = true

@@ -17,7 +17,8 @@ import {
   Schema
 } from "effect"
 import { TestClock } from "effect/testing"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
+import { join } from "node:path"
 import * as FallbackStore from "../src/FallbackStore.ts"
 import * as internal from "../src/internal/fallbackStore.ts"
 
@@ -46,10 +47,11 @@ const withEnv = (vars: Record<string, string>) =>
     Layer.provide(NodeServices.layer)
   )
 
+/** The files in `dir`, but the lock of an open store. */
 const list = (dir: string) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    return sorted(yield* fs.readDirectory(dir))
+    return sorted((yield* fs.readDirectory(dir)).filter((name) => name !== internal.LOCK_NAME))
   })
 
 const fileOf = (dir: string, key: string) =>
@@ -84,7 +86,14 @@ const gatedRemovals = (gate: Latch.Latch) =>
   Layer.effect(
     FileSystem.FileSystem,
     Effect.map(FileSystem.FileSystem, (fs) =>
-      FileSystem.FileSystem.of({ ...fs, remove: (path, options) => gate.whenOpen(fs.remove(path, options)) }))
+      FileSystem.FileSystem.of({
+        ...fs,
+        // Entries only: the lock's files are written and removed when the store opens and closes.
+        remove: (path, options) =>
+          internal.isEntryName(path.slice(path.lastIndexOf("/") + 1))
+            ? gate.whenOpen(fs.remove(path, options))
+            : fs.remove(path, options)
+      }))
   )
 
 const metricValue = (id: string, attributes: Record<string, string> = {}) =>
@@ -257,7 +266,7 @@ for (const { kind, make } of kinds) {
 
     it.effect("a ttl that is not a positive duration fails with BadArgument and writes nothing", () =>
       live(Effect.gen(function*() {
-        const store = yield* make({ sweepInterval: "3650 days" })
+        const store = yield* make({ sweepInterval: "365 days" })
         for (const ttl of [0, -5, "0 seconds", Number.NaN] as ReadonlyArray<Duration.Input>) {
           const error = yield* Effect.flip(store.set("k", "v", { ttl }))
           assert.strictEqual(error.reason, "BadArgument")
@@ -333,7 +342,8 @@ for (const { kind, make } of kinds) {
           for (const key of keys) assert.strictEqual(Option.getOrThrow(yield* store.get(key)), `value of ${key}`)
           assert.strictEqual(yield* store.size, keys.size)
         })),
-      { arbitrary: { runs: 150, size: 40 } }
+      // 150 stores opened and synced to disk: seconds on a loaded machine.
+      { arbitrary: { runs: 150, size: 40 }, timeout: 30_000 }
     )
 
     it.effect("the sweeper stops with the store's scope", () =>
@@ -692,6 +702,131 @@ describe("FallbackStore (file) on disk", () => {
       )
       assert.strictEqual(outOfRange._tag, "PolicyConfigError")
     })))
+})
+
+// -----------------------------------------------------------------------------
+// one store per directory
+// -----------------------------------------------------------------------------
+
+const childFixture = join(import.meta.dirname, "fixtures", "fallbackStoreChild.ts")
+
+/**
+ * A child process holding a store on `dir`, once it printed `ready`; `kill` SIGKILLs it and waits for its exit (a
+ * process not yet reaped would still look alive). Killed when the scope closes, if it still runs.
+ */
+const holder = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly pid: number; readonly kill: Effect.Effect<void> }>((resume) => {
+      const proc = spawn(process.execPath, [childFixture, dir], { stdio: ["ignore", "pipe", "inherit"] })
+      const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
+      const kill = Effect.promise(() => {
+        proc.kill("SIGKILL")
+        return exited
+      })
+      proc.stdout.setEncoding("utf8")
+      proc.stdout.on("data", (chunk: string) => {
+        if (chunk.includes("ready")) resume(Effect.succeed({ pid: proc.pid!, kill }))
+      })
+      proc.once("exit", (code, signal) => resume(Effect.die(new Error(`the child exited (${code}, ${signal})`))))
+    }),
+    (child) => child.kill
+  )
+
+const lockedError = (exit: Exit.Exit<unknown, unknown>) => {
+  assert.isTrue(Exit.isFailure(exit))
+  const error = Exit.isFailure(exit) ? exit.cause.reasons.find((reason) => reason._tag === "Fail") : undefined
+  assert.isDefined(error)
+  const failure = (error as { readonly error: FallbackStore.FallbackStoreError }).error
+  assert.instanceOf(failure, FallbackStore.FallbackStoreError)
+  return failure
+}
+
+describe("FallbackStore (file) lock", () => {
+  it.effect("a second store on the directory fails at once with Locked naming the holder; closing frees it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* Effect.scoped(Effect.gen(function*() {
+        const first = yield* fileStore(dir)
+        yield* first.set("a", "1")
+        const error = lockedError(yield* Effect.exit(Effect.scoped(fileStore(dir))))
+        assert.strictEqual(error.reason, "Locked")
+        assert.strictEqual(error.operation, "open")
+        assert.strictEqual(error.holder, process.pid)
+        assert.include(error.message, `process ${process.pid}`)
+        assert.include(error.message, dir)
+        // clear removes entries, never the lock: a third opener is still refused.
+        yield* first.clear
+        assert.strictEqual(lockedError(yield* Effect.exit(Effect.scoped(fileStore(dir)))).reason, "Locked")
+        assert.deepStrictEqual(yield* first.keys, [])
+      }))
+      // The first store's scope closed: its lock is gone and the next store opens.
+      yield* session(dir, {}, (store) => store.set("b", "2"))
+      assert.isFalse(yield* (yield* FileSystem.FileSystem).exists(join(dir, internal.LOCK_NAME)))
+    }).pipe(Effect.scoped, live))
+
+  it.effect(
+    "a store held by another process is refused, its in-flight files untouched; a SIGKILLed holder's lock is taken over",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const fs = yield* FileSystem.FileSystem
+        const child = yield* holder(dir)
+        // A temporary file of the holder's, as if a write were in flight: a refused opener must not remove it.
+        const inFlight = join(dir, `${internal.TEMP_PREFIX}child-1.tmp`)
+        yield* fs.writeFileString(inFlight, "partial")
+        const error = lockedError(yield* Effect.exit(Effect.scoped(fileStore(dir))))
+        assert.strictEqual(error.reason, "Locked")
+        assert.strictEqual(error.holder, child.pid)
+        assert.include(error.message, `process ${child.pid}`)
+        assert.isTrue(yield* fs.exists(inFlight))
+
+        yield* child.kill
+        yield* withWarnings((warnings) =>
+          session(dir, {}, (store) =>
+            Effect.gen(function*() {
+              assert.deepStrictEqual(yield* store.get("child"), Option.some("alive"))
+              assert.isFalse(yield* fs.exists(inFlight))
+              const lock = yield* fs.readFileString(join(dir, internal.LOCK_NAME))
+              assert.strictEqual(internal.decodeLock(lock)?.pid, process.pid)
+              assert.isTrue(warnings.some((warning) => warning.includes(`stale lock of process ${child.pid}`)))
+            }))
+        )
+      }).pipe(Effect.scoped, live),
+    30_000
+  )
+
+  it.effect("two stores racing for a stale lock: exactly one takes it, the other is refused", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dead = spawnSync("true").pid!
+      for (let round = 0; round < 20; round++) {
+        const dir = yield* tempDir
+        yield* fs.writeFileString(join(dir, internal.LOCK_NAME), internal.encodeLock({ pid: dead, instance: "0bad" }))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const exits = yield* Effect.all([Effect.exit(fileStore(dir)), Effect.exit(fileStore(dir))], {
+            concurrency: 2
+          })
+          assert.strictEqual(exits.filter(Exit.isSuccess).length, 1, `round ${round}`)
+          const refused = lockedError(exits.find(Exit.isFailure)!)
+          assert.strictEqual(refused.reason, "Locked")
+          assert.strictEqual(refused.holder, process.pid)
+        }))
+        assert.deepStrictEqual(yield* list(dir), [])
+      }
+    }).pipe(Effect.scoped, live))
+
+  it.effect("a directory that is a file is reported as such, with the option's name", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const fs = yield* FileSystem.FileSystem
+      const file = join(dir, "not-a-dir")
+      yield* fs.writeFileString(file, "x")
+      const error = lockedError(yield* Effect.exit(Effect.scoped(fileStore(file))))
+      assert.strictEqual(error.reason, "BadArgument")
+      assert.include(error.message, `directory ${JSON.stringify(file)}`)
+      assert.include(error.message, "is not a directory")
+      assert.include(error.message, "`directory`")
+    }).pipe(Effect.scoped, live))
 })
 
 describe("FallbackStore.toSchemaStore", () => {

@@ -357,7 +357,9 @@ describe("RateLimiter", () => {
         assert.deepStrictEqual(yield* invalid({ name: "", limit: 1.5, window: "soon" as Duration.Input }), [
           "name: Expected a value with a length of at least 1, got \"\"",
           "limit: Expected an integer, got 1.5",
-          "window: Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"soon\""
+          "window: Expected a duration, got \"soon\", which is not a duration: use a number of milliseconds, " +
+          "a Duration, or \"<amount> <unit>\" with a unit among nanos, micros, millis, seconds, minutes, hours, days, weeks " +
+          "(\"30 seconds\")"
         ])
       }))
 

@@ -192,7 +192,9 @@ describe("Retry", () => {
       assert.deepStrictEqual(
         thrown(() => Retry.linear({ base: "1 second", cap: "soon" as Duration.Input, times: -1 })),
         [
-          "cap: Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"soon\"",
+          "cap: Expected a duration, got \"soon\", which is not a duration: use a number of milliseconds, " +
+          "a Duration, or \"<amount> <unit>\" with a unit among nanos, micros, millis, seconds, minutes, hours, days, weeks " +
+          "(\"30 seconds\")",
           "times: Expected a value greater than or equal to 0, got -1"
         ]
       )

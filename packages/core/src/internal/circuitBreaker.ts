@@ -195,6 +195,40 @@ export class Cell {
   }
 }
 
+/**
+ * Call durations counted into fixed buckets, for the breaker's latency histogram: a call costs a scan of the bounds
+ * and a few additions, and allocates nothing; the exporter reads the counts when it scrapes.
+ *
+ * @internal
+ */
+export class Latency {
+  /** Upper bounds in milliseconds, ascending, without duplicates. */
+  readonly bounds: ReadonlyArray<number>
+  /** Calls per bucket (not cumulative); the last one holds the calls slower than every bound. */
+  readonly counts: Array<number>
+  count = 0
+  sum = 0
+  min = Infinity
+  max = 0
+
+  constructor(bounds: ReadonlyArray<number>) {
+    this.bounds = bounds
+    this.counts = Array.from({ length: bounds.length + 1 }, () => 0)
+  }
+
+  observe(millis: number): void {
+    const bounds = this.bounds
+    let i = 0
+    // `le` semantics: a call of exactly a bound counts in that bound's bucket.
+    while (i < bounds.length && millis > bounds[i]) i++
+    this.counts[i]++
+    this.count++
+    this.sum += millis
+    if (millis < this.min) this.min = millis
+    if (millis > this.max) this.max = millis
+  }
+}
+
 /** Whether a probe (or, under gradual recovery, an admitted call) is in flight: its outcome still decides. @internal */
 export const probing = (cell: Cell): boolean => cell.half !== null && (cell.half.ids.length > 0 || cell.half.trials > 0)
 

@@ -192,6 +192,50 @@ export const TEMP_PREFIX = "tmp-"
 export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(".tmp")
 
 // -----------------------------------------------------------------------------
+// the directory lock
+// -----------------------------------------------------------------------------
+
+/**
+ * The lock file of a directory: named like neither an entry nor a temporary file (so `clear` leaves it), nor like a
+ * file a user would keep there. @internal
+ */
+export const LOCK_NAME = ".fallback-store.lock"
+
+/** The prefix of the file a lock is written to before it is linked as `LOCK_NAME`. @internal */
+export const LOCK_TEMP_PREFIX = ".fallback-store.lock-"
+
+/** Who holds a directory: a process, and the store in it (a random id). @internal */
+export interface LockHolder {
+  readonly pid: number
+  readonly instance: string
+}
+
+/** @internal */
+export const encodeLock = (holder: LockHolder): string => `FBSLOCK1 ${holder.pid} ${holder.instance}\n`
+
+const LOCK_CONTENT = /^FBSLOCK1 (\d+) ([0-9a-f]+)\n$/
+
+/** The holder a lock file names, `undefined` if the content is not a lock. @internal */
+export const decodeLock = (text: string): LockHolder | undefined => {
+  const match = LOCK_CONTENT.exec(text)
+  return match === null ? undefined : { pid: Number(match[1]), instance: match[2] }
+}
+
+/** The part of Node's `process` the lock needs; core does not depend on Node's types. @internal */
+export interface HostProcess {
+  readonly pid: number
+  readonly kill: (pid: number, signal: 0) => boolean
+}
+
+/** The host's `process` (Node, Bun, Deno), if any. @internal */
+export const hostProcess: HostProcess | undefined = (() => {
+  const candidate = (globalThis as { readonly process?: Partial<HostProcess> }).process
+  return typeof candidate?.pid === "number" && typeof candidate.kill === "function"
+    ? candidate as HostProcess
+    : undefined
+})()
+
+// -----------------------------------------------------------------------------
 // entry format
 // -----------------------------------------------------------------------------
 

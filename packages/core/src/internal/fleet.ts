@@ -18,7 +18,13 @@ export interface Recorder {
   readonly flush: Effect.Effect<void>
   readonly classify: (exit: Exit.Exit<unknown, unknown>) => number
   /** Counts an outcome into the breaker-wide totals (and a failure into the key's recent failures). */
-  readonly countTotals: (cell: internal.Cell, outcome: number, exit: Exit.Exit<unknown, unknown>, now: number) => void
+  readonly countTotals: (
+    cell: internal.Cell,
+    outcome: number,
+    exit: Exit.Exit<unknown, unknown>,
+    now: number,
+    duration: number
+  ) => void
   /** Adds slow calls to the breaker-wide total. */
   readonly countSlow: (calls: number) => void
   /** The open duration a trip of `cell` would start now. */
@@ -95,7 +101,7 @@ export const settle = (
   const outcome = recorder.classify(exit)
   const now = clock.currentTimeMillisUnsafe()
   const duration = now - startedAt
-  recorder.countTotals(cell, outcome, exit, now)
+  recorder.countTotals(cell, outcome, exit, now, duration)
   return Effect.flatMap(
     recorder.openMillis(cell, now),
     (openMillis) =>
