@@ -38,8 +38,12 @@
  * - Redis down: every fleet operation goes through a breaker of its own (`fleet:redis`), so an outage costs one
  *   failed round trip, not one per call. Breakers keep working locally (as solo breakers); changes made meanwhile
  *   stay queued, and every `resyncInterval` (and whenever the subscription comes back) the instance sends what it
- *   queued and loads what it missed. Conflicts: manual controls win; a trip is accepted onto a closed circuit; any
- *   other change made on a stale epoch gives way to the fleet's state.
+ *   queued and loads what it missed. Conflicts: manual controls win. A trip made on a stale epoch (during an outage,
+ *   say) survives the resync unless the fleet holds a newer decision: it is accepted onto a circuit closed before
+ *   the trip was made and onto an opening that has elapsed and began before it, and gives way to a manual control,
+ *   an opening still in force, or a close made after it (the instances' `Clock`s decide, so they should agree to
+ *   well within the time between such decisions). Any other change made on a stale epoch gives way to the fleet's
+ *   state.
  *
  * **Gotchas**
  *
@@ -449,7 +453,8 @@ export const make = (
                   quorum.share,
                   quorum.windowMillis,
                   livenessMillis,
-                  hashPrefix
+                  hashPrefix,
+                  change.at
                 ]
               )
             )

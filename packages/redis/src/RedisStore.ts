@@ -1,6 +1,6 @@
 /**
  * A small key-value, counter and pub/sub store on Redis, for state that several instances share: built on
- * `effect/persistence`'s `Redis` service, with the Node client from `@effect/platform-node`'s `NodeRedis`.
+ * `effect/persistence`'s `Redis` service, over a node-redis client of its own (or any `Redis` service, `layerRedis`).
  *
  * **Details**
  *
@@ -14,10 +14,15 @@
  *   unless set): while Redis is unreachable, operations fail at once instead of waiting in node-redis' offline queue,
  *   and a command on a server that stopped answering fails after the timeout. The client reconnects in the
  *   background (backoff up to about 2 seconds), so operations succeed again once Redis is back.
- * - `layer` connects while it builds and fails with `RedisStoreError` when Redis is unreachable; with `lazy: true`
+ * - `layer` connects while it builds and fails with `RedisStoreError` when Redis is unreachable, or has not answered
+ *   within `connectTimeout` (a stopped server that still accepts connections included); with `lazy: true`
  *   (`REDIS_LAZY=true` for `layerConfig`) it builds at once and connects in the background, so a process can start
  *   while Redis is down (operations fail with `RedisStoreError` until it is up).
  * - `layerSentinel` finds the master through Redis Sentinel and follows failovers (see `RedisSentinel`).
+ * - An outage is logged on one line when the connection drops (a warning), a one-line reminder each minute while it
+ *   lasts, and one line when it is back with how long it lasted: not a line per reconnect attempt.
+ * - A `connect` failure names the address (never the URL, which may carry a password) and why: refused, timed out
+ *   with the server silent (stopped or overloaded), or a server that does not speak Redis on that port.
  *
  * **Gotchas**
  *
@@ -41,7 +46,6 @@
  * @since 0.1.0
  */
 import { decode, DurationInput, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
-import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -407,22 +411,26 @@ const connect = (options: LayerOptions): Layer.Layer<Redis.Redis, RedisStoreErro
     ? Layer.effect(Redis.Redis, client.makeLazy(clientOptions(options)))
     : connectNow(options)
 
+// Not `NodeRedis.layer`: its connect waits for the handshake without bound, so a server that accepts connections but
+// never answers would hang startup forever.
 const connectNow = (options: LayerOptions) =>
-  NodeRedis.layer(clientOptions(options)).pipe(
-    Layer.catchTag("RedisError", (error) =>
-      failLayer<Redis.Redis | NodeRedis.NodeRedis, RedisStoreError>(
-        new RedisStoreError({
-          operation: "connect",
-          message: `Redis connect failed: ${describeCause(error)}`,
-          cause: error
-        })
-      ))
+  Layer.effect(
+    Redis.Redis,
+    client.makeEager(
+      clientOptions(options),
+      Duration.fromInputUnsafe(options.connectTimeout ?? defaultConnectTimeout),
+      "RedisStore"
+    ).pipe(
+      Effect.mapError((error) =>
+        new RedisStoreError({ operation: "connect", message: error.message, cause: error.cause })
+      )
+    )
   )
 
 /**
- * Connects a client of its own (node-redis: through `NodeRedis`, or a client that connects in the background when
- * `lazy`) and provides the store and the `Redis` service (for `RedisHealth`). Invalid options fail with
- * `PolicyConfigError`; an unreachable server fails with `RedisStoreError`, unless `lazy` is set: then the layer builds
+ * Connects a node-redis client of its own (while it builds, within `connectTimeout`; in the background when `lazy`)
+ * and provides the store and the `Redis` service (for `RedisHealth`). Invalid options fail with `PolicyConfigError`;
+ * an unreachable or silent server fails with `RedisStoreError`, unless `lazy` is set: then the layer builds
  * at once and operations fail with `RedisStoreError` until Redis is up.
  *
  * @example

@@ -10,29 +10,52 @@
  *   fallback instead; a write that fails or is rejected is journaled (below). While the journal holds anything,
  *   every operation goes to the fallback without trying Redis, so reads see the journaled writes and new writes
  *   queue behind them.
- * - Warm cache: a write that Redis accepted is also applied to the fallback (errors ignored), so reads during an
- *   outage see the last value written through this service. Reads do not populate it.
- * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>`, `seq` zero-padded to 16
- *   digits, holding the operation, key, value, absolute expiry and the write time from `Clock`) and then applies
- *   the write to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept
- *   under `<prefix>seq` and recomputed from the entries at start, so a restarted process continues it.
- * - Replay: a fiber (scoped to the layer) pings Redis (a `GET` through the breaker) every `pingInterval`, the first
- *   time as the layer starts. When a ping succeeds and the journal is not empty, the entries are applied to Redis
- *   oldest first, each removed from the journal after Redis accepted it; a failure stops the replay until the next
- *   ping. A crash between the two steps re-applies one entry (at-least-once; `SET` and `DEL` are idempotent). An
- *   entry whose expiry has passed replays as a `DEL`, the rest with the TTL they have left.
- * - Conflict rule: arrival order, last write wins. Writes in one process are serialized; writes made while the
- *   journal is not empty are appended to it, so Redis receives every write in the order this service accepted it,
- *   and a write only goes to Redis directly once the journal is empty.
+ * - Write times: every write carries its time from the writer's `Clock`. A write that goes to Redis stores the
+ *   value and, beside it, its time (`<prefix>at:<key>`, with the value's TTL; after a remove, the remove's time for
+ *   24 hours, so that an older replayed write cannot bring the key back), both in one Lua script.
+ * - Warm cache: a write that Redis accepted is also applied to the fallback (errors ignored), with its time, so
+ *   reads during an outage see the last value written through this service, and a Redis that lost its data can be
+ *   re-seeded. Reads do not populate it.
+ * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>:<key>`, `seq` zero-padded
+ *   to 16 digits, holding the operation, key, value, absolute expiry and the write time) and then applies the write
+ *   to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept under
+ *   `<prefix>seq` and recomputed from the entries at start, so a restarted process continues it.
+ * - Replay: a fiber (scoped to the layer) pings Redis every `pingInterval`, the first time as the layer starts.
+ *   When a ping succeeds and the journal is not empty, the entries are applied to Redis oldest first, `batchSize`
+ *   at a time: one Lua script per batch, then the batch's entries are removed. The replay does not take the
+ *   writers' lock: writes that arrive meanwhile are appended to the journal behind it, and each costs the fallback
+ *   more work (an entry and a copy written) than replaying it does (one removal), so the replay catches up under
+ *   steady load and finishes; `drainRate` (snapshot and metric) says how fast it went. A failure stops the replay
+ *   until the next ping. A crash mid-batch re-applies the batch (at-least-once; applying an entry twice leaves the
+ *   same value and time). An entry whose expiry has passed replays as a remove, the rest with the TTL they have left.
+ * - Conflict rule: last write wins, by write time. Writes in one process are serialized and reach Redis in the
+ *   order this service accepted them. Across instances, the replay applies an entry only when Redis holds no newer
+ *   time for the key (compare and set in the batch's script); an entry older than what Redis holds is skipped and
+ *   counted as `stale`. The writers' `Clock`s decide, so instances must agree (NTP): two writes of one key from two
+ *   instances closer together than their clocks' skew may be ordered either way. A write that goes to Redis
+ *   directly wins over what Redis holds (arrival order among live writes). Writes by other clients carry no time:
+ *   a replay overwrites them.
+ * - A Redis that lost its data: the ping also reads a marker key (`<prefix>marker`), set once, which Redis loses
+ *   with its data (a restart without persistence, a flush). When it changed since this instance last saw it (kept in
+ *   the fallback, so across restarts too), every value of this instance's fallback copies is written back where
+ *   Redis holds nothing newer, and a `RedisDataLost` event says how many. Values only other instances wrote, and
+ *   writes a persistent Redis had not yet saved when it died (up to a second with `appendfsync everysec`), are lost.
+ * - Damaged journal entries: an entry that cannot be read (the fallback removes a damaged file as it starts, or its
+ *   content does not decode) is counted (`dropped`) and published as a `JournalEntryDropped` event with its seq and,
+ *   when known, its key. When the fallback's copy of the key is that very write, it is replayed instead
+ *   (`recovered`); otherwise the write is lost, unless a later write of the key superseded it.
  * - Health (`State`): `Fallback` when the journal is not empty (the fallback holds writes Redis has not seen, and
- *   serves everything until the replay ends); otherwise `Failed` when the breaker is open or half-open (Redis is
- *   considered down; reads come from the fallback, nothing is pending); otherwise `Degraded` when the last Redis
- *   call failed; otherwise `Healthy`. `changes` publishes every transition.
+ *   serves everything until the replay ends); otherwise `Connecting` until the first Redis round trip succeeded;
+ *   otherwise `Failed` when the breaker is open or half-open (Redis is considered down; reads come from the
+ *   fallback, nothing is pending); otherwise `Degraded` when the last Redis call failed; otherwise `Healthy`.
+ *   `changes` publishes every transition.
  * - Errors: an operation fails with `ResilientRedisError` only when the fallback fails after Redis did (or on the
  *   fallback path, when the fallback fails).
  * - Metrics (Effect `Metric`s, attribute `name`, read when exported): `resilient_redis_state` (0 Healthy, 1 Degraded,
- *   2 Failed, 3 Fallback), `resilient_redis_operations_total` (by `answered_by`: redis, fallback),
- *   `resilient_redis_journaled_total`, `resilient_redis_replayed_total` and `resilient_redis_pending`.
+ *   2 Failed, 3 Fallback, 4 Connecting), `resilient_redis_operations_total` (by `answered_by`: redis, fallback),
+ *   `resilient_redis_journaled_total`, `resilient_redis_replayed_total`, `resilient_redis_stale_total`,
+ *   `resilient_redis_dropped_total`, `resilient_redis_reseeded_total`, `resilient_redis_drain_rate` (entries per
+ *   second) and `resilient_redis_pending`.
  *
  * **Gotchas**
  *
@@ -40,6 +63,8 @@
  * - While the journal is not empty, a key that was neither written through this service nor journaled reads as
  *   `None`, even if Redis holds it.
  * - One process per fallback directory (as `FallbackStore` requires): two processes would interleave one journal.
+ * - Redis holds a time key beside each value written through the service; read and write the values through the
+ *   service (or `RedisStore`), and leave `<prefix>at:*` and `<prefix>marker` alone.
  *
  * **Example** (Surviving a Redis outage)
  *
@@ -50,7 +75,8 @@
  * import { Effect, Layer } from "effect"
  *
  * const Live = ResilientRedis.layer({ pingInterval: "500 millis" }).pipe(
- *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" })),
+ *   // lazy: starts while Redis is down.
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379", lazy: true })),
  *   Layer.provide(FallbackStore.layer({ directory: ".data/redis-fallback" })),
  *   Layer.provide(NodeServices.layer)
  * )
@@ -75,12 +101,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
+import * as internal from "./internal/resilientRedis.ts"
 import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
 
 // -----------------------------------------------------------------------------
@@ -100,7 +128,7 @@ import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
  * @since 0.1.0
  * @category models
  */
-export type State = "Healthy" | "Degraded" | "Failed" | "Fallback"
+export type State = "Connecting" | "Healthy" | "Degraded" | "Failed" | "Fallback"
 
 /**
  * One health transition, as published on `changes`.
@@ -149,9 +177,58 @@ export interface Snapshot {
   readonly journaled: number
   /** Journal entries replayed to Redis since start. */
   readonly replayed: number
+  /** Journal entries not replayed because Redis held a newer write of the key (another instance's). */
+  readonly stale: number
+  /** Journal entries that could not be read (each also published as a `JournalEntryDropped` event). */
+  readonly dropped: number
+  /** Keys written back from the fallback to a Redis that lost its data. */
+  readonly reseeded: number
+  /**
+   * Entries replayed per second, from the first replay after an outage until the journal was empty (the current
+   * drain, or the last one; 0 before the first).
+   */
+  readonly drainRate: number
   /** Journal entries waiting for Redis. */
   readonly pending: number
 }
+
+/**
+ * Something the service could not keep as it was, as published on `events`:
+ *
+ * - `JournalEntryDropped`: a journal entry could not be read (a damaged file, which the fallback removes as it
+ *   starts, or content that does not decode). `key` is the key it wrote when its name or the fallback's copy tells
+ *   (`undefined` otherwise: an entry whose key a later write of the same key superseded, or a remove); `recovered`
+ *   is `true` when the fallback's copy was that very write and was replayed instead.
+ * - `RedisDataLost`: Redis came back without its data (its marker key was gone). The values this instance holds in
+ *   its fallback were written back (`reseeded`, where Redis held nothing newer); values that only other instances
+ *   (or other clients) wrote are lost.
+ *
+ * @example
+ * ```ts
+ * import type { ResilientRedis } from "@effect-resilience/redis"
+ *
+ * const describe = (event: ResilientRedis.Event) =>
+ *   event._tag === "RedisDataLost" ? `Redis lost its data, ${event.reseeded} keys restored` : `lost ${event.key}`
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Event =
+  | {
+    readonly _tag: "JournalEntryDropped"
+    readonly seq: number
+    readonly key: string | undefined
+    /** The entry's name in the fallback, when it was still listed. */
+    readonly entry: string | undefined
+    readonly recovered: boolean
+  }
+  | {
+    readonly _tag: "RedisDataLost"
+    readonly reseeded: number
+    /** Epoch milliseconds from `Clock`. */
+    readonly at: number
+  }
 
 /**
  * Options for `make` and `layer`.
@@ -175,8 +252,13 @@ export interface Options {
   readonly failureThreshold?: number | undefined
   /** How long the breaker stays open before a ping probes Redis again. Default: 1 second. */
   readonly openDuration?: Duration.Input | undefined
-  /** Put in front of the service's keys in the fallback store. Default: `"resilient-redis:"`. */
+  /**
+   * Put in front of the service's keys in the fallback store, and of its own keys in Redis (the write times and
+   * the data marker). Default: `"resilient-redis:"`.
+   */
   readonly prefix?: string | undefined
+  /** Journal entries replayed per Redis round trip (a positive integer). Default: 256. */
+  readonly batchSize?: number | undefined
 }
 
 /**
@@ -230,6 +312,8 @@ export interface ResilientRedis {
   readonly health: Effect.Effect<State>
   /** Health transitions from subscription on. */
   readonly changes: Stream.Stream<Change>
+  /** What the service could not keep (a dropped journal entry, a Redis that lost its data), from subscription on. */
+  readonly events: Stream.Stream<Event>
   readonly snapshot: Effect.Effect<Snapshot>
 }
 
@@ -264,28 +348,18 @@ const OptionsSchema = Schema.Struct({
   pingInterval: Schema.optional(DurationInput({ positive: true })),
   failureThreshold: Schema.optional(PositiveInt),
   openDuration: Schema.optional(DurationInput({ positive: true })),
-  prefix: Schema.optional(Schema.String)
+  prefix: Schema.optional(Schema.String),
+  batchSize: Schema.optional(PositiveInt)
 })
 
 // -----------------------------------------------------------------------------
 // journal
 // -----------------------------------------------------------------------------
 
-const Entry = Schema.Struct({
-  op: Schema.Literals(["set", "remove"]),
-  key: Schema.String,
-  value: Schema.NullOr(Schema.String),
-  /** Epoch milliseconds, or null for no expiry. */
-  expiresAt: Schema.NullOr(Schema.Number),
-  at: Schema.Number
-})
-type Entry = typeof Entry.Type
-const EntryJson = Schema.fromJsonString(Entry)
-const encodeEntry = Schema.encodeSync(EntryJson)
-const decodeEntry = Schema.decodeUnknownOption(EntryJson)
-
-const seqWidth = 16
-const pad = (seq: number) => String(seq).padStart(seqWidth, "0")
+// A remove leaves its time in Redis this long, so that an older write replayed later cannot bring the key back.
+const tombstoneMillis = 24 * 60 * 60 * 1000
+// Parallel file reads and removes in the fallback during a replay or a re-seed.
+const fileConcurrency = 16
 
 // Redis takes whole milliseconds (as RedisStore does): at least 1; an infinite TTL is none.
 const ttlMillis = (ttl: Duration.Input | undefined): number | undefined => {
@@ -293,6 +367,18 @@ const ttlMillis = (ttl: Duration.Input | undefined): number | undefined => {
   const millis = Duration.toMillis(ttl)
   return Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : undefined
 }
+
+// A write for the replay: a removed value, or one expired by now, replays as a remove stamped with its time.
+const toWrite = (
+  key: string,
+  value: string | null,
+  at: number,
+  expiresAt: number | null,
+  now: number
+): internal.Write =>
+  value === null || (expiresAt !== null && expiresAt <= now)
+    ? { op: "d", key, value: "", at, ttl: 0 }
+    : { op: "s", key, value, at, ttl: expiresAt === null ? 0 : Math.max(1, expiresAt - now) }
 
 // Built only when the fallback failed too, so off the hot path.
 const bothFailed = (operation: "get" | "set" | "remove", key: string) => (error: FallbackStore.FallbackStoreError) =>
@@ -333,10 +419,17 @@ export const make: (
   const store = yield* RedisStore
   const fallback = yield* FallbackStore.FallbackStore
   const prefix = options.prefix ?? "resilient-redis:"
-  const valueKey = (key: string) => `${prefix}value:${key}`
+  const batchSize = options.batchSize ?? 256
+  const copyPrefix = `${prefix}value:`
+  const valueKey = (key: string) => copyPrefix + key
   const journalPrefix = `${prefix}journal:`
   const seqKey = `${prefix}seq`
-  const probeKey = `${prefix}ping`
+  // The seq of the last entry replayed: entries between it and `seq` that are gone were dropped.
+  const replayedKey = `${prefix}replayed`
+  // The data marker this instance last saw in Redis, kept across restarts.
+  const markerSeenKey = `${prefix}marker`
+  const redisMarker = store.key(`${prefix}marker`)
+  const redisTime = (key: string) => store.key(`${prefix}at:${key}`)
 
   const breaker = yield* CircuitBreaker.make({
     name: options.name ?? "redis",
@@ -347,24 +440,43 @@ export const make: (
   })
   const writeLock = yield* Semaphore.make(1)
   const hub = yield* PubSub.sliding<Change>(1024)
-  yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+  const eventHub = yield* PubSub.sliding<Event>(1024)
+  yield* Effect.addFinalizer(() => Effect.andThen(PubSub.shutdown(hub), PubSub.shutdown(eventHub)))
 
-  const counts = { redisOps: 0, fallbackOps: 0, journaled: 0, replayed: 0 }
+  const counts = { redisOps: 0, fallbackOps: 0, journaled: 0, replayed: 0, stale: 0, dropped: 0, reseeded: 0 }
+  let drainRate = 0
   let failures = 0
+  let connected = false
   let breakerState: CircuitBreaker.State = "Closed"
 
-  // The journal left by an earlier process: keys sort by seq thanks to the padding.
+  const readNumber = (key: string) =>
+    Effect.map(Effect.option(fallback.get(key)), (found) => {
+      const n = Number(Option.getOrUndefined(Option.flatten(found)) ?? Number.NaN)
+      return Number.isSafeInteger(n) ? n : undefined
+    })
+
+  // The journal left by an earlier process: names sort by seq thanks to the padding.
   const pending: Array<string> = (yield* fallback.keys).filter((k) => k.startsWith(journalPrefix)).sort()
-  const lastSeq = pending.length === 0 ? -1 : Number(pending[pending.length - 1]!.slice(journalPrefix.length))
-  const storedSeq = Option.getOrElse(
-    Option.map(Option.flatten(yield* Effect.option(fallback.get(seqKey))), Number),
-    () => 0
-  )
-  let nextSeq = Math.max(lastSeq + 1, Number.isSafeInteger(storedSeq) ? storedSeq : 0)
+  const seqOf = (name: string) => internal.parseName(journalPrefix, name).seq
+  const lastSeq = pending.length === 0 ? -1 : seqOf(pending[pending.length - 1]!)
+  const storedSeq = (yield* readNumber(seqKey)) ?? 0
+  let nextSeq = Math.max(lastSeq + 1, storedSeq)
+  // Without the record (a journal of 0.1), nothing before the oldest pending entry counts as lost.
+  let replayedUpTo = (yield* readNumber(replayedKey)) ??
+    (pending.length > 0 ? seqOf(pending[0]!) - 1 : nextSeq - 1)
+  let markerSeen = Option.getOrUndefined(Option.flatten(yield* Effect.option(fallback.get(markerSeenKey))))
+
+  // Entries gone from the journal although never replayed (a damaged file the fallback removed as it started): the
+  // seqs after the last replayed one, up to the next, that are not pending.
+  const present = new Set(pending.map(seqOf))
+  const missing: Array<number> = []
+  for (let seq = replayedUpTo + 1; seq < nextSeq; seq++) if (!present.has(seq)) missing.push(seq)
 
   const compute = (): State =>
     pending.length > 0
       ? "Fallback"
+      : !connected
+      ? "Connecting"
       : breakerState === "Open" || breakerState === "HalfOpen" || breakerState === "ForcedOpen"
       ? "Failed"
       : failures > 0
@@ -388,6 +500,7 @@ export const make: (
       Effect.tap((result) => {
         if (Result.isSuccess(result)) {
           failures = 0
+          connected = true
         } else if (result.failure._tag === "RedisStoreError") {
           failures++
         }
@@ -397,32 +510,45 @@ export const make: (
 
   const readFallback = (key: string) =>
     fallback.get(valueKey(key)).pipe(
+      Effect.map(Option.map((stored) => internal.decodeCopy(stored).copy)),
       Effect.tap(() => Effect.sync(() => counts.fallbackOps++)),
       Effect.mapError(bothFailed("get", key))
     )
 
-  const applyToFallback = (entry: Entry, now: number): Effect.Effect<void, FallbackStore.FallbackStoreError> => {
-    if (entry.op === "remove" || entry.value === null) return fallback.remove(valueKey(entry.key))
-    if (entry.expiresAt === null) return fallback.set(valueKey(entry.key), entry.value)
-    return entry.expiresAt <= now
-      ? fallback.remove(valueKey(entry.key))
-      : fallback.set(valueKey(entry.key), entry.value, { ttl: entry.expiresAt - now })
-  }
+  // The fallback's copy of a write, stamped with its time (and seq, when journaled) for a replay or a re-seed.
+  const copyToFallback = (
+    key: string,
+    value: string | null,
+    at: number,
+    expiresAt: number | null,
+    seq: number | null
+  ): Effect.Effect<void, FallbackStore.FallbackStoreError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (value === null || (expiresAt !== null && expiresAt <= now)) return fallback.remove(valueKey(key))
+      const copy = internal.encodeCopy({ copy: value, at, expiresAt, seq })
+      return fallback.set(valueKey(key), copy, expiresAt === null ? undefined : { ttl: expiresAt - now })
+    })
 
   // Journal first, then the fallback's copy: a crash in between replays a write nobody read yet, never the reverse.
   const journal = (operation: "set" | "remove", key: string, value: string | null, ttl: number | undefined) =>
     Effect.gen(function*() {
       const at = yield* Clock.currentTimeMillis
-      const entry: Entry = { op: operation, key, value, expiresAt: ttl === undefined ? null : at + ttl, at }
-      const name = journalPrefix + pad(nextSeq)
-      yield* Effect.mapError(fallback.set(name, encodeEntry(entry)), bothFailed(operation, key))
+      const seq = nextSeq
+      const entry: internal.Entry = { op: operation, key, value, expiresAt: ttl === undefined ? null : at + ttl, at }
+      const name = internal.entryName(journalPrefix, seq, key)
+      if (pending.length === 0) {
+        // An outage starts: record where the journal stands, so that an entry lost before the replay is noticed.
+        replayedUpTo = seq - 1
+        yield* Effect.mapError(fallback.set(replayedKey, String(replayedUpTo)), bothFailed(operation, key))
+      }
+      yield* Effect.mapError(fallback.set(name, internal.encodeEntry(entry)), bothFailed(operation, key))
       nextSeq++
       pending.push(name)
       counts.journaled++
       counts.fallbackOps++
       // Best effort: the start recomputes it from the entries anyway.
       yield* Effect.ignore(fallback.set(seqKey, String(nextSeq)))
-      yield* applyToFallback(entry, at).pipe(
+      yield* copyToFallback(key, operation === "remove" ? null : value, at, entry.expiresAt, seq).pipe(
         Effect.catch((error) =>
           Effect.logWarning(
             `ResilientRedis: journaled ${operation} of ${key} not applied to the fallback: ${error.message}`
@@ -431,6 +557,10 @@ export const make: (
       )
       yield* refresh
     })
+
+  // A write straight to Redis, stamped with its time (see the internal module).
+  const writeRedis = (op: "s" | "d", key: string, value: string, at: number, ttl: number | undefined) =>
+    viaRedis(store.eval(internal.write)([store.key(key), redisTime(key)], [op, value, at, ttl ?? 0, tombstoneMillis]))
 
   const get = (key: string): Effect.Effect<Option.Option<string>, ResilientRedisError> =>
     Effect.suspend(() => {
@@ -450,14 +580,14 @@ export const make: (
     writeLock.withPermits(1)(Effect.suspend(() => {
       const ttl = ttlMillis(opts?.ttl)
       if (pending.length > 0) return journal("set", key, value, ttl)
-      return Effect.flatMap(
-        viaRedis(store.set(key, value, ttl === undefined ? undefined : { ttl })),
-        (result) => {
-          if (Result.isFailure(result)) return journal("set", key, value, ttl)
+      return Effect.flatMap(Clock.currentTimeMillis, (at) =>
+        Effect.flatMap(writeRedis("s", key, value, at, ttl), (result) => {
+          if (Result.isFailure(result)) {
+            return journal("set", key, value, ttl)
+          }
           counts.redisOps++
-          return Effect.ignore(fallback.set(valueKey(key), value, ttl === undefined ? undefined : { ttl }))
-        }
-      )
+          return Effect.ignore(copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null))
+        }))
     }))
 
   const remove = (key: string): Effect.Effect<boolean, ResilientRedisError> =>
@@ -467,48 +597,184 @@ export const make: (
         (existed) => Effect.as(journal("remove", key, null, undefined), existed)
       )
       if (pending.length > 0) return onFallback
-      return Effect.flatMap(viaRedis(store.remove(key)), (result) => {
-        if (Result.isFailure(result)) return onFallback
-        counts.redisOps++
-        return Effect.as(Effect.ignore(fallback.remove(valueKey(key))), result.success)
-      })
+      return Effect.flatMap(
+        Clock.currentTimeMillis,
+        (at) =>
+          Effect.flatMap(writeRedis("d", key, "", at, undefined), (result) => {
+            if (Result.isFailure(result)) return onFallback
+            counts.redisOps++
+            return Effect.as(Effect.ignore(fallback.remove(valueKey(key))), result.success > 0)
+          })
+      )
     }))
 
-  // Applies the oldest entry to Redis and removes it: `true` while there may be more, fails when Redis does.
-  const replayOne: Effect.Effect<boolean, unknown> = writeLock.withPermits(1)(Effect.suspend(() => {
-    const name = pending[0]
-    if (name === undefined) return Effect.succeed(false)
-    return Effect.gen(function*() {
-      const stored = yield* fallback.get(name)
-      const entry = Option.flatMap(stored, decodeEntry)
+  // Writes to Redis in one compare-and-set; fails when Redis does.
+  const applyWrites = (writes: ReadonlyArray<internal.Write>) =>
+    Effect.gen(function*() {
+      if (writes.length === 0) return [0, 0] as const
+      const keys: Array<string> = []
+      const args: Array<string | number> = [tombstoneMillis]
+      for (const w of writes) {
+        keys.push(store.key(w.key), redisTime(w.key))
+        args.push(w.op, w.value, w.at, w.ttl)
+      }
+      const result = yield* viaRedis(store.eval(internal.apply)(keys, args))
+      if (Result.isFailure(result)) return yield* Effect.fail(result.failure)
+      return [Number(result.success[0]), Number(result.success[1])] as const
+    })
+
+  // A journal entry that cannot be read: rebuilt from the fallback's copy of its key when the copy is that very
+  // write (same seq), otherwise dropped; either way counted and published.
+  const dropped = (seq: number, key: string | undefined, entry: string | undefined, now: number) =>
+    Effect.gen(function*() {
+      let copy: internal.Copy | undefined
+      if (key !== undefined) {
+        const stored = yield* Effect.orElseSucceed(fallback.get(valueKey(key)), () => Option.none<string>())
+        const decoded = Option.map(stored, internal.decodeCopy)
+        if (Option.isSome(decoded) && decoded.value.seq === seq) copy = decoded.value
+      }
+      counts.dropped++
+      yield* PubSub.publish(eventHub, { _tag: "JournalEntryDropped", seq, key, entry, recovered: copy !== undefined })
+      yield* Effect.logWarning(
+        `ResilientRedis: journal entry ${seq}${key === undefined ? "" : ` (key ${JSON.stringify(key)})`} ${
+          copy === undefined ? "is unreadable and was dropped" : "is unreadable; replayed from the fallback's copy"
+        }`
+      )
+      return copy === undefined ? undefined : toWrite(key!, copy.copy, copy.at, copy.expiresAt, now)
+    })
+
+  // The keys of the entries lost before this start, found by their seq in the fallback's copies (read only when
+  // some are missing).
+  const reportMissing = Effect.gen(function*() {
+    if (missing.length === 0) return [] as ReadonlyArray<internal.Write>
+    const now = yield* Clock.currentTimeMillis
+    const bySeq = new Map<number, { readonly key: string; readonly copy: internal.Copy }>()
+    const copies = (yield* fallback.keys).filter((k) => k.startsWith(copyPrefix))
+    yield* Effect.forEach(
+      copies,
+      (name) =>
+        Effect.map(Effect.orElseSucceed(fallback.get(name), () => Option.none<string>()), (stored) => {
+          if (Option.isNone(stored)) return
+          const copy = internal.decodeCopy(stored.value)
+          if (copy.seq !== null) bySeq.set(copy.seq, { key: name.slice(copyPrefix.length), copy })
+        }),
+      { concurrency: fileConcurrency, discard: true }
+    )
+    const writes: Array<internal.Write> = []
+    for (const seq of missing.splice(0)) {
+      const found = bySeq.get(seq)
+      const write = yield* dropped(seq, found?.key, undefined, now)
+      if (write !== undefined) writes.push(write)
+    }
+    return writes
+  })
+
+  // The oldest `batchSize` entries, applied to Redis in one round trip and then removed. It does not take the write
+  // lock: writers only append to the journal meanwhile, so they never hold the replay back.
+  const replayBatch = Effect.gen(function*() {
+    const names = pending.slice(0, batchSize)
+    const now = yield* Clock.currentTimeMillis
+    const stored = yield* Effect.forEach(names, (name) => fallback.get(name), { concurrency: fileConcurrency })
+    const writes: Array<internal.Write> = []
+    let replayable = 0
+    for (let i = 0; i < names.length; i++) {
+      const entry = Option.flatMap(stored[i]!, internal.decodeEntry)
       if (Option.isSome(entry)) {
         const e = entry.value
-        const now = yield* Clock.currentTimeMillis
-        const apply = e.op === "remove" || e.value === null || (e.expiresAt !== null && e.expiresAt <= now)
-          ? Effect.asVoid(store.remove(e.key))
-          : store.set(e.key, e.value, e.expiresAt === null ? undefined : { ttl: e.expiresAt - now })
-        const result = yield* viaRedis(apply)
-        if (Result.isFailure(result)) return yield* Effect.fail(result.failure)
+        writes.push(toWrite(e.key, e.op === "remove" ? null : e.value, e.at, e.expiresAt, now))
+        replayable++
       } else {
-        yield* Effect.logWarning(`ResilientRedis: dropped unreadable journal entry ${name}`)
+        const { key, seq } = internal.parseName(journalPrefix, names[i]!)
+        const write = yield* dropped(seq, key, names[i], now)
+        if (write !== undefined) writes.push(write)
       }
-      yield* fallback.remove(name)
-      pending.shift()
-      if (Option.isSome(entry)) counts.replayed++
-      return pending.length > 0
-    })
-  }))
+    }
+    const [, stale] = yield* applyWrites(writes)
+    // Recorded before the entries go: a crash in between replays them again rather than reporting them lost.
+    replayedUpTo = seqOf(names[names.length - 1]!)
+    yield* fallback.set(replayedKey, String(replayedUpTo))
+    yield* Effect.forEach(names, (name) => fallback.remove(name), { concurrency: fileConcurrency, discard: true })
+    pending.splice(0, names.length)
+    counts.replayed += replayable - Math.min(stale, replayable)
+    counts.stale += stale
+  })
 
-  const replay = Effect.whileLoop({
-    while: () => pending.length > 0,
-    body: () => replayOne,
-    step: () => undefined
+  // The drain rate spans every replay from the first after an outage until the journal is empty.
+  let drainStart: number | undefined
+  let drainBase = 0
+  const replay = Effect.gen(function*() {
+    if (drainStart === undefined) {
+      drainStart = yield* Clock.currentTimeMillis
+      drainBase = counts.replayed + counts.stale
+    }
+    const started = drainStart
+    const before = drainBase
+    const lost = yield* reportMissing
+    if (lost.length > 0) {
+      const [, stale] = yield* applyWrites(lost)
+      counts.stale += stale
+    }
+    const drainBatch = Effect.andThen(
+      replayBatch,
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        drainRate = ((counts.replayed + counts.stale - before) * 1000) / Math.max(1, now - started)
+      })
+    )
+    while (pending.length > 0) yield* drainBatch
+    // The handover, under the writers' lock: a write being journaled as the last batch went finishes first, and
+    // what it left is replayed before any write goes to Redis directly. Under the lock the journal cannot grow, so
+    // this is one batch or two, not a chase.
+    yield* writeLock.withPermits(1)(Effect.whileLoop({
+      while: () => pending.length > 0,
+      body: () => drainBatch,
+      step: () => undefined
+    }))
+    drainStart = undefined
   }).pipe(Effect.ignore, Effect.andThen(refresh))
 
-  const tick = Effect.flatMap(
-    viaRedis(store.get(probeKey)),
-    (result) => Result.isSuccess(result) && pending.length > 0 ? replay : Effect.void
-  )
+  // Redis lost its data (its marker changed): every value this instance copied to its fallback goes back, where
+  // Redis holds nothing newer. Values written only by other instances are gone; the event says how many came back.
+  const reseed = (marker: string) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const copies = (yield* fallback.keys).filter((k) => k.startsWith(copyPrefix))
+      const stored = yield* Effect.forEach(copies, (name) => fallback.get(name), { concurrency: fileConcurrency })
+      const writes: Array<internal.Write> = []
+      for (let i = 0; i < copies.length; i++) {
+        const value = stored[i]!
+        if (Option.isNone(value)) continue
+        const copy = internal.decodeCopy(value.value)
+        if (copy.expiresAt !== null && copy.expiresAt <= now) continue
+        writes.push(toWrite(copies[i]!.slice(copyPrefix.length), copy.copy, copy.at, copy.expiresAt, now))
+      }
+      let reseeded = 0
+      for (let i = 0; i < writes.length; i += batchSize) {
+        const [applied] = yield* applyWrites(writes.slice(i, i + batchSize))
+        reseeded += applied
+      }
+      counts.reseeded += reseeded
+      yield* PubSub.publish(eventHub, { _tag: "RedisDataLost", reseeded, at: now })
+      yield* Effect.logWarning(
+        `ResilientRedis: Redis lost its data; re-seeded ${reseeded} keys from this instance's fallback`
+      )
+      markerSeen = marker
+      yield* Effect.ignore(fallback.set(markerSeenKey, marker))
+    })
+
+  // The ping is the marker's round trip: it tells whether Redis answers, and whether it still holds its data.
+  const tick = Effect.gen(function*() {
+    const candidate = `${yield* Clock.currentTimeMillis}:${yield* Random.nextIntBetween(0, 36 ** 6)}`
+    const result = yield* viaRedis(store.eval(internal.marker)(redisMarker, candidate))
+    if (Result.isFailure(result)) return
+    const marker = String(result.success)
+    if (markerSeen === undefined) {
+      markerSeen = marker
+      yield* Effect.ignore(fallback.set(markerSeenKey, marker))
+    } else if (marker !== markerSeen) {
+      yield* reseed(marker)
+    }
+    if (pending.length > 0 || missing.length > 0) yield* replay
+  })
 
   yield* tick.pipe(
     Effect.ignoreCause,
@@ -517,11 +783,11 @@ export const make: (
   )
 
   const by = { name: breaker.name }
-  const stateCodes: Record<State, number> = { Healthy: 0, Degraded: 1, Failed: 2, Fallback: 3 }
+  const stateCodes: Record<State, number> = { Healthy: 0, Degraded: 1, Failed: 2, Fallback: 3, Connecting: 4 }
   yield* PullMetric.register([
     PullMetric.gauge(
       "resilient_redis_state",
-      "Health: 0 Healthy, 1 Degraded, 2 Failed, 3 Fallback",
+      "Health: 0 Healthy, 1 Degraded, 2 Failed, 3 Fallback, 4 Connecting",
       by,
       () => stateCodes[compute()]
     ),
@@ -549,6 +815,30 @@ export const make: (
       by,
       () => counts.replayed
     ),
+    PullMetric.counter(
+      "resilient_redis_stale_total",
+      "Journal entries not replayed because Redis held a newer write of the key",
+      by,
+      () => counts.stale
+    ),
+    PullMetric.counter(
+      "resilient_redis_dropped_total",
+      "Journal entries that could not be read (each also published as a JournalEntryDropped event)",
+      by,
+      () => counts.dropped
+    ),
+    PullMetric.counter(
+      "resilient_redis_reseeded_total",
+      "Keys written back from the fallback to a Redis that lost its data",
+      by,
+      () => counts.reseeded
+    ),
+    PullMetric.gauge(
+      "resilient_redis_drain_rate",
+      "Journal entries replayed per second, over the current or last replay",
+      by,
+      () => drainRate
+    ),
     PullMetric.gauge("resilient_redis_pending", "Journal entries waiting for Redis", by, () => pending.length)
   ])
 
@@ -558,11 +848,13 @@ export const make: (
     remove,
     health: refresh,
     changes: Stream.fromPubSub(hub),
+    events: Stream.fromPubSub(eventHub),
     snapshot: Effect.map(refresh, (state) => ({
       state,
       breaker: breakerState,
       consecutiveFailures: failures,
       ...counts,
+      drainRate,
       pending: pending.length
     }))
   })
@@ -585,7 +877,7 @@ const operationsHelp = "Operations, by what answered them"
  * import { Layer } from "effect"
  *
  * const Live = ResilientRedis.layer({ pingInterval: "500 millis" }).pipe(
- *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" })),
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379", lazy: true })),
  *   Layer.provide(FallbackStore.layerMemory())
  * )
  * ```

@@ -92,7 +92,7 @@ export * as RedisSentinel from "./RedisSentinel.ts"
  * import { Layer } from "effect"
  *
  * const Live = ResilientRedis.layer({ pingInterval: "1 second" }).pipe(
- *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379" })),
+ *   Layer.provide(RedisStore.layer({ url: "redis://127.0.0.1:6379", lazy: true })),
  *   Layer.provide(FallbackStore.layerMemory())
  * )
  * ```

@@ -3,6 +3,7 @@ import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
 import {
+  Clock,
   Context,
   Data,
   Deferred,
@@ -534,6 +535,87 @@ describe("RedisFleet", () => {
     { timeout: 40_000 }
   )
 
+  it.live(
+    "a trip made during an outage survives the resync when the fleet's last decision is older (an elapsed opening)",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make({ persistence: true })
+        const options: CircuitBreaker.Options = {
+          name: "stock",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "300 millis"
+        }
+        const b = yield* start(server, "b")
+        const onB = yield* breakerOn(b, options)
+        yield* fail(onB)
+        // The fleet's opening elapses and nobody probes: Redis still holds it, Open but over.
+        yield* waitState(onB, "HalfOpen")
+        yield* server.kill
+        // D starts during the outage (it has seen no epoch) and trips on its own.
+        const d = yield* start(server, "d", { lazy: true })
+        const onD = yield* breakerOn(d, { ...options, openDuration: "1 minute" })
+        yield* fail(onD)
+        assert.strictEqual(yield* onD.state, "Open")
+        yield* server.restart
+        // D's trip is news: the fleet takes it, and B opens too.
+        yield* waitState(onB, "Open")
+        yield* Effect.sleep("600 millis")
+        assert.strictEqual(yield* onD.state, "Open")
+        assert.strictEqual(yield* onB.state, "Open")
+      }).pipe(Effect.scoped),
+    { timeout: 20_000 }
+  )
+
+  it.live(
+    "a trip made during an outage gives way when the fleet decided after it (its close is newer than the trip)",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make({ persistence: true })
+        const options: CircuitBreaker.Options = {
+          name: "stock",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "300 millis"
+        }
+        const b = yield* start(server, "b")
+        const onB = yield* breakerOn(b, options)
+        yield* fail(onB)
+        yield* waitState(onB, "HalfOpen")
+        // A probe on B closes the fleet (a decision made now).
+        assert.strictEqual(yield* onB.protect(Effect.succeed("ok")), "ok")
+        yield* waitState(onB, "Closed")
+        const fleet = Context.get(b.context, RedisFleet.RedisFleet)
+        yield* fleet.snapshot.pipe(
+          Effect.flatMap(({ breakers: [stock] }) => stock.queued === 0 ? Effect.void : Effect.fail(stock)),
+          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "2 seconds" })))
+        )
+        yield* server.kill
+        // D's trip happened, by the clocks, a minute before B's close: D's clock runs a minute behind.
+        const d = yield* start(server, "d", { lazy: true })
+        const real = yield* Clock.Clock
+        const lagging: Clock.Clock = {
+          currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe() - 60_000,
+          currentTimeMillis: Effect.sync(() => real.currentTimeMillisUnsafe() - 60_000),
+          currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe() - 60_000_000_000n,
+          currentTimeNanos: Effect.sync(() => real.currentTimeNanosUnsafe() - 60_000_000_000n),
+          monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
+          monotonicTimeNanos: real.monotonicTimeNanos,
+          sleep: (duration) => real.sleep(duration)
+        }
+        const onD = yield* breakerOn(d, { ...options, openDuration: "1 minute" }).pipe(
+          Effect.provideService(Clock.Clock, lagging)
+        )
+        yield* fail(onD).pipe(Effect.provideService(Clock.Clock, lagging))
+        assert.strictEqual(yield* onD.state.pipe(Effect.provideService(Clock.Clock, lagging)), "Open")
+        yield* server.restart
+        // The fleet's close is the newer decision: D's trip is rejected and D takes the fleet's state.
+        yield* waitState(onD, "Closed")
+        assert.strictEqual(yield* onB.state, "Closed")
+        const [stock] = (yield* Context.get(d.context, RedisFleet.RedisFleet).snapshot).breakers
+        assert.strictEqual(stock.rejected, 1)
+      }).pipe(Effect.scoped),
+    { timeout: 20_000 }
+  )
+
   it.live("a trip made just before an instance shuts down still reaches the fleet", () =>
     withFleet((server, [, b]) =>
       Effect.gen(function*() {
@@ -622,8 +704,9 @@ describe("RedisFleet", () => {
         { path: "instance", message: "Expected a non-empty string, got \"\"" },
         {
           path: "heartbeat",
-          message:
-            "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"often\""
+          message: "Expected a duration, got \"often\", which is not a duration: use a number of milliseconds, " +
+            "a Duration, or \"<amount> <unit>\" with a unit among nanos, micros, millis, seconds, minutes, hours, days, weeks " +
+            "(\"30 seconds\")"
         },
         { path: "liveness", message: "Expected a positive duration, got 0 millis" }
       ])

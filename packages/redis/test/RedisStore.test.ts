@@ -209,8 +209,9 @@ describe("RedisStore", () => {
           { path: "password", message: "Expected a Redacted string (Redacted.make(...)), got a string" },
           {
             path: "connectTimeout",
-            message:
-              "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"soon\""
+            message: "Expected a duration, got \"soon\", which is not a duration: use a number of milliseconds, " +
+              "a Duration, or \"<amount> <unit>\" with a unit among nanos, micros, millis, seconds, minutes, hours, days, weeks " +
+              "(\"30 seconds\")"
           },
           { path: "prefix", message: "Expected string | undefined, got 3" },
           { path: "timeout", message: "Expected a positive duration, got -1 millis" }

@@ -2,8 +2,8 @@ import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
+import { Context, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RedisStore from "../src/RedisStore.ts"
@@ -64,10 +64,11 @@ const metric = (id: string, attributes: Record<string, string> = {}) =>
   metricValue(id, { name: "redis", ...attributes })
 
 const withServer = <A, E>(
-  f: (server: RedisServer.RedisServer, directory: string) => Effect.Effect<A, E, RedisStore.RedisStore>
+  f: (server: RedisServer.RedisServer, directory: string) => Effect.Effect<A, E, RedisStore.RedisStore>,
+  options: { readonly persistence: boolean } = { persistence: true }
 ) =>
   Effect.gen(function*() {
-    const server = yield* RedisServer.make({ persistence: true })
+    const server = yield* RedisServer.make(options)
     const directory = yield* tempDirectory
     return yield* f(server, directory).pipe(
       Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis" }))
@@ -187,6 +188,7 @@ describe("ResilientRedis", () => {
       withServer((server, directory) =>
         Effect.gen(function*() {
           const cache = yield* open(directory)
+          yield* waitFor(cache, "Healthy")
           const changes: Array<string> = []
           yield* cache.changes.pipe(
             Stream.runForEach((c) => Effect.sync(() => changes.push(`${c.from}->${c.to}`))),
@@ -243,13 +245,214 @@ describe("ResilientRedis", () => {
       )
       assert.strictEqual(error._tag, "PolicyConfigError")
       assert(error._tag === "PolicyConfigError")
-      assert.deepStrictEqual(error.issues, [
-        {
-          path: "pingInterval",
-          message:
-            "Expected a duration (a Duration, a number of milliseconds, or a string like \"30 seconds\"), got \"soon\""
-        },
-        { path: "failureThreshold", message: "Expected a value greater than or equal to 1, got 0" }
-      ])
+      assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["pingInterval", "failureThreshold"])
+      assert.isTrue(error.issues[0]!.message.startsWith("Expected a duration, got \"soon\""))
+      assert.strictEqual(error.issues[1]!.message, "Expected a value greater than or equal to 1, got 0")
     }), 5_000)
+})
+
+/** The events published from now on, collected for the scope. */
+const collectEvents = (cache: Cache) =>
+  Effect.gen(function*() {
+    const events: Array<ResilientRedis.Event> = []
+    yield* cache.events.pipe(Stream.runForEach((e) => Effect.sync(() => events.push(e))), Effect.forkScoped)
+    yield* Effect.sleep("20 millis")
+    return events
+  })
+
+describe("ResilientRedis under faults (issue 15)", () => {
+  it.live(
+    "the replay drains in bounded time while 8 writers keep writing; its drain rate is reported",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const cache = yield* open(directory)
+          yield* cache.set("warm", "up")
+          yield* server.kill
+          let stop = false
+          const written = new Map<string, string>()
+          let n = 0
+          const writer = (w: number) =>
+            Effect.whileLoop({
+              while: () => !stop,
+              body: () => {
+                const i = n++
+                const key = `w${w}:${i % 25}`
+                return Effect.as(cache.set(key, `v${i}`, { ttl: "1 hour" }), [key, `v${i}`] as const)
+              },
+              step: ([key, value]) => written.set(key, value)
+            })
+          const writers = yield* Effect.forEach(
+            Array.from({ length: 8 }, (_, w) => w),
+            (w) => Effect.forkScoped(writer(w))
+          )
+          // A backlog of 200 entries at least, however fast this machine's disk journals them.
+          const backlog = yield* cache.snapshot.pipe(
+            Effect.flatMap((s) => s.pending >= 200 ? Effect.succeed(s.pending) : Effect.fail(s.pending)),
+            Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "15 seconds" })))
+          )
+          const restarted = performance.now()
+          yield* server.restart
+          // The writers go on while the journal drains: the service must still get back to Redis.
+          yield* waitFor(cache, "Healthy")
+          const drained = performance.now() - restarted
+          const after = yield* cache.snapshot
+          // Once drained it stays drained: the writers, still going, write to Redis, and nothing is journaled again.
+          yield* Effect.sleep("300 millis")
+          const later = yield* cache.snapshot
+          assert.strictEqual(later.state, "Healthy")
+          assert.strictEqual(later.journaled, after.journaled)
+          assert.isAbove(later.redisOps, after.redisOps)
+          stop = true
+          yield* Fiber.joinAll(writers)
+          assert.isAbove(after.drainRate, 0)
+          console.log(
+            `replay under load: backlog ${backlog} entries, ${after.replayed} replayed, drained in ${
+              drained.toFixed(0)
+            } ms, drain rate ${after.drainRate.toFixed(0)} entries/s`
+          )
+          yield* waitFor(cache, "Healthy")
+          const store = yield* RedisStore.RedisStore
+          for (const [key, value] of written) assert.deepStrictEqual(yield* store.get(key), Option.some(value), key)
+        }).pipe(Effect.scoped), { persistence: true }),
+    30_000
+  )
+
+  it.live(
+    "one instance's replay does not overwrite another instance's newer write (last write wins across instances)",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const other = yield* tempDirectory
+          const two = yield* open(other)
+          // Instance one journals during the outage, and goes (a restart, say) before Redis is back.
+          yield* Effect.gen(function*() {
+            const one = yield* open(directory)
+            yield* one.set("k", "old")
+            yield* server.kill
+            yield* one.set("k", "older-than-two")
+            yield* one.set("only-one", "kept")
+            assert.strictEqual((yield* one.snapshot).pending, 2)
+          }).pipe(Effect.scoped)
+          yield* server.restart
+          yield* waitFor(two, "Healthy")
+          yield* two.set("k", "two")
+          // One comes back and replays its journal after two's newer write.
+          const one = yield* open(directory)
+          yield* waitFor(one, "Healthy")
+          // On a loaded machine two's write may itself have been journaled (a command failing while the connection
+          // came back); two's replay then lands it, still the newest. Either way both journals end empty.
+          yield* waitFor(two, "Healthy")
+          const after = yield* one.snapshot
+          const twoAfter = yield* two.snapshot
+          assert.strictEqual(after.pending + twoAfter.pending, 0)
+          if (twoAfter.replayed === 0) {
+            // Two wrote straight to Redis: one's older entry for k is stale, only-one is replayed.
+            assert.strictEqual(after.replayed, 1)
+            assert.strictEqual(after.stale, 1)
+          }
+          const store = yield* RedisStore.RedisStore
+          assert.deepStrictEqual(yield* store.get("k"), Option.some("two"))
+          assert.deepStrictEqual(yield* store.get("only-one"), Option.some("kept"))
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
+  it.live(
+    "a Redis that comes back empty (--save \"\") is re-seeded from the fallback, and says so in an event",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const cache = yield* open(directory)
+          const events = yield* collectEvents(cache)
+          for (let i = 0; i < 20; i++) yield* cache.set(`k${i}`, `v${i}`, { ttl: "1 hour" })
+          yield* cache.remove("k0")
+          yield* waitFor(cache, "Healthy")
+          yield* server.kill
+          yield* server.restart
+          const store = yield* RedisStore.RedisStore
+          yield* store.get("k19").pipe(
+            Effect.flatMap((v) => Option.isSome(v) ? Effect.void : Effect.fail("not re-seeded yet")),
+            Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "8 seconds" })))
+          )
+          for (let i = 1; i < 20; i++) assert.deepStrictEqual(yield* store.get(`k${i}`), Option.some(`v${i}`))
+          assert.deepStrictEqual(yield* store.get("k0"), Option.none())
+          const lost = events.filter((e) => e._tag === "RedisDataLost")
+          assert.strictEqual(lost.length, 1)
+          assert(lost[0]!._tag === "RedisDataLost")
+          assert.strictEqual(lost[0]!.reseeded, 19)
+          assert.strictEqual((yield* cache.snapshot).reseeded, 19)
+        }).pipe(Effect.scoped), { persistence: false }),
+    20_000
+  )
+
+  it.live(
+    "a damaged journal entry is counted, reported with its key, and recovered from the fallback's copy",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          yield* Effect.gen(function*() {
+            const first = yield* open(directory)
+            yield* server.kill
+            yield* first.set("a", "1")
+            yield* first.set("b", "2")
+            yield* first.set("c", "3")
+            assert.strictEqual((yield* first.snapshot).pending, 3)
+          }).pipe(Effect.scoped)
+          // Flip a byte in the value of the entry that journaled "b" (seq 1), as a torn write would.
+          const file = readdirSync(directory)
+            .map((name) => join(directory, name))
+            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000001"))
+          assert.isDefined(file)
+          const bytes = readFileSync(file!)
+          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
+          writeFileSync(file!, bytes)
+
+          yield* Effect.gen(function*() {
+            // Opened while Redis is still down, so that the events are watched before the replay runs.
+            const second = yield* open(directory)
+            const events = yield* collectEvents(second)
+            yield* server.restart
+            yield* waitFor(second, "Healthy")
+            const after = yield* second.snapshot
+            assert.strictEqual(after.dropped, 1)
+            assert.strictEqual(yield* metric("resilient_redis_dropped_total"), 1)
+            const store = yield* RedisStore.RedisStore
+            assert.deepStrictEqual(yield* store.get("a"), Option.some("1"))
+            assert.deepStrictEqual(yield* store.get("b"), Option.some("2"))
+            assert.deepStrictEqual(yield* store.get("c"), Option.some("3"))
+            yield* Effect.sleep("20 millis")
+            const dropped = events.filter((e) => e._tag === "JournalEntryDropped")
+            assert.strictEqual(dropped.length, 1)
+            assert(dropped[0]!._tag === "JournalEntryDropped")
+            assert.strictEqual(dropped[0]!.key, "b")
+            assert.strictEqual(dropped[0]!.seq, 1)
+            assert.isTrue(dropped[0]!.recovered)
+          }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+        })
+      ),
+    20_000
+  )
+
+  it.live(
+    "health says Connecting until a lazy client's first successful round trip",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          yield* server.kill
+          const cache = yield* open(directory)
+          assert.strictEqual(yield* cache.health, "Connecting")
+          // Pings fail meanwhile: still never connected.
+          yield* Effect.sleep("700 millis")
+          assert.strictEqual(yield* cache.health, "Connecting")
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis", lazy: true }))
+        )
+      ),
+    20_000
+  )
 })

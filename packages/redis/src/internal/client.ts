@@ -10,13 +10,16 @@
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Redis from "effect/persistence/Redis"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
-import { createClient } from "redis"
+import { createClient, ErrorReply } from "redis"
 
 /** @internal */
 export type Client = ReturnType<typeof createClient>
@@ -64,34 +67,206 @@ export const withReconnect = (
 })
 
 /**
- * Creates (does not connect) a client that reconnects as `retry` says and logs its errors instead of crashing.
+ * How often an outage is recalled in the log while it lasts.
+ *
+ * @internal
+ */
+export const reminderInterval = Duration.minutes(1)
+
+/**
+ * Where a client connects, for messages: `host:port` or the socket path, never the URL (it may carry a password).
+ *
+ * @internal
+ */
+export const addressOf = (client: Client): string => {
+  const socket: { readonly host?: unknown; readonly port?: unknown; readonly path?: unknown } = socketOf(client)
+  if (typeof socket.path === "string") return socket.path
+  return `${typeof socket.host === "string" ? socket.host : "localhost"}:${
+    typeof socket.port === "number" ? socket.port : 6379
+  }`
+}
+
+/**
+ * A connection error on one line: node's socket errors carry their `code` (an `AggregateError` for a host with
+ * several addresses has an empty message), node-redis' their class name.
+ *
+ * @internal
+ */
+export const describeError = (cause: unknown): string => {
+  if (typeof cause !== "object" || cause === null) return String(cause)
+  const code = "code" in cause && typeof cause.code === "string" ? cause.code : undefined
+  const message = "message" in cause && typeof cause.message === "string" ? cause.message.split("\n")[0]! : ""
+  const name = "name" in cause && typeof cause.name === "string" && cause.name !== "Error"
+    ? cause.name
+    : cause.constructor.name
+  if (code !== undefined) return message.includes(code) ? message : message === "" ? code : `${code}: ${message}`
+  return `${name}: ${message}`
+}
+
+const notRedisHint = "; the server accepted the connection but did not answer the Redis handshake, so it is likely " +
+  "not a Redis server (or one that expects TLS: use a rediss:// URL)"
+
+// Aborting the socket's signal is the only way to stop a socket that is still connecting: `destroy` cannot.
+const aborts = new WeakMap<Client, AbortController>()
+
+/**
+ * Logs a client's connection as it changes: one line when it is lost (or cannot be made), a one-line reminder each
+ * `reminderInterval` while the outage lasts, one line when it is back with the outage's duration. Not every attempt:
+ * node-redis reports each one as an `error`, thousands an hour. Errors while `quiet()` are left to the caller.
+ *
+ * @internal
+ */
+export const logConnection = (client: Client, label: string, runSync: RunSync, quiet: () => boolean): void => {
+  let outage: { readonly since: number; remindedAt: number; attempts: number } | undefined
+  let wasReady = false
+  // A socket that connected and then failed before `ready`: the handshake broke, so something else may listen there.
+  let handshaking = false
+  client.on("connect", () => {
+    handshaking = true
+  })
+  client.on("ready", () => {
+    wasReady = true
+    handshaking = false
+    if (outage === undefined) return
+    const lasted = Duration.format(Duration.millis(runSync(Clock.currentTimeMillis) - outage.since))
+    outage = undefined
+    runSync(Effect.logInfo(`${label}: connection to ${addressOf(client)} is back after ${lasted}`))
+  })
+  client.on("error", (cause) => {
+    const notRedis = handshaking && !(cause instanceof ErrorReply)
+    handshaking = false
+    if (quiet()) return
+    const now = runSync(Clock.currentTimeMillis)
+    if (outage === undefined) {
+      outage = { since: now, remindedAt: now, attempts: 1 }
+      return runSync(Effect.logWarning(
+        `${label}: ${wasReady ? "lost the connection to" : "cannot connect to"} ${addressOf(client)} (${
+          describeError(cause)
+        }${notRedis ? notRedisHint : ""}), reconnecting in the background`
+      ))
+    }
+    outage.attempts++
+    if (now - outage.remindedAt < Duration.toMillis(reminderInterval)) return
+    outage.remindedAt = now
+    runSync(Effect.logWarning(
+      `${label}: still no connection to ${addressOf(client)} after ${
+        Duration.format(Duration.millis(now - outage.since))
+      } (${outage.attempts} attempts, last: ${describeError(cause)})`
+    ))
+  })
+}
+
+/**
+ * Creates (does not connect) a client that reconnects as `retry` says and logs its connection (`logConnection`)
+ * instead of crashing. A client that gives up before it was ready (`"beforeReady"`) logs nothing: its caller reports.
  *
  * @internal
  */
 export const makeClient = (options: ClientOptions, retry: Retry, runSync: RunSync, label: string): Client => {
   let ready = false
+  const abort = new AbortController()
+  const socket = options.socket ?? {}
+  const callerSignal = "signal" in socket ? socket.signal : undefined
   const client: Client = createClient({
     ...options,
-    socket: withReconnect(options.socket ?? {}, retry, () => ready, runSync)
+    socket: withReconnect(
+      // node-redis' TLS option type omits `signal`, which `tls.connect` accepts.
+      Object.assign({}, socket, {
+        signal: callerSignal ? AbortSignal.any([callerSignal, abort.signal]) : abort.signal
+      }),
+      retry,
+      () => ready,
+      runSync
+    )
   })
+  aborts.set(client, abort)
   client.once("ready", () => {
     ready = true
   })
-  client.on("error", (cause) => {
-    runSync(Effect.logWarning(`${label} client error`, cause))
-  })
+  logConnection(client, label, runSync, () => abort.signal.aborted || (retry === "beforeReady" && !ready))
   return client
 }
 
 /**
- * Closes a client whatever its state (never connected, reconnecting, open): in-flight commands fail instead of
- * holding the scope open behind a server that does not answer.
+ * Closes a client whatever its state (never connected, connecting, reconnecting, open): in-flight commands fail
+ * instead of holding the scope open behind a server that does not answer. Never awaits `close`, which a server that
+ * does not answer never lets settle.
  *
  * @internal
  */
 export const destroyClient = (client: Client): void => {
   if (client.isOpen) client.destroy()
+  // After `destroy`, so that the abort only meets a still-connecting socket nobody tracks (no client error).
+  aborts.get(client)?.abort()
 }
+
+/**
+ * An eager connection failed: `message` says where to and why.
+ *
+ * @internal
+ */
+export class ConnectError extends Data.TaggedError("ConnectError")<{
+  readonly message: string
+  readonly cause: unknown
+}> {}
+
+// node-redis wraps the failure that made the strategy give up.
+const unwrap = (cause: unknown): unknown =>
+  typeof cause === "object" && cause !== null && "originalError" in cause ? cause.originalError : cause
+
+/**
+ * An eager connection: connects while it builds, and fails with `ConnectError` when Redis is unreachable, refuses
+ * the handshake, or has not completed it within `connectTimeout`. node-redis' own `connectTimeout` bounds only the
+ * TCP connect: a server that accepts connections but never answers (stopped, overloaded) would hang `connect()`
+ * forever, so the whole handshake is bounded here, and the client destroyed on failure.
+ *
+ * @internal
+ */
+export const makeEager = (
+  options: ClientOptions & { readonly pool?: Redis.PoolOptions | undefined },
+  connectTimeout: Duration.Duration,
+  label: string
+): Effect.Effect<Redis.Redis["Service"], ConnectError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
+    const { pool, ...clientOptions } = options
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => makeClient(clientOptions, "beforeReady", runSync, label)),
+      (created) => Effect.sync(() => destroyClient(created))
+    )
+    let reached = false
+    client.once("connect", () => {
+      reached = true
+    })
+    const address = addressOf(client)
+    yield* Effect.tryPromise({
+      try: () => client.connect(),
+      catch: (error) => {
+        const cause = unwrap(error)
+        return new ConnectError({
+          message: reached && !(cause instanceof ErrorReply)
+            // The TCP connection was made, then the handshake broke: something else listens there.
+            ? `Redis connect to ${address} failed: ${describeError(cause)}${notRedisHint}`
+            : `Redis connect to ${address} failed: ${describeError(cause)}`,
+          cause
+        })
+      }
+    }).pipe(Effect.timeoutOrElse({
+      duration: connectTimeout,
+      orElse: () =>
+        Effect.fail(
+          new ConnectError({
+            message: `Redis connect to ${address} timed out after ${Duration.format(connectTimeout)}: ${
+              reached
+                ? "the server accepted the connection but did not answer (stopped or overloaded?)"
+                : "no connection was made"
+            }`,
+            cause: undefined
+          })
+        )
+    }))
+    return yield* makeRedis(fixed(client), { label, pool })
+  })
 
 /**
  * Where commands go: the current client and its generation, which a switch to another server (a failover) bumps.
@@ -203,8 +378,8 @@ export const makeRedis = (
         next.once("ready", () => {
           ready = true
         })
+        logConnection(next, `${options.label} subscriber`, runSync, () => closed || (retry === "beforeReady" && !ready))
         next.on("error", (cause) => {
-          runSync(Effect.logWarning(`${options.label} subscriber error`, cause))
           // Reconnecting clients stay open; a closed one gave up for good.
           if (subscriber === next && !next.isOpen) {
             runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))

@@ -51,12 +51,15 @@ const script = (lua: string) =>
 /**
  * A change made on an instance. KEYS: hash, keys set, votes, instances. ARGV[4..]: kind, base epoch, origin, reason,
  * mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt, now, counting, quorum instances, quorum
- * share, quorum window, liveness, hash prefix of the breaker's keys.
+ * share, quorum window, liveness, hash prefix of the breaker's keys, the time the change was made.
  *
  * Manual controls always win (the operator's intent, last writer wins); a breaker-wide one rewrites every key, as
- * it does locally. A trip is accepted onto the epoch the instance last saw, or onto a closed circuit whatever it saw
- * (a trip is news). With quorum counting a trip is a vote instead, and opens the fleet once the quorum holds. A
- * close is accepted only onto the epoch the instance saw: otherwise the fleet moved on, and the fleet wins.
+ * it does locally. A trip is accepted onto the epoch the instance last saw; made on a stale epoch (during an outage,
+ * say), it is accepted unless the fleet holds a newer decision: it is accepted onto a circuit closed before the trip
+ * was made, and onto an opening that has elapsed and began before the trip; it is rejected by a manual control, an
+ * opening still in force, or a close made after it (the instances' clocks decide). With quorum counting a trip is a
+ * vote instead, and opens the fleet once the quorum holds. A close is accepted only onto the epoch the instance saw:
+ * otherwise the fleet moved on, and the fleet wins.
  *
  * @internal
  */
@@ -104,7 +107,20 @@ if ARGV[16] == 'quorum' and kind == 'trip' then
 end
 if ARGV[16] == 'quorum' and kind == 'close' then redis.call('ZREM', KEYS[3], ARGV[6]) end
 local base = tonumber(ARGV[5])
-if kind == 'trip' and (epoch == base or (phase == 'Closed' and mode == 'Live')) then return commit(fields, true) end
+if kind == 'trip' then
+  if epoch == base then return commit(fields, true) end
+  -- A stale epoch: the trip still wins over a decision older than itself (a close before it, an opening that has
+  -- elapsed and started before it), never over a manual control or an opening still in force.
+  if mode == 'Live' then
+    local at = tonumber(ARGV[22])
+    local s = redis.call('HMGET', h, 'closedAt', 'openedAt', 'openUntil')
+    if phase == 'Closed' and at >= tonumber(s[1] or '0') then return commit(fields, true) end
+    if phase ~= 'Closed' and now >= tonumber(s[3] or '0') and at >= tonumber(s[2] or '0') then
+      return commit(fields, true)
+    end
+  end
+  return reply('rejected', h)
+end
 if kind == 'close' and epoch == base and phase ~= 'Closed' then return commit(fields, true) end
 return reply('rejected', h)
 `)

@@ -1,0 +1,184 @@
+/**
+ * `ResilientRedis`' storage formats and Lua scripts: the journal entry, the fallback's copy of a value, and the
+ * scripts that stamp each Redis write with its time so that a replay applies only what Redis holds nothing newer
+ * than.
+ *
+ * Layout in Redis, beside each value key `k` (under the store's prefix): `<service prefix>at:<k>`, the write time
+ * (epoch milliseconds from the writer's `Clock`) of the value, with the value's TTL; after a remove, the remove's
+ * time with a TTL of `tombstoneMillis`, so that an older replayed write does not bring the key back.
+ *
+ * @internal
+ */
+import * as Option from "effect/Option"
+import * as Redis from "effect/persistence/Redis"
+import * as Schema from "effect/Schema"
+
+/** A journaled write. @internal */
+export const Entry = Schema.Struct({
+  op: Schema.Literals(["set", "remove"]),
+  key: Schema.String,
+  value: Schema.NullOr(Schema.String),
+  /** Epoch milliseconds, or null for no expiry. */
+  expiresAt: Schema.NullOr(Schema.Number),
+  at: Schema.Number
+})
+
+/** @internal */
+export type Entry = typeof Entry.Type
+
+const EntryJson = Schema.fromJsonString(Entry)
+
+/** @internal */
+export const encodeEntry = Schema.encodeSync(EntryJson)
+
+/** @internal */
+export const decodeEntry = Schema.decodeUnknownOption(EntryJson)
+
+/**
+ * The fallback's copy of a value: the value, its write time and expiry, and the journal seq of the write when it
+ * was journaled (null when Redis took it directly). The seq ties a copy to its journal entry, so that a lost entry
+ * can be rebuilt from the copy.
+ *
+ * @internal
+ */
+export const Copy = Schema.Struct({
+  copy: Schema.String,
+  at: Schema.Number,
+  expiresAt: Schema.NullOr(Schema.Number),
+  seq: Schema.NullOr(Schema.Number)
+})
+
+/** @internal */
+export type Copy = typeof Copy.Type
+
+const CopyJson = Schema.fromJsonString(Copy)
+
+/** @internal */
+export const encodeCopy = Schema.encodeSync(CopyJson)
+
+const decodeCopyOption = Schema.decodeUnknownOption(CopyJson)
+
+/** A stored copy; a plain string (written by 0.1) is the value itself, with no time. @internal */
+export const decodeCopy = (stored: string): Copy =>
+  Option.getOrElse(decodeCopyOption(stored), () => ({ copy: stored, at: 0, expiresAt: null, seq: null }))
+
+const seqWidth = 16
+
+/**
+ * The journal entry's name: the padded seq (names sort by seq), then the key, so a damaged entry still names it.
+ *
+ * @internal
+ */
+export const entryName = (journalPrefix: string, seq: number, key: string): string =>
+  `${journalPrefix}${String(seq).padStart(seqWidth, "0")}:${key}`
+
+/** The seq and key of an entry's name (names of 0.1 carry no key). @internal */
+export const parseName = (
+  journalPrefix: string,
+  name: string
+): { readonly seq: number; readonly key: string | undefined } => {
+  const rest = name.slice(journalPrefix.length)
+  const colon = rest.indexOf(":")
+  return colon < 0
+    ? { seq: Number(rest), key: undefined }
+    : { seq: Number(rest.slice(0, colon)), key: rest.slice(colon + 1) }
+}
+
+/** One write for `apply`: `s` (set) or `d` (remove), value, write time, TTL in milliseconds (0: none). @internal */
+export interface Write {
+  readonly op: "s" | "d"
+  readonly key: string
+  readonly value: string
+  readonly at: number
+  readonly ttl: number
+}
+
+/**
+ * Applies writes in order, each only when the key's stored time is not newer than the write's: one atomic compare
+ * and set per batch. KEYS: value key, time key, per write. ARGV[1]: tombstone millis, then op, value, time, TTL per
+ * write. Answers `[applied, stale]`.
+ *
+ * @internal
+ */
+export const apply = Redis.script(
+  (keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => [...keys, ...args],
+  {
+    numberOfKeys: (keys) => keys.length,
+    lua: `
+local applied, stale = 0, 0
+for i = 1, #KEYS / 2 do
+  local vk, ak = KEYS[2 * i - 1], KEYS[2 * i]
+  local op, value, at, ttl = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
+  local current = redis.call('GET', ak)
+  if current and tonumber(current) > tonumber(at) then
+    stale = stale + 1
+  else
+    if op == 's' then
+      if tonumber(ttl) > 0 then
+        redis.call('SET', vk, value, 'PX', ttl)
+        redis.call('SET', ak, at, 'PX', ttl)
+      else
+        redis.call('SET', vk, value)
+        redis.call('SET', ak, at)
+      end
+    else
+      redis.call('DEL', vk)
+      redis.call('SET', ak, at, 'PX', ARGV[1])
+    end
+    applied = applied + 1
+  end
+end
+return {applied, stale}
+`
+  }
+).withReturnType<[number, number]>()
+
+/**
+ * A write made now, straight to Redis: applied whatever the stored time (arrival order among live writes), and
+ * stamped. KEYS: value key, time key. ARGV: op, value, time, TTL, tombstone millis. Answers 1 when a remove found
+ * the key.
+ *
+ * @internal
+ */
+export const write = Redis.script(
+  (keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) => [...keys, ...args],
+  {
+    numberOfKeys: (keys) => keys.length,
+    lua: `
+if ARGV[1] == 's' then
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[2], ARGV[3])
+  end
+  return 0
+end
+local found = redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[5])
+return found
+`
+  }
+).withReturnType<number>()
+
+/**
+ * The data marker: set once, lost with Redis' data. KEYS: marker. ARGV[1]: a new id, used when none is set. A
+ * marker that changed means Redis lost what it held. Answers the marker.
+ *
+ * @internal
+ */
+export const marker = Redis.script(
+  (key: string, candidate: string) => [key, candidate],
+  {
+    numberOfKeys: 1,
+    lua: `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1])
+  v = ARGV[1]
+end
+return v
+`
+  }
+).withReturnType<string>()
