@@ -1,0 +1,26 @@
+import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
+import { ResilienceHttp } from "@effect-resilience/http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { createServer } from "node:http"
+
+// Your own routes, with a breaker made under the registry.
+const AppRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const payments = yield* CircuitBreaker.make({ name: "payments", trip: CircuitBreaker.consecutive(5) })
+  yield* router.add("POST", "/pay", payments.protect(Effect.succeed(HttpServerResponse.text("paid"))))
+}))
+
+// One layer mounts the API, the probes, the admin controls, /metrics, the event stream and /dashboard.
+// The admin token comes from RESILIENCE_ADMIN_TOKEN; "payments" open takes the instance out of rotation.
+export const Main = HttpRouter.serve(
+  Layer.mergeAll(AppRoutes, ResilienceHttp.layer({ criticalBreakers: ["payments"] }))
+).pipe(
+  Layer.provide(CircuitBreakerRegistry.layer),
+  Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
+)
+
+// Or the surface alone, on an operations port of its own.
+export const Ops = ResilienceHttp.layerServer({ port: 9464, host: "127.0.0.1" }).pipe(
+  Layer.provide(CircuitBreakerRegistry.layer)
+)

@@ -1,0 +1,571 @@
+/**
+ * The whole operational surface as one layer: the monitoring API, health probes and admin controls
+ * (`ResilienceApi`), their OpenAPI document and docs page, plus the live events, Prometheus metrics and the
+ * dashboard. Mount it in your own `HttpRouter` with `layer`, or serve it alone with `layerServer`.
+ *
+ * It only reads what core exposes (`CircuitBreakerRegistry`, and when provided `HealthMonitor`, `Degradation`,
+ * `RedisFleet`) and adds nothing to a call's path. Every error is a JSON problem body (RFC 9457): malformed
+ * names and keys 400, unknown paths 404, wrong methods 405, oversized requests 413, never a 500 with a stack.
+ *
+ * **Example** (Mounting the surface in an existing server)
+ *
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { HttpRouter } from "effect/http"
+ * import { createServer } from "node:http"
+ *
+ * const Server = HttpRouter.serve(ResilienceHttp.layer({ criticalBreakers: ["payments"] })).pipe(
+ *   Layer.provide(CircuitBreakerRegistry.layer),
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as CircuitBreakerRegistry from "@effect-resilience/core/CircuitBreakerRegistry"
+import * as Degradation from "@effect-resilience/core/Degradation"
+import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import * as PolicyConfig from "@effect-resilience/core/PolicyConfig"
+import type * as RedisFleet from "@effect-resilience/redis/RedisFleet"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as ByteSize from "effect/ByteSize"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import * as HttpApiError from "effect/http-api/HttpApiError"
+import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
+import type * as Etag from "effect/http/Etag"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import type * as HttpPlatform from "effect/http/HttpPlatform"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Path from "effect/Path"
+import type * as PlatformError from "effect/PlatformError"
+import * as PubSub from "effect/PubSub"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Types from "effect/Types"
+import { createServer } from "node:http"
+import * as Admin from "./Admin.ts"
+import * as Dashboard from "./Dashboard.ts"
+import * as Events from "./Events.ts"
+import * as token from "./internal/token.ts"
+import * as wire from "./internal/wire.ts"
+import * as Metrics from "./Metrics.ts"
+import * as ResilienceApi from "./ResilienceApi.ts"
+
+/**
+ * What the layer serves and how strict it is.
+ *
+ * @example
+ * ```ts
+ * import type { ResilienceHttp } from "@effect-resilience/http"
+ * import { Redacted } from "effect"
+ *
+ * const options: ResilienceHttp.Options = {
+ *   adminToken: Redacted.make("s3cret"),
+ *   criticalBreakers: ["payments"],
+ *   maxKeys: 20
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** The admin token. Default: config `RESILIENCE_ADMIN_TOKEN`; neither set: admin routes answer 403. */
+  readonly adminToken?: Redacted.Redacted<string> | undefined
+  /** Breakers whose being open takes the instance out of rotation (`/health/ready` 503, `/health` unhealthy). */
+  readonly criticalBreakers?: ReadonlyArray<string> | undefined
+  /** The `Degradation` level from which the instance is out of rotation. Default: the highest rule's level. */
+  readonly criticalLevel?: number | undefined
+  /** Keys listed per keyed breaker (the most recently used first). Default 50. */
+  readonly maxKeys?: number | undefined
+  /** Requests with a larger declared body get 413. Default 16384 bytes. */
+  readonly maxBodyBytes?: number | undefined
+  /** Serve the OpenAPI document and the docs page under `/api/v1/resilience`. Default true. */
+  readonly docs?: boolean | undefined
+  /** `layer` only: the live event stream's options, or `false` to leave it out. */
+  readonly events?: Events.Options | false | undefined
+  /** `layer` only: the Prometheus endpoint's options, or `false` to leave it out. */
+  readonly metrics?: Metrics.Options | false | undefined
+  /** `layer` only: the dashboard's options, or `false` to leave it out. */
+  readonly dashboard?: Dashboard.Options | false | undefined
+}
+
+const OptionsSchema = Schema.Struct({
+  criticalBreakers: Schema.Array(ResilienceApi.BreakerName),
+  criticalLevel: Schema.optional(PolicyConfig.NonNegativeInt),
+  maxKeys: PolicyConfig.PositiveInt,
+  maxBodyBytes: PolicyConfig.PositiveInt,
+  docs: Schema.Boolean
+})
+
+type Settings = typeof OptionsSchema.Type & { readonly adminToken: Redacted.Redacted<string> | undefined }
+
+// Looked up by its key, so that `@effect-resilience/redis` stays an optional peer: only its type is imported.
+const RedisFleetService = Context.Service<RedisFleet.RedisFleet>("@effect-resilience/redis/RedisFleet")
+
+const settings = (options: Options | undefined) =>
+  Effect.gen(function*() {
+    const decoded = yield* PolicyConfig.decode(OptionsSchema, {
+      criticalBreakers: options?.criticalBreakers ?? [],
+      criticalLevel: options?.criticalLevel,
+      maxKeys: options?.maxKeys ?? 50,
+      maxBodyBytes: options?.maxBodyBytes ?? 16384,
+      docs: options?.docs ?? true
+    }, { kind: "resilience http", policy: "ResilienceHttp" })
+    const configured = options?.adminToken !== undefined
+      ? Option.some(options.adminToken)
+      : yield* Config.option(Config.Redacted("RESILIENCE_ADMIN_TOKEN"))
+    // An empty token would make "no token" a credential: treat it as not configured.
+    const adminToken = Option.filter(configured, (t) => Redacted.value(t).length > 0)
+    return { ...decoded, adminToken: Option.getOrUndefined(adminToken) } satisfies Settings
+  })
+
+const breakers = Effect.flatMap(
+  CircuitBreakerRegistry.all,
+  (all) =>
+    Effect.forEach(all, (b) => Effect.map(b.snapshots, (snapshots): wire.Breaker => ({ name: b.name, snapshots })))
+)
+
+// Handlers run with what the layer was built with: capture the registry once, provide it per request.
+const registryProvider = Effect.map(
+  CircuitBreakerRegistry.CircuitBreakerRegistry,
+  (registry) => <A, E>(effect: Effect.Effect<A, E, CircuitBreakerRegistry.CircuitBreakerRegistry>) =>
+    Effect.provideService(effect, CircuitBreakerRegistry.CircuitBreakerRegistry, registry)
+)
+
+const nowIso = Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString())
+
+const notFound = (name: string) =>
+  new ResilienceApi.BreakerNotFound({ breaker: name, detail: "No circuit breaker of that name is registered" })
+
+const MonitoringLive = (s: Settings) =>
+  HttpApiBuilder.group(ResilienceApi.ResilienceApi, "monitoring", (handlers) =>
+    Effect.gen(function*() {
+      const provide = yield* registryProvider
+      const fleet = yield* Effect.serviceOption(RedisFleetService)
+      return handlers
+        .handle("circuitBreakers", () =>
+          provide(Effect.map(breakers, (all) => {
+            const out: Record<string, ResilienceApi.CircuitBreakerEntry> = {}
+            for (const b of all) {
+              const e = wire.entry(b.snapshots, s.maxKeys)
+              if (e !== undefined) out[b.name] = e
+            }
+            return out
+          })))
+        .handle("circuitBreaker", ({ params }) =>
+          provide(CircuitBreakerRegistry.get(params.name)).pipe(
+            Effect.flatMap((b) => b.snapshots),
+            Effect.map((snapshots) => wire.entry(snapshots, s.maxKeys)),
+            Effect.catchTag("CircuitBreakerNotFound", () => Effect.succeed(undefined)),
+            Effect.flatMap((e) => e === undefined ? Effect.fail(notFound(params.name)) : Effect.succeed(e))
+          ))
+        .handle("health", () =>
+          provide(Effect.zipWith(breakers, Clock.currentTimeMillis, (all, now) => wire.breakersHealth(all, now))))
+        .handle("summary", () =>
+          provide(Effect.map(breakers, wire.summary)))
+        .handle("fleet", () =>
+          Effect.gen(function*() {
+            if (Option.isNone(fleet)) return yield* new ResilienceApi.FleetNotConfigured({})
+            const snapshot = yield* fleet.value.snapshot
+            const instances = yield* fleet.value.instances.pipe(Effect.orElseSucceed(() => []))
+            const local = new Map((yield* provide(breakers)).map((b) => [b.name, b.snapshots] as const))
+            return {
+              instance: snapshot.instance,
+              live_instances: instances.map((i) => ({
+                instance: i.instance,
+                last_heartbeat: new Date(i.lastHeartbeat).toISOString()
+              })),
+              unreadable: snapshot.unreadable,
+              breakers: snapshot.breakers.map((b) => {
+                const snapshots = local.get(b.breaker)
+                return {
+                  name: b.breaker,
+                  counting: b.counting,
+                  local_state: snapshots === undefined ? null : wire.wireState(wire.worstState(snapshots)),
+                  keys: b.keys,
+                  queued: b.queued,
+                  applied: b.applied,
+                  accepted: b.accepted,
+                  rejected: b.rejected,
+                  pending: b.pending,
+                  failed: b.failed,
+                  local_decisions: b.localDecisions
+                }
+              })
+            }
+          }))
+    }))
+
+const ProbesLive = (s: Settings) =>
+  HttpApiBuilder.group(ResilienceApi.ResilienceApi, "probes", (handlers) =>
+    Effect.gen(function*() {
+      const provide = yield* registryProvider
+      const degradation = yield* Effect.serviceOption(Degradation.Degradation)
+      const monitor = yield* Effect.serviceOption(HealthMonitor.HealthMonitor)
+      const critical = new Set(s.criticalBreakers)
+      // What keeps the instance out of rotation: a critical breaker open, or a critical degradation level.
+      const outOfRotation = Effect.gen(function*() {
+        const all = yield* provide(breakers)
+        const level = Option.isSome(degradation) ? (yield* degradation.value.status).level : 0
+        const criticalLevel = s.criticalLevel ??
+          (Option.isSome(degradation) && degradation.value.rules.length > 0
+            ? Math.max(...degradation.value.rules.map((r) => r.level))
+            : Number.POSITIVE_INFINITY)
+        const reasons: Array<string> = []
+        for (const b of all) {
+          if (critical.has(b.name) && wire.isOpen(wire.worstState(b.snapshots))) {
+            reasons.push(`critical circuit breaker ${b.name} is open`)
+          }
+        }
+        if (level > 0 && level >= criticalLevel) reasons.push(`degradation level ${level} is critical`)
+        return { all, level, reasons }
+      })
+      return handlers
+        .handle("health", () =>
+          Effect.gen(function*() {
+            const { all, level, reasons } = yield* outOfRotation
+            const report = Option.isSome(monitor) ? yield* monitor.value.report : undefined
+            const anyOpen = all.some((b) => wire.worstState(b.snapshots) !== "Closed")
+            const status = reasons.length > 0 || report?.status === "Unhealthy"
+              ? "unhealthy" as const
+              : anyOpen || level > 0 || report?.status === "Degraded"
+              ? "degraded" as const
+              : "healthy" as const
+            return {
+              status,
+              degradation_level: level,
+              timestamp: yield* nowIso,
+              circuits: wire.circuits(all),
+              ...(report === undefined ? {} : wire.monitor(report))
+            }
+          }))
+        .handle("live", () => Effect.map(nowIso, (timestamp) => ({ status: "alive" as const, timestamp })))
+        .handle("ready", () =>
+          Effect.gen(function*() {
+            const { reasons } = yield* outOfRotation
+            const timestamp = yield* nowIso
+            return reasons.length === 0
+              ? { ready: true as const, timestamp }
+              : { ready: false as const, timestamp, reasons }
+          }))
+    }))
+
+type Action = Admin.AdminEvent["action"]
+
+const AdminLive = (s: Settings) =>
+  HttpApiBuilder.group(ResilienceApi.ResilienceApi, "admin", (handlers) =>
+    Effect.gen(function*() {
+      const provide = yield* registryProvider
+      const events = yield* Admin.AdminEvents
+      const run = (action: Action) =>
+      (
+        { params, query, request }: {
+          readonly params: { readonly name: string }
+          readonly query: { readonly key?: string }
+          readonly request: HttpServerRequest.HttpServerRequest
+        }
+      ) =>
+        Effect.gen(function*() {
+          const key = query.key ?? null
+          const record = (result: Admin.AdminEvent["result"]) =>
+            Effect.gen(function*() {
+              const at = yield* Clock.currentTimeMillis
+              yield* Effect.logInfo("resilience admin action").pipe(
+                Effect.annotateLogs({ action, breaker: params.name, key: key ?? "*", result })
+              )
+              yield* PubSub.publish(events, { action, breaker: params.name, key, result, at })
+            })
+          if (s.adminToken === undefined) {
+            yield* record("not_configured")
+            return yield* new ResilienceApi.AdminNotConfigured({})
+          }
+          if (!token.matches(request.headers["authorization"], s.adminToken)) {
+            yield* record("unauthorized")
+            return yield* new ResilienceApi.AdminUnauthorized({})
+          }
+          const found = yield* Effect.option(provide(CircuitBreakerRegistry.get(params.name)))
+          if (Option.isNone(found)) {
+            yield* record("not_found")
+            return yield* notFound(params.name)
+          }
+          const breaker = found.value
+          const k = query.key
+          yield* action === "reset"
+            ? breaker.reset(k)
+            : action === "force_open"
+            ? breaker.forceOpen(k)
+            : action === "force_close"
+            ? breaker.metricsOnly(k)
+            : breaker.disable(k)
+          yield* record("applied")
+          const state = yield* (k === undefined ? breaker.state : breaker.stateKey(k))
+          return { breaker: params.name, key, action, result: "applied" as const, state: wire.wireState(state) }
+        })
+      return handlers
+        .handle("reset", run("reset"))
+        .handle("forceOpen", run("force_open"))
+        .handle("forceClose", run("force_close"))
+        .handle("disable", run("disable"))
+    }))
+
+// The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404).
+const templates: ReadonlyArray<readonly [method: string, pattern: RegExp, withParam: boolean]> = [
+  ["GET", /^\/api\/v1\/resilience\/(circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/, false],
+  ["GET", /^\/api\/v1\/resilience\/circuit-breakers\/[^/]+$/, true],
+  ["POST", /^\/api\/v1\/resilience\/circuit-breakers\/[^/]+\/(reset|force-open|force-close|disable)$/, true],
+  ["GET", /^\/health(\/live|\/ready)?$/, false]
+]
+
+const problem = (status: number, title: string, detail?: string, headers?: Record<string, string>) =>
+  HttpServerResponse.jsonUnsafe(
+    { type: "about:blank", title, status, ...(detail === undefined ? {} : { detail }) },
+    { status, contentType: "application/problem+json", headers }
+  )
+
+const titles: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  413: "Payload Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable"
+}
+
+const pathOf = (url: string): string => {
+  const end = url.search(/[?#]/)
+  return end === -1 ? url : url.slice(0, end)
+}
+
+const fallback = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+  const path = pathOf(request.url)
+  const matching = templates.filter(([, pattern]) => pattern.test(path))
+  const allowed = matching.map(([method]) => method)
+  const method = request.method === "HEAD" ? "GET" : request.method
+  const same = matching.find(([m]) => m === method)
+  return same === undefined && allowed.length > 0
+    ? problem(405, "Method Not Allowed", `Use ${allowed.join(", ")}`, { allow: allowed.join(", ") })
+    : same !== undefined && same[2]
+    // The route exists but the router would not match it: a path parameter past the router's length limit.
+    ? problem(400, "Bad Request", "Malformed path parameter")
+    // Unknown, or a route left out of this mount (events, docs, fleet without a fleet).
+    : problem(404, "Not Found", "No such resilience endpoint")
+})
+
+// Every method but HEAD: the router answers a HEAD with the GET route when no HEAD route matches, and a catch-all
+// for every method would match first.
+const fallbacks = HttpRouter.use((router) =>
+  Effect.forEach(
+    ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"] as const,
+    (method) =>
+      Effect.andThen(
+        router.add(method, `${ResilienceApi.prefix}/*`, fallback),
+        router.add(method, "/health/*", fallback)
+      ),
+    { discard: true }
+  )
+)
+
+const schemaDetail = (error: unknown): string | undefined =>
+  HttpApiError.HttpApiSchemaError.is(error) ? `Invalid ${error.kind.toLowerCase()}: ${error.cause.message}` : undefined
+
+// Every error leaves as a problem body: the builder's empty 4xx/5xx get a JSON body, a defect a bare 500
+// (logged here, never echoed), and a declared body larger than the limit never reaches a handler.
+const problems = (maxBodyBytes: number) =>
+  HttpRouter.middleware((httpEffect): Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    // Every failure is answered here; the router's type asks route middleware to pass errors on.
+    Types.unhandled,
+    HttpServerRequest.HttpServerRequest
+  > =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const tooLarge = problem(413, "Payload Too Large", `Bodies are limited to ${maxBodyBytes} bytes`)
+      const length = Number(request.headers["content-length"] ?? "0")
+      if (!Number.isFinite(length) || length > maxBodyBytes) return tooLarge
+      // No route here takes a body: a chunked one is read (up to the limit) so that its size is known.
+      if (request.headers["transfer-encoding"] !== undefined) {
+        const read = yield* request.arrayBuffer.pipe(
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+          Effect.result
+        )
+        if (Result.isFailure(read)) {
+          const reason = read.failure.reason
+          return reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge"
+            ? tooLarge
+            : problem(400, "Bad Request", "Unreadable request body")
+        }
+      }
+      let detail: string | undefined
+      const response = yield* httpEffect.pipe(
+        Effect.catchCause((cause) => {
+          for (const reason of cause.reasons) {
+            if (reason._tag === "Fail") detail ??= schemaDetail(reason.error)
+          }
+          return Effect.flatMap(HttpServerError.causeResponse(cause), ([failed]) =>
+            failed.status >= 500
+              ? Effect.as(Effect.logError("resilience http: request failed", cause), failed)
+              : Effect.succeed(failed))
+        })
+      )
+      if (response.status < 400 || response.body._tag !== "Empty") return response
+      return problem(response.status, titles[response.status] ?? "Error", detail, { ...response.headers })
+    })
+  ).layer
+
+/**
+ * The services the routes need from the server (provided by `NodeHttpServer.layer`, or `layerServer`).
+ *
+ * @example
+ * ```ts
+ * import type { ResilienceHttp } from "@effect-resilience/http"
+ * import type { Layer } from "effect"
+ *
+ * type Needs = Layer.Layer<never, never, ResilienceHttp.ServerServices>
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ServerServices = Etag.Generator | FileSystem.FileSystem | HttpPlatform.HttpPlatform | Path.Path
+
+/**
+ * This package's own routes: `ResilienceApi` (monitoring, probes, admin controls), its OpenAPI document at
+ * `/api/v1/resilience/openapi.json`, a self-contained docs page at `/api/v1/resilience/docs` (bundled Scalar,
+ * no CDN or web fonts), and JSON problems for every error under `/api/v1/resilience` and `/health`.
+ * `layer` adds the events, metrics and dashboard.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { Admin, ResilienceHttp } from "@effect-resilience/http"
+ * import { Layer } from "effect"
+ *
+ * const ApiOnly = ResilienceHttp.layerApi({ docs: false }).pipe(
+ *   Layer.provide([Admin.layer, CircuitBreakerRegistry.layer])
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerApi = (
+  options?: Options
+): Layer.Layer<
+  never,
+  PolicyConfig.PolicyConfigError | Config.ConfigError,
+  HttpRouter.HttpRouter | ServerServices | CircuitBreakerRegistry.CircuitBreakerRegistry | Admin.AdminEvents
+> =>
+  Layer.unwrap(Effect.map(settings(options), (s) => {
+    const routes = Layer.mergeAll(
+      HttpApiBuilder.layer(
+        ResilienceApi.ResilienceApi,
+        s.docs ? { openapiPath: `${ResilienceApi.prefix}/openapi.json` } : {}
+      )
+        .pipe(Layer.provide([MonitoringLive(s), ProbesLive(s), AdminLive(s)])),
+      fallbacks
+    ).pipe(Layer.provide(problems(s.maxBodyBytes)))
+    return s.docs
+      ? Layer.merge(
+        routes,
+        HttpApiScalar.layer(ResilienceApi.ResilienceApi, {
+          path: `${ResilienceApi.prefix}/docs`,
+          scalar: { withDefaultFonts: false, agent: { disabled: true } }
+        })
+      )
+      : routes
+  }))
+
+/**
+ * Everything, mounted into the `HttpRouter` in context with one layer: `layerApi`, the live events
+ * (`/api/v1/resilience/events`), Prometheus metrics (`/metrics`) and the dashboard (`/dashboard`). The admin routes
+ * and the event stream share the `Admin.AdminEvents` in context, or one of their own when there is none.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { HttpRouter } from "effect/http"
+ * import { createServer } from "node:http"
+ *
+ * const Server = HttpRouter.serve(ResilienceHttp.layer()).pipe(
+ *   Layer.provide(CircuitBreakerRegistry.layer),
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<
+  never,
+  PolicyConfig.PolicyConfigError | Config.ConfigError | PlatformError.PlatformError,
+  HttpRouter.HttpRouter | ServerServices | CircuitBreakerRegistry.CircuitBreakerRegistry
+> => {
+  const all = Layer.mergeAll(
+    layerApi(options),
+    // Built for its route; its hub stays private to it.
+    options?.events === false ? Layer.empty : Layer.empty.pipe(Layer.provide(Events.layer(options?.events))),
+    options?.metrics === false ? Layer.empty : Metrics.layer(options?.metrics),
+    options?.dashboard === false ? Layer.empty : Dashboard.layer(options?.dashboard)
+  )
+  return Layer.unwrap(
+    Effect.map(
+      Effect.serviceOption(Admin.AdminEvents),
+      (admin) =>
+        all.pipe(Layer.provide(Option.isSome(admin) ? Layer.succeed(Admin.AdminEvents, admin.value) : Admin.layer))
+    )
+  )
+}
+
+/**
+ * Serves `layer` alone on its own port with `@effect/platform-node` (a sidecar port for operations, say).
+ * Unknown paths anywhere answer a 404 problem.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * const Ops = ResilienceHttp.layerServer({ port: 9464, host: "127.0.0.1" }).pipe(
+ *   Layer.provide(CircuitBreakerRegistry.layer)
+ * )
+ * const main = () => NodeRuntime.runMain(Layer.launch(Ops))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerServer = (
+  options: Options & { readonly port: number; readonly host?: string | undefined }
+): Layer.Layer<
+  never,
+  PolicyConfig.PolicyConfigError | Config.ConfigError | PlatformError.PlatformError | HttpServerError.ServeError,
+  CircuitBreakerRegistry.CircuitBreakerRegistry
+> =>
+  HttpRouter.serve(
+    Layer.merge(layer(options), HttpRouter.add("*", "/*", problem(404, "Not Found"))),
+    { disableListenLog: true }
+  ).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host })))

@@ -1,0 +1,170 @@
+/**
+ * Pure mappings from core's snapshots and reports to the API's snake_case wire shapes.
+ *
+ * @internal
+ */
+import type * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
+import type * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import type * as ResilienceApi from "../ResilienceApi.ts"
+
+/** @internal */
+export const defaultKey = "default"
+
+const states: Record<CircuitBreaker.State, ResilienceApi.WireState> = {
+  Closed: "closed",
+  Open: "open",
+  HalfOpen: "half_open",
+  ForcedOpen: "forced_open",
+  Disabled: "disabled",
+  MetricsOnly: "metrics_only"
+}
+
+/** @internal */
+export const wireState = (state: CircuitBreaker.State): ResilienceApi.WireState => states[state]
+
+/** @internal */
+export const iso = (millis: number | null): string | null => millis === null ? null : new Date(millis).toISOString()
+
+/** @internal */
+export const stats = (s: CircuitBreaker.Snapshot): ResilienceApi.CircuitStats => ({
+  state: wireState(s.state),
+  failure_count: s.failureCount,
+  // Core's snapshot does not carry the trip policy: the threshold is unknown here.
+  failure_threshold: null,
+  success_count: s.halfOpen === null ? s.successCount : s.halfOpen.successes,
+  success_threshold: s.halfOpen === null ? null : s.halfOpen.successThreshold,
+  failure_rate: s.failureRate,
+  total_calls: s.totalCalls,
+  state_changes: s.stateChanges,
+  opened_at: iso(s.openedAt),
+  last_failure_time: iso(s.lastFailureAt),
+  time_in_state_ms: Math.max(0, Math.round(s.timeInStateMillis)),
+  retry_after_ms: s.retryAfterMillis === null ? null : Math.max(0, Math.round(s.retryAfterMillis))
+})
+
+const main = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.Snapshot | undefined =>
+  snapshots.find((s) => s.key === defaultKey) ?? snapshots[0]
+
+/** @internal */
+export const entry = (
+  snapshots: ReadonlyArray<CircuitBreaker.Snapshot>,
+  maxKeys: number
+): ResilienceApi.CircuitBreakerEntry | undefined => {
+  const head = main(snapshots)
+  if (head === undefined) return undefined
+  const keyed = snapshots.filter((s) => s.key !== defaultKey)
+  if (keyed.length === 0) return stats(head)
+  // The most recently used keys first: the ones an operator is looking for.
+  const shown = [...keyed].sort((a, b) => b.lastCallAt - a.lastCallAt).slice(0, maxKeys)
+  const keys: Record<string, ResilienceApi.CircuitStats> = {}
+  for (const s of shown) keys[s.key] = stats(s)
+  return { ...stats(head), keys, keys_not_shown: keyed.length - shown.length }
+}
+
+const severity = (state: CircuitBreaker.State): number =>
+  state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
+
+/** The breaker's state for health purposes: its default circuit's, unless one of its keys is worse off. @internal */
+export const worstState = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.State => {
+  let worst = main(snapshots)?.state ?? "Closed"
+  for (const s of snapshots) if (severity(s.state) > severity(worst)) worst = s.state
+  return worst
+}
+
+/** @internal */
+export const isOpen = (state: CircuitBreaker.State): boolean => state === "Open" || state === "ForcedOpen"
+
+/** @internal */
+export interface Breaker {
+  readonly name: string
+  readonly snapshots: ReadonlyArray<CircuitBreaker.Snapshot>
+}
+
+/** @internal */
+export const breakersHealth = (breakers: ReadonlyArray<Breaker>, now: number): ResilienceApi.BreakersHealth => {
+  const byState = { closed: 0, open: 0, half_open: 0 }
+  const open: Array<string> = []
+  for (const b of breakers) {
+    const state = worstState(b.snapshots)
+    if (isOpen(state)) {
+      byState.open++
+      open.push(b.name)
+    } else if (state === "HalfOpen") byState.half_open++
+    else byState.closed++
+  }
+  return {
+    status: byState.open === 0 ? "healthy" : byState.open * 2 > breakers.length ? "critical" : "degraded",
+    timestamp: new Date(now).toISOString(),
+    total_circuits: breakers.length,
+    circuits_by_state: byState,
+    open_circuits: open
+  }
+}
+
+const percentage = (state: CircuitBreaker.State): number => isOpen(state) ? 0 : state === "HalfOpen" ? 50 : 100
+
+/** @internal */
+export const summary = (breakers: ReadonlyArray<Breaker>): Array<ResilienceApi.SummaryRow> =>
+  breakers.flatMap((b) => {
+    const head = main(b.snapshots)
+    if (head === undefined) return []
+    const figures = stats(head)
+    const state = worstState(b.snapshots)
+    return [{
+      name: b.name,
+      state: wireState(state),
+      failure_count: figures.failure_count,
+      failure_threshold: figures.failure_threshold,
+      success_count: figures.success_count,
+      success_threshold: figures.success_threshold,
+      health_percentage: percentage(state)
+    }]
+  })
+
+/** @internal */
+export const circuits = (
+  breakers: ReadonlyArray<Breaker>
+): Record<string, { readonly state: ResilienceApi.WireState; readonly failures: number }> => {
+  const out: Record<string, { state: ResilienceApi.WireState; failures: number }> = {}
+  for (const b of breakers) {
+    out[b.name] = {
+      state: wireState(worstState(b.snapshots)),
+      failures: b.snapshots.reduce((n, s) => n + s.failureCount, 0)
+    }
+  }
+  return out
+}
+
+const checkStatus = {
+  Unknown: "unknown",
+  Healthy: "healthy",
+  Degraded: "degraded",
+  Unhealthy: "unhealthy"
+} as const
+
+/** @internal */
+export const monitor = (report: HealthMonitor.Report) => {
+  const services: Record<string, NonNullable<ResilienceApi.HealthReport["services"]>[string]> = {}
+  for (const [name, s] of Object.entries(report.services)) {
+    services[name] = {
+      status: checkStatus[s.status],
+      last_check: iso(s.lastCheckAt),
+      response_time: s.responseTimeMillis,
+      consecutive_failures: s.consecutiveFailures,
+      consecutive_successes: s.consecutiveSuccesses,
+      total_checks: s.totalChecks,
+      last_error: s.lastError
+    }
+  }
+  return {
+    monitoring_active: report.monitoring,
+    services,
+    summary: {
+      total: report.summary.total,
+      healthy: report.summary.healthy,
+      degraded: report.summary.degraded,
+      unhealthy: report.summary.unhealthy,
+      unknown: report.summary.unknown
+    }
+  }
+}

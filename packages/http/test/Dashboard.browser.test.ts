@@ -1,0 +1,223 @@
+/**
+ * The dashboard end to end, in a real headless Chromium (Debian's `chromium`, driven with `playwright-core`): the
+ * page loads from the whole HTTP surface, follows a breaker tripped by failures and one forced open through the
+ * admin API, and resets one with the token asked through the page's own form.
+ *
+ * `UPDATE_DASHBOARD_SCREENSHOT=1 npx vitest run packages/http/test/Dashboard.browser.test.ts` rewrites
+ * docs/dashboard.png (the README's screenshot); without it the screenshot is taken and checked, not written, so
+ * that a test run leaves the tree clean.
+ */
+import * as Alerts from "@effect-resilience/core/Alerts"
+import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
+import * as CircuitBreakerRegistry from "@effect-resilience/core/CircuitBreakerRegistry"
+import * as Degradation from "@effect-resilience/core/Degradation"
+import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { assert, it } from "@effect/vitest"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { existsSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import { type Browser, chromium, type Page } from "playwright-core"
+import * as ResilienceHttp from "../src/ResilienceHttp.ts"
+
+const chromiumPath = "/usr/bin/chromium"
+const token = "dashboard-e2e-token"
+const screenshot = new URL("../../../docs/dashboard.png", import.meta.url)
+
+// The llm's failure share over 40 calls: rises to 70% and falls back, a curve for its sparkline.
+const share = (i: number) => Math.sin((i / 40) * Math.PI) * 0.7
+
+class Upstream extends Data.TaggedError("Upstream")<{ readonly status: number }> {}
+
+const Core = Layer.mergeAll(
+  Degradation.layer({
+    normal: "Full functionality",
+    rules: [
+      { level: 1, breakers: ["search"], description: "Search degraded: cached results" },
+      { level: 2, breakers: ["payments"], description: "Checkout paused" }
+    ]
+  }),
+  Alerts.layer().pipe(Layer.provideMerge(HealthMonitor.layer()))
+).pipe(
+  Layer.provideMerge(Layer.effectDiscard(Effect.all([
+    CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(3), openDuration: "1 minute" }),
+    CircuitBreaker.make({ name: "payments" }),
+    CircuitBreaker.make({
+      name: "llm",
+      trip: CircuitBreaker.failureRate({ threshold: 0.9, window: { _tag: "Count", size: 10 }, minimumCalls: 10 })
+    }),
+    CircuitBreaker.make({ name: "inventory" })
+  ]))),
+  Layer.provideMerge(CircuitBreakerRegistry.layer)
+)
+
+const Server = HttpRouter.serve(
+  ResilienceHttp.layer({
+    adminToken: Redacted.make(token),
+    dashboard: { title: "checkout: resilience", refreshInterval: "100 millis", sparklineWindow: "5 seconds" }
+  }),
+  { disableLogger: true, disableListenLog: true }
+).pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })))
+
+const launch = Effect.acquireRelease(
+  Effect.promise(() => chromium.launch({ executablePath: chromiumPath, args: ["--headless=new", "--no-sandbox"] })),
+  (browser: Browser) => Effect.promise(() => browser.close())
+)
+
+// Playwright's locators wait (polling the page) rather than the test sleeping.
+const cardSays = (page: Page, breaker: string, state: string) =>
+  Effect.promise(() =>
+    page.locator(`article[data-breaker="${breaker}"] .state-text`).filter({ hasText: new RegExp(`^${state}$`) })
+      .waitFor({ timeout: 10_000 })
+  )
+
+const timelineHas = (page: Page, breaker: string, to: string) =>
+  Effect.promise(() =>
+    page.locator(`#timeline li[data-breaker="${breaker}"][data-to="${to}"]`).first().waitFor({ timeout: 10_000 })
+  )
+
+const dialogOpen = (page: Page) =>
+  Effect.promise(() => page.locator("#token-dialog").evaluate((d) => d.hasAttribute("open")))
+
+const enterToken = (page: Page, value: string) =>
+  Effect.promise(async () => {
+    await page.locator("#token-dialog[open]").waitFor({ timeout: 10_000 })
+    await page.getByLabel("Token", { exact: true }).fill(value)
+    await page.getByRole("button", { name: "Use token" }).click()
+  })
+
+it.live(
+  "the dashboard follows a breaker through Open and back to Closed, reset with the token",
+  () =>
+    Effect.gen(function*() {
+      assert.isTrue(
+        existsSync(chromiumPath),
+        `${chromiumPath} is missing: this test drives Debian's chromium. Install it with ` +
+          "`apt-get update && apt-get install -y chromium` (.ci/run does this in CI)."
+      )
+      const base = yield* HttpServer.addressFormattedWith((url) => Effect.succeed(url))
+      const client = yield* HttpClient.HttpClient
+      const browser = yield* launch
+      const page = yield* Effect.promise(() => browser.newPage({ viewport: { width: 1280, height: 960 } }))
+      const problems: Array<string> = []
+      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+      // Chromium logs every non-2xx fetch; these are expected here: the fleet probe (404, no fleet), /health while
+      // redis is down (503) and the wrong token (401). Anything else (a CSP refusal, a script error) is a problem.
+      const expected = /^Failed to load resource: the server responded with a status of (401|404|503) /
+      page.on("console", (message) => {
+        if (message.type() === "error" && !expected.test(message.text())) problems.push(`console: ${message.text()}`)
+      })
+
+      const monitor = yield* HealthMonitor.HealthMonitor
+      yield* monitor.register({ name: "postgres", check: Effect.void, interval: "1 second" })
+      yield* monitor.register({
+        name: "redis",
+        check: Effect.fail(new Error("connect ECONNREFUSED 127.0.0.1:6379")),
+        interval: "1 second",
+        warningThreshold: 1,
+        failureThreshold: 2
+      })
+
+      yield* Effect.promise(() => page.goto(`${base}/dashboard`))
+      for (const name of ["search", "payments", "llm", "inventory"]) yield* cardSays(page, name, "Closed")
+      yield* Effect.promise(() => page.locator("#connection[data-connected=\"true\"]").waitFor({ timeout: 10_000 }))
+
+      // Traffic whose failure share rises and falls, so that the llm's rate and sparkline move.
+      const llm = yield* CircuitBreakerRegistry.get("llm")
+      const search = yield* CircuitBreakerRegistry.get("search")
+      for (let i = 0; i < 40; i++) {
+        const failed = (i * share(i)) % 1 > 1 - share(i)
+        yield* Effect.ignore(llm.protect(failed ? Effect.fail(new Upstream({ status: 503 })) : Effect.void))
+        yield* Effect.ignore(search.protect(Effect.void))
+        yield* Effect.sleep("60 millis")
+      }
+      const rate = yield* Effect.promise(() =>
+        page.locator("article[data-breaker=\"llm\"] [data-figure=\"rate\"]").textContent()
+      )
+      assert.match(rate ?? "", /^\d+\.\d %$/)
+
+      // Force-open through the admin API, with the token.
+      const forced = yield* client.execute(
+        HttpClientRequest.post(`${base}/api/v1/resilience/circuit-breakers/payments/force-open`).pipe(
+          HttpClientRequest.bearerToken(token)
+        )
+      )
+      assert.strictEqual(forced.status, 200)
+      yield* cardSays(page, "payments", "Forced open")
+      yield* timelineHas(page, "payments", "forced_open")
+      assert.strictEqual(
+        yield* Effect.promise(() => page.locator("article[data-breaker=\"payments\"]").getAttribute("data-state")),
+        "forced_open"
+      )
+      assert.strictEqual(yield* Effect.promise(() => page.locator("#degradation").getAttribute("data-level")), "2")
+
+      // Reset through the card's button: the page asks for the token; a wrong one is asked for again.
+      yield* Effect.promise(() => page.getByRole("button", { name: "Reset payments" }).click())
+      yield* enterToken(page, "not-the-token")
+      yield* Effect.promise(() =>
+        page.getByText("The token was rejected; enter it again.").waitFor({ timeout: 10_000 })
+      )
+      yield* enterToken(page, token)
+      yield* cardSays(page, "payments", "Closed")
+      yield* timelineHas(page, "payments", "closed")
+      assert.strictEqual(
+        yield* Effect.promise(() => page.evaluate(() => sessionStorage.getItem("effect-resilience.admin-token"))),
+        token
+      )
+
+      // Tripped by failures: Open, with the reason in the timeline.
+      for (let i = 0; i < 3; i++) yield* Effect.ignore(search.protect(Effect.fail(new Upstream({ status: 503 }))))
+      yield* cardSays(page, "search", "Open")
+      yield* timelineHas(page, "search", "open")
+      // Time in state and the retry-after countdown (openDuration 1 minute) are figures, not dashes.
+      yield* Effect.promise(() =>
+        page.locator("article[data-breaker=\"search\"] [data-figure=\"retry\"]")
+          .filter({ hasText: /^(\d{1,2} s|1 min 0 s)$/ }).waitFor({ timeout: 10_000 })
+      )
+      yield* Effect.promise(() =>
+        page.locator("article[data-breaker=\"search\"] [data-figure=\"time\"]").filter({ hasText: /^\d+ s$/ })
+          .waitFor({ timeout: 10_000 })
+      )
+      const reason = yield* Effect.promise(() =>
+        page.locator("#timeline li[data-breaker=\"search\"][data-to=\"open\"]").first().textContent()
+      )
+      assert.include(reason, "3 consecutive failures")
+
+      // The token is asked for once per session: the second action goes straight through. From the keyboard.
+      yield* Effect.promise(async () => {
+        await page.getByRole("button", { name: "Force open inventory" }).focus()
+        await page.keyboard.press("Enter")
+      })
+      yield* cardSays(page, "inventory", "Forced open")
+      assert.isFalse(yield* dialogOpen(page))
+
+      // The health table shows the monitor's checks, and the alert list what Alerts raised.
+      yield* Effect.promise(() =>
+        page.locator("#alerts li[data-severity]", { hasText: "redis" }).first().waitFor({ timeout: 10_000 })
+      )
+      yield* Effect.promise(() =>
+        page.locator("#health tbody tr[data-status=\"unhealthy\"] th", { hasText: "redis" }).waitFor({
+          timeout: 10_000
+        })
+      )
+
+      const png = yield* Effect.promise(() => page.screenshot({ fullPage: true }))
+      assert.deepStrictEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+      if (process.env["UPDATE_DASHBOARD_SCREENSHOT"]) writeFileSync(screenshot, png)
+      assert.deepStrictEqual([...problems], [])
+    }).pipe(
+      // The browser closes (and with it the event stream) before the server shuts down.
+      Effect.scoped,
+      Effect.provide(Server),
+      Effect.provide(Layer.mergeAll(Core, FetchHttpClient.layer))
+    ),
+  60_000
+)
