@@ -1,0 +1,121 @@
+/**
+ * The agent service: `pnpm start` (PORT, DATA_DIR, REDIS_URL, RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION,
+ * SHUTDOWN_TIMEOUT; see the README).
+ */
+import { Alerts, CircuitBreakerRegistry, FallbackStore, HealthMonitor, Recovery } from "@effect-resilience/core"
+import { ResilienceHttp } from "@effect-resilience/http"
+import { RedisFleet, RedisStore, ResilientRedis } from "@effect-resilience/redis"
+import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import { Redis } from "effect/persistence"
+import { createServer } from "node:http"
+import * as Agent from "./Agent.ts"
+import * as AppConfig from "./Config.ts"
+import * as Routes from "./Routes.ts"
+import * as Upstreams from "./Upstreams.ts"
+
+// The search cache on Redis, shared by every instance, falling back to the local store while Redis is down.
+const layerSearchCacheRedis = Layer.effect(
+  Agent.SearchCacheService,
+  Effect.gen(function*() {
+    const cache = yield* ResilientRedis.ResilientRedis
+    const redis = yield* Redis.Redis
+    const written = Agent.writeThrottle()
+    return Agent.SearchCacheService.of({
+      get: (query) => Effect.orElseSucceed(cache.get(`search:${query}`), () => Option.none()),
+      set: (query, value) => written(query, value, cache.set(`search:${query}`, value, { ttl: "1 day" })),
+      ping: redis.send("PING")
+    })
+  })
+).pipe(
+  Layer.provide(ResilientRedis.layer({ name: "search-cache", prefix: "agent:search:" })),
+  Layer.provide(
+    Layer.unwrap(
+      Effect.map(
+        Agent.AgentSettings,
+        ({ dataDir }) => FallbackStore.layer({ directory: `${dataDir}/redis-fallback`, name: "redis-fallback" })
+      )
+    )
+  )
+)
+
+const layerRedis = (url: string) => {
+  const store = RedisStore.layer({ url, lazy: true })
+  return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
+}
+
+const program = Effect.gen(function*() {
+  const config = yield* AppConfig.load.pipe(
+    Effect.tapError((error) => Console.error(`Configuration error: ${error.message}`))
+  )
+
+  const settings = Layer.succeed(Agent.AgentSettings, { dataDir: config.dataDir, openDuration: config.openDuration })
+  const redis = Option.match(config.redisUrl, {
+    onNone: () => Agent.layerSearchCacheLocal,
+    onSome: layerRedis
+  })
+  const monitoring = Layer.mergeAll(
+    Alerts.layer({ dedupWindow: "1 minute" }).pipe(Layer.provide(Alerts.layerLog)),
+    Recovery.layer({
+      rules: Upstreams.services.map((service) => ({
+        service: Agent.breakerOf[service],
+        action: Recovery.reconnect(Upstreams.Upstreams.use((u) => u.reconnect(service))),
+        backoff: { base: "5 seconds", max: "1 minute" },
+        cooldown: "1 minute"
+      }))
+    })
+  )
+  const core = Agent.layer.pipe(
+    Layer.provideMerge(monitoring),
+    Layer.provideMerge(HealthMonitor.layer()),
+    Layer.provideMerge(CircuitBreakerRegistry.layer),
+    Layer.provideMerge(redis),
+    Layer.provideMerge(Upstreams.layer),
+    Layer.provideMerge(settings),
+    Layer.provideMerge(NodeServices.layer)
+  )
+
+  const announce = Layer.effectDiscard(Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const port = server.address._tag === "UnixPathAddress" ? config.port : server.address.port
+    const base = `http://localhost:${port}`
+    yield* Console.log(
+      [
+        `Agent service listening on ${base} (pid ${process.pid})`,
+        `  dashboard: ${base}/dashboard`,
+        `  health:    ${base}/health`,
+        `  API docs:  ${base}/api/v1/resilience/docs`,
+        `  search:    curl '${base}/search?q=effect'`,
+        config.generatedToken
+          ? `  admin token (generated, shown once): ${Redacted.value(config.adminToken)}`
+          : "  admin token: from RESILIENCE_ADMIN_TOKEN"
+      ].join("\n")
+    )
+  }))
+
+  // Everything the HTTP package has (/health, /health/live, /health/ready, /api/v1/resilience/*, /metrics,
+  // /dashboard, the events and the API docs) beside the service's own routes.
+  const surface = ResilienceHttp.layer({ adminToken: config.adminToken })
+  const server = HttpRouter.serve(Layer.mergeAll(Routes.layerFor(config.adminToken), surface), {
+    disableListenLog: true,
+    disableLogger: true
+  }).pipe(
+    // The URLs are printed once the routes are attached: until then the server answers 503.
+    (serve) => Layer.provide(announce, serve),
+    Layer.provide(core),
+    Layer.provide(NodeHttpServer.layer(createServer, {
+      port: config.port,
+      gracefulShutdownTimeout: config.shutdownTimeout
+    }))
+  )
+
+  yield* Effect.addFinalizer(() => Console.log("Agent service stopped"))
+  return yield* Layer.launch(server)
+}).pipe(Effect.scoped)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: false,
+  // A signal is how this service is asked to stop: a clean shutdown exits 0, SIGINT included.
+  teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : 0)
+})

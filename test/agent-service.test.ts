@@ -1,0 +1,300 @@
+import * as AgentProcess from "@effect-resilience/example-agent-service/process"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+
+const token = "test-admin-token"
+
+// One service on a free port and a fresh DATA_DIR (or the one given), with a short open duration.
+const service = (env: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const port = yield* AgentProcess.freePort
+    return yield* AgentProcess.start({
+      env: {
+        PORT: String(port),
+        DATA_DIR: yield* AgentProcess.tempDir("agent-service-"),
+        RESILIENCE_ADMIN_TOKEN: token,
+        BREAKER_OPEN_DURATION: "1 second",
+        ...env
+      }
+    })
+  })
+
+const chaos = (instance: AgentProcess.Instance, name: string, body: unknown) =>
+  Effect.flatMap(instance.request("POST", `/chaos/${name}`, { body, token }), (response) => {
+    assert.strictEqual(response.status, 200, JSON.stringify(response.body))
+    return Effect.void
+  })
+
+const expectBody = <A>(
+  instance: AgentProcess.Instance,
+  method: "GET" | "POST",
+  path: string,
+  predicate: (body: AgentProcess.Json) => boolean,
+  body?: unknown
+) =>
+  AgentProcess.eventually(
+    Effect.flatMap(
+      instance.request(method, path, body === undefined ? undefined : { body }),
+      (response) =>
+        predicate(response.body)
+          ? Effect.succeed(response.body as A)
+          : Effect.fail(new AgentProcess.ProcessError({ message: JSON.stringify(response.body) }))
+    )
+  )
+
+const chatAs = (user: string) => (agent: AgentProcess.Instance, message: string) =>
+  agent.request("POST", "/chat", { body: { user_id: user, message } })
+
+const level = (instance: AgentProcess.Instance) =>
+  Effect.map(instance.request("GET", "/health"), (response) => response.body.degradation_level as number)
+
+describe("agent service", { timeout: 120_000 }, () => {
+  it.live("search falls back exa -> tavily -> cache -> unavailable, and serves from exa again once it recovers", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      const healthy = yield* agent.request("GET", "/search?q=effect")
+      assert.strictEqual(healthy.status, 200)
+      assert.strictEqual(healthy.body.served_by, "exa_api")
+      assert.strictEqual(healthy.body.degraded, false)
+      assert.strictEqual(healthy.body.results.length, 3)
+
+      yield* chaos(agent, "exa", { failure_rate: 1 })
+      const tavily = yield* agent.request("GET", "/search?q=effect")
+      assert.strictEqual(tavily.body.served_by, "tavily_api")
+      assert.strictEqual(tavily.body.degraded, true)
+      assert.match(tavily.body.results[0].url, /tavily/)
+
+      yield* chaos(agent, "tavily", { failure_rate: 1 })
+      const cached = yield* agent.request("GET", "/search?q=effect")
+      assert.strictEqual(cached.body.served_by, "cache")
+      assert.strictEqual(cached.body.degraded, true)
+      assert.match(cached.body.results[0].url, /tavily/) // the last good answer
+      const unavailable = yield* agent.request("GET", "/search?q=never-asked")
+      assert.strictEqual(unavailable.body.served_by, "unavailable")
+      assert.deepStrictEqual(unavailable.body.results, [])
+      assert.match(unavailable.body.message, /unavailable/)
+
+      // Both search breakers open after 3 failures each: level 1.
+      yield* expectBody(agent, "GET", "/search?q=x", (b) => b.served_by === "unavailable")
+      for (let i = 0; i < 3; i++) yield* agent.request("GET", `/search?q=trip-${i}`)
+      assert.strictEqual(yield* level(agent), 1)
+      const health = yield* agent.request("GET", "/health")
+      assert.strictEqual(health.body.status, "degraded")
+      assert.strictEqual(health.body.circuits.exa_api.state, "open")
+      assert.strictEqual(health.body.circuits.tavily_api.state, "open")
+      assert.strictEqual(health.body.circuits.claude_api.state, "closed")
+
+      // Exa turned good: it serves again within the recovery target of 5 seconds.
+      yield* chaos(agent, "exa", { failure_rate: 0 })
+      const started = Date.now()
+      yield* expectBody(agent, "GET", "/search?q=effect", (b) => b.served_by === "exa_api")
+      assert.isBelow(Date.now() - started, 5_000)
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
+  it.live("mounts the HTTP package's surface: probes, the monitoring API with the six breakers, metrics, dashboard, docs", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      assert.strictEqual((yield* agent.request("GET", "/health/live")).status, 200)
+      const ready = yield* agent.request("GET", "/health/ready")
+      assert.strictEqual(ready.status, 200)
+      assert.strictEqual(ready.body.ready, true)
+      const breakers = yield* agent.request("GET", "/api/v1/resilience/circuit-breakers")
+      assert.deepStrictEqual(
+        Object.keys(breakers.body).sort(),
+        ["claude_api", "exa_api", "firebase", "qdrant", "tavily_api", "telegram_api"]
+      )
+      const health = yield* expectBody<AgentProcess.Json>(
+        agent,
+        "GET",
+        "/health",
+        (b) => b.services?.disk?.status === "healthy"
+      )
+      assert.strictEqual(health.status, "healthy")
+      assert.strictEqual(health.degradation_level, 0)
+      assert.includeMembers(Object.keys(health.services), ["claude_api", "exa_api", "store", "disk"])
+      const metrics = yield* agent.request("GET", "/metrics")
+      assert.strictEqual(metrics.status, 200)
+      assert.match(metrics.body, /deferred_delivery_depth\{policy="telegram"\} 0/)
+      assert.strictEqual((yield* agent.request("GET", "/dashboard")).status, 200)
+      assert.strictEqual((yield* agent.request("GET", "/api/v1/resilience/docs")).status, 200)
+
+      // Claude forced open through the admin API: level 4, the instance leaves the rotation, chat apologises.
+      const forced = yield* agent.request("POST", "/api/v1/resilience/circuit-breakers/claude_api/force-open", {
+        token
+      })
+      assert.strictEqual(forced.status, 200)
+      const critical = yield* agent.request("GET", "/health/ready")
+      assert.strictEqual(critical.status, 503)
+      const chat = yield* agent.request("POST", "/chat", { body: { user_id: "eve", message: "hi" } })
+      assert.strictEqual(chat.body.degradation_level, 4)
+      assert.strictEqual(chat.body.claude, "queued")
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
+  it.live("chaos controls need the admin token, name the bad field, and know their services", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      assert.strictEqual((yield* agent.request("GET", "/chaos")).status, 401)
+      assert.strictEqual(
+        (yield* agent.request("POST", "/chaos/exa", { body: { failure_rate: 1 }, token: "wrong-token" })).status,
+        401
+      )
+      const unknown = yield* agent.request("POST", "/chaos/bing", { body: { failure_rate: 1 }, token })
+      assert.strictEqual(unknown.status, 404)
+      const cases: ReadonlyArray<[unknown, string]> = [
+        [{ failure_rate: 1.5 }, "failure_rate"],
+        [{ failure_rate: -0.1 }, "failure_rate"],
+        [{ failure_rate: "high" }, "failure_rate"],
+        [{ latency_ms: 60_001 }, "latency_ms"],
+        [{ latency_ms: 1.5 }, "latency_ms"],
+        [{ failure_rate: 0.5, latency: 10 }, "latency"],
+        [[1, 2], "body"]
+      ]
+      for (const [body, field] of cases) {
+        const response = yield* agent.request("POST", "/chaos/claude", { body, token })
+        assert.strictEqual(response.status, 400, JSON.stringify(body))
+        assert.strictEqual(response.body.field, field, JSON.stringify(body))
+      }
+      const notJson = yield* agent.request("POST", "/chaos/claude", { raw: "{nope", token })
+      assert.strictEqual(notJson.status, 400)
+      const set = yield* agent.request("POST", "/chaos/qdrant", {
+        body: { failure_rate: 0.25, latency_ms: 60_000 },
+        token
+      })
+      assert.deepStrictEqual(set.body, { service: "qdrant", failure_rate: 0.25, latency_ms: 60_000 })
+      const all = yield* agent.request("GET", "/chaos", { token })
+      assert.deepStrictEqual(all.body.qdrant, { failure_rate: 0.25, latency_ms: 60_000 })
+      assert.deepStrictEqual(all.body.exa, { failure_rate: 0, latency_ms: 0 })
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
+  it.live("chat degrades level by level: keyword memory, L1-only state, then an apology with the message queued", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      const chat = (message: string) => agent.request("POST", "/chat", { body: { user_id: "ada", message } })
+      const first = yield* chat("I like the Effect library")
+      assert.strictEqual(first.status, 200)
+      assert.strictEqual(first.body.degraded, false)
+      assert.strictEqual(first.body.degradation_level, 0)
+      assert.strictEqual(first.body.delivery, "Delivered")
+      assert.strictEqual(first.body.session.turns, 1)
+      assert.strictEqual((yield* chat("")).body.field, "message")
+      const longId = yield* agent.request("POST", "/chat", { body: { user_id: "x".repeat(201), message: "hi" } })
+      assert.strictEqual(longId.status, 400)
+      assert.strictEqual(longId.body.field, "user_id")
+
+      // Qdrant down: keyword match from what this process saw; its breaker opens after 5 failures (level 2).
+      yield* chaos(agent, "qdrant", { failure_rate: 1 })
+      const keyword = yield* chat("tell me about Effect")
+      assert.strictEqual(keyword.body.memory.mode, "keyword")
+      assert.include(keyword.body.memory.matches, "I like the Effect library")
+      assert.strictEqual(keyword.body.degraded, true)
+      yield* expectBody(agent, "POST", "/chat", (b) => b.degradation_level === 2, { user_id: "ada", message: "again" })
+
+      // Firebase down: the session lives in the L1 only (turns still count), level 3 once its breaker opens.
+      yield* chaos(agent, "firebase", { failure_rate: 1 })
+      const l1 = yield* chat("still there?")
+      assert.strictEqual(l1.body.session.persisted, false)
+      assert.isAbove(l1.body.session.turns, 3)
+      yield* expectBody(agent, "POST", "/chat", (b) => b.degradation_level === 3, { user_id: "ada", message: "hm" })
+
+      // Claude down: an apology, the message queued for retry; level 4 once its breaker opens (3 failures).
+      yield* chaos(agent, "claude", { failure_rate: 1 })
+      const apology = yield* chat("what is a fiber?")
+      assert.strictEqual(apology.status, 200)
+      assert.strictEqual(apology.body.claude, "queued")
+      assert.match(apology.body.reply, /^Sorry/)
+      yield* expectBody(agent, "POST", "/chat", (b) => b.degradation_level === 4, { user_id: "ada", message: "hello?" })
+
+      // Claude back: the queued messages are answered and delivered through Telegram.
+      yield* chaos(agent, "claude", { failure_rate: 0 })
+      yield* expectBody(
+        agent,
+        "GET",
+        "/telegram/outbox",
+        (b) => b.sent.some((m: AgentProcess.Json) => m.text.includes("what is a fiber?")) && b.claude_retry.depth === 0
+      )
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
+  it.live("telegram replies are queued durably while it is down: delivered on recovery, and after a SIGKILL", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* AgentProcess.tempDir("agent-service-")
+      const chat = chatAs("bob")
+      const first = yield* service({ DATA_DIR: dataDir })
+      yield* chaos(first, "telegram", { failure_rate: 1 })
+      const queued = yield* chat(first, "first while down")
+      assert.strictEqual(queued.body.delivery, "Queued")
+      assert.strictEqual(queued.body.degraded, true)
+      // Recovery: delivered once the telegram breaker lets the drainer through.
+      yield* chaos(first, "telegram", { failure_rate: 0 })
+      yield* expectBody(
+        first,
+        "GET",
+        "/telegram/outbox",
+        (b) => b.telegram.depth === 0 && b.sent.some((m: AgentProcess.Json) => m.text.includes("first while down"))
+      )
+
+      // Down again, then the process is killed with messages queued.
+      yield* chaos(first, "telegram", { failure_rate: 1 })
+      assert.strictEqual((yield* chat(first, "second while down")).body.delivery, "Queued")
+      assert.strictEqual((yield* chat(first, "third while down")).body.delivery, "Queued")
+      assert.strictEqual(yield* first.stop("SIGKILL"), "SIGKILL")
+
+      // A new process on the same DATA_DIR (its Telegram is up) delivers them, in order.
+      const second = yield* service({ DATA_DIR: dataDir })
+      const outbox = yield* expectBody<AgentProcess.Json>(second, "GET", "/telegram/outbox", (b) => b.sent.length === 2)
+      assert.match(outbox.sent[0].text, /second while down/)
+      assert.match(outbox.sent[1].text, /third while down/)
+      assert.strictEqual(outbox.telegram.depth, 0)
+      assert.strictEqual(yield* second.stop("SIGTERM"), 0)
+    }).pipe(Effect.scoped))
+
+  it.live("bad configuration stops the service at startup with a message naming the variable", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<[Record<string, string>, RegExp]> = [
+        [{ PORT: "not-a-port" }, /PORT/],
+        [{ PORT: "3000", RESILIENCE_ADMIN_TOKEN: "short" }, /RESILIENCE_ADMIN_TOKEN/],
+        [{ PORT: "3000", BREAKER_OPEN_DURATION: "soon" }, /BREAKER_OPEN_DURATION/],
+        [{ PORT: "3000", REDIS_URL: "localhost:6379" }, /REDIS_URL/]
+      ]
+      for (const [env, message] of cases) {
+        const agent = yield* AgentProcess.start({
+          env: { DATA_DIR: yield* AgentProcess.tempDir("agent-service-"), RESILIENCE_ADMIN_TOKEN: token, ...env },
+          waitForListening: false
+        })
+        assert.strictEqual(yield* agent.exited, 1, agent.output())
+        assert.match(agent.output(), /Configuration error/)
+        assert.match(agent.output(), message)
+        assert.notInclude(agent.output(), "listening on")
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("SIGTERM finishes the requests in flight, then exits 0; a generated token is printed once", () =>
+    Effect.gen(function*() {
+      const port = yield* AgentProcess.freePort
+      const agent = yield* AgentProcess.start({
+        env: { PORT: String(port), DATA_DIR: yield* AgentProcess.tempDir("agent-service-") }
+      })
+      const generated = AgentProcess.printedToken(agent.output())
+      assert.isDefined(generated)
+      assert.strictEqual(agent.output().split(generated!).length, 2)
+      const set = yield* agent.request("POST", "/chaos/exa", { body: { latency_ms: 1000 }, token: generated })
+      assert.strictEqual(set.status, 200)
+      const inFlight = yield* Effect.forkChild(agent.request("GET", "/search?q=slow"))
+      yield* Effect.sleep("300 millis")
+      const exit = yield* Effect.forkChild(agent.stop("SIGTERM"))
+      const response = yield* Fiber.join(inFlight)
+      assert.strictEqual(response.status, 200)
+      assert.strictEqual(response.body.served_by, "exa_api")
+      assert.strictEqual(yield* Fiber.join(exit), 0)
+      assert.match(agent.output(), /Agent service stopped/)
+    }).pipe(Effect.scoped))
+
+  it.live("SIGINT exits 0 too", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      assert.strictEqual(yield* agent.stop("SIGINT"), 0)
+    }).pipe(Effect.scoped))
+})
