@@ -290,6 +290,14 @@ export interface Snapshot {
   readonly slowCallCount: number
   readonly rejectedCount: number
   readonly consecutiveFailures: number
+  /**
+   * What moves the circuit: the failures in a row that open it (`null` without a `consecutive` policy) and the probe
+   * successes that close it.
+   */
+  readonly thresholds: {
+    readonly failures: number | null
+    readonly successes: number
+  }
   /** The current window's figures (see above); the lifetime totals are the `...Count` fields. */
   readonly window: {
     readonly calls: number
@@ -1638,6 +1646,7 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
   slowCallCount: cell.slowCalls,
   rejectedCount: cell.rejections,
   consecutiveFailures: cell.streak,
+  thresholds: { failures: config.consecutive === 0 ? null : config.consecutive, successes: config.successThreshold },
   window: internal.windowFigures(cell, config),
   failureRate: rateOf(cell, config, "FailureRate"),
   slowCallRate: rateOf(cell, config, "SlowCallRate"),

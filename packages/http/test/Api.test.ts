@@ -127,6 +127,26 @@ describe("ResilienceApi", () => {
       assert.strictEqual(rows[1].success_threshold, 1)
     }).pipe(Effect.provide(Server())))
 
+  it.effect("thresholds come from the breaker's options: consecutive failures, probe successes; null for rates only", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({
+        name: "llm",
+        trip: CircuitBreaker.consecutive(3),
+        halfOpen: { successThreshold: 2 }
+      })
+      yield* CircuitBreaker.make({
+        name: "rates",
+        trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 10, window: CircuitBreaker.lastCalls(20) })
+      })
+      const rows = Schema.decodeUnknownSync(Schema.Array(ResilienceApi.SummaryRow))(
+        (yield* get("/api/v1/resilience/summary")).json
+      )
+      assert.deepStrictEqual(rows.map((r) => [r.name, r.failure_threshold, r.success_threshold]), [
+        ["llm", 3, 2],
+        ["rates", null, 1]
+      ])
+    }).pipe(Effect.provide(Server())))
+
   it.effect("GET /fleet: 404 problem without a fleet", () =>
     Effect.gen(function*() {
       isProblem(yield* get("/api/v1/resilience/fleet"), 404)

@@ -29,10 +29,10 @@ export const iso = (millis: number | null): string | null => millis === null ? n
 export const stats = (s: CircuitBreaker.Snapshot): ResilienceApi.CircuitStats => ({
   state: wireState(s.state),
   failure_count: s.failureCount,
-  // Core's snapshot does not carry the trip policy: the threshold is unknown here.
-  failure_threshold: null,
+  // Null for a breaker that trips on rates only: it has no count of failures that opens it.
+  failure_threshold: s.thresholds.failures,
   success_count: s.halfOpen === null ? s.successCount : s.halfOpen.successes,
-  success_threshold: s.halfOpen === null ? null : s.halfOpen.successThreshold,
+  success_threshold: s.thresholds.successes,
   failure_rate: s.failureRate,
   total_calls: s.totalCalls,
   state_changes: s.stateChanges,
