@@ -191,7 +191,8 @@ const make = Effect.gen(function*() {
       upstreams.telegramSend(message.user_id, message.text, delivery.key).pipe(telegramCall.protect),
     breaker: telegramBreaker,
     store: journal,
-    retryInterval: "500 millis"
+    retryInterval: "500 millis",
+    maxAttempts: 20
   })
   const claudeBreaker = claude.stages.circuitBreaker
   const claudeRetry = yield* DeferredDelivery.make({
@@ -211,7 +212,10 @@ const make = Effect.gen(function*() {
         ),
     breaker: claudeBreaker,
     store: journal,
-    retryInterval: "500 millis"
+    retryInterval: "500 millis",
+    // A flaky Claude (say half its calls failing) keeps admitting calls, so each failure counts against the message:
+    // 20 attempts make a dead letter from flakiness alone about a one-in-a-million event. The user was promised a reply.
+    maxAttempts: 20
   })
 
   const degradation = yield* Degradation.make({ normal: "Full functionality", rules: degradationRules })
