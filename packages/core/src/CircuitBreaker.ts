@@ -1515,43 +1515,28 @@ class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
     const { clock, generation, host, key, probe, startedAt } = this
     const cell = this.cell!
     const membership = host.link.membership
-    if (this.lease !== undefined) {
-      const leased = this.lease
-      return fleetLink.settle(
-        host.recorder,
-        cell,
-        generation,
-        probe,
-        startedAt,
-        clock!,
-        exit,
-        (outcome, _, now, openMillis) =>
-          membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
-      )
-    }
-    if (host.globalCounting && probe < 0) {
-      const admittedAt = this.epoch
-      return fleetLink.settle(
-        host.recorder,
-        cell,
-        generation,
-        probe,
-        startedAt,
-        clock!,
-        exit,
-        (outcome, duration, now, openMillis) =>
-          // Ignored outcomes count nowhere: no round trip for them.
-          outcome === internal.IGNORED
-            ? Effect.succeed(true)
-            : membership!.record(
-              key,
-              admittedAt,
-              fleetLink.verdictOf(outcome) as "success" | "failure",
-              duration,
-              now,
-              openMillis
-            )
-      )
+    // A leased probe settles with the fleet; under global counting every other outcome is recorded there.
+    const leased = this.lease
+    const admittedAt = this.epoch
+    const ask: fleetLink.Ask | undefined = leased !== undefined
+      ? (outcome, _, now, openMillis) =>
+        membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
+      : host.globalCounting && probe < 0
+      ? (outcome, duration, now, openMillis) =>
+        // Ignored outcomes count nowhere: no round trip for them.
+        outcome === internal.IGNORED
+          ? Effect.succeed(true)
+          : membership!.record(
+            key,
+            admittedAt,
+            fleetLink.verdictOf(outcome) as "success" | "failure",
+            duration,
+            now,
+            openMillis
+          )
+      : undefined
+    if (ask !== undefined) {
+      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, ask)
     }
     return host.settle(cell, generation, probe, startedAt, clock!, exit)
   }

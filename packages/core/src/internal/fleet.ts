@@ -82,6 +82,14 @@ export const verdictOf = (outcome: number) =>
     : "ignored" as const
 
 /**
+ * What an outcome asks of the fleet (a leased probe settled, a globally counted call recorded): true when the fleet
+ * decided it, false when it could not be reached and the key decides locally.
+ *
+ * @internal
+ */
+export type Ask = (outcome: number, duration: number, now: number, openMillis: number) => Effect.Effect<boolean>
+
+/**
  * Settles a call whose outcome the fleet decides. The outcome is asked of the fleet (`ask`); when the fleet decided,
  * the key only tallies it (fenced by its generation, as `record` is), and when the fleet could not be reached, it is
  * recorded locally, as a solo breaker would.
@@ -96,7 +104,7 @@ export const settle = (
   startedAt: number,
   clock: Clock.Clock,
   exit: Exit.Exit<unknown, unknown>,
-  ask: (outcome: number, duration: number, now: number, openMillis: number) => Effect.Effect<boolean>
+  ask: Ask
 ): Effect.Effect<void> => {
   const outcome = recorder.classify(exit)
   const now = clock.currentTimeMillisUnsafe()
