@@ -1134,8 +1134,10 @@ export const make: <A = unknown>(
 
     // Transitions happen inside synchronous steps; they queue here and `flush` publishes them right after.
     let pending: Array<Transition> = []
+    const changed = Option.isSome(registry) ? registry.value.changed : undefined
     const emit: internal.Emit = (cell, from, to, reason, at, shadow) => {
       transitionsTo[to]++
+      changed?.()
       pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
       link.transition(cell, to, reason, at, shadow)
     }

@@ -109,16 +109,25 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
   const policiesByName = new Map<string, NamedPolicy>()
   const hub = yield* PubSub.sliding<Transition>(4096)
   yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+  let revision = 0
   return RegistryService.of({
     add: (breaker) => {
       if (byName.has(breaker.name)) return false
       byName.set(breaker.name, breaker)
+      revision++
       return true
     },
     remove: (breaker) => {
-      if (byName.get(breaker.name) === breaker) byName.delete(breaker.name)
+      if (byName.get(breaker.name) === breaker) {
+        byName.delete(breaker.name)
+        revision++
+      }
     },
     publish: (transitions) => Effect.asVoid(PubSub.publishAll(hub, transitions)),
+    revision: () => revision,
+    changed: () => {
+      revision++
+    },
     breakers: () => Array.from(byName.values()),
     addPolicy: (policy) => {
       if (policiesByName.has(policy.name)) return false

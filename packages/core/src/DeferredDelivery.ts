@@ -442,10 +442,14 @@ const retryAfterOf = (rejection: unknown): number => {
   return Number.isFinite(millis) ? millis : 0
 }
 
-const randomKey: Effect.Effect<string> = Effect.map(
-  Effect.all(Array.from({ length: 4 }, () => Random.nextIntBetween(0, 0x100000000))),
-  (words) => words.map((w) => w.toString(16).padStart(8, "0")).join("")
-)
+// 128 random bits as 32 hex digits, from the fiber's `Random` (a seeded one in tests): four 32-bit words drawn in one
+// step, since a `send` without a key pays for this on every call.
+const randomKey: Effect.Effect<string> = Effect.withFiber((fiber) => {
+  const random = fiber.getRef(Random.Random)
+  let key = ""
+  for (let i = 0; i < 4; i++) key += Math.floor(random.nextDoubleUnsafe() * 0x100000000).toString(16).padStart(8, "0")
+  return Effect.succeed(key)
+})
 
 /**
  * Makes a deferred delivery queue: loads the journal from `store` (messages a previous process acknowledged are
@@ -642,10 +646,11 @@ export const make = <S extends Schema.Constraint, E, R>(
       ? Effect.map(breaker.state, blamesMessage)
       : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
 
-    // One delivery through the breaker, classified; interruption (the scope closing) passes through.
-    const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome> =>
+    // One delivery through the breaker, classified; interruption (the scope closing) passes through. Run in the
+    // context `make` was given (the drainer is forked in it, `send` provides it once): the sink's services are there.
+    const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome, never, R> =>
       Effect.flatMap(
-        Effect.exit(Effect.provideContext(breaker.protect(sink(message, delivery)), context)),
+        Effect.exit(breaker.protect(sink(message, delivery))),
         (exit): Effect.Effect<Outcome> => {
           if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
           const cause = exit.cause
@@ -666,80 +671,82 @@ export const make = <S extends Schema.Constraint, E, R>(
       )
 
     // Delivers the head once, under the lock.
-    const step: Effect.Effect<Step> = lock.withPermit(Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const head = queue[0]
-        if (head === undefined) {
-          // Closed under the lock: an enqueue after this opens it again.
-          wake.closeUnsafe()
-          return Effect.succeed<Step>("Idle")
-        }
-        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
-          return Effect.flatMap(breaker.state, (state): Effect.Effect<Step> => {
-            // An open circuit is still tried: the breaker lets the first call after its open time through as the
-            // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
-            if (state === "ForcedOpen") return Effect.succeed(retryMillis)
-            return Effect.flatMap(Effect.result(Effect.provideContext(decodeMessage(head.message), context)), (
-              decoded
-            ) => {
-              if (decoded._tag === "Failure") {
-                return deadLetter(head, `does not decode: ${decoded.failure.message}`, now)
-              }
-              const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
-              return Effect.flatMap(restore(attempt(decoded.success, delivery)), (outcome): Effect.Effect<Step> => {
-                switch (outcome._tag) {
-                  case "Delivered":
-                    return Effect.as(
-                      Effect.andThen(
-                        removeLogged("q", head),
-                        Effect.sync(() => {
-                          queue.shift()
-                          keys.delete(head.key)
-                          stats.delivered++
-                          if (queue.length === 0) empty.openUnsafe()
-                        })
-                      ),
-                      0
-                    )
-                  case "Rejected":
-                    stats.rejected++
-                    return Effect.succeed(Math.max(retryMillis, outcome.retryAfterMillis))
-                  case "Failed": {
-                    stats.failed++
-                    // A failure that opened the breaker says the sink is down: the failures before it, counted while
-                    // it stayed closed, were most likely the same outage, and are forgiven.
-                    const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
-                    const next: internal.Item = { ...head, attempts, lastError: outcome.error }
-                    queue[0] = next
-                    if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
-                    if (now - head.enqueuedAt >= maxAgeMillis) {
-                      return deadLetter(
-                        next,
-                        `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
-                        now
-                      )
-                    }
-                    // The count survives a restart only if written; a failed write costs an extra attempt later.
-                    return attempts === head.attempts
-                      ? Effect.succeed(retryMillis)
-                      : Effect.as(Effect.ignore(write("q", next)), retryMillis)
-                  }
+    const step: Effect.Effect<Step, never, R | S["DecodingServices"]> = lock.withPermit(
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const head = queue[0]
+          if (head === undefined) {
+            // Closed under the lock: an enqueue after this opens it again.
+            wake.closeUnsafe()
+            return Effect.succeed<Step>("Idle")
+          }
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
+            return Effect.flatMap(breaker.state, (state): Effect.Effect<Step, never, R | S["DecodingServices"]> => {
+              // An open circuit is still tried: the breaker lets the first call after its open time through as the
+              // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
+              if (state === "ForcedOpen") return Effect.succeed(retryMillis)
+              return Effect.flatMap(Effect.result(decodeMessage(head.message)), (
+                decoded
+              ) => {
+                if (decoded._tag === "Failure") {
+                  return deadLetter(head, `does not decode: ${decoded.failure.message}`, now)
                 }
+                const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
+                return Effect.flatMap(restore(attempt(decoded.success, delivery)), (outcome): Effect.Effect<Step> => {
+                  switch (outcome._tag) {
+                    case "Delivered":
+                      return Effect.as(
+                        Effect.andThen(
+                          removeLogged("q", head),
+                          Effect.sync(() => {
+                            queue.shift()
+                            keys.delete(head.key)
+                            stats.delivered++
+                            if (queue.length === 0) empty.openUnsafe()
+                          })
+                        ),
+                        0
+                      )
+                    case "Rejected":
+                      stats.rejected++
+                      return Effect.succeed(Math.max(retryMillis, outcome.retryAfterMillis))
+                    case "Failed": {
+                      stats.failed++
+                      // A failure that opened the breaker says the sink is down: the failures before it, counted while
+                      // it stayed closed, were most likely the same outage, and are forgiven.
+                      const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
+                      const next: internal.Item = { ...head, attempts, lastError: outcome.error }
+                      queue[0] = next
+                      if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
+                      if (now - head.enqueuedAt >= maxAgeMillis) {
+                        return deadLetter(
+                          next,
+                          `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
+                          now
+                        )
+                      }
+                      // The count survives a restart only if written; a failed write costs an extra attempt later.
+                      return attempts === head.attempts
+                        ? Effect.succeed(retryMillis)
+                        : Effect.as(Effect.ignore(write("q", next)), retryMillis)
+                    }
+                  }
+                })
               })
             })
           })
         })
-      })
-    ))
+      )
+    )
 
     // A defect (in the journal, the breaker, a decoder) must not stop delivery for good: it is logged, and the head
     // tried again after `retryInterval`. The sink's own defects never get here: they are failed attempts.
-    const guardedStep: Effect.Effect<Step> = Effect.catchCause(step, (cause) =>
+    const guardedStep: Effect.Effect<Step, never, R | S["DecodingServices"]> = Effect.catchCause(step, (cause) =>
       Cause.hasInterruptsOnly(cause)
         ? Effect.failCause(cause)
         : Effect.as(Effect.logError(`Deferred delivery "${name}": the drainer failed; retrying`, cause), retryMillis))
-    const drainer: Effect.Effect<never> = Effect.forever(
+    const drainer: Effect.Effect<never, never, R | S["DecodingServices"]> = Effect.forever(
       Effect.andThen(
         wake.await,
         Effect.flatMap(guardedStep, (next) => typeof next === "number" && next > 0 ? Effect.sleep(next) : Effect.void)
@@ -751,68 +758,72 @@ export const make = <S extends Schema.Constraint, E, R>(
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
     ): Effect.Effect<Receipt, DeferredDeliveryError> =>
-      Effect.gen(function*() {
-        const key = sendOptions?.key ?? (yield* randomKey)
-        if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
-          return yield* fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, {
-            key,
-            field: "key"
-          })
-        }
-        const encoded = yield* Effect.mapError(
-          Effect.provideContext(encodeMessage(message), context),
-          (error) => fail("BadMessage", error.message, { key, field: "message" })
-        )
-        const enqueuedAt = yield* Clock.currentTimeMillis
-        // Measured before anything is tried, so that a message is refused or accepted whatever the sink's health.
-        const text = yield* Effect.mapError(
-          encodeRecord({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" }),
-          (error) => fail("BadMessage", error.message, { key, field: "message" })
-        )
-        const bytes = internal.byteLength(text)
-        if (bytes > maxMessageBytes) {
-          return yield* fail(
-            "TooLarge",
-            `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`,
-            {
+      // In the context `make` was given, provided once for the encoding and the direct delivery: each provision
+      // merges two contexts, which a request path pays for.
+      Effect.provideContext(
+        Effect.gen(function*() {
+          const key = sendOptions?.key ?? (yield* randomKey)
+          if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
+            return yield* fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, {
               key,
-              field: "maxMessageBytes"
-            }
-          )
-        }
-        return yield* lock.withPermit(Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            if (keys.has(key)) {
-              stats.duplicates++
-              return { _tag: "Duplicate", key } as const
-            }
-            let attempts = 0
-            let lastError: string | undefined
-            if (queue.length === 0 && blamesMessage(yield* breaker.state)) {
-              const outcome = yield* restore(attempt(message, { key, attempt: 1, enqueuedAt }))
-              if (outcome._tag === "Delivered") {
-                stats.delivered++
-                stats.deliveredDirect++
-                return { _tag: "Delivered", key } as const
-              }
-              if (outcome._tag === "Rejected") stats.rejected++
-              else {
-                stats.failed++
-                attempts = outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0
-                lastError = outcome.error
-              }
-            }
-            const depth = yield* enqueue({
-              key,
-              message: encoded,
-              enqueuedAt,
-              attempts,
-              ...(lastError === undefined ? {} : { lastError })
+              field: "key"
             })
-            return { _tag: "Queued", key, depth } as const
-          })
-        ))
-      })
+          }
+          const encoded = yield* Effect.mapError(
+            encodeMessage(message),
+            (error) => fail("BadMessage", error.message, { key, field: "message" })
+          )
+          const enqueuedAt = yield* Clock.currentTimeMillis
+          // Measured before anything is tried, so that a message is refused or accepted whatever the sink's health.
+          // The entry as `RecordJson` writes it (the message is JSON already): plain JSON, without a second encoding.
+          const bytes = internal.byteLength(
+            JSON.stringify({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" })
+          )
+          if (bytes > maxMessageBytes) {
+            return yield* fail(
+              "TooLarge",
+              `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`,
+              {
+                key,
+                field: "maxMessageBytes"
+              }
+            )
+          }
+          return yield* lock.withPermit(Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function*() {
+              if (keys.has(key)) {
+                stats.duplicates++
+                return { _tag: "Duplicate", key } as const
+              }
+              let attempts = 0
+              let lastError: string | undefined
+              if (queue.length === 0 && blamesMessage(yield* breaker.state)) {
+                const outcome = yield* restore(attempt(message, { key, attempt: 1, enqueuedAt }))
+                if (outcome._tag === "Delivered") {
+                  stats.delivered++
+                  stats.deliveredDirect++
+                  return { _tag: "Delivered", key } as const
+                }
+                if (outcome._tag === "Rejected") stats.rejected++
+                else {
+                  stats.failed++
+                  attempts = outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0
+                  lastError = outcome.error
+                }
+              }
+              const depth = yield* enqueue({
+                key,
+                message: encoded,
+                enqueuedAt,
+                attempts,
+                ...(lastError === undefined ? {} : { lastError })
+              })
+              return { _tag: "Queued", key, depth } as const
+            })
+          ))
+        }),
+        context
+      )
 
     const replay = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
       lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {

@@ -306,10 +306,15 @@ export const make: (
     })
 
     // A breaker that has left the registry (its scope closed) reads as closed: it guards nothing any more.
+    let anyOpen = false
     const readStates = Effect.gen(function*() {
       const states = new Map<string, CircuitBreaker.State>()
+      anyOpen = false
       for (const breaker of registry.breakers()) {
-        if (named.has(breaker.name)) states.set(breaker.name, yield* breaker.state)
+        if (!named.has(breaker.name)) continue
+        const state = yield* breaker.state
+        if (state === "Open") anyOpen = true
+        states.set(breaker.name, state)
       }
       return (name: string): CircuitBreaker.State => states.get(name) ?? "Closed"
     })
@@ -318,15 +323,25 @@ export const make: (
     let verdict = initial
     const ref = yield* SubscriptionRef.make(toStatus(initial, yield* Clock.currentTimeMillis))
 
+    // The last status and the registry revision it was read at. A caller on the hot path (every request of a
+    // service may ask) gets it without reading the breakers again while no breaker changed state since, unless one
+    // of them is Open: that one turns half-open by time alone.
+    let cached: { readonly revision: number; readonly status: Status } | undefined
+
     // Evaluations are serialised by the ref, so that a slow one never overwrites a newer one.
     const evaluate: Effect.Effect<Status> = SubscriptionRef.modifySomeEffect(ref, (current) =>
       Effect.gen(function*() {
+        const revision = registry.revision()
         const next = internal.evaluate(rules, yield* readStates)
-        if (internal.same(next, verdict)) return [current, Option.none()] as const
+        const changed = !internal.same(next, verdict)
+        const status = changed ? toStatus(next, yield* Clock.currentTimeMillis) : current
         verdict = next
-        const status = toStatus(next, yield* Clock.currentTimeMillis)
-        return [status, Option.some(status)] as const
+        cached = anyOpen ? undefined : { revision, status }
+        return changed ? [status, Option.some(status)] as const : [current, Option.none()] as const
       }))
+    const status: Effect.Effect<Status> = Effect.suspend(() =>
+      cached !== undefined && cached.revision === registry.revision() ? Effect.succeed(cached.status) : evaluate
+    )
 
     // Started at once, so that the subscription is in place before the first transition can be missed.
     yield* registry.transitions.pipe(
@@ -344,7 +359,7 @@ export const make: (
     return {
       [TypeId]: TypeId,
       rules,
-      status: evaluate,
+      status,
       changes: SubscriptionRef.changes(ref)
     } satisfies Degradation
   }

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Metric, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Metric, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
@@ -142,6 +142,34 @@ describe("Degradation", () => {
       yield* CircuitBreaker.setState(search, "HalfOpen")
       const probing = yield* degradation.status
       assert.deepStrictEqual([probing.level, probing.description], [3, "Search probing"])
+    }).pipe(Effect.scoped, Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("a status read again with no change since is the same reading; a change or a breaker leaving shows at once", () =>
+    Effect.gen(function*() {
+      const all = yield* makeBreakers
+      const degradation = yield* Degradation.make({ rules })
+      const first = yield* degradation.status
+      assert.strictEqual(yield* degradation.status, first)
+      // Read before the transitions' subscriber had a turn: the change is seen by the read itself.
+      const qdrant = all.find((breaker) => breaker.name === "qdrant")!
+      yield* qdrant.forceOpen()
+      assert.strictEqual((yield* degradation.status).level, 2)
+      yield* CircuitBreaker.setState(qdrant, "Closed")
+      assert.strictEqual((yield* degradation.status).level, 0)
+      // A forced-open breaker whose scope closes leaves the registry, and reads as closed from then on.
+      const scope = yield* Scope.make()
+      yield* CircuitBreaker.make({ name: "firebase-2" }).pipe(Scope.provide(scope))
+      const forced = yield* Degradation.make({
+        rules: [{ level: 3, breakers: ["firebase-2"], description: "State degraded" }]
+      })
+      const breaker = (yield* CircuitBreakerRegistry.CircuitBreakerRegistry).breakers().find((b) =>
+        b.name === "firebase-2"
+      )!
+      yield* breaker.forceOpen()
+      assert.strictEqual((yield* forced.status).level, 3)
+      assert.strictEqual((yield* forced.status).level, 3)
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual((yield* forced.status).level, 0)
     }).pipe(Effect.scoped, Effect.provide(CircuitBreakerRegistry.layer)))
 
   it.effect("an open breaker whose time is up reads half-open when the status is read", () =>

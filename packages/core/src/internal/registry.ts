@@ -25,6 +25,14 @@ export interface Registry {
   readonly remove: (breaker: CircuitBreaker) => void
   /** Forwards a breaker's transitions to the registry-wide stream. */
   readonly publish: (transitions: ReadonlyArray<Transition>) => Effect.Effect<void>
+  /**
+   * Increases, synchronously, whenever a registered breaker changes state or a breaker joins or leaves: something
+   * computed from the breakers' states is still current while it has not moved (but for an Open breaker, which turns
+   * half-open by time alone).
+   */
+  readonly revision: () => number
+  /** Called by a registered breaker inside the step that changes a state, before the transition is published. */
+  readonly changed: () => void
   readonly breakers: () => ReadonlyArray<CircuitBreaker>
   /** Adds a named policy; false when the name is taken. */
   readonly addPolicy: (policy: NamedPolicy) => boolean
