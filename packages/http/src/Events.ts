@@ -380,14 +380,23 @@ export const make: (
 
     const respond = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
+        // Answer after Node's parser is done with the segment the request came in. Otherwise the head and first
+        // frame are written inside its `request` event, corked until the next tick, and bytes that follow the request
+        // unframed (a GET body sent without Content-Length, as node:http does) make its default `clientError`
+        // handler destroy the socket with them: no response at all. Deferred, Node answers those bytes with a 400.
+        // (@effect/platform-node NodeHttpServer: `makeHandler` runs the app synchronously, `writeResponse`'s
+        // "Stream" case writes without flushing.)
+        yield* Effect.yieldNow
         const lastEventId = request.headers["last-event-id"]
         const queue = yield* Queue.bounded<Uint8Array>(clientBuffer)
         const client: Client = { queue, request }
-        const now = yield* Clock.currentTimeMillis
-        // One synchronous step: the replay ends exactly where the live events begin.
-        const replay = hub.replay(lastEventId, now)
-        hub.clients.add(client)
-        const body = Stream.concat(Stream.fromIterable([connected, ...replay]), Stream.fromQueue(queue)).pipe(
+        // Registered when the server starts sending, so a response that never goes out (the connection closed
+        // first) leaves no client behind. One synchronous step: the replay ends exactly where the live events begin.
+        const body = Stream.unwrap(Effect.map(Clock.currentTimeMillis, (now) => {
+          const replay = hub.replay(lastEventId, now)
+          hub.clients.add(client)
+          return Stream.concat(Stream.fromIterable([connected, ...replay]), Stream.fromQueue(queue))
+        })).pipe(
           Stream.ensuring(Effect.sync(() => {
             hub.clients.delete(client)
             Queue.shutdownUnsafe(queue)

@@ -24,6 +24,7 @@ import * as HttpApiClient from "effect/http-api/HttpApiClient"
 import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiError from "effect/http-api/HttpApiError"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as OpenApi from "effect/http-api/OpenApi"
 import type * as HttpClient from "effect/http/HttpClient"
@@ -45,12 +46,13 @@ import * as Schema from "effect/Schema"
 export const prefix = "/api/v1/resilience"
 
 // Control characters never belong in a breaker name or key; the caps keep a hostile URL from reaching the registry.
+// The description is what an `InvalidRequest` says is expected.
 const printable = (max: number, what: string) =>
   Schema.String.check(
     Schema.isMinLength(1),
     Schema.isMaxLength(max),
     Schema.isPattern(/^\P{Cc}*$/u, { message: `${what} must not contain control characters` })
-  )
+  ).annotate({ description: `${what}: 1 to ${max} characters, no control characters` })
 
 /**
  * A breaker name in a path: 1 to 200 characters, no control characters.
@@ -568,6 +570,61 @@ export class AdminNotConfigured extends HttpApiError.Problem<AdminNotConfigured>
   title: "Admin controls are not configured: set RESILIENCE_ADMIN_TOKEN (or the adminToken option)"
 }) {}
 
+/**
+ * 400: a path parameter, query parameter or header failed validation. `errors` names each field, where it was
+ * (`path`, `query`, `header`, `body`), what is wrong with it and what is expected; `detail` says it in one line.
+ *
+ * @example
+ * ```ts
+ * import { ResilienceApi } from "@effect-resilience/http"
+ *
+ * const problem = new ResilienceApi.InvalidRequest({
+ *   detail: "Invalid query parameter key: Expected a value with a length of at least 1",
+ *   errors: [{
+ *     in: "query",
+ *     field: "key",
+ *     message: "Expected a value with a length of at least 1",
+ *     expected: "a breaker key: 1 to 512 characters, no control characters"
+ *   }]
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()("InvalidRequest", {
+  type: problemType("invalid-request"),
+  status: 400,
+  title: "The request is invalid"
+}, {
+  errors: Schema.Array(Schema.Struct({
+    in: Schema.Literals(["path", "query", "header", "body"]),
+    field: Schema.String,
+    message: Schema.String,
+    /** The field's expected value, when its schema describes it (null otherwise). */
+    expected: Schema.NullOr(Schema.String)
+  }))
+}) {}
+
+/**
+ * The API's request validation: it answers a path, query or header that fails its schema with an `InvalidRequest`
+ * naming the field (`ResilienceHttp` provides it; without it HttpApi answers an empty 400).
+ *
+ * @example
+ * ```ts
+ * import { ResilienceApi } from "@effect-resilience/http"
+ *
+ * const key = ResilienceApi.RequestValidation.key // "@effect-resilience/http/RequestValidation"
+ * ```
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()(
+  "@effect-resilience/http/RequestValidation",
+  { error: InvalidRequest }
+) {}
+
 const byName = { params: { name: BreakerName } }
 const control = <const Id extends string, const Path extends string>(identifier: Id, path: Path) =>
   HttpApiEndpoint.post(identifier, `${prefix}/circuit-breakers/:name/${path}`, {
@@ -667,6 +724,8 @@ export const ResilienceApi = HttpApi.make("resilience")
   .add(Monitoring)
   .add(Probes)
   .add(Admin)
+  // Every endpoint above: the middleware applies to the endpoints present when it is added.
+  .middleware(RequestValidation)
   // The admin token is checked by the handlers (so that refusals are published with the breaker and key); the
   // document still says which scheme the controls take.
   .annotate(OpenApi.Transform, (spec) => ({

@@ -5,7 +5,9 @@
  *
  * It only reads what core exposes (`CircuitBreakerRegistry`, and when provided `HealthMonitor`, `Degradation`,
  * `RedisFleet`) and adds nothing to a call's path. Every error is a JSON problem body (RFC 9457): malformed
- * names and keys 400, unknown paths 404, wrong methods 405, oversized requests 413, never a 500 with a stack.
+ * names and keys 400 (an `InvalidRequest` naming the field and what it expects), a missing or wrong admin token 401
+ * (with its `WWW-Authenticate: Bearer` challenge), unknown paths 404, wrong methods 405, oversized requests 413,
+ * never a 500 with a stack. What Node's parser itself rejects is answered by `createServer`.
  *
  * **Example** (Mounting the surface in an existing server)
  *
@@ -38,7 +40,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import * as HttpApiError from "effect/http-api/HttpApiError"
+import type * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import type * as HttpApiError from "effect/http-api/HttpApiError"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import type * as Etag from "effect/http/Etag"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
@@ -55,11 +59,14 @@ import * as PubSub from "effect/PubSub"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
+import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Types from "effect/Types"
-import { createServer } from "node:http"
+import * as Http from "node:http"
 import * as Admin from "./Admin.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Events from "./Events.ts"
+import * as clientError from "./internal/clientError.ts"
 import * as token from "./internal/token.ts"
 import * as wire from "./internal/wire.ts"
 import * as Metrics from "./Metrics.ts"
@@ -323,6 +330,76 @@ const AdminLive = (s: Settings) =>
         .handle("disable", run("disable"))
     }))
 
+type Location = ResilienceApi.InvalidRequest["errors"][number]["in"]
+
+const locations: Record<HttpApiError.HttpApiSchemaError["kind"], Location | undefined> = {
+  Params: "path",
+  Query: "query",
+  Headers: "header",
+  Payload: "body",
+  Body: undefined,
+  ResponseHeaders: undefined
+}
+
+const labels: Record<Location, string> = {
+  path: "path parameter",
+  query: "query parameter",
+  header: "header",
+  body: "body field"
+}
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+// What a field should hold: the description of its schema in the endpoint's request slot (an object schema).
+const expectedOf = (slot: Schema.Top | undefined, field: PropertyKey | undefined): string | null => {
+  if (slot === undefined || field === undefined || !SchemaAST.isObjects(slot.ast)) return null
+  const property = slot.ast.propertySignatures.find((p) => p.name === field)
+  return property === undefined ? null : SchemaAST.resolveDescription(property.type) ?? null
+}
+
+const slotSchema = (endpoint: HttpApiEndpoint.Top, kind: HttpApiError.HttpApiSchemaError["kind"]) =>
+  kind === "Params"
+    ? endpoint.params
+    : kind === "Query"
+    ? endpoint.query
+    : kind === "Headers"
+    ? endpoint.headers
+    : undefined
+
+const segment = (s: PropertyKey | { readonly key: PropertyKey }): PropertyKey => typeof s === "object" ? s.key : s
+
+const invalidRequest = (
+  error: HttpApiError.HttpApiSchemaError,
+  endpoint: HttpApiEndpoint.Top
+): ResilienceApi.InvalidRequest | undefined => {
+  const location = locations[error.kind]
+  // A response that does not encode is the server's fault: left to the 500 below.
+  if (location === undefined) return undefined
+  const errors = formatIssues(error.cause.issue).issues.map((issue) => {
+    const path = (issue.path ?? []).map(segment)
+    return {
+      in: location,
+      field: path.length === 0 ? "(all)" : path.map(String).join("."),
+      message: issue.message,
+      expected: expectedOf(slotSchema(endpoint, error.kind), path[0])
+    }
+  })
+  const detail = errors.map((e) =>
+    `Invalid ${labels[e.in]} ${e.field}: ${e.message}${e.expected === null ? "" : ` (expected ${e.expected})`}`
+  ).join("; ")
+  return new ResilienceApi.InvalidRequest({ detail, errors })
+}
+
+// HttpApi decodes the path, query and headers before any handler or route middleware sees the request; its own
+// answer to a failure is an empty 400 (as a defect, so the problems middleware cannot tell which field).
+const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(
+  ResilienceApi.RequestValidation,
+  (error, { endpoint }) => {
+    const problem = invalidRequest(error, endpoint)
+    return problem === undefined ? Effect.fail(error) : Effect.fail(problem)
+  }
+)
+
 // The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404).
 const templates: ReadonlyArray<readonly [method: string, pattern: RegExp, withParam: boolean]> = [
   ["GET", /^\/api\/v1\/resilience\/(circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/, false],
@@ -363,7 +440,12 @@ const fallback = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
     ? problem(405, "Method Not Allowed", `Use ${allowed.join(", ")}`, { allow: allowed.join(", ") })
     : same !== undefined && same[2]
     // The route exists but the router would not match it: a path parameter past the router's length limit.
-    ? problem(400, "Bad Request", "Malformed path parameter")
+    ? problem(
+      400,
+      "Bad Request",
+      "Invalid path parameter name: longer than this server's router accepts (its maxParamLength, 100 characters by "
+        + "default; expected a breaker name: 1 to 200 characters, no control characters)"
+    )
     // Unknown, or a route left out of this mount (events, docs, fleet without a fleet).
     : problem(404, "Not Found", "No such resilience endpoint")
 })
@@ -382,8 +464,39 @@ const fallbacks = HttpRouter.use((router) =>
   )
 )
 
-const schemaDetail = (error: unknown): string | undefined =>
-  HttpApiError.HttpApiSchemaError.is(error) ? `Invalid ${error.kind.toLowerCase()}: ${error.cause.message}` : undefined
+const ours = (path: string): boolean =>
+  path.startsWith(`${ResilienceApi.prefix}/`) || path === "/health" || path.startsWith("/health/")
+
+// The router cannot match a path whose percent-encoding does not decode, and answers it with an empty 404 before
+// any route (and so the problems below) sees it. Under this package's paths, such a path gets a 400 problem;
+// others are left to whoever serves them.
+const undecodablePaths = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const path = pathOf(request.url)
+      if (!ours(path) || !path.includes("%")) return httpEffect
+      return Effect.try({ try: () => decodeURIComponent(path), catch: () => "undecodable" as const }).pipe(
+        Effect.matchEffect({
+          onFailure: () =>
+            Effect.succeed(
+              problem(
+                400,
+                "Bad Request",
+                "Invalid path: its percent-encoding does not decode (expected %XX escapes of UTF-8 bytes)"
+              )
+            ),
+          onSuccess: () => httpEffect
+        })
+      )
+    }),
+  { global: true }
+)
+
+// RFC 6750 §3: a 401 names the scheme, and says `invalid_token` when a bearer token was given but is not the one.
+const bearerChallenge = (authorization: string | undefined): string =>
+  token.bearer(authorization) === undefined
+    ? `Bearer realm="effect-resilience"`
+    : `Bearer realm="effect-resilience", error="invalid_token"`
 
 // Every error leaves as a problem body: the builder's empty 4xx/5xx get a JSON body, a defect a bare 500
 // (logged here, never echoed), and a declared body larger than the limit never reaches a handler.
@@ -412,20 +525,23 @@ const problems = (maxBodyBytes: number) =>
             : problem(400, "Bad Request", "Unreadable request body")
         }
       }
-      let detail: string | undefined
-      const response = yield* httpEffect.pipe(
-        Effect.catchCause((cause) => {
-          for (const reason of cause.reasons) {
-            if (reason._tag === "Fail") detail ??= schemaDetail(reason.error)
-          }
-          return Effect.flatMap(HttpServerError.causeResponse(cause), ([failed]) =>
+      const answered = yield* httpEffect.pipe(
+        Effect.catchCause((cause) =>
+          Effect.flatMap(HttpServerError.causeResponse(cause), ([failed]) =>
             failed.status >= 500
               ? Effect.as(Effect.logError("resilience http: request failed", cause), failed)
               : Effect.succeed(failed))
-        })
+        )
       )
+      const response = answered.status === 401 && answered.headers["www-authenticate"] === undefined
+        ? HttpServerResponse.setHeader(
+          answered,
+          "www-authenticate",
+          bearerChallenge(request.headers["authorization"])
+        )
+        : answered
       if (response.status < 400 || response.body._tag !== "Empty") return response
-      return problem(response.status, titles[response.status] ?? "Error", detail, { ...response.headers })
+      return problem(response.status, titles[response.status] ?? "Error", undefined, { ...response.headers })
     })
   ).layer
 
@@ -478,9 +594,14 @@ export const layerApi = (
         ResilienceApi.ResilienceApi,
         s.docs ? { openapiPath: `${ResilienceApi.prefix}/openapi.json` } : {}
       )
-        .pipe(Layer.provide([MonitoringLive(s), ProbesLive(s), AdminLive(s)])),
+        .pipe(
+          // The groups' routes look the API's middleware up in what their layers were built with.
+          Layer.provide(
+            Layer.mergeAll(MonitoringLive(s), ProbesLive(s), AdminLive(s)).pipe(Layer.provide(RequestValidationLive))
+          )
+        ),
       fallbacks
-    ).pipe(Layer.provide(problems(s.maxBodyBytes)))
+    ).pipe(Layer.provide(problems(s.maxBodyBytes)), Layer.merge(undecodablePaths))
     return s.docs
       ? Layer.merge(
         routes,
@@ -569,3 +690,29 @@ export const layerServer = (
     Layer.merge(layer(options), HttpRouter.add("*", "/*", problem(404, "Not Found"))),
     { disableListenLog: true }
   ).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host })))
+
+/**
+ * `node:http`'s `createServer`, answering what Node's parser rejects (a malformed request, headers over its limit)
+ * with a JSON problem (400, 431, 408) and closing the connection gently: Node's default destroys the socket at once,
+ * and a client still sending then gets a reset instead of the answer. `layerServer` uses it; pass it to
+ * `NodeHttpServer.layer` when you serve `layer` in your own server.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreakerRegistry } from "@effect-resilience/core"
+ * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { HttpRouter } from "effect/http"
+ *
+ * const Server = HttpRouter.serve(ResilienceHttp.layer()).pipe(
+ *   Layer.provide(CircuitBreakerRegistry.layer),
+ *   Layer.provide(NodeHttpServer.layer(ResilienceHttp.createServer, { port: 8080 }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const createServer = (options: Http.ServerOptions = {}): Http.Server =>
+  clientError.install(Http.createServer(options))

@@ -1,0 +1,98 @@
+// Review notes on the API's errors: a malformed path or query parameter names the field and what it expects, and a
+// 401 carries its RFC 6750 challenge.
+import { CircuitBreaker } from "@effect-resilience/core"
+import { ResilienceApi } from "@effect-resilience/http"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted, Schema } from "effect"
+import { type Reply, request, Server } from "./httpTest.ts"
+
+const token = "s3cret-admin-token"
+
+const post = (headers: Record<string, string>) =>
+  request("POST", "/api/v1/resilience/circuit-breakers/db/force-open", { headers })
+
+const invalid = (reply: Reply) => {
+  assert.strictEqual(reply.status, 400, reply.text)
+  assert.match(String(reply.headers["content-type"]), /^application\/problem\+json/)
+  return Schema.decodeUnknownSync(ResilienceApi.InvalidRequest)(reply.json)
+}
+
+describe("request errors", () => {
+  it.effect("a malformed path parameter or query names the field and what is expected", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      const name = invalid(yield* request("GET", "/api/v1/resilience/circuit-breakers/a%01b"))
+      assert.deepStrictEqual(name.errors, [{
+        in: "path",
+        field: "name",
+        message: "a breaker name must not contain control characters",
+        expected: "a breaker name: 1 to 200 characters, no control characters"
+      }])
+      assert.strictEqual(
+        name.detail,
+        "Invalid path parameter name: a breaker name must not contain control characters "
+          + "(expected a breaker name: 1 to 200 characters, no control characters)"
+      )
+      assert.strictEqual(name.type, "https://effect-resilience.dev/problems/invalid-request")
+
+      const headers = { authorization: `Bearer ${token}` }
+      const empty = invalid(yield* request("POST", "/api/v1/resilience/circuit-breakers/db/reset?key=", { headers }))
+      assert.deepStrictEqual(empty.errors, [{
+        in: "query",
+        field: "key",
+        message: "Expected a value with a length of at least 1",
+        expected: "a breaker key: 1 to 512 characters, no control characters"
+      }])
+      assert.include(empty.detail, "query parameter key")
+      for (const query of ["key=%00", "key=a&key=b", `key=${"k".repeat(513)}`]) {
+        const reply = invalid(
+          yield* request("POST", `/api/v1/resilience/circuit-breakers/db/reset?${query}`, { headers })
+        )
+        assert.deepStrictEqual(reply.errors.map((e) => [e.in, e.field, e.expected]), [[
+          "query",
+          "key",
+          "a breaker key: 1 to 512 characters, no control characters"
+        ]], query)
+      }
+      // A path the router cannot decode never reaches a route: still a problem, not an empty 404.
+      for (const path of ["/api/v1/resilience/circuit-breakers/%E0%A4%A", "/health/%FF"]) {
+        const undecodable = yield* request("GET", path)
+        assert.strictEqual(undecodable.status, 400, path)
+        assert.match(String(undecodable.headers["content-type"]), /^application\/problem\+json/)
+        assert.include(undecodable.json.detail, "percent-encoding")
+      }
+      // A name past the router's parameter length never reaches the API: still named.
+      const long = yield* request("GET", `/api/v1/resilience/circuit-breakers/${"x".repeat(150)}`)
+      assert.strictEqual(long.status, 400)
+      assert.include(long.json.detail, "path parameter name")
+      assert.include(long.json.detail, "1 to 200 characters")
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+
+  it.effect("the OpenAPI document declares the 400 problem", () =>
+    Effect.gen(function*() {
+      const openapi = yield* request("GET", "/api/v1/resilience/openapi.json")
+      const responses = openapi.json.paths["/api/v1/resilience/circuit-breakers/{name}/reset"].post.responses
+      assert.property(responses, "400")
+    }).pipe(Effect.provide(Server())))
+
+  it.effect("a 401 carries WWW-Authenticate: Bearer, with error=\"invalid_token\" for a wrong token", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      for (const headers of [{}, { authorization: `Basic ${token}` }, { authorization: "Bearer" }]) {
+        const reply = yield* post(headers)
+        assert.strictEqual(reply.status, 401, JSON.stringify(headers))
+        assert.strictEqual(reply.headers["www-authenticate"], `Bearer realm="effect-resilience"`)
+      }
+      for (const wrong of ["wrong", `${token}x`]) {
+        const reply = yield* post({ authorization: `Bearer ${wrong}` })
+        assert.strictEqual(reply.status, 401)
+        assert.strictEqual(
+          reply.headers["www-authenticate"],
+          `Bearer realm="effect-resilience", error="invalid_token"`
+        )
+      }
+      const ok = yield* post({ authorization: `Bearer ${token}` })
+      assert.strictEqual(ok.status, 200)
+      assert.isUndefined(ok.headers["www-authenticate"])
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+})
