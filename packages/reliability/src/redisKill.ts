@@ -8,19 +8,19 @@ import { Effect } from "effect"
 import * as H from "./Harness.ts"
 import type { Row, Scenario } from "./Scenario.ts"
 
-/** Load around one Redis kill: `outageMs` down, then restarted (its data kept or not). */
+/** Load around one Redis kill: `outageMs` down, then restarted with its data, or `empty` (its directory emptied). */
 const phase = (
   label: string,
   redis: RedisServer.RedisServer,
   agent: Parameters<typeof H.breakerState>[0],
-  options: { readonly rate: number; readonly outageMs: number; readonly settleMs: number }
+  options: { readonly rate: number; readonly outageMs: number; readonly settleMs: number; readonly empty: boolean }
 ) =>
   Effect.gen(function*() {
     const load = yield* H.load({ rate: options.rate, tag: `rk-${label}`, targets: () => [agent] })
     yield* Effect.sleep(options.settleMs)
     yield* redis.kill
     yield* Effect.sleep(options.outageMs)
-    yield* redis.restart
+    yield* (options.empty ? redis.restartEmpty : redis.restart)
     // What was acknowledged up to the restart must all be in Redis once the journal is replayed.
     const acknowledged = H.searchWrites(load.sent)
     // A fresh query each attempt (the service skips rewriting an unchanged answer for a minute).
@@ -93,20 +93,12 @@ export const scenario: Scenario = {
       const agent = yield* H.startService({ dataDir: `${ctx.workDir}/data`, redisUrl: redis.url })
       yield* H.timeUntil(Effect.map(agent.request("GET", "/health/ready"), (r) => r.status === 200), 15_000)
 
-      // Empty: a restart on a fresh directory would need a new server; FLUSHALL after the restart stands for it
-      // (what Redis holds is gone, the marker too), then the same kill and restart with the append-only file kept.
+      // Empty: restarted on an emptied directory (its append-only file gone, so every key and the marker too), then
+      // the same kill and a restart with the append-only file kept.
       yield* ctx.log("redis-kill: restart empty")
-      const empty = yield* phase(
-        "empty",
-        {
-          ...redis,
-          restart: Effect.andThen(redis.restart, RedisServer.command(redis.port, ["FLUSHALL"]))
-        },
-        agent,
-        { rate, outageMs, settleMs }
-      )
+      const empty = yield* phase("empty", redis, agent, { rate, outageMs, settleMs, empty: true })
       yield* ctx.log("redis-kill: restart with data")
-      const kept = yield* phase("data", redis, agent, { rate, outageMs, settleMs })
+      const kept = yield* phase("data", redis, agent, { rate, outageMs, settleMs, empty: false })
 
       const rows: Array<Row> = []
       const failed: Array<string> = []
@@ -175,8 +167,8 @@ export const scenario: Scenario = {
           `${rate} requests/s (30% chat, 70% search, every one unique), Redis down ${outageMs / 1000} s each time.`,
           "Search-cache writes: every search answered by Exa or Tavily is written to the shared cache; each must be " +
           "in Redis after recovery (journal replay, or the re-seed after an empty Redis). Chats: every acknowledged " +
-          "chat's reply must reach the (simulated) Telegram. \"Restarted empty\": the server restarted and FLUSHALLed at " +
-          "once (its marker key gone, as after a restart without its data); \"with its data\": restarted on its " +
+          "chat's reply must reach the (simulated) Telegram. \"Restarted empty\": the server restarted on the same port " +
+          "with its directory emptied (no append-only file: no key, no marker); \"with its data\": restarted on its " +
           "append-only file."
         ]
       }

@@ -9,7 +9,7 @@
 import { Data, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -29,6 +29,11 @@ export interface RedisServer {
   readonly kill: Effect.Effect<void>
   /** Kills the server if it runs, then starts it again on the same port; it answers PING once this succeeds. */
   readonly restart: Effect.Effect<void, RedisServerError>
+  /**
+   * Kills the server if it runs, empties its directory, then starts it again on the same port: a server that lost its
+   * disk (no append-only file, no RDB) and comes back with no data, not even with `persistence`.
+   */
+  readonly restartEmpty: Effect.Effect<void, RedisServerError>
   /** SIGSTOPs the server until the scope closes (then SIGCONTs it): sockets stay open, nothing answers. */
   readonly freeze: Effect.Effect<void, never, Scope.Scope>
 }
@@ -225,7 +230,18 @@ const serve = (
     ]
     const { kill, signal, start } = yield* launch({ file, port, dir, args })
     const freeze = Effect.asVoid(Effect.acquireRelease(signal("SIGSTOP"), () => signal("SIGCONT")))
-    return { port, url: `redis://127.0.0.1:${port}`, kill, restart: Effect.andThen(kill, start), freeze }
+    // The server is dead (`kill` waits for its exit) before its files go, so nothing writes into the emptied directory.
+    const empty = Effect.sync(() => {
+      for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true })
+    })
+    return {
+      port,
+      url: `redis://127.0.0.1:${port}`,
+      kill,
+      restart: Effect.andThen(kill, start),
+      restartEmpty: kill.pipe(Effect.andThen(empty), Effect.andThen(start)),
+      freeze
+    }
   })
 
 /**
