@@ -135,7 +135,9 @@ describe("agent service", { timeout: 120_000 }, () => {
   it.live("chaos controls need the admin token, name the bad field, and know their services", () =>
     Effect.gen(function*() {
       const agent = yield* service()
-      assert.strictEqual((yield* agent.request("GET", "/chaos")).status, 401)
+      const anonymous = yield* agent.request("GET", "/chaos")
+      assert.strictEqual(anonymous.status, 401)
+      assert.strictEqual(anonymous.headers.get("www-authenticate"), "Bearer realm=\"effect-resilience\"")
       assert.strictEqual(
         (yield* agent.request("POST", "/chaos/exa", { body: { failure_rate: 1 }, token: "wrong-token" })).status,
         401

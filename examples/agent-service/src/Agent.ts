@@ -26,6 +26,8 @@ export interface Settings {
   readonly openDuration: Duration.Duration
   /** Where the search cache and the durable queues live. */
   readonly dataDir: string
+  /** How the upstreams' breakers count calls in a fleet (with Redis). Default: `local` counting. */
+  readonly fleet?: CircuitBreaker.Options["fleet"]
 }
 
 export class AgentSettings extends Context.Service<AgentSettings, Settings>()(
@@ -35,6 +37,7 @@ export class AgentSettings extends Context.Service<AgentSettings, Settings>()(
 /** Where the last good search answers are kept: a `FallbackStore` on disk, or Redis (shared) when configured. */
 export interface SearchCache {
   readonly get: (query: string) => Effect.Effect<Option.Option<string>>
+  /** Writes an answer; a store's failure is its own (the answer was served all the same). */
   readonly set: (query: string, value: string) => Effect.Effect<void>
   /** What the store health check runs. */
   readonly ping: Effect.Effect<void, unknown>
@@ -124,14 +127,14 @@ const retry = (service: Service, times: number) =>
 const timeout = (service: Service, duration: Duration.Input) => Timeout.make({ name: breakerOf[service], duration })
 
 const make = Effect.gen(function*() {
-  const { dataDir, openDuration } = yield* AgentSettings
+  const { dataDir, fleet, openDuration } = yield* AgentSettings
   const upstreams = yield* Upstreams
   const searchCache = yield* SearchCacheService
   const monitor = yield* HealthMonitor.HealthMonitor
 
   // A breaker per upstream, outermost in its policy so that it sees one outcome per call (retries included).
   const breaker = (service: Service, failures: number) =>
-    CircuitBreaker.make({ name: breakerOf[service], trip: CircuitBreaker.consecutive(failures), openDuration })
+    CircuitBreaker.make({ name: breakerOf[service], trip: CircuitBreaker.consecutive(failures), openDuration, fleet })
   const policy = Effect.fnUntraced(function*(service: Service, failures: number, times: number, limit: Duration.Input) {
     return yield* Policy.make({
       name: breakerOf[service],
@@ -164,7 +167,7 @@ const make = Effect.gen(function*() {
     },
     timeout: "1 second",
     l1: { maxEntries: 10_000, ttl: "1 hour" },
-    circuitBreaker: { trip: CircuitBreaker.consecutive(5), openDuration }
+    circuitBreaker: { trip: CircuitBreaker.consecutive(5), openDuration, fleet }
   })
 
   // Web search: Exa, then Tavily, then the last good answer, then a message.
@@ -251,11 +254,16 @@ const make = Effect.gen(function*() {
 
   // A live answer (Exa's or Tavily's) feeds the cache, outside the providers' policies: a slow disk is not a slow
   // provider.
+  const fresh = writeThrottle()
   const runSearch = (query: string): Effect.Effect<SearchAnswer> =>
     Effect.map(
       Effect.tap(search.run(query), (served) =>
         served.servedBy === "exa_api" || served.servedBy === "tavily_api"
-          ? searchCache.set(query, JSON.stringify(served.value))
+          ? Effect.flatMap(
+            Clock.currentTimeMillis,
+            (now) =>
+              fresh(query, served.value, now) ? searchCache.set(query, JSON.stringify(served.value)) : Effect.void
+          )
           : Effect.void),
       (served) => ({
         results: served.value,
@@ -345,20 +353,23 @@ export const layer = Layer.effectContext(
   )
 )
 
+const sameHits = (a: ReadonlyArray<SearchHit>, b: ReadonlyArray<SearchHit>) =>
+  a.length === b.length && a.every((hit, i) => hit.title === b[i].title && hit.url === b[i].url)
+
 /**
- * Remembers what was last written per query, so that a hot query does not rewrite (and flush to disk) the same answer
- * on every request: the same value is written again at most once a minute.
+ * Decides whether a live answer needs writing to the search cache: not when the same hits were written for the query
+ * less than a minute ago, so that a hot query does not rewrite (and flush to disk) the same answer on every request.
+ * The hits are compared one by one, not as JSON: encoding every answer cost more than the rest of the cache path.
  */
 export const writeThrottle = (maxEntries = 10_000, everyMillis = 60_000) => {
-  const last = new Map<string, { readonly value: string; readonly at: number }>()
-  return <E>(key: string, value: string, write: Effect.Effect<void, E>): Effect.Effect<void> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const seen = last.get(key)
-      if (seen !== undefined && seen.value === value && now - seen.at < everyMillis) return Effect.void
-      if (last.size >= maxEntries) last.clear()
-      last.set(key, { value, at: now })
-      return Effect.ignore(write)
-    })
+  const last = new Map<string, { readonly hits: ReadonlyArray<SearchHit>; readonly at: number }>()
+  return (query: string, hits: ReadonlyArray<SearchHit>, now: number): boolean => {
+    const seen = last.get(query)
+    if (seen !== undefined && now - seen.at < everyMillis && sameHits(seen.hits, hits)) return false
+    if (last.size >= maxEntries) last.clear()
+    last.set(query, { hits, at: now })
+    return true
+  }
 }
 
 /** The search cache on a local `FallbackStore` (no Redis). */
@@ -367,10 +378,9 @@ export const layerSearchCacheLocal = Layer.effect(
   Effect.gen(function*() {
     const { dataDir } = yield* AgentSettings
     const store = yield* FallbackStore.make({ directory: `${dataDir}/cache`, name: "search-cache", maxEntries: 10_000 })
-    const written = writeThrottle()
     return SearchCacheService.of({
       get: (query) => Effect.orElseSucceed(store.get(`search:${query}`), () => Option.none()),
-      set: (query, value) => written(query, value, store.set(`search:${query}`, value, { ttl: "1 day" })),
+      set: (query, value) => Effect.ignore(store.set(`search:${query}`, value, { ttl: "1 day" })),
       ping: Effect.andThen(store.set("health:ping", "ok"), store.get("health:ping"))
     })
   })

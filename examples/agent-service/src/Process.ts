@@ -41,6 +41,7 @@ export type Json = any
 export interface Response {
   readonly status: number
   readonly body: Json
+  readonly headers: Headers
 }
 
 export interface Instance {
@@ -133,7 +134,7 @@ export const start = (options: StartOptions): Effect.Effect<Instance, ProcessErr
           } catch {
             // not JSON: kept as text
           }
-          return { status: response.status, body }
+          return { status: response.status, body, headers: response.headers }
         },
         catch: (cause) => new ProcessError({ message: `${method} ${path}: ${String(cause)}` })
       })

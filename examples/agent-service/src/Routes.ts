@@ -22,7 +22,11 @@ const authorizedBy = (token: string) =>
     ({ headers }) => headers["authorization"] === `Bearer ${token}` || headers["x-admin-token"] === token
   )
 
-const unauthorized = json({ error: "Unauthorized", message: "The admin token is required" }, 401)
+// RFC 6750: the challenge says which scheme the token goes in.
+const unauthorized = HttpServerResponse.jsonUnsafe({ error: "Unauthorized", message: "The admin token is required" }, {
+  status: 401,
+  headers: { "www-authenticate": "Bearer realm=\"effect-resilience\"" }
+})
 
 // The body as JSON, or `undefined` when it is not JSON.
 const bodyJson = Effect.flatMap(

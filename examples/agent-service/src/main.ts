@@ -1,6 +1,6 @@
 /**
- * The agent service: `pnpm start` (PORT, DATA_DIR, REDIS_URL, RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION,
- * SHUTDOWN_TIMEOUT; see the README).
+ * The agent service: `pnpm start` (PORT, DATA_DIR, REDIS_URL or REDIS_SENTINELS and REDIS_SENTINEL_MASTER,
+ * RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION, SHUTDOWN_TIMEOUT, FLEET_COUNTING, FLEET_QUORUM; see the README).
  */
 import { Alerts, CircuitBreakerRegistry, FallbackStore, HealthMonitor, Recovery } from "@effect-resilience/core"
 import { ResilienceHttp } from "@effect-resilience/http"
@@ -9,7 +9,6 @@ import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node
 import { Cause, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { Redis } from "effect/persistence"
-import { createServer } from "node:http"
 import * as Agent from "./Agent.ts"
 import * as AppConfig from "./Config.ts"
 import * as Routes from "./Routes.ts"
@@ -21,10 +20,9 @@ const layerSearchCacheRedis = Layer.effect(
   Effect.gen(function*() {
     const cache = yield* ResilientRedis.ResilientRedis
     const redis = yield* Redis.Redis
-    const written = Agent.writeThrottle()
     return Agent.SearchCacheService.of({
       get: (query) => Effect.orElseSucceed(cache.get(`search:${query}`), () => Option.none()),
-      set: (query, value) => written(query, value, cache.set(`search:${query}`, value, { ttl: "1 day" })),
+      set: (query, value) => Effect.ignore(cache.set(`search:${query}`, value, { ttl: "1 day" })),
       ping: redis.send("PING")
     })
   })
@@ -45,16 +43,28 @@ const layerRedis = (url: string) => {
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
+// The same on the master the sentinels name, following failovers. Unlike `REDIS_URL` it is not lazy: `RedisSentinel`
+// asks the sentinels and connects to the master while it builds, so startup fails when none answers.
+const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig) => {
+  const store = RedisStore.layerSentinel({ masterName: sentinel.masterName, sentinels: sentinel.sentinels }).pipe(
+    Layer.tapError((error) => Console.error(`Redis Sentinel: ${error.message}`))
+  )
+  return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
+}
+
 const program = Effect.gen(function*() {
   const config = yield* AppConfig.load.pipe(
     Effect.tapError((error) => Console.error(`Configuration error: ${error.message}`))
   )
 
-  const settings = Layer.succeed(Agent.AgentSettings, { dataDir: config.dataDir, openDuration: config.openDuration })
-  const redis = Option.match(config.redisUrl, {
-    onNone: () => Agent.layerSearchCacheLocal,
-    onSome: layerRedis
+  const settings = Layer.succeed(Agent.AgentSettings, {
+    dataDir: config.dataDir,
+    openDuration: config.openDuration,
+    fleet: config.fleet
   })
+  const redis = Option.isSome(config.redisSentinel)
+    ? layerRedisSentinel(config.redisSentinel.value)
+    : Option.match(config.redisUrl, { onNone: () => Agent.layerSearchCacheLocal, onSome: layerRedis })
   const monitoring = Layer.mergeAll(
     Alerts.layer({ dedupWindow: "1 minute" }).pipe(Layer.provide(Alerts.layerLog)),
     Recovery.layer({
@@ -104,7 +114,8 @@ const program = Effect.gen(function*() {
     // The URLs are printed once the routes are attached: until then the server answers 503.
     (serve) => Layer.provide(announce, serve),
     Layer.provide(core),
-    Layer.provide(NodeHttpServer.layer(createServer, {
+    // Answers what Node's parser rejects with a JSON problem instead of a reset connection.
+    Layer.provide(NodeHttpServer.layer(ResilienceHttp.createServer, {
       port: config.port,
       gracefulShutdownTimeout: config.shutdownTimeout
     }))

@@ -18,6 +18,8 @@ export interface ServiceOptions {
   readonly redisUrl?: string | undefined
   readonly port?: number | undefined
   readonly openDuration?: string | undefined
+  /** More environment variables for the service (say `FLEET_COUNTING`); they win over the ones above. */
+  readonly env?: Readonly<Record<string, string>> | undefined
 }
 
 /** Starts the service (`node src/main.ts`) on a free port (or the given one); the scope SIGKILLs it. */
@@ -32,7 +34,8 @@ export const startService = (
         DATA_DIR: options.dataDir,
         RESILIENCE_ADMIN_TOKEN: token,
         BREAKER_OPEN_DURATION: options.openDuration ?? "1 second",
-        ...(options.redisUrl !== undefined ? { REDIS_URL: options.redisUrl } : {})
+        ...(options.redisUrl !== undefined ? { REDIS_URL: options.redisUrl } : {}),
+        ...options.env
       }
     })
   })
