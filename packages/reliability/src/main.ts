@@ -12,10 +12,12 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as fleet from "./fleet.ts"
+import * as fleet3 from "./fleet3.ts"
 import * as processKill from "./processKill.ts"
 import * as redisKill from "./redisKill.ts"
 import * as Report from "./Report.ts"
 import type { Result, Scenario } from "./Scenario.ts"
+import * as sentinel from "./sentinel.ts"
 import * as soak from "./soak.ts"
 import * as upstream from "./upstream.ts"
 
@@ -26,6 +28,8 @@ export const scenarios: ReadonlyArray<Scenario> = [
   processKill.scenario,
   upstream.scenario,
   fleet.scenario,
+  fleet3.scenario,
+  sentinel.scenario,
   soak.scenario
 ]
 
