@@ -39,7 +39,9 @@
  * - Errors are typed: `FallbackStoreError` with `reason` `DiskFull` (ENOSPC, EDQUOT), `ReadOnly` (EROFS),
  *   `PermissionDenied` (EACCES, EPERM, e.g. an immutable directory), `TooLarge`, `BadArgument` (a ttl that is not a
  *   positive duration, a `directory` that is not a directory), `Locked` (see below) or `Io`, and the key. `keys`
- *   and `size` cannot fail.
+ *   and `size` cannot fail. Storage trouble (`DiskFull`, `ReadOnly`, `PermissionDenied`, `Io`) is also logged by
+ *   the store as a warning (annotated `fallbackStore`, `reason`), since callers of a cache often drop a failed
+ *   write: once per reason and minute at most, the next warning counting the failures in between.
  * - One store per directory: `make` takes an exclusive lock on the directory before it touches anything in it, a file
  *   `.fallback-store.lock` holding the process id, written whole and then hard-linked into place (so never seen half
  *   written), and removes it when the scope closes. Another store on the directory, in this process or another, fails
@@ -505,6 +507,10 @@ class Stats {
   misses = 0
 }
 
+// The reasons that are the storage's (not the caller's) and how often each is logged.
+const STORAGE_TROUBLE: ReadonlySet<ErrorReason> = new Set(["DiskFull", "ReadOnly", "PermissionDenied", "Io"])
+const TROUBLE_LOG_MILLIS = 60_000
+
 const reportCorrupt = (name: string, key: string, reason: string, removed: boolean): Effect.Effect<void> =>
   Effect.logWarning(
     `Fallback store "${name}": corrupt entry for ${JSON.stringify(preview(key))} (${reason}) ${
@@ -650,16 +656,41 @@ const assemble = Effect.fnUntraced(function*(
     )
   ))
 
+  // Storage trouble is the operator's to fix, and callers often drop the error (a cache write must not fail the
+  // request): the store logs it itself, once per reason and `TROUBLE_LOG_MILLIS` at most, counting the rest.
+  const warned = new Map<ErrorReason, { readonly at: number; suppressed: number }>()
+  const reportTrouble = (error: FallbackStoreError): Effect.Effect<void> =>
+    !STORAGE_TROUBLE.has(error.reason) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const last = warned.get(error.reason)
+      if (last !== undefined && now - last.at < TROUBLE_LOG_MILLIS) {
+        last.suppressed++
+        return Effect.void
+      }
+      warned.set(error.reason, { at: now, suppressed: 0 })
+      const what = error.key === undefined
+        ? error.operation
+        : `${error.operation} ${JSON.stringify(preview(error.key))}`
+      const more = last !== undefined && last.suppressed > 0
+        ? `; ${last.suppressed} more ${error.reason} failures since the last warning`
+        : ""
+      return Effect.logWarning(
+        `Fallback store "${name}" could not ${what}: ${error.description} (${error.reason}${more})`
+      ).pipe(Effect.annotateLogs({ fallbackStore: name, reason: error.reason }))
+    })
+
   const store: FallbackStore = {
     [TypeId]: TypeId,
     name,
-    get,
-    set,
-    remove,
-    has: (key) => Effect.map(get(key), Option.isSome),
+    get: (key) => Effect.tapError(get(key), reportTrouble),
+    set: (key, value, options) => Effect.tapError(set(key, value, options), reportTrouble),
+    remove: (key) => Effect.tapError(remove(key), reportTrouble),
+    has: (key) => Effect.map(Effect.tapError(get(key), reportTrouble), Option.isSome),
     keys: Effect.map(Clock.currentTimeMillis, (now) => index.live(now)),
     size: Effect.map(Clock.currentTimeMillis, (now) => index.live(now).length),
-    clear: lock.withPermit(Effect.uninterruptible(Effect.andThen(backend.clear, Effect.sync(() => index.clear())))),
+    clear: lock.withPermit(Effect.uninterruptible(Effect.andThen(backend.clear, Effect.sync(() => index.clear()))))
+      .pipe(
+        Effect.tapError(reportTrouble)
+      ),
     sweep
   }
 
