@@ -6,7 +6,7 @@ import { Alerts, CircuitBreakerRegistry, FallbackStore, HealthMonitor, Recovery 
 import { ResilienceHttp } from "@effect-resilience/http"
 import { RedisFleet, RedisStore, ResilientRedis } from "@effect-resilience/redis"
 import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Cause, Console, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { Redis } from "effect/persistence"
 import * as Agent from "./Agent.ts"
@@ -125,7 +125,8 @@ const program = Effect.gen(function*() {
   return yield* Layer.launch(server)
 }).pipe(Effect.scoped)
 
-NodeRuntime.runMain(program, {
+// Counts fibers (child_fibers_active in /metrics): a fiber that never ends shows there as a slope.
+NodeRuntime.runMain(Metric.enableRuntimeMetrics(program), {
   disableErrorReporting: false,
   // A signal is how this service is asked to stop: a clean shutdown exits 0, SIGINT included.
   teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : 0)

@@ -19,13 +19,40 @@
  *
  * Every series is labelled by its policy's name (`breaker`, `bulkhead`, ...), never by call.
  *
+ * The process itself comes out too (on by default; `processMetrics: false` leaves it out), read when scraped:
+ *
+ * - `process_resident_memory_bytes`, `nodejs_heap_size_used_bytes`, `nodejs_heap_size_total_bytes`;
+ * - `nodejs_active_resources`: what keeps the event loop alive (`process.getActiveResourcesInfo()`: handles,
+ *   requests, timers), the "open handles" a leak makes grow;
+ * - `nodejs_eventloop_delay_p50_seconds`, `..._p99_seconds`, `..._max_seconds`: how late the event loop ran a
+ *   timer (`perf_hooks.monitorEventLoopDelay`), over the last complete `eventLoopWindow` (until the first one
+ *   completes, since the layer started).
+ *
+ * **Gotchas**
+ *
+ * - Live fibers: Effect counts them itself when the program runs under `Metric.enableRuntimeMetrics(program)` (or
+ *   is provided `Metric.enableRuntimeMetricsLayer`) at its root: it must be in every fiber's context, which a route
+ *   cannot arrange. `child_fibers_active` and `child_fibers_started` then come out here like any other metric. It
+ *   costs a few map lookups per fiber start and end, so it is left to the program to turn on.
+ * - The event-loop figures are the delay beyond the sampling timer's own 10 ms interval (an idle loop reads about
+ *   0). The monitor is reset at the end of each window and does not count its first interval after a reset: a
+ *   stall that starts in a window's first 10 ms is missed.
+ * - Process metrics are registered in the current `MetricRegistry` while the layer lives: with two `/metrics`
+ *   layers in one process, the last one built serves them (until its scope closes).
+ *
  * @since 0.2.0
  */
+import { decode, DurationInput, millisOf, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import * as PullMetric from "@effect-resilience/core/PullMetric"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 
 /**
  * Options of the `/metrics` route.
@@ -45,6 +72,26 @@ export interface Options {
   readonly path?: HttpRouter.PathInput | undefined
   /** Prepended to every family name, with an underscore (`checkout_circuit_breaker_state`). Default: none. */
   readonly prefix?: string | undefined
+  /** The process's own metrics (memory, handles, event-loop delay), or `false` to leave them out. Default: on. */
+  readonly processMetrics?: ProcessOptions | false | undefined
+}
+
+/**
+ * Options of the process metrics.
+ *
+ * @example
+ * ```ts
+ * import type { Metrics } from "@effect-resilience/http"
+ *
+ * const options: Metrics.Options = { processMetrics: { eventLoopWindow: "15 seconds" } }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ProcessOptions {
+  /** The event-loop delay percentiles cover the last complete window of this length (positive). Default 5 seconds. */
+  readonly eventLoopWindow?: Duration.Input | undefined
 }
 
 /**
@@ -79,8 +126,109 @@ export const contentType = "text/plain; version=0.0.4; charset=utf-8"
 export const render = (options?: Pick<Options, "prefix"> | undefined): Effect.Effect<string> =>
   PrometheusMetrics.format(options?.prefix === undefined ? undefined : { prefix: options.prefix })
 
+// The monitor's timer interval: what an idle loop measures, taken off every figure.
+const RESOLUTION_MILLIS = 10
+
+// A delay the monitor recorded (nanoseconds, its interval included) as seconds beyond the interval; the monitor
+// reports 0 while it has recorded nothing.
+const delaySeconds = (nanos: number): number =>
+  Number.isFinite(nanos) ? Math.max(0, nanos - RESOLUTION_MILLIS * 1e6) / 1e9 : 0
+
+const ProcessOptionsSchema = Schema.Struct({ eventLoopWindow: DurationInput({ positive: true }) })
+
 /**
- * The route `GET /metrics` (or `options.path`), for Prometheus to scrape.
+ * Registers the process metrics (see the module docs) in the current `MetricRegistry` for as long as the scope is
+ * open, and starts the event-loop delay monitor for as long. `layer` does this unless `processMetrics: false`; call
+ * it yourself when you serve `render` from a route of your own.
+ *
+ * @example
+ * ```ts
+ * import { Metrics } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ *
+ * const scrape = Effect.andThen(Metrics.processMetrics(), Metrics.render()).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.2.0
+ * @category rendering
+ */
+export const processMetrics: (
+  options?: ProcessOptions | undefined
+) => Effect.Effect<void, PolicyConfigError, Scope.Scope> = Effect.fnUntraced(function*(options?: ProcessOptions) {
+  const decoded = yield* decode(ProcessOptionsSchema, { eventLoopWindow: options?.eventLoopWindow ?? "5 seconds" }, {
+    kind: "metrics",
+    policy: "processMetrics"
+  })
+  const windowMillis = millisOf(decoded.eventLoopWindow as Duration.Input)
+  const monitor = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MILLIS })
+      histogram.enable()
+      return histogram
+    }),
+    (histogram) => Effect.sync(() => histogram.disable())
+  )
+  // Until the first window completes, the figures are read from the running monitor.
+  let window: { readonly p50: number; readonly p99: number; readonly max: number } | undefined
+  const delay = (pick: "p50" | "p99" | "max") => () =>
+    window !== undefined
+      ? window[pick]
+      : delaySeconds(pick === "max" ? monitor.max : monitor.percentile(pick === "p50" ? 50 : 99))
+  yield* Effect.forkScoped(Effect.forever(Effect.andThen(
+    Effect.sleep(windowMillis),
+    Effect.sync(() => {
+      window = {
+        p50: delaySeconds(monitor.percentile(50)),
+        p99: delaySeconds(monitor.percentile(99)),
+        max: delaySeconds(monitor.max)
+      }
+      monitor.reset()
+    })
+  )))
+  yield* PullMetric.register([
+    PullMetric.gauge(
+      "process_resident_memory_bytes",
+      "Resident memory size in bytes",
+      {},
+      () => process.memoryUsage.rss()
+    ),
+    PullMetric.gauge("nodejs_heap_size_used_bytes", "V8 heap used in bytes", {}, () => process.memoryUsage().heapUsed),
+    PullMetric.gauge(
+      "nodejs_heap_size_total_bytes",
+      "V8 heap allocated in bytes",
+      {},
+      () => process.memoryUsage().heapTotal
+    ),
+    PullMetric.gauge(
+      "nodejs_active_resources",
+      "Resources keeping the event loop alive (handles, requests, timers)",
+      {},
+      () => process.getActiveResourcesInfo().length
+    ),
+    PullMetric.gauge(
+      "nodejs_eventloop_delay_p50_seconds",
+      "Median event-loop delay over the last window, in seconds",
+      {},
+      delay("p50")
+    ),
+    PullMetric.gauge(
+      "nodejs_eventloop_delay_p99_seconds",
+      "99th percentile of the event-loop delay over the last window, in seconds",
+      {},
+      delay("p99")
+    ),
+    PullMetric.gauge(
+      "nodejs_eventloop_delay_max_seconds",
+      "Largest event-loop delay over the last window, in seconds",
+      {},
+      delay("max")
+    )
+  ])
+})
+
+/**
+ * The route `GET /metrics` (or `options.path`), for Prometheus to scrape, with the process metrics unless
+ * `processMetrics: false`.
  *
  * @example
  * ```ts
@@ -98,9 +246,15 @@ export const render = (options?: Pick<Options, "prefix"> | undefined): Effect.Ef
  * @since 0.2.0
  * @category layers
  */
-export const layer = (options?: Options | undefined): Layer.Layer<never, never, HttpRouter.HttpRouter> =>
-  HttpRouter.add(
+export const layer = (
+  options?: Options | undefined
+): Layer.Layer<never, PolicyConfigError, HttpRouter.HttpRouter> => {
+  const route = HttpRouter.add(
     "GET",
     options?.path ?? "/metrics",
     Effect.map(render(options), (body) => HttpServerResponse.text(body, { contentType }))
   )
+  return options?.processMetrics === false
+    ? route
+    : Layer.merge(route, Layer.effectDiscard(processMetrics(options?.processMetrics)))
+}
