@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as diskFull from "./diskFull.ts"
 import * as fleet from "./fleet.ts"
 import * as fleet3 from "./fleet3.ts"
 import * as processKill from "./processKill.ts"
@@ -30,6 +31,7 @@ export const scenarios: ReadonlyArray<Scenario> = [
   fleet.scenario,
   fleet3.scenario,
   sentinel.scenario,
+  diskFull.scenario,
   soak.scenario
 ]
 

@@ -1,12 +1,14 @@
 /**
  * Soak: sustained load with periodic faults (an upstream failing, Redis killed and restarted, Claude failing), the
- * service's resident memory, open file descriptors and responsiveness sampled every few seconds; the slope over the
- * second half (after the warm-up) is reported.
+ * service sampled every few seconds: resident memory and open file descriptors from /proc, heap, active handles,
+ * event-loop delay (and live fibers when the service counts them) from its own `/metrics`, and the round trip of
+ * `/health/live`. The slope of each over the second half (after the warm-up) is reported with whether it levels off;
+ * only a sampling failure fails the scenario.
  */
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { Effect, Fiber } from "effect"
 import * as H from "./Harness.ts"
-import type { Scenario } from "./Scenario.ts"
+import type { Row, Scenario } from "./Scenario.ts"
 
 interface Sample {
   readonly t: number
@@ -15,7 +17,83 @@ interface Sample {
   readonly liveMs: number
 }
 
+/** What one scrape of the service's `/metrics` gave. */
+interface ProcessSample {
+  readonly t: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly handles: number
+  readonly eventLoopP99: number
+  readonly eventLoopMax: number
+  /** `child_fibers_active`: only when the service enables Effect's runtime metrics. */
+  readonly fibers: number | undefined
+}
+
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
+
+/** The value of an unlabelled series in a Prometheus text exposition, or undefined when it is absent. */
+const seriesValue = (text: string, name: string): number | undefined => {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name} `)) {
+      const value = Number(line.slice(name.length + 1).trim().split(" ")[0])
+      return Number.isFinite(value) ? value : undefined
+    }
+  }
+  return undefined
+}
+
+/** Parses the process metrics out of a scrape; a string names what is missing. */
+const processSample = (t: number, text: string): ProcessSample | string => {
+  const names = {
+    heapUsed: "nodejs_heap_size_used_bytes",
+    heapTotal: "nodejs_heap_size_total_bytes",
+    handles: "nodejs_active_resources",
+    eventLoopP99: "nodejs_eventloop_delay_p99_seconds",
+    eventLoopMax: "nodejs_eventloop_delay_max_seconds"
+  } as const
+  const values: Partial<Record<keyof typeof names, number>> = {}
+  const missing: Array<string> = []
+  for (const [field, name] of Object.entries(names) as ReadonlyArray<[keyof typeof names, string]>) {
+    const value = seriesValue(text, name)
+    if (value === undefined) missing.push(name)
+    else values[field] = value
+  }
+  if (missing.length > 0) return `missing from /metrics: ${missing.join(", ")}`
+  return {
+    t,
+    heapUsed: values.heapUsed!,
+    heapTotal: values.heapTotal!,
+    handles: values.handles!,
+    eventLoopP99: values.eventLoopP99!,
+    eventLoopMax: values.eventLoopMax!,
+    fibers: seriesValue(text, "child_fibers_active")
+  }
+}
+
+/**
+ * Whether a series levels off over the second half: the fitted line moves by less than `allowance` (the larger of
+ * 10% of the mean and an absolute floor, so that a figure near 0 is not judged on noise) from start to end.
+ */
+const levelsOff = (
+  points: ReadonlyArray<readonly [minutes: number, value: number]>,
+  floor: number
+): { readonly slope: number; readonly change: number; readonly allowance: number; readonly flat: boolean } => {
+  const slope = H.slope(points)
+  const span = points.length < 2 ? 0 : points[points.length - 1][0] - points[0][0]
+  const mean = points.reduce((sum, [, y]) => sum + y, 0) / Math.max(1, points.length)
+  const change = Number.isNaN(slope) ? Number.NaN : slope * span
+  const allowance = Math.max(0.1 * Math.abs(mean), floor)
+  return { slope, change, allowance, flat: Math.abs(change) <= allowance }
+}
+
+// Only growth is what a leak looks like; a figure falling after an early spike is said apart.
+const verdict = (r: ReturnType<typeof levelsOff>) => r.flat ? "levels off" : r.change > 0 ? "growing" : "falling"
+
+const trend = (r: ReturnType<typeof levelsOff>, unit: string, digits: number) => {
+  const u = unit === "" ? "" : ` ${unit}`
+  return `${r.slope.toFixed(digits)}${u}/min (${r.change.toFixed(digits)}${u} over the second half, allowance ` +
+    `${r.allowance.toFixed(digits)}${u}): ${verdict(r)}`
+}
 
 export const scenario: Scenario = {
   name: "soak",
@@ -31,12 +109,25 @@ export const scenario: Scenario = {
       const pid = H.servicePid(agent)
       const start = yield* H.now
       const samples: Array<Sample> = []
+      const scraped: Array<ProcessSample> = []
+      const scrapeErrors: Array<string> = []
+      let attempts = 0
       const sample = Effect.gen(function*() {
+        attempts++
         const before = yield* H.now
         yield* Effect.ignore(agent.request("GET", "/health/live"))
         const liveMs = (yield* H.now) - before
+        const t = (before - start) / 1000
         const stats = H.processStats(pid)
-        if (stats !== undefined) samples.push({ t: (before - start) / 1000, ...stats, liveMs })
+        if (stats !== undefined) samples.push({ t, ...stats, liveMs })
+        const metrics = yield* Effect.result(agent.request("GET", "/metrics"))
+        const parsed = metrics._tag === "Failure"
+          ? metrics.failure.message
+          : metrics.success.status !== 200
+          ? `/metrics answered ${metrics.success.status}`
+          : processSample(t, String(metrics.success.body))
+        if (typeof parsed === "string") scrapeErrors.push(`at ${t.toFixed(0)} s: ${parsed}`)
+        else scraped.push(parsed)
       })
       const sampler = yield* Effect.forkScoped(Effect.forever(Effect.andThen(sample, Effect.sleep("3 seconds"))))
       const load = yield* H.load({ rate, tag: "soak", targets: () => [agent] })
@@ -77,6 +168,46 @@ export const scenario: Scenario = {
       const first = samples[0]
       const last = samples[samples.length - 1]
       const liveP99 = H.percentile(samples.map((s) => s.liveMs), 99)
+
+      // From /metrics: heap (MB), active handles, event-loop p99 (ms), live fibers; each judged on the second half.
+      const late = scraped.filter((s) => s.t >= seconds / 2)
+      const heap = levelsOff(late.map((s) => [s.t / 60, s.heapUsed / 2 ** 20] as const), 2)
+      const handles = levelsOff(late.map((s) => [s.t / 60, s.handles] as const), 2)
+      const eventLoop = levelsOff(late.map((s) => [s.t / 60, s.eventLoopP99 * 1000] as const), 5)
+      const fiberSamples = late.flatMap((s) => s.fibers === undefined ? [] : [[s.t / 60, s.fibers] as const])
+      const fibers = fiberSamples.length > 1 ? levelsOff(fiberSamples, 5) : undefined
+      const firstScrape = scraped[0]
+      const lastScrape = scraped[scraped.length - 1]
+      const eventLoopP99Max = Math.max(0, ...scraped.map((s) => s.eventLoopP99))
+      const eventLoopMax = Math.max(0, ...scraped.map((s) => s.eventLoopMax))
+      // Too few scrapes, or any that failed, and nothing can be said: that fails the scenario.
+      const samplingFailures = [
+        ...(late.length < 3 ? [`soak: only ${late.length} /metrics samples in the second half`] : []),
+        ...(scrapeErrors.length > 0
+          ? [`soak: ${scrapeErrors.length} of ${attempts} /metrics samples failed (${scrapeErrors[0]})`]
+          : [])
+      ]
+      const processRows: ReadonlyArray<Row> = [
+        {
+          metric: "heap used: first, last",
+          value: `${mb(firstScrape?.heapUsed ?? 0)}, ${mb(lastScrape?.heapUsed ?? 0)}`
+        },
+        { metric: "heap used slope, second half", value: trend(heap, "MB", 2), target: "flat" },
+        {
+          metric: "active handles: first, last",
+          value: `${firstScrape?.handles ?? "n/a"}, ${lastScrape?.handles ?? "n/a"}`
+        },
+        { metric: "active handles slope, second half", value: trend(handles, "", 2), target: "flat" },
+        {
+          metric: "event-loop delay p99: worst sample, max seen",
+          value: `${(eventLoopP99Max * 1000).toFixed(1)} ms, ${(eventLoopMax * 1000).toFixed(1)} ms`
+        },
+        { metric: "event-loop delay p99 slope, second half", value: trend(eventLoop, "ms", 2), target: "flat" },
+        fibers === undefined
+          ? { metric: "live fibers", value: "not exported (the service does not enable Effect's runtime metrics)" }
+          : { metric: "live fibers slope, second half", value: trend(fibers, "", 1), target: "flat" },
+        { metric: "/metrics samples (failed)", value: `${scraped.length} (${scrapeErrors.length})` }
+      ]
       return {
         rows: [
           { metric: "duration, load", value: `${seconds} s at ${rate} requests/s, ${injected} faults` },
@@ -88,10 +219,11 @@ export const scenario: Scenario = {
           { metric: "resident memory slope, second half", value: `${rssSlope.toFixed(2)} MB/min`, target: "flat" },
           { metric: "open file descriptors: first, last", value: `${first?.fds ?? "n/a"}, ${last?.fds ?? "n/a"}` },
           { metric: "open file descriptors slope, second half", value: `${fdSlope.toFixed(2)} /min`, target: "flat" },
-          { metric: "/health/live round trip p99 (event-loop delay bound)", value: H.ms(liveP99) },
+          { metric: "/health/live round trip p99", value: H.ms(liveP99) },
+          ...processRows,
           { metric: "samples", value: String(samples.length) }
         ],
-        failed: tally.status500 > 0 ? [`soak: ${tally.status500} responses were 500`] : [],
+        failed: [...(tally.status500 > 0 ? [`soak: ${tally.status500} responses were 500`] : []), ...samplingFailures],
         figures: {
           seconds,
           requests: tally.requests,
@@ -100,13 +232,43 @@ export const scenario: Scenario = {
           rssLastMb: (last?.rss ?? 0) / 2 ** 20,
           rssSlopeMbPerMin: rssSlope,
           fdSlopePerMin: fdSlope,
-          liveP99Ms: liveP99
+          liveP99Ms: liveP99,
+          heapUsedFirstMb: (firstScrape?.heapUsed ?? 0) / 2 ** 20,
+          heapUsedLastMb: (lastScrape?.heapUsed ?? 0) / 2 ** 20,
+          heapSlopeMbPerMin: heap.slope,
+          heapTrend: verdict(heap),
+          handlesFirst: firstScrape?.handles ?? Number.NaN,
+          handlesLast: lastScrape?.handles ?? Number.NaN,
+          handlesSlopePerMin: handles.slope,
+          handlesTrend: verdict(handles),
+          eventLoopP99WorstMs: eventLoopP99Max * 1000,
+          eventLoopMaxMs: eventLoopMax * 1000,
+          eventLoopP99SlopeMsPerMin: eventLoop.slope,
+          eventLoopTrend: verdict(eventLoop),
+          ...(fibers === undefined
+            ? {}
+            : {
+              fibersLast: lastScrape?.fibers ?? Number.NaN,
+              fibersSlopePerMin: fibers.slope,
+              fibersTrend: verdict(fibers)
+            }),
+          metricsSamples: scraped.length,
+          metricsSampleFailures: scrapeErrors.length
         },
         notes: [
           "Faults in turn every 20 s, 5 s each: Exa failing, Redis SIGKILLed then restarted with its data, Claude " +
-          "failing. Sampled every 3 s from outside: resident memory and open descriptors from /proc/<pid>, and the " +
-          "round trip of /health/live as an upper bound of the event-loop delay (the service exports no process " +
-          "metrics: heap and fiber counts are not sampled)."
+          "failing. Sampled every 3 s: resident memory and open descriptors from /proc/<pid>; heap used, active " +
+          "handles (process.getActiveResourcesInfo) and event-loop delay (p99 over the service's last 5 s window) " +
+          "from its /metrics; the round trip of /health/live. A figure levels off when its least-squares line over " +
+          "the second half moves by at most 10% of its mean (at least 2 MB of heap, 2 handles, 5 ms of delay: a " +
+          "5 s window's p99 jumps with each fault); " +
+          "reported, not asserted.",
+          ...(fibers === undefined
+            ? [
+              "Live fibers are not sampled: Effect counts them (child_fibers_active) only when the program provides " +
+              "Metric.enableRuntimeMetrics (or its layer) at its root, which the agent service does not."
+            ]
+            : [])
         ]
       }
     })
