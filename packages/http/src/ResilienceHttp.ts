@@ -43,7 +43,6 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import type * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import type * as HttpApiError from "effect/http-api/HttpApiError"
 import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
-import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import type * as Etag from "effect/http/Etag"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import type * as HttpPlatform from "effect/http/HttpPlatform"
@@ -67,6 +66,7 @@ import * as Admin from "./Admin.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Events from "./Events.ts"
 import * as clientError from "./internal/clientError.ts"
+import * as docsPage from "./internal/docsPage.ts"
 import * as token from "./internal/token.ts"
 import * as wire from "./internal/wire.ts"
 import * as Metrics from "./Metrics.ts"
@@ -545,6 +545,27 @@ const problems = (maxBodyBytes: number) =>
     })
   ).layer
 
+// The docs page (Scalar, bundled: no CDN, no web fonts), built at its first request. Not `HttpApiScalar.layer`: the
+// 5 MB bundle it imports as a module slowed the whole server's garbage collection (see internal/docsPage.ts).
+const docs = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const files = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+  const page = yield* Effect.cached(
+    Effect.map(
+      Effect.provideContext(docsPage.readScript, files),
+      (script) =>
+        docsPage.html(ResilienceApi.ResilienceApi, script, { withDefaultFonts: false, agent: { disabled: true } })
+    )
+  )
+  yield* router.add(
+    "GET",
+    `${ResilienceApi.prefix}/docs`,
+    Effect.match(page, {
+      onFailure: (error) => problem(503, "Service Unavailable", `The docs page could not be built: ${error.message}`),
+      onSuccess: (html) => HttpServerResponse.html(html)
+    })
+  )
+}))
+
 /**
  * The services the routes need from the server (provided by `NodeHttpServer.layer`, or `layerServer`).
  *
@@ -605,10 +626,7 @@ export const layerApi = (
     return s.docs
       ? Layer.merge(
         routes,
-        HttpApiScalar.layer(ResilienceApi.ResilienceApi, {
-          path: `${ResilienceApi.prefix}/docs`,
-          scalar: { withDefaultFonts: false, agent: { disabled: true } }
-        })
+        docs
       )
       : routes
   }))
