@@ -37,13 +37,15 @@
  *   so a test can control both.
  * - Redis down: every fleet operation goes through a breaker of its own (`fleet:redis`), so an outage costs one
  *   failed round trip, not one per call. Breakers keep working locally (as solo breakers); changes made meanwhile
- *   stay queued, and every `resyncInterval` (and whenever the subscription comes back) the instance sends what it
- *   queued and loads what it missed. Conflicts: manual controls win. A trip made on a stale epoch (during an outage,
- *   say) survives the resync unless the fleet holds a newer decision: it is accepted onto a circuit closed before
- *   the trip was made and onto an opening that has elapsed and began before it, and gives way to a manual control,
- *   an opening still in force, or a close made after it (the instances' `Clock`s decide, so they should agree to
- *   well within the time between such decisions). Any other change made on a stale epoch gives way to the fleet's
- *   state.
+ *   stay queued, and the instance sends what it queued and loads what it missed (a resync) as soon as its subscriber
+ *   is subscribed again after a reconnect or a failover (messages published meanwhile were lost), and every
+ *   `resyncInterval`. Redis keeps an incarnation id, lost with its data: when a heartbeat or a resync finds another
+ *   one (Redis came back empty, so epochs started again), the instance resyncs and forgets the epochs it saw.
+ *   Conflicts: manual controls win. A trip made on a stale epoch (during an outage, say) survives the resync unless
+ *   the fleet holds a newer decision: it is accepted onto a circuit closed before the trip was made and onto an
+ *   opening that has elapsed and began before it, and gives way to a manual control, an opening still in force, or a
+ *   close made after it (the instances' `Clock`s decide, so they should agree to well within the time between such
+ *   decisions). Any other change made on a stale epoch gives way to the fleet's state.
  *
  * **Gotchas**
  *
@@ -51,6 +53,9 @@
  *   duration.
  * - Each breaker's trip settings should be the same on every instance: `global` counting and the probe leases use
  *   the settings of the instance making the call.
+ * - Over a `Redis` service that does not say when its subscriber reconnects (one given to `RedisStore.layerRedis`,
+ *   such as `NodeRedis`'), changes published while it reconnected arrive with the next periodic resync; a Redis that
+ *   came back empty is still found within a heartbeat. `RedisStore.layer`, `layerConfig` and `layerSentinel` say.
  * - Keys are listed in Redis for as long as the fleet keeps state for them; a keyed breaker with many short-lived
  *   keys leaves their hashes behind (each is a few hundred bytes).
  *
@@ -119,7 +124,7 @@ export interface Options {
   readonly heartbeat?: Duration.Input | undefined
   /** An instance is live when its last heartbeat is at most this old (quorum shares). Default: 3 heartbeats. */
   readonly liveness?: Duration.Input | undefined
-  /** How often queued changes are resent and missed ones loaded. Default: 5 seconds. */
+  /** How often queued changes are resent and missed ones loaded (also at once after a reconnect). Default: 5 seconds. */
   readonly resyncInterval?: Duration.Input | undefined
 }
 
@@ -278,7 +283,8 @@ export const make = (
       readonly member: BreakerFleet.Member
       /** Applies what the fleet sent, when it is newer than what this instance has seen. */
       readonly receive: (encodedKey: string, reply: codec.Reply) => Effect.Effect<void>
-      readonly resync: Effect.Effect<void>
+      /** Sends what is queued and loads the fleet's states; `false` when Redis could not be reached. */
+      readonly resync: Effect.Effect<boolean>
       readonly forget: () => void
       readonly snapshot: () => Snapshot["breakers"][number]
     }
@@ -309,27 +315,56 @@ export const make = (
     }
     // Redis may come back without its data (no persistence): epochs then start again, and what an instance saw
     // before would hide every new change. The incarnation tells.
-    const incarnationKey = store.key("fleet:incarnation")
+    const incarnationName = "fleet:incarnation"
+    const incarnationKey = store.key(incarnationName)
     let incarnation: string | undefined
-    const resyncAll = Effect.gen(function*() {
+    // One at a time, so that a new incarnation makes the members forget once. `false`: Redis was not reached.
+    const resyncing = yield* Semaphore.make(1)
+    const resyncAll: Effect.Effect<boolean> = resyncing.withPermit(Effect.gen(function*() {
       const joined = [...members.values()].flatMap((set) => [...set])
       // Unique without trusting the clock to move (a test clock does not): the random part tells incarnations apart.
       const candidate = `${instance}@${yield* Clock.currentTimeMillis}:${yield* randomId}`
       const reply = yield* run(store.eval(scripts.incarnation)([incarnationKey], [channel, "", "", candidate]))
-      const current = reply === undefined ? undefined : codec.decodeIncarnation(reply)
-      if (current !== undefined && Exit.isFailure(current)) yield* skip("fleet incarnation", current.cause)
-      if (current !== undefined && Exit.isSuccess(current) && current.value[0] !== incarnation) {
+      if (reply === undefined) return false
+      const current = codec.decodeIncarnation(reply)
+      if (Exit.isFailure(current)) yield* skip("fleet incarnation", current.cause)
+      else if (current.value[0] !== incarnation) {
         if (incarnation !== undefined) joined.forEach((j) => j.forget())
         incarnation = current.value[0]
       }
-      yield* Effect.forEach(joined, (j) => j.resync, { discard: true })
-    })
+      const reached = yield* Effect.forEach(joined, (j) => j.resync)
+      return reached.every((ok) => ok)
+    }))
 
-    // The subscription: messages published while it was down are lost, so each (re)subscription resyncs.
+    // A resync asked for (the subscriber is back after a gap, Redis lost its data) runs at once and, while Redis is
+    // not reachable yet (the command connection reconnects on its own), again shortly, not at the periodic resync.
+    const wanted = Latch.makeUnsafe(false)
+    const requestResync = Effect.sync(() => {
+      wanted.openUnsafe()
+    })
+    const soon = Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: resync }))
+    // Commands reach Redis again (asked without the guard, which may still be open from the outage): the guard need
+    // not wait out its open duration.
+    const reachable = store.get(incarnationName).pipe(
+      Effect.retry(soon),
+      Effect.andThen(Effect.flatMap(guard.state, (state) => state === "Closed" ? Effect.void : guard.reset())),
+      Effect.ignore
+    )
+    const catchUp = wanted.close.pipe(
+      Effect.andThen(reachable),
+      Effect.andThen(resyncAll),
+      Effect.flatMap((reached) => reached ? Effect.void : Effect.fail("Redis not reached")),
+      Effect.retry(soon),
+      Effect.ignore
+    )
+    yield* Effect.forever(Effect.andThen(wanted.await, catchUp)).pipe(Effect.forkScoped)
+
+    // The subscription: messages published while it was away are lost. The subscriber reconnects on its own (the
+    // stream goes on), and says so: each (re)subscription resyncs, which also catches a Redis that lost its data.
     yield* Effect.scoped(
       Effect.gen(function*() {
-        const messages = yield* store.subscribe("fleet:events")
-        yield* resyncAll
+        const messages = yield* store.subscribe("fleet:events", { onResubscribed: requestResync })
+        yield* requestResync
         yield* Stream.runForEach(messages, receiveMessage)
       })
     ).pipe(
@@ -343,13 +378,16 @@ export const make = (
       Clock.currentTimeMillis,
       (now) =>
         Effect.flatMap(
-          run(store.eval(scripts.heartbeat)([instances], [channel, "", "", now, instance, livenessMillis])),
+          run(
+            store.eval(scripts.heartbeat)([instances, incarnationKey], [channel, "", "", now, instance, livenessMillis])
+          ),
           (reply) => {
             if (reply === undefined) return Effect.void
             const decoded = codec.decodeHeartbeat(reply)
             if (Exit.isFailure(decoded)) return skip("heartbeat reply", decoded.cause)
             live = decoded.value[1]
-            return Effect.void
+            // Another incarnation (or none yet): Redis restarted without its data, so epochs started again.
+            return decoded.value[2] === incarnation ? Effect.void : requestResync
           }
         )
     )
@@ -517,11 +555,12 @@ export const make = (
             store.eval(scripts.states)([hashOf("*"), keysSet], [channel, member.breaker, "", hashPrefix])
           )
           if (found === undefined) {
-            return
+            return false
           }
           const pairs = codec.decodeStates(found)
           if (Exit.isFailure(pairs)) {
-            return yield* skip("fleet states", pairs.cause)
+            yield* skip("fleet states", pairs.cause)
+            return true
           }
           for (let i = 0; i + 1 < pairs.value.length; i += 2) {
             const encodedKey = pairs.value[i]
@@ -531,6 +570,7 @@ export const make = (
               yield* skip("fleet state key", encodedKey)
             }
           }
+          return true
         })
 
         const joined: Joined = {

@@ -27,7 +27,8 @@
  * **Gotchas**
  *
  * - `subscribe` returns once the subscription is active, so a message published after it returns is delivered. A
- *   subscriber reconnects after Redis restarts, but messages published while it was away are lost (pub/sub).
+ *   subscriber reconnects after Redis restarts, but messages published while it was away are lost (pub/sub):
+ *   `onResubscribed` runs once it is back, to catch up (over the store's own connections, not `layerRedis`).
  * - The connection URL may carry a password; it is never put in errors or logs. Prefer `REDIS_PASSWORD` (redacted).
  *
  * **Example** (A shared counter)
@@ -182,8 +183,17 @@ export interface RedisStore {
   ) => Effect.Effect<number, RedisStoreError>
   /** Publishes on the channel; returns how many subscribers received it. */
   readonly publish: (channel: string, message: string) => Effect.Effect<number, RedisStoreError>
-  /** Subscribes for the scope's lifetime; the subscription is active once this returns. */
-  readonly subscribe: (channel: string) => Effect.Effect<Stream.Stream<string, RedisStoreError>, never, Scope.Scope>
+  /**
+   * Subscribes for the scope's lifetime; the subscription is active once this returns. `onResubscribed` runs in the
+   * stream (between the messages received before and after) each time the subscriber is subscribed again after
+   * losing its connection (a restart, a failover): messages published meanwhile were lost, so it is where to catch
+   * up. It runs over the store's own connections (`layer`, `layerConfig`, `layerSentinel`); a `Redis` service given
+   * to `layerRedis` does not say when it reconnects, so there it never runs.
+   */
+  readonly subscribe: (
+    channel: string,
+    options?: { readonly onResubscribed?: Effect.Effect<void> | undefined }
+  ) => Effect.Effect<Stream.Stream<string, RedisStoreError>, never, Scope.Scope>
   /** Runs a Lua script (loaded once, then `EVALSHA`). */
   readonly eval: <Config extends { readonly params: ReadonlyArray<unknown>; readonly result: unknown }>(
     script: Redis.Script<Config>
@@ -351,10 +361,22 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
           )
         ),
       publish: (channel, message) => run("publish", channel, redis.send<number>("PUBLISH", key(channel), message)),
-      subscribe: (channel) =>
-        Effect.map(redis.subscribe(key(channel)), (queue) =>
-          Stream.fromQueue(queue).pipe(
-            Stream.map((received) => received.message),
+      subscribe: (channel, subscribeOptions) => {
+        const onResubscribed = subscribeOptions?.onResubscribed
+        const signalling = onResubscribed === undefined ? undefined : client.subscribeResubscribing(redis)
+        const received = signalling === undefined || onResubscribed === undefined
+          ? Effect.map(redis.subscribe(key(channel)), Stream.fromQueue)
+          : Effect.map(
+            signalling(key(channel)),
+            (queue) =>
+              Stream.filterEffect(
+                Stream.fromQueue(queue),
+                (message) => message === client.resubscribed ? Effect.as(onResubscribed, false) : Effect.succeed(true)
+              )
+          )
+        return Effect.map(received, (messages) =>
+          messages.pipe(
+            Stream.map((message) => message.message),
             Stream.mapError((error) =>
               new RedisStoreError({
                 operation: "subscribe",
@@ -363,7 +385,8 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
                 cause: error
               })
             )
-          )),
+          ))
+      },
       eval: (script) => (...params) => run("eval", undefined, redis.eval(script)(...params))
     })
   })

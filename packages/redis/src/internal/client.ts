@@ -10,6 +10,7 @@
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -17,8 +18,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Redis from "effect/persistence/Redis"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { createClient, ErrorReply } from "redis"
 
 /** @internal */
@@ -313,9 +315,39 @@ class SwitchedError extends Error {
 }
 
 /**
+ * Put in a subscription's queue (by `subscribeResubscribing`) each time the subscriber is subscribed again after a
+ * gap: a reconnect, or a switch to another server. Told apart by identity, never by content.
+ *
+ * @internal
+ */
+export const resubscribed: Redis.RedisMessage = Object.freeze({ channel: "", message: "" })
+
+/**
+ * `Redis.subscribe`, but the queue also gets `resubscribed` after each gap, when messages may have been lost.
+ *
+ * @internal
+ */
+export type SubscribeResubscribing = (
+  channel: string
+) => Effect.Effect<Queue.Dequeue<Redis.RedisMessage, Redis.RedisError>, never, Scope.Scope>
+
+// The `Redis` services made here, with their signalling subscribe: the `Redis` interface has no room for it.
+const resubscribing = new WeakMap<Redis.Redis["Service"], SubscribeResubscribing>()
+
+/**
+ * The signalling subscribe of a `Redis` service made by `makeRedis`; `undefined` for any other (say, `NodeRedis`'),
+ * which does not tell when it reconnects.
+ *
+ * @internal
+ */
+export const subscribeResubscribing = (redis: Redis.Redis["Service"]): SubscribeResubscribing | undefined =>
+  resubscribing.get(redis)
+
+/**
  * The `Redis` service over `source`: commands on the current client, subscribers and reserved connections on
  * duplicates of it. After a switch, subscribers move to the new server (messages published in between are lost, as
- * with any reconnect) and reserved connections to the old one fail, so the pool drops them.
+ * with any reconnect) and reserved connections to the old one fail, so the pool drops them. `subscribeResubscribing`
+ * finds its subscribe that says when a subscriber is back after a gap.
  *
  * @internal
  */
@@ -364,7 +396,8 @@ export const makeRedis = (
 
     const subscribe = Effect.fnUntraced(function*(
       channel: string,
-      onMessage: (message: Redis.RedisMessage) => void
+      onMessage: (message: Redis.RedisMessage) => void,
+      onResubscribed: () => void
     ) {
       const terminal = yield* Deferred.make<void, Redis.RedisError>()
       let closed = false
@@ -375,7 +408,9 @@ export const makeRedis = (
       const open = async (from: Client, retry: Retry): Promise<Client> => {
         let ready = false
         const next = from.duplicate({ socket: withReconnect(socketOf(from), retry, () => ready, runSync) })
-        next.once("ready", () => {
+        next.on("ready", () => {
+          // A `ready` after the first is a reconnect, emitted once node-redis has subscribed the channel again.
+          if (ready && subscriber === next) onResubscribed()
           ready = true
         })
         logConnection(next, `${options.label} subscriber`, runSync, () => closed || (retry === "beforeReady" && !ready))
@@ -408,6 +443,7 @@ export const makeRedis = (
             const previous = subscriber
             subscriber = next
             if (previous !== undefined) destroyClient(previous)
+            onResubscribed()
           } catch (cause) {
             if (!closed) runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
           }
@@ -432,7 +468,31 @@ export const makeRedis = (
       return Deferred.await(terminal)
     })
 
-    return yield* Redis.make({ send, connect, subscribe, pool: options.pool })
+    const redis = yield* Redis.make({
+      send,
+      connect,
+      subscribe: (channel, onMessage) => subscribe(channel, onMessage, () => {}),
+      pool: options.pool
+    })
+    // As `Redis.make` subscribes, plus the marker after each gap.
+    resubscribing.set(
+      redis,
+      Effect.fnUntraced(function*(channel) {
+        const queue = yield* Queue.unbounded<Redis.RedisMessage, Redis.RedisError>()
+        yield* Scope.addFinalizer(yield* Effect.scope, Queue.shutdown(queue))
+        const onFailure = (cause: Cause.Cause<Redis.RedisError>) => Queue.failCause(queue, cause).pipe(Effect.asVoid)
+        yield* subscribe(channel, (message) => {
+          Queue.offerUnsafe(queue, message)
+        }, () => {
+          Queue.offerUnsafe(queue, resubscribed)
+        }).pipe(
+          Effect.flatMap((listen) => Effect.forkScoped(Effect.catchCause(listen, onFailure))),
+          Effect.catchCause(onFailure)
+        )
+        return queue
+      })
+    )
+    return redis
   })
 
 /**

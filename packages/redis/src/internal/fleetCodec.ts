@@ -76,8 +76,8 @@ export const decodeMessage = Schema.decodeUnknownExit(
 /** The `states` script's answer: `[encoded key, reply, encoded key, reply, ...]` (each reply decoded apart). @internal */
 export const decodeStates = Schema.decodeUnknownExit(Schema.Array(Schema.Unknown))
 
-/** The `heartbeat` script's answer: `["live", count]`. @internal */
-export const decodeHeartbeat = Schema.decodeUnknownExit(Schema.Tuple([Schema.Literal("live"), Count]))
+/** The `heartbeat` script's answer: `["live", count, incarnation]`. @internal */
+export const decodeHeartbeat = Schema.decodeUnknownExit(Schema.Tuple([Schema.Literal("live"), Count, Schema.String]))
 
 /** The `incarnation` script's answer: `[id]`. @internal */
 export const decodeIncarnation = Schema.decodeUnknownExit(Schema.Tuple([Schema.String]))

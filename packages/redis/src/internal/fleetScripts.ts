@@ -262,7 +262,9 @@ return out
 `)
 
 /**
- * An instance says it is alive. KEYS: instances. ARGV[4..]: now, instance, liveness. Answers the live count.
+ * An instance says it is alive. KEYS: instances, incarnation. ARGV[4..]: now, instance, liveness. Answers the live
+ * count and the incarnation (`""` when none is set: Redis lost its data), so that an instance learns of a restart
+ * within a heartbeat.
  *
  * @internal
  */
@@ -270,7 +272,7 @@ export const heartbeat = script(`
 local now = tonumber(ARGV[4])
 redis.call('ZADD', h, now, ARGV[5])
 redis.call('ZREMRANGEBYSCORE', h, '-inf', now - 10 * tonumber(ARGV[6]))
-return {'live', tostring(redis.call('ZCOUNT', h, now - tonumber(ARGV[6]), '+inf'))}
+return {'live', tostring(redis.call('ZCOUNT', h, now - tonumber(ARGV[6]), '+inf')), redis.call('GET', KEYS[2]) or ''}
 `)
 
 /**
