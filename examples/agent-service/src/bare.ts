@@ -5,9 +5,13 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Effect, Layer, Redacted } from "effect"
 import { HttpRouter } from "effect/http"
 import { createServer } from "node:http"
+import { setFlagsFromString } from "node:v8"
 import * as Agent from "./Agent.ts"
 import * as Routes from "./Routes.ts"
 import * as Upstreams from "./Upstreams.ts"
+
+// As the resilient service runs (see main.ts), so that the two compare like for like.
+setFlagsFromString("--no-allocation-site-pretenuring")
 
 const program = Effect.gen(function*() {
   const port = yield* Config.Port("PORT").pipe(Config.withDefault(3000))
