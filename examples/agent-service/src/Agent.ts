@@ -262,7 +262,7 @@ const make = Effect.gen(function*() {
           ? Effect.flatMap(
             Clock.currentTimeMillis,
             (now) =>
-              fresh(query, served.value, now) ? searchCache.set(query, JSON.stringify(served.value)) : Effect.void
+              fresh(query, served.servedBy, now) ? searchCache.set(query, JSON.stringify(served.value)) : Effect.void
           )
           : Effect.void),
       (served) => ({
@@ -353,21 +353,19 @@ export const layer = Layer.effectContext(
   )
 )
 
-const sameHits = (a: ReadonlyArray<SearchHit>, b: ReadonlyArray<SearchHit>) =>
-  a.length === b.length && a.every((hit, i) => hit.title === b[i].title && hit.url === b[i].url)
-
 /**
- * Decides whether a live answer needs writing to the search cache: not when the same hits were written for the query
- * less than a minute ago, so that a hot query does not rewrite (and flush to disk) the same answer on every request.
- * The hits are compared one by one, not as JSON: encoding every answer cost more than the rest of the cache path.
+ * Decides whether a live answer needs writing to the search cache: a provider's answer to a query is written at most
+ * once a minute, so that a hot query does not rewrite (and flush to disk) the same answer on every request, while
+ * another provider's answer (Tavily's once Exa fails) is written at once. Search results do not change from second to
+ * second; comparing them (or encoding them) on every request cost more than the rest of the cache path.
  */
 export const writeThrottle = (maxEntries = 10_000, everyMillis = 60_000) => {
-  const last = new Map<string, { readonly hits: ReadonlyArray<SearchHit>; readonly at: number }>()
-  return (query: string, hits: ReadonlyArray<SearchHit>, now: number): boolean => {
+  const last = new Map<string, { readonly servedBy: string; readonly at: number }>()
+  return (query: string, servedBy: string, now: number): boolean => {
     const seen = last.get(query)
-    if (seen !== undefined && now - seen.at < everyMillis && sameHits(seen.hits, hits)) return false
+    if (seen !== undefined && seen.servedBy === servedBy && now - seen.at < everyMillis) return false
     if (last.size >= maxEntries) last.clear()
-    last.set(query, { hits, at: now })
+    last.set(query, { servedBy, at: now })
     return true
   }
 }

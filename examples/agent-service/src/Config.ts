@@ -103,7 +103,7 @@ const sentinelConfig = (config: {
   })
 
 const randomToken: Effect.Effect<string> = Effect.map(
-  Effect.all(Array.from({ length: 4 }, () => Random.nextIntBetween(0, 0x100000000))),
+  Effect.all(Array.from({ length: 4 }, () => Random.nextIntBetween(0, 0x100000000, { halfOpen: true }))),
   (words) => words.map((w) => w.toString(16).padStart(8, "0")).join("")
 )
 
