@@ -754,6 +754,44 @@ export const make = <S extends Schema.Constraint, E, R>(
     )
     yield* Effect.forkScoped(drainer)
 
+    // Under the lock: a duplicate, a direct delivery when nothing is queued and the sink is not to blame, else the
+    // journal. Written with combinators, not a generator: every `send` of a request path runs it.
+    const deliverOrQueue = (
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      message: S["Type"],
+      key: string,
+      encoded: unknown,
+      enqueuedAt: number
+    ): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
+      if (keys.has(key)) {
+        stats.duplicates++
+        return Effect.succeed({ _tag: "Duplicate", key })
+      }
+      const queued = (attempts: number, lastError: string | undefined): Effect.Effect<Receipt, DeferredDeliveryError> =>
+        Effect.map(
+          enqueue({ key, message: encoded, enqueuedAt, attempts, ...(lastError === undefined ? {} : { lastError }) }),
+          (depth) => ({ _tag: "Queued", key, depth })
+        )
+      if (queue.length !== 0) return queued(0, undefined)
+      return Effect.flatMap(breaker.state, (state) => {
+        if (!blamesMessage(state)) return queued(0, undefined)
+        return Effect.flatMap(restore(attempt(message, { key, attempt: 1, enqueuedAt })), (outcome) => {
+          switch (outcome._tag) {
+            case "Delivered":
+              stats.delivered++
+              stats.deliveredDirect++
+              return Effect.succeed({ _tag: "Delivered", key })
+            case "Rejected":
+              stats.rejected++
+              return queued(0, undefined)
+            case "Failed":
+              stats.failed++
+              return queued(outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0, outcome.error)
+          }
+        })
+      })
+    }
+
     const send = (
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
@@ -761,66 +799,39 @@ export const make = <S extends Schema.Constraint, E, R>(
       // In the context `make` was given, provided once for the encoding and the direct delivery: each provision
       // merges two contexts, which a request path pays for.
       Effect.provideContext(
-        Effect.gen(function*() {
-          const key = sendOptions?.key ?? (yield* randomKey)
+        Effect.flatMap(sendOptions?.key === undefined ? randomKey : Effect.succeed(sendOptions.key), (key) => {
           if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
-            return yield* fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, {
-              key,
-              field: "key"
-            })
-          }
-          const encoded = yield* Effect.mapError(
-            encodeMessage(message),
-            (error) => fail("BadMessage", error.message, { key, field: "message" })
-          )
-          const enqueuedAt = yield* Clock.currentTimeMillis
-          // Measured before anything is tried, so that a message is refused or accepted whatever the sink's health.
-          // The entry as `RecordJson` writes it (the message is JSON already): plain JSON, without a second encoding.
-          const bytes = internal.byteLength(
-            JSON.stringify({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" })
-          )
-          if (bytes > maxMessageBytes) {
-            return yield* fail(
-              "TooLarge",
-              `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`,
-              {
-                key,
-                field: "maxMessageBytes"
-              }
+            return Effect.fail(
+              fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, { key, field: "key" })
             )
           }
-          return yield* lock.withPermit(Effect.uninterruptibleMask((restore) =>
-            Effect.gen(function*() {
-              if (keys.has(key)) {
-                stats.duplicates++
-                return { _tag: "Duplicate", key } as const
-              }
-              let attempts = 0
-              let lastError: string | undefined
-              if (queue.length === 0 && blamesMessage(yield* breaker.state)) {
-                const outcome = yield* restore(attempt(message, { key, attempt: 1, enqueuedAt }))
-                if (outcome._tag === "Delivered") {
-                  stats.delivered++
-                  stats.deliveredDirect++
-                  return { _tag: "Delivered", key } as const
+          return Effect.flatMap(
+            Effect.mapError(
+              encodeMessage(message),
+              (error) => fail("BadMessage", error.message, { key, field: "message" })
+            ),
+            (encoded) =>
+              Effect.flatMap(Clock.currentTimeMillis, (enqueuedAt) => {
+                // Measured before anything is tried, so that a message is refused or accepted whatever the sink's
+                // health. The entry as `RecordJson` writes it (the message is JSON already), without a second encoding.
+                const bytes = internal.byteLength(
+                  JSON.stringify({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" })
+                )
+                if (bytes > maxMessageBytes) {
+                  return Effect.fail(
+                    fail("TooLarge", `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`, {
+                      key,
+                      field: "maxMessageBytes"
+                    })
+                  )
                 }
-                if (outcome._tag === "Rejected") stats.rejected++
-                else {
-                  stats.failed++
-                  attempts = outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0
-                  lastError = outcome.error
-                }
-              }
-              const depth = yield* enqueue({
-                key,
-                message: encoded,
-                enqueuedAt,
-                attempts,
-                ...(lastError === undefined ? {} : { lastError })
+                return lock.withPermit(
+                  Effect.uninterruptibleMask((restore) =>
+                    Effect.suspend(() => deliverOrQueue(restore, message, key, encoded, enqueuedAt))
+                  )
+                )
               })
-              return { _tag: "Queued", key, depth } as const
-            })
-          ))
+          )
         }),
         context
       )
