@@ -502,10 +502,15 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
         gauge("health_check_status", statusHelp, () => internal.statusCodes[cell.status]),
         counter("health_checks_total", "Runs of a check", () => cell.totalChecks),
         counter("health_check_failures_total", "Failed runs of a check", () => cell.totalFailures),
-        gauge("health_check_response_time_ms", "Duration of the last run", () => cell.responseTimeMillis ?? 0),
-        gauge("health_time_to_detection_ms", detectionHelp, () => cell.detectionMillis ?? 0),
-        gauge("health_time_to_recovery_ms", recoveryHelp, () => cell.recoveryMillis ?? 0)
-      ].map((series) => metrics.registerUnsafe(context, series))
+        gauge("health_check_response_time_seconds", "Duration of the last run", () =>
+          (cell.responseTimeMillis ?? 0) / 1000),
+        gauge("health_time_to_detection_seconds", detectionHelp, () =>
+          (cell.detectionMillis ?? 0) / 1000),
+        gauge("health_time_to_recovery_seconds", recoveryHelp, () =>
+          (cell.recoveryMillis ?? 0) / 1000)
+      ].map((series) =>
+        metrics.registerUnsafe(context, series)
+      )
     }
 
     const register = <E, R>(options: CheckOptions<E, R>): Effect.Effect<void, PolicyConfigError, R> =>
@@ -589,8 +594,8 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
  *
  * **Metrics** (Effect `Metric`s, attribute `service`, read when exported; a check's series leave with it):
  * `health_check_status` (0 Unknown, 1 Healthy, 2 Degraded, 3 Unhealthy), `health_checks_total`,
- * `health_check_failures_total`, `health_check_response_time_ms` (the last run), `health_time_to_detection_ms` and
- * `health_time_to_recovery_ms` (the last measured; 0 until the first).
+ * `health_check_failures_total`, `health_check_response_time_seconds` (the last run), `health_time_to_detection_seconds` and
+ * `health_time_to_recovery_seconds` (the last measured; 0 until the first).
  *
  * @example
  * ```ts

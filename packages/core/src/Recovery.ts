@@ -585,7 +585,7 @@ const waitForEnd = (queue: Queue.Queue<StatusChange>, millis: number): Effect.Ef
  * `PolicyConfigError`.
  *
  * **Metrics** (Effect `Metric`s, attribute `policy`, read when exported): `recovery_attempts_total` (by
- * `action`), `recovery_successes_total`, `recovery_escalations_total` and `recovery_time_ms` (a gauge: the last
+ * `action`), `recovery_successes_total`, `recovery_escalations_total` and `recovery_time_seconds` (a gauge: the last
  * recovery time).
  *
  * @example
@@ -787,10 +787,10 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
     metrics.counter("recovery_successes_total", "Attempts followed by recovery", by, () => books.successes),
     metrics.counter("recovery_escalations_total", "Escalations to a human", by, () => books.escalations),
     metrics.gauge(
-      "recovery_time_ms",
+      "recovery_time_seconds",
       "The last recovery time, from the first attempt to Healthy",
       by,
-      () => Math.max(0, books.lastRecoveryMillis)
+      () => Math.max(0, books.lastRecoveryMillis) / 1000
     )
   ])
 

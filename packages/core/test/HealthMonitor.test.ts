@@ -596,7 +596,7 @@ describe("HealthMonitor", () => {
         assert.strictEqual(state.detectionMillis, 35_000)
         assert.strictEqual(state.unhealthySince, 35_000)
         assert.strictEqual(state.recoveryMillis, null)
-        assert.strictEqual(yield* metricValue("health_time_to_detection_ms", "db"), 35_000)
+        assert.strictEqual(yield* metricValue("health_time_to_detection_seconds", "db"), 35)
         // The next run starts at 45s and passes at once.
         s.set("ok")
         yield* TestClock.adjust("10 seconds")
@@ -605,7 +605,7 @@ describe("HealthMonitor", () => {
         assert.strictEqual(state.recoveryMillis, 10_000)
         assert.strictEqual(state.unhealthySince, null)
         assert.strictEqual(state.detectionMillis, 35_000)
-        assert.strictEqual(yield* metricValue("health_time_to_recovery_ms", "db"), 10_000)
+        assert.strictEqual(yield* metricValue("health_time_to_recovery_seconds", "db"), 10)
 
         // A second outage, with a warning inside the streak: measured from the first failing run, 55s.
         s.set("fail")
@@ -691,18 +691,18 @@ describe("HealthMonitor", () => {
         s.takes(250)
         yield* monitor.register({ name: "db", check: s.check, interval: "10 seconds", jitter: 0 })
         assert.strictEqual(yield* metricValue("health_check_status", "db"), 0)
-        assert.strictEqual(yield* metricValue("health_time_to_detection_ms", "db"), 0)
+        assert.strictEqual(yield* metricValue("health_time_to_detection_seconds", "db"), 0)
         yield* TestClock.adjust("30250 millis")
         assert.strictEqual(yield* metricValue("health_check_status", "db"), 3)
         assert.strictEqual(yield* metricValue("health_checks_total", "db"), 3)
         assert.strictEqual(yield* metricValue("health_check_failures_total", "db"), 3)
-        assert.strictEqual(yield* metricValue("health_check_response_time_ms", "db"), 250)
+        assert.strictEqual(yield* metricValue("health_check_response_time_seconds", "db"), 0.25)
         // The first failing run started at 0; the third ended at 20250 + 250.
-        assert.strictEqual(yield* metricValue("health_time_to_detection_ms", "db"), 20_750)
+        assert.strictEqual(yield* metricValue("health_time_to_detection_seconds", "db"), 20.75)
         s.set("ok")
         yield* TestClock.adjust("10 seconds")
         assert.strictEqual(yield* metricValue("health_check_status", "db"), 1)
-        assert.strictEqual(yield* metricValue("health_time_to_recovery_ms", "db"), 10_250)
+        assert.strictEqual(yield* metricValue("health_time_to_recovery_seconds", "db"), 10.25)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
     it.effect("unregistering a check removes its series; closing the monitor removes them all", () =>

@@ -391,9 +391,9 @@ describe("Recovery", () => {
           yield* metricValue("recovery_attempts_total", { ...by, action: "Escalate" }),
           yield* metricValue("recovery_successes_total", by),
           yield* metricValue("recovery_escalations_total", by),
-          yield* metricValue("recovery_time_ms", by)
+          yield* metricValue("recovery_time_seconds", by)
         ],
-        [1, 1, 1, 1, 60_000]
+        [1, 1, 1, 1, 60]
       )
     }))
 

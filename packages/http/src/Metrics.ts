@@ -14,7 +14,7 @@
  *   `perKeyMetrics`, `circuit_breaker_key_state{key}` (removed with the key when it is evicted);
  * - `retry_calls_total`, `retry_retries_total`, `retry_give_ups_total{reason}`; `bulkhead_active`,
  *   `bulkhead_queued`, `bulkhead_rejections_total{reason}`; `rate_limiter_rejections_total`;
- * - `health_check_status`, `health_check_response_time_ms` per `service`; `alerts_sent_total{severity}`;
+ * - `health_check_status`, `health_check_response_time_seconds` per `service`; `alerts_sent_total{severity}`;
  *   `degradation_level`.
  *
  * Every series is labelled by its policy's name (`breaker`, `bulkhead`, ...), never by call.

@@ -91,7 +91,7 @@ describe("Metrics", () => {
         sample(family(families, "health_check_status"), { service: "postgres" })?.value !== undefined,
         true
       )
-      family(families, "health_check_response_time_ms")
+      family(families, "health_check_response_time_seconds")
       assert.isAbove(family(families, "alerts_sent_total").metrics.reduce((n, m) => n + Number(m.value), 0), 0)
       assert.strictEqual(family(families, "degradation_level").metrics[0].value, "2")
       const latency = family(families, "circuit_breaker_call_duration_seconds")
