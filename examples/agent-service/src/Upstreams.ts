@@ -64,11 +64,17 @@ const overlap = (query: string, text: string): number => {
   return words(text).filter((w) => q.has(w)).length
 }
 
-const remember = (store: Map<string, Array<string>>, userId: string, text: string) => {
+// The last 50 texts per user, for the `maxUsers` users seen last (the Map's order is the order of their last write).
+const remember = (store: Map<string, Array<string>>, userId: string, text: string, maxUsers = Infinity) => {
   const list = store.get(userId) ?? []
   list.push(text)
+  store.delete(userId)
   store.set(userId, list.slice(-50))
+  if (store.size > maxUsers) store.delete(store.keys().next().value!)
 }
+
+/** How many users' memories the process keeps for the keyword match: its own memory, so it is bounded. */
+export const localMemoryUsers = 10_000
 
 const rank = (texts: ReadonlyArray<string>, query: string): ReadonlyArray<Memory> =>
   texts.map((text) => ({ text, score: overlap(query, text) })).filter((m) => m.score > 0).sort((a, b) =>
@@ -132,7 +138,7 @@ const make = Effect.gen(function*() {
     qdrantUpsert: (userId, text) =>
       // The process keeps its own copy whatever Qdrant does: the keyword match works from it.
       Effect.andThen(
-        Effect.sync(() => remember(localMemories, userId, text)),
+        Effect.sync(() => remember(localMemories, userId, text, localMemoryUsers)),
         call("qdrant", () => remember(points, userId, text))
       ),
     qdrantSearch: (userId, query) => call("qdrant", () => rank(points.get(userId) ?? [], query)),

@@ -115,6 +115,11 @@ export interface LoadOptions {
   readonly chatShare?: number | undefined
   /** Put before every id, so that two generators never share one. */
   readonly tag: string
+  /**
+   * Users and queries drawn from this many (returning users, popular queries), every chat message still unique; by
+   * default each request has a user or query of its own, which the outside checks of the writes rely on.
+   */
+  readonly population?: number | undefined
   /** The instances to spread the requests over (round robin); read each time, so a restarted one can be swapped. */
   readonly targets: () => ReadonlyArray<{ readonly base: string }>
 }
@@ -147,14 +152,15 @@ export const load = (options: LoadOptions): Effect.Effect<Load, never, Scope.Sco
       const target = targets[i % targets.length]
       const chat = (i * 7919) % 100 < (options.chatShare ?? 0.3) * 100
       const id = `${options.tag}-${i}`
+      const who = options.population === undefined ? id : `${options.tag}-${i % options.population}`
       const start = yield* now
       const response = chat
         ? yield* fetchJson(`${target.base}/chat`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ user_id: id, message: `hello ${id}` })
+          body: JSON.stringify({ user_id: who, message: `hello ${id}` })
         })
-        : yield* fetchJson(`${target.base}/search?q=${encodeURIComponent(id)}`, { method: "GET" })
+        : yield* fetchJson(`${target.base}/search?q=${encodeURIComponent(who)}`, { method: "GET" })
       const end = yield* now
       sent.push({ kind: chat ? "chat" : "search", id, ...response, at: start, latency: end - start })
     })

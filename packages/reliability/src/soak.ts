@@ -130,7 +130,9 @@ export const scenario: Scenario = {
         else scraped.push(parsed)
       })
       const sampler = yield* Effect.forkScoped(Effect.forever(Effect.andThen(sample, Effect.sleep("3 seconds"))))
-      const load = yield* H.load({ rate, tag: "soak", targets: () => [agent] })
+      // Returning users and popular queries, as a service sees them: what it keeps per user or query reaches its bound
+      // early, and growth after that is a leak.
+      const load = yield* H.load({ rate, tag: "soak", population: 500, targets: () => [agent] })
 
       // A fault every 20 s, each lasting 5 s, in turn.
       const faults = [
@@ -256,6 +258,7 @@ export const scenario: Scenario = {
           metricsSampleFailures: scrapeErrors.length
         },
         notes: [
+          `${rate} requests/s from 500 returning users and queries (every chat message unique). ` +
           "Faults in turn every 20 s, 5 s each: Exa failing, Redis SIGKILLed then restarted with its data, Claude " +
           "failing. Sampled every 3 s: resident memory and open descriptors from /proc/<pid>; heap used, active " +
           "handles (process.getActiveResourcesInfo) and event-loop delay (p99 over the service's last 5 s window) " +
