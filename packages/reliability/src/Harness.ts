@@ -236,6 +236,38 @@ export const outbox = (instance: AgentProcess.Instance) =>
     }
   })
 
+/**
+ * Accounts for every acknowledged write of a load run, from outside: the searches whose answers must be cached in the
+ * Redis on `redisPort`, the chats that must have reached Telegram once (each waited for up to 20 s to land).
+ */
+export const account = (sent: ReadonlyArray<Sent>, redisPort: number, agent: AgentProcess.Instance) =>
+  Effect.gen(function*() {
+    const expected = searchWrites(sent)
+    yield* timeUntil(
+      Effect.map(redisKeys(redisPort), (keys) => {
+        const cached = cachedQueries(keys)
+        return expected.every((q) => cached.has(q))
+      }),
+      20_000,
+      "200 millis"
+    )
+    const cached = cachedQueries(yield* redisKeys(redisPort))
+    const chats = chatWrites(sent)
+    yield* timeUntil(
+      Effect.map(outbox(agent), (o) => chats.every((id) => o.received.has(id))),
+      20_000,
+      "200 millis"
+    )
+    const { received } = yield* outbox(agent)
+    return {
+      expected,
+      missingSearch: expected.filter((q) => !cached.has(q)),
+      chats,
+      missingChat: chats.filter((id) => !received.has(id)),
+      duplicated: chats.filter((id) => (received.get(id) ?? 0) > 1)
+    }
+  })
+
 /** The state of a breaker as `/health` tells it. */
 export const breakerState = (instance: AgentProcess.Instance, breaker: string) =>
   Effect.map(instance.request("GET", "/health"), (response) => String(response.body?.circuits?.[breaker]?.state))

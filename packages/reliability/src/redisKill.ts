@@ -49,26 +49,7 @@ const phase = (
     yield* Effect.sleep(options.settleMs)
     const sent = yield* load.stop
     // Everything acknowledged, also after the restart: give the last writes the time to land.
-    const expected = H.searchWrites(sent)
-    yield* H.timeUntil(
-      Effect.map(H.redisKeys(redis.port), (keys) => {
-        const cached = H.cachedQueries(keys)
-        return expected.every((q) => cached.has(q))
-      }),
-      20_000,
-      "200 millis"
-    )
-    const cached = H.cachedQueries(yield* H.redisKeys(redis.port))
-    const missingSearch = expected.filter((q) => !cached.has(q))
-    const chats = H.chatWrites(sent)
-    yield* H.timeUntil(
-      Effect.map(H.outbox(agent), (o) => chats.every((id) => o.received.has(id))),
-      20_000,
-      "200 millis"
-    )
-    const { received } = yield* H.outbox(agent)
-    const missingChat = chats.filter((id) => !received.has(id))
-    const duplicated = chats.filter((id) => (received.get(id) ?? 0) > 1)
+    const { expected, missingSearch, chats, missingChat, duplicated } = yield* H.account(sent, redis.port, agent)
     return {
       tally: H.tally(sent),
       searchWrites: expected.length,

@@ -91,26 +91,7 @@ export const scenario: Scenario = {
       const sent = yield* load.stop
 
       // Everything acknowledged, after the failover too: give the last writes the time to land.
-      const expected = H.searchWrites(sent)
-      yield* H.timeUntil(
-        Effect.map(H.redisKeys(replica.port), (keys) => {
-          const cached = H.cachedQueries(keys)
-          return expected.every((q) => cached.has(q))
-        }),
-        20_000,
-        "200 millis"
-      )
-      const cached = H.cachedQueries(yield* H.redisKeys(replica.port))
-      const missingSearch = expected.filter((q) => !cached.has(q))
-      const chats = H.chatWrites(sent)
-      yield* H.timeUntil(
-        Effect.map(H.outbox(agent), (o) => chats.every((id) => o.received.has(id))),
-        20_000,
-        "200 millis"
-      )
-      const { received } = yield* H.outbox(agent)
-      const missingChat = chats.filter((id) => !received.has(id))
-      const duplicated = chats.filter((id) => (received.get(id) ?? 0) > 1)
+      const { expected, missingSearch, chats, missingChat, duplicated } = yield* H.account(sent, replica.port, agent)
       const tally = H.tally(sent)
       const newMaster = yield* Effect.forEach(sentinels, (s) => namedMaster(s.port))
       // The service's own measure: first failed command to first success on the new master (`RedisSentinel`).
