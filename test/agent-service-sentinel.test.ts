@@ -7,19 +7,7 @@ const token = "test-admin-token"
 const masterName = "mymaster"
 
 const startAt = (env: Record<string, string>, waitForListening = true) =>
-  Effect.gen(function*() {
-    const port = yield* AgentProcess.freePort
-    return yield* AgentProcess.start({
-      env: {
-        PORT: String(port),
-        DATA_DIR: yield* AgentProcess.tempDir("agent-service-sentinel-"),
-        RESILIENCE_ADMIN_TOKEN: token,
-        BREAKER_OPEN_DURATION: "1 second",
-        ...env
-      },
-      waitForListening
-    })
-  })
+  AgentProcess.startFresh(token, { BREAKER_OPEN_DURATION: "1 second", ...env }, { waitForListening })
 
 // Whether the search cache on the server at `port` holds the answer to `query`: the service writes it through
 // `ResilientRedis` as `...search:<query>`, beside a time key (`...at:search:<query>`).

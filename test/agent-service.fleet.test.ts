@@ -5,18 +5,7 @@ import { Effect } from "effect"
 
 const token = "test-admin-token"
 
-const instance = (redisUrl: string) =>
-  Effect.gen(function*() {
-    const port = yield* AgentProcess.freePort
-    return yield* AgentProcess.start({
-      env: {
-        PORT: String(port),
-        DATA_DIR: yield* AgentProcess.tempDir("agent-service-fleet-"),
-        RESILIENCE_ADMIN_TOKEN: token,
-        REDIS_URL: redisUrl
-      }
-    })
-  })
+const instance = (redisUrl: string) => AgentProcess.startFresh(token, { REDIS_URL: redisUrl })
 
 const stateOf = (agent: AgentProcess.Instance, breaker: string) =>
   Effect.map(

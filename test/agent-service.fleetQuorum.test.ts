@@ -8,19 +8,7 @@ const token = "test-admin-token"
 const quorum = { FLEET_COUNTING: "quorum", FLEET_QUORUM: "2" }
 
 const instance = (redisUrl: string) =>
-  Effect.gen(function*() {
-    const port = yield* AgentProcess.freePort
-    return yield* AgentProcess.start({
-      env: {
-        PORT: String(port),
-        DATA_DIR: yield* AgentProcess.tempDir("agent-service-quorum-"),
-        RESILIENCE_ADMIN_TOKEN: token,
-        REDIS_URL: redisUrl,
-        BREAKER_OPEN_DURATION: "1 minute",
-        ...quorum
-      }
-    })
-  })
+  AgentProcess.startFresh(token, { REDIS_URL: redisUrl, BREAKER_OPEN_DURATION: "1 minute", ...quorum })
 
 const stateOf = (agent: AgentProcess.Instance, breaker: string) =>
   Effect.map(

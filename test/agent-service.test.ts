@@ -6,18 +6,7 @@ const token = "test-admin-token"
 
 // One service on a free port and a fresh DATA_DIR (or the one given), with a short open duration.
 const service = (env: Record<string, string> = {}) =>
-  Effect.gen(function*() {
-    const port = yield* AgentProcess.freePort
-    return yield* AgentProcess.start({
-      env: {
-        PORT: String(port),
-        DATA_DIR: yield* AgentProcess.tempDir("agent-service-"),
-        RESILIENCE_ADMIN_TOKEN: token,
-        BREAKER_OPEN_DURATION: "1 second",
-        ...env
-      }
-    })
-  })
+  AgentProcess.startFresh(token, { BREAKER_OPEN_DURATION: "1 second", ...env })
 
 const chaos = (instance: AgentProcess.Instance, name: string, body: unknown) =>
   Effect.flatMap(instance.request("POST", `/chaos/${name}`, { body, token }), (response) => {

@@ -158,6 +158,24 @@ export const start = (options: StartOptions): Effect.Effect<Instance, ProcessErr
     return { port, base, child, output: () => output, request, stop, stopService, exited }
   })
 
+/**
+ * Starts the service on a free port with a fresh `DATA_DIR` and `token` as its admin token; `env` adds to that or
+ * overrides it.
+ */
+export const startFresh = (
+  token: string,
+  env: Record<string, string> = {},
+  options: Omit<StartOptions, "env"> = {}
+): Effect.Effect<Instance, ProcessError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    const dataDir = yield* tempDir("agent-service-")
+    return yield* start({
+      ...options,
+      env: { PORT: String(port), DATA_DIR: dataDir, RESILIENCE_ADMIN_TOKEN: token, ...env }
+    })
+  })
+
 /** Polls `f` until it gives a value, at most `within`. */
 export const eventually = <A, E, R>(
   f: Effect.Effect<A, E, R>,
