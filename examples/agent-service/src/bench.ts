@@ -97,17 +97,7 @@ const loadUrl = (run: string, url: string, body?: unknown) =>
   })))
 
 const start = (entry?: string) =>
-  Effect.gen(function*() {
-    const port = yield* AgentProcess.freePort
-    return yield* AgentProcess.start({
-      env: {
-        PORT: String(port),
-        DATA_DIR: yield* AgentProcess.tempDir("agent-bench-"),
-        RESILIENCE_ADMIN_TOKEN: token
-      },
-      ...(entry === undefined ? {} : { command: [process.execPath, entry] })
-    })
-  })
+  AgentProcess.startFresh(token, {}, entry === undefined ? {} : { command: [process.execPath, entry] })
 
 const chaos = (agent: AgentProcess.Instance, service: string, failureRate: number) =>
   agent.request("POST", `/chaos/${service}`, { body: { failure_rate: failureRate }, token })

@@ -762,19 +762,13 @@ export const staleOnError: {
                 return Effect.map(stale(k), (found) =>
                   Option.isSome(found) ? found.value : answer)
               }
-              if (answer.ageMillis > 0) {
-                return Effect.succeed(answer)
-              }
-              return Effect.flatMap(
-                Clock.currentTimeMillis,
-                (now) =>
-                  Effect.as(cache.set(k, { value: answer.value, storedAt: now }), answer)
-              )
+              return Effect.as(keep(cache, k, answer), answer)
             },
             onFailure: (error) =>
               Effect.flatMap(
                 stale(k),
-                (answer) => Option.isSome(answer) ? Effect.succeed(answer.value) : Effect.fail(error)
+                (answer) =>
+                  Option.isSome(answer) ? Effect.succeed(answer.value) : Effect.fail(error)
               )
           })
         })
@@ -860,10 +854,7 @@ export const cacheFirst: {
       const cache = cacheFor<A>(options.cache, options.maxEntries)
       const refreshing = new Set<string>()
       const fetch = (input: I, k: string): Effect.Effect<internal.Answer<A>, E, R> =>
-        Effect.tap(inner.run(input), (answer) =>
-          answer.ageMillis > 0 || answer.failureResult
-            ? Effect.void
-            : Effect.flatMap(Clock.currentTimeMillis, (now) => cache.set(k, { value: answer.value, storedAt: now })))
+        Effect.tap(inner.run(input), (answer) => keep(cache, k, answer))
       // A refresh outlives the call that started it: it runs in the chain's scope, and its failure changes nothing
       // (the stale value stays until it is too old).
       const refresh = (input: I, k: string): Effect.Effect<void, never, R> => {
@@ -890,6 +881,12 @@ export const cacheFirst: {
       return { run, breaker: undefined }
     }
   }))
+
+// Caches a live answer the step judged good; a cached one (it has an age) or a failure result is not kept.
+const keep = <A>(cache: Cache<A>, key: string, answer: internal.Answer<A>): Effect.Effect<void> =>
+  answer.ageMillis > 0 || answer.failureResult
+    ? Effect.void
+    : Effect.flatMap(Clock.currentTimeMillis, (now) => cache.set(key, { value: answer.value, storedAt: now }))
 
 const cacheFor = <A>(cache: Cache<unknown> | undefined, maxEntries: number | undefined): Cache<A> => {
   if (cache !== undefined) return cache as Cache<A>
