@@ -49,7 +49,8 @@
  *   `keys.maxKeys`, a new key evicts the least recently used `Closed` key; only when none is left, the least recently
  *   used `Open` or `HalfOpen` one. Never evicted, by idle time or at the cap: a key under a manual control of its own
  *   (a per-key `forceOpen`, `disable`, `metricsOnly`, or a `restore` into a mode the breaker as a whole is not in),
- *   and a key with a probe in flight. When every key is kept, the map grows past the cap rather than lose one.
+ *   and a key with a probe in flight for less than `maxProbeTime` (a probe that hangs does not hold its key forever).
+ *   When every key is kept, the map grows past the cap rather than lose one.
  * - Snapshots hold both the lifetime totals (`totalCalls`, `failureCount`, ...) and the current `window` (see
  *   `Snapshot`).
  * - Across instances: made where a `BreakerFleet` is provided (`RedisFleet.layer` in `@effect-resilience/redis`), the
@@ -456,7 +457,8 @@ export interface Options<A = unknown> {
   readonly isFailureResult?: ((value: A) => boolean) | undefined
   /**
    * Keyed breakers: how long an idle key is kept (default 1 hour) and how many keys at most (default 10,000). Keys
-   * under a manual control of their own or with a probe in flight are never evicted (see the module docs).
+   * under a manual control of their own or with a probe in flight (for less than `maxProbeTime`) are never evicted
+   * (see the module docs).
    */
   readonly keys?: {
     readonly idleTimeToLive?: Duration.Input | undefined
@@ -1156,6 +1158,7 @@ export const make: <A = unknown>(
       yield* Clock.currentTimeMillis,
       idleMillis,
       maxKeys,
+      config.maxProbeMillis,
       options.perKeyMetrics === true
         ? (cell) =>
           metrics.registerUnsafe(

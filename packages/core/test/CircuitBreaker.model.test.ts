@@ -438,14 +438,14 @@ const play = (
         const expected = new Set([...swept].map((circuit) => circuit.key))
         if (created !== undefined) {
           const left = created.before.filter((circuit) => !swept.has(circuit))
-          const victim = left.length >= spec.maxKeys ? model.capVictim(left) : undefined
+          const victim = left.length >= spec.maxKeys ? model.capVictim(left, now) : undefined
           if (victim !== undefined) expected.add(victim.key)
         }
         return expected.size === gone.length && gone.every((key) => expected.has(key))
       }
       if (created !== undefined && created.before.length >= spec.maxKeys) {
-        const kept = created.before.filter((circuit) => circuit.probing() || model.manual(circuit))
-        if (kept.some((circuit) => circuit.probing())) reach("a key created at the cap beside a probing key")
+        const kept = created.before.filter((circuit) => circuit.probing(now) || model.manual(circuit))
+        if (kept.some((circuit) => circuit.probing(now))) reach("a key created at the cap beside a probing key")
         if (kept.some((circuit) => model.manual(circuit))) reach("a key created at the cap beside a manual key")
         if (created.before.every((circuit) => circuit.phase !== "Closed")) {
           reach("a key created at the cap with no Closed key held")
@@ -457,11 +457,11 @@ const play = (
       if (!explained) {
         const describeKey = (circuit: Circuit) =>
           `${circuit.key} (${circuit.state}/${circuit.phase}, last call ${circuit.lastCallAt}${
-            circuit.probing() ? ", probing" : ""
+            circuit.probing(now) ? ", probing" : ""
           }${model.manual(circuit) ? ", manual" : ""})`
         const victim = created === undefined || created.before.length < spec.maxKeys
           ? undefined
-          : model.capVictim(created.before)
+          : model.capVictim(created.before, now)
         assert.fail(where(
           `${label}: eviction broke its rules: held ${JSON.stringify(held)}; model had ${
             [...model.keys.values()].map(describeKey).join(", ")

@@ -484,9 +484,13 @@ export class Circuit {
     }
   }
 
-  /** Whether the key holds calls whose outcome still decides HalfOpen: probes, or gradual recovery's calls. */
-  probing(): boolean {
-    return this.phase === "HalfOpen" && (this.probes.length > 0 || this.trials > 0)
+  /**
+   * Whether the key holds calls whose outcome still decides HalfOpen at `now`: probes that have run for less than
+   * maxProbeTime, or gradual recovery's calls.
+   */
+  probing(now: number): boolean {
+    return this.phase === "HalfOpen" &&
+      (this.probes.some((probe) => now - probe.startedAt < this.spec.maxProbeMillis) || this.trials > 0)
   }
 }
 
@@ -569,15 +573,15 @@ export class Model {
    */
   mayIdleEvict(circuit: Circuit, now: number): boolean {
     return now - circuit.lastCallAt >= this.spec.idleMillis &&
-      !(circuit.phase === "Open" && now < circuit.openUntil) && !circuit.probing() && !this.manual(circuit)
+      !(circuit.phase === "Open" && now < circuit.openUntil) && !circuit.probing(now) && !this.manual(circuit)
   }
 
   /**
    * The key a new key pushes out at the cap: the least recent Closed key, else the least recent Open or HalfOpen
    * one; never one that is probing or under a manual control of its own. None when every key is kept.
    */
-  capVictim(held: ReadonlyArray<Circuit>): Circuit | undefined {
-    const candidates = held.filter((circuit) => !circuit.probing() && !this.manual(circuit))
+  capVictim(held: ReadonlyArray<Circuit>, now: number): Circuit | undefined {
+    const candidates = held.filter((circuit) => !circuit.probing(now) && !this.manual(circuit))
     return candidates.find((circuit) => circuit.phase === "Closed") ?? candidates[0]
   }
 

@@ -229,8 +229,20 @@ export class Latency {
   }
 }
 
-/** Whether a probe (or, under gradual recovery, an admitted call) is in flight: its outcome still decides. @internal */
-export const probing = (cell: Cell): boolean => cell.half !== null && (cell.half.ids.length > 0 || cell.half.trials > 0)
+/**
+ * Whether a probe (or, under gradual recovery, an admitted call) is in flight whose outcome still decides at `now`: a
+ * probe running for `maxProbeMillis` or longer no longer does (its late outcome is dropped).
+ *
+ * @internal
+ */
+export const probing = (cell: Cell, now: number, maxProbeMillis: number): boolean => {
+  const half = cell.half
+  if (half === null) return false
+  if (half.trials > 0) return true
+  const starts = half.starts
+  for (let i = 0; i < starts.length; i++) if (now - starts[i] < maxProbeMillis) return true
+  return false
+}
 
 /** The state a caller sees: the mode when it overrides the machine, the machine's phase otherwise. @internal */
 export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.phase : cell.mode

@@ -30,6 +30,8 @@ export class Keys {
   baseMode: internal.Mode = "Live"
   readonly idleMillis: number
   readonly maxKeys: number
+  /** A probe running this long no longer decides, nor keeps its key. */
+  readonly maxProbeMillis: number
   /** Called for each new key (say, to register its metric); what it returns runs when the key goes. */
   readonly onCreate: ((cell: internal.Cell) => () => void) | undefined
   private readonly removals = new Map<internal.Cell, () => void>()
@@ -40,11 +42,13 @@ export class Keys {
     now: number,
     idleMillis: number,
     maxKeys: number,
+    maxProbeMillis: number,
     onCreate: ((cell: internal.Cell) => () => void) | undefined
   ) {
     this.defaultCell = new internal.Cell(defaultKey, now)
     this.idleMillis = idleMillis
     this.maxKeys = maxKeys
+    this.maxProbeMillis = maxProbeMillis
     this.onCreate = onCreate
   }
 
@@ -88,16 +92,17 @@ export class Keys {
 
   private create(key: string, now: number): internal.Cell {
     this.sweep(now)
-    if (this.cells.size >= this.maxKeys) this.evictForCap()
+    if (this.cells.size >= this.maxKeys) this.evictForCap(now)
     const cell = this.fresh(key, now)
     if (this.onCreate !== undefined) this.removals.set(cell, this.onCreate(cell))
     return cell
   }
 
   // Never evicted: a key under a manual control of its own (a fresh key would come back without it), and a key
-  // with a probe in flight (its outcome would find no circuit).
-  private pinned(cell: internal.Cell): boolean {
-    return cell.mode !== this.baseMode || internal.probing(cell)
+  // with a probe in flight (its outcome would find no circuit), until the probe has run for maxProbeTime: its outcome
+  // is dropped then, and a probe that hangs must not hold its key forever.
+  private pinned(cell: internal.Cell, now: number): boolean {
+    return cell.mode !== this.baseMode || internal.probing(cell, now, this.maxProbeMillis)
   }
 
   // Amortised idle sweep: each new key looks at two keys, from the least recently used on, so idle keys drain as
@@ -113,17 +118,17 @@ export class Keys {
         return
       }
       const cell = next.value
-      if (!this.pinned(cell) && !(cell.phase === "Open" && now < cell.openUntil)) this.evict(cell)
+      if (!this.pinned(cell, now) && !(cell.phase === "Open" && now < cell.openUntil)) this.evict(cell)
     }
   }
 
   // At the cap: the least recently used Closed key goes; only when none is left, the least recently used Open or
   // HalfOpen one; when every key is pinned, none (the map grows past the cap rather than lose a decision). Runs only
   // when a key is created at the cap, so the call path never pays for it.
-  private evictForCap(): void {
+  private evictForCap(now: number): void {
     let fallback: internal.Cell | undefined
     for (const cell of this.cells.values()) {
-      if (this.pinned(cell)) continue
+      if (this.pinned(cell, now)) continue
       if (cell.phase === "Closed") return this.evict(cell)
       if (fallback === undefined) fallback = cell
     }
