@@ -1393,6 +1393,8 @@ export const make: <A = unknown>(
         })
     }
 
+    internal.rejectsAllNow.set(breaker, (clock) => internal.rejectsAll(defaultCell, clock))
+
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
     const by = { breaker: name }
     yield* metrics.register([

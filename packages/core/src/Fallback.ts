@@ -73,6 +73,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -81,6 +82,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import { rejectsAllNow } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/fallback.ts"
 import * as metrics from "./internal/metrics.ts"
 import type * as Policy from "./Policy.ts"
@@ -670,19 +672,19 @@ const guarded = <I, A, E, R, E2>(
     settings: self.settings,
     build: (env) => {
       const inner = self.build(env)
-      const run = (input: I) =>
-        Effect.suspend(() => {
-          let answer: internal.Answer<A> | undefined
-          const value = Effect.map(inner.run(input), (a) => {
-            answer = a
-            return a.value
-          })
-          return Effect.map(
-            protect(value),
-            (result): internal.Answer<A> =>
-              answer !== undefined && answer.value === result ? answer : live(result, self.degraded)
-          )
+      // Each run of a chain asks for a fresh effect (see `Runner`), so `answer` belongs to one run.
+      const run = (input: I) => {
+        let answer: internal.Answer<A> | undefined
+        const value = Effect.map(inner.run(input), (a) => {
+          answer = a
+          return a.value
         })
+        return Effect.map(
+          protect(value),
+          (result): internal.Answer<A> =>
+            answer !== undefined && answer.value === result ? answer : live(result, self.degraded)
+        )
+      }
       return { run, breaker: breaker ?? inner.breaker }
     }
   })
@@ -926,8 +928,6 @@ export interface Options<Steps extends ReadonlyArray<Any>> {
 
 const isRejection = (error: unknown): boolean => Predicate.isTagged(error, "CircuitBreakerError")
 
-const isOpen = (state: CircuitBreaker.State): boolean => state === "Open" || state === "ForcedOpen"
-
 /**
  * Builds a chain from `steps`, validating every step's options (an empty chain, duplicate step names and bad
  * strategy options fail with `PolicyConfigError`, naming the field). Background refreshes run in the scope. Made
@@ -1021,10 +1021,18 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       }
     }
 
+    // Whether a step's breaker is open, read synchronously, so that the step that usually serves pays a function
+    // call, not an effect. The last step always runs: with nothing after it, its breaker's rejection is the answer.
+    const opens = runners.map((runner, index) =>
+      runner.breaker === undefined || index === last ? undefined : rejectsAllNow.get(runner.breaker)
+    )
+
+    // `fiber` is the one running the chain: the steps' continuations run on it.
     const attempt = (
       input: unknown,
       index: number,
-      passed: ReadonlyArray<Passed>
+      passed: ReadonlyArray<Passed>,
+      fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
       const runner = runners[index]
       // Built only when the step runs: a skipped step's function is not even called.
@@ -1038,7 +1046,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
               step: steps[index].name,
               reason: "FailureResult",
               error: answer.value
-            }])
+            }], fiber)
           },
           onFailure: (error): Effect.Effect<Served<unknown>, unknown, unknown> => {
             const rejected = isRejection(error)
@@ -1052,26 +1060,23 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
               step: steps[index].name,
               reason: rejected ? "BreakerOpen" : "Failed",
               error
-            }])
+            }], fiber)
           }
         })
-      // The last step always runs: with nothing after it, its breaker's rejection is the chain's answer.
-      if (runner.breaker === undefined || index === last) return call()
-      return Effect.flatMap(runner.breaker.state, (state) => {
-        if (!isOpen(state)) return call()
-        counts[index].skipped++
-        return attempt(input, index + 1, [...passed, {
-          step: steps[index].name,
-          reason: "BreakerOpen",
-          error: undefined
-        }])
-      })
+      const open = opens[index]
+      if (open === undefined || !open(fiber.getRef(Clock.Clock))) return call()
+      counts[index].skipped++
+      return attempt(input, index + 1, [...passed, {
+        step: steps[index].name,
+        reason: "BreakerOpen",
+        error: undefined
+      }], fiber)
     }
 
     const run = (input?: unknown) =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         totals.calls++
-        return attempt(input, 0, [])
+        return attempt(input, 0, [], fiber)
       })
 
     const snapshot = Effect.sync((): Snapshot => ({

@@ -221,6 +221,47 @@ describe("Fallback", () => {
         assert.strictEqual((yield* breaker.snapshot).totalCalls, 0)
       }))
 
+    it.effect("skips on the breaker's state as a call would see it: forced open, or open with time left", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const breaker = yield* CircuitBreaker.make({ name: "exa_api" })
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", exa.call).pipe(Fallback.withBreaker(breaker)),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const servedBy = Effect.map(search.run("effect"), (served) => served.servedBy)
+        // Passed over without a call: no rejection error, none counted by the breaker.
+        const skipped = Effect.map(search.run("effect"), (served) => {
+          assert.deepStrictEqual(served.passed, [{ step: "exa", reason: "BreakerOpen", error: undefined }])
+          return served.servedBy
+        })
+        yield* breaker.forceOpen()
+        assert.strictEqual(yield* skipped, "unavailable")
+        // metricsOnly admits every call whatever the machine says, an Open one included.
+        const open = {
+          phase: "Open",
+          openedAt: 0,
+          openUntil: 10_000,
+          openings: 1,
+          lastOpenMillis: 10_000,
+          closedAt: 0
+        } as const
+        yield* breaker.restore({ ...open, mode: "MetricsOnly" })
+        assert.strictEqual(yield* servedBy, "exa")
+        yield* CircuitBreaker.setState(breaker, "Open", { openFor: "10 seconds" })
+        const rejected = (yield* breaker.snapshot).rejectedCount
+        assert.strictEqual(yield* skipped, "unavailable")
+        assert.strictEqual((yield* breaker.snapshot).rejectedCount, rejected)
+        // Its open time is up: the step is tried (a probe), and serves.
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual(yield* servedBy, "exa")
+        assert.strictEqual(yield* breaker.state, "Closed")
+        assert.strictEqual(yield* exa.calls, 2)
+      }))
+
     it.effect("a skipped step's function is not even called (it may do work before returning its effect)", () =>
       Effect.gen(function*() {
         let invoked = 0

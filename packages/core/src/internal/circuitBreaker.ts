@@ -7,6 +7,7 @@
  *
  * @internal
  */
+import type * as Clock from "effect/Clock"
 import type { TripConfig } from "../BreakerFleet.ts"
 import { CountWindow, TimeWindow, type Window } from "./window.ts"
 
@@ -246,6 +247,25 @@ export const probing = (cell: Cell, now: number, maxProbeMillis: number): boolea
 
 /** The state a caller sees: the mode when it overrides the machine, the machine's phase otherwise. @internal */
 export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.phase : cell.mode
+
+/**
+ * Whether the cell's state is Open or ForcedOpen (`stateOf` after `refresh`), read without moving the cell: a due Open
+ * cell reads as not open, as `refresh` would make it HalfOpen, and nothing is emitted that needs a flush. The clock
+ * is read only for an Open cell.
+ *
+ * @internal
+ */
+export const rejectsAll = (cell: Cell, clock: Clock.Clock): boolean =>
+  cell.mode === "ForcedOpen" ||
+  (cell.mode === "Live" && cell.phase === "Open" && clock.currentTimeMillisUnsafe() < cell.openUntil)
+
+/**
+ * The synchronous read of a breaker's default circuit (`rejectsAll`), by breaker, for this package's hot paths (a
+ * fallback chain skipping a step whose breaker is open): a function call where `state` is an effect and a clock read.
+ *
+ * @internal
+ */
+export const rejectsAllNow = new WeakMap<object, (clock: Clock.Clock) => boolean>()
 
 /**
  * Decides whether a call may run. An Open cell whose open time has passed becomes HalfOpen here, at exactly

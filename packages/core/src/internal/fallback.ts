@@ -27,6 +27,7 @@ export interface Env {
 
 /** A built step. @internal */
 export interface Runner<I, A, E, R> {
+  /** Called anew for each run of the chain: the effect it returns belongs to that run (a policy may repeat it). */
   readonly run: (input: I) => Effect.Effect<Answer<A>, E, R>
   /**
    * The breaker every call of the step goes through first, if any: while it is open, the chain passes the step
