@@ -1393,7 +1393,7 @@ export const make: <A = unknown>(
         })
     }
 
-    internal.rejectsAllNow.set(breaker, (clock) => internal.rejectsAll(defaultCell, clock))
+    internal.stateReaders.set(breaker, (clock) => internal.stateNow(defaultCell, clock))
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
     const by = { breaker: name }

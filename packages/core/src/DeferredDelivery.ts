@@ -83,6 +83,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Latch from "effect/Latch"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -91,6 +92,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as FallbackStore from "./FallbackStore.ts"
+import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/deferredDelivery.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
@@ -762,8 +764,10 @@ export const make = <S extends Schema.Constraint, E, R>(
 
     // Under the lock: a duplicate, a direct delivery when nothing is queued and the sink is not to blame, else the
     // journal. Written with combinators, not a generator: every `send` of a request path runs it.
+    const readState = stateReaders.get(breaker)
     const deliverOrQueue = (
       restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      fiber: Fiber.Fiber<unknown, unknown>,
       message: S["Type"],
       key: string,
       encoded: unknown,
@@ -779,7 +783,7 @@ export const make = <S extends Schema.Constraint, E, R>(
           (depth) => ({ _tag: "Queued", key, depth })
         )
       if (queue.length !== 0) return queued(0, undefined)
-      return Effect.flatMap(breaker.state, (state) => {
+      const decide = (state: CircuitBreaker.State): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
         if (!blamesMessage(state)) return queued(0, undefined)
         return Effect.flatMap(restore(attempt(message, { key, attempt: 1, enqueuedAt })), (outcome) => {
           switch (outcome._tag) {
@@ -795,7 +799,11 @@ export const make = <S extends Schema.Constraint, E, R>(
               return queued(outcome.permanent ? maxAttempts : outcome.counted ? 1 : 0, outcome.error)
           }
         })
-      })
+      }
+      // Read synchronously on this package's breakers: the direct delivery pays a function call, not an effect.
+      return readState === undefined
+        ? Effect.flatMap(breaker.state, decide)
+        : decide(readState(fiber.getRef(Clock.Clock)))
     }
 
     const send = (
@@ -839,7 +847,7 @@ export const make = <S extends Schema.Constraint, E, R>(
                 }
                 return lock.withPermit(
                   Effect.uninterruptibleMask((restore) =>
-                    Effect.suspend(() => deliverOrQueue(restore, message, key, encoded, enqueuedAt))
+                    Effect.withFiber((fiber) => deliverOrQueue(restore, fiber, message, key, encoded, enqueuedAt))
                   )
                 )
               })

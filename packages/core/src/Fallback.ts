@@ -82,7 +82,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
-import { rejectsAllNow } from "./internal/circuitBreaker.ts"
+import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/fallback.ts"
 import * as metrics from "./internal/metrics.ts"
 import type * as Policy from "./Policy.ts"
@@ -928,6 +928,8 @@ export interface Options<Steps extends ReadonlyArray<Any>> {
 
 const isRejection = (error: unknown): boolean => Predicate.isTagged(error, "CircuitBreakerError")
 
+const isOpen = (state: CircuitBreaker.State): boolean => state === "Open" || state === "ForcedOpen"
+
 /**
  * Builds a chain from `steps`, validating every step's options (an empty chain, duplicate step names and bad
  * strategy options fail with `PolicyConfigError`, naming the field). Background refreshes run in the scope. Made
@@ -1023,8 +1025,8 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
 
     // Whether a step's breaker is open, read synchronously, so that the step that usually serves pays a function
     // call, not an effect. The last step always runs: with nothing after it, its breaker's rejection is the answer.
-    const opens = runners.map((runner, index) =>
-      runner.breaker === undefined || index === last ? undefined : rejectsAllNow.get(runner.breaker)
+    const states = runners.map((runner, index) =>
+      runner.breaker === undefined || index === last ? undefined : stateReaders.get(runner.breaker)
     )
 
     // `fiber` is the one running the chain: the steps' continuations run on it.
@@ -1063,8 +1065,8 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
             }], fiber)
           }
         })
-      const open = opens[index]
-      if (open === undefined || !open(fiber.getRef(Clock.Clock))) return call()
+      const state = states[index]
+      if (state === undefined || !isOpen(state(fiber.getRef(Clock.Clock)))) return call()
       counts[index].skipped++
       return attempt(input, index + 1, [...passed, {
         step: steps[index].name,

@@ -137,6 +137,35 @@ describe("DeferredDelivery", () => {
         assert.deepStrictEqual(calls.map((c) => c.key), ["k1", "k1", "k2"])
       }).pipe(Effect.scoped))
 
+    it.effect("send delivers directly only through a closed breaker: open or due to probe, it queues untried", () =>
+      Effect.gen(function*() {
+        const { calls, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        // Open: queued without a call, and without asking the breaker (which would count a rejection).
+        yield* CircuitBreaker.setState(breaker, "Open", { openFor: "30 seconds" })
+        assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Queued")
+        assert.strictEqual(calls.length, 0)
+        assert.strictEqual((yield* queue.snapshot).rejectedAttempts, 0)
+        assert.strictEqual((yield* breaker.snapshot).rejectedCount, 0)
+        yield* TestClock.adjust("30 seconds")
+        yield* queue.awaitEmpty
+        // Its open time up (HalfOpen to the next call): the probe is the drainer's, not this caller's.
+        yield* CircuitBreaker.setState(breaker, "Open", { openFor: "1 second" })
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* queue.send("m2", { key: "k2" }))._tag, "Queued")
+        yield* queue.awaitEmpty
+        const snapshot = yield* queue.snapshot
+        assert.deepStrictEqual([snapshot.delivered, snapshot.deliveredDirect], [2, 0])
+        assert.deepStrictEqual(calls.map((c) => c.message), ["m1", "m2"])
+      }).pipe(Effect.scoped))
+
     it.effect("a message is probed when the open time is up, not a retryInterval later", () =>
       Effect.gen(function*() {
         const { calls, sink, state } = recordingSink()

@@ -249,23 +249,29 @@ export const probing = (cell: Cell, now: number, maxProbeMillis: number): boolea
 export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.phase : cell.mode
 
 /**
- * Whether the cell's state is Open or ForcedOpen (`stateOf` after `refresh`), read without moving the cell: a due Open
- * cell reads as not open, as `refresh` would make it HalfOpen, and nothing is emitted that needs a flush. The clock
- * is read only for an Open cell.
+ * The cell's state as a call at this moment would find it (`stateOf` after `refresh`), read without moving the cell:
+ * an Open cell whose time is up reads as HalfOpen, and nothing is emitted that needs a flush. The clock is read only
+ * for an Open cell.
  *
  * @internal
  */
-export const rejectsAll = (cell: Cell, clock: Clock.Clock): boolean =>
-  cell.mode === "ForcedOpen" ||
-  (cell.mode === "Live" && cell.phase === "Open" && clock.currentTimeMillisUnsafe() < cell.openUntil)
+export const stateNow = (cell: Cell, clock: Clock.Clock): StateTag =>
+  cell.mode !== "Live"
+    ? cell.mode
+    : cell.phase !== "Open"
+    ? cell.phase
+    : clock.currentTimeMillisUnsafe() >= cell.openUntil
+    ? "HalfOpen"
+    : "Open"
 
 /**
- * The synchronous read of a breaker's default circuit (`rejectsAll`), by breaker, for this package's hot paths (a
- * fallback chain skipping a step whose breaker is open): a function call where `state` is an effect and a clock read.
+ * The synchronous read of a breaker's default circuit (`stateNow`), by breaker, for this package's hot paths (a
+ * fallback chain or a delivery queue checking the breaker before a call): a function call where `breaker.state` is an
+ * effect, a clock read and a flush.
  *
  * @internal
  */
-export const rejectsAllNow = new WeakMap<object, (clock: Clock.Clock) => boolean>()
+export const stateReaders = new WeakMap<object, (clock: Clock.Clock) => StateTag>()
 
 /**
  * Decides whether a call may run. An Open cell whose open time has passed becomes HalfOpen here, at exactly
