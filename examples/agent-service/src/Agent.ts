@@ -3,7 +3,9 @@
  * strategy matrix's retries, timeouts and fallbacks, degradation levels 0-4, health checks, alerts and recovery.
  */
 import {
+  Alerts,
   CircuitBreaker,
+  CircuitBreakerRegistry,
   DeferredDelivery,
   Degradation,
   Fallback,
@@ -11,14 +13,16 @@ import {
   HealthCheck,
   HealthMonitor,
   Policy,
+  Recovery,
   ResilientCache,
   Retry,
   Timeout
 } from "@effect-resilience/core"
+import { NodeServices } from "@effect/platform-node"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { Duration } from "effect"
 import * as fs from "node:fs"
-import { type SearchHit, type Service, Upstreams } from "./Upstreams.ts"
+import { layer as UpstreamsLayer, type SearchHit, type Service, services, Upstreams } from "./Upstreams.ts"
 
 /** What the agent needs to know from the configuration. */
 export interface Settings {
@@ -383,6 +387,34 @@ export const layerSearchCacheLocal = Layer.effect(
     })
   })
 )
+
+/**
+ * The agent with everything it runs on but HTTP: alerts to the log, the recovery manager wired to the upstreams, the
+ * health monitor, the breaker registry, the search cache (and whatever else) of `store`, the simulated upstreams and
+ * `settings`. What `main.ts` serves, and what the benchmark calls in-process.
+ */
+export const layerRunning = <ROut, E, RIn>(settings: Settings, store: Layer.Layer<ROut, E, RIn>) => {
+  const monitoring = Layer.mergeAll(
+    Alerts.layer({ dedupWindow: "1 minute" }).pipe(Layer.provide(Alerts.layerLog)),
+    Recovery.layer({
+      rules: services.map((service) => ({
+        service: breakerOf[service],
+        action: Recovery.reconnect(Upstreams.use((u) => u.reconnect(service))),
+        backoff: { base: "5 seconds", max: "1 minute" },
+        cooldown: "1 minute"
+      }))
+    })
+  )
+  return layer.pipe(
+    Layer.provideMerge(monitoring),
+    Layer.provideMerge(HealthMonitor.layer()),
+    Layer.provideMerge(CircuitBreakerRegistry.layer),
+    Layer.provideMerge(store),
+    Layer.provideMerge(UpstreamsLayer),
+    Layer.provideMerge(Layer.succeed(AgentSettings, settings)),
+    Layer.provideMerge(NodeServices.layer)
+  )
+}
 
 /**
  * The same handlers with no resilience at all: each upstream called once, directly, its failure the caller's (a

@@ -1,9 +1,34 @@
 /**
- * The agent service's configuration, read from the environment and validated at startup.
+ * The agent service's configuration, read from the environment and decoded with Schema at startup.
+ *
+ * **Details**
+ *
+ * One Schema, `Environment`, holds every variable (its type, its checks, its default) and, as struct checks, the rules
+ * between variables. A failure becomes one line that starts with the variable's name, then what it expects, then what
+ * it got: `PORT: Expected a port number (1-65535), got "x"`. The admin token and `REDIS_URL` (which may carry a
+ * password) are never quoted.
  */
 import type { BreakerFleet } from "@effect-resilience/core"
-import { Config, Duration, Effect, Option, Random, Redacted } from "effect"
+import {
+  Config,
+  Data,
+  Duration,
+  Effect,
+  Option,
+  Random,
+  Redacted,
+  Runtime,
+  Schema,
+  SchemaIssue,
+  SchemaTransformation
+} from "effect"
 
+/**
+ * The service's settings, decoded from its environment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AppConfig {
   readonly port: number
   readonly dataDir: string
@@ -17,116 +42,236 @@ export interface AppConfig {
   readonly shutdownTimeout: Duration.Duration
   /** How the breakers count calls across the fleet (with Redis): `FLEET_COUNTING`, `FLEET_QUORUM`. */
   readonly fleet: BreakerFleet.Options
+  /** Whether /metrics counts live fibers (`child_fibers_active`), at about 1 µs per request: `FIBER_METRICS`. */
+  readonly fiberMetrics: boolean
 }
 
-const raw = Config.all({
-  port: Config.Port("PORT").pipe(Config.withDefault(3000)),
-  dataDir: Config.String("DATA_DIR").pipe(Config.withDefault(".data")),
-  redisUrl: Config.option(Config.String("REDIS_URL")),
-  redisSentinels: Config.option(Config.String("REDIS_SENTINELS")),
-  redisSentinelMaster: Config.option(Config.String("REDIS_SENTINEL_MASTER")),
-  adminToken: Config.option(Config.Redacted("RESILIENCE_ADMIN_TOKEN")),
-  // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target).
-  openDuration: Config.Duration("BREAKER_OPEN_DURATION").pipe(Config.withDefault(Duration.seconds(2))),
-  shutdownTimeout: Config.Duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-  fleetCounting: Config.Literals(["local", "global", "quorum"], "FLEET_COUNTING").pipe(Config.withDefault("local")),
-  fleetQuorum: Config.option(Config.Int("FLEET_QUORUM"))
-})
-
-// `FLEET_COUNTING` and `FLEET_QUORUM`, checked together: a quorum needs its size, and a size needs quorum counting.
-const fleetOptions = (config: {
-  readonly redisUrl: Option.Option<string>
-  readonly redisSentinels: Option.Option<string>
-  readonly fleetCounting: BreakerFleet.Counting
-  readonly fleetQuorum: Option.Option<number>
-}): Effect.Effect<BreakerFleet.Options, Error> => {
-  const { fleetCounting: counting, fleetQuorum: quorum } = config
-  if (counting !== "local" && Option.isNone(config.redisUrl) && Option.isNone(config.redisSentinels)) {
-    return Effect.fail(new Error(`FLEET_COUNTING: "${counting}" needs REDIS_URL or REDIS_SENTINELS (a fleet on Redis)`))
-  }
-  if (Option.isNone(quorum)) {
-    return counting === "quorum"
-      ? Effect.fail(new Error("FLEET_QUORUM: Expected the number of instances needed, with FLEET_COUNTING=quorum"))
-      : Effect.succeed({ counting })
-  }
-  if (counting !== "quorum") {
-    return Effect.fail(new Error(`FLEET_QUORUM: Expected FLEET_COUNTING=quorum with it, got "${counting}"`))
-  }
-  return quorum.value < 1
-    ? Effect.fail(new Error(`FLEET_QUORUM: Expected a positive number of instances, got ${quorum.value}`))
-    : Effect.succeed({ counting, quorum: { instances: quorum.value } })
-}
-
-/** Where the sentinels are and which master they watch. */
+/**
+ * Where the sentinels are and which master they watch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SentinelConfig {
   readonly masterName: string
   readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>
 }
 
+/**
+ * A bad environment variable; `message` starts with its name, e.g. `PORT: Expected a port number (1-65535), got "x"`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigurationError extends Data.TaggedError("ConfigurationError")<{
+  /** The variable at fault (empty when the environment itself could not be read). */
+  readonly variable: string
+  readonly message: string
+}> {
+  // `main.ts` prints it as one line: the runtime need not log it again, with a stack.
+  override readonly [Runtime.errorReported] = false
+}
+
+// What each variable expects, in the words of its error message (the README's "Configuration" table, as rules).
+const expected = {
+  PORT: "a port number (1-65535)",
+  DATA_DIR: "a non-empty path",
+  REDIS_URL: "a redis:// or rediss:// URL",
+  REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
+  REDIS_SENTINEL_MASTER: "a non-empty master name",
+  RESILIENCE_ADMIN_TOKEN: "at least 8 characters",
+  BREAKER_OPEN_DURATION: "a positive duration, e.g. \"2 seconds\"",
+  SHUTDOWN_TIMEOUT: "a duration, e.g. \"10 seconds\"",
+  FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
+  FLEET_QUORUM: "a positive number of instances",
+  FIBER_METRICS: "true, false, 1 or 0"
+} as const
+
+type Variable = keyof typeof expected
+
+const isVariable = (name: string): name is Variable => Object.hasOwn(expected, name)
+
+// Never quoted in a message: the token, and a URL that may carry a Redis password.
+const secret: ReadonlySet<Variable> = new Set(["RESILIENCE_ADMIN_TOKEN", "REDIS_URL"])
+
+// Unset reads as `undefined` as well as absent: with PORT_RANGE in the environment, the provider reports PORT as a
+// record without a value, so the struct sees the key. Hence `withDecodingDefaultType` and `optional`, not their `Key`s.
+const withDefault = <S extends Schema.Top & Schema.WithoutConstructorDefault>(value: S["Type"]) => (self: S) =>
+  self.pipe(Schema.withDecodingDefaultType(Effect.succeed(value)))
+
+// Config.Port's schema, so PORT reads as it did.
+const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+
 // `host:port`, or `[v6-address]:port`.
 const sentinelAddress = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/
 
-const sentinelConfig = (config: {
-  readonly redisUrl: Option.Option<string>
-  readonly redisSentinels: Option.Option<string>
-  readonly redisSentinelMaster: Option.Option<string>
-}): Effect.Effect<Option.Option<SentinelConfig>, Error> =>
-  Effect.gen(function*() {
-    if (Option.isNone(config.redisSentinels)) {
-      return Option.isSome(config.redisSentinelMaster)
-        ? yield* Effect.fail(
-          new Error("REDIS_SENTINEL_MASTER: Expected REDIS_SENTINELS as well (it names their master)")
-        )
-        : Option.none()
-    }
-    if (Option.isSome(config.redisUrl)) {
-      return yield* Effect.fail(new Error("REDIS_SENTINELS: Expected either REDIS_URL or REDIS_SENTINELS, not both"))
-    }
-    const sentinels: Array<{ host: string; port: number }> = []
-    for (const entry of config.redisSentinels.value.split(",").map((s) => s.trim())) {
-      const match = sentinelAddress.exec(entry)
-      const port = Number(match?.[3])
-      if (match === null || port < 1 || port > 65535) {
-        return yield* Effect.fail(
-          new Error(
-            `REDIS_SENTINELS: Expected a comma-separated list of host:port (port 1-65535), got ${JSON.stringify(entry)}`
-          )
-        )
+// One pass over the list, so the message can quote the first bad entry rather than the whole value.
+const Sentinels = Schema.String.pipe(Schema.decodeTo(
+  Schema.Array(Schema.Struct({ host: Schema.String, port: Port })),
+  SchemaTransformation.transformEffect<SentinelConfig["sentinels"], string>({
+    decode: (list) => {
+      const sentinels: Array<SentinelConfig["sentinels"][number]> = []
+      for (const entry of list.split(",").map((s) => s.trim())) {
+        const match = sentinelAddress.exec(entry)
+        const port = Number(match?.[3])
+        if (match === null || port < 1 || port > 65535) {
+          const message = `Expected ${expected.REDIS_SENTINELS}, got ${JSON.stringify(entry)}`
+          return Effect.fail(new SchemaIssue.InvalidValue({ message }))
+        }
+        sentinels.push({ host: match[1] ?? match[2], port })
       }
-      sentinels.push({ host: match[1] ?? match[2], port })
-    }
-    const masterName = Option.getOrElse(config.redisSentinelMaster, () => "mymaster").trim()
-    if (masterName === "") {
-      return yield* Effect.fail(new Error("REDIS_SENTINEL_MASTER: Expected a non-empty master name"))
-    }
-    return Option.some({ masterName, sentinels })
+      return Effect.succeed(sentinels)
+    },
+    encode: (sentinels) =>
+      Effect.succeed(
+        sentinels.map(({ host, port }) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`).join(",")
+      )
   })
+))
+
+// `true`/`false`, or `1`/`0`; not Config.Boolean's `yes`/`on`/`y`, which the README does not promise.
+const Flag = Schema.Literals(["true", "false", "1", "0"]).pipe(Schema.decodeTo(
+  Schema.Boolean,
+  SchemaTransformation.transform({ decode: (s) => s === "true" || s === "1", encode: (b) => b ? "true" : "false" })
+))
+
+const Variables = Schema.Struct({
+  PORT: Port.pipe(withDefault(3000)),
+  DATA_DIR: Schema.String.check(Schema.makeFilter((dir) => dir.trim() !== "")).pipe(withDefault(".data")),
+  REDIS_URL: Schema.optional(Schema.String.check(Schema.isPattern(/^rediss?:\/\//))),
+  REDIS_SENTINELS: Schema.optional(Sentinels),
+  // Defaults to "mymaster" only with REDIS_SENTINELS (below): set alone, it is a mistake worth reporting.
+  REDIS_SENTINEL_MASTER: Schema.optional(Schema.Trim.check(Schema.isNonEmpty())),
+  RESILIENCE_ADMIN_TOKEN: Schema.optional(Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8)))),
+  // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target).
+  BREAKER_OPEN_DURATION: Schema.DurationFromString.check(Schema.makeFilter(Duration.isPositive)).pipe(
+    withDefault(Duration.seconds(2))
+  ),
+  SHUTDOWN_TIMEOUT: Schema.DurationFromString.pipe(withDefault(Duration.seconds(10))),
+  FLEET_COUNTING: Schema.Literals(["local", "global", "quorum"]).pipe(withDefault("local")),
+  FLEET_QUORUM: Schema.optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  FIBER_METRICS: Flag.pipe(withDefault(false))
+})
+
+const at = (variable: Variable, issue: string) => ({ path: [variable], issue })
+
+// The rules between variables, checked once each variable is valid on its own; the first broken one is reported.
+const rules = (env: typeof Variables.Type) => {
+  if (env.REDIS_SENTINEL_MASTER !== undefined && env.REDIS_SENTINELS === undefined) {
+    return at("REDIS_SENTINEL_MASTER", "Expected REDIS_SENTINELS as well (it names their master)")
+  }
+  if (env.REDIS_SENTINELS !== undefined && env.REDIS_URL !== undefined) {
+    return at("REDIS_SENTINELS", "Expected either REDIS_URL or REDIS_SENTINELS, not both")
+  }
+  const counting = env.FLEET_COUNTING
+  if (counting !== "local" && env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
+    return at("FLEET_COUNTING", `"${counting}" needs REDIS_URL or REDIS_SENTINELS (a fleet on Redis)`)
+  }
+  if (counting === "quorum" && env.FLEET_QUORUM === undefined) {
+    return at("FLEET_QUORUM", "Expected the number of instances needed, with FLEET_COUNTING=quorum")
+  }
+  if (counting !== "quorum" && env.FLEET_QUORUM !== undefined) {
+    return at("FLEET_QUORUM", `Expected FLEET_COUNTING=quorum with it, got "${counting}"`)
+  }
+  return undefined
+}
+
+const Environment = Variables.check(Schema.makeFilter(rules))
+
+// The first failure in `issue`: the path to it, and the message a rule of this module wrote, if any (Schema's own
+// messages name its internals, "a string representing a finite number", so they give way to `expected`).
+const firstFailure = (
+  issue: SchemaIssue.Issue,
+  path: ReadonlyArray<PropertyKey> = []
+): { readonly path: ReadonlyArray<PropertyKey>; readonly message: string | undefined } => {
+  switch (issue._tag) {
+    case "Pointer":
+      return firstFailure(issue.issue, [...path, ...issue.path])
+    case "Encoding":
+      return firstFailure(issue.issue, path)
+    case "Filter": {
+      const message = issue.filter.annotations?.message
+      return typeof message === "string" ? { path, message } : firstFailure(issue.issue, path)
+    }
+    case "Composite":
+    case "AnyOf":
+      return issue.issues.length > 0 ? firstFailure(issue.issues[0], path) : { path, message: undefined }
+    case "InvalidValue": {
+      const message = issue.annotations?.message
+      return { path, message: typeof message === "string" ? message : undefined }
+    }
+    default:
+      return { path, message: undefined }
+  }
+}
+
+// Config.schema decodes without `reportInput`, so the issue holds no input: "got" is read again from the provider.
+const got = (variable: Variable) =>
+  secret.has(variable)
+    ? Effect.succeed("")
+    : Config.option(Config.String(variable)).pipe(
+      Effect.map(Option.match({ onNone: () => "", onSome: (value) => `, got ${JSON.stringify(value)}` })),
+      Effect.orElseSucceed(() => "")
+    )
+
+const toConfigurationError = Effect.fnUntraced(function*(error: Config.ConfigError) {
+  if (error.cause._tag === "SourceError") {
+    return yield* new ConfigurationError({ variable: "", message: `environment: ${error.cause.message}` })
+  }
+  const failure = firstFailure(error.cause.issue)
+  const variable = String(failure.path[0] ?? "")
+  if (!isVariable(variable)) {
+    return yield* new ConfigurationError({ variable, message: error.message })
+  }
+  const message = failure.message ?? `Expected ${expected[variable]}${yield* got(variable)}`
+  return yield* new ConfigurationError({ variable, message: `${variable}: ${message}` })
+})
+
+// An environment without any variable has no record to decode: it means every default.
+const environment = Config.schema(Environment).pipe(Config.withDefault(Schema.decodeSync(Environment)({})))
 
 const randomToken: Effect.Effect<string> = Effect.map(
   Effect.all(Array.from({ length: 4 }, () => Random.nextIntBetween(0, 0x100000000, { halfOpen: true }))),
   (words) => words.map((w) => w.toString(16).padStart(8, "0")).join("")
 )
 
-/** Reads and checks the configuration; an admin token is generated when none is set. */
-export const load = Effect.gen(function*() {
-  const config = yield* raw
-  if (config.dataDir.trim() === "") {
-    return yield* Effect.fail(new Error("DATA_DIR: Expected a non-empty path"))
+/**
+ * Reads and checks the configuration from the current `ConfigProvider` (the process environment by default); an
+ * admin token is generated when none is set.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import * as AppConfig from "@effect-resilience/example-agent-service/config"
+ *
+ * const config = AppConfig.load.pipe(
+ *   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { PORT: "8080" } }))
+ * )
+ * // Effect.runPromise(config) resolves to { port: 8080, dataDir: ".data", generatedToken: true, ... };
+ * // with PORT: "x" it fails with ConfigurationError "PORT: Expected a port number (1-65535), got \"x\"".
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(function*() {
+  const env = yield* Effect.catch(environment, toConfigurationError)
+  const token = env.RESILIENCE_ADMIN_TOKEN
+  return {
+    port: env.PORT,
+    dataDir: env.DATA_DIR,
+    redisUrl: Option.fromUndefinedOr(env.REDIS_URL),
+    redisSentinel: env.REDIS_SENTINELS === undefined ? Option.none() : Option.some({
+      masterName: env.REDIS_SENTINEL_MASTER ?? "mymaster",
+      sentinels: env.REDIS_SENTINELS
+    }),
+    adminToken: token ?? Redacted.make(yield* randomToken),
+    generatedToken: token === undefined,
+    openDuration: env.BREAKER_OPEN_DURATION,
+    shutdownTimeout: env.SHUTDOWN_TIMEOUT,
+    fleet: env.FLEET_COUNTING === "quorum" && env.FLEET_QUORUM !== undefined
+      ? { counting: "quorum", quorum: { instances: env.FLEET_QUORUM } }
+      : { counting: env.FLEET_COUNTING },
+    fiberMetrics: env.FIBER_METRICS
   }
-  if (Option.isSome(config.redisUrl) && !/^rediss?:\/\//.test(config.redisUrl.value)) {
-    return yield* Effect.fail(new Error(`REDIS_URL: Expected a redis:// or rediss:// URL`))
-  }
-  const redisSentinel = yield* sentinelConfig(config)
-  if (Option.isSome(config.adminToken) && Redacted.value(config.adminToken.value).length < 8) {
-    return yield* Effect.fail(new Error("RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters"))
-  }
-  if (Duration.toMillis(config.openDuration) <= 0) {
-    return yield* Effect.fail(new Error("BREAKER_OPEN_DURATION: Expected a positive duration"))
-  }
-  const fleet = yield* fleetOptions(config)
-  const generatedToken = Option.isNone(config.adminToken)
-  const adminToken = Option.isSome(config.adminToken)
-    ? config.adminToken.value
-    : Redacted.make(yield* randomToken)
-  return { ...config, adminToken, generatedToken, redisSentinel, fleet } satisfies AppConfig
 })

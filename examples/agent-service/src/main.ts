@@ -2,10 +2,10 @@
  * The agent service: `pnpm start` (PORT, DATA_DIR, REDIS_URL or REDIS_SENTINELS and REDIS_SENTINEL_MASTER,
  * RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION, SHUTDOWN_TIMEOUT, FLEET_COUNTING, FLEET_QUORUM; see the README).
  */
-import { Alerts, CircuitBreakerRegistry, FallbackStore, HealthMonitor, Recovery } from "@effect-resilience/core"
+import { FallbackStore } from "@effect-resilience/core"
 import { ResilienceHttp } from "@effect-resilience/http"
 import { RedisFleet, RedisStore, ResilientRedis } from "@effect-resilience/redis"
-import { NodeHttpServer, NodeRuntime, NodeServices } from "@effect/platform-node"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { Redis } from "effect/persistence"
@@ -13,7 +13,6 @@ import { setFlagsFromString } from "node:v8"
 import * as Agent from "./Agent.ts"
 import * as AppConfig from "./Config.ts"
 import * as Routes from "./Routes.ts"
-import * as Upstreams from "./Upstreams.ts"
 
 // V8 pretenures an allocation site once its objects have survived scavenges for a while (at startup, or around a
 // large allocation): the request path's objects then go straight to the old generation, keep their young children
@@ -64,34 +63,15 @@ const program = Effect.gen(function*() {
     Effect.tapError((error) => Console.error(`Configuration error: ${error.message}`))
   )
 
-  const settings = Layer.succeed(Agent.AgentSettings, {
+  const settings: Agent.Settings = {
     dataDir: config.dataDir,
     openDuration: config.openDuration,
     fleet: config.fleet
-  })
+  }
   const redis = Option.isSome(config.redisSentinel)
     ? layerRedisSentinel(config.redisSentinel.value)
     : Option.match(config.redisUrl, { onNone: () => Agent.layerSearchCacheLocal, onSome: layerRedis })
-  const monitoring = Layer.mergeAll(
-    Alerts.layer({ dedupWindow: "1 minute" }).pipe(Layer.provide(Alerts.layerLog)),
-    Recovery.layer({
-      rules: Upstreams.services.map((service) => ({
-        service: Agent.breakerOf[service],
-        action: Recovery.reconnect(Upstreams.Upstreams.use((u) => u.reconnect(service))),
-        backoff: { base: "5 seconds", max: "1 minute" },
-        cooldown: "1 minute"
-      }))
-    })
-  )
-  const core = Agent.layer.pipe(
-    Layer.provideMerge(monitoring),
-    Layer.provideMerge(HealthMonitor.layer()),
-    Layer.provideMerge(CircuitBreakerRegistry.layer),
-    Layer.provideMerge(redis),
-    Layer.provideMerge(Upstreams.layer),
-    Layer.provideMerge(settings),
-    Layer.provideMerge(NodeServices.layer)
-  )
+  const core = Agent.layerRunning(settings, redis)
 
   const announce = Layer.effectDiscard(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
@@ -129,11 +109,13 @@ const program = Effect.gen(function*() {
   )
 
   yield* Effect.addFinalizer(() => Console.log("Agent service stopped"))
-  return yield* Layer.launch(server)
+  // FIBER_METRICS: live fibers in /metrics (child_fibers_active), where a fiber that never ends shows as a slope. Off
+  // by default: counting every fiber's start and end costs about 1 µs per request.
+  const launch = Layer.launch(server)
+  return yield* config.fiberMetrics ? Metric.enableRuntimeMetrics(launch) : launch
 }).pipe(Effect.scoped)
 
-// Counts fibers (child_fibers_active in /metrics): a fiber that never ends shows there as a slope.
-NodeRuntime.runMain(Metric.enableRuntimeMetrics(program), {
+NodeRuntime.runMain(program, {
   disableErrorReporting: false,
   // A signal is how this service is asked to stop: a clean shutdown exits 0, SIGINT included.
   teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : 0)
