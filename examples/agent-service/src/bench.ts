@@ -9,12 +9,14 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import autocannon from "autocannon"
-import { Console, Effect } from "effect"
+import { Console, Context, Duration, Effect, Layer } from "effect"
 import { spawnSync } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { join } from "node:path"
+import * as Agent from "./Agent.ts"
 import * as AgentProcess from "./Process.ts"
+import * as Upstreams from "./Upstreams.ts"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 5)
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? 3)
@@ -96,6 +98,50 @@ const loadUrl = (run: string, url: string, body?: unknown) =>
     errors: result.errors + result.timeouts
   })))
 
+/** The agent's own cost per call, without HTTP: the resilient and the bare agent called in this process. */
+interface InProcess {
+  readonly call: "search" | "chat"
+  readonly bareMicros: number
+  readonly resilientMicros: number
+}
+
+// Microseconds per call of `call`, the best of three batches after a warm-up one (the best: a batch is short, and
+// only something else on the machine makes one slower).
+const perCall = (agent: Agent.Agent, call: InProcess["call"]) => {
+  const n = call === "search" ? 100_000 : 10_000
+  const once = call === "search" ? agent.search("effect") : agent.chat("bench-in-process", chat.message)
+  return Effect.gen(function*() {
+    let best = Infinity
+    for (let batch = 0; batch < 4; batch++) {
+      const started = process.hrtime.bigint()
+      for (let i = 0; i < n; i++) yield* once
+      const micros = Number(process.hrtime.bigint() - started) / 1000 / n
+      if (batch > 0) best = Math.min(best, micros)
+    }
+    return Math.round(best * 100) / 100
+  })
+}
+
+const inProcess = Effect.gen(function*() {
+  const dataDir = yield* AgentProcess.tempDir("agent-bench-")
+  const resilient = yield* Layer.build(
+    Agent.layerRunning({ dataDir, openDuration: Duration.seconds(2) }, Agent.layerSearchCacheLocal)
+  )
+  const bare = yield* Layer.build(Agent.layerBare.pipe(Layer.provide(Upstreams.layer)))
+  const agents = { bare: Context.get(bare, Agent.AgentService), resilient: Context.get(resilient, Agent.AgentService) }
+  const results: Array<InProcess> = []
+  for (const call of ["search", "chat"] as const) {
+    const bareRuns: Array<number> = []
+    const resilientRuns: Array<number> = []
+    for (let round = 0; round < rounds; round++) {
+      bareRuns.push(yield* perCall(agents.bare, call))
+      resilientRuns.push(yield* perCall(agents.resilient, call))
+    }
+    results.push({ call, bareMicros: median(bareRuns), resilientMicros: median(resilientRuns) })
+  }
+  return results
+})
+
 const start = (entry?: string) =>
   AgentProcess.startFresh(token, {}, entry === undefined ? {} : { command: [process.execPath, entry] })
 
@@ -158,12 +204,15 @@ const program = Effect.gen(function*() {
   )
   yield* agent.stop("SIGTERM")
 
+  const agentCost = yield* Effect.scoped(inProcess)
+
   const rate = (name: string) => rows.find((r) => r.run === name)?.requestsPerSecond ?? 0
   yield* Console.log(`autocannon: ${connections} connections, ${seconds} s per run, ${rounds} rounds, loopback\n`)
   for (const line of table(rows)) yield* Console.log(line)
   yield* Console.log(`\n${costLine(rows, rate)}`)
-  yield* Console.log(`time from Exa turned good to Exa serving again: ${recoveryMillis} ms`)
-  yield* Effect.sync(() => report(rows, rate, recoveryMillis))
+  yield* Console.log(`time from Exa turned good to Exa serving again: ${recoveryMillis} ms\n`)
+  for (const line of inProcessTable(agentCost)) yield* Console.log(line)
+  yield* Effect.sync(() => report(rows, rate, recoveryMillis, agentCost))
 }).pipe(Effect.scoped)
 
 const cpuOf = (rows: ReadonlyArray<Row>, name: string) => rows.find((r) => r.run === name)?.cpuMicros
@@ -175,6 +224,16 @@ const table = (rows: ReadonlyArray<Row>) => [
     `| ${r.run} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${
       r.cpuMicros === undefined ? "n/a" : `${r.cpuMicros} µs`
     } | ${r.non2xx} | ${r.errors} |`
+  )
+]
+
+const inProcessTable = (results: ReadonlyArray<InProcess>) => [
+  "| call, in-process | bare | resilient | the stack adds |",
+  "| --- | ---: | ---: | ---: |",
+  ...results.map((r) =>
+    `| ${r.call} | ${r.bareMicros} µs | ${r.resilientMicros} µs | ${
+      Math.round((r.resilientMicros - r.bareMicros) * 100) / 100
+    } µs |`
   )
 ]
 
@@ -203,7 +262,12 @@ const verdict = (met: boolean) => met ? "met" : "**missed**"
 
 // Writes the run into docs/benchmarks.md between the markers (appended the first time), so that `pnpm bench`, which
 // rewrites the rest of the page first, leaves both parts current.
-const report = (rows: ReadonlyArray<Row>, rate: (name: string) => number, recoveryMillis: number) => {
+const report = (
+  rows: ReadonlyArray<Row>,
+  rate: (name: string) => number,
+  recoveryMillis: number,
+  agentCost: ReadonlyArray<InProcess>
+) => {
   const page = join(AgentProcess.entry, "..", "..", "..", "..", "docs", "benchmarks.md")
   const costOf = (bareRun: string, run: string) => 1 - rate(run) / rate(bareRun)
   const search = costOf("bare: search", "resilient: search, healthy")
@@ -231,6 +295,12 @@ const report = (rows: ReadonlyArray<Row>, rate: (name: string) => number, recove
     `| degraded paths no slower than the healthy one (within 10%) | see the table | ${verdict(degradedOk)} |`,
     `| 0 non-2xx responses in every run | ${non2xx} | ${verdict(non2xx === 0)} |`,
     `| an upstream turned good serves again within 5 s | ${recoveryMillis} ms | ${verdict(recoveryMillis < 5000)} |`,
+    "",
+    "The agent's own cost per call, without HTTP: `agent.search` and `agent.chat` called in one process, the resilient " +
+    "agent (`Agent.layerRunning`, as `main.ts` serves it) against the bare one, the median of the rounds of the best " +
+    "of three batches.",
+    "",
+    ...inProcessTable(agentCost),
     end
   ].join("\n")
   const text = existsSync(page) ? readFileSync(page, "utf8") : ""
