@@ -60,7 +60,9 @@ import type * as FallbackStore from "./FallbackStore.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
 import * as internal from "./internal/resilientCache.ts"
+import * as timeoutInternal from "./internal/timeout.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import * as Timeout from "./Timeout.ts"
 
 /**
  * The brand every resilient cache carries.
@@ -125,7 +127,7 @@ export interface Backend<A, E = unknown> {
 
 /**
  * A backend call that failed, as `onFailure` receives it: the operation, the key, and whether it failed, died or
- * timed out (`cause` is the error, the defect, or the `TimeoutError`).
+ * timed out (`cause` is the error, the defect, or a `Timeout.TimeoutError` whose `operation` is the cache's name).
  *
  * @example
  * ```ts
@@ -349,7 +351,14 @@ export const make = <A, E = unknown>(
     const name = settings.name
     const backend = options.backend
     const ttl = settings.ttl === undefined ? undefined : Duration.fromInputUnsafe(settings.ttl as Duration.Input)
-    const timeout = Duration.fromInputUnsafe(settings.timeout as Duration.Input)
+    const timeoutMillis = millisOf(settings.timeout as Duration.Input)
+    // The timeout policy's shared deadlines, not `Effect.timeout` (two fibers and a timer per call, about 1 µs).
+    const limiter = new timeoutInternal.Limiter(
+      yield* Clock.clockWith(Effect.succeed),
+      yield* Effect.context<never>(),
+      timeoutMillis,
+      () => new Timeout.TimeoutError({ operation: name, duration: Duration.millis(timeoutMillis) })
+    )
     const onFailure = options.onFailure ?? defaultOnFailure
     const breaker = yield* CircuitBreaker.make({ ...options.circuitBreaker, name })
     const l1 = settings.l1 === undefined
@@ -360,7 +369,7 @@ export const make = <A, E = unknown>(
     // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result.
     const guarded = <X>(operation: Failure["operation"], key: string, call: Effect.Effect<X, E>, orElse: X) =>
       call.pipe(
-        Effect.timeout(timeout),
+        (self) => limiter.run<X, E, never, Timeout.TimeoutError>(self),
         breaker.protect,
         Effect.catchCause((cause): Effect.Effect<X> => {
           if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
@@ -370,7 +379,9 @@ export const make = <A, E = unknown>(
             return Effect.succeed(orElse)
           }
           stats.errors[operation]++
-          const timedOut = Option.isSome(error) && Cause.isTimeoutError(error.value)
+          // Ours, or Effect's from a backend that times out on its own.
+          const timedOut = Option.isSome(error) &&
+            (Timeout.isTimeoutError(error.value) || Cause.isTimeoutError(error.value))
           if (timedOut) stats.timeouts++
           const failure: Failure = {
             cache: name,

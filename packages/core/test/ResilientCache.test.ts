@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
 import * as ResilientCache from "../src/ResilientCache.ts"
+import * as Timeout from "../src/Timeout.ts"
 
 class CacheDown extends Data.TaggedError("CacheDown") {}
 
@@ -100,12 +101,13 @@ describe("ResilientCache", () => {
     it.effect("each call waits `timeout` at most, then no call waits once the breaker is open", () =>
       Effect.gen(function*() {
         const { backend, state } = controllable()
+        const reported: Array<ResilientCache.Failure> = []
         const cache = yield* ResilientCache.make({
           name: "sessions",
           backend,
           timeout: "100 millis",
           circuitBreaker: breakerOptions,
-          onFailure: () => Effect.void
+          onFailure: (failure) => Effect.sync(() => reported.push(failure))
         })
         state.mode = "hanging"
         for (let i = 0; i < 3; i++) {
@@ -124,6 +126,12 @@ describe("ResilientCache", () => {
         assert.strictEqual(snapshot.timeouts, 3)
         assert.strictEqual(snapshot.errors.get, 3)
         assert.strictEqual(snapshot.breaker.state, "Open")
+        // The timeout names the cache and its duration.
+        const cause = reported[0].cause
+        assert.deepStrictEqual(reported.map((f) => f.kind), ["Timeout", "Timeout", "Timeout"])
+        assert.isTrue(Timeout.isTimeoutError(cause))
+        assert.strictEqual((cause as Timeout.TimeoutError).operation, "sessions")
+        assert.strictEqual(Duration.toMillis((cause as Timeout.TimeoutError).duration), 100)
       }).pipe(Effect.scoped))
   })
 
