@@ -11,9 +11,9 @@ const startAt = (env: Record<string, string>, waitForListening = true) =>
 
 // Whether the search cache on the server at `port` holds the answer to `query`: the service writes it through
 // `ResilientRedis` as `...search:<query>`, beside a time key (`...at:search:<query>`).
-const cachedOn = (port: number, query: string) =>
+const cachedOn = (port: number, query: string, password?: string) =>
   Effect.map(
-    RedisServer.command(port, ["KEYS", `*search:${query}`]),
+    RedisServer.command(port, ["KEYS", `*search:${query}`], { password }),
     (reply) => reply.split("\r\n").some((line) => line.endsWith(`search:${query}`) && !line.includes(":at:"))
   )
 
@@ -120,6 +120,24 @@ describe("agent service on Redis Sentinel", { timeout: 90_000 }, () => {
         new RegExp(`moved from 127\\.0\\.0\\.1:${master.port} to 127\\.0\\.0\\.1:${replica.port}`)
       )
       assert.isTrue(yield* cachedOn(replica.port, "before"))
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
+    }).pipe(Effect.scoped))
+
+  it.live("with REDIS_PASSWORD, opens the master the sentinels name with it; the password is never printed", () =>
+    Effect.gen(function*() {
+      const password = "sentinel-master-pa55"
+      const master = yield* RedisServer.make({ password })
+      yield* RedisServer.makeReplica(master, { password })
+      const sentinel = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, authPass: password })
+      const agent = yield* startAt({ REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_PASSWORD: password })
+      assert.strictEqual((yield* agent.request("GET", "/search?q=guarded")).body.served_by, "exa_api")
+      yield* AgentProcess.eventually(
+        Effect.flatMap(
+          cachedOn(master.port, "guarded", password),
+          (found) => found ? Effect.void : Effect.fail(new AgentProcess.ProcessError({ message: "not on the master" }))
+        )
+      )
+      assert.notInclude(agent.output(), password)
       assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
     }).pipe(Effect.scoped))
 })

@@ -16,6 +16,7 @@ describe("agent service configuration", () => {
       assert.strictEqual(config.dataDir, ".data")
       assert.isTrue(Option.isNone(config.redisUrl))
       assert.isTrue(Option.isNone(config.redisSentinel))
+      assert.isTrue(Option.isNone(config.redisPassword))
       assert.isTrue(config.generatedToken)
       assert.match(Redacted.value(config.adminToken), /^[0-9a-f]{32}$/)
       assert.strictEqual(Duration.toMillis(config.openDuration), 2_000)
@@ -72,7 +73,8 @@ describe("agent service configuration", () => {
         SHUTDOWN_TIMEOUT: "30 seconds",
         FLEET_COUNTING: "quorum",
         FLEET_QUORUM: "3",
-        FIBER_METRICS: "true"
+        FIBER_METRICS: "true",
+        REDIS_PASSWORD: redisPassword
       })
       assert.strictEqual(config.port, 8080)
       assert.strictEqual(config.dataDir, "/var/lib/agent")
@@ -83,6 +85,8 @@ describe("agent service configuration", () => {
       assert.strictEqual(Duration.toMillis(config.shutdownTimeout), 30_000)
       assert.deepStrictEqual(config.fleet, { counting: "quorum", quorum: { instances: 3 } })
       assert.isTrue(config.fiberMetrics)
+      assert.deepStrictEqual(Option.map(config.redisPassword, Redacted.value), Option.some(redisPassword))
+      assert.notInclude(String(config.redisPassword), redisPassword)
     }))
 
   it.effect("REDIS_SENTINELS takes host:port and [v6]:port; the master defaults to mymaster and is trimmed", () =>
@@ -199,6 +203,11 @@ describe("agent service configuration", () => {
       "FLEET_QUORUM needs FLEET_COUNTING=quorum",
       { ...redis, FLEET_QUORUM: "2" },
       `FLEET_QUORUM: Expected FLEET_COUNTING=quorum with it, got "local"`
+    ],
+    [
+      "REDIS_PASSWORD needs a Redis to open",
+      { REDIS_PASSWORD: redisPassword },
+      "REDIS_PASSWORD: Expected REDIS_URL or REDIS_SENTINELS as well (the Redis it opens)"
     ],
     ["FIBER_METRICS is a flag", { FIBER_METRICS: "maybe" }, `FIBER_METRICS: Expected true, false, 1 or 0, got "maybe"`],
     [

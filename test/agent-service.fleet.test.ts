@@ -95,3 +95,24 @@ it.live(
     }).pipe(Effect.scoped),
   { timeout: 60_000 }
 )
+
+it.live(
+  "REDIS_PASSWORD opens a Redis that requires one: the search cache is written there; the password is never printed",
+  () =>
+    Effect.gen(function*() {
+      const redis = yield* RedisServer.make()
+      const password = "agent-redis-pa55"
+      assert.include(yield* RedisServer.command(redis.port, ["CONFIG", "SET", "requirepass", password]), "+OK")
+      const agent = yield* AgentProcess.startFresh(token, { REDIS_URL: redis.url, REDIS_PASSWORD: password })
+      assert.strictEqual((yield* agent.request("GET", "/search?q=locked")).body.served_by, "exa_api")
+      yield* AgentProcess.eventually(
+        Effect.flatMap(RedisServer.command(redis.port, ["KEYS", "*search:locked"], { password }), (reply) =>
+          reply.includes("search:locked")
+            ? Effect.void
+            : Effect.fail(new AgentProcess.ProcessError({ message: `not in Redis: ${reply}` })))
+      )
+      assert.notInclude(agent.output(), password)
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
+    }).pipe(Effect.scoped),
+  { timeout: 60_000 }
+)

@@ -5,8 +5,8 @@
  *
  * One Schema, `Environment`, holds every variable (its type, its checks, its default) and, as struct checks, the rules
  * between variables. A failure becomes one line that starts with the variable's name, then what it expects, then what
- * it got: `PORT: Expected a port number (1-65535), got "x"`. The admin token and `REDIS_URL` (which may carry a
- * password) are never quoted.
+ * it got: `PORT: Expected a port number (1-65535), got "x"`. The admin token, `REDIS_PASSWORD` and `REDIS_URL` (which
+ * may carry a password) are never quoted.
  */
 import type { BreakerFleet } from "@effect-resilience/core"
 import {
@@ -33,6 +33,8 @@ export interface AppConfig {
   readonly port: number
   readonly dataDir: string
   readonly redisUrl: Option.Option<string>
+  /** The Redis password (the master's, with Sentinel) when it is not in `REDIS_URL`: `REDIS_PASSWORD`. */
+  readonly redisPassword: Option.Option<Redacted.Redacted<string>>
   /** Redis behind Sentinel (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`); never set together with `redisUrl`. */
   readonly redisSentinel: Option.Option<SentinelConfig>
   readonly adminToken: Redacted.Redacted<string>
@@ -77,6 +79,7 @@ const expected = {
   PORT: "a port number (1-65535)",
   DATA_DIR: "a non-empty path",
   REDIS_URL: "a redis:// or rediss:// URL",
+  REDIS_PASSWORD: "a non-empty password",
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
   RESILIENCE_ADMIN_TOKEN: "at least 8 characters",
@@ -91,8 +94,8 @@ type Variable = keyof typeof expected
 
 const isVariable = (name: string): name is Variable => Object.hasOwn(expected, name)
 
-// Never quoted in a message: the token, and a URL that may carry a Redis password.
-const secret: ReadonlySet<Variable> = new Set(["RESILIENCE_ADMIN_TOKEN", "REDIS_URL"])
+// Never quoted in a message: the token, the Redis password, and a URL that may carry one.
+const secret: ReadonlySet<Variable> = new Set(["RESILIENCE_ADMIN_TOKEN", "REDIS_URL", "REDIS_PASSWORD"])
 
 // Unset reads as `undefined` as well as absent: with PORT_RANGE in the environment, the provider reports PORT as a
 // record without a value, so the struct sees the key. Hence `withDecodingDefaultType` and `optional`, not their `Key`s.
@@ -139,6 +142,7 @@ const Variables = Schema.Struct({
   PORT: Port.pipe(withDefault(3000)),
   DATA_DIR: Schema.String.check(Schema.makeFilter((dir) => dir.trim() !== "")).pipe(withDefault(".data")),
   REDIS_URL: Schema.optional(Schema.String.check(Schema.isPattern(/^rediss?:\/\//))),
+  REDIS_PASSWORD: Schema.optional(Schema.RedactedFromValue(Schema.String.check(Schema.isNonEmpty()))),
   REDIS_SENTINELS: Schema.optional(Sentinels),
   // Defaults to "mymaster" only with REDIS_SENTINELS (below): set alone, it is a mistake worth reporting.
   REDIS_SENTINEL_MASTER: Schema.optional(Schema.Trim.check(Schema.isNonEmpty())),
@@ -159,6 +163,9 @@ const at = (variable: Variable, issue: string) => ({ path: [variable], issue })
 const rules = (env: typeof Variables.Type) => {
   if (env.REDIS_SENTINEL_MASTER !== undefined && env.REDIS_SENTINELS === undefined) {
     return at("REDIS_SENTINEL_MASTER", "Expected REDIS_SENTINELS as well (it names their master)")
+  }
+  if (env.REDIS_PASSWORD !== undefined && env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
+    return at("REDIS_PASSWORD", "Expected REDIS_URL or REDIS_SENTINELS as well (the Redis it opens)")
   }
   if (env.REDIS_SENTINELS !== undefined && env.REDIS_URL !== undefined) {
     return at("REDIS_SENTINELS", "Expected either REDIS_URL or REDIS_SENTINELS, not both")
@@ -261,6 +268,7 @@ export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(fun
     port: env.PORT,
     dataDir: env.DATA_DIR,
     redisUrl: Option.fromUndefinedOr(env.REDIS_URL),
+    redisPassword: Option.fromUndefinedOr(env.REDIS_PASSWORD),
     redisSentinel: env.REDIS_SENTINELS === undefined ? Option.none() : Option.some({
       masterName: env.REDIS_SENTINEL_MASTER ?? "mymaster",
       sentinels: env.REDIS_SENTINELS

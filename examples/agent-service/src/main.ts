@@ -1,6 +1,7 @@
 /**
  * The agent service: `pnpm start` (PORT, DATA_DIR, REDIS_URL or REDIS_SENTINELS and REDIS_SENTINEL_MASTER,
- * RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION, SHUTDOWN_TIMEOUT, FLEET_COUNTING, FLEET_QUORUM; see the README).
+ * REDIS_PASSWORD, RESILIENCE_ADMIN_TOKEN, BREAKER_OPEN_DURATION, SHUTDOWN_TIMEOUT, FLEET_COUNTING, FLEET_QUORUM,
+ * FIBER_METRICS; see the README).
  */
 import { FallbackStore } from "@effect-resilience/core"
 import { ResilienceHttp } from "@effect-resilience/http"
@@ -44,17 +45,18 @@ const layerSearchCacheRedis = Layer.effect(
   )
 )
 
-const layerRedis = (url: string) => {
-  const store = RedisStore.layer({ url, lazy: true })
+const layerRedis = (url: string, password: Redacted.Redacted<string> | undefined) => {
+  const store = RedisStore.layer({ url, password, lazy: true })
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
 // The same on the master the sentinels name, following failovers. Unlike `REDIS_URL` it is not lazy: `RedisSentinel`
 // asks the sentinels and connects to the master while it builds, so startup fails when none answers.
-const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig) => {
-  const store = RedisStore.layerSentinel({ masterName: sentinel.masterName, sentinels: sentinel.sentinels }).pipe(
-    Layer.tapError((error) => Console.error(`Redis Sentinel: ${error.message}`))
-  )
+const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig, password: Redacted.Redacted<string> | undefined) => {
+  const store = RedisStore.layerSentinel({ masterName: sentinel.masterName, sentinels: sentinel.sentinels, password })
+    .pipe(
+      Layer.tapError((error) => Console.error(`Redis Sentinel: ${error.message}`))
+    )
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
@@ -68,9 +70,13 @@ const program = Effect.gen(function*() {
     openDuration: config.openDuration,
     fleet: config.fleet
   }
+  const password = Option.getOrUndefined(config.redisPassword)
   const redis = Option.isSome(config.redisSentinel)
-    ? layerRedisSentinel(config.redisSentinel.value)
-    : Option.match(config.redisUrl, { onNone: () => Agent.layerSearchCacheLocal, onSome: layerRedis })
+    ? layerRedisSentinel(config.redisSentinel.value, password)
+    : Option.match(config.redisUrl, {
+      onNone: () => Agent.layerSearchCacheLocal,
+      onSome: (url) => layerRedis(url, password)
+    })
   const core = Agent.layerRunning(settings, redis)
 
   const announce = Layer.effectDiscard(Effect.gen(function*() {

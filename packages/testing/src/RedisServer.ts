@@ -63,7 +63,9 @@ const ping = (port: number): Effect.Effect<void, RedisServerError> =>
     socket.once("data", (data) => {
       socket.destroy()
       const reply = data.toString()
-      resume(reply.startsWith("+PONG") ? Effect.void : Effect.fail(new RedisServerError({ message: reply })))
+      // A server that wants a password answers all the same: it is up.
+      const up = reply.startsWith("+PONG") || reply.startsWith("-NOAUTH")
+      resume(up ? Effect.void : Effect.fail(new RedisServerError({ message: reply })))
     })
     return Effect.sync(() => socket.destroy())
   })
@@ -195,6 +197,8 @@ const tempDir = (prefix: string) =>
 export interface Options {
   readonly persistence?: boolean
   readonly binary?: string
+  /** `requirepass`, and `masterauth` for a replica (the same password on every server). */
+  readonly password?: string
 }
 
 const serve = (
@@ -226,6 +230,7 @@ const serve = (
       // A replica syncs at once instead of after the 5 s a diskless sync waits by default for more replicas.
       "--repl-diskless-sync-delay",
       "0",
+      ...(options.password === undefined ? [] : ["--requirepass", options.password, "--masterauth", options.password]),
       ...extraArgs
     ]
     const { kill, signal, start } = yield* launch({ file, port, dir, args })
@@ -273,7 +278,7 @@ export const makeReplica = (
   Effect.gen(function*() {
     const port = yield* freePort
     const replica = yield* serve(port, options, ["--replicaof", "127.0.0.1", String(primary.port)])
-    yield* command(port, ["INFO", "replication"]).pipe(
+    yield* command(port, ["INFO", "replication"], { password: options.password }).pipe(
       Effect.flatMap((info) =>
         info.includes("master_link_status:up")
           ? Effect.void
@@ -303,6 +308,8 @@ export interface SentinelOptions {
   readonly downAfterMillis?: number
   /** `failover-timeout`, in milliseconds. Default: 2000. */
   readonly failoverTimeoutMillis?: number
+  /** `auth-pass`: the password of the master and its replicas. */
+  readonly authPass?: string
   readonly binary?: string
 }
 
@@ -334,6 +341,7 @@ export const makeSentinel = (
           `sentinel down-after-milliseconds ${options.masterName} ${options.downAfterMillis ?? 500}`,
           `sentinel failover-timeout ${options.masterName} ${options.failoverTimeoutMillis ?? 2000}`,
           `sentinel parallel-syncs ${options.masterName} 1`,
+          ...(options.authPass === undefined ? [] : [`sentinel auth-pass ${options.masterName} ${options.authPass}`]),
           ""
         ].join("\n")
       )
@@ -368,12 +376,21 @@ const replyEnd = (reply: string, at: number): number => {
   }
 }
 
+const encode = (args: ReadonlyArray<string>): string =>
+  `*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`
+
 /**
- * Sends one command over a fresh socket and returns the raw RESP reply (enough for tests that look for a substring).
+ * Sends one command over a fresh socket and returns the raw RESP reply (enough for tests that look for a substring);
+ * with `password`, an `AUTH` goes first on the same socket, and its reply is not part of the result.
  */
-export const command = (port: number, args: ReadonlyArray<string>): Effect.Effect<string, RedisServerError> =>
+export const command = (
+  port: number,
+  args: ReadonlyArray<string>,
+  options?: { readonly password?: string | undefined }
+): Effect.Effect<string, RedisServerError> =>
   Effect.callback((resume) => {
     const socket = createConnection({ host: "127.0.0.1", port })
+    const auth = options?.password === undefined ? "" : encode(["AUTH", options.password])
     let reply = ""
     const done = (effect: Effect.Effect<string, RedisServerError>) => {
       socket.destroy()
@@ -381,13 +398,15 @@ export const command = (port: number, args: ReadonlyArray<string>): Effect.Effec
     }
     socket.setTimeout(1000, () => done(Effect.fail(new RedisServerError({ message: `${args[0]} timed out` }))))
     socket.once("error", (error) => done(Effect.fail(new RedisServerError({ message: error.message }))))
-    socket.once(
-      "connect",
-      () => socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`)
-    )
+    socket.once("connect", () => socket.write(auth + encode(args)))
     socket.on("data", (data) => {
       reply += data.toString()
-      if (replyEnd(reply, 0) !== -1) done(Effect.succeed(reply))
+      const start = auth === "" ? 0 : replyEnd(reply, 0)
+      if (start === -1) return
+      if (auth !== "" && !reply.startsWith("+OK")) {
+        return done(Effect.fail(new RedisServerError({ message: `AUTH: ${reply.slice(0, start).trim()}` })))
+      }
+      if (replyEnd(reply, start) !== -1) done(Effect.succeed(reply.slice(start)))
     })
     return Effect.sync(() => socket.destroy())
   })
