@@ -260,16 +260,8 @@ const make = Effect.gen(function*() {
   // provider.
   const fresh = writeThrottle()
   const runSearch = (query: string): Effect.Effect<SearchAnswer> =>
-    Effect.map(
-      Effect.tap(search.run(query), (served) =>
-        served.servedBy === "exa_api" || served.servedBy === "tavily_api"
-          ? Effect.flatMap(
-            Clock.currentTimeMillis,
-            (now) =>
-              fresh(query, served.servedBy, now) ? searchCache.set(query, JSON.stringify(served.value)) : Effect.void
-          )
-          : Effect.void),
-      (served) => ({
+    Effect.flatMap(search.run(query), (served) => {
+      const answer: SearchAnswer = {
         results: served.value,
         served_by: served.servedBy,
         // Anything but the first provider is a fallback.
@@ -277,8 +269,13 @@ const make = Effect.gen(function*() {
         ...(served.servedBy === "unavailable"
           ? { message: "Web search temporarily unavailable. Please try again." }
           : {})
-      })
-    )
+      }
+      if (served.servedBy !== "exa_api" && served.servedBy !== "tavily_api") return Effect.succeed(answer)
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        fresh(query, served.servedBy, now)
+          ? Effect.as(searchCache.set(query, JSON.stringify(served.value)), answer)
+          : Effect.succeed(answer))
+    })
 
   const chat = Effect.fnUntraced(function*(userId: string, message: string) {
     const key = `session:${userId}`

@@ -253,6 +253,21 @@ const costLine = (rows: ReadonlyArray<Row>, rate: (name: string) => number) => {
   return `resilience cost: search ${cost("search")}, chat ${cost("chat")} of the bare throughput`
 }
 
+// What 5% of the bare throughput leaves the stack per search, in CPU: the bare service's CPU per request is the
+// budget's base, and every microsecond the stack adds costs the throughput its share of that.
+const budget = (rows: ReadonlyArray<Row>, agentCost: ReadonlyArray<InProcess>): ReadonlyArray<string> => {
+  const bare = cpuOf(rows, "bare: search")
+  const search = agentCost.find((r) => r.call === "search")
+  if (bare === undefined || search === undefined) return []
+  const allowed = Math.round(bare * 0.05 / 0.95 * 100) / 100
+  const adds = Math.round((search.resilientMicros - search.bareMicros) * 100) / 100
+  return [
+    "",
+    `Within 5% of the bare throughput, the stack may add about ${allowed} µs of CPU per search (the bare search takes ` +
+    `${bare} µs); in-process it adds ${adds} µs: a breaker, a retry and a timeout around Exa, and the fallback chain.`
+  ]
+}
+
 const begin = "<!-- agent-service:start -->"
 const end = "<!-- agent-service:end -->"
 
@@ -301,6 +316,7 @@ const report = (
     "of three batches.",
     "",
     ...inProcessTable(agentCost),
+    ...budget(rows, agentCost),
     end
   ].join("\n")
   const text = existsSync(page) ? readFileSync(page, "utf8") : ""
