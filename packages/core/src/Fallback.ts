@@ -1018,7 +1018,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
         servedBy: steps[index].name,
         index,
         degraded: answer.degraded,
-        age: Duration.millis(answer.ageMillis),
+        age: answer.ageMillis === 0 ? Duration.zero : Duration.millis(answer.ageMillis),
         passed
       }
     }
