@@ -17,6 +17,10 @@
  *   first command that succeeds on the new master. A `Failover` is published then, with that time; with no command
  *   after the switch, none is. Metrics: `redis_sentinel_failovers_total` (counter) and
  *   `redis_sentinel_last_recovery_seconds` (gauge), both with a `master` attribute.
+ * - `lazy: true`: the layer builds at once, whatever the sentinels and the master do, and looks for the master in the
+ *   background (backoff up to about 2 seconds; a warning at the first failure, then one a minute). Until it is found
+ *   and connected, commands fail at once and `master` waits; subscribers made meanwhile subscribe on it once it is.
+ *   Finding it is not a failover (no `Failover`, no metric): from then on all is as without `lazy`.
  *
  * **Gotchas**
  *
@@ -56,6 +60,7 @@ import { decode, type PolicyConfigError } from "@effect-resilience/core/PolicyCo
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -182,6 +187,12 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
   /** How long connecting (to the master or a sentinel) may take. Default: 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
+  /**
+   * Build at once, even while no sentinel answers or the master does not: the master is looked for in the background
+   * (backoff up to about 2 seconds) and, until it is found and connected, every command fails at once with
+   * `RedisError`. Default: `false`, building connects first and fails with `RedisSentinelError`.
+   */
+  readonly lazy?: boolean | undefined
 }
 
 /**
@@ -201,7 +212,7 @@ export interface Options {
  */
 export interface RedisSentinel {
   readonly masterName: string
-  /** Where commands go now. */
+  /** Where commands go now. With `lazy`, waits until the master is found: bound it where it must not wait. */
   readonly master: Effect.Effect<Address>
   /** Each failover, once the first command succeeded on the new master; only those after the stream started. */
   readonly failovers: Stream.Stream<Failover>
@@ -252,6 +263,9 @@ const sameAddress = (a: Address, b: Address) => a.host === b.host && a.port === 
 
 const show = (address: Address) => `${address.host}:${address.port}`
 
+// What a lazy layer sends to until it has found the master: nothing (commands fail at once).
+const notFound = { client: undefined, generation: -1 }
+
 // A reply error other than these says the command was wrong, not that the master is away.
 const failoverReply = /^(READONLY|MASTERDOWN|LOADING)/
 
@@ -275,7 +289,8 @@ const isReadOnly = (cause: Cause.Cause<Redis.RedisError>): boolean => {
 /**
  * Connects through the sentinels and returns the `Redis` service on the master and the `RedisSentinel` service.
  * Invalid options fail with `PolicyConfigError`; no sentinel naming the master, or the master not answering, with
- * `RedisSentinelError`. Everything is closed when the scope ends.
+ * `RedisSentinelError` (with `lazy`, never: the master is looked for in the background). Everything is closed when
+ * the scope ends.
  *
  * @example
  * ```ts
@@ -362,7 +377,9 @@ export const make = (
     // The state below changes in node-redis callbacks as well as in effects; all of it runs on the one JS thread and
     // every change is synchronous, so plain variables are enough.
     let closed = false
-    let current: { client: client.Client; generation: number; address: Address }
+    // Where commands go; `undefined` until a lazy layer has found the master.
+    let current: { client: client.Client; generation: number; address: Address } | undefined
+    const found = yield* Deferred.make<Address>()
     const switchListeners = new Set<() => void>()
     // The first failed command (or dropped connection) since the last success.
     let troubleSince: number | undefined
@@ -393,9 +410,10 @@ export const make = (
 
     const switchTo = (address: Address): Effect.Effect<void> =>
       switching.withPermit(Effect.gen(function*() {
-        if (closed || sameAddress(address, current.address)) return
-        const at = yield* Clock.currentTimeMillis
+        // Before the first master is found there is nothing to switch from: the search finds the new one.
+        if (closed || current === undefined || sameAddress(address, current.address)) return
         const previous = current
+        const at = yield* Clock.currentTimeMillis
         const next = connectMaster(address, "never")
         // Not awaited: until it is ready commands fail at once, like on any reconnect.
         next.connect().catch(() => {})
@@ -442,8 +460,8 @@ export const make = (
 
     const observe = (generation: number, exit: Exit.Exit<unknown, Redis.RedisError>): Effect.Effect<void> =>
       Effect.gen(function*() {
-        // An outcome on an old master says nothing about the current one.
-        if (generation !== current.generation) return
+        // An outcome on an old master (or before the first was found) says nothing about the current one.
+        if (current === undefined || generation !== current.generation) return
         const now = yield* Clock.currentTimeMillis
         if (Exit.isSuccess(exit)) {
           troubleSince = undefined
@@ -455,27 +473,51 @@ export const make = (
         if (isReadOnly(exit.cause)) runFork(refresh)
       })
 
-    // Connect: ask the sentinels, then the master; like `RedisStore.layer`, fail if it does not answer.
-    const first = yield* askSentinels
-    const master = connectMaster(first, "beforeReady")
-    current = { client: master, generation: 0, address: first }
-    // On failure the client gives up by itself (it never was ready): nothing to close.
-    yield* Effect.tryPromise({
-      try: () => master.connect(),
-      catch: (cause) =>
-        new RedisSentinelError({
-          masterName,
-          message: `Connecting to master "${masterName}" at ${show(first)} failed: ${describeCause(cause)}`,
-          cause
+    // Ask the sentinels, then connect to the master they name; fail if it does not answer (within `connectTimeout`
+    // when `bounded`: a lazy search must not hang on a master that accepts connections but never answers).
+    const connectFirst = (bounded: boolean) =>
+      Effect.gen(function*() {
+        const address = yield* askSentinels
+        const master = connectMaster(address, "beforeReady")
+        const failed = (reason: string, cause?: unknown) =>
+          new RedisSentinelError({
+            masterName,
+            message: `Connecting to master "${masterName}" at ${show(address)} ${reason}`,
+            cause
+          })
+        const connecting = Effect.tryPromise({
+          try: () => master.connect(),
+          catch: (cause) => failed(`failed: ${describeCause(cause)}`, cause)
         })
-    })
+        yield* (bounded
+          ? Effect.timeoutOrElse(connecting, {
+            duration: connectTimeout,
+            orElse: () => Effect.fail(failed(`timed out after ${Duration.format(Duration.millis(connectTimeout))}`))
+          })
+          : connecting).pipe(
+            Effect.onExit((exit) =>
+              Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => client.destroyClient(master))
+            )
+          )
+        return { client: master, address }
+      })
+
+    // Eager: like `RedisStore.layer`, fail if the master cannot be found or does not answer.
+    if (options.lazy !== true) {
+      const first = yield* connectFirst(false)
+      current = { ...first, generation: 0 }
+      yield* Deferred.succeed(found, first.address)
+    }
     // `closed` also stops switches that background refreshes may still attempt.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        client.destroyClient(current.client)
+        if (current !== undefined) client.destroyClient(current.client)
         watchers.forEach(client.destroyClient)
-      })
+      }).pipe(
+        // A lazy layer closed before it found the master: `master` no longer waits.
+        Effect.andThen(Deferred.interrupt(found))
+      )
     )
 
     // Watch every sentinel: any of them may announce the switch, and one may be down.
@@ -494,16 +536,22 @@ export const make = (
       )
       watchers.push(watcher)
       watcher.connect().catch(() => {})
-      return watcher.subscribe("+switch-master", onSwitchMessage)
+      const subscribing = watcher.subscribe("+switch-master", onSwitchMessage)
+      // Rejected if the watcher is closed before it subscribed, when a lazy layer may not be waiting for it.
+      subscribing.catch(() => {})
+      return subscribing
     })
     // Wait (briefly) for one subscription, so that a failover right after the layer is built is heard of; without one
-    // the fallbacks above still find the new master.
-    yield* Effect.promise(() => Promise.any(subscribed).catch(() => undefined)).pipe(
-      Effect.timeoutOrElse({ duration: connectTimeout, orElse: () => Effect.void })
-    )
+    // the fallbacks above still find the new master. A lazy layer does not wait: its sentinels may all be down.
+    if (options.lazy !== true) {
+      yield* Effect.promise(() => Promise.any(subscribed).catch(() => undefined)).pipe(
+        Effect.timeoutOrElse({ duration: connectTimeout, orElse: () => Effect.void })
+      )
+    }
 
     const redis = yield* client.makeRedis({
-      current: () => current,
+      current: () => current ?? notFound,
+      offline: `The client is offline: the master "${masterName}" has not been found yet`,
       onSwitch: (listener) => {
         switchListeners.add(listener)
         return () => switchListeners.delete(listener)
@@ -511,9 +559,53 @@ export const make = (
       observe
     }, { label: "RedisSentinel" })
 
+    if (options.lazy === true) {
+      // Finding the master is not a failover: no `Failover`, no metric, one info line. Subscribers made until then
+      // subscribe on it (the switch listeners).
+      const install = (first: { readonly client: client.Client; readonly address: Address }) =>
+        Effect.gen(function*() {
+          current = { ...first, generation: 0 }
+          troubleSince = undefined
+          switchListeners.forEach((listener) => listener())
+          yield* Deferred.succeed(found, first.address)
+          yield* Effect.logInfo(`RedisSentinel: master "${masterName}" found at ${show(first.address)}`)
+        })
+      // The eager connect, again with backoff until it succeeds. Logged as `client.logConnection` logs an outage: the
+      // first failure, then a reminder each `reminderInterval`, not every attempt.
+      const search = Effect.gen(function*() {
+        let since: number | undefined
+        let remindedAt = 0
+        for (let attempts = 1;; attempts++) {
+          // Once connected, installed before an interruption (the scope closing) can leave the client behind.
+          const attempt = yield* Effect.uninterruptibleMask((restore) =>
+            Effect.result(restore(connectFirst(true))).pipe(
+              Effect.tap((result) => result._tag === "Success" ? install(result.success) : Effect.void)
+            )
+          )
+          if (attempt._tag === "Success") return
+          const now = yield* Clock.currentTimeMillis
+          if (since === undefined) {
+            since = remindedAt = now
+            yield* Effect.logWarning(
+              `RedisSentinel: cannot find master "${masterName}" yet (${attempt.failure.message}), ` +
+                "looking in the background"
+            )
+          } else if (now - remindedAt >= Duration.toMillis(client.reminderInterval)) {
+            remindedAt = now
+            yield* Effect.logWarning(
+              `RedisSentinel: still no master "${masterName}" after ${Duration.format(Duration.millis(now - since))} ` +
+                `(${attempts} attempts, last: ${attempt.failure.message})`
+            )
+          }
+          yield* Effect.sleep(yield* client.reconnectDelay(attempts - 1))
+        }
+      })
+      yield* Effect.forkScoped(search)
+    }
+
     const sentinel = RedisSentinel.of({
       masterName,
-      master: Effect.sync(() => current.address),
+      master: Effect.suspend(() => current === undefined ? Deferred.await(found) : Effect.succeed(current.address)),
       failovers: Stream.fromPubSub(failovers),
       lastFailover: Ref.get(lastFailover)
     })
@@ -526,7 +618,8 @@ export const make = (
 
 /**
  * Provides `Redis` (commands on the current master) and `RedisSentinel` (failovers), connected through the sentinels.
- * Invalid options fail with `PolicyConfigError`; an unreachable master with `RedisSentinelError`.
+ * Invalid options fail with `PolicyConfigError`; an unreachable master with `RedisSentinelError`, unless `lazy` is
+ * set: then it builds at once and commands fail until the master is found.
  *
  * @example
  * ```ts

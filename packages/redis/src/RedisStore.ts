@@ -18,7 +18,8 @@
  *   within `connectTimeout` (a stopped server that still accepts connections included); with `lazy: true`
  *   (`REDIS_LAZY=true` for `layerConfig`) it builds at once and connects in the background, so a process can start
  *   while Redis is down (operations fail with `RedisStoreError` until it is up).
- * - `layerSentinel` finds the master through Redis Sentinel and follows failovers (see `RedisSentinel`).
+ * - `layerSentinel` finds the master through Redis Sentinel and follows failovers (see `RedisSentinel`); `lazy`
+ *   works there too.
  * - An outage is logged on one line when the connection drops (a warning), a one-line reminder each minute while it
  *   lasts, and one line when it is back with how long it lasted: not a line per reconnect attempt.
  * - A `connect` failure names the address (never the URL, which may carry a password) and why: refused, timed out
@@ -60,7 +61,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
-import { RedactedString, satisfying, sentinelFields } from "./internal/options.ts"
+import { Lazy, RedactedString, satisfying, sentinelFields } from "./internal/options.ts"
 import * as RedisSentinel from "./RedisSentinel.ts"
 
 // -----------------------------------------------------------------------------
@@ -266,9 +267,7 @@ const LayerOptionsSchema = Schema.Struct({
   url: Schema.optional(RedisUrl),
   password: Schema.optional(RedactedString),
   connectTimeout: Schema.optional(DurationInput({ positive: true })),
-  lazy: Schema.optional(
-    satisfying((lazy) => typeof lazy === "boolean" ? undefined : `Expected true or false, got ${JSON.stringify(lazy)}`)
-  ),
+  lazy: Lazy,
   ...StoreFields
 })
 
@@ -516,7 +515,9 @@ export const layerConfig = (): Layer.Layer<
 /**
  * The store on a master found through Redis Sentinel, following failovers (see `RedisSentinel`): provides the store,
  * the `Redis` service and `RedisSentinel`. Invalid options fail with `PolicyConfigError`; no sentinel naming the
- * master, or the master not answering, with `RedisStoreError` (operation `connect`).
+ * master, or the master not answering, with `RedisStoreError` (operation `connect`), unless `lazy` is set: then the
+ * layer builds at once, the master is looked for in the background, and operations fail with `RedisStoreError`
+ * until it is found.
  *
  * @example
  * ```ts
@@ -527,6 +528,12 @@ export const layerConfig = (): Layer.Layer<
  *   sentinels: [{ host: "10.0.0.1", port: 26379 }, { host: "10.0.0.2", port: 26379 }],
  *   prefix: "orders:",
  *   timeout: "500 millis"
+ * })
+ * // Starts even while no sentinel answers (say, all start together).
+ * const Lazy = RedisStore.layerSentinel({
+ *   masterName: "mymaster",
+ *   sentinels: [{ host: "10.0.0.1", port: 26379 }],
+ *   lazy: true
  * })
  * ```
  *

@@ -311,6 +311,8 @@ export interface SentinelOptions {
   /** `auth-pass`: the password of the master and its replicas. */
   readonly authPass?: string
   readonly binary?: string
+  /** The port to listen on (say, one from `freePort` that a client already asks); `makeSentinel` only. Default: free. */
+  readonly port?: number
 }
 
 /**
@@ -325,7 +327,7 @@ export const makeSentinel = (
     const file = options.binary ?? binary
     yield* requireBinary(file)
     const dir = yield* tempDir("redis-sentinel-")
-    const port = yield* freePort
+    const port = options.port ?? (yield* freePort)
     const config = join(dir, "sentinel.conf")
     yield* Effect.sync(() =>
       writeFileSync(

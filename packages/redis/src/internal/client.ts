@@ -272,11 +272,15 @@ export const makeEager = (
 
 /**
  * Where commands go: the current client and its generation, which a switch to another server (a failover) bumps.
+ * No client yet (a lazy Sentinel that has not found the master): commands fail at once with `offline`, subscribers
+ * wait for the first switch.
  *
  * @internal
  */
 export interface Source {
-  readonly current: () => { readonly client: Client; readonly generation: number }
+  readonly current: () => { readonly client: Client | undefined; readonly generation: number }
+  /** Why commands fail while `current` has no client. */
+  readonly offline?: string | undefined
   /** Registers `listener`, run after each switch; returns a function that unregisters it. */
   readonly onSwitch: (listener: () => void) => () => void
   /** Sees every command's outcome with the generation it was sent to. */
@@ -306,6 +310,13 @@ const sendWith =
 // The socket options a client was made with (host and port included, also when they came from a URL): a duplicate
 // that overrides `socket` must carry them over, or it would connect to the default 127.0.0.1:6379.
 const socketOf = (client: Client): SocketOptions => ({ ...client.options?.socket })
+
+class NoServerError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = "NoServerError"
+  }
+}
 
 class SwitchedError extends Error {
   constructor() {
@@ -358,11 +369,16 @@ export const makeRedis = (
   Effect.gen(function*() {
     const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
     const observe = source.observe
+    const noServer = Effect.suspend(() =>
+      Effect.fail(
+        new Redis.RedisError({ cause: new NoServerError(source.offline ?? `${options.label}: no server yet`) })
+      )
+    )
 
     const send = <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> =>
       Effect.suspend(() => {
         const { client, generation } = source.current()
-        const sent = sendWith(client)<A>(command, ...args)
+        const sent = client === undefined ? noServer : sendWith(client)<A>(command, ...args)
         return observe === undefined ? sent : Effect.onExit(sent, (exit) => observe(generation, exit))
       })
 
@@ -370,6 +386,7 @@ export const makeRedis = (
     // the pool (as in `NodeRedis`).
     const connect = Effect.suspend(() => {
       const { client, generation } = source.current()
+      if (client === undefined) return noServer
       return Effect.tryPromise({
         try: async () => {
           const connection = client.duplicate({ socket: { ...socketOf(client), reconnectStrategy: false } })
@@ -436,9 +453,10 @@ export const makeRedis = (
       let switching = Promise.resolve()
       const follow = () => {
         switching = switching.then(async () => {
-          if (closed) return
+          const { client } = source.current()
+          if (closed || client === undefined) return
           try {
-            const next = await open(source.current().client, "never")
+            const next = await open(client, "never")
             if (closed) return destroyClient(next)
             const previous = subscriber
             subscriber = next
@@ -453,7 +471,9 @@ export const makeRedis = (
       yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: async () => {
-            subscriber = await open(source.current().client, "beforeReady")
+            const { client } = source.current()
+            // No server yet: the first switch (to the first server found) subscribes.
+            if (client !== undefined) subscriber = await open(client, "beforeReady")
             return source.onSwitch(follow)
           },
           catch: (cause) => new Redis.RedisError({ cause })

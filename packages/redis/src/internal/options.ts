@@ -45,6 +45,11 @@ const Address = satisfying((input) =>
   )
 })))
 
+/** `lazy`: build at once and connect later, for `RedisStore.layer` (the URL client) and Sentinel alike. @internal */
+export const Lazy = Schema.optional(
+  satisfying((lazy) => typeof lazy === "boolean" ? undefined : `Expected true or false, got ${JSON.stringify(lazy)}`)
+)
+
 /** The fields of `RedisSentinel.Options`, shared with `RedisStore.layerSentinel`. @internal */
 export const sentinelFields = {
   masterName: NonBlankString("a non-empty string (the name in `sentinel monitor <name> ...`)"),
@@ -55,5 +60,6 @@ export const sentinelFields = {
   ),
   password: Schema.optional(RedactedString),
   timeout: Schema.optional(DurationInput({ positive: true })),
-  connectTimeout: Schema.optional(DurationInput({ positive: true }))
+  connectTimeout: Schema.optional(DurationInput({ positive: true })),
+  lazy: Lazy
 }
