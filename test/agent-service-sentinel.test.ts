@@ -51,14 +51,36 @@ describe("agent service on Redis Sentinel", { timeout: 90_000 }, () => {
         }), { concurrency: 4, discard: true })
     }).pipe(Effect.scoped))
 
-  it.live("no sentinel answering stops the service at startup, naming each sentinel asked", () =>
+  it.live("with no sentinel answering, starts on its local store, names each sentinel asked, and joins when one comes", () =>
     Effect.gen(function*() {
       const ports = [yield* RedisServer.freePort, yield* RedisServer.freePort]
-      const agent = yield* startAt({ REDIS_SENTINELS: ports.map((p) => `127.0.0.1:${p}`).join(",") }, false)
-      assert.strictEqual(yield* exitCode(agent), 1, agent.output())
-      assert.match(agent.output(), /Redis Sentinel: No sentinel named the master "mymaster"/)
+      const agent = yield* startAt({ REDIS_SENTINELS: ports.map((p) => `127.0.0.1:${p}`).join(",") })
+      // Serving meanwhile: the search cache is the local store, the breakers are this instance's own.
+      assert.strictEqual((yield* agent.request("GET", "/search?q=early")).body.served_by, "exa_api")
+      assert.match(agent.output(), /RedisSentinel: cannot find master "mymaster" yet/)
       for (const port of ports) assert.include(agent.output(), `127.0.0.1:${port}`)
-      assert.notInclude(agent.output(), "listening on")
+
+      // The second sentinel comes up, with its master: the service finds it and writes there.
+      const master = yield* RedisServer.make()
+      yield* RedisServer.makeReplica(master)
+      yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, port: ports[1]! })
+      let probe = 0
+      yield* AgentProcess.eventually(
+        Effect.gen(function*() {
+          const query = `joined-${probe++}`
+          assert.strictEqual((yield* agent.request("GET", `/search?q=${query}`)).status, 200)
+          yield* Effect.sleep("100 millis")
+          if (!(yield* cachedOn(master.port, query))) {
+            return yield* new AgentProcess.ProcessError({ message: `${query} not on the master` })
+          }
+        }),
+        "20 seconds"
+      )
+      assert.match(
+        agent.output(),
+        new RegExp(`RedisSentinel: master "mymaster" found at 127\\.0\\.0\\.1:${master.port}`)
+      )
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
     }).pipe(Effect.scoped))
 
   it.live("follows a failover: with the master SIGKILLed, writes reach the promoted replica and chats succeed", () =>

@@ -50,13 +50,15 @@ const layerRedis = (url: string, password: Redacted.Redacted<string> | undefined
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
-// The same on the master the sentinels name, following failovers. Unlike `REDIS_URL` it is not lazy: `RedisSentinel`
-// asks the sentinels and connects to the master while it builds, so startup fails when none answers.
+// The same on the master the sentinels name, following failovers. Lazy as well: with no sentinel answering, the
+// service starts on its local store, and joins once one names a master that answers.
 const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig, password: Redacted.Redacted<string> | undefined) => {
-  const store = RedisStore.layerSentinel({ masterName: sentinel.masterName, sentinels: sentinel.sentinels, password })
-    .pipe(
-      Layer.tapError((error) => Console.error(`Redis Sentinel: ${error.message}`))
-    )
+  const store = RedisStore.layerSentinel({
+    masterName: sentinel.masterName,
+    sentinels: sentinel.sentinels,
+    password,
+    lazy: true
+  })
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
