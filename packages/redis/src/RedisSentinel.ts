@@ -185,7 +185,7 @@ export interface Options {
   readonly password?: Redacted.Redacted<string> | undefined
   /** How long a command (to the master or a sentinel) may take. Default: 2 seconds. */
   readonly timeout?: Duration.Input | undefined
-  /** How long connecting (to the master or a sentinel) may take. Default: 5 seconds. */
+  /** How long connecting (to the master, until it answers, or a sentinel) may take. Default: 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
   /**
    * Build at once, even while no sentinel answers or the master does not: the master is looked for in the background
@@ -473,38 +473,33 @@ export const make = (
         if (isReadOnly(exit.cause)) runFork(refresh)
       })
 
-    // Ask the sentinels, then connect to the master they name; fail if it does not answer (within `connectTimeout`
-    // when `bounded`: a lazy search must not hang on a master that accepts connections but never answers).
-    const connectFirst = (bounded: boolean) =>
-      Effect.gen(function*() {
-        const address = yield* askSentinels
-        const master = connectMaster(address, "beforeReady")
-        const failed = (reason: string, cause?: unknown) =>
-          new RedisSentinelError({
-            masterName,
-            message: `Connecting to master "${masterName}" at ${show(address)} ${reason}`,
-            cause
-          })
-        const connecting = Effect.tryPromise({
-          try: () => master.connect(),
-          catch: (cause) => failed(`failed: ${describeCause(cause)}`, cause)
+    // Ask the sentinels, then connect to the master they name; fail if it does not answer within `connectTimeout` (a
+    // master that accepts connections but never answers, say a stopped process, would hold the connect forever).
+    const connectFirst = Effect.gen(function*() {
+      const address = yield* askSentinels
+      const master = connectMaster(address, "beforeReady")
+      const failed = (reason: string, cause?: unknown) =>
+        new RedisSentinelError({
+          masterName,
+          message: `Connecting to master "${masterName}" at ${show(address)} ${reason}`,
+          cause
         })
-        yield* (bounded
-          ? Effect.timeoutOrElse(connecting, {
-            duration: connectTimeout,
-            orElse: () => Effect.fail(failed(`timed out after ${Duration.format(Duration.millis(connectTimeout))}`))
-          })
-          : connecting).pipe(
-            Effect.onExit((exit) =>
-              Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => client.destroyClient(master))
-            )
-          )
-        return { client: master, address }
+      const connecting = Effect.tryPromise({
+        try: () => master.connect(),
+        catch: (cause) => failed(`failed: ${describeCause(cause)}`, cause)
       })
+      yield* Effect.timeoutOrElse(connecting, {
+        duration: connectTimeout,
+        orElse: () => Effect.fail(failed(`timed out after ${Duration.format(Duration.millis(connectTimeout))}`))
+      }).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => client.destroyClient(master)))
+      )
+      return { client: master, address }
+    })
 
     // Eager: like `RedisStore.layer`, fail if the master cannot be found or does not answer.
     if (options.lazy !== true) {
-      const first = yield* connectFirst(false)
+      const first = yield* connectFirst
       current = { ...first, generation: 0 }
       yield* Deferred.succeed(found, first.address)
     }
@@ -578,7 +573,7 @@ export const make = (
         for (let attempts = 1;; attempts++) {
           // Once connected, installed before an interruption (the scope closing) can leave the client behind.
           const attempt = yield* Effect.uninterruptibleMask((restore) =>
-            Effect.result(restore(connectFirst(true))).pipe(
+            Effect.result(restore(connectFirst)).pipe(
               Effect.tap((result) => result._tag === "Success" ? install(result.success) : Effect.void)
             )
           )

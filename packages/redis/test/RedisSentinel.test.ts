@@ -139,6 +139,36 @@ describe("RedisSentinel", () => {
     10_000
   )
 
+  it.live(
+    "a master that accepts connections but never answers fails the layer within connectTimeout",
+    () =>
+      Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        // The sentinels would fail over to the replica after `downAfterMillis`: not within this test.
+        const [sentinel] = yield* RedisServer.makeSentinels(1, {
+          masterName,
+          masterPort: master.port,
+          downAfterMillis: 60_000
+        })
+        assert(sentinel !== undefined)
+        yield* master.freeze
+        const startedAt = Date.now()
+        const error = yield* Effect.flip(Layer.build(RedisSentinel.layer({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: sentinel.port }],
+          connectTimeout: "1 second"
+        }))).pipe(
+          // A hang is the defect: give up well after the connect timeout rather than hang the suite.
+          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die("startup hung") })
+        )
+        assert(error._tag === "RedisSentinelError")
+        assert.include(error.message, `at 127.0.0.1:${master.port} timed out after 1s`)
+        assert.isBelow(Date.now() - startedAt, 5_000)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
   it.live("a sentinel that does not know the master name is skipped for one that does", () =>
     Effect.gen(function*() {
       const master = yield* RedisServer.make()
