@@ -1138,6 +1138,8 @@ export const make: <A = unknown>(
     let pending: Array<Transition> = []
     const changed = Option.isSome(registry) ? registry.value.changed : undefined
     const emit: internal.Emit = (cell, from, to, reason, at, shadow) => {
+      // Out of Open or HalfOpen, or a mode's change: the key may now be one the cap evicts first (see `Keys`).
+      if (to !== "Open" && to !== "HalfOpen") keys.reconsider()
       transitionsTo[to]++
       changed?.()
       pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
@@ -1339,7 +1341,7 @@ export const make: <A = unknown>(
         internal.setMode(cell, mode, action, now, emit, reason)
         return cell
       }
-      keys.baseMode = mode
+      keys.setBaseMode(mode)
       for (const cell of keys.all()) internal.setMode(cell, mode, action, now, emit, reason)
       return defaultCell
     }

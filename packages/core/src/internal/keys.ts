@@ -37,6 +37,12 @@ export class Keys {
   private readonly removals = new Map<internal.Cell, () => void>()
   /** Where the idle sweep stopped: a live iterator over `cells`, which sees deletions and moves. */
   private cursor: Iterator<internal.Cell> | undefined = undefined
+  /**
+   * Where the cap's search for a Closed key stopped, a live iterator too: no key before it is a Closed key the cap
+   * may take. A key used since has moved behind it (and is looked at again); a key that may have become one (a
+   * transition to Closed, a mode change) drops it (`reconsider`), and the next search starts from the oldest.
+   */
+  private capCursor: Iterator<internal.Cell> | undefined = undefined
 
   constructor(
     now: number,
@@ -125,14 +131,31 @@ export class Keys {
   // At the cap: the least recently used Closed key goes; only when none is left, the least recently used Open or
   // HalfOpen one; when every key is pinned, none (the map grows past the cap rather than lose a decision). Runs only
   // when a key is created at the cap, so the call path never pays for it.
+  //
+  // The search goes on from where the last one stopped: with thousands of keys open (an outage, new keys arriving),
+  // starting from the oldest each time cost tens of microseconds per new key.
   private evictForCap(now: number): void {
-    let fallback: internal.Cell | undefined
-    for (const cell of this.cells.values()) {
-      if (this.pinned(cell, now)) continue
-      if (cell.phase === "Closed") return this.evict(cell)
-      if (fallback === undefined) fallback = cell
+    const cursor = this.capCursor ?? (this.capCursor = this.cells.values())
+    for (let next = cursor.next(); next.done !== true; next = cursor.next()) {
+      const cell = next.value
+      if (cell.phase === "Closed" && !this.pinned(cell, now)) return this.evict(cell)
     }
-    if (fallback !== undefined) this.evict(fallback)
+    // Exhausted (a finished iterator sees no new keys): the next search starts from the oldest.
+    this.capCursor = undefined
+    for (const cell of this.cells.values()) {
+      if (!this.pinned(cell, now)) return this.evict(cell)
+    }
+  }
+
+  /** Some key may have become a Closed key the cap may take, anywhere in the order: the cap's search starts over. */
+  reconsider(): void {
+    this.capCursor = undefined
+  }
+
+  /** Sets the mode new keys start in; keys in it are no longer kept as under a manual control of their own. */
+  setBaseMode(mode: internal.Mode): void {
+    this.baseMode = mode
+    this.capCursor = undefined
   }
 
   private evict(cell: internal.Cell): void {
