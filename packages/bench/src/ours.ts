@@ -9,6 +9,8 @@
  * - `ours:pipeline`: our breaker, retry, timeout and bulkhead composed by `Policy.make`, around the no-op.
  * - `combinator:pipeline`: our breaker around Effect's own `Effect.retry`, `Effect.timeout` and `Semaphore`, in the
  *   same order, for comparison.
+ * - `ours:keyed-cap-open`: a keyed breaker at its cap of 10,000 keys, all of them open (an outage), each call to a
+ *   new key: the cap evicts the least recently used Closed key, past the open ones.
  *
  * The protected effect is built per call, as application code does (`breaker.protect(noop)` inside the loop).
  */
@@ -49,6 +51,8 @@ const protect = (breaker: CircuitBreaker.CircuitBreaker) => Effect.succeed(break
 
 const retrySchedule = Schedule.exponential("10 millis")
 const callTimeout = Duration.seconds(1)
+
+const capKeys = 10_000
 
 export const ours: ReadonlyArray<TimedCase> = [
   {
@@ -146,5 +150,38 @@ export const ours: ReadonlyArray<TimedCase> = [
               )
             ))
       )
+  },
+  {
+    kind: "time",
+    name: "ours:keyed-cap-open",
+    description: `a keyed breaker at its cap (${capKeys} keys, all open), each call to a new key: ` +
+      "`yield* breaker.protectKey(key)(noop)`",
+    setup: async () => {
+      const { close, value: breaker } = await acquire(CircuitBreaker.make({
+        name: "bench-keyed-cap",
+        trip: CircuitBreaker.consecutive(1),
+        openDuration: "1 hour",
+        keys: { maxKeys: capKeys }
+      }))
+      await Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < capKeys; i++) yield* Effect.exit(breaker.protectKey(`open-${i}`)(Effect.fail(new Boom())))
+      }))
+      let next = 0
+      return {
+        run: (iterations) =>
+          Effect.runPromise(Effect.gen(function*() {
+            for (let i = 0; i < iterations; i++) yield* breaker.protectKey(`new-${next++}`)(noop)
+          })),
+        verify: async () => {
+          const held = await Effect.runPromise(breaker.snapshots)
+          const open = held.filter((snapshot) => snapshot.state === "Open").length
+          // The first new key found no Closed key and took the oldest open one; every later one pushed out the key
+          // before it, the only Closed key: the other open keys stay.
+          check(open === capKeys - 1, `${capKeys - 1 - open} more open keys were evicted`)
+          check(held.length === capKeys + 1, `${held.length - 1} keys held, expected ${capKeys}`)
+        },
+        teardown: close
+      }
+    }
   }
 ]

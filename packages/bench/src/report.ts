@@ -62,6 +62,8 @@ export const targets: ReadonlyArray<Target> = [
   { subject: "ours:open", reference: "opossum:open", limit: 1, strict: true, claim: "<" },
   { subject: "ours:open", reference: "baseline:effect", limit: 15, claim: "≤ 15×" },
   { subject: "ours:pipeline", reference: "ours:closed", limit: 3, claim: "≤ 3×" },
+  // A new key at the cap while every key is open: a search past the open keys each time would be O(keys).
+  { subject: "ours:keyed-cap-open", reference: "ours:closed", limit: 5, claim: "≤ 5×" },
   { subject: "ours:keyed-memory", limit: 512, claim: "≤ 512 bytes/key" },
   { subject: "ours:keyed-memory", reference: "effect:keyed-memory", limit: 1.5, claim: "≤ 1.5×" },
   // Local counting keeps Redis off the call path; global counting makes one round trip where Effect's store makes two.
@@ -373,6 +375,9 @@ ${cases.join("\n")}
   \`combinator:pipeline\` is the same order with Effect's own \`Effect.retry\`, \`Effect.timeout\` and
   \`Semaphore\` inside our breaker. The \`combinator:*\` cases time each of those combinators alone.
   \`Effect.timeout\` races the call against a sleep, so it forks fibers and arms a timer on every call.
+- \`ours:keyed-cap-open\` holds 10,000 keys opened by real failures, then calls a new key each time: at the cap the
+  least recently used Closed key goes (the previous new key), and no open one after the first new key (which found
+  none Closed), as the sample's check verifies.
 - Memory cases run in the first ${Math.min(settings.memoryRounds, settings.rounds)} rounds only (their figures
   barely move). Each builds a fresh keyed breaker, forces GC before and after touching every key once, and divides
   the growth of \`heapUsed\` by the number of keys. The key strings are made before the first reading and are not
