@@ -27,6 +27,20 @@ const recordingSink = () => {
   return { calls, failing, state, sink, delivered }
 }
 
+/** A queue of strings on an in-memory journal behind a breaker of default settings: what most tests start from. */
+const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"]) =>
+  Effect.gen(function*() {
+    const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+    const queue = yield* DeferredDelivery.make({
+      name: "telegram",
+      schema: Schema.String,
+      sink,
+      breaker,
+      store: yield* FallbackStore.makeMemory()
+    })
+    return { breaker, queue }
+  })
+
 const tempDir = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   return yield* Effect.acquireRelease(
@@ -40,14 +54,7 @@ describe("DeferredDelivery", () => {
     it.effect("delivers at once when healthy; queues while open; drains in order once it closes", () =>
       Effect.gen(function*() {
         const { calls, sink } = recordingSink()
-        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker,
-          store: yield* FallbackStore.makeMemory()
-        })
+        const { breaker, queue } = yield* memoryQueue(sink)
         assert.deepStrictEqual(yield* queue.send("m0", { key: "k0" }), { _tag: "Delivered", key: "k0" })
         yield* breaker.forceOpen()
         const receipts = []
@@ -85,14 +92,7 @@ describe("DeferredDelivery", () => {
     it.effect("concurrent senders: the sink sees messages in the order their sends were acknowledged", () =>
       Effect.gen(function*() {
         const { calls, sink } = recordingSink()
-        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker,
-          store: yield* FallbackStore.makeMemory()
-        })
+        const { breaker, queue } = yield* memoryQueue(sink)
         yield* breaker.forceOpen()
         const receipts = yield* Effect.forEach(
           Array.from({ length: 50 }, (_, i) => `m${i}`),
@@ -140,14 +140,7 @@ describe("DeferredDelivery", () => {
     it.effect("send delivers directly only through a closed breaker: open or due to probe, it queues untried", () =>
       Effect.gen(function*() {
         const { calls, sink } = recordingSink()
-        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker,
-          store: yield* FallbackStore.makeMemory()
-        })
+        const { breaker, queue } = yield* memoryQueue(sink)
         // Open: queued without a call, and without asking the breaker (which would count a rejection).
         yield* CircuitBreaker.setState(breaker, "Open", { openFor: "30 seconds" })
         assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Queued")
@@ -263,14 +256,7 @@ describe("DeferredDelivery", () => {
     it.effect("a key still queued is not queued twice", () =>
       Effect.gen(function*() {
         const { calls, sink } = recordingSink()
-        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker,
-          store: yield* FallbackStore.makeMemory()
-        })
+        const { breaker, queue } = yield* memoryQueue(sink)
         yield* breaker.forceOpen()
         assert.strictEqual((yield* queue.send("first", { key: "k" }))._tag, "Queued")
         assert.deepStrictEqual(yield* queue.send("second", { key: "k" }), { _tag: "Duplicate", key: "k" })
