@@ -168,20 +168,18 @@ export const processMetrics: (
     }),
     (histogram) => Effect.sync(() => histogram.disable())
   )
+  const read = () => ({
+    p50: delaySeconds(monitor.percentile(50)),
+    p99: delaySeconds(monitor.percentile(99)),
+    max: delaySeconds(monitor.max)
+  })
   // Until the first window completes, the figures are read from the running monitor.
-  let window: { readonly p50: number; readonly p99: number; readonly max: number } | undefined
-  const delay = (pick: "p50" | "p99" | "max") => () =>
-    window !== undefined
-      ? window[pick]
-      : delaySeconds(pick === "max" ? monitor.max : monitor.percentile(pick === "p50" ? 50 : 99))
+  let window: ReturnType<typeof read> | undefined
+  const delay = (pick: keyof ReturnType<typeof read>) => () => (window ?? read())[pick]
   yield* Effect.forkScoped(Effect.forever(Effect.andThen(
     Effect.sleep(windowMillis),
     Effect.sync(() => {
-      window = {
-        p50: delaySeconds(monitor.percentile(50)),
-        p99: delaySeconds(monitor.percentile(99)),
-        max: delaySeconds(monitor.max)
-      }
+      window = read()
       monitor.reset()
     })
   )))

@@ -473,6 +473,8 @@ const ours = (path: string): boolean =>
 const undecodablePaths = HttpRouter.middleware(
   (httpEffect) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      // Every request of the server passes here: most have no escape at all.
+      if (!request.url.includes("%")) return httpEffect
       const path = pathOf(request.url)
       if (!ours(path) || !path.includes("%")) return httpEffect
       return Effect.try({ try: () => decodeURIComponent(path), catch: () => "undecodable" as const }).pipe(
