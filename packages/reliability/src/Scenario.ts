@@ -26,6 +26,14 @@ export interface Row {
   readonly ok?: boolean | undefined
 }
 
+/** A row whose target is none at all: `count` (of `of`, when given) must be 0. */
+export const none = (metric: string, count: number, of?: number): Row => ({
+  metric,
+  value: of === undefined ? String(count) : `${count} of ${of}`,
+  target: "0",
+  ok: count === 0
+})
+
 export interface Result {
   readonly rows: ReadonlyArray<Row>
   /**

@@ -20,7 +20,7 @@ import * as Data from "./fallbackStore/Data.ts"
 import * as Prng from "./fuzz/Prng.ts"
 import * as Harness from "./Harness.ts"
 import { model } from "./model.ts"
-import type { Result, Row, Scenario } from "./Scenario.ts"
+import { none, type Result, type Row, type Scenario } from "./Scenario.ts"
 
 const lockFile = ".fallback-store.lock"
 
@@ -132,17 +132,12 @@ export const crash: Scenario = {
       const rows: Array<Row> = [
         { metric: "SIGKILLs", value: `${rounds} (${killedBeforeReady} before the store was open)` },
         { metric: "acknowledged writes", value: String(acked) },
-        { metric: "acknowledged writes lost", value: String(lost), target: "0", ok: lost === 0 },
-        { metric: "torn or foreign values served", value: String(torn), target: "0", ok: torn === 0 },
-        {
-          metric: "other mismatches (a version never written, out-of-order acks)",
-          value: String(failures.length - lost - torn),
-          target: "0",
-          ok: failures.length - lost - torn === 0
-        },
+        none("acknowledged writes lost", lost),
+        none("torn or foreign values served", torn),
+        none("other mismatches (a version never written, out-of-order acks)", failures.length - lost - torn),
         { metric: "in-flight write found on disk after the kill", value: `${inFlightFound} of ${rounds}` },
         { metric: "temporary files left by kills (removed at open)", value: String(tmpLeft) },
-        { metric: "corrupt entry files found at open", value: String(tornOnDisk), target: "0", ok: tornOnDisk === 0 }
+        none("corrupt entry files found at open", tornOnDisk)
       ]
       if (tornOnDisk !== 0) failures.push(`${tornOnDisk} corrupt entry files found on disk after kills`)
       return {
@@ -282,14 +277,14 @@ export const corruption: Scenario = {
           metric: "entries damaged",
           value: `${damaged.size} (${[...kinds.entries()].map(([k, n]) => `${n} ${k}`).join(", ")})`
         },
-        { metric: "damaged entries served", value: String(served), target: "0", ok: served === 0 },
+        none("damaged entries served", served),
         {
           metric: "damaged entries detected and removed",
           value: `${damaged.size - served} of ${damaged.size}`,
           target: "all",
           ok: !failures.some((f) => f.includes("damaged"))
         },
-        { metric: "intact entries lost or changed", value: String(lostIntact), target: "0", ok: lostIntact === 0 }
+        none("intact entries lost or changed", lostIntact)
       ]
       return {
         rows,
