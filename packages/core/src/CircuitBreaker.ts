@@ -1668,17 +1668,25 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
 /**
  * Provides `CircuitBreaker` made with `options`.
  *
+ * The breaker in context protects effects of any success type, so its `isFailureResult` reads `unknown` and narrows
+ * the value itself (a predicate typed for one response type would be called with whatever a program protects).
+ *
  * @example
  * ```ts
  * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Predicate } from "effect"
  *
- * const BreakerLive = CircuitBreaker.layer({ name: "search", trip: CircuitBreaker.consecutive(3) })
+ * const BreakerLive = CircuitBreaker.layer({
+ *   name: "search",
+ *   trip: CircuitBreaker.consecutive(3),
+ *   isFailureResult: (value) => Predicate.hasProperty(value, "status") && value.status === 503
+ * })
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = <A = unknown>(options: Options<A>): Layer.Layer<CircuitBreaker, PolicyConfigError> =>
+export const layer = (options: Options): Layer.Layer<CircuitBreaker, PolicyConfigError> =>
   Layer.effect(CircuitBreaker, make(options))
 
 /**

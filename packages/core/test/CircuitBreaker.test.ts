@@ -1,5 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
+import {
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Metric,
+  Predicate,
+  Random,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 
@@ -743,6 +756,25 @@ describe("CircuitBreaker", () => {
         // Registries, policies and health checks hold breakers of any success type.
         const held: CircuitBreaker.CircuitBreaker = breaker
         assert.strictEqual(yield* held.state, "Closed")
+      }))
+
+    it.effect("the breaker in context protects any effect, so layer's isFailureResult reads unknown and narrows", () =>
+      Effect.gen(function*() {
+        // @ts-expect-error the service would call a Response-only predicate with whatever a program protects
+        CircuitBreaker.layer({ name: "http", isFailureResult: (r: { readonly status: number }) => r.status === 503 })
+        const program = Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.CircuitBreaker
+          // Anything goes through the service; only 503 responses count as failures.
+          yield* breaker.protect(Effect.succeed("text"))
+          for (let i = 0; i < 3; i++) yield* breaker.protect(Effect.succeed({ status: 503, body: "" }))
+          return yield* breaker.state
+        })
+        const state = yield* program.pipe(Effect.provide(CircuitBreaker.layer({
+          name: "http",
+          trip: CircuitBreaker.consecutive(3),
+          isFailureResult: (value) => Predicate.hasProperty(value, "status") && value.status === 503
+        })))
+        assert.strictEqual(state, "Open")
       }))
   })
 
