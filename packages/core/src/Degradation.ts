@@ -54,6 +54,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import { CircuitBreakerRegistry } from "./CircuitBreakerRegistry.ts"
+import { stateReaders, type StateTag } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/degradation.ts"
 import * as metrics from "./internal/metrics.ts"
 import { decode, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
@@ -328,6 +329,9 @@ export const make: (
     // of them is Open: that one turns half-open by time alone.
     let cached: { readonly revision: number; readonly status: Status } | undefined
 
+    // The status the last evaluation left in the ref.
+    let last = yield* SubscriptionRef.get(ref)
+
     // Evaluations are serialised by the ref, so that a slow one never overwrites a newer one.
     const evaluate: Effect.Effect<Status> = SubscriptionRef.modifySomeEffect(ref, (current) =>
       Effect.gen(function*() {
@@ -336,12 +340,57 @@ export const make: (
         const changed = !internal.same(next, verdict)
         const status = changed ? toStatus(next, yield* Clock.currentTimeMillis) : current
         verdict = next
+        last = status
         cached = anyOpen ? undefined : { revision, status }
         return changed ? [status, Option.some(status)] as const : [current, Option.none()] as const
       }))
-    const status: Effect.Effect<Status> = Effect.suspend(() =>
-      cached !== undefined && cached.revision === registry.revision() ? Effect.succeed(cached.status) : evaluate
-    )
+
+    // While a breaker is open (a degraded service, where every request may ask), the named breakers are read
+    // synchronously, as this package's breakers allow, and the verdict compared with the last one: only a change
+    // goes through the serialised evaluation. Undefined while a named breaker is not one of this package's.
+    let readers:
+      | { readonly revision: number; readonly read: ReadonlyArray<(clock: Clock.Clock) => StateTag> | undefined }
+      | undefined
+    const names: Array<string> = []
+    const readersNow = () => {
+      const revision = registry.revision()
+      if (readers !== undefined && readers.revision === revision) return readers.read
+      const read: Array<(clock: Clock.Clock) => StateTag> = []
+      names.length = 0
+      let all = true
+      for (const breaker of registry.breakers()) {
+        if (!named.has(breaker.name)) continue
+        const reader = stateReaders.get(breaker)
+        if (reader === undefined) all = false
+        else {
+          read.push(reader)
+          names.push(breaker.name)
+        }
+      }
+      readers = { revision, read: all ? read : undefined }
+      return readers.read
+    }
+    // Whether the named breakers, read now, give the last verdict; with none open, the reading is cached as well.
+    const unchanged = (clock: Clock.Clock): boolean => {
+      const revision = registry.revision()
+      const read = readersNow()
+      if (read === undefined) return false
+      const states = new Map<string, StateTag>()
+      let open = false
+      for (let i = 0; i < read.length; i++) {
+        const state = read[i](clock)
+        if (state === "Open") open = true
+        states.set(names[i], state)
+      }
+      if (!internal.same(internal.evaluate(rules, (name) => states.get(name) ?? "Closed"), verdict)) return false
+      if (!open) cached = { revision, status: last }
+      return true
+    }
+
+    const status: Effect.Effect<Status> = Effect.withFiber((fiber) => {
+      if (cached !== undefined && cached.revision === registry.revision()) return Effect.succeed(cached.status)
+      return unchanged(fiber.getRef(Clock.Clock)) ? Effect.succeed(last) : evaluate
+    })
 
     // Started at once, so that the subscription is in place before the first transition can be missed.
     yield* registry.transitions.pipe(
