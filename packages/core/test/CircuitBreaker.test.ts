@@ -1,18 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Data,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Metric,
-  Predicate,
-  Random,
-  Schedule,
-  Schema,
-  Stream
-} from "effect"
+import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
+import * as Predicate from "effect/Predicate"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 
