@@ -533,7 +533,8 @@ export const step = <A, E = never, R = never, I = unknown>(
           (value) =>
             isFailureResult !== undefined && isFailureResult(value) ? live(value, true, true) : live(value, degraded)
         ),
-      breaker: undefined
+      breaker: undefined,
+      call: isFailureResult === undefined ? f : undefined
     })
   })
 }
@@ -672,6 +673,16 @@ const guarded = <I, A, E, R, E2>(
     settings: self.settings,
     build: (env) => {
       const inner = self.build(env)
+      const call = inner.call
+      if (call !== undefined) {
+        // A plain step: its answer is the protected value, live.
+        const protectedCall = (input: I) => protect(call(input))
+        return {
+          run: (input: I) => Effect.map(protectedCall(input), (value) => live(value, self.degraded)),
+          breaker: breaker ?? inner.breaker,
+          call: protectedCall
+        }
+      }
       // Each run of a chain asks for a fresh effect (see `Runner`), so `answer` belongs to one run.
       const run = (input: I) => {
         let answer: internal.Answer<A> | undefined

@@ -199,6 +199,35 @@ describe("Fallback", () => {
   })
 
   describe("breaker-aware skipping", () => {
+    it.effect("guards nest: the answer keeps the step's degraded flag, each guard sees every call, the outer's breaker skips", () =>
+      Effect.gen(function*() {
+        const keyword = yield* provider("keyword", (n) => n !== 2)
+        const inner = yield* CircuitBreaker.make({ name: "inner", trip: CircuitBreaker.consecutive(5) })
+        const outer = yield* CircuitBreaker.make({ name: "outer", trip: CircuitBreaker.consecutive(5) })
+        const retry = yield* Retry.make({ name: "outer", schedule: Retry.exponential({ base: "1 millis", times: 1 }) })
+        const policy = yield* Policy.make({ name: "outer", circuitBreaker: outer, retry })
+        const memory = yield* Fallback.make({
+          name: "memory",
+          steps: [
+            Fallback.degraded("keyword", keyword.call).pipe(Fallback.withBreaker(inner), Fallback.withPolicy(policy)),
+            Fallback.succeed("none", "none")
+          ]
+        })
+        const first = yield* memory.run("a")
+        assert.deepStrictEqual([first.servedBy, first.value, first.degraded], ["keyword", "keyword: a #1", true])
+        // The second call fails once and is retried by the outer policy, through the inner breaker each time.
+        const second = yield* Effect.forkChild(memory.run("b"))
+        yield* TestClock.adjust("1 millis")
+        const retried = yield* Fiber.join(second)
+        assert.deepStrictEqual([retried.value, retried.degraded], ["keyword: b #3", true])
+        assert.deepStrictEqual([(yield* inner.snapshot).totalCalls, (yield* inner.snapshot).failureCount], [3, 1])
+        assert.strictEqual((yield* outer.snapshot).totalCalls, 2)
+        // The outer guard's breaker decides the skip.
+        yield* outer.forceOpen()
+        const skipped = yield* memory.run("c")
+        assert.deepStrictEqual([skipped.servedBy, yield* keyword.calls], ["none", 3])
+      }))
+
     it.effect("a step whose breaker is open is passed over without a call", () =>
       Effect.gen(function*() {
         const exa = yield* provider("exa", () => true)

@@ -34,6 +34,11 @@ export interface Runner<I, A, E, R> {
    * over without calling it.
    */
   readonly breaker: CircuitBreaker<never> | undefined
+  /**
+   * The step's call itself, when its answer is always its value, live (degraded as the step says): a guard around it
+   * then protects the call and makes the answer once, instead of unwrapping and rewrapping `run`'s.
+   */
+  readonly call?: ((input: I) => Effect.Effect<A, E, R>) | undefined
 }
 
 /** One option of a step for `Fallback.make` to validate, under `steps[i].<field>`. @internal */
