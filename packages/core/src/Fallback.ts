@@ -939,6 +939,9 @@ export interface Options<Steps extends ReadonlyArray<Any>> {
 
 const isRejection = (error: unknown): boolean => Predicate.isTagged(error, "CircuitBreakerError")
 
+// What a call served by its first step passed over: nothing, one frozen array for all of them.
+const nonePassed: ReadonlyArray<Passed> = Object.freeze([])
+
 const isOpen = (state: CircuitBreaker.State): boolean => state === "Open" || state === "ForcedOpen"
 
 /**
@@ -1047,49 +1050,48 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       passed: ReadonlyArray<Passed>,
       fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
-      const runner = runners[index]
-      // Built only when the step runs: a skipped step's function is not even called.
-      const call = () =>
-        Effect.matchEffect(runner.run(input), {
-          onSuccess: (answer) => {
-            // A value the step judged a failure passes the request on; the last step serves it, having nothing after.
-            if (!answer.failureResult || index === last) return Effect.succeed(serve(index, answer, passed))
-            counts[index].failed++
-            return attempt(input, index + 1, [...passed, {
-              step: steps[index].name,
-              reason: "FailureResult",
-              error: answer.value
-            }], fiber)
-          },
-          onFailure: (error): Effect.Effect<Served<unknown>, unknown, unknown> => {
-            const rejected = isRejection(error)
-            if (rejected) counts[index].skipped++
-            else counts[index].failed++
-            if (index === last) {
-              totals.exhausted++
-              return Effect.fail(error)
-            }
-            return attempt(input, index + 1, [...passed, {
-              step: steps[index].name,
-              reason: rejected ? "BreakerOpen" : "Failed",
-              error
-            }], fiber)
-          }
-        })
       const state = states[index]
-      if (state === undefined || !isOpen(state(fiber.getRef(Clock.Clock)))) return call()
-      counts[index].skipped++
-      return attempt(input, index + 1, [...passed, {
-        step: steps[index].name,
-        reason: "BreakerOpen",
-        error: undefined
-      }], fiber)
+      if (state !== undefined && isOpen(state(fiber.getRef(Clock.Clock)))) {
+        // Passed over: the step's function is not even called.
+        counts[index].skipped++
+        return attempt(input, index + 1, [...passed, {
+          step: steps[index].name,
+          reason: "BreakerOpen",
+          error: undefined
+        }], fiber)
+      }
+      return Effect.matchEffect(runners[index].run(input), {
+        onSuccess: (answer) => {
+          // A value the step judged a failure passes the request on; the last step serves it, having nothing after.
+          if (!answer.failureResult || index === last) return Effect.succeed(serve(index, answer, passed))
+          counts[index].failed++
+          return attempt(input, index + 1, [...passed, {
+            step: steps[index].name,
+            reason: "FailureResult",
+            error: answer.value
+          }], fiber)
+        },
+        onFailure: (error): Effect.Effect<Served<unknown>, unknown, unknown> => {
+          const rejected = isRejection(error)
+          if (rejected) counts[index].skipped++
+          else counts[index].failed++
+          if (index === last) {
+            totals.exhausted++
+            return Effect.fail(error)
+          }
+          return attempt(input, index + 1, [...passed, {
+            step: steps[index].name,
+            reason: rejected ? "BreakerOpen" : "Failed",
+            error
+          }], fiber)
+        }
+      })
     }
 
     const run = (input?: unknown) =>
       Effect.withFiber((fiber) => {
         totals.calls++
-        return attempt(input, 0, [], fiber)
+        return attempt(input, 0, nonePassed, fiber)
       })
 
     const snapshot = Effect.sync((): Snapshot => ({
