@@ -348,39 +348,35 @@ export const make: (
     // While a breaker is open (a degraded service, where every request may ask), the named breakers are read
     // synchronously, as this package's breakers allow, and the verdict compared with the last one: only a change
     // goes through the serialised evaluation. Undefined while a named breaker is not one of this package's.
-    let readers:
-      | { readonly revision: number; readonly read: ReadonlyArray<(clock: Clock.Clock) => StateTag> | undefined }
-      | undefined
-    const names: Array<string> = []
-    const readersNow = () => {
-      const revision = registry.revision()
-      if (readers !== undefined && readers.revision === revision) return readers.read
-      const read: Array<(clock: Clock.Clock) => StateTag> = []
-      names.length = 0
-      let all = true
+    interface Reader {
+      readonly name: string
+      readonly read: (clock: Clock.Clock) => StateTag
+    }
+    let readers: { readonly revision: number; readonly all: ReadonlyArray<Reader> | undefined } | undefined
+    const readersNow = (revision: number): ReadonlyArray<Reader> | undefined => {
+      if (readers !== undefined && readers.revision === revision) return readers.all
+      const all: Array<Reader> = []
+      let ours = true
       for (const breaker of registry.breakers()) {
         if (!named.has(breaker.name)) continue
-        const reader = stateReaders.get(breaker)
-        if (reader === undefined) all = false
-        else {
-          read.push(reader)
-          names.push(breaker.name)
-        }
+        const read = stateReaders.get(breaker)
+        if (read === undefined) ours = false
+        else all.push({ name: breaker.name, read })
       }
-      readers = { revision, read: all ? read : undefined }
-      return readers.read
+      readers = { revision, all: ours ? all : undefined }
+      return readers.all
     }
     // Whether the named breakers, read now, give the last verdict; with none open, the reading is cached as well.
     const unchanged = (clock: Clock.Clock): boolean => {
       const revision = registry.revision()
-      const read = readersNow()
-      if (read === undefined) return false
+      const all = readersNow(revision)
+      if (all === undefined) return false
       const states = new Map<string, StateTag>()
       let open = false
-      for (let i = 0; i < read.length; i++) {
-        const state = read[i](clock)
+      for (const { name, read } of all) {
+        const state = read(clock)
         if (state === "Open") open = true
-        states.set(names[i], state)
+        states.set(name, state)
       }
       if (!internal.same(internal.evaluate(rules, (name) => states.get(name) ?? "Closed"), verdict)) return false
       if (!open) cached = { revision, status: last }
