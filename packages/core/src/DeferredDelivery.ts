@@ -806,6 +806,17 @@ export const make = <S extends Schema.Constraint, E, R>(
         : decide(readState(fiber.getRef(Clock.Clock)))
     }
 
+    // The bytes of the journal entry a message would take, as `RecordJson` writes it (the message is JSON already),
+    // without a second encoding; 0 when it is certainly under the cap.
+    const entryBytes = (key: string, encoded: unknown, enqueuedAt: number): number => {
+      // The entry around the message: its names and punctuation (60 characters), the key and two numbers.
+      const message = internal.jsonBytesBound(encoded)
+      if (message !== undefined && 64 + 2 + 6 * key.length + 2 * 25 + message <= maxMessageBytes) return 0
+      const entry = JSON.stringify({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" })
+      // A UTF-16 unit takes at most 3 bytes: a short entry needs no byte count.
+      return entry.length * 3 <= maxMessageBytes ? 0 : internal.byteLength(entry)
+    }
+
     const send = (
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
@@ -827,16 +838,8 @@ export const make = <S extends Schema.Constraint, E, R>(
             (encoded) =>
               Effect.flatMap(Clock.currentTimeMillis, (enqueuedAt) => {
                 // Measured before anything is tried, so that a message is refused or accepted whatever the sink's
-                // health. The entry as `RecordJson` writes it (the message is JSON already), without a second encoding.
-                const entry = JSON.stringify({
-                  key,
-                  message: encoded,
-                  enqueuedAt,
-                  attempts: maxAttempts,
-                  lastError: ""
-                })
-                // A UTF-16 unit takes at most 3 bytes: a short entry needs no byte count.
-                const bytes = entry.length * 3 <= maxMessageBytes ? 0 : internal.byteLength(entry)
+                // health. A message certainly under the cap (the usual one) is not even encoded: see `entryBytes`.
+                const bytes = entryBytes(key, encoded, enqueuedAt)
                 if (bytes > maxMessageBytes) {
                   return Effect.fail(
                     fail("TooLarge", `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`, {

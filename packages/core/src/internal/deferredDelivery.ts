@@ -50,3 +50,53 @@ export const bySeq = (a: Item, b: Item): number => a.seq - b.seq
 
 /** Bytes of a string as the file store writes it (WTF-8). @internal */
 export { byteLength } from "./fallbackStore.ts"
+
+/**
+ * At least the bytes of `JSON.stringify(value)` written as WTF-8, without building the string: a send whose entry is
+ * certainly under the cap needs no encoding to know it. Undefined where only the string can tell: a value that is not
+ * plain data (a `toJSON`, a class instance, a function, a bigint) or is nested deeper than 32.
+ *
+ * Each UTF-16 unit of a string takes at most 6 bytes in JSON (the `\uXXXX` escape; unescaped, at most 3); a number
+ * at most 25 characters (`-0.0000012345678901234567`).
+ *
+ * @internal
+ */
+export const jsonBytesBound = (value: unknown, depth = 0): number | undefined => {
+  switch (typeof value) {
+    case "string":
+      return 2 + 6 * value.length
+    case "number":
+      return 25
+    case "boolean":
+      return 5
+    case "object": {
+      if (value === null) return 4
+      if (depth >= 32) return undefined
+      const proto = Object.getPrototypeOf(value)
+      if (Array.isArray(value)) {
+        if (proto !== Array.prototype) return undefined
+        let total = 2
+        for (let i = 0; i < value.length; i++) {
+          // A hole or `undefined` is written as `null`.
+          const item = value[i] === undefined ? 4 : jsonBytesBound(value[i], depth + 1)
+          if (item === undefined) return undefined
+          total += item + 1
+        }
+        return total
+      }
+      if ((proto !== Object.prototype && proto !== null) || "toJSON" in value) return undefined
+      let total = 2
+      for (const key of Object.keys(value)) {
+        const field = (value as { readonly [k: string]: unknown })[key]
+        // JSON leaves `undefined` fields out.
+        if (field === undefined) continue
+        const bound = jsonBytesBound(field, depth + 1)
+        if (bound === undefined) return undefined
+        total += 2 + 6 * key.length + 1 + bound + 1
+      }
+      return total
+    }
+    default:
+      return undefined
+  }
+}
