@@ -65,7 +65,8 @@ describe("jsonBytesBound", () => {
     }
     let deep: unknown = "x"
     for (let i = 0; i < 40; i++) deep = [deep]
-    for (const v of [new Date(0), { toJSON: () => "x" }, new Point(), { f: () => 1 }, 1n, deep]) {
+    const withToJSON = Object.assign(["short"], { toJSON: () => "a".repeat(1000) })
+    for (const v of [new Date(0), { toJSON: () => "x" }, withToJSON, new Point(), { f: () => 1 }, 1n, deep]) {
       assert.isUndefined(jsonBytesBound(v))
     }
     assert.strictEqual(jsonBytesBound({ user_id: "u1", text: "hi" }), 2 + (2 + 42 + 1 + 14 + 1) + (2 + 24 + 1 + 14 + 1))

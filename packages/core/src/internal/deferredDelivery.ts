@@ -72,6 +72,8 @@ export const jsonBytesBound = (value: unknown, depth = 0): number | undefined =>
     case "object": {
       if (value === null) return 4
       if (depth >= 32) return undefined
+      // A `toJSON` anywhere (an array's own included) writes whatever it returns.
+      if ("toJSON" in value) return undefined
       const proto = Object.getPrototypeOf(value)
       if (Array.isArray(value)) {
         if (proto !== Array.prototype) return undefined
@@ -84,7 +86,7 @@ export const jsonBytesBound = (value: unknown, depth = 0): number | undefined =>
         }
         return total
       }
-      if ((proto !== Object.prototype && proto !== null) || "toJSON" in value) return undefined
+      if (proto !== Object.prototype && proto !== null) return undefined
       let total = 2
       for (const key of Object.keys(value)) {
         const field = (value as { readonly [k: string]: unknown })[key]
