@@ -809,10 +809,10 @@ export const make = <S extends Schema.Constraint, E, R>(
     // The bytes of the journal entry a message would take, as `RecordJson` writes it (the message is JSON already),
     // without a second encoding; 0 when it is certainly under the cap.
     const entryBytes = (key: string, encoded: unknown, enqueuedAt: number): number => {
-      // The entry around the message: its names and punctuation (60 characters), the key and two numbers.
-      const message = internal.jsonBytesBound(encoded)
-      if (message !== undefined && 64 + 2 + 6 * key.length + 2 * 25 + message <= maxMessageBytes) return 0
-      const entry = JSON.stringify({ key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" })
+      const record = { key, message: encoded, enqueuedAt, attempts: maxAttempts, lastError: "" }
+      const bound = internal.jsonBytesBound(record)
+      if (bound !== undefined && bound <= maxMessageBytes) return 0
+      const entry = JSON.stringify(record)
       // A UTF-16 unit takes at most 3 bytes: a short entry needs no byte count.
       return entry.length * 3 <= maxMessageBytes ? 0 : internal.byteLength(entry)
     }
