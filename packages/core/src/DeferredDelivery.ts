@@ -803,7 +803,7 @@ export const make = <S extends Schema.Constraint, E, R>(
       // Read synchronously on this package's breakers: the direct delivery pays a function call, not an effect.
       return readState === undefined
         ? Effect.flatMap(breaker.state, decide)
-        : decide(readState(fiber.getRef(Clock.Clock)))
+        : decide(readState(fiber))
     }
 
     // The bytes of the journal entry a message would take, as `RecordJson` writes it (the message is JSON already),

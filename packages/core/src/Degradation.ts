@@ -46,6 +46,7 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -350,7 +351,7 @@ export const make: (
     // goes through the serialised evaluation. Undefined while a named breaker is not one of this package's.
     interface Reader {
       readonly name: string
-      readonly read: (clock: Clock.Clock) => StateTag
+      readonly read: (fiber: Fiber.Fiber<unknown, unknown>) => StateTag
     }
     let readers: { readonly revision: number; readonly all: ReadonlyArray<Reader> | undefined } | undefined
     const readersNow = (revision: number): ReadonlyArray<Reader> | undefined => {
@@ -367,14 +368,14 @@ export const make: (
       return readers.all
     }
     // Whether the named breakers, read now, give the last verdict; with none open, the reading is cached as well.
-    const unchanged = (clock: Clock.Clock): boolean => {
+    const unchanged = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
       const revision = registry.revision()
       const all = readersNow(revision)
       if (all === undefined) return false
       const states = new Map<string, StateTag>()
       let open = false
       for (const { name, read } of all) {
-        const state = read(clock)
+        const state = read(fiber)
         if (state === "Open") open = true
         states.set(name, state)
       }
@@ -385,7 +386,7 @@ export const make: (
 
     const status: Effect.Effect<Status> = Effect.withFiber((fiber) => {
       if (cached !== undefined && cached.revision === registry.revision()) return Effect.succeed(cached.status)
-      return unchanged(fiber.getRef(Clock.Clock)) ? Effect.succeed(last) : evaluate
+      return unchanged(fiber) ? Effect.succeed(last) : evaluate
     })
 
     // Started at once, so that the subscription is in place before the first transition can be missed.

@@ -581,7 +581,8 @@ export const succeed = <A>(name: string, value: A): Step<unknown, A> =>
     settings: [],
     build: () => {
       const answer = Effect.succeed(live(value, true))
-      return { run: () => answer, breaker: undefined }
+      const plain = Effect.succeed(value)
+      return { run: () => answer, breaker: undefined, call: () => plain }
     }
   })
 
@@ -1023,16 +1024,24 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
     const totals = { calls: 0, degraded: 0, exhausted: 0 }
     let lastServedBy: string | null = null
 
-    const serve = (index: number, answer: internal.Answer<unknown>, passed: ReadonlyArray<Passed>) => {
+    const serve = (index: number, answer: internal.Answer<unknown>, passed: ReadonlyArray<Passed>) =>
+      served(index, answer.value, answer.degraded, answer.ageMillis, passed)
+    const served = (
+      index: number,
+      value: unknown,
+      isDegraded: boolean,
+      ageMillis: number,
+      passed: ReadonlyArray<Passed>
+    ): Served<unknown> => {
       counts[index].served++
-      if (answer.degraded) totals.degraded++
+      if (isDegraded) totals.degraded++
       lastServedBy = steps[index].name
       return {
-        value: answer.value,
+        value,
         servedBy: steps[index].name,
         index,
-        degraded: answer.degraded,
-        age: answer.ageMillis === 0 ? Duration.zero : Duration.millis(answer.ageMillis),
+        degraded: isDegraded,
+        age: ageMillis === 0 ? Duration.zero : Duration.millis(ageMillis),
         passed
       }
     }
@@ -1051,7 +1060,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
       const state = states[index]
-      if (state !== undefined && isOpen(state(fiber.getRef(Clock.Clock)))) {
+      if (state !== undefined && isOpen(state(fiber))) {
         // Passed over: the step's function is not even called.
         counts[index].skipped++
         return attempt(input, index + 1, [...passed, {
@@ -1059,6 +1068,29 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
           reason: "BreakerOpen",
           error: undefined
         }], fiber)
+      }
+      const onFailure = (error: unknown): Effect.Effect<Served<unknown>, unknown, unknown> => {
+        const rejected = isRejection(error)
+        if (rejected) counts[index].skipped++
+        else counts[index].failed++
+        if (index === last) {
+          totals.exhausted++
+          return Effect.fail(error)
+        }
+        return attempt(input, index + 1, [...passed, {
+          step: steps[index].name,
+          reason: rejected ? "BreakerOpen" : "Failed",
+          error
+        }], fiber)
+      }
+      const call = runners[index].call
+      if (call !== undefined) {
+        // A plain step's value is served as it comes (live, degraded as the step is): no answer made to be unwrapped.
+        const isDegraded = steps[index].degraded
+        return Effect.matchEffect(call(input), {
+          onSuccess: (value) => Effect.succeed(served(index, value, isDegraded, 0, passed)),
+          onFailure
+        })
       }
       return Effect.matchEffect(runners[index].run(input), {
         onSuccess: (answer) => {
@@ -1071,20 +1103,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
             error: answer.value
           }], fiber)
         },
-        onFailure: (error): Effect.Effect<Served<unknown>, unknown, unknown> => {
-          const rejected = isRejection(error)
-          if (rejected) counts[index].skipped++
-          else counts[index].failed++
-          if (index === last) {
-            totals.exhausted++
-            return Effect.fail(error)
-          }
-          return attempt(input, index + 1, [...passed, {
-            step: steps[index].name,
-            reason: rejected ? "BreakerOpen" : "Failed",
-            error
-          }], fiber)
-        }
+        onFailure
       })
     }
 

@@ -7,7 +7,8 @@
  *
  * @internal
  */
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import type * as Fiber from "effect/Fiber"
 import type { TripConfig } from "../BreakerFleet.ts"
 import { CountWindow, TimeWindow, type Window } from "./window.ts"
 
@@ -271,7 +272,16 @@ export const stateNow = (cell: Cell, clock: Clock.Clock): StateTag =>
  *
  * @internal
  */
-export const stateReaders = new WeakMap<object, (clock: Clock.Clock) => StateTag>()
+export const stateReaders = new WeakMap<object, (fiber: Fiber.Fiber<unknown, unknown>) => StateTag>()
+
+/**
+ * `stateNow` on `fiber`'s clock, read only when the circuit is Open: looking the clock up in a fiber's context costs
+ * more than the rest of the read, and only an Open circuit's state depends on the time.
+ *
+ * @internal
+ */
+export const stateOn = (cell: Cell, fiber: Fiber.Fiber<unknown, unknown>): StateTag =>
+  cell.mode === "Live" && cell.phase !== "Open" ? cell.phase : stateNow(cell, fiber.getRef(Clock.Clock))
 
 /**
  * Decides whether a call may run. An Open cell whose open time has passed becomes HalfOpen here, at exactly

@@ -36,7 +36,7 @@ export interface Runner<I, A, E, R> {
   readonly breaker: CircuitBreaker<never> | undefined
   /**
    * The step's call itself, when its answer is always its value, live (degraded as the step says): a guard around it
-   * then protects the call and makes the answer once, instead of unwrapping and rewrapping `run`'s.
+   * then protects the call, and the chain serves the value as it comes, instead of making an answer to unwrap.
    */
   readonly call?: ((input: I) => Effect.Effect<A, E, R>) | undefined
 }
