@@ -259,6 +259,8 @@ const make = Effect.gen(function*() {
   // A live answer (Exa's or Tavily's) feeds the cache, outside the providers' policies: a slow disk is not a slow
   // provider.
   const fresh = writeThrottle()
+  // Read synchronously on every search: an effect for it would cost the request more than the rest of the cache path.
+  const clock = yield* Clock.Clock
   const runSearch = (query: string): Effect.Effect<SearchAnswer> =>
     Effect.flatMap(search.run(query), (served) => {
       const answer: SearchAnswer = {
@@ -270,11 +272,10 @@ const make = Effect.gen(function*() {
           ? { message: "Web search temporarily unavailable. Please try again." }
           : {})
       }
-      if (served.servedBy !== "exa_api" && served.servedBy !== "tavily_api") return Effect.succeed(answer)
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        fresh(query, served.servedBy, now)
-          ? Effect.as(searchCache.set(query, JSON.stringify(served.value)), answer)
-          : Effect.succeed(answer))
+      const live = served.servedBy === "exa_api" || served.servedBy === "tavily_api"
+      return live && fresh(query, served.servedBy, clock.currentTimeMillisUnsafe())
+        ? Effect.as(searchCache.set(query, JSON.stringify(served.value)), answer)
+        : Effect.succeed(answer)
     })
 
   const chat = Effect.fnUntraced(function*(userId: string, message: string) {
