@@ -472,8 +472,10 @@ const ours = (path: string): boolean =>
 // others are left to whoever serves them.
 const undecodablePaths = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      // Every request of the server passes here: most have no escape at all.
+    // Every request of the server passes here, so it costs one step: most have no escape at all.
+    Effect.withFiber((fiber) => {
+      const context = fiber.context as Context.Context<HttpServerRequest.HttpServerRequest>
+      const request = Context.get(context, HttpServerRequest.HttpServerRequest)
       if (!request.url.includes("%")) return httpEffect
       const path = pathOf(request.url)
       if (!ours(path) || !path.includes("%")) return httpEffect
