@@ -1395,7 +1395,7 @@ export const make: <A = unknown>(
         })
     }
 
-    internal.stateReaders.set(breaker, (fiber) => internal.stateOn(defaultCell, fiber))
+    internal.stateReaders.set(breaker, (fiber) => internal.stateNow(defaultCell, fiber))
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
     const by = { breaker: name }

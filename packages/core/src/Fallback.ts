@@ -1024,9 +1024,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
     const totals = { calls: 0, degraded: 0, exhausted: 0 }
     let lastServedBy: string | null = null
 
-    const serve = (index: number, answer: internal.Answer<unknown>, passed: ReadonlyArray<Passed>) =>
-      served(index, answer.value, answer.degraded, answer.ageMillis, passed)
-    const served = (
+    const serve = (
       index: number,
       value: unknown,
       isDegraded: boolean,
@@ -1088,14 +1086,16 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
         // A plain step's value is served as it comes (live, degraded as the step is): no answer made to be unwrapped.
         const isDegraded = steps[index].degraded
         return Effect.matchEffect(call(input), {
-          onSuccess: (value) => Effect.succeed(served(index, value, isDegraded, 0, passed)),
+          onSuccess: (value) => Effect.succeed(serve(index, value, isDegraded, 0, passed)),
           onFailure
         })
       }
       return Effect.matchEffect(runners[index].run(input), {
         onSuccess: (answer) => {
           // A value the step judged a failure passes the request on; the last step serves it, having nothing after.
-          if (!answer.failureResult || index === last) return Effect.succeed(serve(index, answer, passed))
+          if (!answer.failureResult || index === last) {
+            return Effect.succeed(serve(index, answer.value, answer.degraded, answer.ageMillis, passed))
+          }
           counts[index].failed++
           return attempt(input, index + 1, [...passed, {
             step: steps[index].name,

@@ -3,7 +3,8 @@
  *
  * Why mutable: the closed path must not allocate, and Effect fibers never interleave inside a synchronous step,
  * so a cell changed in one step is as atomic as a `Ref.modify`, at a fraction of the cost (see docs/benchmarks.md).
- * Nothing here reads a clock or runs an effect: `now` comes in from `Clock`, transitions go out through `Emit`.
+ * Nothing here runs an effect: `now` comes in from `Clock` (only `stateNow` looks the clock up itself, in the fiber it
+ * is given, and only for an Open cell), transitions go out through `Emit`.
  *
  * @internal
  */
@@ -251,17 +252,17 @@ export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.pha
 
 /**
  * The cell's state as a call at this moment would find it (`stateOf` after `refresh`), read without moving the cell:
- * an Open cell whose time is up reads as HalfOpen, and nothing is emitted that needs a flush. The clock is read only
- * for an Open cell.
+ * an Open cell whose time is up reads as HalfOpen, and nothing is emitted that needs a flush. Only an Open cell looks
+ * `fiber`'s clock up: the lookup in the fiber's context costs more than the rest of the read.
  *
  * @internal
  */
-export const stateNow = (cell: Cell, clock: Clock.Clock): StateTag =>
+export const stateNow = (cell: Cell, fiber: Fiber.Fiber<unknown, unknown>): StateTag =>
   cell.mode !== "Live"
     ? cell.mode
     : cell.phase !== "Open"
     ? cell.phase
-    : clock.currentTimeMillisUnsafe() >= cell.openUntil
+    : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() >= cell.openUntil
     ? "HalfOpen"
     : "Open"
 
@@ -273,15 +274,6 @@ export const stateNow = (cell: Cell, clock: Clock.Clock): StateTag =>
  * @internal
  */
 export const stateReaders = new WeakMap<object, (fiber: Fiber.Fiber<unknown, unknown>) => StateTag>()
-
-/**
- * `stateNow` on `fiber`'s clock, read only when the circuit is Open: looking the clock up in a fiber's context costs
- * more than the rest of the read, and only an Open circuit's state depends on the time.
- *
- * @internal
- */
-export const stateOn = (cell: Cell, fiber: Fiber.Fiber<unknown, unknown>): StateTag =>
-  cell.mode === "Live" && cell.phase !== "Open" ? cell.phase : stateNow(cell, fiber.getRef(Clock.Clock))
 
 /**
  * Decides whether a call may run. An Open cell whose open time has passed becomes HalfOpen here, at exactly
