@@ -32,6 +32,10 @@
  *   `BadMessage` (the message does not encode with `schema`, or an empty key), `TooLarge` (the journal entry would
  *   exceed `maxMessageBytes`), `QueueFull` (`maxDepth` messages queued), `Store` (the journal could not be written,
  *   e.g. the disk is full). Bad options fail `make` with `PolicyConfigError` naming the field.
+ * - The sink runs in the context `make` was given, whether `send` delivers at once or the drainer delivers later: its
+ *   services are the ones `make` had, never the caller's. A direct delivery keeps the caller's span as its parent, so
+ *   a trace shows it under the request; the caller's other fiber references (log annotations, log level) stay with
+ *   the caller.
  * - `snapshot` gives the depth, the age of the oldest message, delivery attempts, dead letters and the head's last
  *   error; the same figures are pull metrics (`deferred_delivery_depth`, `deferred_delivery_oldest_age_seconds`,
  *   `deferred_delivery_attempts_total{outcome}`, `deferred_delivery_dead_letters`, `deferred_delivery_enqueued_total`,
@@ -80,6 +84,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -90,6 +95,7 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as FallbackStore from "./FallbackStore.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
@@ -655,7 +661,7 @@ export const make = <S extends Schema.Constraint, E, R>(
       : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
 
     // One delivery through the breaker, classified; interruption (the scope closing) passes through. Run in the
-    // context `make` was given (the drainer is forked in it, `send` provides it once): the sink's services are there.
+    // context `make` was given (the drainer is forked in it, `send` sets it once): the sink's services are there.
     const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome, never, R> =>
       Effect.flatMap(
         Effect.exit(breaker.protect(sink(message, delivery))),
@@ -817,13 +823,23 @@ export const make = <S extends Schema.Constraint, E, R>(
       return entry.length * 3 <= maxMessageBytes ? 0 : internal.byteLength(entry)
     }
 
+    // A direct delivery runs in the context `make` was given, as a drained one does, under the caller's span. Set,
+    // not merged with the caller's: a merge copies both contexts into a new map, tens of thousands of instructions
+    // on every `send`, a request's largest single cost here.
+    const inMakeContext = <A, X>(effect: Effect.Effect<A, X, R | S["EncodingServices"]>): Effect.Effect<A, X> =>
+      Effect.updateContext(effect, (caller: Context.Context<never>) => {
+        const span = Context.getOrUndefined(caller, Tracer.ParentSpan)
+        return span === undefined || span === Context.getOrUndefined(context, Tracer.ParentSpan)
+          ? context
+          : Context.add(context, Tracer.ParentSpan, span)
+      })
+
     const send = (
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
     ): Effect.Effect<Receipt, DeferredDeliveryError> =>
-      // In the context `make` was given, provided once for the encoding and the direct delivery: each provision
-      // merges two contexts, which a request path pays for.
-      Effect.provideContext(
+      // In the context `make` was given, set once for the encoding and the direct delivery (see `inMakeContext`).
+      inMakeContext(
         Effect.flatMap(sendOptions?.key === undefined ? randomKey : Effect.succeed(sendOptions.key), (key) => {
           if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
             return Effect.fail(
@@ -855,8 +871,7 @@ export const make = <S extends Schema.Constraint, E, R>(
                 )
               })
           )
-        }),
-        context
+        })
       )
 
     const replay = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>

@@ -1,12 +1,14 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Data, type Duration, Effect, Exit, FileSystem, Metric, Option, Schema, Scope } from "effect"
+import { Context, Data, type Duration, Effect, Exit, FileSystem, Metric, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as DeferredDelivery from "../src/DeferredDelivery.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
+
+class Greeting extends Context.Service<Greeting, string>()("test/DeferredDelivery/Greeting") {}
 
 class SinkDown extends Data.TaggedError("SinkDown")<{ readonly message: string }> {}
 
@@ -87,6 +89,41 @@ describe("DeferredDelivery", () => {
         assert.strictEqual(drained.enqueued, 4)
         assert.strictEqual(drained.delivered, 6)
         assert.strictEqual(drained.deliveredDirect, 2)
+      }).pipe(Effect.scoped))
+
+    it.effect("a delivery runs with make's services, a direct one under the caller's span; the caller's are back after", () =>
+      Effect.gen(function*() {
+        const seen: Array<{ readonly message: string; readonly greeting: string; readonly span: string | undefined }> =
+          []
+        const sink = (message: string) =>
+          Effect.gen(function*() {
+            const span = yield* Effect.option(Effect.currentSpan)
+            seen.push({ message, greeting: yield* Greeting, span: Option.getOrUndefined(span)?.name })
+          })
+        const breaker = yield* CircuitBreaker.make({ name: "greeter" })
+        const queue = yield* DeferredDelivery.make({
+          name: "greeter",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        }).pipe(Effect.provideService(Greeting, "from make"))
+        const request = (message: string) =>
+          Effect.gen(function*() {
+            const receipt = yield* queue.send(message, { key: message })
+            return { receipt: receipt._tag, greeting: yield* Greeting }
+          }).pipe(Effect.withSpan("request"), Effect.provideService(Greeting, "from the caller"))
+
+        assert.deepStrictEqual(yield* request("direct"), { receipt: "Delivered", greeting: "from the caller" })
+        yield* breaker.forceOpen()
+        assert.deepStrictEqual(yield* request("queued"), { receipt: "Queued", greeting: "from the caller" })
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(seen, [
+          { message: "direct", greeting: "from make", span: "request" },
+          { message: "queued", greeting: "from make", span: undefined }
+        ])
       }).pipe(Effect.scoped))
 
     it.effect("concurrent senders: the sink sees messages in the order their sends were acknowledged", () =>
