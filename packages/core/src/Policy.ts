@@ -67,6 +67,8 @@ import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as Hedge from "./Hedge.ts"
 import { classifying, unwrapping } from "./internal/failureResult.ts"
 import { enlist } from "./internal/registry.ts"
+import { retriers } from "./internal/retry.ts"
+import { limiters } from "./internal/timeout.ts"
 import { decode, type PolicyConfigError } from "./PolicyConfig.ts"
 import type * as RateLimiter from "./RateLimiter.ts"
 import type * as Retry from "./Retry.ts"
@@ -392,6 +394,13 @@ export const make = <const S extends Stages, A = unknown>(
     const rateLimiter = part("rateLimiter")
     const retry = part("retry")
     const circuitBreaker = part("circuitBreaker")
+    // A retry right around a timeout (nothing between them) runs as one callback: the retry's counting and its
+    // failure handler ride on the timeout's, two effect steps fewer on every call (see `Limiter.runRetried`).
+    const retrier = stages.retry === undefined ? undefined : retriers.get(stages.retry)
+    const limiter = stages.timeout === undefined ? undefined : limiters.get(stages.timeout)
+    const retried = retrier !== undefined && limiter !== undefined && hedge === undefined && rateLimiter === undefined
+      ? <B, E, R>(self: Effect.Effect<B, E, R>) => limiter.runRetried(self, retrier)
+      : undefined
     const isFailureResult = options.isFailureResult as ((value: unknown) => boolean) | undefined
     // Identifies the values this policy classified, so that only this policy unwraps them.
     const owner = {}
@@ -401,10 +410,13 @@ export const make = <const S extends Stages, A = unknown>(
         : classifying(self, isFailureResult, owner)
       if (chaos !== undefined) effect = chaos(effect)
       if (bulkhead !== undefined) effect = bulkhead(effect)
-      if (timeout !== undefined) effect = timeout(effect)
-      if (hedge !== undefined) effect = hedge(effect)
-      if (rateLimiter !== undefined) effect = rateLimiter(effect)
-      if (retry !== undefined) effect = retry(effect)
+      if (retried !== undefined) effect = retried(effect)
+      else {
+        if (timeout !== undefined) effect = timeout(effect)
+        if (hedge !== undefined) effect = hedge(effect)
+        if (rateLimiter !== undefined) effect = rateLimiter(effect)
+        if (retry !== undefined) effect = retry(effect)
+      }
       if (circuitBreaker !== undefined) effect = circuitBreaker(effect)
       return isFailureResult === undefined ? effect : unwrapping(effect, owner)
     }

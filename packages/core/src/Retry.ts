@@ -76,6 +76,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as PubSub from "effect/PubSub"
 import type * as Pull from "effect/Pull"
 import * as Random from "effect/Random"
@@ -964,17 +965,24 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
       }
     })
 
+  const begin = (fiber: Fiber.Fiber<unknown, unknown>): number => {
+    totals.calls++
+    if (!timed) return 0
+    const startedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    if (books !== undefined) books.deposit(startedAt)
+    return startedAt
+  }
+  const afterFailure = <A, E, R>(
+    again: Effect.Effect<A, E, R>,
+    cause: Cause.Cause<E>,
+    startedAt: number
+  ): Effect.Effect<A, E | RetryBudgetExhausted, R> =>
+    // An interrupted attempt propagates at once, without even entering the loop.
+    internal.classify(cause) === internal.INTERRUPTED ? Effect.failCause(cause) : retrying(again, cause, startedAt)
   const run = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | RetryBudgetExhausted, R> =>
     Effect.withFiber((fiber) => {
-      totals.calls++
-      let startedAt = 0
-      if (timed) {
-        startedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        if (books !== undefined) books.deposit(startedAt)
-      }
-      return Effect.catchCause(self, (cause) =>
-        // An interrupted attempt propagates at once, without even entering the loop.
-        internal.classify(cause) === internal.INTERRUPTED ? Effect.failCause(cause) : retrying(self, cause, startedAt))
+      const startedAt = begin(fiber)
+      return Effect.catchCause(self, (cause) => afterFailure(self, cause, startedAt))
     })
   const protect = isFailureValue === undefined
     ? run
@@ -1012,6 +1020,8 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
       () => totals.budgetRejections
     )
   ])
+  // A policy with a timeout runs the first attempt on the timeout's fiber and hands a failure over (see `Policy`).
+  if (isFailureValue === undefined) internal.retriers.set(retry, { begin, afterFailure })
   return retry
 })
 

@@ -280,7 +280,7 @@ export const make: (options: Options) => Effect.Effect<Timeout, PolicyConfigErro
       metrics.gauge("timeout_in_flight", "Calls started and not finished", by, () => limiter.inFlight)
     ])
 
-    return {
+    const timeout: Timeout = {
       [TypeId]: TypeId,
       name,
       duration,
@@ -293,6 +293,8 @@ export const make: (options: Options) => Effect.Effect<Timeout, PolicyConfigErro
         inFlight: limiter.inFlight
       }))
     }
+    internal.limiters.set(timeout, limiter)
+    return timeout
   }
 )
 

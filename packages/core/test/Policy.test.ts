@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { Data, type Duration, Effect, Exit, Fiber, Layer, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -97,6 +97,80 @@ describe("Policy", () => {
       assert.strictEqual(breaker.successCount, 1)
       assert.strictEqual(breaker.failureCount, 0)
       assert.strictEqual(snapshot.stages.retry.retries, 2)
+    }))
+
+  it.effect("a retry around a timeout behaves as the two composed by hand: outcomes, counts, budget, interruption", () =>
+    Effect.gen(function*() {
+      class Invalid extends Data.TaggedError("Invalid") {}
+      // Each scenario is a list of attempts: answers at once, fails at once, hangs, or fails with a non-retryable error.
+      type Attempt = "ok" | "fail" | "hang" | "invalid"
+      const scenarios: ReadonlyArray<ReadonlyArray<Attempt>> = [
+        ["ok"],
+        ["fail", "ok"],
+        ["hang", "ok"],
+        ["hang", "fail", "hang"],
+        ["invalid"],
+        ["fail", "fail", "fail"]
+      ]
+      const run = (fused: boolean, script: ReadonlyArray<Attempt>, interruptAt?: Duration.Input) =>
+        Effect.gen(function*() {
+          const retry = yield* Retry.make({
+            name: "search",
+            schedule: Retry.constant({ delay: "100 millis", times: 2 }),
+            while: (error) => !(error instanceof Invalid),
+            budget: yield* Retry.budget({ ratio: 0.5, minPerSecond: 1 })
+          })
+          const timeout = yield* Timeout.make({ name: "search", duration: "1 second" })
+          const protect = fused
+            ? (yield* Policy.make({ name: "search", retry, timeout })).protect
+            : <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(timeout.protect, retry.protect)
+          let n = 0
+          const call = Effect.suspend((): Effect.Effect<string, Invalid | Unavailable> => {
+            const attempt = script[Math.min(n++, script.length - 1)]
+            return attempt === "ok"
+              ? Effect.succeed(`ok after ${n}`)
+              : attempt === "hang"
+              ? Effect.never
+              : attempt === "invalid"
+              ? Effect.fail(new Invalid())
+              : Effect.fail(new Unavailable())
+          })
+          const fiber = yield* Effect.forkChild(Effect.exit(protect(call)))
+          if (interruptAt !== undefined) {
+            yield* TestClock.adjust(interruptAt)
+            yield* Fiber.interrupt(fiber)
+          }
+          yield* TestClock.adjust("10 seconds")
+          const exit = yield* Fiber.join(fiber).pipe(Effect.exit)
+          const retries = yield* retry.snapshot
+          const deadlines = yield* timeout.snapshot
+          return {
+            exit: Exit.isSuccess(exit)
+              ? Exit.isSuccess(exit.value) ? exit.value.value : String(exit.value.cause)
+              : "interrupted",
+            attempts: n,
+            retry: {
+              ...retries,
+              budget: retries.budget && { calls: retries.budget.calls, retries: retries.budget.retries }
+            },
+            timeout: deadlines
+          }
+        }).pipe(Effect.scoped)
+      for (const script of scenarios) {
+        for (const interruptAt of [undefined, "500 millis", "1050 millis"] as const) {
+          const composed = yield* run(false, script, interruptAt)
+          const fused = yield* run(true, script, interruptAt)
+          assert.deepStrictEqual(fused, composed, `${script.join(",")} interrupted at ${interruptAt}`)
+        }
+      }
+      // The figures compared are real ones: a hang is timed out and retried, a non-retryable error is not.
+      const hung = yield* run(true, ["hang", "ok"])
+      assert.strictEqual(hung.exit, "ok after 2")
+      assert.strictEqual(hung.timeout.timeouts, 1)
+      assert.strictEqual(hung.retry.retries, 1)
+      assert.strictEqual((yield* run(true, ["invalid"])).attempts, 1)
+      const stopped = yield* run(true, ["hang", "ok"], "500 millis")
+      assert.deepStrictEqual([stopped.exit, stopped.attempts, stopped.timeout.inFlight], ["interrupted", 1, 0])
     }))
 
   it.effect("a call that still fails after its retries is one failure for the breaker", () =>

@@ -5,6 +5,8 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import { TimeWindow } from "./window.ts"
 
 /** Buckets per budget window: the window slides in tenths. @internal */
@@ -128,3 +130,22 @@ export const tagOf = (error: unknown): string => {
   }
   return typeof error
 }
+
+/**
+ * A retry policy's two halves, for a caller that runs the first attempt itself (a policy with a timeout runs it on
+ * the timeout's attempt fiber): `begin` counts the call and returns its start time, `afterFailure` takes over from a
+ * failed first attempt, running `again` for each retry.
+ *
+ * @internal
+ */
+export interface Retrier {
+  readonly begin: (fiber: Fiber.Fiber<unknown, unknown>) => number
+  readonly afterFailure: <A, E, R>(
+    again: Effect.Effect<A, E, R>,
+    cause: Cause.Cause<E>,
+    startedAt: number
+  ) => Effect.Effect<A, unknown, R>
+}
+
+/** The halves of each retry policy made by `Retry.make` without `isFailureResult`. @internal */
+export const retriers = new WeakMap<object, Retrier>()

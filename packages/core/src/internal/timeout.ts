@@ -12,8 +12,9 @@ import type * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import type { Retrier } from "./retry.ts"
 
 /** A pending deadline; calls extend it with their own state. @internal */
 export class Node {
@@ -121,9 +122,9 @@ const DONE = 3
 
 class Call extends Node {
   readonly fiber: Fiber.Fiber<unknown, unknown>
-  readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
+  readonly resume: (exit: Exit.Exit<unknown, unknown>) => void
   state = RUNNING
-  constructor(fiber: Fiber.Fiber<unknown, unknown>, resume: (effect: Effect.Effect<unknown, unknown>) => void) {
+  constructor(fiber: Fiber.Fiber<unknown, unknown>, resume: (exit: Exit.Exit<unknown, unknown>) => void) {
     super()
     this.fiber = fiber
     this.resume = resume
@@ -170,10 +171,28 @@ export class Limiter {
   }
 
   /**
-   * Waits for `fiber`, an attempt that did not finish at once, resuming the caller with its outcome or with the
-   * timeout error. Returns the caller's interruption handler.
+   * Runs `self` with a deadline as the first attempt of `retrier`'s policy, which retries a failure with `self` under
+   * a deadline of its own each time: what `timeout(self).pipe(retry)` does, with the retry's counting and its handler
+   * on this callback rather than on two effects of their own, which every call that succeeds at once pays for.
    */
-  wait<A, E, X>(fiber: Fiber.Fiber<A, E>, resume: (effect: Effect.Effect<A, E | X>) => void): Effect.Effect<void> {
+  runRetried<A, E, R>(self: Effect.Effect<A, E, R>, retrier: Retrier): Effect.Effect<A, unknown, R> {
+    return Effect.callback<A, unknown, R>((resume) => {
+      const caller = Fiber.getCurrent()!
+      const startedAt = retrier.begin(caller)
+      this.calls++
+      const fiber = start(caller.context, self)
+      const settle = (exit: Exit.Exit<A, unknown>) =>
+        resume(exit._tag === "Success" ? exit : retrier.afterFailure(this.run(self), exit.cause, startedAt))
+      const exit = fiber.pollUnsafe()
+      return exit === undefined ? this.wait(fiber, settle) : settle(exit)
+    })
+  }
+
+  /**
+   * Waits for `fiber`, an attempt that did not finish at once, resuming the caller with its exit or with the timeout
+   * error. Returns the caller's interruption handler.
+   */
+  wait<A, E, X>(fiber: Fiber.Fiber<A, E>, resume: (exit: Exit.Exit<A, E | X>) => void): Effect.Effect<void> {
     const call = new Call(fiber, resume as Call["resume"])
     this.inFlight++
     fiber.addObserver((exit) => this.onExit(call, exit))
@@ -194,7 +213,7 @@ export class Limiter {
     const timedOut = call.state === TIMED_OUT
     call.state = DONE
     this.inFlight--
-    call.resume(timedOut ? Effect.fail(this.timeoutError()) : exit)
+    call.resume(timedOut ? Exit.fail(this.timeoutError()) : exit)
   }
 
   private cancel(call: Call): Effect.Effect<void> {
@@ -215,3 +234,6 @@ export class Limiter {
  */
 export const start = <A, E, R>(context: Context.Context<never>, self: Effect.Effect<A, E, R>): Fiber.Fiber<A, E> =>
   Effect.runForkWith(context as Context.Context<R>)(self)
+
+/** The limiter of each timeout policy made by `Timeout.make`. @internal */
+export const limiters = new WeakMap<object, Limiter>()
