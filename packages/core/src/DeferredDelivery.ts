@@ -453,17 +453,17 @@ const retryAfterOf = (rejection: unknown): number => {
 // Two hex digits per byte value: `toString(16)` and `padStart` on four numbers took about 1 µs a key.
 const hexByte = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
 
-// 128 random bits as 32 hex digits, from the fiber's `Random` (a seeded one in tests): four 32-bit words drawn in one
-// step, since a `send` without a key pays for this on every call.
-const randomKey: Effect.Effect<string> = Effect.withFiber((fiber) => {
+// 128 random bits as 32 hex digits, from the fiber's `Random` (a seeded one in tests): four 32-bit words drawn at
+// once, since a `send` without a key pays for this on every call.
+const randomKey = (fiber: Fiber.Fiber<unknown, unknown>): string => {
   const random = fiber.getRef(Random.Random)
   let key = ""
   for (let i = 0; i < 4; i++) {
     const word = Math.floor(random.nextDoubleUnsafe() * 0x100000000)
     key += hexByte[word >>> 24] + hexByte[(word >>> 16) & 0xff] + hexByte[(word >>> 8) & 0xff] + hexByte[word & 0xff]
   }
-  return Effect.succeed(key)
-})
+  return key
+}
 
 /**
  * Makes a deferred delivery queue: loads the journal from `store` (messages a previous process acknowledged are
@@ -838,41 +838,43 @@ export const make = <S extends Schema.Constraint, E, R>(
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
     ): Effect.Effect<Receipt, DeferredDeliveryError> =>
-      // In the context `make` was given, set once for the encoding and the direct delivery (see `inMakeContext`).
-      inMakeContext(
-        Effect.flatMap(sendOptions?.key === undefined ? randomKey : Effect.succeed(sendOptions.key), (key) => {
-          if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
+      // In the context `make` was given, set once for the encoding and the direct delivery (see `inMakeContext`). The
+      // key, the clock and (for a schema that needs no effect, the usual one) the encoding are read in one step.
+      inMakeContext(Effect.withFiber((fiber) => {
+        const key = sendOptions?.key ?? randomKey(fiber)
+        if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
+          return Effect.fail(
+            fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, { key, field: "key" })
+          )
+        }
+        const clock = fiber.getRef(Clock.Clock)
+        const accept = (encoded: unknown): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
+          const enqueuedAt = clock.currentTimeMillisUnsafe()
+          // Measured before anything is tried, so that a message is refused or accepted whatever the sink's health.
+          // A message certainly under the cap (the usual one) is not even encoded: see `entryBytes`.
+          const bytes = entryBytes(key, encoded, enqueuedAt)
+          if (bytes > maxMessageBytes) {
             return Effect.fail(
-              fail("BadMessage", `Expected a non-empty key of at most ${MAX_KEY_BYTES} bytes`, { key, field: "key" })
+              fail("TooLarge", `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`, {
+                key,
+                field: "maxMessageBytes"
+              })
             )
           }
-          return Effect.flatMap(
-            Effect.mapError(
-              encodeMessage(message),
-              (error) => fail("BadMessage", error.message, { key, field: "message" })
-            ),
-            (encoded) =>
-              Effect.flatMap(Clock.currentTimeMillis, (enqueuedAt) => {
-                // Measured before anything is tried, so that a message is refused or accepted whatever the sink's
-                // health. A message certainly under the cap (the usual one) is not even encoded: see `entryBytes`.
-                const bytes = entryBytes(key, encoded, enqueuedAt)
-                if (bytes > maxMessageBytes) {
-                  return Effect.fail(
-                    fail("TooLarge", `the entry takes ${bytes} bytes, more than maxMessageBytes (${maxMessageBytes})`, {
-                      key,
-                      field: "maxMessageBytes"
-                    })
-                  )
-                }
-                return lock.withPermit(
-                  Effect.uninterruptibleMask((restore) =>
-                    Effect.withFiber((fiber) => deliverOrQueue(restore, fiber, message, key, encoded, enqueuedAt))
-                  )
-                )
-              })
+          return lock.withPermit(
+            Effect.uninterruptibleMask((restore) =>
+              Effect.withFiber((locked) => deliverOrQueue(restore, locked, message, key, encoded, enqueuedAt))
+            )
           )
-        })
-      )
+        }
+        const encoding = encodeMessage(message)
+        return Exit.isExit(encoding) && Exit.isSuccess(encoding)
+          ? accept(encoding.value)
+          : Effect.flatMap(
+            Effect.mapError(encoding, (error) => fail("BadMessage", error.message, { key, field: "message" })),
+            accept
+          )
+      }))
 
     const replay = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
       lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {
