@@ -394,34 +394,30 @@ export const make = <A, E = unknown>(
         })
       )
 
-    const now = Clock.currentTimeMillis
-
+    // The fiber's clock (a `TestClock` in tests) is read synchronously: an L1 hit costs one effect step.
     const get = (key: string): Effect.Effect<Option.Option<A>> =>
-      Effect.flatMap(now, (at) => {
-        const cached = l1?.get(key, at)
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const cached = l1?.get(key, clock.currentTimeMillisUnsafe())
         if (cached !== undefined) {
           stats.l1Hits++
           stats.hits++
           return Effect.succeedSome(cached)
         }
-        return Effect.flatMap(
-          guarded("get", key, backend.get(key), Option.none<A>()),
-          (found) =>
-            Effect.map(now, (after) => {
-              if (Option.isSome(found)) {
-                stats.hits++
-                l1?.set(key, found.value, after)
-              } else {
-                stats.misses++
-              }
-              return found
-            })
-        )
+        return Effect.map(guarded("get", key, backend.get(key), Option.none<A>()), (found) => {
+          if (Option.isSome(found)) {
+            stats.hits++
+            l1?.set(key, found.value, clock.currentTimeMillisUnsafe())
+          } else {
+            stats.misses++
+          }
+          return found
+        })
       })
 
     const set = (key: string, value: A): Effect.Effect<boolean> =>
-      Effect.flatMap(now, (at) => {
-        l1?.set(key, value, at)
+      Effect.withFiber((fiber) => {
+        l1?.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
         return guarded("set", key, Effect.as(backend.set(key, value, ttl), true), false)
       })
 
@@ -496,7 +492,7 @@ export const make = <A, E = unknown>(
       invalidate,
       getOrCompute,
       breaker,
-      snapshot: Effect.flatMap(now, (at) =>
+      snapshot: Effect.flatMap(Clock.currentTimeMillis, (at) =>
         Effect.map(breaker.snapshot, (snapshot): Snapshot => ({ ...figures(at), breaker: snapshot })))
     } satisfies ResilientCache<A>
   })
