@@ -146,7 +146,7 @@ const inProcess = Effect.gen(function*() {
 /**
  * User-space instructions per request, bare and resilient, counted by callgrind (valgrind): a count, not a time, so
  * it hardly moves with whatever else the machine runs (V8 does not always compile the same code the same way, though:
- * the same code's counts were seen up to 4% apart). The kernel's share of a request (the socket reads and writes) is
+ * the same code's counts were seen up to 10% apart). The kernel's share of a request (the socket reads and writes) is
  * not in it.
  */
 interface Counted {
@@ -478,7 +478,7 @@ const report = (
       "timers: under valgrind a request takes some 50 times as long, so they would weigh 50 times as much per " +
       "request). Unlike the times above, a count hardly depends on the machine's load, so it is the figure to " +
       "compare commits by; but V8 does not always compile the same code the same way, and the same code's counts " +
-      "were seen up to 4% apart, so compare a few runs of each. The kernel's part of a request (reading and writing " +
+      "were seen up to 10% apart, so compare a few runs of each. The kernel's part of a request (reading and writing " +
       "the socket) is not counted, so the stack's share of the whole CPU is smaller than its share here."
     ]),
     ...countedTable(instructions),

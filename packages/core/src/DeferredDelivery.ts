@@ -826,12 +826,11 @@ export const make = <S extends Schema.Constraint, E, R>(
     // A direct delivery runs in the context `make` was given, as a drained one does, under the caller's span. Set,
     // not merged with the caller's: a merge copies both contexts into a new map, tens of thousands of instructions
     // on every `send`, a request's largest single cost here.
+    const makeSpan = Context.getOrUndefined(context, Tracer.ParentSpan)
     const inMakeContext = <A, X>(effect: Effect.Effect<A, X, R | S["EncodingServices"]>): Effect.Effect<A, X> =>
       Effect.updateContext(effect, (caller: Context.Context<never>) => {
         const span = Context.getOrUndefined(caller, Tracer.ParentSpan)
-        return span === undefined || span === Context.getOrUndefined(context, Tracer.ParentSpan)
-          ? context
-          : Context.add(context, Tracer.ParentSpan, span)
+        return span === undefined || span === makeSpan ? context : Context.add(context, Tracer.ParentSpan, span)
       })
 
     const send = (

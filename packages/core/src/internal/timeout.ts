@@ -181,11 +181,22 @@ export class Limiter {
       const startedAt = retrier.begin(caller)
       this.calls++
       const fiber = start(caller.context, self)
-      const settle = (exit: Exit.Exit<A, unknown>) =>
-        resume(exit._tag === "Success" ? exit : retrier.afterFailure(this.run(self), exit.cause, startedAt))
       const exit = fiber.pollUnsafe()
-      return exit === undefined ? this.wait(fiber, settle) : settle(exit)
+      // The handler for a later exit is made only for an attempt that suspends.
+      if (exit !== undefined) return this.retryFailed(exit, self, retrier, startedAt, resume)
+      return this.wait(fiber, (later) => this.retryFailed(later, self, retrier, startedAt, resume))
     })
+  }
+
+  /** Resumes a `runRetried` caller with a success, or with the retries of a failed first attempt. */
+  private retryFailed<A, E, R>(
+    exit: Exit.Exit<A, unknown>,
+    self: Effect.Effect<A, E, R>,
+    retrier: Retrier,
+    startedAt: number,
+    resume: (effect: Effect.Effect<A, unknown, R>) => void
+  ): void {
+    resume(exit._tag === "Success" ? exit : retrier.afterFailure(this.run(self), exit.cause, startedAt))
   }
 
   /**
