@@ -108,7 +108,7 @@ import * as BreakerFleet from "./BreakerFleet.ts"
 import * as internal from "./internal/circuitBreaker.ts"
 import { isFailureResult as isClassifiedResult } from "./internal/failureResult.ts"
 import * as fleetLink from "./internal/fleet.ts"
-import { guard, type Run } from "./internal/guard.ts"
+import { admissions, type Admitted, guard, type Run } from "./internal/guard.ts"
 import { actionOf, defaultKey, Keys } from "./internal/keys.ts"
 import * as metrics from "./internal/metrics.ts"
 import { enlist, RegistryService } from "./internal/registry.ts"
@@ -1305,6 +1305,7 @@ export const make: <A = unknown>(
       recorder,
       reject,
       thenFlush,
+      busy: () => pending.length > 0,
       settle
     }
 
@@ -1396,6 +1397,12 @@ export const make: <A = unknown>(
     }
 
     internal.stateReaders.set(breaker, (fiber) => internal.stateNow(defaultCell, fiber))
+    admissions.set(breaker, {
+      admit: (fiber) => {
+        const call = new BreakerCall(host, defaultKey)
+        return call.admitClosed(fiber) ? call : undefined
+      }
+    })
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
     const by = { breaker: name }
@@ -1454,6 +1461,8 @@ interface Host {
   readonly recorder: fleetLink.Recorder
   readonly reject: (cell: internal.Cell, verdict: number, now: number) => Effect.Effect<never, Rejection>
   readonly thenFlush: <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
+  /** Whether events wait to be published: an admission then takes the path that publishes them first. */
+  readonly busy: () => boolean
   readonly settle: (
     cell: internal.Cell,
     generation: number,
@@ -1464,11 +1473,10 @@ interface Host {
   ) => Effect.Effect<void> | undefined
 }
 
-// One run of a protected call: admission and settlement (internal/guard.ts pairs them whatever the nesting). A class
-// at module level, not per breaker, for the same reason as `Host`.
-class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
+// What a call the breaker admitted settles with. A class at module level, not per breaker, for the same reason as
+// `Host`.
+class BreakerCall implements Admitted {
   readonly host: Host
-  readonly self: Effect.Effect<X, E, R>
   readonly key: string
   cell: internal.Cell | undefined = undefined
   generation = -1
@@ -1477,10 +1485,68 @@ class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
   clock: Clock.Clock | undefined = undefined
   lease: string | undefined = undefined
   epoch = 0
-  constructor(host: Host, self: Effect.Effect<X, E, R>, key: string) {
+  constructor(host: Host, key: string) {
     this.host = host
-    this.self = self
     this.key = key
+  }
+
+  /**
+   * Admits the call on a closed circuit with nothing to publish and no fleet, where admission is a counter and never
+   * a rejection: true, admitted; false, nothing done (see `Admission`).
+   */
+  admitClosed(fiber: Fiber.Fiber<unknown, unknown>): boolean {
+    const host = this.host
+    const cell = host.keys.defaultCell
+    if (cell.phase !== "Closed" || cell.mode === "ForcedOpen" || host.link.membership !== undefined || host.busy()) {
+      return false
+    }
+    const clock = this.clock = fiber.getRef(Clock.Clock)
+    const now = clock.currentTimeMillisUnsafe()
+    this.cell = cell
+    internal.admit(cell, host.config, now, host.emit)
+    this.generation = cell.generation
+    this.startedAt = now
+    return true
+  }
+
+  exit(_fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
+    if (this.generation < 0) return undefined
+    const { clock, generation, host, key, probe, startedAt } = this
+    const cell = this.cell!
+    const membership = host.link.membership
+    // A leased probe settles with the fleet; under global counting every other outcome is recorded there.
+    const leased = this.lease
+    const admittedAt = this.epoch
+    const ask: fleetLink.Ask | undefined = leased !== undefined
+      ? (outcome, _, now, openMillis) =>
+        membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
+      : host.globalCounting && probe < 0
+      ? (outcome, duration, now, openMillis) =>
+        // Ignored outcomes count nowhere: no round trip for them.
+        outcome === internal.IGNORED
+          ? Effect.succeed(true)
+          : membership!.record(
+            key,
+            admittedAt,
+            fleetLink.verdictOf(outcome) as "success" | "failure",
+            duration,
+            now,
+            openMillis
+          )
+      : undefined
+    if (ask !== undefined) {
+      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, ask)
+    }
+    return host.settle(cell, generation, probe, startedAt, clock!, exit)
+  }
+}
+
+// One run of a protected call: admission and settlement (internal/guard.ts pairs them whatever the nesting).
+class BreakerRun<X, E, R> extends BreakerCall implements Run<X, E | Rejection, R> {
+  readonly self: Effect.Effect<X, E, R>
+  constructor(host: Host, self: Effect.Effect<X, E, R>, key: string) {
+    super(host, key)
+    this.self = self
   }
 
   enter(fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<X, E | Rejection, R> {
@@ -1517,37 +1583,6 @@ class BreakerRun<X, E, R> implements Run<X, E | Rejection, R> {
       cell.rejections++
       return host.reject(cell, internal.REJECT_HALF_OPEN, now)
     })
-  }
-
-  exit(_fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<X, E | Rejection>): Effect.Effect<void> | undefined {
-    if (this.generation < 0) return undefined
-    const { clock, generation, host, key, probe, startedAt } = this
-    const cell = this.cell!
-    const membership = host.link.membership
-    // A leased probe settles with the fleet; under global counting every other outcome is recorded there.
-    const leased = this.lease
-    const admittedAt = this.epoch
-    const ask: fleetLink.Ask | undefined = leased !== undefined
-      ? (outcome, _, now, openMillis) =>
-        membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
-      : host.globalCounting && probe < 0
-      ? (outcome, duration, now, openMillis) =>
-        // Ignored outcomes count nowhere: no round trip for them.
-        outcome === internal.IGNORED
-          ? Effect.succeed(true)
-          : membership!.record(
-            key,
-            admittedAt,
-            fleetLink.verdictOf(outcome) as "success" | "failure",
-            duration,
-            now,
-            openMillis
-          )
-      : undefined
-    if (ask !== undefined) {
-      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, ask)
-    }
-    return host.settle(cell, generation, probe, startedAt, clock!, exit)
   }
 
   fork(): BreakerRun<X, E, R> {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, type Duration, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { Cause, Data, type Duration, Effect, Exit, Fiber, identity, Layer, Ref, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -11,6 +11,10 @@ import * as Retry from "../src/Retry.ts"
 import * as Timeout from "../src/Timeout.ts"
 
 class Unavailable extends Data.TaggedError("Unavailable") {}
+
+// A call's outcome as a test compares it: the value, "interrupted", or the cause's text.
+const show = (exit: Exit.Exit<unknown, unknown>) =>
+  Exit.isSuccess(exit) ? exit.value : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : String(exit.cause)
 
 /**
  * A part that only records: "slot>" when a run enters it, "<slot" when it leaves. The retry spy runs what is inside
@@ -171,6 +175,133 @@ describe("Policy", () => {
       assert.strictEqual((yield* run(true, ["invalid"])).attempts, 1)
       const stopped = yield* run(true, ["hang", "ok"], "500 millis")
       assert.deepStrictEqual([stopped.exit, stopped.attempts, stopped.timeout.inFlight], ["interrupted", 1, 0])
+    }))
+
+  it.effect("a breaker around a retry and a timeout behaves as the three composed by hand, whatever its state", () =>
+    Effect.gen(function*() {
+      class Invalid extends Data.TaggedError("Invalid") {}
+      type Attempt = "ok" | "fail" | "hang" | "invalid"
+      const scenarios: ReadonlyArray<ReadonlyArray<Attempt>> = [
+        ["ok"],
+        ["fail", "ok"],
+        ["hang", "ok"],
+        ["fail", "hang"],
+        ["hang", "fail", "hang"],
+        ["invalid"],
+        ["fail", "fail", "fail"]
+      ]
+      // One scripted call (interrupted or not), then plain calls: at once (rejected if the first opened the
+      // circuit), after the open duration (a probe), and once more (closed again). The policy admits a call on a
+      // closed circuit in one callback, and takes the composed path for the rest: both must count as the composition.
+      const run = (
+        fused: boolean,
+        script: ReadonlyArray<Attempt>,
+        interruptAt: Duration.Input | undefined,
+        withRetry: boolean
+      ) =>
+        Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({
+            name: "search",
+            trip: CircuitBreaker.consecutive(1),
+            openDuration: "1 minute"
+          })
+          const retry = withRetry
+            ? yield* Retry.make({
+              name: "search",
+              schedule: Retry.constant({ delay: "100 millis", times: 2 }),
+              while: (error) => !(error instanceof Invalid)
+            })
+            : undefined
+          const timeout = yield* Timeout.make({ name: "search", duration: "1 second" })
+          const protect = fused
+            ? (yield* Policy.make({ name: "search", circuitBreaker: breaker, timeout, ...(retry ? { retry } : {}) }))
+              .protect
+            : <A, E, R>(self: Effect.Effect<A, E, R>) =>
+              self.pipe(timeout.protect, retry ? retry.protect : identity, breaker.protect)
+          let n = 0
+          const call = Effect.suspend((): Effect.Effect<string, Invalid | Unavailable> => {
+            const attempt = script[Math.min(n++, script.length - 1)]
+            return attempt === "ok"
+              ? Effect.succeed(`ok after ${n}`)
+              : attempt === "hang"
+              ? Effect.never
+              : attempt === "invalid"
+              ? Effect.fail(new Invalid())
+              : Effect.fail(new Unavailable())
+          })
+          const fiber = yield* Effect.forkChild(protect(call))
+          if (interruptAt !== undefined) {
+            yield* TestClock.adjust(interruptAt)
+            yield* Fiber.interrupt(fiber)
+          }
+          yield* TestClock.adjust("10 seconds")
+          const first = show(yield* Fiber.await(fiber))
+          const later = [show(yield* Effect.exit(protect(Effect.succeed("second"))))]
+          yield* TestClock.adjust("2 minutes")
+          later.push(show(yield* Effect.exit(protect(Effect.succeed("probe")))))
+          later.push(show(yield* Effect.exit(protect(Effect.succeed("closed")))))
+          const snapshot = yield* breaker.snapshot
+          return {
+            first,
+            later,
+            attempts: n,
+            breaker: {
+              state: snapshot.state,
+              generation: snapshot.generation,
+              totalCalls: snapshot.totalCalls,
+              successCount: snapshot.successCount,
+              failureCount: snapshot.failureCount,
+              ignoredCount: snapshot.ignoredCount,
+              rejectedCount: snapshot.rejectedCount,
+              stateChanges: snapshot.stateChanges,
+              halfOpen: snapshot.halfOpen
+            },
+            retry: retry === undefined ? undefined : yield* retry.snapshot,
+            timeout: yield* timeout.snapshot
+          }
+        }).pipe(Effect.scoped)
+      for (const withRetry of [true, false]) {
+        for (const script of scenarios) {
+          for (const interruptAt of [undefined, "50 millis", "500 millis", "1050 millis"] as const) {
+            const composed = yield* run(false, script, interruptAt, withRetry)
+            const fused = yield* run(true, script, interruptAt, withRetry)
+            assert.deepStrictEqual(
+              fused,
+              composed,
+              `${script.join(",")} interrupted at ${interruptAt}${withRetry ? "" : " without a retry"}`
+            )
+          }
+        }
+      }
+      // The figures compared are real ones: a failure opens the circuit, the next call is rejected, the probe closes it.
+      const failed = yield* run(true, ["fail", "fail", "fail"], undefined, true)
+      assert.strictEqual(failed.attempts, 3)
+      assert.match(String(failed.later[0]), /CircuitBreakerOpen|Rejected|open/i)
+      assert.deepStrictEqual(failed.later.slice(1), ["probe", "closed"])
+      assert.deepStrictEqual([failed.breaker.failureCount, failed.breaker.rejectedCount], [1, 1])
+      const stopped = yield* run(true, ["fail", "hang"], "500 millis", true)
+      assert.deepStrictEqual([stopped.first, stopped.attempts, stopped.breaker.ignoredCount], ["interrupted", 2, 1])
+      assert.strictEqual(stopped.breaker.state, "Closed")
+    }))
+
+  it.effect("a call on a closed circuit that opens it has published the transition when the caller resumes", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(1) })
+      const policy = yield* Policy.make({
+        name: "search",
+        circuitBreaker: breaker,
+        timeout: yield* Timeout.make({ name: "search", duration: "1 second" })
+      })
+      const seen = yield* breaker.transitions.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+      yield* Effect.yieldNow
+      const exit = yield* Effect.exit(policy.protect(Effect.fail(new Unavailable())))
+      assert.isTrue(Exit.isFailure(exit))
+      const published = seen.pollUnsafe()
+      assert.isDefined(published)
+      assert.deepStrictEqual(
+        Exit.map(published!, (all) => all.map((t) => [t.from, t.to])),
+        Exit.succeed([["Closed", "Open"]])
+      )
     }))
 
   it.effect("a call that still fails after its retries is one failure for the breaker", () =>

@@ -63,3 +63,33 @@ export const guard = <A, E, R>(run: Run<A, E, R>): Effect.Effect<A, E, R> => {
     }
   )
 }
+
+/**
+ * A call a guard admitted without an effect: its settlement, called exactly once with the call's exit.
+ *
+ * @internal
+ */
+export interface Admitted {
+  /** Settles the call on its owner's fiber; what to run after (publishing), if anything. */
+  readonly exit: (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    exit: Exit.Exit<unknown, unknown>
+  ) => Effect.Effect<void> | undefined
+}
+
+/**
+ * A guard's admission for a caller that runs the call in a callback of its own (`Limiter.runGuarded`): the common
+ * case, a call that needs no effect to be admitted and cannot be rejected, with no effect step of the guard's.
+ *
+ * @internal
+ */
+export interface Admission {
+  /**
+   * Admits a call on `fiber` when that takes no effect and rejects nothing (for a breaker: its default circuit closed,
+   * no events waiting, no fleet). Otherwise `undefined`, with nothing admitted: the caller takes the guarded path.
+   */
+  readonly admit: (fiber: Fiber.Fiber<unknown, unknown>) => Admitted | undefined
+}
+
+/** The admission of each breaker made by `CircuitBreaker.make`, for the policies that fuse it. @internal */
+export const admissions = new WeakMap<object, Admission>()

@@ -8,12 +8,14 @@
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import type { Admission, Admitted } from "./guard.ts"
 import type { Retrier } from "./retry.ts"
 
 /** A pending deadline; calls extend it with their own state. @internal */
@@ -204,11 +206,86 @@ export class Limiter {
    * error. Returns the caller's interruption handler.
    */
   wait<A, E, X>(fiber: Fiber.Fiber<A, E>, resume: (exit: Exit.Exit<A, E | X>) => void): Effect.Effect<void> {
+    const call = this.track(fiber, resume)
+    return Effect.suspend(() => this.cancel(call))
+  }
+
+  /** Starts the deadline of `fiber`, an attempt that did not finish at once: `resume` hears its exit or the timeout. */
+  private track<A, E, X>(fiber: Fiber.Fiber<A, E>, resume: (exit: Exit.Exit<A, E | X>) => void): Call {
     const call = new Call(fiber, resume as Call["resume"])
     this.inFlight++
     fiber.addObserver((exit) => this.onExit(call, exit))
     this.deadlines.add(call, this.deadlines.now() + this.millis)
-    return Effect.suspend(() => this.cancel(call))
+    return call
+  }
+
+  /**
+   * What `breaker.protect(retry(timeout(self)))` does (`retrier` may be absent), in one callback for a call that
+   * `admission` admits without an effect: admitting, attempting, retrying and settling with no effect step of the
+   * breaker's. Any other call takes `guarded`, the composed path, with nothing admitted.
+   *
+   * The breaker settles before the caller resumes, so no interruption of the caller can come between a call's end
+   * and its settlement; an interrupted caller settles as interrupted once the attempt or the retries have stopped.
+   */
+  runGuarded<A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    retrier: Retrier | undefined,
+    admission: Admission,
+    guarded: (self: Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>
+  ): Effect.Effect<A, unknown, R> {
+    return Effect.callback<A, unknown, R>((resume) => {
+      const caller = Fiber.getCurrent()!
+      const admitted = admission.admit(caller)
+      if (admitted === undefined) return resume(guarded(self))
+      const startedAt = retrier === undefined ? 0 : retrier.begin(caller)
+      this.calls++
+      const fiber = start(caller.context, self)
+      const exit = fiber.pollUnsafe()
+      if (exit !== undefined && (exit._tag === "Success" || retrier === undefined)) {
+        return settleThenResume(admitted, caller, exit, resume as Resume)
+      }
+      const call = new GuardedCall(admitted, caller, resume as Resume)
+      if (exit !== undefined) this.retryGuarded(call, self, retrier!, exit.cause, startedAt)
+      else {
+        call.attempt = this.track(
+          fiber,
+          (later: Exit.Exit<unknown, unknown>) =>
+            later._tag === "Success" || retrier === undefined
+              ? call.finish(later)
+              : this.retryGuarded(call, self, retrier, later.cause, startedAt)
+        )
+      }
+      return call.phase === FINISHED ? undefined : Effect.suspend(() => this.cancelGuarded(call))
+    })
+  }
+
+  /** Hands a failed first attempt of a `runGuarded` call to the retries, on a fiber of their own. */
+  private retryGuarded<A, E, R>(
+    call: GuardedCall,
+    self: Effect.Effect<A, E, R>,
+    retrier: Retrier,
+    cause: Cause.Cause<unknown>,
+    startedAt: number
+  ): void {
+    call.phase = RETRYING
+    // On a fiber of its own, not the caller's, so that the breaker settles when the retries end, before the caller
+    // resumes: resuming the caller with the retries would leave a gap between them and the settlement.
+    const retries = start(call.caller.context, retrier.afterFailure(this.run(self), cause, startedAt))
+    const done = retries.pollUnsafe()
+    if (done !== undefined) return call.finish(done)
+    call.retries = retries
+    retries.addObserver((exit) => {
+      if (call.phase === RETRYING) call.finish(exit)
+    })
+  }
+
+  /** The interruption of a `runGuarded` caller: stops the attempt or the retries, then settles as interrupted. */
+  private cancelGuarded(call: GuardedCall): Effect.Effect<void> {
+    const phase = call.phase
+    if (phase === FINISHED) return Effect.void
+    call.phase = FINISHED
+    const stop = phase === ATTEMPT ? this.cancel(call.attempt!) : Fiber.interrupt(call.retries!)
+    return Effect.flatMap(stop, () => call.admitted.exit(call.caller, Exit.interrupt(call.caller.id)) ?? Effect.void)
   }
 
   private onExit(call: Call, exit: Exit.Exit<unknown, unknown>): void {
@@ -234,6 +311,51 @@ export class Limiter {
     this.inFlight--
     return Fiber.interrupt(call.fiber)
   }
+}
+
+const ATTEMPT = 0
+const RETRYING = 1
+const FINISHED = 2
+
+/** A callback's `resume`, for any success type: what resumes it is the exit of the effect it ran. */
+type Resume = (effect: Effect.Effect<unknown, unknown>) => void
+
+/** A `runGuarded` call that did not end at once: where it is, and what interrupting its caller stops. */
+class GuardedCall {
+  readonly admitted: Admitted
+  readonly caller: Fiber.Fiber<unknown, unknown>
+  readonly resume: Resume
+  phase = ATTEMPT
+  /** The first attempt's deadline, while it runs. */
+  attempt: Call | undefined = undefined
+  /** The retries' fiber, once the first attempt failed. */
+  retries: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  constructor(admitted: Admitted, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) {
+    this.admitted = admitted
+    this.caller = caller
+    this.resume = resume
+  }
+
+  finish(exit: Exit.Exit<unknown, unknown>): void {
+    this.phase = FINISHED
+    settleThenResume(this.admitted, this.caller, exit, this.resume)
+  }
+}
+
+/**
+ * Settles `admitted` with `exit`, then resumes the caller with it. What the settlement publishes runs on a fiber of
+ * its own, so that interrupting the caller cannot drop it; the caller resumes once it is done.
+ */
+const settleThenResume = (
+  admitted: Admitted,
+  caller: Fiber.Fiber<unknown, unknown>,
+  exit: Exit.Exit<unknown, unknown>,
+  resume: Resume
+): void => {
+  const after = admitted.exit(caller, exit)
+  if (after === undefined) return resume(exit)
+  const publishing = start(caller.context, after)
+  resume(publishing.pollUnsafe() === undefined ? Effect.andThen(Fiber.await(publishing), exit) : exit)
 }
 
 /**
