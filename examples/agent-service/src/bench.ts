@@ -246,8 +246,10 @@ const counted = Effect.gen(function*() {
   const results: Array<Counted> = []
   for (
     const [call, path, body, warm, amount] of [
-      ["search", "/search?q=effect", undefined, 20_000, 5_000],
-      ["chat", "/chat", chat, 5_000, 1_000]
+      // Long enough that V8 has finished optimising before the count starts: after 20,000 searches or 5,000 chats
+      // its optimising compiler still ran during the count, a tenth of a search's count and a fifth of a chat's.
+      ["search", "/search?q=effect", undefined, 60_000, 5_000],
+      ["chat", "/chat", chat, 40_000, 1_000]
     ] as const
   ) {
     results.push({
@@ -474,12 +476,12 @@ const report = (
     ...(instructions.length === 0 ? [] : [
       "",
       "Instructions per request, counted by callgrind (valgrind) in user space: each server warmed up with " +
-      "autocannon, then 5,000 searches or 1,000 chats counted, less what the service runs idle in as long (its " +
-      "timers: under valgrind a request takes some 50 times as long, so they would weigh 50 times as much per " +
-      "request). Unlike the times above, a count hardly depends on the machine's load, so it is the figure to " +
-      "compare commits by; but V8 does not always compile the same code the same way, and the same code's counts " +
-      "were seen up to 10% apart, so compare a few runs of each. The kernel's part of a request (reading and writing " +
-      "the socket) is not counted, so the stack's share of the whole CPU is smaller than its share here."
+      "autocannon (60,000 searches or 40,000 chats, after which V8's optimising compiler no longer runs), then " +
+      "5,000 searches or 1,000 chats counted, less what the service runs idle in as long (its timers: under " +
+      "valgrind a request takes some 50 times as long, so they would weigh 50 times as much per request). Unlike " +
+      "the times above, a count hardly depends on the machine's load, so it is the figure to compare commits by. " +
+      "The kernel's part of a request (reading and writing the socket) is not counted, so the stack's share of the " +
+      "whole CPU is smaller than its share here."
     ]),
     ...countedTable(instructions),
     end
