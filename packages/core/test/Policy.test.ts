@@ -12,6 +12,26 @@ import * as Timeout from "../src/Timeout.ts"
 
 class Unavailable extends Data.TaggedError("Unavailable") {}
 
+class Invalid extends Data.TaggedError("Invalid") {}
+
+type Attempt = "ok" | "fail" | "hang" | "invalid"
+
+// A call whose attempts go as `script` says (its last entry repeating), and how many it made.
+const scripted = (script: ReadonlyArray<Attempt>) => {
+  const attempts = { count: 0 }
+  const call = Effect.suspend((): Effect.Effect<string, Invalid | Unavailable> => {
+    const attempt = script[Math.min(attempts.count++, script.length - 1)]
+    return attempt === "ok"
+      ? Effect.succeed(`ok after ${attempts.count}`)
+      : attempt === "hang"
+      ? Effect.never
+      : attempt === "invalid"
+      ? Effect.fail(new Invalid())
+      : Effect.fail(new Unavailable())
+  })
+  return { attempts, call }
+}
+
 // A call's outcome as a test compares it: the value, "interrupted", or the cause's text.
 const show = (exit: Exit.Exit<unknown, unknown>) =>
   Exit.isSuccess(exit) ? exit.value : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : String(exit.cause)
@@ -105,9 +125,7 @@ describe("Policy", () => {
 
   it.effect("a retry around a timeout behaves as the two composed by hand: outcomes, counts, budget, interruption", () =>
     Effect.gen(function*() {
-      class Invalid extends Data.TaggedError("Invalid") {}
       // Each scenario is a list of attempts: answers at once, fails at once, hangs, or fails with a non-retryable error.
-      type Attempt = "ok" | "fail" | "hang" | "invalid"
       const scenarios: ReadonlyArray<ReadonlyArray<Attempt>> = [
         ["ok"],
         ["fail", "ok"],
@@ -128,17 +146,7 @@ describe("Policy", () => {
           const protect = fused
             ? (yield* Policy.make({ name: "search", retry, timeout })).protect
             : <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(timeout.protect, retry.protect)
-          let n = 0
-          const call = Effect.suspend((): Effect.Effect<string, Invalid | Unavailable> => {
-            const attempt = script[Math.min(n++, script.length - 1)]
-            return attempt === "ok"
-              ? Effect.succeed(`ok after ${n}`)
-              : attempt === "hang"
-              ? Effect.never
-              : attempt === "invalid"
-              ? Effect.fail(new Invalid())
-              : Effect.fail(new Unavailable())
-          })
+          const { attempts, call } = scripted(script)
           const fiber = yield* Effect.forkChild(Effect.exit(protect(call)))
           if (interruptAt !== undefined) {
             yield* TestClock.adjust(interruptAt)
@@ -152,7 +160,7 @@ describe("Policy", () => {
             exit: Exit.isSuccess(exit)
               ? Exit.isSuccess(exit.value) ? exit.value.value : String(exit.value.cause)
               : "interrupted",
-            attempts: n,
+            attempts: attempts.count,
             retry: {
               ...retries,
               budget: retries.budget && { calls: retries.budget.calls, retries: retries.budget.retries }
@@ -179,8 +187,6 @@ describe("Policy", () => {
 
   it.effect("a breaker around a retry and a timeout behaves as the three composed by hand, whatever its state", () =>
     Effect.gen(function*() {
-      class Invalid extends Data.TaggedError("Invalid") {}
-      type Attempt = "ok" | "fail" | "hang" | "invalid"
       const scenarios: ReadonlyArray<ReadonlyArray<Attempt>> = [
         ["ok"],
         ["fail", "ok"],
@@ -218,17 +224,7 @@ describe("Policy", () => {
               .protect
             : <A, E, R>(self: Effect.Effect<A, E, R>) =>
               self.pipe(timeout.protect, retry ? retry.protect : identity, breaker.protect)
-          let n = 0
-          const call = Effect.suspend((): Effect.Effect<string, Invalid | Unavailable> => {
-            const attempt = script[Math.min(n++, script.length - 1)]
-            return attempt === "ok"
-              ? Effect.succeed(`ok after ${n}`)
-              : attempt === "hang"
-              ? Effect.never
-              : attempt === "invalid"
-              ? Effect.fail(new Invalid())
-              : Effect.fail(new Unavailable())
-          })
+          const { attempts, call } = scripted(script)
           const fiber = yield* Effect.forkChild(protect(call))
           if (interruptAt !== undefined) {
             yield* TestClock.adjust(interruptAt)
@@ -244,7 +240,7 @@ describe("Policy", () => {
           return {
             first,
             later,
-            attempts: n,
+            attempts: attempts.count,
             breaker: {
               state: snapshot.state,
               generation: snapshot.generation,
