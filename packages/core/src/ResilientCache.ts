@@ -57,6 +57,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as FallbackStore from "./FallbackStore.ts"
+import { admissions } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
 import * as internal from "./internal/resilientCache.ts"
@@ -367,10 +368,12 @@ export const make = <A, E = unknown>(
     const stats = new Stats()
 
     // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result.
+    // While the breaker's circuit is closed, the timeout and the breaker are one callback (see `Limiter.runGuarded`).
+    const admission = admissions.get(breaker)!
+    const composed = <X>(self: Effect.Effect<X, E>) =>
+      breaker.protect(limiter.run<X, E, never, Timeout.TimeoutError>(self))
     const guarded = <X>(operation: Failure["operation"], key: string, call: Effect.Effect<X, E>, orElse: X) =>
-      call.pipe(
-        (self) => limiter.run<X, E, never, Timeout.TimeoutError>(self),
-        breaker.protect,
+      limiter.runGuarded(call, undefined, admission, composed).pipe(
         Effect.catchCause((cause): Effect.Effect<X> => {
           if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const error = Cause.findErrorOption(cause)
