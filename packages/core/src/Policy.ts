@@ -403,10 +403,8 @@ export const make = <const S extends Stages, A = unknown>(
     const limiter = stages.timeout === undefined ? undefined : limiters.get(stages.timeout)
     const adjacent = limiter !== undefined && hedge === undefined && rateLimiter === undefined &&
       (retry === undefined || retrier !== undefined)
-    const timed = adjacent
-      ? retrier === undefined
-        ? <B, E, R>(self: Effect.Effect<B, E, R>) => limiter.run<B, E, R, never>(self)
-        : <B, E, R>(self: Effect.Effect<B, E, R>) => limiter.runRetried(self, retrier)
+    const timed: Protect | undefined = adjacent
+      ? retrier === undefined ? timeout : <B, E, R>(self: Effect.Effect<B, E, R>) => limiter.runRetried(self, retrier)
       : undefined
     const admission = stages.circuitBreaker === undefined ? undefined : admissions.get(stages.circuitBreaker)
     const fused = timed !== undefined && admission !== undefined && circuitBreaker !== undefined
