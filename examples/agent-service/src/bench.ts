@@ -393,28 +393,33 @@ const countedTable = (results: ReadonlyArray<Counted>) =>
     )
   ]
 
+// The bare and the resilient service's CPU per `call` with every upstream healthy, where /proc gave both.
+const cpuPair = (rows: ReadonlyArray<Row>, call: "search" | "chat") => {
+  const bare = cpuOf(rows, `bare: ${call}`)
+  const resilient = cpuOf(rows, `resilient: ${call}, healthy`)
+  return bare === undefined || resilient === undefined ? undefined : { bare, resilient }
+}
+
 // The stack's share of the user CPU under load beside its share of the instructions, request by request.
 const userShares = (rows: ReadonlyArray<Row>, instructions: ReadonlyArray<Counted>): ReadonlyArray<string> => {
   const shares = instructions.flatMap((r) => {
-    const bare = cpuOf(rows, `bare: ${r.call}`)
-    const resilient = cpuOf(rows, `resilient: ${r.call}, healthy`)
-    return bare === undefined || resilient === undefined || bare.user === 0 ? [] : [
-      `${r.call}: ${
-        percent(resilient.user / bare.user - 1)
-      } more user CPU under load (from ${bare.user} to ${resilient.user} ` +
-      `µs), ${percent(r.resilient / r.bare - 1)} more instructions`
-    ]
+    const cpu = cpuPair(rows, r.call)
+    if (cpu === undefined || cpu.bare.user === 0) return []
+    const { bare, resilient } = cpu
+    const user = `${percent(resilient.user / bare.user - 1)} more user CPU under load`
+    const instructionShare = `${percent(r.resilient / r.bare - 1)} more instructions`
+    return [`${r.call}: ${user} (from ${bare.user} to ${resilient.user} µs), ${instructionShare}`]
   })
   return shares.length === 0 ? [] : ["", `The stack's share, per request: ${shares.join("; ")}.`]
 }
 
 // What the stack adds per request: CPU time over the bare service's, where /proc gave it.
 const added = (rows: ReadonlyArray<Row>, name: "search" | "chat"): Cpu | undefined => {
-  const bare = cpuOf(rows, `bare: ${name}`)
-  const resilient = cpuOf(rows, `resilient: ${name}, healthy`)
-  return bare === undefined || resilient === undefined
-    ? undefined
-    : { user: tenths(resilient.user - bare.user), system: tenths(resilient.system - bare.system) }
+  const cpu = cpuPair(rows, name)
+  return cpu === undefined ? undefined : {
+    user: tenths(cpu.resilient.user - cpu.bare.user),
+    system: tenths(cpu.resilient.system - cpu.bare.system)
+  }
 }
 
 const signed = (x: number) => `${x < 0 ? "" : "+"}${x}`

@@ -1398,10 +1398,8 @@ export const make: <A = unknown>(
 
     internal.stateReaders.set(breaker, (fiber) => internal.stateNow(defaultCell, fiber))
     admissions.set(breaker, {
-      admit: (fiber) => {
-        const call = new BreakerCall(host, defaultKey)
-        return call.admitClosed(fiber) ? call : undefined
-      }
+      // Checked before anything is made: a circuit that is not closed takes the guarded path with nothing allocated.
+      admit: (fiber) => admitsClosed(host) ? new BreakerCall(host, defaultKey).admitClosed(fiber) : undefined
     })
 
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
@@ -1473,6 +1471,15 @@ interface Host {
   ) => Effect.Effect<void> | undefined
 }
 
+/**
+ * Whether a call on the default circuit is admitted with no effect and no rejection possible (see `Admission`): the
+ * circuit closed and not forced open, no fleet, no events waiting to be published.
+ */
+const admitsClosed = (host: Host): boolean => {
+  const cell = host.keys.defaultCell
+  return cell.phase === "Closed" && cell.mode !== "ForcedOpen" && host.link.membership === undefined && !host.busy()
+}
+
 // What a call the breaker admitted settles with. A class at module level, not per breaker, for the same reason as
 // `Host`.
 class BreakerCall implements Admitted {
@@ -1490,23 +1497,17 @@ class BreakerCall implements Admitted {
     this.key = key
   }
 
-  /**
-   * Admits the call on a closed circuit with nothing to publish and no fleet, where admission is a counter and never
-   * a rejection: true, admitted; false, nothing done (see `Admission`).
-   */
-  admitClosed(fiber: Fiber.Fiber<unknown, unknown>): boolean {
+  /** Admits the call on the default circuit, which `admitsClosed` found closed: a counter, never a rejection. */
+  admitClosed(fiber: Fiber.Fiber<unknown, unknown>): this {
     const host = this.host
     const cell = host.keys.defaultCell
-    if (cell.phase !== "Closed" || cell.mode === "ForcedOpen" || host.link.membership !== undefined || host.busy()) {
-      return false
-    }
     const clock = this.clock = fiber.getRef(Clock.Clock)
     const now = clock.currentTimeMillisUnsafe()
     this.cell = cell
     internal.admit(cell, host.config, now, host.emit)
     this.generation = cell.generation
     this.startedAt = now
-    return true
+    return this
   }
 
   exit(_fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
