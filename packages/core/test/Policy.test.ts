@@ -32,6 +32,19 @@ const scripted = (script: ReadonlyArray<Attempt>) => {
   return { attempts, call }
 }
 
+// Runs `self` on a child fiber, interrupted once the clock reaches `interruptAt` if given, then moves the clock on
+// 10 seconds: its exit.
+const settled = <A, E>(self: Effect.Effect<A, E>, interruptAt: Duration.Input | undefined) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(self)
+    if (interruptAt !== undefined) {
+      yield* TestClock.adjust(interruptAt)
+      yield* Fiber.interrupt(fiber)
+    }
+    yield* TestClock.adjust("10 seconds")
+    return yield* Fiber.await(fiber)
+  })
+
 // A call's outcome as a test compares it: the value, "interrupted", or the cause's text.
 const show = (exit: Exit.Exit<unknown, unknown>) =>
   Exit.isSuccess(exit) ? exit.value : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : String(exit.cause)
@@ -147,13 +160,7 @@ describe("Policy", () => {
             ? (yield* Policy.make({ name: "search", retry, timeout })).protect
             : <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(timeout.protect, retry.protect)
           const { attempts, call } = scripted(script)
-          const fiber = yield* Effect.forkChild(Effect.exit(protect(call)))
-          if (interruptAt !== undefined) {
-            yield* TestClock.adjust(interruptAt)
-            yield* Fiber.interrupt(fiber)
-          }
-          yield* TestClock.adjust("10 seconds")
-          const exit = yield* Fiber.join(fiber).pipe(Effect.exit)
+          const exit = yield* settled(Effect.exit(protect(call)), interruptAt)
           const retries = yield* retry.snapshot
           const deadlines = yield* timeout.snapshot
           return {
@@ -225,13 +232,7 @@ describe("Policy", () => {
             : <A, E, R>(self: Effect.Effect<A, E, R>) =>
               self.pipe(timeout.protect, retry ? retry.protect : identity, breaker.protect)
           const { attempts, call } = scripted(script)
-          const fiber = yield* Effect.forkChild(protect(call))
-          if (interruptAt !== undefined) {
-            yield* TestClock.adjust(interruptAt)
-            yield* Fiber.interrupt(fiber)
-          }
-          yield* TestClock.adjust("10 seconds")
-          const first = show(yield* Fiber.await(fiber))
+          const first = show(yield* settled(protect(call), interruptAt))
           const later = [show(yield* Effect.exit(protect(Effect.succeed("second"))))]
           yield* TestClock.adjust("2 minutes")
           later.push(show(yield* Effect.exit(protect(Effect.succeed("probe")))))
