@@ -63,7 +63,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -145,7 +145,8 @@ export interface AdaptiveOptions {
   readonly decreaseFactor?: number | undefined
   /**
    * Which typed errors lower the limit (a `TimeoutError` always does, and so do defects). Default: every typed
-   * error. Return false for errors that say nothing about load, such as "not found".
+   * error. Return false for errors that say nothing about load, such as "not found". If it throws, the call lowers
+   * the limit as a defect does, its permit still goes back, and the caller gets the thrown value as a defect.
    */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
 }
@@ -518,14 +519,16 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
       return internal.signalOf(settings, completed, false, overloaded, durationMillis, saturated)
     }
 
-    // Gives a permit back; in one synchronous step, so no caller can see the permit twice or not at all.
+    // Gives a permit back; in one synchronous step, so no caller can see the permit twice or not at all. An
+    // `isFailure` that throws cannot stop it: the call counts as the defect it is, which the caller then gets.
     const settle = (
       startedAt: number,
       saturated: boolean,
       clock: Clock.Clock | undefined,
       fiber: Fiber.Fiber<unknown, unknown>,
       exit: Exit.Exit<unknown, unknown>
-    ): undefined => {
+    ): Effect.Effect<never> | undefined => {
+      let thrown: Effect.Effect<never> | undefined
       active--
       let now = -1
       if (startedAt >= 0) {
@@ -538,20 +541,28 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
           timed++
         }
         if (aimd !== undefined) {
-          limit = internal.nextLimit(aimd, limit, signalOf(aimd, exit, completed, duration, saturated))
+          let signal: number
+          try {
+            signal = signalOf(aimd, exit, completed, duration, saturated)
+          } catch (defect) {
+            const died = Exit.die(defect)
+            thrown = died
+            signal = signalOf(aimd, died, completed, duration, saturated)
+          }
+          limit = internal.nextLimit(aimd, limit, signal)
         }
       }
       if (queue.size > 0 && active < limit) {
         drain(now >= 0 ? now : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
       }
-      return undefined
+      return thrown
     }
 
     const leave = (
       waiter: internal.Waiter<Resume>,
       fiber: Fiber.Fiber<unknown, unknown>,
       exit: Exit.Exit<unknown, unknown>
-    ): undefined => {
+    ): Effect.Effect<never> | undefined => {
       if (waiter.state === internal.GRANTED) {
         // Granted, perhaps interrupted before it could run: either way the permit goes back.
         waiter.state = internal.GONE
@@ -627,7 +638,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
       run: BulkheadRun<unknown, unknown, unknown>,
       fiber: Fiber.Fiber<unknown, unknown>,
       exit: Exit.Exit<unknown, unknown>
-    ): undefined =>
+    ): Effect.Effect<never> | undefined =>
       run.startedAt !== NOT_ADMITTED
         ? settle(run.startedAt, run.saturated, run.clock, fiber, exit)
         : run.waiter !== undefined
@@ -685,7 +696,7 @@ interface Host {
     run: BulkheadRun<unknown, unknown, unknown>,
     fiber: Fiber.Fiber<unknown, unknown>,
     exit: Exit.Exit<unknown, unknown>
-  ) => undefined
+  ) => Effect.Effect<never> | undefined
 }
 
 // One run of a protected call: the permit it holds or the place it waits in.
@@ -705,7 +716,7 @@ class BulkheadRun<A, E, R> implements Run<A, E | BulkheadFull, R> {
     return this.host.enter(this, fiber) as Effect.Effect<A, E | BulkheadFull, R>
   }
 
-  exit(fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E | BulkheadFull>): undefined {
+  exit(fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E | BulkheadFull>): Effect.Effect<never> | undefined {
     return this.host.exit(this, fiber, exit)
   }
 

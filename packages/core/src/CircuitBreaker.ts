@@ -446,13 +446,18 @@ export interface Options<A = unknown> {
     /** Gradual recovery: the first share of calls admitted, in (0, 1]. Off by default. */
     readonly recoveryFactor?: number | undefined
   } | undefined
-  /** Which typed errors count as failures; the others are ignored. Default: all. */
+  /**
+   * Which typed errors count as failures; the others are ignored. Default: all. A predicate here that throws makes
+   * the call a defect: the call is recorded as one (`isDefectFailure` decides, a failure if it throws too), and the
+   * caller gets the thrown value as a defect beside its own exit, as after a finalizer that dies.
+   */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
   /** Which defects count as failures; the others are ignored. Default: all. */
   readonly isDefectFailure?: ((defect: unknown) => boolean) | undefined
   /**
    * Which success values count as failures (an HTTP 503 returned as a value): the call still returns its value to
-   * the caller, and the breaker records a failure. Default: none.
+   * the caller, and the breaker records a failure. Default: none. If it throws, the call is a defect, as for
+   * `isFailure`.
    */
   readonly isFailureResult?: ((value: A) => boolean) | undefined
   /**
@@ -1218,12 +1223,20 @@ export const make: <A = unknown>(
       // Interruption only.
       return internal.IGNORED
     }
+    const classifyThrown = (defect: unknown): number => {
+      try {
+        return classify(Exit.die(defect))
+      } catch {
+        return internal.FAILURE
+      }
+    }
 
     const recorder: fleetLink.Recorder = {
       config,
       emit,
       flush,
       classify,
+      classifyThrown,
       countTotals: (cell, outcome, exit, now, duration) => {
         if (outcome === internal.SUCCESS) totals.success++
         else if (outcome === internal.FAILURE) {
@@ -1247,9 +1260,9 @@ export const make: <A = unknown>(
       probe: number,
       startedAt: number,
       clock: Clock.Clock,
-      exit: Exit.Exit<unknown, unknown>
+      exit: Exit.Exit<unknown, unknown>,
+      outcome: number
     ): Effect.Effect<void> | undefined => {
-      const outcome = classify(exit)
       // The clock is read again unless the outcome can neither land in a window nor move the state nor be timed: a
       // success on a closed circuit with only a consecutive policy and no histogram just resets the streak.
       const now = latency === undefined && outcome === internal.SUCCESS && config.rates.length === 0 &&
@@ -1467,7 +1480,8 @@ interface Host {
     probe: number,
     startedAt: number,
     clock: Clock.Clock,
-    exit: Exit.Exit<unknown, unknown>
+    exit: Exit.Exit<unknown, unknown>,
+    outcome: number
   ) => Effect.Effect<void> | undefined
 }
 
@@ -1512,6 +1526,20 @@ class BreakerCall implements Admitted {
 
   exit(_fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
     if (this.generation < 0) return undefined
+    let outcome: number
+    try {
+      outcome = this.host.recorder.classify(exit)
+    } catch (defect) {
+      // A predicate of the user's (`isFailureResult`, `isFailure`, `isDefectFailure`) threw. The call still settles,
+      // so that its probe slot comes back, as the defect it is; the caller gets the defect too, after its own exit.
+      const died = Exit.die(defect)
+      const after = this.settleAs(died, this.host.recorder.classifyThrown(defect))
+      return after === undefined ? died : Effect.andThen(after, died)
+    }
+    return this.settleAs(exit, outcome)
+  }
+
+  private settleAs(exit: Exit.Exit<unknown, unknown>, outcome: number): Effect.Effect<void> | undefined {
     const { clock, generation, host, key, probe, startedAt } = this
     const cell = this.cell!
     const membership = host.link.membership
@@ -1519,26 +1547,26 @@ class BreakerCall implements Admitted {
     const leased = this.lease
     const admittedAt = this.epoch
     const ask: fleetLink.Ask | undefined = leased !== undefined
-      ? (outcome, _, now, openMillis) =>
-        membership!.settleProbe(key, leased, fleetLink.verdictOf(outcome), now, openMillis)
+      ? (counted, _, now, openMillis) =>
+        membership!.settleProbe(key, leased, fleetLink.verdictOf(counted), now, openMillis)
       : host.globalCounting && probe < 0
-      ? (outcome, duration, now, openMillis) =>
+      ? (counted, duration, now, openMillis) =>
         // Ignored outcomes count nowhere: no round trip for them.
-        outcome === internal.IGNORED
+        counted === internal.IGNORED
           ? Effect.succeed(true)
           : membership!.record(
             key,
             admittedAt,
-            fleetLink.verdictOf(outcome) as "success" | "failure",
+            fleetLink.verdictOf(counted) as "success" | "failure",
             duration,
             now,
             openMillis
           )
       : undefined
     if (ask !== undefined) {
-      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, ask)
+      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, outcome, ask)
     }
-    return host.settle(cell, generation, probe, startedAt, clock!, exit)
+    return host.settle(cell, generation, probe, startedAt, clock!, exit, outcome)
   }
 }
 

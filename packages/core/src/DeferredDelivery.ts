@@ -285,7 +285,10 @@ export interface Options<S extends Schema.Constraint, E, R> {
   readonly maxDepth?: number | undefined
   /** At most this many bytes per journal entry (message, key and bookkeeping, as JSON). Default: 256 KiB. */
   readonly maxMessageBytes?: number | undefined
-  /** Failures that no retry can fix (a 400): the message is dead-lettered after this one. Default: none. */
+  /**
+   * Failures that no retry can fix (a 400): the message is dead-lettered after this one. Default: none. If it
+   * throws, the failure counts as one a retry may fix, the error is logged, and `lastError` says that it threw.
+   */
   readonly isPermanent?: ((error: E) => boolean) | undefined
   /**
    * Tells whether the sink is up (say Telegram's `getMe`), run after each failed delivery: when it succeeds the
@@ -673,15 +676,31 @@ export const make = <S extends Schema.Constraint, E, R>(
           if (Option.isSome(error) && isLocalRejection(error.value)) {
             return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
           }
-          const permanent = Option.isSome(error) && options.isPermanent !== undefined &&
-            options.isPermanent(error.value as E)
-          return Effect.map(sinkHealthy, (healthy): Outcome => ({
-            _tag: "Failed",
-            counted: permanent || healthy,
-            permanent,
-            error: describe(cause)
-          }))
+          let permanent = false
+          let described = describe(cause)
+          if (Option.isSome(error) && options.isPermanent !== undefined) {
+            try {
+              permanent = options.isPermanent(error.value as E)
+            } catch (defect) {
+              // A bug in the predicate must not stop the queue: the failure counts as one that a retry may fix, and
+              // the dead letter it may end as says why.
+              described = `${described} (isPermanent threw ${String(defect)})`
+              return Effect.andThen(
+                Effect.logError(
+                  `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
+                  defect
+                ),
+                failed(false, described)
+              )
+            }
+          }
+          return failed(permanent, described)
         }
+      )
+    const failed = (permanent: boolean, error: string): Effect.Effect<Outcome> =>
+      Effect.map(
+        sinkHealthy,
+        (healthy): Outcome => ({ _tag: "Failed", counted: permanent || healthy, permanent, error })
       )
 
     // Delivers the head once, under the lock.

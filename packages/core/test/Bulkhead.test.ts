@@ -583,6 +583,35 @@ describe("Bulkhead", () => {
         assert.strictEqual(yield* limitOf(bulkhead), 1)
       }))
 
+    it.effect("an isFailure that throws: the permit goes back, the limit drops as for a defect, the caller gets it", () =>
+      Effect.gen(function*() {
+        const misread = new Error("misread")
+        const throwing = (): boolean => {
+          throw misread
+        }
+        const bulkhead = yield* adaptive({ initial: 1, maxQueue: 1, isFailure: throwing })
+        const t = tracker()
+        const both = yield* concurrently(
+          bulkhead.protect(Effect.andThen(t.call("a", 10), Effect.fail(new Boom()))),
+          bulkhead.protect(t.call("b", 10))
+        )
+        yield* TestClock.adjust("10 millis")
+        // The waiter got the permit when the first call ended, not when its wait ran out.
+        assert.deepStrictEqual(t.started, ["a", "b"])
+        yield* TestClock.adjust("10 millis")
+        const [first, second] = yield* Fiber.join(both)
+        // As after a finalizer that dies, the call's error is a defect too.
+        assert.deepStrictEqual(
+          Exit.isFailure(first) && first.cause.reasons.map((reason) => Cause.isDieReason(reason) && reason.defect),
+          [new Boom(), misread]
+        )
+        assert.isTrue(Exit.isSuccess(second))
+        assert.deepStrictEqual(yield* bulkhead.snapshot.pipe(Effect.map((s) => [s.active, s.queued])), [0, 0])
+        const wide = yield* adaptive({ initial: 8, decreaseFactor: 0.5, isFailure: throwing })
+        yield* Effect.exit(wide.protect(Effect.fail(new Boom())))
+        assert.strictEqual(yield* limitOf(wide), 4)
+      }))
+
     it.effect("never grows above max", () =>
       Effect.gen(function*() {
         const bulkhead = yield* adaptive({ initial: 1, max: 4, increaseBy: 3 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
+import { Cause, Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
 import * as Predicate from "effect/Predicate"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -31,6 +31,12 @@ const rejection = <A, E>(effect: Effect.Effect<A, E | CircuitBreaker.Rejection>)
     Effect.flip(effect),
     (error) => error instanceof CircuitBreaker.CircuitBreakerError ? error.reason._tag : "not a rejection"
   )
+
+/** What a call's cause holds: the defects, and the tags of the rest. */
+const reasons = (exit: Exit.Exit<unknown, unknown>) =>
+  Exit.isSuccess(exit)
+    ? []
+    : exit.cause.reasons.map((reason) => Cause.isDieReason(reason) ? reason.defect : reason._tag)
 
 /** Collects every transition published while `body` runs. */
 const recording = <A, E, R>(
@@ -763,6 +769,53 @@ describe("CircuitBreaker", () => {
           isFailureResult: (value) => Predicate.hasProperty(value, "status") && value.status === 503
         })))
         assert.strictEqual(state, "Open")
+      }))
+  })
+
+  describe("predicates that throw", () => {
+    class Flaky extends Data.TaggedError("Flaky")<{}> {}
+    const misread = new Error("misread")
+    const throwing = (): boolean => {
+      throw misread
+    }
+    it.effect("a probe that isFailureResult throws on settles as a defect: the caller gets it, the circuit opens again", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make<{ readonly status: number }>({
+          name: "http",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          isFailureResult: throwing
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        const probed = yield* Effect.exit(breaker.protect(Effect.succeed({ status: 200 })))
+        assert.deepStrictEqual(reasons(probed), [misread])
+        // The probe's slot came back with its outcome: the circuit opened again instead of waiting on it for ever.
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.state, snapshot.halfOpen], ["Open", null])
+        assert.deepStrictEqual(snapshot.recentFailures.map((failure) => [failure.tag, failure.message]), [
+          ["Boom", ""],
+          ["Error", "misread"]
+        ])
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+      }))
+
+    it.effect("isFailure and isDefectFailure that throw: the call counts as a failure, the caller gets its error and the defect", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "http",
+          trip: CircuitBreaker.consecutive(2),
+          isFailure: throwing,
+          isDefectFailure: throwing
+        })
+        // As after a finalizer that dies, the caller's error is a defect too: nothing can take the cause for a typed one.
+        const [error, defect] = reasons(yield* Effect.exit(breaker.protect(Effect.fail(new Flaky()))))
+        assert.instanceOf(error, Flaky)
+        assert.strictEqual(defect, misread)
+        yield* Effect.exit(breaker.protect(Effect.fail(new Flaky())))
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.state, snapshot.failureCount], ["Open", 2])
       }))
   })
 

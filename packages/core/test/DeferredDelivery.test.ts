@@ -426,6 +426,34 @@ describe("DeferredDelivery", () => {
         assert.strictEqual((yield* queue.send("malformed", { key: "k1" }))._tag, "Queued", "the key is free again")
       }).pipe(Effect.scoped))
 
+    it.effect("an isPermanent that throws: the failure counts as one a retry may fix, and the queue moves on", () =>
+      Effect.gen(function*() {
+        const { delivered, failing, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 2,
+          isPermanent: () => {
+            throw new Error("misread")
+          }
+        })
+        failing.add("bad")
+        // Tried at once, failed, queued: the caller's message is kept, not lost with a defect.
+        assert.deepStrictEqual(yield* queue.send("bad", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
+        yield* queue.send("good", { key: "k2" })
+        yield* TestClock.adjust("1 minute")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError]), [[
+          "k1",
+          2,
+          "SinkDown: rejected bad (isPermanent threw Error: misread)"
+        ]])
+        assert.deepStrictEqual(delivered(), ["good"])
+      }).pipe(Effect.scoped))
+
     it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
       Effect.gen(function*() {
         const { calls, sink, state } = recordingSink()

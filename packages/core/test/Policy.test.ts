@@ -371,6 +371,47 @@ describe("Policy", () => {
       assert.strictEqual(yield* Fiber.join(slow), "fallback: TimeoutError")
     }))
 
+  describe("a breaker's predicate that throws", () => {
+    const misread = new Error("misread")
+    // Breaker and timeout fused into one callback (see `Limiter.runGuarded`): the call settles there, not in a guard.
+    const fused = Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make<string>({
+        name: "http",
+        trip: CircuitBreaker.consecutive(1),
+        openDuration: "1 second",
+        isFailureResult: (answer) => {
+          if (answer === "garbled") throw misread
+          return false
+        }
+      })
+      const timeout = yield* Timeout.make({ name: "http", duration: "1 second" })
+      return { breaker, policy: yield* Policy.make({ name: "http", circuitBreaker: breaker, timeout }) }
+    })
+
+    for (
+      const [when, answer] of [["at once", Effect.succeed("garbled")], [
+        "later",
+        Effect.as(Effect.sleep("10 millis"), "garbled")
+      ]] as const
+    ) {
+      it.effect(`settles the call as a defect the caller gets, on an answer that comes ${when}`, () =>
+        Effect.gen(function*() {
+          const { breaker, policy } = yield* fused
+          const fiber = yield* Effect.forkChild(Effect.exit(policy.protect(answer)))
+          yield* TestClock.adjust("10 millis")
+          const exit = yield* Fiber.join(fiber)
+          assert.deepStrictEqual(exit, Exit.die(misread))
+          assert.strictEqual(yield* breaker.state, "Open")
+          // A probe then settles too: the circuit opens again rather than wait on a lost probe for ever.
+          yield* TestClock.adjust("1 second")
+          const probe = yield* Effect.forkChild(Effect.exit(policy.protect(answer)))
+          yield* TestClock.adjust("10 millis")
+          assert.deepStrictEqual(yield* Fiber.join(probe), Exit.die(misread))
+          assert.strictEqual(yield* breaker.state, "Open")
+        }))
+    }
+  })
+
   describe("isFailureResult", () => {
     interface Response {
       readonly status: number

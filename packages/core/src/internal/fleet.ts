@@ -16,7 +16,10 @@ export interface Recorder {
   readonly emit: internal.Emit
   /** Publishes the transitions emitted so far. */
   readonly flush: Effect.Effect<void>
+  /** The outcome of a call's exit, by the breaker's predicates (which are the user's, and may throw). */
   readonly classify: (exit: Exit.Exit<unknown, unknown>) => number
+  /** The outcome of a call whose exit a predicate threw on: a defect, by `isDefectFailure`. Never throws. */
+  readonly classifyThrown: (defect: unknown) => number
   /** Counts an outcome into the breaker-wide totals (and a failure into the key's recent failures). */
   readonly countTotals: (
     cell: internal.Cell,
@@ -104,9 +107,9 @@ export const settle = (
   startedAt: number,
   clock: Clock.Clock,
   exit: Exit.Exit<unknown, unknown>,
+  outcome: number,
   ask: Ask
 ): Effect.Effect<void> => {
-  const outcome = recorder.classify(exit)
   const now = clock.currentTimeMillisUnsafe()
   const duration = now - startedAt
   recorder.countTotals(cell, outcome, exit, now, duration)

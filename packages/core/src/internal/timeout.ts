@@ -344,7 +344,8 @@ class GuardedCall {
 
 /**
  * Settles `admitted` with `exit`, then resumes the caller with it. What the settlement publishes runs on a fiber of
- * its own, so that interrupting the caller cannot drop it; the caller resumes once it is done.
+ * its own, so that interrupting the caller cannot drop it; the caller resumes once it is done. A settlement that
+ * fails (a predicate of the user's threw on the exit) adds its cause to the caller's, as a finalizer's does.
  */
 const settleThenResume = (
   admitted: Admitted,
@@ -355,8 +356,16 @@ const settleThenResume = (
   const after = admitted.exit(caller, exit)
   if (after === undefined) return resume(exit)
   const publishing = start(caller.context, after)
-  resume(publishing.pollUnsafe() === undefined ? Effect.andThen(Fiber.await(publishing), exit) : exit)
+  const published = publishing.pollUnsafe()
+  if (published === undefined) return resume(Effect.flatMap(Fiber.await(publishing), (done) => andAfter(exit, done)))
+  resume(andAfter(exit, published))
 }
+
+/** A call's exit, then its settlement's, as a finalizer's: a failed settlement adds its cause to the call's. */
+const andAfter = (
+  exit: Exit.Exit<unknown, unknown>,
+  settled: Exit.Exit<void>
+): Effect.Effect<unknown, unknown> => settled._tag === "Success" ? exit : Effect.ensuring(exit, settled)
 
 /**
  * Starts `self` on a fiber of its own that runs at once, in `context` (the current fiber's). Call it from an
