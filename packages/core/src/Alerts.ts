@@ -421,6 +421,16 @@ export const logSink: Sink = {
   }
 }
 
+// A sink that throws instead of returning an effect has failed to send, as one that dies has: a broken sink must not
+// stop alerting, nor keep the other sinks of `many` from their alert.
+const sendTo = (sink: Sink, alert: Alert): Effect.Effect<void, AlertSinkError> => {
+  try {
+    return sink.send(alert)
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
+
 /**
  * Sends each alert to every sink at once. One failing sink does not stop the others; when any fails, the result
  * fails with one `AlertSinkError` naming every failed sink and its reason.
@@ -439,7 +449,7 @@ export const logSink: Sink = {
  */
 export const many = (sinks: ReadonlyArray<Sink>): Sink => ({
   send: (alert) =>
-    Effect.forEach(sinks, (sink) => Effect.exit(sink.send(alert)), { concurrency: "unbounded" }).pipe(
+    Effect.forEach(sinks, (sink) => Effect.exit(sendTo(sink, alert)), { concurrency: "unbounded" }).pipe(
       Effect.flatMap((exits) => {
         const failures: Array<{ readonly sink: string; readonly reason: string }> = []
         for (const exit of exits) {
@@ -756,7 +766,7 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
     const sentBySeverity: Record<Severity, number> = { critical: 0, warning: 0, info: 0 }
 
     const deliver = (alert: Alert, key: string): Effect.Effect<void> =>
-      Effect.flatMap(Effect.exit(sink.send(alert)), (exit) => {
+      Effect.flatMap(Effect.exit(sendTo(sink, alert)), (exit) => {
         if (Exit.isSuccess(exit)) {
           dedup.delivered(key, alert, alert.at)
           totals.sent++

@@ -663,11 +663,20 @@ export const make = <S extends Schema.Constraint, E, R>(
       ? Effect.map(breaker.state, blamesMessage)
       : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
 
+    // A sink that throws instead of returning an effect has failed the delivery with a defect, as one that dies has.
+    const deliver = (message: S["Type"], delivery: Delivery): Effect.Effect<void, E, R> => {
+      try {
+        return sink(message, delivery)
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
+
     // One delivery through the breaker, classified; interruption (the scope closing) passes through. Run in the
     // context `make` was given (the drainer is forked in it, `send` sets it once): the sink's services are there.
     const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome, never, R> =>
       Effect.flatMap(
-        Effect.exit(breaker.protect(sink(message, delivery))),
+        Effect.exit(breaker.protect(deliver(message, delivery))),
         (exit): Effect.Effect<Outcome> => {
           if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
           const cause = exit.cause

@@ -397,6 +397,30 @@ export const make = <A, E = unknown>(
         })
       )
 
+    // A backend that throws instead of returning an effect (a driver's closed client, say) fails that call as a
+    // defect, reported like any other: the cache's calls still never fail.
+    const backendGet = (key: string): Effect.Effect<Option.Option<A>, E> => {
+      try {
+        return backend.get(key)
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
+    const backendSet = (key: string, value: A): Effect.Effect<void, E> => {
+      try {
+        return backend.set(key, value, ttl)
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
+    const backendInvalidate = (key: string): Effect.Effect<number, E> => {
+      try {
+        return backend.invalidate(key)
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
+
     // The fiber's clock (a `TestClock` in tests) is read synchronously: an L1 hit costs one effect step.
     const get = (key: string): Effect.Effect<Option.Option<A>> =>
       Effect.withFiber((fiber) => {
@@ -407,7 +431,7 @@ export const make = <A, E = unknown>(
           stats.hits++
           return Effect.succeedSome(cached)
         }
-        return Effect.map(guarded("get", key, backend.get(key), Option.none<A>()), (found) => {
+        return Effect.map(guarded("get", key, backendGet(key), Option.none<A>()), (found) => {
           if (Option.isSome(found)) {
             stats.hits++
             l1?.set(key, found.value, clock.currentTimeMillisUnsafe())
@@ -421,13 +445,13 @@ export const make = <A, E = unknown>(
     const set = (key: string, value: A): Effect.Effect<boolean> =>
       Effect.withFiber((fiber) => {
         l1?.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return guarded("set", key, Effect.as(backend.set(key, value, ttl), true), false)
+        return guarded("set", key, Effect.as(backendSet(key, value), true), false)
       })
 
     const invalidate = (key: string): Effect.Effect<number> =>
       Effect.suspend(() => {
         l1?.delete(key)
-        return guarded("invalidate", key, backend.invalidate(key), 0)
+        return guarded("invalidate", key, backendInvalidate(key), 0)
       })
 
     const getOrCompute = <E2, R>(key: string, compute: Effect.Effect<A, E2, R>): Effect.Effect<A, E2, R> =>

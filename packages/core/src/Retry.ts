@@ -412,7 +412,10 @@ export interface Options<A = unknown> {
   readonly name: string
   /** The delays between attempts; its input is the error. Ending the schedule ends the retries. */
   readonly schedule: Schedule.Schedule<unknown, unknown>
-  /** Which typed errors are retried. Default: `isRetryable`. */
+  /**
+   * Which typed errors are retried. Default: `isRetryable`. If it throws, the call is not retried: the caller gets
+   * its error and the thrown value, both as defects (as after a finalizer that dies), and `GaveUp` says `NotRetryable`.
+   */
   readonly while?: ((error: unknown) => boolean) | undefined
   /** Which success values are retried; once the policy gives up, the last one is returned. Default: none. */
   readonly isFailureResult?: ((value: A) => boolean) | undefined
@@ -900,7 +903,17 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         const error = internal.errorOf(cause)
         // A classified value is retried whatever `while` says: its classifier already judged it.
         const classified = isFailureResult(error)
-        if (!classified && !shouldRetry(error)) {
+        let retryable = true
+        if (!classified) {
+          try {
+            retryable = shouldRetry(error)
+          } catch (defect) {
+            // A bug in `while`: no retry, and the caller hears of both, as after a finalizer that dies.
+            yield* gaveUp("NotRetryable", attempt, error, now)
+            return yield* Effect.ensuring(Effect.failCause(cause), Effect.die(defect))
+          }
+        }
+        if (!retryable) {
           yield* gaveUp("NotRetryable", attempt, error, now)
           return yield* Effect.failCause(cause)
         }

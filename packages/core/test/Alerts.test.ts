@@ -276,6 +276,25 @@ describe("Alerts", () => {
         assert.isTrue(lines.some((l) => l.level === "Warn" && l.message.includes("Alert not delivered: db")))
       }))
 
+    it.effect("a sink that throws instead of returning an effect is counted and logged, and alerting goes on", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const sink: Alerts.Sink = {
+          send: () => {
+            if (calls++ === 0) throw new Error("bad webhook URL")
+            return Effect.void
+          }
+        }
+        const { lines, result } = yield* captureLogs(Effect.gen(function*() {
+          const { alerts, emit } = yield* setup({}, sink)
+          yield* emit("db", "Healthy", "Unhealthy", "refused")
+          yield* emit("db", "Unhealthy", "Healthy")
+          return yield* alerts.snapshot
+        }))
+        assert.deepStrictEqual([result.failed, result.sent, calls], [1, 1, 2])
+        assert.isTrue(lines.some((l) => l.level === "Warn" && l.message.includes("Alert not delivered: db")))
+      }))
+
     it.effect("many collects the failures of every failed sink", () =>
       Effect.gen(function*() {
         const a = recordingSink("a")
@@ -300,6 +319,30 @@ describe("Alerts", () => {
           exit,
           Exit.fail(new Alerts.AlertSinkError({ sink: "a, c", reason: "a: down; c: down" }))
         )
+      }))
+
+    it.effect("many: a sink that throws keeps no other sink from the alert", () =>
+      Effect.gen(function*() {
+        const thrower: Alerts.Sink = {
+          send: () => {
+            throw new Error("bad webhook URL")
+          }
+        }
+        const b = recordingSink("b")
+        const alert: Alerts.Alert = {
+          service: "db",
+          from: "Healthy",
+          to: "Unhealthy",
+          severity: "critical",
+          error: null,
+          at: 0,
+          count: 1,
+          suppressed: false
+        }
+        const error = yield* Effect.flip(Alerts.many([thrower, b.sink]).send(alert))
+        assert.deepStrictEqual(b.sent, [alert])
+        assert.strictEqual(error.sink, "unknown")
+        assert.include(error.reason, "bad webhook URL")
       }))
 
     it.effect("layerMany builds every layer and sends to each", () =>

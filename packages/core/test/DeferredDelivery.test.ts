@@ -454,6 +454,31 @@ describe("DeferredDelivery", () => {
         assert.deepStrictEqual(delivered(), ["good"])
       }).pipe(Effect.scoped))
 
+    it.effect("a sink that throws instead of returning an effect: a failed delivery, retried, then dead-lettered", () =>
+      Effect.gen(function*() {
+        const { delivered, sink } = recordingSink()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink: (message: string, delivery: DeferredDelivery.Delivery) => {
+            if (message === "bad") throw new Error("client is closed")
+            return sink(message, delivery)
+          },
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 2
+        })
+        assert.deepStrictEqual(yield* queue.send("bad", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
+        yield* queue.send("good", { key: "k2" })
+        yield* TestClock.adjust("1 minute")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(
+          (yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError]),
+          [["k1", 2, "client is closed"]]
+        )
+        assert.deepStrictEqual(delivered(), ["good"])
+      }).pipe(Effect.scoped))
+
     it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
       Effect.gen(function*() {
         const { calls, sink, state } = recordingSink()

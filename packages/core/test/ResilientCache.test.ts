@@ -69,6 +69,30 @@ describe("ResilientCache", () => {
         assert.strictEqual(snapshot.breaker.failureCount, 4)
       }).pipe(Effect.scoped))
 
+    it.effect("a backend that throws instead of returning an effect: each call is a reported defect, never a failure", () =>
+      Effect.gen(function*() {
+        const reported: Array<ResilientCache.Failure> = []
+        const closed = new Error("client is closed")
+        const throwing = (): never => {
+          throw closed
+        }
+        const cache = yield* ResilientCache.make<string, CacheDown>({
+          name: "sessions",
+          backend: { get: throwing, set: throwing, invalidate: throwing },
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
+          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        })
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        assert.isFalse(yield* cache.set("b", "2"))
+        assert.strictEqual(yield* cache.invalidate("a"), 0)
+        assert.deepStrictEqual(reported.map((f) => [f.operation, f.kind, f.cause]), [
+          ["get", "Defect", closed],
+          ["set", "Defect", closed],
+          ["invalidate", "Defect", closed]
+        ])
+        assert.strictEqual((yield* cache.snapshot).breaker.failureCount, 3)
+      }).pipe(Effect.scoped))
+
     it.effect("the breaker opens: a dead cache is skipped without a call, and probed again later", () =>
       Effect.gen(function*() {
         const { backend, map, state } = controllable()

@@ -418,6 +418,26 @@ describe("Retry", () => {
         ])
       }))
 
+    it.effect("a `while` that throws: no retry, and the caller gets its error and the thrown value as defects", () =>
+      Effect.gen(function*() {
+        const misread = new Error("misread")
+        const retry = yield* Retry.make({
+          name: "db",
+          schedule: fast,
+          while: () => {
+            throw misread
+          }
+        })
+        const { call, state } = failing()
+        const { result, seen } = yield* recording(retry, settle(retry.protect(call)))
+        assert.strictEqual(state.attempts, 1)
+        assert.deepStrictEqual(
+          Exit.isFailure(result) && result.cause.reasons.map((reason) => Cause.isDieReason(reason) && reason.defect),
+          [boom(), misread]
+        )
+        assert.deepStrictEqual(seen.map(describeEvent), ["GaveUp #1 NotRetryable Boom @0"])
+      }))
+
     it("isRetryable: everything but a forced-open circuit, a spent budget and a config error", () => {
       const spent = new Retry.RetryBudgetExhausted({ policy: "db", attempts: 1, calls: 0, retries: 0, cause: null })
       assert.deepStrictEqual(
