@@ -673,8 +673,9 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
     Effect.forEach(
       Array.from(callbacks),
       ({ f }) =>
-        f(service, millis).pipe(
-          // One broken callback must not keep the others, or the next sequence, from running.
+        // One broken callback must not keep the others, or the next sequence, from running: not even one that throws
+        // instead of returning an effect.
+        Effect.suspend(() => f(service, millis)).pipe(
           Effect.catchCause((cause) => Effect.logWarning(`onRecovered callback failed for "${service}"`, cause))
         ),
       { discard: true }

@@ -314,6 +314,26 @@ describe("Recovery", () => {
           "service db"
         ])
       }))
+
+    it.effect("a callback that throws instead of returning an effect keeps no other callback, nor the next one", () =>
+      Effect.gen(function*() {
+        const calls: Array<string> = []
+        const { down, recovery, up } = yield* setup(
+          [{ service: "db", action: Recovery.restart(Effect.void), cooldown: 0 }],
+          {
+            onRecovered: (service) => {
+              calls.push(`option ${service}`)
+              throw new Error("broken")
+            }
+          }
+        )
+        yield* recovery.onRecovered((service) => Effect.sync(() => calls.push(`added ${service}`)))
+        yield* down("db")
+        yield* up("db")
+        yield* down("db")
+        yield* up("db")
+        assert.deepStrictEqual(calls, ["option db", "added db", "option db", "added db"])
+      }))
   })
 
   it.effect("stats arithmetic", () =>
