@@ -44,6 +44,18 @@ const setup = (options: Omit<Alerts.Options, "changes"> = {}, sink?: Alerts.Sink
     return { alerts, emit, sent: recorder.sent, recorder }
   })
 
+/** An alert, as a sink is sent it. */
+const dbDown: Alerts.Alert = {
+  service: "db",
+  from: "Healthy",
+  to: "Unhealthy",
+  severity: "critical",
+  error: null,
+  at: 0,
+  count: 1,
+  suppressed: false
+}
+
 const brief = (alert: Alerts.Alert) => `${alert.service} ${alert.from}->${alert.to} ${alert.severity} x${alert.count}`
 
 const metricValue = (id: string, attributes: Record<string, string>) =>
@@ -260,40 +272,29 @@ describe("Alerts", () => {
         )
       }))
 
-    it.effect("a sink that dies is counted and logged, and alerting goes on", () =>
-      Effect.gen(function*() {
-        let calls = 0
-        const sink: Alerts.Sink = {
-          send: () => Effect.suspend(() => calls++ === 0 ? Effect.die("boom") : Effect.void)
-        }
-        const { lines, result } = yield* captureLogs(Effect.gen(function*() {
-          const { alerts, emit } = yield* setup({}, sink)
-          yield* emit("db", "Healthy", "Unhealthy", "refused")
-          yield* emit("db", "Unhealthy", "Healthy")
-          return yield* alerts.snapshot
+    // A sink whose first send dies, or throws instead of returning an effect.
+    const brokenOnce: ReadonlyArray<readonly [string, (first: boolean) => Effect.Effect<void>]> = [
+      ["dies", (first) => first ? Effect.die("boom") : Effect.void],
+      ["throws instead of returning an effect", (first) => {
+        if (first) throw new Error("bad webhook URL")
+        return Effect.void
+      }]
+    ]
+    for (const [how, send] of brokenOnce) {
+      it.effect(`a sink that ${how} is counted and logged, and alerting goes on`, () =>
+        Effect.gen(function*() {
+          let calls = 0
+          const sink: Alerts.Sink = { send: () => send(calls++ === 0) }
+          const { lines, result } = yield* captureLogs(Effect.gen(function*() {
+            const { alerts, emit } = yield* setup({}, sink)
+            yield* emit("db", "Healthy", "Unhealthy", "refused")
+            yield* emit("db", "Unhealthy", "Healthy")
+            return yield* alerts.snapshot
+          }))
+          assert.deepStrictEqual([result.failed, result.sent, calls], [1, 1, 2])
+          assert.isTrue(lines.some((l) => l.level === "Warn" && l.message.includes("Alert not delivered: db")))
         }))
-        assert.deepStrictEqual([result.failed, result.sent, calls], [1, 1, 2])
-        assert.isTrue(lines.some((l) => l.level === "Warn" && l.message.includes("Alert not delivered: db")))
-      }))
-
-    it.effect("a sink that throws instead of returning an effect is counted and logged, and alerting goes on", () =>
-      Effect.gen(function*() {
-        let calls = 0
-        const sink: Alerts.Sink = {
-          send: () => {
-            if (calls++ === 0) throw new Error("bad webhook URL")
-            return Effect.void
-          }
-        }
-        const { lines, result } = yield* captureLogs(Effect.gen(function*() {
-          const { alerts, emit } = yield* setup({}, sink)
-          yield* emit("db", "Healthy", "Unhealthy", "refused")
-          yield* emit("db", "Unhealthy", "Healthy")
-          return yield* alerts.snapshot
-        }))
-        assert.deepStrictEqual([result.failed, result.sent, calls], [1, 1, 2])
-        assert.isTrue(lines.some((l) => l.level === "Warn" && l.message.includes("Alert not delivered: db")))
-      }))
+    }
 
     it.effect("many collects the failures of every failed sink", () =>
       Effect.gen(function*() {
@@ -303,16 +304,7 @@ describe("Alerts", () => {
         a.state.failing = true
         c.state.failing = true
         const exit = yield* Effect.exit(
-          Alerts.many([a.sink, b.sink, c.sink]).send({
-            service: "db",
-            from: "Healthy",
-            to: "Unhealthy",
-            severity: "critical",
-            error: null,
-            at: 0,
-            count: 1,
-            suppressed: false
-          })
+          Alerts.many([a.sink, b.sink, c.sink]).send(dbDown)
         )
         assert.strictEqual(b.sent.length, 1)
         assert.deepStrictEqual(
@@ -329,18 +321,8 @@ describe("Alerts", () => {
           }
         }
         const b = recordingSink("b")
-        const alert: Alerts.Alert = {
-          service: "db",
-          from: "Healthy",
-          to: "Unhealthy",
-          severity: "critical",
-          error: null,
-          at: 0,
-          count: 1,
-          suppressed: false
-        }
-        const error = yield* Effect.flip(Alerts.many([thrower, b.sink]).send(alert))
-        assert.deepStrictEqual(b.sent, [alert])
+        const error = yield* Effect.flip(Alerts.many([thrower, b.sink]).send(dbDown))
+        assert.deepStrictEqual(b.sent, [dbDown])
         assert.strictEqual(error.sink, "unknown")
         assert.include(error.reason, "bad webhook URL")
       }))

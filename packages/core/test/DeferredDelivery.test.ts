@@ -29,8 +29,18 @@ const recordingSink = () => {
   return { calls, failing, state, sink, delivered }
 }
 
-/** A queue of strings on an in-memory journal behind a breaker of default settings: what most tests start from. */
-const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"]) =>
+/** What a function of the user's with a bug does. */
+const throwing = (message: string): never => {
+  throw new Error(message)
+}
+
+type StringOptions = Partial<DeferredDelivery.Options<typeof Schema.String, SinkDown, never>>
+
+/**
+ * A queue of strings on an in-memory journal behind a breaker of default settings, with `options` over them: what
+ * most tests start from.
+ */
+const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"], options: StringOptions = {}) =>
   Effect.gen(function*() {
     const breaker = yield* CircuitBreaker.make({ name: "telegram" })
     const queue = yield* DeferredDelivery.make({
@@ -38,7 +48,8 @@ const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"]) =>
       schema: Schema.String,
       sink,
       breaker,
-      store: yield* FallbackStore.makeMemory()
+      store: yield* FallbackStore.makeMemory(),
+      ...options
     })
     return { breaker, queue }
   })
@@ -426,58 +437,45 @@ describe("DeferredDelivery", () => {
         assert.strictEqual((yield* queue.send("malformed", { key: "k1" }))._tag, "Queued", "the key is free again")
       }).pipe(Effect.scoped))
 
-    it.effect("an isPermanent that throws: the failure counts as one a retry may fix, and the queue moves on", () =>
-      Effect.gen(function*() {
-        const { delivered, failing, sink } = recordingSink()
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-          store: yield* FallbackStore.makeMemory(),
-          maxAttempts: 2,
-          isPermanent: () => {
-            throw new Error("misread")
-          }
-        })
-        failing.add("bad")
-        // Tried at once, failed, queued: the caller's message is kept, not lost with a defect.
-        assert.deepStrictEqual(yield* queue.send("bad", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
-        yield* queue.send("good", { key: "k2" })
-        yield* TestClock.adjust("1 minute")
-        yield* queue.awaitEmpty
-        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError]), [[
-          "k1",
-          2,
-          "SinkDown: rejected bad (isPermanent threw Error: misread)"
-        ]])
-        assert.deepStrictEqual(delivered(), ["good"])
-      }).pipe(Effect.scoped))
-
-    it.effect("a sink that throws instead of returning an effect: a failed delivery, retried, then dead-lettered", () =>
-      Effect.gen(function*() {
-        const { delivered, sink } = recordingSink()
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink: (message: string, delivery: DeferredDelivery.Delivery) => {
-            if (message === "bad") throw new Error("client is closed")
-            return sink(message, delivery)
-          },
-          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-          store: yield* FallbackStore.makeMemory(),
-          maxAttempts: 2
-        })
-        assert.deepStrictEqual(yield* queue.send("bad", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
-        yield* queue.send("good", { key: "k2" })
-        yield* TestClock.adjust("1 minute")
-        yield* queue.awaitEmpty
-        assert.deepStrictEqual(
-          (yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError]),
-          [["k1", 2, "client is closed"]]
-        )
-        assert.deepStrictEqual(delivered(), ["good"])
-      }).pipe(Effect.scoped))
+    // A function of the user's that throws on a message that fails: the message is kept, retried, dead-lettered
+    // with why; the queue moves on.
+    const buggy: ReadonlyArray<
+      readonly [
+        string,
+        (
+          sink: ReturnType<typeof recordingSink>["sink"]
+        ) => StringOptions,
+        string
+      ]
+    > = [
+      [
+        "an isPermanent that throws",
+        (sink) => ({ sink, isPermanent: () => throwing("misread") }),
+        "SinkDown: rejected bad (isPermanent threw Error: misread)"
+      ],
+      ["a sink that throws instead of returning an effect", (sink) => ({
+        sink: (message: string, delivery: DeferredDelivery.Delivery) =>
+          message === "bad" ? throwing("client is closed") : sink(message, delivery)
+      }), "client is closed"]
+    ]
+    for (const [bug, options, lastError] of buggy) {
+      it.effect(`${bug}: the failure counts as one a retry may fix, and the queue moves on`, () =>
+        Effect.gen(function*() {
+          const { delivered, failing, sink } = recordingSink()
+          const { queue } = yield* memoryQueue(sink, { maxAttempts: 2, ...options(sink) })
+          failing.add("bad")
+          // Tried at once, failed, queued: the caller's message is kept, not lost with a defect.
+          assert.deepStrictEqual(yield* queue.send("bad", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
+          yield* queue.send("good", { key: "k2" })
+          yield* TestClock.adjust("1 minute")
+          yield* queue.awaitEmpty
+          assert.deepStrictEqual(
+            (yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError]),
+            [["k1", 2, lastError]]
+          )
+          assert.deepStrictEqual(delivered(), ["good"])
+        }).pipe(Effect.scoped))
+    }
 
     it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
       Effect.gen(function*() {
