@@ -180,8 +180,8 @@ export type Receipt =
   | { readonly _tag: "Duplicate"; readonly key: string }
 
 /**
- * A message that failed `maxAttempts` times while the sink was healthy (or once, permanently). `message` is `None`
- * when the stored message no longer decodes with the queue's schema.
+ * A message that failed `maxAttempts` times while the sink was healthy (or once, permanently), or that no longer
+ * decodes with the queue's schema (or the schema throws on it): then `message` is `None`.
  *
  * @example
  * ```ts
@@ -520,6 +520,9 @@ export const make = <S extends Schema.Constraint, E, R>(
     const json = Schema.toCodecJson(options.schema)
     const encodeMessage = Schema.encodeUnknownEffect(json)
     const decodeMessage = Schema.decodeUnknownEffect(json)
+    // A stored message, or why it does not decode. A schema that throws on it is a failure like one that rejects it:
+    // either comes from the stored text, so it comes again on every try.
+    const decodeStored = (text: unknown) => Effect.exit(Effect.suspend(() => decodeMessage(text)))
     const encodeRecord = Schema.encodeEffect(internal.RecordJson)
     const decodeRecord = Schema.decodeEffect(internal.RecordJson)
 
@@ -728,14 +731,16 @@ export const make = <S extends Schema.Constraint, E, R>(
               // An open circuit is still tried: the breaker lets the first call after its open time through as the
               // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
               if (state === "ForcedOpen") return Effect.succeed(retryMillis)
-              return Effect.flatMap(Effect.result(decodeMessage(head.message)), (
-                decoded
-              ) => {
+              // A message that does not decode is dead-lettered at once, rather than tried at the head for good.
+              return Effect.flatMap(decodeStored(head.message), (decoded) => {
                 if (decoded._tag === "Failure") {
-                  return deadLetter(head, `does not decode: ${decoded.failure.message}`, now)
+                  if (Cause.hasInterruptsOnly(decoded.cause)) return Effect.interrupt
+                  const error = Cause.findErrorOption(decoded.cause)
+                  const why = Option.isSome(error) ? error.value.message : describe(decoded.cause)
+                  return deadLetter(head, `does not decode: ${why}`, now)
                 }
                 const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
-                return Effect.flatMap(restore(attempt(decoded.success, delivery)), (outcome): Effect.Effect<Step> => {
+                return Effect.flatMap(restore(attempt(decoded.value, delivery)), (outcome): Effect.Effect<Step> => {
                   switch (outcome._tag) {
                     case "Delivered":
                       return Effect.as(
@@ -782,8 +787,9 @@ export const make = <S extends Schema.Constraint, E, R>(
       )
     )
 
-    // A defect (in the journal, the breaker, a decoder) must not stop delivery for good: it is logged, and the head
-    // tried again after `retryInterval`. The sink's own defects never get here: they are failed attempts.
+    // A defect (in the journal, the breaker) must not stop delivery for good: it is logged, and the head tried again
+    // after `retryInterval`. The sink's own defects never get here: they are failed attempts; nor the decoder's, which
+    // dead-letter the message.
     const guardedStep: Effect.Effect<Step, never, R | S["DecodingServices"]> = Effect.catchCause(step, (cause) =>
       Cause.hasInterruptsOnly(cause)
         ? Effect.failCause(cause)
@@ -942,10 +948,10 @@ export const make = <S extends Schema.Constraint, E, R>(
         [...dead.values()].sort(internal.bySeq),
         (item) =>
           Effect.map(
-            Effect.option(Effect.provideContext(decodeMessage(item.message), context)),
-            (message): DeadLetter<S["Type"]> => ({
+            Effect.provideContext(decodeStored(item.message), context),
+            (decoded): DeadLetter<S["Type"]> => ({
               key: item.key,
-              message,
+              message: Exit.isSuccess(decoded) ? Option.some(decoded.value) : Option.none(),
               attempts: item.attempts,
               lastError: item.lastError ?? "",
               enqueuedAt: item.enqueuedAt,

@@ -1,6 +1,18 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Data, type Duration, Effect, Exit, FileSystem, Metric, Option, Schema, Scope } from "effect"
+import {
+  Context,
+  Data,
+  type Duration,
+  Effect,
+  Exit,
+  FileSystem,
+  Metric,
+  Option,
+  Schema,
+  SchemaGetter,
+  Scope
+} from "effect"
 import { TestClock } from "effect/testing"
 import { spawn } from "node:child_process"
 import { join } from "node:path"
@@ -476,6 +488,35 @@ describe("DeferredDelivery", () => {
           assert.deepStrictEqual(delivered(), ["good"])
         }).pipe(Effect.scoped))
     }
+
+    it.effect("a stored message its schema throws on while decoding is dead-lettered, and the queue moves on", () =>
+      Effect.gen(function*() {
+        const { delivered, sink } = recordingSink()
+        // A decoder with a bug that only a stored message meets: encoding never calls it.
+        const Touchy = Schema.String.pipe(Schema.decodeTo(Schema.String, {
+          decode: SchemaGetter.transform((text: string) => text === "bad" ? throwing("no parser for bad") : text),
+          encode: SchemaGetter.transform((text: string) => text)
+        }))
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Touchy,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        yield* breaker.forceOpen()
+        yield* queue.send("bad", { key: "k1" })
+        yield* queue.send("good", { key: "k2" })
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 minute")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(
+          (yield* queue.deadLetters).map((d) => [d.key, d.attempts, d.lastError, d.message]),
+          [["k1", 0, "does not decode: no parser for bad", Option.none()]]
+        )
+        assert.deepStrictEqual(delivered(), ["good"])
+      }).pipe(Effect.scoped))
 
     it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
       Effect.gen(function*() {
