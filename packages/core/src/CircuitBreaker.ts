@@ -21,7 +21,8 @@
  *   exactly `openedAt + openDuration` moves the circuit to `HalfOpen`; there is no timer, so idle breakers cost
  *   nothing. `openDuration` may be a `Schedule`: the n-th consecutive opening lasts the schedule's n-th delay
  *   (the last delay repeats once it ends), and the count restarts once the circuit has stayed closed as long as it
- *   was last open.
+ *   was last open. A schedule that fails (a bug in code of the user's) is logged as an error and treated as ended,
+ *   or, at the first opening, the default 30 seconds apply.
  * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once (reason `CircuitHalfOpen`,
  *   `retryAfter` zero), never queued. A probe failure reopens at once with the next open duration;
  *   `successThreshold` probe successes close. A probe's slot comes back when it finishes, is interrupted, is
@@ -434,7 +435,10 @@ export interface Options<A = unknown> {
   readonly name: string
   /** One policy or several (the circuit opens when any holds). Default: `consecutive(5)`. */
   readonly trip?: TripPolicy | ReadonlyArray<TripPolicy> | undefined
-  /** How long the circuit stays open: a duration, or a `Schedule` of growing delays. Default: 30 seconds. */
+  /**
+   * How long the circuit stays open: a duration, or a `Schedule` of growing delays. Default: 30 seconds. A schedule
+   * that fails is logged and keeps its last delay (30 seconds at the first opening).
+   */
   readonly openDuration?: Duration.Input | Schedule.Schedule<unknown, number> | undefined
   readonly halfOpen?: {
     /** Probes allowed at once. Default: 1. */
@@ -486,6 +490,9 @@ export interface Options<A = unknown> {
    */
   readonly fleet?: false | BreakerFleet.Options | undefined
 }
+
+const defaultOpenDuration = "30 seconds"
+const defaultOpenMillis = Duration.toMillis(Duration.fromInputUnsafe(defaultOpenDuration))
 
 /**
  * A circuit breaker. See the module docs for the semantics.
@@ -980,7 +987,7 @@ const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigEr
   const raw = {
     name: options.name,
     trip,
-    openDuration: orDefault(options.openDuration, "30 seconds"),
+    openDuration: orDefault(options.openDuration, defaultOpenDuration),
     halfOpen: {
       maxProbes: orDefault(options.halfOpen?.maxProbes, 1),
       successThreshold: orDefault(options.halfOpen?.successThreshold, 1),
@@ -1192,9 +1199,21 @@ export const make: <A = unknown>(
           let delay = 0
           for (let attempt = 1; attempt <= opening; attempt++) {
             const result = yield* Effect.exit(step(now, attempt))
-            if (Exit.isFailure(result)) break
-            delay = Duration.toMillis(result.value[1])
-            now += delay
+            if (Exit.isSuccess(result)) {
+              delay = Duration.toMillis(result.value[1])
+              now += delay
+              continue
+            }
+            // An ended schedule keeps its last delay. One that failed otherwise has a bug (the user's code threw):
+            // the circuit still opens, as long as the last delay or, with none yet, the default, and the log says so.
+            if (!result.cause.reasons.every((reason) => reason._tag === "Fail" && Cause.isDone(reason.error))) {
+              if (attempt === 1) delay = defaultOpenMillis
+              yield* Effect.logError(
+                `Circuit breaker "${name}": its openDuration schedule failed at opening ${attempt}; open for ${delay} ms`,
+                result.cause
+              )
+            }
+            break
           }
           return delay
         })

@@ -1,5 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Random, Schedule, Schema, Stream } from "effect"
+import {
+  Cause,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Logger,
+  Metric,
+  Random,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import * as Predicate from "effect/Predicate"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -7,6 +21,12 @@ import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 class Boom extends Data.TaggedError("Boom")<{ readonly status?: number }> {}
 
 const fail = (status = 500) => Effect.fail(new Boom({ status }))
+
+/** A function of the user's with a bug, and what it throws. */
+const bug = new Error("bug")
+const throwing = (): never => {
+  throw bug
+}
 
 /** Runs `n` failing calls through the default circuit. */
 const failTimes = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
@@ -302,6 +322,42 @@ describe("CircuitBreaker", () => {
         yield* TestClock.adjust("4 seconds")
         yield* failTimes(breaker, 1)
         assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 1_000)
+      }))
+
+    it.effect("a schedule that throws keeps the last delay (the default at the first), and says so in the log", () =>
+      Effect.gen(function*() {
+        const logged: Array<string> = []
+        const logger = Logger.make(({ logLevel, message }) => {
+          logged.push(`${logLevel} ${(Array.isArray(message) ? message : [message]).join(" ")}`)
+        })
+        // Grows for two openings, then meets a bug in the user's code: open as long as the last good delay, where it
+        // used to be taken for a schedule that ended, silently.
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: Schedule.exponential("1 second").pipe(
+            Schedule.modifyDelay((step) => step.attempt >= 3 ? throwing() : Effect.succeed(step.duration))
+          )
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.adjust("1 second")
+        yield* failTimes(breaker, 1)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 2_000)
+        yield* TestClock.adjust("2 seconds")
+        yield* failTimes(breaker, 1).pipe(Effect.provide(Logger.layer([logger])))
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.state, snapshot.retryAfterMillis], ["Open", 2_000])
+        assert.deepStrictEqual(logged, [
+          `Error Circuit breaker "db": its openDuration schedule failed at opening 3; open for 2000 ms`
+        ])
+        // At the first opening there is no last delay: the default open duration, 30 seconds.
+        const broken = yield* CircuitBreaker.make({
+          name: "broken",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: Schedule.exponential("1 second").pipe(Schedule.modifyDelay(throwing))
+        })
+        yield* failTimes(broken, 1).pipe(Effect.provide(Logger.layer([logger])))
+        assert.strictEqual((yield* broken.snapshot).retryAfterMillis, 30_000)
       }))
 
     it.effect("jittered schedules are reproducible under a seeded Random", () =>
@@ -774,10 +830,6 @@ describe("CircuitBreaker", () => {
 
   describe("predicates that throw", () => {
     class Flaky extends Data.TaggedError("Flaky")<{}> {}
-    const misread = new Error("misread")
-    const throwing = (): boolean => {
-      throw misread
-    }
     it.effect("a probe that isFailureResult throws on settles as a defect: the caller gets it, the circuit opens again", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make<{ readonly status: number }>({
@@ -789,13 +841,13 @@ describe("CircuitBreaker", () => {
         yield* failTimes(breaker, 1)
         yield* TestClock.adjust("1 second")
         const probed = yield* Effect.exit(breaker.protect(Effect.succeed({ status: 200 })))
-        assert.deepStrictEqual(reasons(probed), [misread])
+        assert.deepStrictEqual(reasons(probed), [bug])
         // The probe's slot came back with its outcome: the circuit opened again instead of waiting on it for ever.
         const snapshot = yield* breaker.snapshot
         assert.deepStrictEqual([snapshot.state, snapshot.halfOpen], ["Open", null])
         assert.deepStrictEqual(snapshot.recentFailures.map((failure) => [failure.tag, failure.message]), [
           ["Boom", ""],
-          ["Error", "misread"]
+          ["Error", "bug"]
         ])
         yield* TestClock.adjust("1 second")
         assert.strictEqual(yield* breaker.state, "HalfOpen")
@@ -812,7 +864,7 @@ describe("CircuitBreaker", () => {
         // As after a finalizer that dies, the caller's error is a defect too: nothing can take the cause for a typed one.
         const [error, defect] = reasons(yield* Effect.exit(breaker.protect(Effect.fail(new Flaky()))))
         assert.instanceOf(error, Flaky)
-        assert.strictEqual(defect, misread)
+        assert.strictEqual(defect, bug)
         yield* Effect.exit(breaker.protect(Effect.fail(new Flaky())))
         const snapshot = yield* breaker.snapshot
         assert.deepStrictEqual([snapshot.state, snapshot.failureCount], ["Open", 2])
