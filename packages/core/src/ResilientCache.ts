@@ -186,7 +186,10 @@ export interface Options<A, E = unknown> {
     readonly maxEntries: number
     readonly ttl: Duration.Input
   } | undefined
-  /** Told of every failed backend call (never of the breaker's skips). Default: a warning log. */
+  /**
+   * Told of every failed backend call (never of the breaker's skips). Default: a warning log. One that throws or
+   * dies is logged as a warning; the call still answers.
+   */
   readonly onFailure?: ((failure: Failure) => Effect.Effect<void>) | undefined
 }
 
@@ -360,7 +363,18 @@ export const make = <A, E = unknown>(
       timeoutMillis,
       () => new Timeout.TimeoutError({ operation: name, duration: Duration.millis(timeoutMillis) })
     )
-    const onFailure = options.onFailure ?? defaultOnFailure
+    const onFailure = options.onFailure
+    // The user's hook must not make a call fail: one that throws or dies is logged, and the call answers as usual.
+    const report = onFailure === undefined ?
+      defaultOnFailure :
+      (failure: Failure): Effect.Effect<void> =>
+        Effect.catchCause(
+          Effect.suspend(() => onFailure(failure)),
+          (cause) =>
+            Effect.logWarning(`Resilient cache "${name}": onFailure failed on ${failure.operation}`, cause).pipe(
+              Effect.annotateLogs({ cache: name, key: failure.key })
+            )
+        )
     const breaker = yield* CircuitBreaker.make({ ...options.circuitBreaker, name })
     const l1 = settings.l1 === undefined
       ? undefined
@@ -393,7 +407,7 @@ export const make = <A, E = unknown>(
             kind: timedOut ? "Timeout" : Option.isSome(error) ? "Error" : "Defect",
             cause: Option.isSome(error) ? error.value : Cause.squash(cause)
           }
-          return Effect.as(onFailure(failure), orElse)
+          return Effect.as(report(failure), orElse)
         })
       )
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Duration, Effect, Fiber, Metric, Option } from "effect"
+import { Data, Duration, Effect, Fiber, Logger, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
@@ -91,6 +91,34 @@ describe("ResilientCache", () => {
           ["invalidate", "Defect", closed]
         ])
         assert.strictEqual((yield* cache.snapshot).breaker.failureCount, 3)
+      }).pipe(Effect.scoped))
+
+    it.effect("an onFailure that throws or dies is logged: the cache's calls still answer", () =>
+      Effect.gen(function*() {
+        const { backend, state } = controllable()
+        const logged: Array<string> = []
+        const logger = Logger.make(({ logLevel, message }) => {
+          logged.push(`${logLevel} ${(Array.isArray(message) ? message : [message]).join(" ")}`)
+        })
+        let hooked = 0
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
+          onFailure: () => {
+            if (hooked++ === 0) throw new Error("hook bug")
+            return Effect.die("hook died")
+          }
+        })
+        state.mode = "failing"
+        const answers = yield* Effect.all([cache.get("a"), cache.set("b", "2")]).pipe(
+          Effect.provide(Logger.layer([logger]))
+        )
+        assert.deepStrictEqual(answers, [Option.none(), false])
+        assert.deepStrictEqual(logged, [
+          `Warn Resilient cache "sessions": onFailure failed on get`,
+          `Warn Resilient cache "sessions": onFailure failed on set`
+        ])
       }).pipe(Effect.scoped))
 
     it.effect("the breaker opens: a dead cache is skipped without a call, and probed again later", () =>
