@@ -173,7 +173,10 @@ export interface Options {
   readonly circuitBreaker?:
     | Omit<CircuitBreaker.Options<HttpClientResponse.HttpClientResponse>, "name" | "isFailureResult">
     | undefined
-  /** Which responses the breaker counts as failures (returned to the caller all the same). Default: status >= 500. */
+  /**
+   * Which responses the breaker counts as failures (returned to the caller all the same). Default: status >= 500. If
+   * it throws, the call fails with that defect (counted as one) and the response is discarded, its connection closed.
+   */
   readonly isFailureResponse?: ((response: HttpClientResponse.HttpClientResponse) => boolean) | undefined
   /** The circuit of a request. Default: its URL's host, with its port when it has one. */
   readonly key?: ((request: HttpClientRequest.HttpClientRequest) => string) | undefined
@@ -347,11 +350,21 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
       return yield* Effect.fail(configError(context, "retry.cap", "Expected a cap of at least retry.base"))
     }
 
+    const judge = options.isFailureResponse
     const circuitBreaker = yield* CircuitBreaker.make<HttpClientResponse.HttpClientResponse>({
       isFailure: defaultIsFailure,
       ...options.circuitBreaker,
       name,
-      isFailureResult: options.isFailureResponse ?? defaultIsFailureResponse
+      isFailureResult: judge === undefined ? defaultIsFailureResponse : (response) => {
+        try {
+          return judge(response)
+        } catch (defect) {
+          // The breaker gives the caller the defect, not the response: its connection is released here, rather than
+          // held until the garbage collector gets to it.
+          Effect.runFork(internal.discard(response))
+          throw defect
+        }
+      }
     })
     const timeout = yield* Timeout.make({ name, duration: options.timeout ?? "10 seconds" })
     const retry = retryOptions === false ? undefined : yield* Retry.make({

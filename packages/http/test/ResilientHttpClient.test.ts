@@ -1,6 +1,6 @@
 import { CircuitBreaker, CircuitBreakerRegistry, Retry } from "@effect-resilience/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Stream } from "effect"
+import { Duration, Effect, Exit, Fiber, Stream } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
@@ -229,6 +229,23 @@ describe("ResilientHttpClient", () => {
         const server = yield* flakyServer({ "/stall": ["stall", status(200)] })
         const { client } = yield* clientWith({ name: "discard", retry: { times: 1, ...fast } })
         assert.strictEqual((yield* client.get(server.url("/stall"))).status, 200)
+        for (let i = 0; i < 100 && server.aborted("/stall") < 1; i++) yield* Effect.sleep("10 millis")
+        assert.strictEqual(server.aborted("/stall"), 1)
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+    it.live("a response isFailureResponse throws on: the caller gets the defect, and its connection is closed", () =>
+      Effect.gen(function*() {
+        const server = yield* flakyServer({ "/stall": ["stall"] })
+        const bug = new Error("bug")
+        const { client } = yield* clientWith({
+          name: "misjudged",
+          retry: false,
+          isFailureResponse: () => {
+            throw bug
+          }
+        })
+        const exit = yield* Effect.exit(client.get(server.url("/stall")))
+        assert.deepStrictEqual(exit, Exit.die(bug))
         for (let i = 0; i < 100 && server.aborted("/stall") < 1; i++) yield* Effect.sleep("10 millis")
         assert.strictEqual(server.aborted("/stall"), 1)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
