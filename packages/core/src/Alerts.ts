@@ -423,13 +423,7 @@ export const logSink: Sink = {
 
 // A sink that throws instead of returning an effect has failed to send, as one that dies has: a broken sink must not
 // stop alerting, nor keep the other sinks of `many` from their alert.
-const sendTo = (sink: Sink, alert: Alert): Effect.Effect<void, AlertSinkError> => {
-  try {
-    return sink.send(alert)
-  } catch (defect) {
-    return Effect.die(defect)
-  }
-}
+const sendTo = (sink: Sink, alert: Alert): Effect.Effect<void, AlertSinkError> => Effect.suspend(() => sink.send(alert))
 
 /**
  * Sends each alert to every sink at once. One failing sink does not stop the others; when any fails, the result

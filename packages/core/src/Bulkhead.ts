@@ -528,7 +528,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
       fiber: Fiber.Fiber<unknown, unknown>,
       exit: Exit.Exit<unknown, unknown>
     ): Effect.Effect<never> | undefined => {
-      let thrown: Effect.Effect<never> | undefined
+      let thrown: Exit.Exit<never> | undefined
       active--
       let now = -1
       if (startedAt >= 0) {
@@ -545,9 +545,8 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
           try {
             signal = signalOf(aimd, exit, completed, duration, saturated)
           } catch (defect) {
-            const died = Exit.die(defect)
-            thrown = died
-            signal = signalOf(aimd, died, completed, duration, saturated)
+            thrown = Exit.die(defect)
+            signal = signalOf(aimd, thrown, completed, duration, saturated)
           }
           limit = internal.nextLimit(aimd, limit, signal)
         }

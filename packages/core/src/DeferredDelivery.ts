@@ -98,6 +98,7 @@ import * as Semaphore from "effect/Semaphore"
 import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as FallbackStore from "./FallbackStore.ts"
+import { callUser } from "./internal/callUser.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/deferredDelivery.ts"
 import * as metrics from "./internal/metrics.ts"
@@ -666,20 +667,12 @@ export const make = <S extends Schema.Constraint, E, R>(
       ? Effect.map(breaker.state, blamesMessage)
       : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
 
-    // A sink that throws instead of returning an effect has failed the delivery with a defect, as one that dies has.
-    const deliver = (message: S["Type"], delivery: Delivery): Effect.Effect<void, E, R> => {
-      try {
-        return sink(message, delivery)
-      } catch (defect) {
-        return Effect.die(defect)
-      }
-    }
-
     // One delivery through the breaker, classified; interruption (the scope closing) passes through. Run in the
-    // context `make` was given (the drainer is forked in it, `send` sets it once): the sink's services are there.
+    // context `make` was given (the drainer is forked in it, `send` sets it once): the sink's services are there. A
+    // sink that throws instead of returning an effect has failed the delivery with a defect, as one that dies has.
     const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome, never, R> =>
       Effect.flatMap(
-        Effect.exit(breaker.protect(deliver(message, delivery))),
+        Effect.exit(breaker.protect(callUser(() => sink(message, delivery)))),
         (exit): Effect.Effect<Outcome> => {
           if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
           const cause = exit.cause
@@ -689,24 +682,22 @@ export const make = <S extends Schema.Constraint, E, R>(
             return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
           }
           let permanent = false
-          let described = describe(cause)
           if (Option.isSome(error) && options.isPermanent !== undefined) {
             try {
               permanent = options.isPermanent(error.value as E)
             } catch (defect) {
               // A bug in the predicate must not stop the queue: the failure counts as one that a retry may fix, and
               // the dead letter it may end as says why.
-              described = `${described} (isPermanent threw ${String(defect)})`
               return Effect.andThen(
                 Effect.logError(
                   `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
                   defect
                 ),
-                failed(false, described)
+                failed(false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
               )
             }
           }
-          return failed(permanent, described)
+          return failed(permanent, describe(cause))
         }
       )
     const failed = (permanent: boolean, error: string): Effect.Effect<Outcome> =>
@@ -822,7 +813,9 @@ export const make = <S extends Schema.Constraint, E, R>(
           enqueue({ key, message: encoded, enqueuedAt, attempts, ...(lastError === undefined ? {} : { lastError }) }),
           (depth) => ({ _tag: "Queued", key, depth })
         )
-      if (queue.length !== 0) return queued(0, undefined)
+      if (queue.length !== 0) {
+        return queued(0, undefined)
+      }
       const decide = (state: CircuitBreaker.State): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
         if (!blamesMessage(state)) return queued(0, undefined)
         return Effect.flatMap(restore(attempt(message, { key, attempt: 1, enqueuedAt })), (outcome) => {

@@ -57,6 +57,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as FallbackStore from "./FallbackStore.ts"
+import { callUser } from "./internal/callUser.ts"
 import { admissions } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
@@ -363,25 +364,25 @@ export const make = <A, E = unknown>(
       timeoutMillis,
       () => new Timeout.TimeoutError({ operation: name, duration: Duration.millis(timeoutMillis) })
     )
-    const onFailure = options.onFailure
+    const onFailure = options.onFailure ?? defaultOnFailure
     // The user's hook must not make a call fail: one that throws or dies is logged, and the call answers as usual.
-    const report = onFailure === undefined ?
-      defaultOnFailure :
-      (failure: Failure): Effect.Effect<void> =>
-        Effect.catchCause(
-          Effect.suspend(() => onFailure(failure)),
-          (cause) =>
-            Effect.logWarning(`Resilient cache "${name}": onFailure failed on ${failure.operation}`, cause).pipe(
-              Effect.annotateLogs({ cache: name, key: failure.key })
-            )
-        )
+    const report = (failure: Failure): Effect.Effect<void> =>
+      Effect.catchCause(
+        Effect.suspend(() => onFailure(failure)),
+        (cause) =>
+          Effect.logWarning(`Resilient cache "${name}": onFailure failed on ${failure.operation}`, cause).pipe(
+            Effect.annotateLogs({ cache: name, key: failure.key })
+          )
+      )
     const breaker = yield* CircuitBreaker.make({ ...options.circuitBreaker, name })
     const l1 = settings.l1 === undefined
       ? undefined
       : new internal.L1<A>(settings.l1.maxEntries, millisOf(settings.l1.ttl as Duration.Input))
     const stats = new Stats()
 
-    // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result.
+    // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result. A
+    // backend that throws instead of returning an effect (a driver's closed client, say) fails it with a defect
+    // (`callUser`), reported like any other.
     // While the breaker's circuit is closed, the timeout and the breaker are one callback (see `Limiter.runGuarded`).
     const admission = admissions.get(breaker)!
     const composed = <X>(self: Effect.Effect<X, E>) =>
@@ -411,30 +412,6 @@ export const make = <A, E = unknown>(
         })
       )
 
-    // A backend that throws instead of returning an effect (a driver's closed client, say) fails that call as a
-    // defect, reported like any other: the cache's calls still never fail.
-    const backendGet = (key: string): Effect.Effect<Option.Option<A>, E> => {
-      try {
-        return backend.get(key)
-      } catch (defect) {
-        return Effect.die(defect)
-      }
-    }
-    const backendSet = (key: string, value: A): Effect.Effect<void, E> => {
-      try {
-        return backend.set(key, value, ttl)
-      } catch (defect) {
-        return Effect.die(defect)
-      }
-    }
-    const backendInvalidate = (key: string): Effect.Effect<number, E> => {
-      try {
-        return backend.invalidate(key)
-      } catch (defect) {
-        return Effect.die(defect)
-      }
-    }
-
     // The fiber's clock (a `TestClock` in tests) is read synchronously: an L1 hit costs one effect step.
     const get = (key: string): Effect.Effect<Option.Option<A>> =>
       Effect.withFiber((fiber) => {
@@ -445,7 +422,7 @@ export const make = <A, E = unknown>(
           stats.hits++
           return Effect.succeedSome(cached)
         }
-        return Effect.map(guarded("get", key, backendGet(key), Option.none<A>()), (found) => {
+        return Effect.map(guarded("get", key, callUser(() => backend.get(key)), Option.none<A>()), (found) => {
           if (Option.isSome(found)) {
             stats.hits++
             l1?.set(key, found.value, clock.currentTimeMillisUnsafe())
@@ -459,13 +436,13 @@ export const make = <A, E = unknown>(
     const set = (key: string, value: A): Effect.Effect<boolean> =>
       Effect.withFiber((fiber) => {
         l1?.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return guarded("set", key, Effect.as(backendSet(key, value), true), false)
+        return guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
       })
 
     const invalidate = (key: string): Effect.Effect<number> =>
       Effect.suspend(() => {
         l1?.delete(key)
-        return guarded("invalidate", key, backendInvalidate(key), 0)
+        return guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
       })
 
     const getOrCompute = <E2, R>(key: string, compute: Effect.Effect<A, E2, R>): Effect.Effect<A, E2, R> =>
