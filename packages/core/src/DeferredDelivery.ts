@@ -19,6 +19,11 @@
  *   again. Each delivery carries the message's `key` (the caller's, or a random one), the same on every attempt and
  *   across restarts. A `send` with the key of a message still queued or dead-lettered is answered `Duplicate` and
  *   not queued twice.
+ * - Interruption loses nothing either. A `send` interrupted while it waits for a delivery in progress leaves nothing
+ *   behind; once its direct delivery has started, the message is queued (the sink may have it: its key drops the
+ *   duplicate), then the caller is interrupted. The scope closing mid-delivery leaves the head queued as it was. A
+ *   sink whose effect ends interrupted on its own (it joined a fiber something else interrupted) has failed the
+ *   delivery, which is retried; so is a decoding that does.
  * - Poison messages: a failed delivery counts as an attempt when the sink is healthy right after it (the message is
  *   the problem): `healthCheck` succeeds, or without one, the breaker still admits calls. A failure that `isPermanent`
  *   accepts counts as the last attempt at once. A failure while the sink is down does not count, and forgives the
@@ -420,6 +425,10 @@ type Outcome =
   | { readonly _tag: "Delivered" }
   | { readonly _tag: "Rejected"; readonly retryAfterMillis: number }
   | { readonly _tag: "Failed"; readonly counted: boolean; readonly permanent: boolean; readonly error: string }
+  // The fiber delivering was interrupted (the caller, or the scope closing): what the sink did is not known.
+  | { readonly _tag: "Interrupted" }
+
+const interrupted: Outcome = { _tag: "Interrupted" }
 
 // What the drainer does next: wait this many milliseconds (0: go on at once), or sleep until an enqueue.
 type Step = number | "Idle"
@@ -667,16 +676,31 @@ export const make = <S extends Schema.Constraint, E, R>(
       ? Effect.map(breaker.state, blamesMessage)
       : Effect.map(Effect.exit(Effect.provideContext(healthCheck, context)), Exit.isSuccess)
 
-    // One delivery through the breaker, classified; interruption (the scope closing) passes through. Run in the
-    // context `make` was given (the drainer is forked in it, `send` sets it once): the sink's services are there. A
-    // sink that throws instead of returning an effect has failed the delivery with a defect, as one that dies has.
-    const attempt = (message: S["Type"], delivery: Delivery): Effect.Effect<Outcome, never, R> =>
+    // One delivery through the breaker, classified. Run under the lock with interruption masked: `restore` lets the
+    // sink and the health check be interrupted, and an interruption of this fiber (the caller's, or the scope closing)
+    // becomes `Interrupted`, so that the message is still in hand to queue or keep. Its interruption stays pending and
+    // takes effect once the mask ends. Run in the context `make` was given (the drainer is forked in it, `send` sets it
+    // once): the sink's services are there. A sink that throws instead of returning an effect has failed the delivery
+    // with a defect, as one that dies has.
+    const attempt = (
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      message: S["Type"],
+      delivery: Delivery
+    ): Effect.Effect<Outcome, never, R> =>
       Effect.flatMap(
-        Effect.exit(breaker.protect(callUser(() => sink(message, delivery)))),
+        Effect.exit(restore(breaker.protect(callUser(() => sink(message, delivery))))),
         (exit): Effect.Effect<Outcome> => {
           if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
           const cause = exit.cause
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+          if (Cause.hasInterruptsOnly(cause)) {
+            // This fiber's interruption, or the sink's effect ending interrupted on its own (it joined a fiber that
+            // something else interrupted): only this fiber's interruption is still pending, and shows here.
+            return Effect.matchCauseEffect(restore(Effect.void), {
+              onFailure: () => Effect.succeed(interrupted),
+              onSuccess: () =>
+                failed(restore, false, "the sink ended interrupted (a fiber it waited on was interrupted)")
+            })
+          }
           const error = Cause.findErrorOption(cause)
           if (Option.isSome(error) && isLocalRejection(error.value)) {
             return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
@@ -693,18 +717,22 @@ export const make = <S extends Schema.Constraint, E, R>(
                   `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
                   defect
                 ),
-                failed(false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
+                failed(restore, false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
               )
             }
           }
-          return failed(permanent, describe(cause))
+          return failed(restore, permanent, describe(cause))
         }
       )
-    const failed = (permanent: boolean, error: string): Effect.Effect<Outcome> =>
-      Effect.map(
-        sinkHealthy,
-        (healthy): Outcome => ({ _tag: "Failed", counted: permanent || healthy, permanent, error })
-      )
+    const failed = (
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      permanent: boolean,
+      error: string
+    ): Effect.Effect<Outcome> =>
+      Effect.matchCause(restore(sinkHealthy), {
+        onFailure: () => interrupted,
+        onSuccess: (healthy): Outcome => ({ _tag: "Failed", counted: permanent || healthy, permanent, error })
+      })
 
     // Delivers the head once, under the lock.
     const step: Effect.Effect<Step, never, R | S["DecodingServices"]> = lock.withPermit(
@@ -725,14 +753,27 @@ export const make = <S extends Schema.Constraint, E, R>(
               // A message that does not decode is dead-lettered at once, rather than tried at the head for good.
               return Effect.flatMap(decodeStored(head.message), (decoded) => {
                 if (decoded._tag === "Failure") {
-                  if (Cause.hasInterruptsOnly(decoded.cause)) return Effect.interrupt
+                  if (Cause.hasInterruptsOnly(decoded.cause)) {
+                    // Decoding runs with interruption masked: this interruption is the schema's own (a fiber of a
+                    // decoding service interrupted elsewhere), which says nothing about the stored text.
+                    return Effect.as(
+                      Effect.logError(
+                        `Deferred delivery "${name}": decoding ${JSON.stringify(head.key)} was interrupted; retrying`,
+                        decoded.cause
+                      ),
+                      retryMillis
+                    )
+                  }
                   const error = Cause.findErrorOption(decoded.cause)
                   const why = Option.isSome(error) ? error.value.message : describe(decoded.cause)
                   return deadLetter(head, `does not decode: ${why}`, now)
                 }
                 const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
-                return Effect.flatMap(restore(attempt(decoded.value, delivery)), (outcome): Effect.Effect<Step> => {
+                return Effect.flatMap(attempt(restore, decoded.value, delivery), (outcome): Effect.Effect<Step> => {
                   switch (outcome._tag) {
+                    case "Interrupted":
+                      // The scope is closing: the head stays as it is, to be delivered by the next process.
+                      return Effect.succeed(retryMillis)
                     case "Delivered":
                       return Effect.as(
                         Effect.andThen(
@@ -818,8 +859,12 @@ export const make = <S extends Schema.Constraint, E, R>(
       }
       const decide = (state: CircuitBreaker.State): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
         if (!blamesMessage(state)) return queued(0, undefined)
-        return Effect.flatMap(restore(attempt(message, { key, attempt: 1, enqueuedAt })), (outcome) => {
+        return Effect.flatMap(attempt(restore, message, { key, attempt: 1, enqueuedAt }), (outcome) => {
           switch (outcome._tag) {
+            case "Interrupted":
+              // The caller gave up, not the message: the sink may or may not have it, so it is queued (the consumer
+              // drops a duplicate by its key), and the caller is interrupted once it is written.
+              return queued(0, "interrupted during a direct delivery")
             case "Delivered":
               stats.delivered++
               stats.deliveredDirect++

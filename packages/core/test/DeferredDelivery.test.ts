@@ -3,9 +3,11 @@ import { assert, describe, it } from "@effect/vitest"
 import {
   Context,
   Data,
+  Deferred,
   type Duration,
   Effect,
   Exit,
+  Fiber,
   FileSystem,
   Metric,
   Option,
@@ -24,21 +26,51 @@ class Greeting extends Context.Service<Greeting, string>()("test/DeferredDeliver
 
 class SinkDown extends Data.TaggedError("SinkDown")<{ readonly message: string }> {}
 
-/** A sink that records what it was given, and fails for the messages in `failing` (or all while `down`). */
+/** A delivery held in the sink: `entered` once the sink has it, and the sink goes on once `release` is done. */
+interface Held {
+  readonly entered: Deferred.Deferred<void>
+  readonly release: Deferred.Deferred<void>
+}
+
+/**
+ * A sink that records what it was given, and fails for the messages in `failing` (or all while `down`). A message
+ * `hold` was called for waits for its release once; one in `interrupting` ends interrupted once, as a sink does that
+ * joins a request fiber something else interrupted.
+ */
 const recordingSink = () => {
   const calls: Array<{ readonly message: string; readonly key: string; readonly attempt: number }> = []
   const failing = new Set<string>()
+  const interrupting = new Set<string>()
+  const holds = new Map<string, Held>()
   const state = { down: false }
   const succeeded: Array<string> = []
-  const sink = (message: string, delivery: DeferredDelivery.Delivery) =>
+  const answer = (message: string) =>
     Effect.suspend(() => {
-      calls.push({ message, key: delivery.key, attempt: delivery.attempt })
       if (state.down || failing.has(message)) return Effect.fail(new SinkDown({ message: `rejected ${message}` }))
       succeeded.push(message)
       return Effect.void
     })
+  const sink = (message: string, delivery: DeferredDelivery.Delivery): Effect.Effect<void, SinkDown> =>
+    Effect.suspend(() => {
+      calls.push({ message, key: delivery.key, attempt: delivery.attempt })
+      if (interrupting.delete(message)) {
+        return Effect.forkChild(Effect.never).pipe(Effect.tap(Fiber.interrupt), Effect.flatMap(Fiber.join))
+      }
+      const held = holds.get(message)
+      if (held === undefined) return answer(message)
+      holds.delete(message)
+      return Deferred.succeed(held.entered, undefined).pipe(
+        Effect.andThen(Deferred.await(held.release)),
+        Effect.andThen(answer(message))
+      )
+    })
+  const hold = (message: string): Held => {
+    const held = { entered: Deferred.makeUnsafe<void>(), release: Deferred.makeUnsafe<void>() }
+    holds.set(message, held)
+    return held
+  }
   const delivered = () => [...succeeded]
-  return { calls, failing, state, sink, delivered }
+  return { calls, failing, interrupting, hold, state, sink, delivered }
 }
 
 /** What a function of the user's with a bug does. */
@@ -246,6 +278,104 @@ describe("DeferredDelivery", () => {
         assert.deepStrictEqual(calls.map((c) => c.attempt), [1, 1])
         assert.strictEqual((yield* queue.snapshot).rejectedAttempts, 1)
       }).pipe(Effect.scoped))
+  })
+
+  describe("interruption", () => {
+    it.effect("a send interrupted during its direct delivery queues the message, then the caller is interrupted", () =>
+      Effect.gen(function*() {
+        const { calls, delivered, hold, sink } = recordingSink()
+        const { queue } = yield* memoryQueue(sink)
+        const held = hold("m1")
+        const sending = yield* Effect.forkChild(queue.send("m1", { key: "k1" }))
+        yield* Deferred.await(held.entered)
+        yield* Fiber.interrupt(sending)
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(sending)))
+        // The sink may have it or not: it is queued, and delivered again under its key (the consumer drops a
+        // duplicate).
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => [c.key, c.attempt]), [["k1", 1], ["k1", 1]])
+        assert.deepStrictEqual(delivered(), ["m1"])
+        const after = yield* queue.snapshot
+        assert.strictEqual(after.enqueued, 1)
+        assert.strictEqual(after.delivered, 1)
+        assert.strictEqual(after.failedAttempts, 0)
+      }).pipe(Effect.scoped))
+
+    it.effect("a send interrupted while the health check judges its failed delivery queues the message", () =>
+      Effect.gen(function*() {
+        const { failing, sink } = recordingSink()
+        failing.add("m1")
+        const judging = { entered: Deferred.makeUnsafe<void>(), release: Deferred.makeUnsafe<void>() }
+        const { queue } = yield* memoryQueue(sink, {
+          healthCheck: Deferred.succeed(judging.entered, undefined).pipe(
+            Effect.andThen(Deferred.await(judging.release))
+          )
+        })
+        const sending = yield* Effect.forkChild(queue.send("m1", { key: "k1" }))
+        yield* Deferred.await(judging.entered)
+        yield* Fiber.interrupt(sending)
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(sending)))
+        const after = yield* queue.snapshot
+        assert.strictEqual(after.depth, 1)
+        assert.deepStrictEqual(after.head, {
+          key: "k1",
+          attempts: 0,
+          lastError: "interrupted during a direct delivery"
+        })
+      }).pipe(Effect.scoped))
+
+    it.effect("a sink that ends interrupted on its own has failed the delivery: queued, retried, the queue moves on", () =>
+      Effect.gen(function*() {
+        const { calls, delivered, interrupting, sink } = recordingSink()
+        const { breaker, queue } = yield* memoryQueue(sink)
+        interrupting.add("m1")
+        // The caller was not interrupted: it hears that the message is queued.
+        const receipt = yield* queue.send("m1", { key: "k1" })
+        assert.deepStrictEqual(receipt, { _tag: "Queued", key: "k1", depth: 1 })
+        assert.match((yield* queue.snapshot).head?.lastError ?? "", /the sink ended interrupted/)
+        // The same in the drainer: it retries after retryInterval instead of stopping for good.
+        yield* breaker.forceOpen()
+        assert.strictEqual((yield* queue.send("m2", { key: "k2" }))._tag, "Queued")
+        interrupting.add("m1")
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => [c.key, c.attempt]), [["k1", 1], ["k1", 2], ["k1", 3], ["k2", 1]])
+        assert.deepStrictEqual(delivered(), ["m1", "m2"])
+      }).pipe(Effect.scoped))
+
+    it.effect("the scope closing while the drainer delivers leaves the head as it was, for the next queue to deliver", () =>
+      Effect.gen(function*() {
+        const { calls, delivered, hold, sink } = recordingSink()
+        const store = yield* FallbackStore.makeMemory()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const open = (scope: Scope.Scope) =>
+          DeferredDelivery.make({ name: "telegram", schema: Schema.String, sink, breaker, store }).pipe(
+            Scope.provide(scope)
+          )
+        const first = yield* Scope.make()
+        const before = yield* open(first)
+        yield* breaker.forceOpen()
+        yield* before.send("m1", { key: "k1" })
+        yield* before.send("m2", { key: "k2" })
+        const held = hold("m1")
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* Deferred.await(held.entered)
+        yield* Scope.close(first, Exit.void)
+        const stopped = yield* before.snapshot
+        assert.strictEqual(stopped.depth, 2)
+        assert.deepStrictEqual(stopped.head, { key: "k1", attempts: 0, lastError: null })
+        assert.strictEqual(stopped.failedAttempts, 0)
+
+        const after = yield* Effect.scoped(
+          Effect.andThen(Effect.flatMap(Effect.scope, open), (queue) => queue.awaitEmpty)
+        )
+        assert.isUndefined(after)
+        assert.deepStrictEqual(calls.map((c) => [c.key, c.attempt]), [["k1", 1], ["k1", 1], ["k2", 1]])
+        assert.deepStrictEqual(delivered(), ["m1", "m2"])
+      }))
   })
 
   describe("durability", () => {
@@ -516,6 +646,36 @@ describe("DeferredDelivery", () => {
           [["k1", 0, "does not decode: no parser for bad", Option.none()]]
         )
         assert.deepStrictEqual(delivered(), ["good"])
+      }).pipe(Effect.scoped))
+
+    it.effect("a decoding that ends interrupted on its own is retried, not taken for the drainer's own interruption", () =>
+      Effect.gen(function*() {
+        const { delivered, sink } = recordingSink()
+        // A decoder whose effect joins a fiber something else interrupted, the first time only.
+        let interruptions = 1
+        const Remote = Schema.String.pipe(Schema.decodeTo(Schema.String, {
+          decode: SchemaGetter.transformEffect((text: string) =>
+            interruptions-- > 0
+              ? Effect.forkChild(Effect.never).pipe(Effect.tap(Fiber.interrupt), Effect.flatMap(Fiber.join))
+              : Effect.succeed(text)
+          ),
+          encode: SchemaGetter.transform((text: string) => text)
+        }))
+        const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Remote,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        yield* breaker.forceOpen()
+        yield* queue.send("m1", { key: "k1" })
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered(), ["m1"])
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
       }).pipe(Effect.scoped))
 
     it.effect("failures that open the breaker blame the sink: an outage dead-letters nothing", () =>
