@@ -870,15 +870,18 @@ export const cacheFirst: {
       const fetch = (input: I, k: string): Effect.Effect<internal.Answer<A>, E, R> =>
         Effect.tap(inner.run(input), (answer) => keep(cache, k, answer))
       // A refresh outlives the call that started it: it runs in the chain's scope, and its failure changes nothing
-      // (the stale value stays until it is too old).
-      const refresh = (input: I, k: string): Effect.Effect<void, never, R> => {
-        if (refreshing.has(k)) return Effect.void
-        refreshing.add(k)
-        return Effect.asVoid(Effect.forkIn(
-          fetch(input, k).pipe(Effect.ignore, Effect.ensuring(Effect.sync(() => refreshing.delete(k)))),
-          env.scope
-        ))
-      }
+      // (the stale value stays until it is too old). Marking the key and forking are one step that cannot be
+      // interrupted: a caller interrupted between them would leave the key marked with no refresh to unmark it, and
+      // the key would never be refreshed again.
+      const refresh = (input: I, k: string): Effect.Effect<void, never, R> =>
+        Effect.uninterruptible(Effect.suspend(() => {
+          if (refreshing.has(k)) return Effect.void
+          refreshing.add(k)
+          return Effect.asVoid(Effect.forkIn(
+            fetch(input, k).pipe(Effect.ignore, Effect.ensuring(Effect.sync(() => refreshing.delete(k)))),
+            env.scope
+          ))
+        }))
       const run = (input: I): Effect.Effect<internal.Answer<A>, E, R> =>
         Effect.suspend(() => {
           const k = key(input)
