@@ -10,10 +10,14 @@
  *   calls skip the backend at once until it lets a probe through.
  * - Per operation, what the caller gets instead of an error: a failing or skipped `get` is a miss (`None`), a failing
  *   or skipped `set` gives `false` (the value was not stored in the backend), a failing or skipped `invalidate`
- *   gives `0`. Failures (not the breaker's skips) go to `onFailure`, a warning log by default.
+ *   gives `0`. Failures (not the breaker's skips) go to `onFailure`, a warning log by default. A backend call that
+ *   ends interrupted on its own (it joined a fiber something else interrupted) is a failure of kind `Defect`; an
+ *   interrupted caller stays interrupted.
  * - With `l1`, a bounded in-memory map (least recently used out, `l1.ttl` per entry) sits in front: `get` reads it
  *   first and fills it from backend hits, `set` writes it whatever the backend does, `invalidate` clears the key in
- *   it. While the backend is down, the L1 keeps serving what it holds: the seeds' "L1 cache only" degraded mode.
+ *   it. A hit read while a `set` or `invalidate` of its key was under way does not fill it: what it read may be the
+ *   value the write replaced or removed. While the backend is down, the L1 keeps serving what it holds: the seeds'
+ *   "L1 cache only" degraded mode.
  * - `snapshot` combines the cache's figures (hits, L1 hits, misses, hit rate, errors by operation, timeouts, skips,
  *   L1 entries) with the breaker's snapshot. The same figures are exported as pull metrics
  *   (`resilient_cache_reads_total{outcome}`, `resilient_cache_errors_total{operation}`, `resilient_cache_skipped_total`,
@@ -389,8 +393,9 @@ export const make = <A, E = unknown>(
       breaker.protect(limiter.run<X, E, never, Timeout.TimeoutError>(self))
     const guarded = <X>(operation: Failure["operation"], key: string, call: Effect.Effect<X, E>, orElse: X) =>
       limiter.runGuarded(call, undefined, admission, composed).pipe(
+        // An interrupted caller skips this handler (Effect runs no recovery for a fiber being interrupted), so an
+        // interruption here is the backend's own (it joined a fiber something else interrupted): a failed call.
         Effect.catchCause((cause): Effect.Effect<X> => {
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const error = Cause.findErrorOption(cause)
           if (Option.isSome(error) && isLocalRejection(error.value)) {
             stats.skipped++
@@ -412,6 +417,40 @@ export const make = <A, E = unknown>(
         })
       )
 
+    // With an L1, the backend calls in flight per key: a read that a `set` or `invalidate` of its key overtook, or
+    // that ran while one was in flight, does not fill the L1 with what it read (the value the write replaced or
+    // removed). Only keys with a call in flight are kept.
+    const inFlight = new Map<string, internal.KeyCalls>()
+    const callsOf = (key: string): internal.KeyCalls => {
+      let calls = inFlight.get(key)
+      if (calls === undefined) {
+        calls = new internal.KeyCalls()
+        inFlight.set(key, calls)
+      }
+      return calls
+    }
+    const done = (key: string, calls: internal.KeyCalls): void => {
+      if (calls.reads === 0 && calls.writes === 0 && inFlight.get(key) === calls) inFlight.delete(key)
+    }
+    const write = <X>(key: string, call: Effect.Effect<X>): Effect.Effect<X> => {
+      const calls = callsOf(key)
+      calls.version++
+      calls.writes++
+      return Effect.ensuring(
+        call,
+        Effect.sync(() => {
+          calls.writes--
+          done(key, calls)
+        })
+      )
+    }
+
+    const count = (found: Option.Option<A>): Option.Option<A> => {
+      if (Option.isSome(found)) stats.hits++
+      else stats.misses++
+      return found
+    }
+
     // The fiber's clock (a `TestClock` in tests) is read synchronously: an L1 hit costs one effect step.
     const get = (key: string): Effect.Effect<Option.Option<A>> =>
       Effect.withFiber((fiber) => {
@@ -422,27 +461,40 @@ export const make = <A, E = unknown>(
           stats.hits++
           return Effect.succeedSome(cached)
         }
-        return Effect.map(guarded("get", key, callUser(() => backend.get(key)), Option.none<A>()), (found) => {
-          if (Option.isSome(found)) {
-            stats.hits++
-            l1?.set(key, found.value, clock.currentTimeMillisUnsafe())
-          } else {
-            stats.misses++
+        const read = guarded("get", key, callUser(() => backend.get(key)), Option.none<A>())
+        if (l1 === undefined) return Effect.map(read, count)
+        const calls = callsOf(key)
+        const version = calls.version
+        calls.reads++
+        const reading = Effect.ensuring(
+          read,
+          Effect.sync(() => {
+            calls.reads--
+            done(key, calls)
+          })
+        )
+        return Effect.map(reading, (found) => {
+          if (Option.isSome(found) && calls.version === version && calls.writes === 0) {
+            l1.set(key, found.value, clock.currentTimeMillisUnsafe())
           }
-          return found
+          return count(found)
         })
       })
 
     const set = (key: string, value: A): Effect.Effect<boolean> =>
       Effect.withFiber((fiber) => {
-        l1?.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
+        const call = guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
+        if (l1 === undefined) return call
+        l1.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        return write(key, call)
       })
 
     const invalidate = (key: string): Effect.Effect<number> =>
       Effect.suspend(() => {
-        l1?.delete(key)
-        return guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
+        const call = guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
+        if (l1 === undefined) return call
+        l1.delete(key)
+        return write(key, call)
       })
 
     const getOrCompute = <E2, R>(key: string, compute: Effect.Effect<A, E2, R>): Effect.Effect<A, E2, R> =>

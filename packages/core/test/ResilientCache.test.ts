@@ -8,9 +8,20 @@ import * as Timeout from "../src/Timeout.ts"
 
 class CacheDown extends Data.TaggedError("CacheDown") {}
 
-type Mode = "up" | "failing" | "hanging" | "dying" | { readonly slow: number }
+type Mode =
+  | "up"
+  | "failing"
+  | "hanging"
+  | "dying"
+  | "interrupted"
+  | { readonly slow: number }
+  | { readonly late: number }
 
-/** A map behind a switch: up, failing, hanging, dying or slow; counts the calls that reached it. */
+/**
+ * A map behind a switch: up, failing, hanging, dying, ending interrupted (it joins a fiber something else
+ * interrupted), slow (acts once the delay is over) or late (acts at once, answers after the delay); counts the calls
+ * that reached it.
+ */
 const controllable = () => {
   const map = new Map<string, string>()
   const state = { mode: "up" as Mode, calls: 0 }
@@ -21,7 +32,11 @@ const controllable = () => {
       if (mode === "failing") return Effect.fail(new CacheDown())
       if (mode === "hanging") return Effect.never
       if (mode === "dying") return Effect.die("driver crashed")
+      if (mode === "interrupted") {
+        return Effect.forkChild(Effect.never).pipe(Effect.tap(Fiber.interrupt), Effect.flatMap(Fiber.join))
+      }
       if (mode === "up") return Effect.sync(f)
+      if ("late" in mode) return Effect.flatMap(Effect.sync(f), (a) => Effect.as(Effect.sleep(mode.late), a))
       return Effect.andThen(Effect.sleep(Duration.millis(mode.slow)), Effect.sync(f))
     })
   const backend: ResilientCache.Backend<string, CacheDown> = {
@@ -119,6 +134,28 @@ describe("ResilientCache", () => {
           `Warn Resilient cache "sessions": onFailure failed on get`,
           `Warn Resilient cache "sessions": onFailure failed on set`
         ])
+      }).pipe(Effect.scoped))
+
+    it.effect("a backend call that ends interrupted on its own is a reported defect: the caller was not interrupted", () =>
+      Effect.gen(function*() {
+        const { backend, state } = controllable()
+        const reported: Array<ResilientCache.Failure> = []
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
+          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        })
+        state.mode = "interrupted"
+        assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        assert.isFalse(yield* cache.set("b", "2"))
+        assert.strictEqual(yield* cache.invalidate("a"), 0)
+        assert.deepStrictEqual(reported.map((f) => [f.operation, f.kind]), [
+          ["get", "Defect"],
+          ["set", "Defect"],
+          ["invalidate", "Defect"]
+        ])
+        assert.deepStrictEqual((yield* cache.snapshot).errors, { get: 1, set: 1, invalidate: 1 })
       }).pipe(Effect.scoped))
 
     it.effect("the breaker opens: a dead cache is skipped without a call, and probed again later", () =>
@@ -257,6 +294,48 @@ describe("ResilientCache", () => {
         assert.strictEqual(yield* cache.invalidate("a"), 1)
         assert.deepStrictEqual(yield* cache.get("a"), Option.none())
       }).pipe(Effect.scoped))
+    describe("a read that a write overtakes does not fill the L1 with what it read", () => {
+      for (const write of ["set", "invalidate"] as const) {
+        it.effect(`${write} completing while a get is in flight`, () =>
+          Effect.gen(function*() {
+            const { backend, map, state } = controllable()
+            const cache = yield* ResilientCache.make({
+              name: "sessions",
+              backend,
+              l1: { maxEntries: 10, ttl: "1 hour" }
+            })
+            map.set("a", "old")
+            // The get reads "old" at once and answers 100 ms later; the write completes meanwhile.
+            state.mode = { late: 100 }
+            const reading = yield* Effect.forkChild(cache.get("a"))
+            yield* Effect.yieldNow
+            state.mode = "up"
+            if (write === "set") assert.isTrue(yield* cache.set("a", "new"))
+            else assert.strictEqual(yield* cache.invalidate("a"), 1)
+            yield* TestClock.adjust("100 millis")
+            // It started first: it may answer with what it read...
+            assert.deepStrictEqual(yield* Fiber.join(reading), Option.some("old"))
+            // ...but a read after the write does not see the value the write replaced or removed.
+            assert.deepStrictEqual(yield* cache.get("a"), write === "set" ? Option.some("new") : Option.none())
+          }).pipe(Effect.scoped))
+      }
+
+      it.effect("a get that ran while an invalidate was in flight", () =>
+        Effect.gen(function*() {
+          const { backend, map, state } = controllable()
+          const cache = yield* ResilientCache.make({ name: "sessions", backend, l1: { maxEntries: 10, ttl: "1 hour" } })
+          map.set("a", "old")
+          // The invalidate reaches the backend 100 ms from now; a get reads "old" meanwhile.
+          state.mode = { slow: 100 }
+          const invalidating = yield* Effect.forkChild(cache.invalidate("a"))
+          yield* Effect.yieldNow
+          state.mode = "up"
+          assert.deepStrictEqual(yield* cache.get("a"), Option.some("old"))
+          yield* TestClock.adjust("100 millis")
+          assert.strictEqual(yield* Fiber.join(invalidating), 1)
+          assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        }).pipe(Effect.scoped))
+    })
   })
 
   it.effect("getOrCompute computes and stores on a miss, and computes when the cache is down", () =>

@@ -53,3 +53,10 @@ export class L1<A> {
     return live
   }
 }
+
+/** A key's backend calls in flight: `version` counts the writes (`set`, `invalidate`) that started. */
+export class KeyCalls {
+  reads = 0
+  writes = 0
+  version = 0
+}
