@@ -763,7 +763,11 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
     const cell: Cell = { service: rule.service, phase: "Idle", attempts: 0, cooldownUntil: -Infinity }
     cells.push(cell)
     queues.set(rule.service, queue)
-    workers.push(yield* Effect.forkScoped(worker(rule, queue, cell)))
+    // Interrupted when `changes` ends or the scope closes: nothing is under way any more, whatever it was doing.
+    const idle = Effect.sync(() => {
+      cell.phase = "Idle"
+    })
+    workers.push(yield* Effect.forkScoped(Effect.onInterrupt(worker(rule, queue, cell), () => idle)))
   }
   yield* Stream.runForEach(options.changes, (change) => {
     const queue = queues.get(change.service)

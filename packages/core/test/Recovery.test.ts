@@ -420,10 +420,32 @@ describe("Recovery", () => {
   it.effect("when the changes end, running sequences stop", () =>
     Effect.gen(function*() {
       const restart = hook()
-      const { down, end } = yield* setup([{ service: "db", action: Recovery.restart(restart.run) }])
+      const { down, end, recovery } = yield* setup([{ service: "db", action: Recovery.restart(restart.run) }])
       yield* down("db")
+      assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Running")
       yield* end
       yield* TestClock.adjust("1 hour")
+      assert.deepStrictEqual(restart.runs, [0])
+      // Nothing is under way any more, and the snapshot says so.
+      assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Idle")
+    }))
+
+  it.effect("when the changes end while a trigger waits for the cooldown, it is dropped and the service is Idle", () =>
+    Effect.gen(function*() {
+      const restart = hook()
+      const { down, end, recovery, up } = yield* setup([{
+        service: "db",
+        action: Recovery.restart(restart.run),
+        cooldown: "1 minute"
+      }])
+      yield* down("db")
+      yield* up("db")
+      yield* down("db")
+      assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Deferred")
+      yield* end
+      yield* TestClock.adjust("2 minutes")
+      const after = yield* recovery.snapshot
+      assert.deepStrictEqual([after.sequences, after.services[0].phase], [1, "Idle"])
       assert.deepStrictEqual(restart.runs, [0])
     }))
 
