@@ -14,6 +14,7 @@ import {
   Option,
   Path,
   pipe,
+  Scheduler,
   Schema
 } from "effect"
 import { TestClock } from "effect/testing"
@@ -605,6 +606,26 @@ describe("FallbackStore (file) on disk", () => {
         assert.deepStrictEqual(yield* store.get("a"), Option.some("old"))
         assert.deepStrictEqual(yield* list(dir), [internal.fileNameOf("a")])
       })))
+  })
+
+  describe("metrics", () => {
+    it.effect("a store whose making is interrupted at any point leaves no metric series behind", () =>
+      Effect.gen(function*() {
+        // Its making yields between every two instructions (as any fiber does once it has used its budget), and is
+        // interrupted after `slices` of them: the interruption lands at each point where it can be suspended.
+        for (let slices = 0; slices < 60; slices++) {
+          const registry = new Map()
+          const making = yield* Effect.forkChild(
+            Effect.scoped(Effect.andThen(FallbackStore.makeMemory({ name: "sessions" }), Effect.never)).pipe(
+              Effect.provideService(Scheduler.MaxOpsBeforeYield, 1),
+              Effect.provideService(Metric.MetricRegistry, registry)
+            )
+          )
+          for (let i = 0; i < slices; i++) yield* Effect.yieldNow
+          yield* Fiber.interrupt(making)
+          assert.strictEqual(registry.size, 0, `interrupted after ${slices} slices: its series outlived its scope`)
+        }
+      }))
   })
 
   describe("atomicity", () => {

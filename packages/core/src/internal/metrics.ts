@@ -56,8 +56,8 @@ export const registerUnsafe = (context: Context.Context<never>, series: Series):
  * @internal
  */
 export const register = (series: ReadonlyArray<Series>): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = yield* Effect.context<never>()
-    const removals = series.map((s) => registerUnsafe(context, s))
-    yield* Effect.addFinalizer(() => Effect.sync(() => removals.forEach((remove) => remove())))
-  })
+  // Registered and given their finalizer in one step: an interruption in between would leave them registered for good.
+  Effect.asVoid(Effect.acquireRelease(
+    Effect.map(Effect.context<never>(), (context) => series.map((s) => registerUnsafe(context, s))),
+    (removals) => Effect.sync(() => removals.forEach((remove) => remove()))
+  ))
