@@ -759,8 +759,12 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
     const totals = { raised: 0, sent: 0, deduplicated: 0, suppressed: 0, failed: 0 }
     const sentBySeverity: Record<Severity, number> = { critical: 0, warning: 0, info: 0 }
 
-    const deliver = (alert: Alert, key: string): Effect.Effect<void> =>
-      Effect.flatMap(Effect.exit(sendTo(sink, alert)), (exit) => {
+    // Alerting stopped (its scope closing) while the sink sends: a failed send, carried like any other, so that
+    // every occurrence raised is still counted once.
+    const deliver = (alert: Alert, key: string): Effect.Effect<void> => {
+      let settled = false
+      const sent = Effect.flatMap(Effect.exit(sendTo(sink, alert)), (exit) => {
+        settled = true
         if (Exit.isSuccess(exit)) {
           dedup.delivered(key, alert, alert.at)
           totals.sent++
@@ -774,6 +778,13 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
           Effect.annotateLogs({ alerts: name })
         )
       })
+      return Effect.onInterrupt(sent, () =>
+        Effect.sync(() => {
+          if (settled) return
+          dedup.failed(key, alert, alert.count)
+          totals.failed++
+        }))
+    }
 
     const handle = (change: StatusChange): Effect.Effect<void> => {
       const severity = internal.severityOf(change.from, change.to)

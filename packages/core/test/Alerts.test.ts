@@ -1,5 +1,20 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Layer, Logger, Metric, Queue, References, Schema, Stream } from "effect"
+import {
+  Clock,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Metric,
+  Queue,
+  References,
+  Scheduler,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
 import { FetchHttpClient } from "effect/http"
 import { TestClock } from "effect/testing"
 import { createServer, type IncomingHttpHeaders } from "node:http"
@@ -357,6 +372,44 @@ describe("Alerts", () => {
         yield* TestClock.adjust(0)
         assert.deepStrictEqual(second.sent.map(brief), ["db Healthy->Degraded warning x1"])
         assert.strictEqual((yield* alerts.snapshot).failed, 1)
+      }))
+  })
+
+  describe("interruption", () => {
+    it.effect("alerting stopped while a send is under way: a failed send, its occurrence carried, every raise counted", () =>
+      Effect.gen(function*() {
+        const sending = Deferred.makeUnsafe<void>()
+        const scope = yield* Scope.make()
+        const { alerts, emit } = yield* setup({}, {
+          send: () => Effect.andThen(Deferred.succeed(sending, undefined), Effect.never)
+        }).pipe(Scope.provide(scope))
+        yield* emit("db", "Healthy", "Unhealthy")
+        yield* Deferred.await(sending)
+        yield* Scope.close(scope, Exit.void)
+        const after = yield* alerts.snapshot
+        assert.deepStrictEqual(
+          [after.raised, after.sent, after.failed, after.deduplicated, after.suppressed],
+          [1, 0, 1, 0, 0]
+        )
+        assert.deepStrictEqual(after.unreported.map((u) => [u.service, u.count]), [["db", 1]])
+      }))
+
+    it.effect("alerting whose making is interrupted at any point leaves no metric series behind", () =>
+      Effect.gen(function*() {
+        for (let slices = 0; slices < 60; slices++) {
+          const registry = new Map()
+          const changes = yield* Queue.unbounded<StatusChange>()
+          const making = yield* Effect.forkChild(
+            Effect.scoped(Effect.andThen(Alerts.make({ changes: Stream.fromQueue(changes) }), Effect.never)).pipe(
+              Effect.provideService(Alerts.AlertSink, recordingSink().sink),
+              Effect.provideService(Scheduler.MaxOpsBeforeYield, 1),
+              Effect.provideService(Metric.MetricRegistry, registry)
+            )
+          )
+          for (let i = 0; i < slices; i++) yield* Effect.yieldNow
+          yield* Fiber.interrupt(making)
+          assert.strictEqual(registry.size, 0, `interrupted after ${slices} slices: its series outlived its scope`)
+        }
       }))
   })
 
