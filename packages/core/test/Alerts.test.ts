@@ -1,20 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Clock,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Logger,
-  Metric,
-  Queue,
-  References,
-  Scheduler,
-  Schema,
-  Scope,
-  Stream
-} from "effect"
+import { Clock, Deferred, Effect, Exit, Layer, Logger, Metric, Queue, References, Schema, Scope, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { TestClock } from "effect/testing"
 import { createServer, type IncomingHttpHeaders } from "node:http"
@@ -23,6 +8,7 @@ import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as HealthMonitor from "../src/HealthMonitor.ts"
 import type { Status, StatusChange } from "../src/HealthMonitor.ts"
 import * as Retry from "../src/Retry.ts"
+import { interruptedAfter } from "./interruption.ts"
 
 /** A sink that keeps what it is sent; `failing` makes it fail with an `AlertSinkError`. */
 const recordingSink = (name = "recorder") => {
@@ -396,19 +382,17 @@ describe("Alerts", () => {
 
     it.effect("alerting whose making is interrupted at any point leaves no metric series behind", () =>
       Effect.gen(function*() {
-        for (let slices = 0; slices < 60; slices++) {
+        for (let turns = 0; turns < 60; turns++) {
           const registry = new Map()
           const changes = yield* Queue.unbounded<StatusChange>()
-          const making = yield* Effect.forkChild(
+          yield* interruptedAfter(
             Effect.scoped(Effect.andThen(Alerts.make({ changes: Stream.fromQueue(changes) }), Effect.never)).pipe(
               Effect.provideService(Alerts.AlertSink, recordingSink().sink),
-              Effect.provideService(Scheduler.MaxOpsBeforeYield, 1),
               Effect.provideService(Metric.MetricRegistry, registry)
-            )
+            ),
+            turns
           )
-          for (let i = 0; i < slices; i++) yield* Effect.yieldNow
-          yield* Fiber.interrupt(making)
-          assert.strictEqual(registry.size, 0, `interrupted after ${slices} slices: its series outlived its scope`)
+          assert.strictEqual(registry.size, 0, `interrupted after ${turns} turns: its series outlived its scope`)
         }
       }))
   })

@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Data, Duration, Effect, ExecutionPlan, Exit, Fiber, Layer, Metric, Ref, Scheduler } from "effect"
+import { Context, Data, Duration, Effect, ExecutionPlan, Exit, Fiber, Layer, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fallback from "../src/Fallback.ts"
 import * as Policy from "../src/Policy.ts"
 import * as Retry from "../src/Retry.ts"
+import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 class SearchError extends Data.TaggedError("SearchError")<{ readonly provider: string }> {}
 
@@ -19,9 +20,6 @@ const provider = (name: string, script: (call: number) => boolean) =>
           : Effect.fail(new SearchError({ provider: name })))
     return { call, calls: Ref.get(calls) }
   })
-
-/** Lets the other fibers run `n` times. */
-const yieldTimes = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.yieldNow, { discard: true })
 
 const metricCount = (id: string, attributes: Record<string, string>) =>
   Metric.snapshot.pipe(Effect.map((all) => {
@@ -482,9 +480,7 @@ describe("Fallback", () => {
 
     it.effect("a caller interrupted at any point of a stale read never stops the key's later background refreshes", () =>
       Effect.gen(function*() {
-        // The caller yields between every two instructions (as any fiber does once it has used its budget), and is
-        // interrupted after `slices` of them: the interruption lands at each point where it can be suspended.
-        for (let slices = 0; slices < 40; slices++) {
+        for (let turns = 0; turns < 40; turns++) {
           const refreshed = yield* Effect.scoped(Effect.gen(function*() {
             const profiles = yield* provider("profiles", () => true)
             const chain = yield* Fallback.make({
@@ -497,18 +493,14 @@ describe("Fallback", () => {
             })
             yield* chain.run("ada")
             yield* TestClock.adjust("2 minutes")
-            const caller = yield* Effect.forkChild(
-              chain.run("ada").pipe(Effect.provideService(Scheduler.MaxOpsBeforeYield, 1))
-            )
-            yield* yieldTimes(slices)
-            yield* Fiber.interrupt(caller)
+            yield* interruptedAfter(chain.run("ada"), turns)
             // A later stale read: its refresh (or the interrupted caller's) reaches the dependency.
             yield* TestClock.adjust("1 minute")
             yield* chain.run("ada")
             yield* yieldTimes(20)
             return yield* profiles.calls
           }))
-          assert.isAbove(refreshed, 1, `interrupted after ${slices} slices: the key was never refreshed again`)
+          assert.isAbove(refreshed, 1, `interrupted after ${turns} turns: the key was never refreshed again`)
         }
       }))
 

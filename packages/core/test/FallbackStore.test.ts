@@ -14,7 +14,6 @@ import {
   Option,
   Path,
   pipe,
-  Scheduler,
   Schema
 } from "effect"
 import { TestClock } from "effect/testing"
@@ -22,6 +21,7 @@ import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { join } from "node:path"
 import * as FallbackStore from "../src/FallbackStore.ts"
 import * as internal from "../src/internal/fallbackStore.ts"
+import { interruptedAfter } from "./interruption.ts"
 
 // -----------------------------------------------------------------------------
 // helpers
@@ -611,19 +611,15 @@ describe("FallbackStore (file) on disk", () => {
   describe("metrics", () => {
     it.effect("a store whose making is interrupted at any point leaves no metric series behind", () =>
       Effect.gen(function*() {
-        // Its making yields between every two instructions (as any fiber does once it has used its budget), and is
-        // interrupted after `slices` of them: the interruption lands at each point where it can be suspended.
-        for (let slices = 0; slices < 60; slices++) {
+        for (let turns = 0; turns < 60; turns++) {
           const registry = new Map()
-          const making = yield* Effect.forkChild(
+          yield* interruptedAfter(
             Effect.scoped(Effect.andThen(FallbackStore.makeMemory({ name: "sessions" }), Effect.never)).pipe(
-              Effect.provideService(Scheduler.MaxOpsBeforeYield, 1),
               Effect.provideService(Metric.MetricRegistry, registry)
-            )
+            ),
+            turns
           )
-          for (let i = 0; i < slices; i++) yield* Effect.yieldNow
-          yield* Fiber.interrupt(making)
-          assert.strictEqual(registry.size, 0, `interrupted after ${slices} slices: its series outlived its scope`)
+          assert.strictEqual(registry.size, 0, `interrupted after ${turns} turns: its series outlived its scope`)
         }
       }))
   })
