@@ -463,18 +463,20 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
     const runOnce = (entry: Entry): Effect.Effect<CheckState> =>
       Effect.clockWith((clock) => {
         const startedAt = clock.currentTimeMillisUnsafe()
-        return Effect.flatMap(Effect.exit(entry.run), (exit) => {
-          const now = clock.currentTimeMillisUnsafe()
-          // A run of a check that was replaced or removed meanwhile says nothing about the current one.
-          if (!open || entries.get(entry.cell.service) !== entry) return Effect.succeed(toState(entry.cell))
-          const [outcome, error] = now - startedAt >= entry.timeoutMillis
-            ? ["Failure", entry.timedOut] as const
-            : classify(exit)
-          const change = internal.record(entry.cell, entry.config, outcome, error, startedAt, now)
-          const state = toState(entry.cell)
-          // `publish`, not `publishUnsafe`: only `publish` makes room by dropping the oldest change.
-          return change === undefined ? Effect.succeed(state) : Effect.as(PubSub.publish(hub, change), state)
-        })
+        // Recorded and published in one step: an interruption in between would leave a change no subscriber hears of.
+        return Effect.flatMap(Effect.exit(entry.run), (exit) =>
+          Effect.uninterruptible(Effect.suspend(() => {
+            const now = clock.currentTimeMillisUnsafe()
+            // A run of a check that was replaced or removed meanwhile says nothing about the current one.
+            if (!open || entries.get(entry.cell.service) !== entry) return Effect.succeed(toState(entry.cell))
+            const [outcome, error] = now - startedAt >= entry.timeoutMillis
+              ? ["Failure", entry.timedOut] as const
+              : classify(exit)
+            const change = internal.record(entry.cell, entry.config, outcome, error, startedAt, now)
+            const state = toState(entry.cell)
+            // `publish`, not `publishUnsafe`: only `publish` makes room by dropping the oldest change.
+            return change === undefined ? Effect.succeed(state) : Effect.as(PubSub.publish(hub, change), state)
+          })))
       })
 
     const loop = (entry: Entry): Effect.Effect<unknown> => {
@@ -542,19 +544,23 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
           timedOut: `timed out after ${Duration.format(Duration.millis(timeoutMillis))}`,
           jitter: raw.jitter
         }
-        entries.set(name, entry)
-        if (!seriesRemovals.has(name)) seriesRemovals.set(name, registerSeries(cell))
-        // Replaces (and interrupts) the fiber of a previous registration.
-        yield* FiberMap.run(fibers, name, loop(entry))
+        // Listed and started in one step: an interruption in between would list a check that never runs. Replaces
+        // (and interrupts) the fiber of a previous registration; the new fiber is interruptible.
+        yield* Effect.uninterruptible(Effect.suspend(() => {
+          entries.set(name, entry)
+          if (!seriesRemovals.has(name)) seriesRemovals.set(name, registerSeries(cell))
+          return FiberMap.run(fibers, name, loop(entry))
+        }))
       })
 
+    // Unlisted and stopped in one step: an interruption in between would leave an unlisted check running.
     const unregister = (service: string): Effect.Effect<void> =>
-      Effect.suspend(() => {
+      Effect.uninterruptible(Effect.suspend(() => {
         if (!entries.delete(service)) return Effect.void
         seriesRemovals.get(service)?.forEach((remove) => remove())
         seriesRemovals.delete(service)
         return FiberMap.remove(fibers, service)
-      })
+      }))
 
     const entryOf = (service: string): Effect.Effect<Entry, CheckNotFound> =>
       Effect.suspend(() => {

@@ -17,6 +17,7 @@ import {
 import { TestClock } from "effect/testing"
 import * as HealthCheck from "../src/HealthCheck.ts"
 import * as HealthMonitor from "../src/HealthMonitor.ts"
+import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly message: string }> {}
 
@@ -380,6 +381,83 @@ describe("HealthMonitor", () => {
   })
 
   describe("registration at run time", () => {
+    describe("interrupted at any point", () => {
+      const counted = () => {
+        const state = { runs: 0 }
+        const options = {
+          name: "db",
+          check: Effect.sync(() => {
+            state.runs++
+          }),
+          interval: "1 second",
+          jitter: 0
+        } as const
+        return { state, options }
+      }
+
+      it.effect("register: a check it lists runs; one it does not list does not", () =>
+        Effect.gen(function*() {
+          for (let turns = 0; turns < 30; turns++) {
+            const monitor = yield* HealthMonitor.make()
+            const { options, state } = counted()
+            yield* interruptedAfter(monitor.register(options), turns)
+            const listed = Exit.isSuccess(yield* Effect.exit(monitor.state("db")))
+            // The check's fiber was forked with the register's one-instruction budget: it needs turns to run.
+            yield* yieldTimes(100)
+            yield* TestClock.adjust("3 seconds")
+            yield* yieldTimes(100)
+            const ran = state.runs > 0
+            assert.strictEqual(ran, listed, `interrupted after ${turns} turns: listed ${listed}, ran ${ran}`)
+          }
+        }).pipe(Effect.scoped))
+
+      it.effect("unregister: a check it removed from the report no longer runs", () =>
+        Effect.gen(function*() {
+          for (let turns = 0; turns < 30; turns++) {
+            const monitor = yield* HealthMonitor.make()
+            const { options, state } = counted()
+            yield* monitor.register(options)
+            yield* TestClock.adjust("1 second")
+            yield* interruptedAfter(monitor.unregister("db"), turns)
+            const listed = Exit.isSuccess(yield* Effect.exit(monitor.state("db")))
+            const before = state.runs
+            yield* TestClock.adjust("5 seconds")
+            const ran = state.runs > before
+            assert.strictEqual(ran, listed, `interrupted after ${turns} turns: listed ${listed}, ran on ${ran}`)
+          }
+        }).pipe(Effect.scoped))
+
+      it.effect("runNow: a status change it records is published", () =>
+        Effect.gen(function*() {
+          for (let turns = 0; turns < 30; turns++) {
+            const monitor = yield* HealthMonitor.make()
+            const changes: Array<string> = []
+            yield* monitor.changes.pipe(
+              Stream.runForEach((change) => Effect.sync(() => changes.push(`${change.from}->${change.to}`))),
+              Effect.forkScoped({ startImmediately: true })
+            )
+            let failing = false
+            yield* monitor.register({
+              name: "db",
+              check: Effect.suspend(() => failing ? Effect.fail("down") : Effect.void),
+              interval: "1 hour",
+              jitter: 0,
+              warningThreshold: 1,
+              failureThreshold: 1
+            })
+            failing = true
+            yield* interruptedAfter(monitor.runNow("db"), turns)
+            yield* yieldTimes(30)
+            const status = (yield* monitor.state("db")).status
+            assert.deepStrictEqual(
+              changes,
+              status === "Unhealthy" ? ["Unknown->Healthy", "Healthy->Unhealthy"] : ["Unknown->Healthy"],
+              `interrupted after ${turns} turns: ${status}`
+            )
+          }
+        }).pipe(Effect.scoped))
+    })
+
     it.effect("a check added while others run starts on its own schedule and joins the report", () =>
       Effect.gen(function*() {
         const monitor = yield* HealthMonitor.make()
