@@ -1157,13 +1157,15 @@ export const make: <A = unknown>(
       pending.push({ breaker: name, key: cell.key, from, to, reason, at, generation: cell.generation, shadow })
       link.transition(cell, to, reason, at, shadow)
     }
-    const flush: Effect.Effect<void> = Effect.suspend(() => {
+    // Taken and published in one step: a caller interrupted in between would lose the batch. Both hubs slide, so
+    // publishing never waits.
+    const flush: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
       if (pending.length === 0) return Effect.void
       const batch = pending
       pending = []
       const local = PubSub.publishAll(hub, batch)
       return Option.isSome(registry) ? Effect.andThen(local, registry.value.publish(batch)) : local
-    })
+    }))
     const thenFlush = <X, E, R>(effect: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
       pending.length === 0 ? effect : Effect.andThen(flush, effect)
 

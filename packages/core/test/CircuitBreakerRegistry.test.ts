@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
+import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 describe("CircuitBreakerRegistry", () => {
   it.effect("lists every breaker made under it, with snapshots of every key", () =>
@@ -81,4 +83,57 @@ describe("CircuitBreakerRegistry", () => {
     }).pipe(
       Effect.provide(CircuitBreaker.layer({ name: "search" }).pipe(Layer.provideMerge(CircuitBreakerRegistry.layer)))
     ))
+
+  describe("interrupted at any point", () => {
+    it.effect("a breaker whose making is interrupted leaves its name free once its scope is closed", () =>
+      Effect.gen(function*() {
+        for (let turns = 0; turns < 120; turns++) {
+          const registry = yield* CircuitBreakerRegistry.make
+          const provide = Effect.provideService(CircuitBreakerRegistry.CircuitBreakerRegistry, registry)
+          yield* interruptedAfter(
+            Effect.scoped(Effect.andThen(CircuitBreaker.make({ name: "db" }), Effect.never)).pipe(provide),
+            turns
+          )
+          const again = yield* Effect.exit(Effect.scoped(CircuitBreaker.make({ name: "db" })).pipe(provide))
+          assert.isTrue(Exit.isSuccess(again), `interrupted after ${turns} turns: the name "db" is left taken`)
+          assert.deepStrictEqual(
+            registry.breakers(),
+            [],
+            `interrupted after ${turns} turns: a closed breaker is listed`
+          )
+        }
+      }))
+
+    it.effect("a caller whose admission moved a circuit on never loses that transition, here or in the registry", () =>
+      Effect.gen(function*() {
+        for (let turns = 0; turns < 40; turns++) {
+          const scope = yield* Scope.make()
+          const registry = yield* CircuitBreakerRegistry.make.pipe(Scope.provide(scope))
+          const breaker = yield* CircuitBreaker.make({ name: "b", openDuration: "1 second" }).pipe(
+            Scope.provide(scope),
+            Effect.provideService(CircuitBreakerRegistry.CircuitBreakerRegistry, registry)
+          )
+          const local: Array<string> = []
+          const global: Array<string> = []
+          for (const [stream, seen] of [[breaker.transitions, local], [registry.transitions, global]] as const) {
+            yield* stream.pipe(
+              Stream.runForEach((t) => Effect.sync(() => seen.push(`${t.from}->${t.to}`))),
+              Effect.forkIn(scope, { startImmediately: true })
+            )
+          }
+          yield* CircuitBreaker.setState(breaker, "Open", { key: "a", openFor: "1 second" })
+          yield* TestClock.adjust("1 second")
+          // The call's admission moves "a" from Open to HalfOpen.
+          yield* interruptedAfter(breaker.protectKey(Effect.never, "a"), turns)
+          yield* yieldTimes(30)
+          assert.strictEqual(yield* breaker.stateKey("a"), "HalfOpen")
+          yield* yieldTimes(30)
+          assert.deepStrictEqual([local, global], [["Closed->Open", "Open->HalfOpen"], [
+            "Closed->Open",
+            "Open->HalfOpen"
+          ]], `interrupted after ${turns} turns`)
+          yield* Scope.close(scope, Exit.void)
+        }
+      }))
+  })
 })

@@ -59,10 +59,14 @@ export const enlist = (
 ): Effect.Effect<void, PolicyConfigError, Scope.Scope> =>
   Effect.flatMap(Effect.serviceOption(RegistryService), (registry) => {
     if (Option.isNone(registry)) return Effect.void
-    if (!add(registry.value)) {
-      return Effect.fail(
-        configError({ kind, policy: name }, "name", `Expected a name not yet registered, but "${name}" is taken`)
-      )
-    }
-    return Effect.addFinalizer(() => Effect.sync(() => remove(registry.value)))
+    // Listed and given the finalizer that unlists it in one step: an interruption in between would keep the name
+    // taken for good.
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (!add(registry.value)) {
+        return Effect.fail(
+          configError({ kind, policy: name }, "name", `Expected a name not yet registered, but "${name}" is taken`)
+        )
+      }
+      return Effect.addFinalizer(() => Effect.sync(() => remove(registry.value)))
+    }))
   })
