@@ -333,18 +333,21 @@ export const make: (
     // The status the last evaluation left in the ref.
     let last = yield* SubscriptionRef.get(ref)
 
-    // Evaluations are serialised by the ref, so that a slow one never overwrites a newer one.
-    const evaluate: Effect.Effect<Status> = SubscriptionRef.modifySomeEffect(ref, (current) =>
-      Effect.gen(function*() {
-        const revision = registry.revision()
-        const next = internal.evaluate(rules, yield* readStates)
-        const changed = !internal.same(next, verdict)
-        const status = changed ? toStatus(next, yield* Clock.currentTimeMillis) : current
-        verdict = next
-        last = status
-        cached = anyOpen ? undefined : { revision, status }
-        return changed ? [status, Option.some(status)] as const : [current, Option.none()] as const
-      }))
+    // Evaluations are serialised by the ref, so that a slow one never overwrites a newer one. Uninterruptible: a
+    // reader interrupted between noting the verdict and the ref's commit would leave the two apart for good.
+    const evaluate: Effect.Effect<Status> = Effect.uninterruptible(
+      SubscriptionRef.modifySomeEffect(ref, (current) =>
+        Effect.gen(function*() {
+          const revision = registry.revision()
+          const next = internal.evaluate(rules, yield* readStates)
+          const changed = !internal.same(next, verdict)
+          const status = changed ? toStatus(next, yield* Clock.currentTimeMillis) : current
+          verdict = next
+          last = status
+          cached = anyOpen ? undefined : { revision, status }
+          return changed ? [status, Option.some(status)] as const : [current, Option.none()] as const
+        }))
+    )
 
     // While a breaker is open (a degraded service, where every request may ask), the named breakers are read
     // synchronously, as this package's breakers allow, and the verdict compared with the last one: only a change

@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
 import * as Degradation from "../src/Degradation.ts"
+import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 // The agent service of the seeds: its breakers, and its degradation table.
 const breakers = ["claude_api", "telegram_api", "exa_api", "tavily_api", "firebase", "qdrant"] as const
@@ -225,4 +226,36 @@ describe("Degradation", () => {
         )
       )
     ))
+
+  it.effect("a status reader interrupted at any point never leaves the status and its changes behind the breakers", () =>
+    Effect.gen(function*() {
+      for (let turns = 0; turns < 60; turns++) {
+        const scope = yield* Scope.make()
+        const registry = yield* CircuitBreakerRegistry.make.pipe(Scope.provide(scope))
+        const provide = Effect.provideService(CircuitBreakerRegistry.CircuitBreakerRegistry, registry)
+        const breaker = yield* CircuitBreaker.make({ name: "a", openDuration: "1 second" }).pipe(
+          Scope.provide(scope),
+          provide
+        )
+        const degradation = yield* Degradation.make({ rules: [{ level: 2, breakers: ["a"], description: "a down" }] })
+          .pipe(Scope.provide(scope), provide)
+        yield* CircuitBreaker.setState(breaker, "Open", { openFor: "1 second" })
+        yield* yieldTimes(30)
+        assert.strictEqual((yield* degradation.status).level, 2)
+        // Past its open time, "a" turns half-open when read: the reader's evaluation is the one that sees it.
+        yield* TestClock.adjust("1 second")
+        yield* interruptedAfter(degradation.status, turns)
+        yield* yieldTimes(30)
+        const status = yield* degradation.status
+        yield* yieldTimes(30)
+        const head = yield* Stream.runHead(degradation.changes)
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+        assert.deepStrictEqual(
+          [status.level, head._tag === "Some" ? head.value.level : -1],
+          [0, 0],
+          `interrupted after ${turns} turns: the status, then the head of changes`
+        )
+        yield* Scope.close(scope, Exit.void)
+      }
+    }))
 })
