@@ -105,6 +105,20 @@ const staggered = (seed: number) =>
     return checks.map((s) => s.starts.map((at) => at - start))
   }).pipe(Effect.scoped, Random.withSeed(seed))
 
+/** A check that counts its runs, every second. */
+const counted = () => {
+  const state = { runs: 0 }
+  const options = {
+    name: "db",
+    check: Effect.sync(() => {
+      state.runs++
+    }),
+    interval: "1 second",
+    jitter: 0
+  } as const
+  return { state, options }
+}
+
 describe("HealthMonitor", () => {
   describe("thresholds", () => {
     it.effect("a check starts Unknown, and a first failure below warningThreshold leaves it Unknown", () =>
@@ -382,19 +396,6 @@ describe("HealthMonitor", () => {
 
   describe("registration at run time", () => {
     describe("interrupted at any point", () => {
-      const counted = () => {
-        const state = { runs: 0 }
-        const options = {
-          name: "db",
-          check: Effect.sync(() => {
-            state.runs++
-          }),
-          interval: "1 second",
-          jitter: 0
-        } as const
-        return { state, options }
-      }
-
       it.effect("register: a check it lists runs; one it does not list does not", () =>
         Effect.gen(function*() {
           for (let turns = 0; turns < 30; turns++) {
