@@ -38,7 +38,8 @@
  * - Statuses are read as values. Put `HttpClient.filterStatusOk` outside the middleware
  *   (`client.pipe(middleware.apply, HttpClient.filterStatusOk)`): inside it, a 503 becomes an error before the
  *   middleware sees its status or its `Retry-After`.
- * - A retried response is discarded before the next attempt: its body is not read, its connection is closed.
+ * - A retried response is discarded before the next attempt, or at once when the caller is interrupted while it
+ *   waits to retry: its body is not read, its connection is closed.
  *
  * **Example** (A client for an inventory service)
  *
@@ -400,31 +401,38 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
       })
     }
 
-    // Each attempt after a retry status first discards that response: its body is never read, and left alone it
-    // would hold its connection until the garbage collector came round. The last response is the caller's.
-    const attempts = <E, R>(
+    // The attempts under the retry policy. Each attempt after a retry status first discards that response: its body
+    // is never read, and left alone it would hold its connection until the garbage collector came round. The last
+    // response is the caller's, unless the call is interrupted (say while it waits to retry): then it is discarded too.
+    const retried = <E, R>(
       response: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>
-    ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | internal.RetryableResponse, R> => {
-      let stale: HttpClientResponse.HttpClientResponse | undefined
-      const attempt = Effect.flatMap(response, classify).pipe(
-        Effect.tapError((error) =>
-          Effect.sync(() => {
-            if (error instanceof internal.RetryableResponse) stale = error.response
-          })
+    ) =>
+      Effect.suspend(() => {
+        let stale: HttpClientResponse.HttpClientResponse | undefined
+        const attempt = Effect.flatMap(response, classify).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              if (error instanceof internal.RetryableResponse) stale = error.response
+            })
+          )
         )
-      )
-      return Effect.suspend(() => {
-        const previous = stale
-        stale = undefined
-        return previous === undefined ? attempt : Effect.andThen(internal.discard(previous), attempt)
+        const attempts = Effect.suspend(() => {
+          const previous = stale
+          stale = undefined
+          return previous === undefined ? attempt : Effect.andThen(internal.discard(previous), attempt)
+        })
+        return Effect.onInterrupt(unwrap(policy.protect(attempts)), () => {
+          const left = stale
+          stale = undefined
+          return left === undefined ? Effect.void : internal.discard(left)
+        })
       })
-    }
 
     const apply = <E, R>(client: HttpClient.HttpClient.With<E, R>): HttpClient.HttpClient.With<E | Rejection, R> =>
       HttpClient.transform(client, (response, request) =>
         circuitBreaker.protectKey(
           retry !== undefined && internal.isReplayable(request, methods)
-            ? unwrap(policy.protect(attempts(response)))
+            ? retried(response)
             : timeout.protect(response),
           keyOf(request)
         ))

@@ -233,6 +233,22 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual(server.aborted("/stall"), 1)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+    it.live("a caller interrupted while it waits to retry: the retried response is discarded, its connection closed", () =>
+      Effect.gen(function*() {
+        const server = yield* flakyServer({ "/stall": ["stall", status(200)] })
+        const { client } = yield* clientWith({
+          name: "discard",
+          retry: { times: 1, base: "1 minute", cap: "1 minute" }
+        })
+        const caller = yield* Effect.forkChild(client.get(server.url("/stall")))
+        for (let i = 0; i < 100 && server.hits("/stall") < 1; i++) yield* Effect.sleep("10 millis")
+        yield* Effect.sleep("50 millis")
+        yield* Fiber.interrupt(caller)
+        for (let i = 0; i < 100 && server.aborted("/stall") < 1; i++) yield* Effect.sleep("10 millis")
+        assert.strictEqual(server.aborted("/stall"), 1)
+        assert.strictEqual(server.hits("/stall"), 1)
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
     it.live("a response isFailureResponse throws on: the caller gets the defect, and its connection is closed", () =>
       Effect.gen(function*() {
         const server = yield* flakyServer({ "/stall": ["stall"] })
