@@ -48,6 +48,7 @@
  * @since 0.1.0
  */
 import { decode, DurationInput, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -69,7 +70,9 @@ import * as RedisSentinel from "./RedisSentinel.ts"
 // -----------------------------------------------------------------------------
 
 /**
- * A store operation failed: Redis was unreachable, did not answer in time, or refused the command.
+ * A store operation failed: Redis was unreachable, did not answer in time, or refused the command; or the command
+ * ended interrupted on its own (a fiber of the client's interrupted elsewhere; a caller that is interrupted stays
+ * interrupted).
  *
  * @example
  * ```ts
@@ -337,7 +340,16 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
               message: `Redis ${operation} failed: ${describeCause(error)}`,
               cause: error
             })
-          ))
+          )),
+        // Effect runs no error handler of a caller being interrupted: an interruption seen here is the command's own
+        // (a fiber of the client's interrupted elsewhere), a command that failed.
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.fail(
+              new RedisStoreError({ operation, key: name, message: `Redis ${operation} ended interrupted` })
+            )
+            : Effect.failCause(cause)
+        )
       )
 
     return RedisStore.of({

@@ -15,7 +15,11 @@
  *   24 hours, so that an older replayed write cannot bring the key back), both in one Lua script.
  * - Warm cache: a write that Redis accepted is also applied to the fallback (errors ignored), with its time, so
  *   reads during an outage see the last value written through this service, and a Redis that lost its data can be
- *   re-seeded. Reads do not populate it.
+ *   re-seeded. Reads do not populate it. A write interrupted while its Redis command is in flight cannot know whether
+ *   Redis took it: the fallback's copy of that key is removed rather than left behind what Redis may hold. Once the
+ *   command has answered, the rest of the write (the copy, or a journal entry and the figures) is not interrupted.
+ *   A command that ends interrupted on its own (not the caller) is a failed call, read or written as when Redis is
+ *   down.
  * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>:<key>`, `seq` zero-padded
  *   to 16 digits, holding the operation, key, value, absolute expiry and the write time) and then applies the write
  *   to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept under
@@ -94,6 +98,7 @@ import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import { decode, DurationInput, type PolicyConfigError, PositiveInt } from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -109,7 +114,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/resilientRedis.ts"
-import { RedisStore, type RedisStoreError } from "./RedisStore.ts"
+import { RedisStore, RedisStoreError } from "./RedisStore.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -493,20 +498,25 @@ export const make: (
     return Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.as(PubSub.publish(hub, { from, to: now, at }), now))
   })
 
-  // One Redis call through the breaker; its outcome feeds the health.
+  // One Redis call through the breaker; its outcome feeds the health. A call that ends interrupted on its own (a
+  // store of the user's whose command fiber was interrupted elsewhere; an interrupted caller skips this handler) has
+  // failed, for the breaker too.
   const viaRedis = <A>(self: Effect.Effect<A, RedisStoreError>) =>
-    breaker.protect(self).pipe(
-      Effect.result,
-      Effect.tap((result) => {
-        if (Result.isSuccess(result)) {
-          failures = 0
-          connected = true
-        } else if (result.failure._tag === "RedisStoreError") {
-          failures++
-        }
-        return refresh
-      })
-    )
+    breaker.protect(Effect.catchCause(self, (cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.fail(new RedisStoreError({ operation: "command", message: "the Redis command ended interrupted" }))
+        : Effect.failCause(cause))).pipe(
+        Effect.result,
+        Effect.tap((result) => {
+          if (Result.isSuccess(result)) {
+            failures = 0
+            connected = true
+          } else if (result.failure._tag === "RedisStoreError") {
+            failures++
+          }
+          return refresh
+        })
+      )
 
   const readFallback = (key: string) =>
     fallback.get(valueKey(key)).pipe(
@@ -572,41 +582,61 @@ export const make: (
       })
     })
 
+  // A write holding the lock runs with interruption masked, so that Redis and the fallback's copy, or the journal and
+  // memory, never end apart. Only the Redis command may be interrupted (it can take up to the store's timeout): it may
+  // or may not have landed then, so the fallback's copy of the key goes rather than stay behind what Redis may hold.
+  const redisWrite = (
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    op: "s" | "d",
+    key: string,
+    value: string,
+    at: number,
+    ttl: number | undefined
+  ) =>
+    Effect.onInterrupt(
+      restore(writeRedis(op, key, value, at, ttl)),
+      () => Effect.ignore(fallback.remove(valueKey(key)))
+    )
+
   const set = (
     key: string,
     value: string,
     opts?: { readonly ttl?: Duration.Input | undefined }
   ): Effect.Effect<void, ResilientRedisError> =>
-    writeLock.withPermits(1)(Effect.suspend(() => {
-      const ttl = ttlMillis(opts?.ttl)
-      if (pending.length > 0) return journal("set", key, value, ttl)
-      return Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        Effect.flatMap(writeRedis("s", key, value, at, ttl), (result) => {
-          if (Result.isFailure(result)) {
-            return journal("set", key, value, ttl)
-          }
-          counts.redisOps++
-          return Effect.ignore(copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null))
-        }))
-    }))
+    writeLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        const ttl = ttlMillis(opts?.ttl)
+        if (pending.length > 0) return journal("set", key, value, ttl)
+        return Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          Effect.flatMap(redisWrite(restore, "s", key, value, at, ttl), (result) => {
+            if (Result.isFailure(result)) {
+              return journal("set", key, value, ttl)
+            }
+            counts.redisOps++
+            return Effect.ignore(copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null))
+          }))
+      })
+    ))
 
   const remove = (key: string): Effect.Effect<boolean, ResilientRedisError> =>
-    writeLock.withPermits(1)(Effect.suspend(() => {
-      const onFallback = Effect.flatMap(
-        Effect.orElseSucceed(fallback.has(valueKey(key)), () => false),
-        (existed) => Effect.as(journal("remove", key, null, undefined), existed)
-      )
-      if (pending.length > 0) return onFallback
-      return Effect.flatMap(
-        Clock.currentTimeMillis,
-        (at) =>
-          Effect.flatMap(writeRedis("d", key, "", at, undefined), (result) => {
-            if (Result.isFailure(result)) return onFallback
-            counts.redisOps++
-            return Effect.as(Effect.ignore(fallback.remove(valueKey(key))), result.success > 0)
-          })
-      )
-    }))
+    writeLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        const onFallback = Effect.flatMap(
+          Effect.orElseSucceed(fallback.has(valueKey(key)), () => false),
+          (existed) => Effect.as(journal("remove", key, null, undefined), existed)
+        )
+        if (pending.length > 0) return onFallback
+        return Effect.flatMap(
+          Clock.currentTimeMillis,
+          (at) =>
+            Effect.flatMap(redisWrite(restore, "d", key, "", at, undefined), (result) => {
+              if (Result.isFailure(result)) return onFallback
+              counts.redisOps++
+              return Effect.as(Effect.ignore(fallback.remove(valueKey(key))), result.success > 0)
+            })
+        )
+      })
+    ))
 
   // Writes to Redis in one compare-and-set; fails when Redis does.
   const applyWrites = (writes: ReadonlyArray<internal.Write>) =>

@@ -40,6 +40,23 @@ const withStore = <A, E>(
   }).pipe(Effect.scoped)
 
 describe("RedisStore", () => {
+  it.live("a command that ends interrupted on its own fails with RedisStoreError: the caller was not interrupted", () =>
+    withStore((_, __, redis) =>
+      Effect.gen(function*() {
+        // A client whose command fiber something else interrupted.
+        const interrupted = Effect.forkChild(Effect.never).pipe(Effect.tap(Fiber.interrupt), Effect.flatMap(Fiber.join))
+        const store = yield* RedisStore.make().pipe(
+          Effect.provideService(Redis.Redis, Redis.Redis.of({ ...redis, send: () => interrupted }))
+        )
+        const error = yield* Effect.flip(store.get("k"))
+        assert.deepStrictEqual([error._tag, error.operation, error.message], [
+          "RedisStoreError",
+          "get",
+          "Redis get ended interrupted"
+        ])
+      })
+    ))
+
   it.live("round trip: set, get, remove", () =>
     withStore((store) =>
       Effect.gen(function*() {
