@@ -432,17 +432,17 @@ export const make = <A, E = unknown>(
     const done = (key: string, calls: internal.KeyCalls): void => {
       if (calls.reads === 0 && calls.writes === 0 && inFlight.get(key) === calls) inFlight.delete(key)
     }
+    // The bookkeeping runs synchronously on the call's exit, whatever it is (`onExitPrimitive`: one step, where
+    // `ensuring` takes four on every `set`).
     const write = <X>(key: string, call: Effect.Effect<X>): Effect.Effect<X> => {
       const calls = callsOf(key)
       calls.version++
       calls.writes++
-      return Effect.ensuring(
-        call,
-        Effect.sync(() => {
-          calls.writes--
-          done(key, calls)
-        })
-      )
+      return Effect.onExitPrimitive(call, () => {
+        calls.writes--
+        done(key, calls)
+        return undefined
+      })
     }
 
     const count = (found: Option.Option<A>): Option.Option<A> => {
@@ -466,13 +466,11 @@ export const make = <A, E = unknown>(
         const calls = callsOf(key)
         const version = calls.version
         calls.reads++
-        const reading = Effect.ensuring(
-          read,
-          Effect.sync(() => {
-            calls.reads--
-            done(key, calls)
-          })
-        )
+        const reading = Effect.onExitPrimitive(read, () => {
+          calls.reads--
+          done(key, calls)
+          return undefined
+        })
         return Effect.map(reading, (found) => {
           if (Option.isSome(found) && calls.version === version && calls.writes === 0) {
             l1.set(key, found.value, clock.currentTimeMillisUnsafe())
