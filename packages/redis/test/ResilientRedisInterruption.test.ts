@@ -4,7 +4,7 @@
  */
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Option, Scheduler, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, Scheduler, type Scope, Stream } from "effect"
 import * as internal from "../src/internal/resilientRedis.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 import * as ResilientRedis from "../src/ResilientRedis.ts"
@@ -136,98 +136,92 @@ const interruptAfter = <A, E>(effect: Effect.Effect<A, E>, k: number) =>
 const within = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
   effect.pipe(Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die(`${what}: hung`) }))
 
-const SWEEP = 120
+/**
+ * For each of 120 interruption points: `check` runs a fresh cache with Redis up and "k" set to "old", interrupts an
+ * operation at that point and says what is wrong, if anything. Every point must leave nothing wrong.
+ */
+const sweep = (
+  check: (
+    setup: {
+      readonly fake: Fake
+      readonly cache: ResilientRedis.ResilientRedis
+      readonly fallback: FallbackStore.FallbackStore
+    },
+    k: number
+  ) => Effect.Effect<string | undefined, unknown, Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const wrong: Array<string> = []
+    for (let k = 0; k < 120; k++) {
+      const found = yield* Effect.scoped(Effect.gen(function*() {
+        const fake = makeFakeStore()
+        const { cache, fallback } = yield* openCache(fake)
+        yield* cache.set("k", "old")
+        const what = yield* check({ fake, cache, fallback }, k)
+        // Whatever the point, the writers' lock is free.
+        yield* within(cache.set("other", "x"), "a later set")
+        return what
+      }))
+      if (found !== undefined) wrong.push(`interrupted after ${k} turns: ${found}`)
+    }
+    assert.deepStrictEqual(wrong, [])
+  })
 
 describe("ResilientRedis, interrupted", () => {
   it.live(
     "a set interrupted at any point leaves the fallback's copy as Redis has it, or none",
     () =>
-      Effect.gen(function*() {
-        const bad: Array<string> = []
-        let interrupted = 0
-        for (let k = 0; k < SWEEP; k++) {
-          yield* Effect.gen(function*() {
-            const fake = makeFakeStore()
-            const { cache, fallback } = yield* openCache(fake)
-            yield* cache.set("k", "old")
-            const exit = yield* interruptAfter(cache.set("k", "new"), k)
-            if (Exit.hasInterrupts(exit)) interrupted++
-            const inRedis = Option.fromNullishOr(fake.data.get("t:k"))
-            const copy = yield* copyOf(fallback, "k")
-            // Interrupted while its command was in flight, it cannot know whether Redis took it: the copy goes.
-            if (Option.isSome(copy) && Option.getOrUndefined(inRedis) !== copy.value) {
-              bad.push(`k=${k}: Redis ${Option.getOrUndefined(inRedis)}, fallback copy ${Option.getOrUndefined(copy)}`)
-            }
-            // The lock is free.
-            yield* within(cache.set("other", "x"), "a later set")
-          }).pipe(Effect.scoped)
-        }
-        assert.isAbove(interrupted, 0)
-        assert.deepStrictEqual(bad, [])
-      }),
+      sweep(({ cache, fake, fallback }, k) =>
+        Effect.gen(function*() {
+          yield* interruptAfter(cache.set("k", "new"), k)
+          const inRedis = fake.data.get("t:k")
+          const copy = yield* copyOf(fallback, "k")
+          // Interrupted while its command was in flight, it cannot know whether Redis took it: the copy goes.
+          return Option.isSome(copy) && inRedis !== copy.value
+            ? `Redis ${inRedis}, fallback copy ${copy.value}`
+            : undefined
+        })
+      ),
     60_000
   )
 
   it.live(
-    "a remove interrupted at any point with Redis up leaves no fallback copy of a key Redis deleted",
+    "a remove interrupted at any point leaves no fallback copy of a key Redis deleted",
     () =>
-      Effect.gen(function*() {
-        const bad: Array<string> = []
-        for (let k = 0; k < SWEEP; k++) {
-          yield* Effect.gen(function*() {
-            const fake = makeFakeStore()
-            const { cache, fallback } = yield* openCache(fake)
-            yield* cache.set("k", "old")
-            yield* interruptAfter(cache.remove("k"), k)
-            const inRedis = fake.data.has("t:k")
-            const copy = yield* copyOf(fallback, "k")
-            if (!inRedis && Option.isSome(copy)) {
-              // During the next outage the removed key reads as "old" again.
-              fake.state.mode = "down"
-              const read = yield* cache.get("k")
-              bad.push(`k=${k}: Redis removed it, fallback still holds ${copy.value}; a read in an outage: ${read}`)
-            }
-          }).pipe(Effect.scoped)
-        }
-        assert.deepStrictEqual(bad, [])
-      }),
+      sweep(({ cache, fake, fallback }, k) =>
+        Effect.gen(function*() {
+          yield* interruptAfter(cache.remove("k"), k)
+          const copy = yield* copyOf(fallback, "k")
+          // During the next outage, the removed key would read as "old" again.
+          return !fake.data.has("t:k") && Option.isSome(copy)
+            ? `Redis removed it, the copy holds ${copy.value}`
+            : undefined
+        })
+      ),
     60_000
   )
 
   it.live(
     "a set on the fallback path interrupted at any point: a stored journal entry is pending and readable",
     () =>
-      Effect.gen(function*() {
-        const bad: Array<string> = []
-        for (let k = 0; k < SWEEP; k++) {
-          yield* Effect.gen(function*() {
-            const fake = makeFakeStore()
-            const { cache, fallback } = yield* openCache(fake)
-            yield* cache.set("k", "old")
-            fake.state.mode = "down"
-            yield* interruptAfter(cache.set("k", "new"), k)
-            const entries = yield* journalEntries(fallback)
-            const snapshot = yield* cache.snapshot
-            if (entries.length !== snapshot.pending) {
-              bad.push(`k=${k}: ${entries.length} journal entries stored, snapshot.pending ${snapshot.pending}`)
-              return
-            }
-            if (entries.length > 0) {
-              const read = yield* cache.get("k")
-              if (!Option.isSome(read) || read.value !== "new") {
-                bad.push(`k=${k}: the write is journaled (pending ${snapshot.pending}) but a read gives ${read}`)
-                return
-              }
-            }
-            // The lock is free: a later write is journaled.
-            yield* within(cache.set("k2", "x"), "a later set")
-            const after = yield* journalEntries(fallback)
-            const seqs = new Set(after.map((name) => name.slice("resilient-redis:journal:".length).split(":")[0]))
-            if (seqs.size !== after.length) bad.push(`k=${k}: two journal entries share a seq: ${after.join(", ")}`)
-          }).pipe(Effect.scoped)
-        }
-        assert.deepStrictEqual(bad, [])
-      }),
+      sweep(({ cache, fake, fallback }, k) =>
+        Effect.gen(function*() {
+          fake.state.mode = "down"
+          yield* interruptAfter(cache.set("k", "new"), k)
+          const entries = yield* journalEntries(fallback)
+          const { pending } = yield* cache.snapshot
+          if (entries.length !== pending) return `${entries.length} journal entries stored, pending ${pending}`
+          const read = yield* cache.get("k")
+          if (entries.length > 0 && !(Option.isSome(read) && read.value === "new")) {
+            return `journaled (pending ${pending}) but a read gives ${read}`
+          }
+          // A later write takes the next seq.
+          yield* within(cache.set("k2", "x"), "a later set")
+          const after = yield* journalEntries(fallback)
+          const seqs = new Set(after.map((name) => name.slice("resilient-redis:journal:".length).split(":")[0]))
+          return seqs.size === after.length ? undefined : `two journal entries share a seq: ${after.join(", ")}`
+        })
+      ),
     60_000
   )
 
