@@ -417,32 +417,14 @@ export const make = <A, E = unknown>(
         })
       )
 
-    // With an L1, the backend calls in flight per key: a read that a `set` or `invalidate` of its key overtook, or
-    // that ran while one was in flight, does not fill the L1 with what it read (the value the write replaced or
-    // removed). Only keys with a call in flight are kept.
-    const inFlight = new Map<string, internal.KeyCalls>()
-    const callsOf = (key: string): internal.KeyCalls => {
-      let calls = inFlight.get(key)
-      if (calls === undefined) {
-        calls = new internal.KeyCalls()
-        inFlight.set(key, calls)
-      }
-      return calls
-    }
-    const done = (key: string, calls: internal.KeyCalls): void => {
-      if (calls.reads === 0 && calls.writes === 0 && inFlight.get(key) === calls) inFlight.delete(key)
-    }
-    // The bookkeeping runs synchronously on the call's exit, whatever it is (`onExitPrimitive`: one step, where
-    // `ensuring` takes four on every `set`).
-    const write = <X>(key: string, call: Effect.Effect<X>): Effect.Effect<X> => {
-      const calls = callsOf(key)
-      calls.version++
-      calls.writes++
-      return Effect.onExitPrimitive(call, () => {
-        calls.writes--
-        done(key, calls)
-        return undefined
-      })
+    // With an L1, the reads in flight per key (a miss is rarer than a write: a write costs one lookup here, no step).
+    // A read that a `set` or `invalidate` of its key overtook does not fill the L1 with what it read: the value the
+    // write replaced or removed. A read that starts during a `set` finds the L1 written; one that starts during an
+    // `invalidate` may read the value before the backend drops it, so the `invalidate` clears the key again once done.
+    const reading = new Map<string, internal.Reads>()
+    const overtake = (key: string): void => {
+      const reads = reading.get(key)
+      if (reads !== undefined) reads.version++
     }
 
     const count = (found: Option.Option<A>): Option.Option<A> => {
@@ -463,16 +445,20 @@ export const make = <A, E = unknown>(
         }
         const read = guarded("get", key, callUser(() => backend.get(key)), Option.none<A>())
         if (l1 === undefined) return Effect.map(read, count)
-        const calls = callsOf(key)
-        const version = calls.version
-        calls.reads++
-        const reading = Effect.onExitPrimitive(read, () => {
-          calls.reads--
-          done(key, calls)
+        let reads = reading.get(key)
+        if (reads === undefined) {
+          reads = new internal.Reads()
+          reading.set(key, reads)
+        }
+        const these = reads
+        const version = these.version
+        these.count++
+        const tracked = Effect.onExitPrimitive(read, () => {
+          if (--these.count === 0 && reading.get(key) === these) reading.delete(key)
           return undefined
         })
-        return Effect.map(reading, (found) => {
-          if (Option.isSome(found) && calls.version === version && calls.writes === 0) {
+        return Effect.map(tracked, (found) => {
+          if (Option.isSome(found) && these.version === version) {
             l1.set(key, found.value, clock.currentTimeMillisUnsafe())
           }
           return count(found)
@@ -484,7 +470,8 @@ export const make = <A, E = unknown>(
         const call = guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
         if (l1 === undefined) return call
         l1.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return write(key, call)
+        overtake(key)
+        return call
       })
 
     const invalidate = (key: string): Effect.Effect<number> =>
@@ -492,7 +479,11 @@ export const make = <A, E = unknown>(
         const call = guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
         if (l1 === undefined) return call
         l1.delete(key)
-        return write(key, call)
+        overtake(key)
+        return Effect.map(call, (removed) => {
+          l1.delete(key)
+          return removed
+        })
       })
 
     const getOrCompute = <E2, R>(key: string, compute: Effect.Effect<A, E2, R>): Effect.Effect<A, E2, R> =>

@@ -54,9 +54,8 @@ export class L1<A> {
   }
 }
 
-/** A key's backend calls in flight: `version` counts the writes (`set`, `invalidate`) that started. */
-export class KeyCalls {
-  reads = 0
-  writes = 0
+/** A key's reads in flight (`count`), and the writes (`set`, `invalidate`) that started meanwhile (`version`). */
+export class Reads {
+  count = 0
   version = 0
 }
