@@ -101,6 +101,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Pull from "effect/Pull"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -1208,7 +1209,7 @@ export const make: <A = unknown>(
             }
             // An ended schedule keeps its last delay. One that failed otherwise has a bug (the user's code threw):
             // the circuit still opens, as long as the last delay or, with none yet, the default, and the log says so.
-            if (!result.cause.reasons.every((reason) => reason._tag === "Fail" && Cause.isDone(reason.error))) {
+            if (!Pull.isDoneCause(result.cause)) {
               if (attempt === 1) delay = defaultOpenMillis
               yield* Effect.logError(
                 `Circuit breaker "${name}": its openDuration schedule failed at opening ${attempt}; open for ${delay} ms`,

@@ -430,6 +430,9 @@ type Outcome =
 
 const interrupted: Outcome = { _tag: "Interrupted" }
 
+// What `Effect.uninterruptibleMask` hands its body: runs an effect interruptible again.
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
 // What the drainer does next: wait this many milliseconds (0: go on at once), or sleep until an enqueue.
 type Step = number | "Idle"
 
@@ -683,7 +686,7 @@ export const make = <S extends Schema.Constraint, E, R>(
     // once): the sink's services are there. A sink that throws instead of returning an effect has failed the delivery
     // with a defect, as one that dies has.
     const attempt = (
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      restore: Restore,
       message: S["Type"],
       delivery: Delivery
     ): Effect.Effect<Outcome, never, R> =>
@@ -725,7 +728,7 @@ export const make = <S extends Schema.Constraint, E, R>(
         }
       )
     const failed = (
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      restore: Restore,
       permanent: boolean,
       error: string
     ): Effect.Effect<Outcome> =>
@@ -838,7 +841,7 @@ export const make = <S extends Schema.Constraint, E, R>(
     // journal. Written with combinators, not a generator: every `send` of a request path runs it.
     const readState = stateReaders.get(breaker)
     const deliverOrQueue = (
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      restore: Restore,
       fiber: Fiber.Fiber<unknown, unknown>,
       message: S["Type"],
       key: string,
@@ -854,9 +857,7 @@ export const make = <S extends Schema.Constraint, E, R>(
           enqueue({ key, message: encoded, enqueuedAt, attempts, ...(lastError === undefined ? {} : { lastError }) }),
           (depth) => ({ _tag: "Queued", key, depth })
         )
-      if (queue.length !== 0) {
-        return queued(0, undefined)
-      }
+      if (queue.length !== 0) return queued(0, undefined)
       const decide = (state: CircuitBreaker.State): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
         if (!blamesMessage(state)) return queued(0, undefined)
         return Effect.flatMap(attempt(restore, message, { key, attempt: 1, enqueuedAt }), (outcome) => {

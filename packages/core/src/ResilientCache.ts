@@ -417,16 +417,6 @@ export const make = <A, E = unknown>(
         })
       )
 
-    // With an L1, the reads in flight per key (a miss is rarer than a write: a write costs one lookup here, no step).
-    // A read that a `set` or `invalidate` of its key overtook does not fill the L1 with what it read: the value the
-    // write replaced or removed. A read that starts during a `set` finds the L1 written; one that starts during an
-    // `invalidate` may read the value before the backend drops it, so the `invalidate` clears the key again once done.
-    const reading = new Map<string, internal.Reads>()
-    const overtake = (key: string): void => {
-      const reads = reading.get(key)
-      if (reads !== undefined) reads.version++
-    }
-
     const count = (found: Option.Option<A>): Option.Option<A> => {
       if (Option.isSome(found)) stats.hits++
       else stats.misses++
@@ -445,22 +435,15 @@ export const make = <A, E = unknown>(
         }
         const read = guarded("get", key, callUser(() => backend.get(key)), Option.none<A>())
         if (l1 === undefined) return Effect.map(read, count)
-        let reads = reading.get(key)
-        if (reads === undefined) {
-          reads = new internal.Reads()
-          reading.set(key, reads)
-        }
-        const these = reads
-        const version = these.version
-        these.count++
+        // A read that a `set` or `invalidate` of the key overtook keeps nothing in the L1 (see `L1.reads`).
+        const reads = l1.startRead(key)
+        const version = reads.version
         const tracked = Effect.onExitPrimitive(read, () => {
-          if (--these.count === 0 && reading.get(key) === these) reading.delete(key)
+          l1.settle(key, reads)
           return undefined
         })
         return Effect.map(tracked, (found) => {
-          if (Option.isSome(found) && these.version === version) {
-            l1.set(key, found.value, clock.currentTimeMillisUnsafe())
-          }
+          if (Option.isSome(found)) l1.fill(key, found.value, clock.currentTimeMillisUnsafe(), reads, version)
           return count(found)
         })
       })
@@ -470,7 +453,6 @@ export const make = <A, E = unknown>(
         const call = guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
         if (l1 === undefined) return call
         l1.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        overtake(key)
         return call
       })
 
@@ -479,7 +461,7 @@ export const make = <A, E = unknown>(
         const call = guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
         if (l1 === undefined) return call
         l1.delete(key)
-        overtake(key)
+        // A read that started meanwhile may have read the value before the backend dropped it: cleared again.
         return Effect.map(call, (removed) => {
           l1.delete(key)
           return removed

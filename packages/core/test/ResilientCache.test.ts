@@ -49,17 +49,29 @@ const controllable = () => {
 
 const breakerOptions = { trip: CircuitBreaker.consecutive(3), openDuration: "30 seconds" } as const
 
+/** A cache named "sessions" on `backend`, with `options`, whose failures are kept in `reported`. */
+const reportingCache = (
+  backend: ResilientCache.Backend<string, CacheDown>,
+  options: Omit<ResilientCache.Options<string, CacheDown>, "name" | "backend" | "onFailure">
+) =>
+  Effect.gen(function*() {
+    const reported: Array<ResilientCache.Failure> = []
+    const cache = yield* ResilientCache.make({
+      name: "sessions",
+      backend,
+      ...options,
+      onFailure: (failure) => Effect.sync(() => void reported.push(failure))
+    })
+    return { cache, reported }
+  })
+
 describe("ResilientCache", () => {
   describe("a failing cache", () => {
     it.effect("a failing get is a miss, a failing set is false, a failing invalidate is 0; all reported", () =>
       Effect.gen(function*() {
         const { backend, map, state } = controllable()
-        const reported: Array<ResilientCache.Failure> = []
-        const cache = yield* ResilientCache.make({
-          name: "sessions",
-          backend,
-          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
-          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        const { cache, reported } = yield* reportingCache(backend, {
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) }
         })
         map.set("a", "1")
         state.mode = "failing"
@@ -86,16 +98,12 @@ describe("ResilientCache", () => {
 
     it.effect("a backend that throws instead of returning an effect: each call is a reported defect, never a failure", () =>
       Effect.gen(function*() {
-        const reported: Array<ResilientCache.Failure> = []
         const closed = new Error("client is closed")
         const throwing = (): never => {
           throw closed
         }
-        const cache = yield* ResilientCache.make<string, CacheDown>({
-          name: "sessions",
-          backend: { get: throwing, set: throwing, invalidate: throwing },
-          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
-          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        const { cache, reported } = yield* reportingCache({ get: throwing, set: throwing, invalidate: throwing }, {
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) }
         })
         assert.deepStrictEqual(yield* cache.get("a"), Option.none())
         assert.isFalse(yield* cache.set("b", "2"))
@@ -139,12 +147,8 @@ describe("ResilientCache", () => {
     it.effect("a backend call that ends interrupted on its own is a reported defect: the caller was not interrupted", () =>
       Effect.gen(function*() {
         const { backend, state } = controllable()
-        const reported: Array<ResilientCache.Failure> = []
-        const cache = yield* ResilientCache.make({
-          name: "sessions",
-          backend,
-          circuitBreaker: { trip: CircuitBreaker.consecutive(10) },
-          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+        const { cache, reported } = yield* reportingCache(backend, {
+          circuitBreaker: { trip: CircuitBreaker.consecutive(10) }
         })
         state.mode = "interrupted"
         assert.deepStrictEqual(yield* cache.get("a"), Option.none())
@@ -190,13 +194,9 @@ describe("ResilientCache", () => {
     it.effect("each call waits `timeout` at most, then no call waits once the breaker is open", () =>
       Effect.gen(function*() {
         const { backend, state } = controllable()
-        const reported: Array<ResilientCache.Failure> = []
-        const cache = yield* ResilientCache.make({
-          name: "sessions",
-          backend,
+        const { cache, reported } = yield* reportingCache(backend, {
           timeout: "100 millis",
-          circuitBreaker: breakerOptions,
-          onFailure: (failure) => Effect.sync(() => reported.push(failure))
+          circuitBreaker: breakerOptions
         })
         state.mode = "hanging"
         for (let i = 0; i < 3; i++) {

@@ -48,7 +48,6 @@
  * @since 0.1.0
  */
 import { decode, DurationInput, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
-import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -62,6 +61,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
+import { failIfInterrupted } from "./internal/interrupted.ts"
 import { Lazy, RedactedString, satisfying, sentinelFields } from "./internal/options.ts"
 import * as RedisSentinel from "./RedisSentinel.ts"
 
@@ -341,15 +341,11 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
               cause: error
             })
           )),
-        // Effect runs no error handler of a caller being interrupted: an interruption seen here is the command's own
-        // (a fiber of the client's interrupted elsewhere), a command that failed.
-        Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause)
-            ? Effect.fail(
-              new RedisStoreError({ operation, key: name, message: `Redis ${operation} ended interrupted` })
-            )
-            : Effect.failCause(cause)
-        )
+        (effect) =>
+          failIfInterrupted(
+            effect,
+            () => new RedisStoreError({ operation, key: name, message: `Redis ${operation} ended interrupted` })
+          )
       )
 
     return RedisStore.of({

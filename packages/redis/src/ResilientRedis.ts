@@ -98,7 +98,6 @@ import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import { decode, DurationInput, type PolicyConfigError, PositiveInt } from "@effect-resilience/core/PolicyConfig"
 import * as PullMetric from "@effect-resilience/core/PullMetric"
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -113,6 +112,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
+import { failIfInterrupted } from "./internal/interrupted.ts"
 import * as internal from "./internal/resilientRedis.ts"
 import { RedisStore, RedisStoreError } from "./RedisStore.ts"
 
@@ -498,25 +498,24 @@ export const make: (
     return Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.as(PubSub.publish(hub, { from, to: now, at }), now))
   })
 
-  // One Redis call through the breaker; its outcome feeds the health. A call that ends interrupted on its own (a
-  // store of the user's whose command fiber was interrupted elsewhere; an interrupted caller skips this handler) has
-  // failed, for the breaker too.
+  // One Redis call through the breaker; its outcome feeds the health. A call that ends interrupted on its own (a store
+  // of the user's) has failed, for the breaker too.
   const viaRedis = <A>(self: Effect.Effect<A, RedisStoreError>) =>
-    breaker.protect(Effect.catchCause(self, (cause) =>
-      Cause.hasInterruptsOnly(cause)
-        ? Effect.fail(new RedisStoreError({ operation: "command", message: "the Redis command ended interrupted" }))
-        : Effect.failCause(cause))).pipe(
-        Effect.result,
-        Effect.tap((result) => {
-          if (Result.isSuccess(result)) {
-            failures = 0
-            connected = true
-          } else if (result.failure._tag === "RedisStoreError") {
-            failures++
-          }
-          return refresh
-        })
-      )
+    breaker.protect(failIfInterrupted(
+      self,
+      () => new RedisStoreError({ operation: "command", message: "the Redis command ended interrupted" })
+    )).pipe(
+      Effect.result,
+      Effect.tap((result) => {
+        if (Result.isSuccess(result)) {
+          failures = 0
+          connected = true
+        } else if (result.failure._tag === "RedisStoreError") {
+          failures++
+        }
+        return refresh
+      })
+    )
 
   const readFallback = (key: string) =>
     fallback.get(valueKey(key)).pipe(

@@ -18,6 +18,11 @@ export interface Entry<A> {
  */
 export class L1<A> {
   readonly entries = new Map<string, Entry<A>>()
+  /**
+   * The backend reads in flight, by key: a `set` or `delete` of the key moves its `version` on, so that a read it
+   * overtook keeps nothing (what it read is the value the write replaced or removed). Only keys being read are kept.
+   */
+  readonly reads = new Map<string, Reads>()
   readonly maxEntries: number
   readonly ttlMillis: number
   constructor(maxEntries: number, ttlMillis: number) {
@@ -34,16 +39,49 @@ export class L1<A> {
     return entry.value
   }
 
+  /** A write of the key: the reads in flight of it keep nothing. */
   set(key: string, value: A, now: number): void {
+    this.overtake(key)
+    this.put(key, value, now)
+  }
+
+  delete(key: string): boolean {
+    this.overtake(key)
+    return this.entries.delete(key)
+  }
+
+  /** A backend read of `key` starts: `fill` with what it read once it ends, `settle` whatever its end. */
+  startRead(key: string): Reads {
+    let reads = this.reads.get(key)
+    if (reads === undefined) {
+      reads = new Reads()
+      this.reads.set(key, reads)
+    }
+    reads.count++
+    return reads
+  }
+
+  /** A read's value, kept unless a write of the key came since `version` (read when the read started). */
+  fill(key: string, value: A, now: number, reads: Reads, version: number): void {
+    if (reads.version === version) this.put(key, value, now)
+  }
+
+  /** A read ended, however: its key is forgotten once no read of it is in flight. */
+  settle(key: string, reads: Reads): void {
+    if (--reads.count === 0 && this.reads.get(key) === reads) this.reads.delete(key)
+  }
+
+  private overtake(key: string): void {
+    const reads = this.reads.get(key)
+    if (reads !== undefined) reads.version++
+  }
+
+  private put(key: string, value: A, now: number): void {
     this.entries.delete(key)
     this.entries.set(key, { value, expiresAt: now + this.ttlMillis })
     while (this.entries.size > this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!)
     }
-  }
-
-  delete(key: string): boolean {
-    return this.entries.delete(key)
   }
 
   /** Live entries; expired ones still held count until they are read or evicted. */
@@ -54,7 +92,7 @@ export class L1<A> {
   }
 }
 
-/** A key's reads in flight (`count`), and the writes (`set`, `invalidate`) that started meanwhile (`version`). */
+/** A key's backend reads in flight (`count`), and the writes of it so far (`version`). @internal */
 export class Reads {
   count = 0
   version = 0
