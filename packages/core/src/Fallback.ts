@@ -73,7 +73,8 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -85,6 +86,7 @@ import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/fallback.ts"
 import * as metrics from "./internal/metrics.ts"
+import { type Resume, type Starter, starters } from "./internal/timeout.ts"
 import type * as Policy from "./Policy.ts"
 import {
   decode,
@@ -615,7 +617,7 @@ export const withBreaker: {
   <I, A, E, R>(
     self: Step<I, A, E, R>,
     breaker: CircuitBreaker.CircuitBreaker
-  ): Step<I, A, E | CircuitBreaker.Rejection, R> => guarded(self, breaker.protect, breaker)
+  ): Step<I, A, E | CircuitBreaker.Rejection, R> => guarded(self, breaker.protect, breaker, undefined)
 )
 
 /**
@@ -658,7 +660,8 @@ export const withPolicy: {
           E | Policy.Errors<S>,
           R
         >,
-      policy.stages.circuitBreaker
+      policy.stages.circuitBreaker,
+      starters.get(policy)
     )
 )
 
@@ -666,7 +669,8 @@ export const withPolicy: {
 const guarded = <I, A, E, R, E2>(
   self: Step<I, A, E, R>,
   protect: (effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | E2, R>,
-  breaker: CircuitBreaker.CircuitBreaker<never> | undefined
+  breaker: CircuitBreaker.CircuitBreaker<never> | undefined,
+  starter: Starter | undefined
 ): Step<I, A, E | E2, R> =>
   makeStep({
     name: self.name,
@@ -681,7 +685,10 @@ const guarded = <I, A, E, R, E2>(
         return {
           run: (input: I) => Effect.map(protectedCall(input), (value) => live(value, self.degraded)),
           breaker: breaker ?? inner.breaker,
-          call: protectedCall
+          call: protectedCall,
+          start: starter === undefined
+            ? undefined
+            : (input: I, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) => starter(call(input), caller, resume)
         }
       }
       // Each run of a chain asks for a fresh effect (see `Runner`), so `answer` belongs to one run.
@@ -1053,6 +1060,28 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       runner.breaker === undefined || index === last ? undefined : stateReaders.get(runner.breaker)
     )
 
+    // Step `index` failed with `error`: the next step, or the error once none is left.
+    const failed = (
+      error: unknown,
+      input: unknown,
+      index: number,
+      passed: ReadonlyArray<Passed>,
+      fiber: Fiber.Fiber<unknown, unknown>
+    ): Effect.Effect<Served<unknown>, unknown, unknown> => {
+      const rejected = isRejection(error)
+      if (rejected) counts[index].skipped++
+      else counts[index].failed++
+      if (index === last) {
+        totals.exhausted++
+        return Effect.fail(error)
+      }
+      return attempt(input, index + 1, [...passed, {
+        step: steps[index].name,
+        reason: rejected ? "BreakerOpen" : "Failed",
+        error
+      }], fiber)
+    }
+
     // `fiber` is the one running the chain: the steps' continuations run on it.
     const attempt = (
       input: unknown,
@@ -1070,20 +1099,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
           error: undefined
         }], fiber)
       }
-      const onFailure = (error: unknown): Effect.Effect<Served<unknown>, unknown, unknown> => {
-        const rejected = isRejection(error)
-        if (rejected) counts[index].skipped++
-        else counts[index].failed++
-        if (index === last) {
-          totals.exhausted++
-          return Effect.fail(error)
-        }
-        return attempt(input, index + 1, [...passed, {
-          step: steps[index].name,
-          reason: rejected ? "BreakerOpen" : "Failed",
-          error
-        }], fiber)
-      }
+      const onFailure = (error: unknown) => failed(error, input, index, passed, fiber)
       const call = runners[index].call
       if (call !== undefined) {
         // A plain step's value is served as it comes (live, degraded as the step is): no answer made to be unwrapped.
@@ -1110,11 +1126,45 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       })
     }
 
-    const run = (input?: unknown) =>
-      Effect.withFiber((fiber) => {
-        totals.calls++
-        return attempt(input, 0, nonePassed, fiber)
+    // A step whose guard can start its call from the chain's callback (see `Runner.start`) runs there: a call it
+    // serves at once costs the chain one effect step instead of four. The chain goes on as effects after anything else.
+    const begin = (
+      input: unknown,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      resume: Resume
+    ): Effect.Effect<void> | undefined => {
+      const start = runners[0].start!
+      const state = states[0]
+      // The chain's effects run on the caller, which provides what they need.
+      if (state !== undefined && isOpen(state(fiber))) {
+        resume(attempt(input, 0, nonePassed, fiber) as Effect.Effect<Served<unknown>, unknown>)
+        return undefined
+      }
+      const isDegraded = steps[0].degraded
+      return start(input, fiber, (effect) => {
+        if (Exit.isExit(effect) && effect._tag === "Success") {
+          return resume(Exit.succeed(serve(0, effect.value, isDegraded, 0, nonePassed)))
+        }
+        resume(
+          Effect.matchEffect(effect, {
+            onSuccess: (value) => Effect.succeed(serve(0, value, isDegraded, 0, nonePassed)),
+            onFailure: (error) => failed(error, input, 0, nonePassed, fiber)
+          }) as Effect.Effect<Served<unknown>, unknown>
+        )
       })
+    }
+
+    const run = runners[0].start === undefined
+      ? (input?: unknown) =>
+        Effect.withFiber((fiber) => {
+          totals.calls++
+          return attempt(input, 0, nonePassed, fiber)
+        })
+      : (input?: unknown) =>
+        Effect.callback<Served<unknown>, unknown, unknown>((resume) => {
+          totals.calls++
+          return begin(input, Fiber.getCurrent()!, resume as Resume)
+        })
 
     const snapshot = Effect.sync((): Snapshot => ({
       name,

@@ -58,6 +58,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -69,7 +70,7 @@ import { classifying, unwrapping } from "./internal/failureResult.ts"
 import { admissions } from "./internal/guard.ts"
 import { enlist } from "./internal/registry.ts"
 import { retriers } from "./internal/retry.ts"
-import { limiters } from "./internal/timeout.ts"
+import { limiters, type Resume, starters } from "./internal/timeout.ts"
 import { decode, type PolicyConfigError } from "./PolicyConfig.ts"
 import type * as RateLimiter from "./RateLimiter.ts"
 import type * as Retry from "./Retry.ts"
@@ -433,6 +434,22 @@ export const make = <const S extends Stages, A = unknown>(
       }
       return isFailureResult === undefined ? effect : unwrapping(effect, owner)
     }
+    // The fused path, for a fallback chain to start from its own callback (see `Fallback.withPolicy`).
+    const starter = fused !== undefined && isFailureResult === undefined
+      ? <B, E, R>(self: Effect.Effect<B, E, R>, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) => {
+        let effect: Effect.Effect<B, unknown, R> = self
+        if (chaos !== undefined) effect = chaos(effect)
+        if (bulkhead !== undefined) effect = bulkhead(effect)
+        return limiter!.startGuarded(
+          caller,
+          effect,
+          retrier,
+          admission!,
+          (attempt) => circuitBreaker!(timed!(attempt)),
+          resume
+        )
+      }
+      : undefined
 
     const snapshot = Effect.map(
       Effect.forEach(present, (slot) =>
@@ -454,6 +471,7 @@ export const make = <const S extends Stages, A = unknown>(
       snapshot
     }
 
+    if (starter !== undefined) starters.set(policy, starter)
     yield* enlist("policy", name, (registry) => registry.addPolicy(policy), (registry) => registry.removePolicy(policy))
     return policy
   })

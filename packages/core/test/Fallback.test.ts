@@ -5,6 +5,7 @@ import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fallback from "../src/Fallback.ts"
 import * as Policy from "../src/Policy.ts"
 import * as Retry from "../src/Retry.ts"
+import * as Timeout from "../src/Timeout.ts"
 import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 class SearchError extends Data.TaggedError("SearchError")<{ readonly provider: string }> {}
@@ -32,6 +33,34 @@ const issues = <A, R>(effect: Effect.Effect<A, unknown, R>) =>
   Effect.map(Effect.flip(effect), (e) => {
     assert.strictEqual((e as { readonly _tag: string })._tag, "PolicyConfigError")
     return (e as { readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }> }).issues
+  })
+
+/**
+ * A chain whose first step is guarded by a breaker, a retry and a timeout, which the chain starts from a callback of
+ * its own: every path must be the one the effects take.
+ */
+const chainOf = (call: (query: string) => Effect.Effect<string, SearchError>) =>
+  Effect.gen(function*() {
+    const breaker = yield* CircuitBreaker.make({
+      name: "exa_api",
+      trip: CircuitBreaker.consecutive(2),
+      openDuration: "30 seconds"
+    })
+    const policy = yield* Policy.make({
+      name: "exa",
+      circuitBreaker: breaker,
+      retry: yield* Retry.make({ name: "exa", schedule: Retry.exponential({ base: "1 second", times: 1 }) }),
+      timeout: yield* Timeout.make({ name: "exa", duration: "5 seconds" })
+    })
+    const tavily = yield* provider("tavily", () => true)
+    const search = yield* Fallback.make({
+      name: "search",
+      steps: [
+        Fallback.step("exa", call).pipe(Fallback.withPolicy(policy)),
+        Fallback.step("tavily", tavily.call)
+      ]
+    })
+    return { breaker, search, tavily }
   })
 
 describe("Fallback", () => {
@@ -379,6 +408,98 @@ describe("Fallback", () => {
         const error = yield* Effect.flip(search.run("effect"))
         assert.strictEqual(error._tag, "CircuitBreakerError")
         assert.strictEqual(yield* tavily.calls, 0)
+      }))
+  })
+
+  describe("a first step whose policy runs in one callback (breaker, retry, timeout)", () => {
+    it.effect("serves a success as it comes, and falls back from a failure once the retries give up", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", (n) => n === 1 || n === 4)
+        const { breaker, search, tavily } = yield* chainOf(exa.call)
+        const served = yield* search.run("a")
+        assert.deepStrictEqual([served.servedBy, served.value, served.degraded, served.passed], [
+          "exa",
+          "exa: a #1",
+          false,
+          []
+        ])
+        // Fails, and fails again when retried a second later: Tavily answers, and the answer lists Exa's error.
+        const fiber = yield* Effect.forkChild(search.run("b"))
+        yield* TestClock.adjust("1 second")
+        const fell = yield* Fiber.join(fiber)
+        assert.deepStrictEqual([fell.servedBy, fell.index, fell.passed[0].reason], ["tavily", 1, "Failed"])
+        assert.strictEqual((fell.passed[0].error as SearchError).provider, "exa")
+        // A failure, then a success on the retry: served by Exa.
+        const retried = yield* Effect.forkChild(search.run("c"))
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* Fiber.join(retried)).value, "exa: c #4")
+        assert.deepStrictEqual([yield* exa.calls, yield* tavily.calls], [4, 1])
+        assert.deepStrictEqual((yield* search.snapshot).steps.map((s) => [s.served, s.failed, s.skipped]), [
+          [2, 1, 0],
+          [1, 0, 0]
+        ])
+        assert.deepStrictEqual([(yield* breaker.snapshot).totalCalls, (yield* breaker.snapshot).failureCount], [3, 1])
+      }))
+
+    it.effect("a timed-out attempt falls back; once the breaker opens the step is passed over without a call", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const { breaker, search } = yield* chainOf((query) => Effect.andThen(Effect.sleep("1 minute"), exa.call(query)))
+        for (const query of ["a", "b"]) {
+          const fiber = yield* Effect.forkChild(search.run(query))
+          // 5 seconds, a second's wait, 5 seconds again.
+          yield* TestClock.adjust("11 seconds")
+          const served = yield* Fiber.join(fiber)
+          assert.deepStrictEqual([served.servedBy, (served.passed[0].error as { _tag: string })._tag], [
+            "tavily",
+            "TimeoutError"
+          ])
+        }
+        assert.strictEqual(yield* breaker.state, "Open")
+        const skipped = yield* search.run("c")
+        assert.deepStrictEqual([skipped.servedBy, skipped.passed[0].reason], ["tavily", "BreakerOpen"])
+        assert.strictEqual(yield* exa.calls, 0)
+      }))
+
+    it.effect("a half-open breaker's probe closes it; a call its probe slot turns away is passed on", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const { breaker, search } = yield* chainOf((query) => Effect.andThen(Effect.sleep("1 second"), exa.call(query)))
+        yield* CircuitBreaker.setState(breaker, "HalfOpen")
+        const probe = yield* Effect.forkChild(search.run("probe"))
+        yield* Effect.yieldNow
+        const other = yield* search.run("other")
+        assert.deepStrictEqual([other.servedBy, other.passed[0].reason], ["tavily", "BreakerOpen"])
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* Fiber.join(probe)).servedBy, "exa")
+        assert.strictEqual(yield* breaker.state, "Closed")
+      }))
+
+    it.effect("a defect is not fallen back from", () =>
+      Effect.gen(function*() {
+        const { search, tavily } = yield* chainOf(() => Effect.die("boom"))
+        const exit = yield* Effect.exit(search.run("a"))
+        assert.isTrue(Exit.hasDies(exit))
+        assert.strictEqual(yield* tavily.calls, 0)
+      }))
+
+    it.effect("an interrupted caller stays interrupted: the attempt stops, no later step runs, nothing is counted", () =>
+      Effect.gen(function*() {
+        const exa = yield* provider("exa", () => true)
+        const { breaker, search, tavily } = yield* chainOf((query) =>
+          Effect.andThen(Effect.sleep("1 second"), exa.call(query))
+        )
+        const fiber = yield* Effect.forkChild(search.run("a"))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(fiber)
+        yield* TestClock.adjust("1 minute")
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(fiber)))
+        assert.deepStrictEqual([yield* exa.calls, yield* tavily.calls], [0, 0])
+        assert.deepStrictEqual((yield* search.snapshot).steps.map((s) => [s.served, s.failed, s.skipped]), [
+          [0, 0, 0],
+          [0, 0, 0]
+        ])
+        assert.deepStrictEqual([(yield* breaker.snapshot).failureCount, yield* breaker.state], [0, "Closed"])
       }))
   })
 

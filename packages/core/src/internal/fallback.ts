@@ -6,10 +6,12 @@
  * @internal
  */
 import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { CircuitBreaker } from "../CircuitBreaker.ts"
+import type { Resume } from "./timeout.ts"
 
 /** What a step answers: the value, how old it is, and whether it is a degraded answer. @internal */
 export interface Answer<A> {
@@ -39,6 +41,13 @@ export interface Runner<I, A, E, R> {
    * then protects the call, and the chain serves the value as it comes, instead of making an answer to unwrap.
    */
   readonly call?: ((input: I) => Effect.Effect<A, E, R>) | undefined
+  /**
+   * Starts the protected `call` from the chain's own callback, when its guard can (a policy whose parts run in one
+   * callback): `resume` hears what `call(input)` would resume its caller with. Returns the interruption handler.
+   */
+  readonly start?:
+    | ((input: I, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) => Effect.Effect<void> | undefined)
+    | undefined
 }
 
 /** One option of a step for `Fallback.make` to validate, under `steps[i].<field>`. @internal */

@@ -233,30 +233,50 @@ export class Limiter {
     admission: Admission,
     guarded: (self: Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>
   ): Effect.Effect<A, unknown, R> {
-    return Effect.callback<A, unknown, R>((resume) => {
-      const caller = Fiber.getCurrent()!
-      const admitted = admission.admit(caller)
-      if (admitted === undefined) return resume(guarded(self))
-      const startedAt = retrier === undefined ? 0 : retrier.begin(caller)
-      this.calls++
-      const fiber = start(caller.context, self)
-      const exit = fiber.pollUnsafe()
-      if (exit !== undefined && (exit._tag === "Success" || retrier === undefined)) {
-        return settleThenResume(admitted, caller, exit, resume as Resume)
-      }
-      const call = new GuardedCall(admitted, caller, resume as Resume)
-      if (exit !== undefined) this.retryGuarded(call, self, retrier!, exit.cause, startedAt)
-      else {
-        call.attempt = this.track(
-          fiber,
-          (later: Exit.Exit<unknown, unknown>) =>
-            later._tag === "Success" || retrier === undefined
-              ? call.finish(later)
-              : this.retryGuarded(call, self, retrier, later.cause, startedAt)
-        )
-      }
-      return call.phase === FINISHED ? undefined : Effect.suspend(() => this.cancelGuarded(call))
-    })
+    return Effect.callback<A, unknown, R>((resume) =>
+      this.startGuarded(Fiber.getCurrent()!, self, retrier, admission, guarded, resume as Resume)
+    )
+  }
+
+  /**
+   * The body of `runGuarded`, for a callback of someone else's (a fallback chain's) to run in its own: starts the
+   * call for `caller`, then `resume` hears what the caller resumes with, an exit for a call admitted at once, else
+   * the composed path to run. Returns the caller's interruption handler, if the call is still running.
+   */
+  startGuarded<A, E, R>(
+    caller: Fiber.Fiber<unknown, unknown>,
+    self: Effect.Effect<A, E, R>,
+    retrier: Retrier | undefined,
+    admission: Admission,
+    guarded: (self: Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>,
+    resume: Resume
+  ): Effect.Effect<void> | undefined {
+    const admitted = admission.admit(caller)
+    if (admitted === undefined) {
+      // Run by the caller, which provides `R`.
+      resume(guarded(self) as Effect.Effect<A, unknown>)
+      return undefined
+    }
+    const startedAt = retrier === undefined ? 0 : retrier.begin(caller)
+    this.calls++
+    const fiber = start(caller.context, self)
+    const exit = fiber.pollUnsafe()
+    if (exit !== undefined && (exit._tag === "Success" || retrier === undefined)) {
+      settleThenResume(admitted, caller, exit, resume)
+      return undefined
+    }
+    const call = new GuardedCall(admitted, caller, resume)
+    if (exit !== undefined) this.retryGuarded(call, self, retrier!, exit.cause, startedAt)
+    else {
+      call.attempt = this.track(
+        fiber,
+        (later: Exit.Exit<unknown, unknown>) =>
+          later._tag === "Success" || retrier === undefined
+            ? call.finish(later)
+            : this.retryGuarded(call, self, retrier, later.cause, startedAt)
+      )
+    }
+    return call.phase === FINISHED ? undefined : Effect.suspend(() => this.cancelGuarded(call))
   }
 
   /** Hands a failed first attempt of a `runGuarded` call to the retries, on a fiber of their own. */
@@ -317,8 +337,8 @@ const ATTEMPT = 0
 const RETRYING = 1
 const FINISHED = 2
 
-/** A callback's `resume`, for any success type: what resumes it is the exit of the effect it ran. */
-type Resume = (effect: Effect.Effect<unknown, unknown>) => void
+/** A callback's `resume`, for any success type: what resumes it is the exit of the effect it ran. @internal */
+export type Resume = (effect: Effect.Effect<unknown, unknown>) => void
 
 /** A `runGuarded` call that did not end at once: where it is, and what interrupting its caller stops. */
 class GuardedCall {
@@ -379,3 +399,16 @@ export const start = <A, E, R>(context: Context.Context<never>, self: Effect.Eff
 
 /** The limiter of each timeout policy made by `Timeout.make`. @internal */
 export const limiters = new WeakMap<object, Limiter>()
+
+/**
+ * Starts a call of a policy whose parts run in one callback (see `Limiter.startGuarded`) from a callback of the
+ * caller's own: what `policy.protect(self)` does, with no effect step of its own. @internal
+ */
+export type Starter = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  caller: Fiber.Fiber<unknown, unknown>,
+  resume: Resume
+) => Effect.Effect<void> | undefined
+
+/** The starter of each policy made by `Policy.make` that has one. @internal */
+export const starters = new WeakMap<object, Starter>()
