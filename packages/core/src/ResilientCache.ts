@@ -56,6 +56,8 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -386,36 +388,53 @@ export const make = <A, E = unknown>(
 
     // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result. A
     // backend that throws instead of returning an effect (a driver's closed client, say) fails it with a defect
-    // (`callUser`), reported like any other.
-    // While the breaker's circuit is closed, the timeout and the breaker are one callback (see `Limiter.runGuarded`).
+    // (`callUser`), reported like any other. While the breaker's circuit is closed, the timeout and the breaker are
+    // one callback (see `Limiter.startGuarded`), and the call's handler joins it.
     const admission = admissions.get(breaker)!
     const composed = <X>(self: Effect.Effect<X, E>) =>
       breaker.protect(limiter.run<X, E, never, Timeout.TimeoutError>(self))
+    // An interrupted caller never gets here (its callback is cancelled, or Effect runs no recovery for it), so an
+    // interruption here is the backend's own (it joined a fiber something else interrupted): a failed call.
+    const failedCall = <X>(operation: Failure["operation"], key: string, orElse: X, cause: Cause.Cause<unknown>) => {
+      const error = Cause.findErrorOption(cause)
+      if (Option.isSome(error) && isLocalRejection(error.value)) {
+        stats.skipped++
+        return Effect.succeed(orElse)
+      }
+      stats.errors[operation]++
+      // Ours, or Effect's from a backend that times out on its own.
+      const timedOut = Option.isSome(error) &&
+        (Timeout.isTimeoutError(error.value) || Cause.isTimeoutError(error.value))
+      if (timedOut) stats.timeouts++
+      const failure: Failure = {
+        cache: name,
+        operation,
+        key,
+        kind: timedOut ? "Timeout" : Option.isSome(error) ? "Error" : "Defect",
+        cause: Option.isSome(error) ? error.value : Cause.squash(cause)
+      }
+      return Effect.as(report(failure), orElse)
+    }
+    // Starts a backend call for `caller` from a callback: `resume` hears its value, or `orElse` once it failed. A call
+    // that succeeds at once costs the callback alone.
+    const start = <X>(
+      caller: Fiber.Fiber<unknown, unknown>,
+      operation: Failure["operation"],
+      key: string,
+      call: Effect.Effect<X, E>,
+      orElse: X,
+      resume: (effect: Effect.Effect<X>) => void
+    ): Effect.Effect<void> | undefined =>
+      limiter.startGuarded(caller, call, undefined, admission, composed, (effect) => {
+        const result = effect as Effect.Effect<X, unknown>
+        resume(
+          Exit.isExit(result) && result._tag === "Success"
+            ? result as Exit.Exit<X>
+            : Effect.catchCause(result, (cause) => failedCall(operation, key, orElse, cause))
+        )
+      })
     const guarded = <X>(operation: Failure["operation"], key: string, call: Effect.Effect<X, E>, orElse: X) =>
-      limiter.runGuarded(call, undefined, admission, composed).pipe(
-        // An interrupted caller skips this handler (Effect runs no recovery for a fiber being interrupted), so an
-        // interruption here is the backend's own (it joined a fiber something else interrupted): a failed call.
-        Effect.catchCause((cause): Effect.Effect<X> => {
-          const error = Cause.findErrorOption(cause)
-          if (Option.isSome(error) && isLocalRejection(error.value)) {
-            stats.skipped++
-            return Effect.succeed(orElse)
-          }
-          stats.errors[operation]++
-          // Ours, or Effect's from a backend that times out on its own.
-          const timedOut = Option.isSome(error) &&
-            (Timeout.isTimeoutError(error.value) || Cause.isTimeoutError(error.value))
-          if (timedOut) stats.timeouts++
-          const failure: Failure = {
-            cache: name,
-            operation,
-            key,
-            kind: timedOut ? "Timeout" : Option.isSome(error) ? "Error" : "Defect",
-            cause: Option.isSome(error) ? error.value : Cause.squash(cause)
-          }
-          return Effect.as(report(failure), orElse)
-        })
-      )
+      Effect.callback<X>((resume) => start(Fiber.getCurrent()!, operation, key, call, orElse, resume))
 
     const count = (found: Option.Option<A>): Option.Option<A> => {
       if (Option.isSome(found)) stats.hits++
@@ -449,11 +468,10 @@ export const make = <A, E = unknown>(
       })
 
     const set = (key: string, value: A): Effect.Effect<boolean> =>
-      Effect.withFiber((fiber) => {
-        const call = guarded("set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false)
-        if (l1 === undefined) return call
-        l1.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return call
+      Effect.callback<boolean>((resume) => {
+        const fiber = Fiber.getCurrent()!
+        if (l1 !== undefined) l1.set(key, value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        return start(fiber, "set", key, Effect.as(callUser(() => backend.set(key, value, ttl)), true), false, resume)
       })
 
     const invalidate = (key: string): Effect.Effect<number> =>
