@@ -93,19 +93,19 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as Latch from "effect/Latch"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
 import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as FallbackStore from "./FallbackStore.ts"
 import { callUser } from "./internal/callUser.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/deferredDelivery.ts"
+import { Lock } from "./internal/lock.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
@@ -429,6 +429,7 @@ type Outcome =
   | { readonly _tag: "Interrupted" }
 
 const interrupted: Outcome = { _tag: "Interrupted" }
+const delivered: Outcome = { _tag: "Delivered" }
 
 // What `Effect.uninterruptibleMask` hands its body: runs an effect interruptible again.
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -599,7 +600,7 @@ export const make = <S extends Schema.Constraint, E, R>(
     }
     queue.sort(internal.bySeq)
 
-    const lock = yield* Semaphore.make(1)
+    const lock = new Lock()
     const wake = yield* Latch.make(queue.length > 0)
     const empty = yield* Latch.make(queue.length === 0)
 
@@ -684,49 +685,49 @@ export const make = <S extends Schema.Constraint, E, R>(
     // becomes `Interrupted`, so that the message is still in hand to queue or keep. Its interruption stays pending and
     // takes effect once the mask ends. Run in the context `make` was given (the drainer is forked in it, `send` sets it
     // once): the sink's services are there. A sink that throws instead of returning an effect has failed the delivery
-    // with a defect, as one that dies has.
-    const attempt = (
+    // with a defect, as one that dies has. `then` takes the outcome: a delivery costs one step more than the sink's.
+    const attempt = <X, EX, RX>(
       restore: Restore,
       message: S["Type"],
-      delivery: Delivery
-    ): Effect.Effect<Outcome, never, R> =>
-      Effect.flatMap(
-        Effect.exit(restore(breaker.protect(callUser(() => sink(message, delivery))))),
-        (exit): Effect.Effect<Outcome> => {
-          if (Exit.isSuccess(exit)) return Effect.succeed({ _tag: "Delivered" })
-          const cause = exit.cause
-          if (Cause.hasInterruptsOnly(cause)) {
-            // This fiber's interruption, or the sink's effect ending interrupted on its own (it joined a fiber that
-            // something else interrupted): only this fiber's interruption is still pending, and shows here.
-            return Effect.matchCauseEffect(restore(Effect.void), {
-              onFailure: () => Effect.succeed(interrupted),
-              onSuccess: () =>
-                failed(restore, false, "the sink ended interrupted (a fiber it waited on was interrupted)")
-            })
-          }
-          const error = Cause.findErrorOption(cause)
-          if (Option.isSome(error) && isLocalRejection(error.value)) {
-            return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
-          }
-          let permanent = false
-          if (Option.isSome(error) && options.isPermanent !== undefined) {
-            try {
-              permanent = options.isPermanent(error.value as E)
-            } catch (defect) {
-              // A bug in the predicate must not stop the queue: the failure counts as one that a retry may fix, and
-              // the dead letter it may end as says why.
-              return Effect.andThen(
-                Effect.logError(
-                  `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
-                  defect
-                ),
-                failed(restore, false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
-              )
-            }
-          }
-          return failed(restore, permanent, describe(cause))
+      delivery: Delivery,
+      then: (outcome: Outcome) => Effect.Effect<X, EX, RX>
+    ): Effect.Effect<X, EX, R | RX> =>
+      Effect.matchCauseEffect(restore(breaker.protect(callUser(() => sink(message, delivery)))), {
+        onSuccess: () => then(delivered),
+        onFailure: (cause) => Effect.flatMap(failure(restore, cause, delivery), then)
+      })
+    // What a failed delivery says: interrupted, rejected here, or failed (permanently, or counted against it).
+    const failure = (restore: Restore, cause: Cause.Cause<unknown>, delivery: Delivery): Effect.Effect<Outcome> => {
+      if (Cause.hasInterruptsOnly(cause)) {
+        // This fiber's interruption, or the sink's effect ending interrupted on its own (it joined a fiber that
+        // something else interrupted): only this fiber's interruption is still pending, and shows here.
+        return Effect.matchCauseEffect(restore(Effect.void), {
+          onFailure: () => Effect.succeed(interrupted),
+          onSuccess: () => failed(restore, false, "the sink ended interrupted (a fiber it waited on was interrupted)")
+        })
+      }
+      const error = Cause.findErrorOption(cause)
+      if (Option.isSome(error) && isLocalRejection(error.value)) {
+        return Effect.succeed({ _tag: "Rejected", retryAfterMillis: retryAfterOf(error.value) })
+      }
+      let permanent = false
+      if (Option.isSome(error) && options.isPermanent !== undefined) {
+        try {
+          permanent = options.isPermanent(error.value as E)
+        } catch (defect) {
+          // A bug in the predicate must not stop the queue: the failure counts as one that a retry may fix, and
+          // the dead letter it may end as says why.
+          return Effect.andThen(
+            Effect.logError(
+              `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
+              defect
+            ),
+            failed(restore, false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
+          )
         }
-      )
+      }
+      return failed(restore, permanent, describe(cause))
+    }
     const failed = (
       restore: Restore,
       permanent: boolean,
@@ -738,88 +739,86 @@ export const make = <S extends Schema.Constraint, E, R>(
       })
 
     // Delivers the head once, under the lock.
-    const step: Effect.Effect<Step, never, R | S["DecodingServices"]> = lock.withPermit(
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const head = queue[0]
-          if (head === undefined) {
-            // Closed under the lock: an enqueue after this opens it again.
-            wake.closeUnsafe()
-            return Effect.succeed<Step>("Idle")
-          }
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
-            return Effect.flatMap(breaker.state, (state): Effect.Effect<Step, never, R | S["DecodingServices"]> => {
-              // An open circuit is still tried: the breaker lets the first call after its open time through as the
-              // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
-              if (state === "ForcedOpen") return Effect.succeed(retryMillis)
-              // A message that does not decode is dead-lettered at once, rather than tried at the head for good.
-              return Effect.flatMap(decodeStored(head.message), (decoded) => {
-                if (decoded._tag === "Failure") {
-                  if (Cause.hasInterruptsOnly(decoded.cause)) {
-                    // Decoding runs with interruption masked: this interruption is the schema's own (a fiber of a
-                    // decoding service interrupted elsewhere), which says nothing about the stored text.
-                    return Effect.as(
-                      Effect.logError(
-                        `Deferred delivery "${name}": decoding ${JSON.stringify(head.key)} was interrupted; retrying`,
-                        decoded.cause
-                      ),
-                      retryMillis
-                    )
-                  }
-                  const error = Cause.findErrorOption(decoded.cause)
-                  const why = Option.isSome(error) ? error.value.message : describe(decoded.cause)
-                  return deadLetter(head, `does not decode: ${why}`, now)
+    const step: Effect.Effect<Step, never, R | S["DecodingServices"]> = Effect.uninterruptibleMask((restore) =>
+      lock.withLock(restore, () => {
+        const head = queue[0]
+        if (head === undefined) {
+          // Closed under the lock: an enqueue after this opens it again.
+          wake.closeUnsafe()
+          return Effect.succeed<Step>("Idle")
+        }
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
+          return Effect.flatMap(breaker.state, (state): Effect.Effect<Step, never, R | S["DecodingServices"]> => {
+            // An open circuit is still tried: the breaker lets the first call after its open time through as the
+            // probe, and turns the others away at no cost. Forced open, nothing gets through until a reset.
+            if (state === "ForcedOpen") return Effect.succeed(retryMillis)
+            // A message that does not decode is dead-lettered at once, rather than tried at the head for good.
+            return Effect.flatMap(decodeStored(head.message), (decoded) => {
+              if (decoded._tag === "Failure") {
+                if (Cause.hasInterruptsOnly(decoded.cause)) {
+                  // Decoding runs with interruption masked: this interruption is the schema's own (a fiber of a
+                  // decoding service interrupted elsewhere), which says nothing about the stored text.
+                  return Effect.as(
+                    Effect.logError(
+                      `Deferred delivery "${name}": decoding ${JSON.stringify(head.key)} was interrupted; retrying`,
+                      decoded.cause
+                    ),
+                    retryMillis
+                  )
                 }
-                const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
-                return Effect.flatMap(attempt(restore, decoded.value, delivery), (outcome): Effect.Effect<Step> => {
-                  switch (outcome._tag) {
-                    case "Interrupted":
-                      // The scope is closing: the head stays as it is, to be delivered by the next process.
-                      return Effect.succeed(retryMillis)
-                    case "Delivered":
-                      return Effect.as(
-                        Effect.andThen(
-                          removeLogged("q", head),
-                          Effect.sync(() => {
-                            queue.shift()
-                            keys.delete(head.key)
-                            stats.delivered++
-                            if (queue.length === 0) empty.openUnsafe()
-                          })
-                        ),
-                        0
+                const error = Cause.findErrorOption(decoded.cause)
+                const why = Option.isSome(error) ? error.value.message : describe(decoded.cause)
+                return deadLetter(head, `does not decode: ${why}`, now)
+              }
+              const delivery: Delivery = { key: head.key, attempt: head.attempts + 1, enqueuedAt: head.enqueuedAt }
+              return attempt(restore, decoded.value, delivery, (outcome): Effect.Effect<Step> => {
+                switch (outcome._tag) {
+                  case "Interrupted":
+                    // The scope is closing: the head stays as it is, to be delivered by the next process.
+                    return Effect.succeed(retryMillis)
+                  case "Delivered":
+                    return Effect.as(
+                      Effect.andThen(
+                        removeLogged("q", head),
+                        Effect.sync(() => {
+                          queue.shift()
+                          keys.delete(head.key)
+                          stats.delivered++
+                          if (queue.length === 0) empty.openUnsafe()
+                        })
+                      ),
+                      0
+                    )
+                  case "Rejected":
+                    stats.rejected++
+                    return Effect.succeed(Math.max(retryMillis, outcome.retryAfterMillis))
+                  case "Failed": {
+                    stats.failed++
+                    // A failure that opened the breaker says the sink is down: the failures before it, counted while
+                    // it stayed closed, were most likely the same outage, and are forgiven.
+                    const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
+                    const next: internal.Item = { ...head, attempts, lastError: outcome.error }
+                    queue[0] = next
+                    if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
+                    if (now - head.enqueuedAt >= maxAgeMillis) {
+                      return deadLetter(
+                        next,
+                        `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
+                        now
                       )
-                    case "Rejected":
-                      stats.rejected++
-                      return Effect.succeed(Math.max(retryMillis, outcome.retryAfterMillis))
-                    case "Failed": {
-                      stats.failed++
-                      // A failure that opened the breaker says the sink is down: the failures before it, counted while
-                      // it stayed closed, were most likely the same outage, and are forgiven.
-                      const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
-                      const next: internal.Item = { ...head, attempts, lastError: outcome.error }
-                      queue[0] = next
-                      if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
-                      if (now - head.enqueuedAt >= maxAgeMillis) {
-                        return deadLetter(
-                          next,
-                          `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
-                          now
-                        )
-                      }
-                      // The count survives a restart only if written; a failed write costs an extra attempt later.
-                      return attempts === head.attempts
-                        ? Effect.succeed(retryMillis)
-                        : Effect.as(Effect.ignore(write("q", next)), retryMillis)
                     }
+                    // The count survives a restart only if written; a failed write costs an extra attempt later.
+                    return attempts === head.attempts
+                      ? Effect.succeed(retryMillis)
+                      : Effect.as(Effect.ignore(write("q", next)), retryMillis)
                   }
-                })
+                }
               })
             })
           })
         })
-      )
+      })
     )
 
     // A defect (in the journal, the breaker) must not stop delivery for good: it is logged, and the head tried again
@@ -860,7 +859,7 @@ export const make = <S extends Schema.Constraint, E, R>(
       if (queue.length !== 0) return queued(0, undefined)
       const decide = (state: CircuitBreaker.State): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
         if (!blamesMessage(state)) return queued(0, undefined)
-        return Effect.flatMap(attempt(restore, message, { key, attempt: 1, enqueuedAt }), (outcome) => {
+        return attempt(restore, message, { key, attempt: 1, enqueuedAt }, (outcome) => {
           switch (outcome._tag) {
             case "Interrupted":
               // The caller gave up, not the message: the sink may or may not have it, so it is queued (the consumer
@@ -910,9 +909,11 @@ export const make = <S extends Schema.Constraint, E, R>(
       message: S["Type"],
       sendOptions?: { readonly key?: string | undefined }
     ): Effect.Effect<Receipt, DeferredDeliveryError> =>
-      // In the context `make` was given, set once for the encoding and the direct delivery (see `inMakeContext`). The
-      // key, the clock and (for a schema that needs no effect, the usual one) the encoding are read in one step.
-      inMakeContext(Effect.withFiber((fiber) => {
+      // In the context `make` was given, set once for the encoding and the direct delivery (see `inMakeContext`), and
+      // masked for the lock (see `Lock`): the key, the clock and (for a schema that needs no effect, the usual one) the
+      // encoding are read, and the lock taken when free, in one step.
+      inMakeContext(Effect.uninterruptibleMask((restore) => {
+        const fiber = Fiber.getCurrent()!
         const key = sendOptions?.key ?? randomKey(fiber)
         if (key.length === 0 || internal.byteLength(key) > MAX_KEY_BYTES) {
           return Effect.fail(
@@ -933,54 +934,54 @@ export const make = <S extends Schema.Constraint, E, R>(
               })
             )
           }
-          return lock.withPermit(
-            Effect.uninterruptibleMask((restore) =>
-              Effect.withFiber((locked) => deliverOrQueue(restore, locked, message, key, encoded, enqueuedAt))
-            )
-          )
+          return lock.withLock(restore, () => deliverOrQueue(restore, fiber, message, key, encoded, enqueuedAt))
         }
         const encoding = encodeMessage(message)
         return Exit.isExit(encoding) && Exit.isSuccess(encoding)
           ? accept(encoding.value)
           : Effect.flatMap(
-            Effect.mapError(encoding, (error) => fail("BadMessage", error.message, { key, field: "message" })),
+            restore(Effect.mapError(encoding, (error) => fail("BadMessage", error.message, { key, field: "message" }))),
             accept
           )
       }))
 
     const replay = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
-      lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {
-        const item = dead.get(key)
-        if (item === undefined) return Effect.succeed(false)
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.gen(function*() {
-            // Queued first, then the dead letter removed: a crash in between keeps the queued one (the later).
-            keys.delete(key)
-            yield* Effect.onError(
-              enqueue({ key, message: item.message, enqueuedAt: now, attempts: 0 }),
-              () => Effect.sync(() => keys.add(key))
-            )
-            dead.delete(key)
-            yield* removeLogged("d", item)
-            return true
-          }))
-      })))
+      Effect.uninterruptibleMask((restore) =>
+        lock.withLock(restore, () => {
+          const item = dead.get(key)
+          if (item === undefined) return Effect.succeed(false)
+          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.gen(function*() {
+              // Queued first, then the dead letter removed: a crash in between keeps the queued one (the later).
+              keys.delete(key)
+              yield* Effect.onError(
+                enqueue({ key, message: item.message, enqueuedAt: now, attempts: 0 }),
+                () => Effect.sync(() => keys.add(key))
+              )
+              dead.delete(key)
+              yield* removeLogged("d", item)
+              return true
+            }))
+        })
+      )
 
     const drop = (key: string): Effect.Effect<boolean, DeferredDeliveryError> =>
-      lock.withPermit(Effect.uninterruptible(Effect.suspend(() => {
-        const item = dead.get(key)
-        if (item === undefined) return Effect.succeed(false)
-        return Effect.as(
-          Effect.andThen(
-            Effect.mapError(store.remove(internal.keyOf(name, "d", item.seq)), storeError(key)),
-            Effect.sync(() => {
-              dead.delete(key)
-              keys.delete(key)
-            })
-          ),
-          true
-        )
-      })))
+      Effect.uninterruptibleMask((restore) =>
+        lock.withLock(restore, () => {
+          const item = dead.get(key)
+          if (item === undefined) return Effect.succeed(false)
+          return Effect.as(
+            Effect.andThen(
+              Effect.mapError(store.remove(internal.keyOf(name, "d", item.seq)), storeError(key)),
+              Effect.sync(() => {
+                dead.delete(key)
+                keys.delete(key)
+              })
+            ),
+            true
+          )
+        })
+      )
 
     const deadLetters: Effect.Effect<ReadonlyArray<DeadLetter<S["Type"]>>> = Effect.suspend(() =>
       Effect.forEach(
