@@ -18,4 +18,20 @@ describe("agent service: the simulated upstreams", () => {
       assert.strictEqual(upstreams.keywordMatch("user-1", "effect").length, 2)
       assert.deepStrictEqual(upstreams.keywordMatch("user-2", "effect"), [])
     }).pipe(Effect.provide(Upstreams.layer)))
+
+  it.effect("Telegram's log and its duplicate keys stay bounded however much is sent, and a duplicate is still dropped", () =>
+    Effect.gen(function*() {
+      const upstreams = yield* Upstreams.Upstreams
+      const sends = Upstreams.sentKeysKept + 10
+      for (let i = 0; i < sends; i++) yield* upstreams.telegramSend("ada", `reply ${i}`, `key-${i}`)
+      const sent = yield* upstreams.telegramSent
+      assert.strictEqual(sent.length, Upstreams.sentShown)
+      assert.deepStrictEqual(sent.at(-1), { user_id: "ada", text: `reply ${sends - 1}` })
+      assert.deepStrictEqual(sent[0], { user_id: "ada", text: `reply ${sends - Upstreams.sentShown}` })
+      // A key among the last ones kept is a duplicate; one from before them is not remembered any more.
+      yield* upstreams.telegramSend("ada", "again", `key-${sends - 1}`)
+      assert.strictEqual((yield* upstreams.telegramSent).at(-1)?.text, `reply ${sends - 1}`)
+      yield* upstreams.telegramSend("ada", "long ago", "key-0")
+      assert.strictEqual((yield* upstreams.telegramSent).at(-1)?.text, "long ago")
+    }).pipe(Effect.provide(Upstreams.layer)))
 })

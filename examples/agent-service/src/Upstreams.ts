@@ -41,7 +41,10 @@ export interface Upstreams {
   readonly tavilySearch: (query: string) => Effect.Effect<ReadonlyArray<SearchHit>, UpstreamError>
   readonly claudeReply: (message: string, memories: ReadonlyArray<string>) => Effect.Effect<string, UpstreamError>
   readonly telegramSend: (userId: string, text: string, idempotencyKey: string) => Effect.Effect<void, UpstreamError>
-  /** Messages Telegram accepted, oldest first, duplicates (same idempotency key) dropped as Telegram's client would. */
+  /**
+   * The last `sentShown` messages Telegram accepted, oldest first, duplicates (same idempotency key) dropped as
+   * Telegram's client would.
+   */
   readonly telegramSent: Effect.Effect<ReadonlyArray<{ readonly user_id: string; readonly text: string }>>
   readonly firebaseGet: (key: string) => Effect.Effect<string | undefined, UpstreamError>
   readonly firebaseSet: (key: string, value: string) => Effect.Effect<void, UpstreamError>
@@ -75,6 +78,14 @@ const remember = (store: Map<string, Array<string>>, userId: string, text: strin
 
 /** How many users' memories the process keeps for the keyword match: its own memory, so it is bounded. */
 export const localMemoryUsers = 10_000
+
+/**
+ * What the simulated Telegram keeps: the outbox shows its last `sentShown` messages, and it drops a message whose
+ * idempotency key was among the last `sentKeysKept` it accepted. A service that runs for days sends without end; what
+ * it remembers of that stays bounded.
+ */
+export const sentShown = 1_000
+export const sentKeysKept = 100_000
 
 const rank = (texts: ReadonlyArray<string>, query: string): ReadonlyArray<Memory> =>
   texts.map((text) => ({ text, score: overlap(query, text) })).filter((m) => m.score > 0).sort((a, b) =>
@@ -129,9 +140,13 @@ const make = Effect.gen(function*() {
       call("telegram", () => {
         if (sentKeys.has(key)) return
         sentKeys.add(key)
+        // A Set iterates in insertion order: the first key is the oldest.
+        if (sentKeys.size > sentKeysKept) sentKeys.delete(sentKeys.values().next().value!)
         sent.push({ user_id: userId, text })
+        // Trimmed in batches, so that a send does not move the whole log every time.
+        if (sent.length >= 2 * sentShown) sent.splice(0, sent.length - sentShown)
       }),
-    telegramSent: Effect.sync(() => [...sent]),
+    telegramSent: Effect.sync(() => sent.slice(-sentShown)),
     firebaseGet: (key) => call("firebase", () => documents.get(key)),
     firebaseSet: (key, value) => call("firebase", () => void documents.set(key, value)),
     firebaseDelete: (key) => call("firebase", () => documents.delete(key) ? 1 : 0),
