@@ -105,7 +105,7 @@ import * as FallbackStore from "./FallbackStore.ts"
 import { callUser } from "./internal/callUser.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/deferredDelivery.ts"
-import { Lock } from "./internal/lock.ts"
+import { Lock, type Restore } from "./internal/lock.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
@@ -430,9 +430,6 @@ type Outcome =
 
 const interrupted: Outcome = { _tag: "Interrupted" }
 const delivered: Outcome = { _tag: "Delivered" }
-
-// What `Effect.uninterruptibleMask` hands its body: runs an effect interruptible again.
-type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 // What the drainer does next: wait this many milliseconds (0: go on at once), or sleep until an enqueue.
 type Step = number | "Idle"

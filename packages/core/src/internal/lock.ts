@@ -27,7 +27,7 @@ const suspended = <A, E, R>(body: () => Effect.Effect<A, E, R>): Effect.Effect<A
   }
 }
 
-/** An `Effect.uninterruptibleMask` restore function. @internal */
+/** What `Effect.uninterruptibleMask` hands its body: runs an effect interruptible again. @internal */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /** @internal */
@@ -55,8 +55,9 @@ export class Lock {
   /**
    * Runs the effect `body` returns holding the lock (`body` is called once the lock is held, so what it reads is
    * read under the lock), and gives it back when that effect ends, however it ends. Call it with interruption
-   * masked (`restore` is the mask's): the wait for the lock is interruptible, and a caller interrupted while it waits,
-   * or once the lock was handed to it but before it ran, leaves the lock as if it had never asked.
+   * masked (`restore` is the mask's) and run what it returns at once: a free lock is taken by the call. The wait for
+   * the lock is interruptible, and a caller interrupted while it waits, or once the lock was handed to it but before
+   * it ran, leaves the lock as if it had never asked.
    */
   withLock<A, E, R>(restore: Restore, body: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     if (!this.held) {
