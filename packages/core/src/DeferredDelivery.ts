@@ -691,10 +691,10 @@ export const make = <S extends Schema.Constraint, E, R>(
     ): Effect.Effect<X, EX, R | RX> =>
       Effect.matchCauseEffect(restore(breaker.protect(callUser(() => sink(message, delivery)))), {
         onSuccess: () => then(delivered),
-        onFailure: (cause) => Effect.flatMap(failure(restore, cause, delivery), then)
+        onFailure: (cause) => Effect.flatMap(outcomeOf(restore, cause, delivery), then)
       })
     // What a failed delivery says: interrupted, rejected here, or failed (permanently, or counted against it).
-    const failure = (restore: Restore, cause: Cause.Cause<unknown>, delivery: Delivery): Effect.Effect<Outcome> => {
+    const outcomeOf = (restore: Restore, cause: Cause.Cause<unknown>, delivery: Delivery): Effect.Effect<Outcome> => {
       if (Cause.hasInterruptsOnly(cause)) {
         // This fiber's interruption, or the sink's effect ending interrupted on its own (it joined a fiber that
         // something else interrupted): only this fiber's interruption is still pending, and shows here.

@@ -1060,6 +1060,28 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       runner.breaker === undefined || index === last ? undefined : stateReaders.get(runner.breaker)
     )
 
+    // Step `index` did not serve: the request goes on to the next step, with the reason listed.
+    const passOn = (
+      input: unknown,
+      index: number,
+      passed: ReadonlyArray<Passed>,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      reason: Passed["reason"],
+      error: unknown
+    ): Effect.Effect<Served<unknown>, unknown, unknown> =>
+      attempt(input, index + 1, [...passed, { step: steps[index].name, reason, error }], fiber)
+
+    // Passed over, its breaker open: the step's function is not even called.
+    const skip = (
+      input: unknown,
+      index: number,
+      passed: ReadonlyArray<Passed>,
+      fiber: Fiber.Fiber<unknown, unknown>
+    ) => {
+      counts[index].skipped++
+      return passOn(input, index, passed, fiber, "BreakerOpen", undefined)
+    }
+
     // Step `index` failed with `error`: the next step, or the error once none is left.
     const failed = (
       error: unknown,
@@ -1075,12 +1097,19 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
         totals.exhausted++
         return Effect.fail(error)
       }
-      return attempt(input, index + 1, [...passed, {
-        step: steps[index].name,
-        reason: rejected ? "BreakerOpen" : "Failed",
-        error
-      }], fiber)
+      return passOn(input, index, passed, fiber, rejected ? "BreakerOpen" : "Failed", error)
     }
+
+    // A plain step's value is served as it comes (live, degraded as the step is): no answer made to be unwrapped.
+    const servePlain = (
+      input: unknown,
+      index: number,
+      passed: ReadonlyArray<Passed>,
+      fiber: Fiber.Fiber<unknown, unknown>
+    ) => ({
+      onSuccess: (value: unknown) => Effect.succeed(serve(index, value, steps[index].degraded, 0, passed)),
+      onFailure: (error: unknown) => failed(error, input, index, passed, fiber)
+    })
 
     // `fiber` is the one running the chain: the steps' continuations run on it.
     const attempt = (
@@ -1090,25 +1119,9 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
       const state = states[index]
-      if (state !== undefined && isOpen(state(fiber))) {
-        // Passed over: the step's function is not even called.
-        counts[index].skipped++
-        return attempt(input, index + 1, [...passed, {
-          step: steps[index].name,
-          reason: "BreakerOpen",
-          error: undefined
-        }], fiber)
-      }
-      const onFailure = (error: unknown) => failed(error, input, index, passed, fiber)
+      if (state !== undefined && isOpen(state(fiber))) return skip(input, index, passed, fiber)
       const call = runners[index].call
-      if (call !== undefined) {
-        // A plain step's value is served as it comes (live, degraded as the step is): no answer made to be unwrapped.
-        const isDegraded = steps[index].degraded
-        return Effect.matchEffect(call(input), {
-          onSuccess: (value) => Effect.succeed(serve(index, value, isDegraded, 0, passed)),
-          onFailure
-        })
-      }
+      if (call !== undefined) return Effect.matchEffect(call(input), servePlain(input, index, passed, fiber))
       return Effect.matchEffect(runners[index].run(input), {
         onSuccess: (answer) => {
           // A value the step judged a failure passes the request on; the last step serves it, having nothing after.
@@ -1116,13 +1129,9 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
             return Effect.succeed(serve(index, answer.value, answer.degraded, answer.ageMillis, passed))
           }
           counts[index].failed++
-          return attempt(input, index + 1, [...passed, {
-            step: steps[index].name,
-            reason: "FailureResult",
-            error: answer.value
-          }], fiber)
+          return passOn(input, index, passed, fiber, "FailureResult", answer.value)
         },
-        onFailure
+        onFailure: (error) => failed(error, input, index, passed, fiber)
       })
     }
 
@@ -1133,23 +1142,18 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       fiber: Fiber.Fiber<unknown, unknown>,
       resume: Resume
     ): Effect.Effect<void> | undefined => {
-      const start = runners[0].start!
       const state = states[0]
       // The chain's effects run on the caller, which provides what they need.
       if (state !== undefined && isOpen(state(fiber))) {
-        resume(attempt(input, 0, nonePassed, fiber) as Effect.Effect<Served<unknown>, unknown>)
+        resume(skip(input, 0, nonePassed, fiber) as Effect.Effect<Served<unknown>, unknown>)
         return undefined
       }
-      const isDegraded = steps[0].degraded
-      return start(input, fiber, (effect) => {
+      return runners[0].start!(input, fiber, (effect) => {
         if (Exit.isExit(effect) && effect._tag === "Success") {
-          return resume(Exit.succeed(serve(0, effect.value, isDegraded, 0, nonePassed)))
+          return resume(Exit.succeed(serve(0, effect.value, steps[0].degraded, 0, nonePassed)))
         }
         resume(
-          Effect.matchEffect(effect, {
-            onSuccess: (value) => Effect.succeed(serve(0, value, isDegraded, 0, nonePassed)),
-            onFailure: (error) => failed(error, input, 0, nonePassed, fiber)
-          }) as Effect.Effect<Served<unknown>, unknown>
+          Effect.matchEffect(effect, servePlain(input, 0, nonePassed, fiber)) as Effect.Effect<Served<unknown>, unknown>
         )
       })
     }

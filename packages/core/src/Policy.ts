@@ -408,19 +408,25 @@ export const make = <const S extends Stages, A = unknown>(
       ? retrier === undefined ? timeout : <B, E, R>(self: Effect.Effect<B, E, R>) => limiter.runRetried(self, retrier)
       : undefined
     const admission = stages.circuitBreaker === undefined ? undefined : admissions.get(stages.circuitBreaker)
-    const fused = timed !== undefined && admission !== undefined && circuitBreaker !== undefined
-      ? <B, E, R>(self: Effect.Effect<B, E, R>) =>
-        limiter!.runGuarded(self, retrier, admission, (effect) => circuitBreaker(timed(effect)))
+    // What the callback runs instead for a call its breaker does not admit at once: the parts composed.
+    const composed = timed !== undefined && admission !== undefined && circuitBreaker !== undefined
+      ? <B, E, R>(self: Effect.Effect<B, E, R>) => circuitBreaker(timed(self))
       : undefined
+    const fused = composed === undefined
+      ? undefined
+      : <B, E, R>(self: Effect.Effect<B, E, R>) => limiter!.runGuarded(self, retrier, admission!, composed)
+    // The parts inside the timeout, which every attempt runs through.
+    const inner = <B, E, R>(self: Effect.Effect<B, E, R>): Effect.Effect<B, unknown, R> => {
+      let effect: Effect.Effect<B, unknown, R> = self
+      if (chaos !== undefined) effect = chaos(effect)
+      if (bulkhead !== undefined) effect = bulkhead(effect)
+      return effect
+    }
     const isFailureResult = options.isFailureResult as ((value: unknown) => boolean) | undefined
     // Identifies the values this policy classified, so that only this policy unwraps them.
     const owner = {}
     const protect = <B, E, R>(self: Effect.Effect<B, E, R>): Effect.Effect<B, unknown, R> => {
-      let effect: Effect.Effect<B, unknown, R> = isFailureResult === undefined
-        ? self
-        : classifying(self, isFailureResult, owner)
-      if (chaos !== undefined) effect = chaos(effect)
-      if (bulkhead !== undefined) effect = bulkhead(effect)
+      let effect = inner(isFailureResult === undefined ? self : classifying(self, isFailureResult, owner))
       if (fused !== undefined) effect = fused(effect)
       else {
         if (timed !== undefined) effect = timed(effect)
@@ -435,20 +441,9 @@ export const make = <const S extends Stages, A = unknown>(
       return isFailureResult === undefined ? effect : unwrapping(effect, owner)
     }
     // The fused path, for a fallback chain to start from its own callback (see `Fallback.withPolicy`).
-    const starter = fused !== undefined && isFailureResult === undefined
-      ? <B, E, R>(self: Effect.Effect<B, E, R>, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) => {
-        let effect: Effect.Effect<B, unknown, R> = self
-        if (chaos !== undefined) effect = chaos(effect)
-        if (bulkhead !== undefined) effect = bulkhead(effect)
-        return limiter!.startGuarded(
-          caller,
-          effect,
-          retrier,
-          admission!,
-          (attempt) => circuitBreaker!(timed!(attempt)),
-          resume
-        )
-      }
+    const starter = composed !== undefined && isFailureResult === undefined
+      ? <B, E, R>(self: Effect.Effect<B, E, R>, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) =>
+        limiter!.startGuarded(caller, inner(self), retrier, admission!, composed, resume)
       : undefined
 
     const snapshot = Effect.map(
