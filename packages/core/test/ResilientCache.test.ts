@@ -335,6 +335,31 @@ describe("ResilientCache", () => {
           assert.strictEqual(yield* Fiber.join(invalidating), 1)
           assert.deepStrictEqual(yield* cache.get("a"), Option.none())
         }).pipe(Effect.scoped))
+
+      it.effect("a get that ran while an invalidate was in flight, the invalidate interrupted once the backend acted", () =>
+        Effect.gen(function*() {
+          const { backend, map } = controllable()
+          // The backend drops the key 100 ms after the call, and answers 100 ms after that.
+          const invalidate = (key: string) =>
+            Effect.sleep("100 millis").pipe(
+              Effect.andThen(Effect.sync(() => (map.delete(key) ? 1 : 0))),
+              Effect.tap(() => Effect.sleep("100 millis"))
+            )
+          const cache = yield* ResilientCache.make({
+            name: "sessions",
+            backend: { ...backend, invalidate },
+            l1: { maxEntries: 10, ttl: "1 hour" }
+          })
+          map.set("a", "old")
+          const invalidating = yield* Effect.forkChild(cache.invalidate("a"))
+          yield* Effect.yieldNow
+          // Read before the backend dropped it: "old" goes into the L1.
+          assert.deepStrictEqual(yield* cache.get("a"), Option.some("old"))
+          yield* TestClock.adjust("150 millis")
+          assert.isFalse(map.has("a"))
+          yield* Fiber.interrupt(invalidating)
+          assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+        }).pipe(Effect.scoped))
     })
   })
 
