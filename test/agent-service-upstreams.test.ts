@@ -19,6 +19,22 @@ describe("agent service: the simulated upstreams", () => {
       assert.deepStrictEqual(upstreams.keywordMatch("user-2", "effect"), [])
     }).pipe(Effect.provide(Upstreams.layer)))
 
+  it.effect("memories match by whole words in any script, not by ASCII fragments", () =>
+    Effect.gen(function*() {
+      const upstreams = yield* Upstreams.Upstreams
+      yield* upstreams.qdrantUpsert("ada", "Ich mag Käsekuchen")
+      yield* upstreams.qdrantUpsert("ada", "Crème brûlée, s'il vous plaît")
+      const texts = (query: string) => upstreams.keywordMatch("ada", query).map((m) => m.text)
+      assert.deepStrictEqual(texts("käsekuchen?"), ["Ich mag Käsekuchen"])
+      assert.deepStrictEqual(texts("brûlée"), ["Crème brûlée, s'il vous plaît"])
+      // A fragment of a word is not the word.
+      assert.deepStrictEqual(texts("sekuchen"), [])
+      assert.deepStrictEqual(
+        (yield* upstreams.qdrantSearch("ada", "Crème")).map((m) => m.text),
+        ["Crème brûlée, s'il vous plaît"]
+      )
+    }).pipe(Effect.provide(Upstreams.layer)))
+
   it.effect("Telegram's log and its duplicate keys stay bounded however much is sent, and a duplicate is still dropped", () =>
     Effect.gen(function*() {
       const upstreams = yield* Upstreams.Upstreams

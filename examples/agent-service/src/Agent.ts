@@ -286,13 +286,13 @@ const make = Effect.gen(function*() {
     // Memory: vector search in Qdrant; the keyword match while it fails or its breaker is open.
     const memory = yield* upstreams.qdrantSearch(userId, message).pipe(
       qdrant.protect,
-      Effect.map((found) => ({ mode: "vector" as const, matches: found.map((m) => m.text) })),
-      Effect.catch(() =>
-        Effect.succeed({
+      Effect.match({
+        onSuccess: (found) => ({ mode: "vector" as const, matches: found.map((m) => m.text) }),
+        onFailure: () => ({
           mode: "keyword" as const,
           matches: upstreams.keywordMatch(userId, message).map((m) => m.text)
         })
-      )
+      })
     )
     yield* Effect.ignore(upstreams.qdrantUpsert(userId, message).pipe(qdrant.protect))
 

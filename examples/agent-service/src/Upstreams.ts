@@ -60,7 +60,9 @@ export interface Upstreams {
 
 export const Upstreams = Context.Service<Upstreams>("@effect-resilience/example-agent-service/Upstreams")
 
-const words = (text: string): ReadonlyArray<string> => text.toLowerCase().split(/\W+/).filter((w) => w.length > 2)
+// Words are runs of letters and digits in any script: `\W` is ASCII-only, and would cut "Käsekuchen" in two.
+const words = (text: string): ReadonlyArray<string> =>
+  text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 2)
 
 const overlap = (query: string, text: string): number => {
   const q = new Set(words(query))
