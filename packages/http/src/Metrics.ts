@@ -22,6 +22,10 @@
  * The process itself comes out too (on by default; `processMetrics: false` leaves it out), read when scraped:
  *
  * - `process_resident_memory_bytes`, `nodejs_heap_size_used_bytes`, `nodejs_heap_size_total_bytes`;
+ * - `nodejs_heap_live_bytes`: the heap used right after the last full (mark-compact) collection, `NaN` before the
+ *   first, and `nodejs_gc_full_total`, the full collections since the layer started. `nodejs_heap_size_used_bytes`
+ *   also counts the garbage that waits for the next full collection, and climbs in a sawtooth between them: a leak
+ *   is the live heap growing from one full collection to the next;
  * - `nodejs_active_resources`: what keeps the event loop alive (`process.getActiveResourcesInfo()`: handles,
  *   requests, timers), the "open handles" a leak makes grow;
  * - `nodejs_eventloop_delay_p50_seconds`, `..._p99_seconds`, `..._max_seconds`: how late the event loop ran a
@@ -52,7 +56,14 @@ import * as Layer from "effect/Layer"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { monitorEventLoopDelay } from "node:perf_hooks"
+import {
+  constants,
+  monitorEventLoopDelay,
+  type NodeGCPerformanceDetail,
+  type PerformanceEntry,
+  PerformanceObserver
+} from "node:perf_hooks"
+import { getHeapStatistics } from "node:v8"
 
 /**
  * Options of the `/metrics` route.
@@ -183,6 +194,24 @@ export const processMetrics: (
       monitor.reset()
     })
   )))
+  // Read as each full collection ends (the observer runs soon after it, before much is allocated again).
+  const full = { collections: 0, liveBytes: Number.NaN }
+  yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const observer = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          // A gc entry's `detail` says which kind of collection it was; Node's types leave it off `PerformanceEntry`.
+          const { detail } = entry as PerformanceEntry & { readonly detail?: NodeGCPerformanceDetail }
+          if (detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue
+          full.collections++
+          full.liveBytes = getHeapStatistics().used_heap_size
+        }
+      })
+      observer.observe({ entryTypes: ["gc"] })
+      return observer
+    }),
+    (observer) => Effect.sync(() => observer.disconnect())
+  )
   yield* PullMetric.register([
     PullMetric.gauge(
       "process_resident_memory_bytes",
@@ -196,6 +225,18 @@ export const processMetrics: (
       "V8 heap allocated in bytes",
       {},
       () => process.memoryUsage().heapTotal
+    ),
+    PullMetric.gauge(
+      "nodejs_heap_live_bytes",
+      "V8 heap used right after the last full (mark-compact) collection, in bytes; NaN before the first",
+      {},
+      () => full.liveBytes
+    ),
+    PullMetric.counter(
+      "nodejs_gc_full_total",
+      "Full (mark-compact) collections since the metrics started",
+      {},
+      () => full.collections
     ),
     PullMetric.gauge(
       "nodejs_active_resources",

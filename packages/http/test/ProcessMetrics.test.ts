@@ -4,6 +4,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Metric } from "effect"
 import { HttpClient, HttpRouter } from "effect/http"
 import { TestClock } from "effect/testing"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import parse, { type Family } from "parse-prometheus-text-format"
 
 // Scrapes /metrics over a real server on a loopback port and parses the text with a Prometheus parser.
@@ -21,10 +23,25 @@ const gauge = (families: ReadonlyArray<Family>, name: string): number => {
   return Number(found!.metrics[0].value)
 }
 
+const counter = (families: ReadonlyArray<Family>, name: string): number => {
+  const found = families.find((f) => f.name === name)
+  assert.isDefined(found, `family ${name} missing`)
+  assert.strictEqual(found!.type, "COUNTER", name)
+  return Number(found!.metrics[0].value)
+}
+
+// A full (mark-compact) collection now: `--expose-gc` set at run time puts `gc` in a new context.
+const fullCollection = Effect.sync(() => {
+  setFlagsFromString("--expose-gc")
+  ;(runInNewContext("gc") as () => void)()
+})
+
 const processFamilies = [
   "process_resident_memory_bytes",
   "nodejs_heap_size_used_bytes",
   "nodejs_heap_size_total_bytes",
+  "nodejs_heap_live_bytes",
+  "nodejs_gc_full_total",
   "nodejs_active_resources",
   "nodejs_eventloop_delay_p50_seconds",
   "nodejs_eventloop_delay_p99_seconds",
@@ -72,6 +89,22 @@ describe("Metrics: process metrics", () => {
       assert.isAtMost(p99, max)
       // Seconds: no test run stalls its loop for a minute.
       assert.isBelow(max, 60)
+    }).pipe(Effect.provide(serve()), Effect.scoped))
+
+  it.effect("a full collection is counted, and the heap it left is the live heap", () =>
+    Effect.gen(function*() {
+      const before = counter(yield* scrape, "nodejs_gc_full_total")
+      yield* fullCollection
+      // The observer hears of it on a later turn of the event loop.
+      let families = yield* scrape
+      for (let turns = 0; turns < 50 && counter(families, "nodejs_gc_full_total") === before; turns++) {
+        yield* turn
+        families = yield* scrape
+      }
+      assert.isAbove(counter(families, "nodejs_gc_full_total"), before)
+      const live = gauge(families, "nodejs_heap_live_bytes")
+      assert.isAbove(live, 2 ** 20)
+      assert.isAtMost(live, gauge(families, "nodejs_heap_size_total_bytes"))
     }).pipe(Effect.provide(serve()), Effect.scoped))
 
   it.effect("a stalled event loop shows in the delay, in seconds", () =>
