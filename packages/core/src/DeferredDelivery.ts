@@ -108,6 +108,7 @@ import * as internal from "./internal/deferredDelivery.ts"
 import { Lock, type Restore } from "./internal/lock.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
+import { isSucceeded } from "./internal/timeout.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
 /**
@@ -934,7 +935,7 @@ export const make = <S extends Schema.Constraint, E, R>(
           return lock.withLock(restore, () => deliverOrQueue(restore, fiber, message, key, encoded, enqueuedAt))
         }
         const encoding = encodeMessage(message)
-        return Exit.isExit(encoding) && Exit.isSuccess(encoding)
+        return isSucceeded(encoding)
           ? accept(encoding.value)
           : Effect.flatMap(
             restore(Effect.mapError(encoding, (error) => fail("BadMessage", error.message, { key, field: "message" }))),

@@ -86,7 +86,7 @@ import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import { stateReaders } from "./internal/circuitBreaker.ts"
 import * as internal from "./internal/fallback.ts"
 import * as metrics from "./internal/metrics.ts"
-import { type Resume, type Starter, starters } from "./internal/timeout.ts"
+import { isSucceeded, type Resume, type Starter, starters } from "./internal/timeout.ts"
 import type * as Policy from "./Policy.ts"
 import {
   decode,
@@ -1149,7 +1149,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
         return undefined
       }
       return runners[0].start!(input, fiber, (effect) => {
-        if (Exit.isExit(effect) && effect._tag === "Success") {
+        if (isSucceeded(effect)) {
           return resume(Exit.succeed(serve(0, effect.value, steps[0].degraded, 0, nonePassed)))
         }
         resume(

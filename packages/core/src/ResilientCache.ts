@@ -428,7 +428,7 @@ export const make = <A, E = unknown>(
       limiter.startGuarded(caller, call, undefined, admission, composed, (effect) => {
         const result = effect as Effect.Effect<X, unknown>
         resume(
-          Exit.isExit(result) && result._tag === "Success"
+          timeoutInternal.isSucceeded(result)
             ? result as Exit.Exit<X>
             : Effect.catchCause(result, (cause) => failedCall(operation, key, orElse, cause))
         )

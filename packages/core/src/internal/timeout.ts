@@ -340,6 +340,13 @@ const FINISHED = 2
 /** A callback's `resume`, for any success type: what resumes it is the exit of the effect it ran. @internal */
 export type Resume = (effect: Effect.Effect<unknown, unknown>) => void
 
+/**
+ * Whether `effect` is a success already, rather than a failure or an effect still to run: what a `Resume` is handed
+ * for a call that succeeded at once, whose value can be served with no effect step. @internal
+ */
+export const isSucceeded = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Exit.Success<A, E> =>
+  Exit.isExit(effect) && effect._tag === "Success"
+
 /** A `runGuarded` call that did not end at once: where it is, and what interrupting its caller stops. */
 class GuardedCall {
   readonly admitted: Admitted
