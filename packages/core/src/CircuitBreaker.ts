@@ -499,7 +499,10 @@ const defaultOpenMillis = Duration.toMillis(Duration.fromInputUnsafe(defaultOpen
  * A circuit breaker. See the module docs for the semantics.
  *
  * `A` is the success type its `isFailureResult` reads: a breaker protects effects that succeed with an `A` (any
- * effect, when it has no `isFailureResult`).
+ * effect, when it has no `isFailureResult`). `A` is contravariant: a `CircuitBreaker` (of `unknown`) stands in for a
+ * `CircuitBreaker<Response>`, not the other way round. `CircuitBreaker<never>` is a breaker of any success type, as a
+ * registry, a policy or a health check holds it: all of it works but protecting a success, which needs the breaker
+ * `make` returned.
  *
  * @example
  * ```ts
@@ -513,7 +516,7 @@ const defaultOpenMillis = Duration.toMillis(Duration.fromInputUnsafe(defaultOpen
  * @since 0.1.0
  * @category models
  */
-export interface CircuitBreaker<A = unknown> {
+export interface CircuitBreaker<in A = unknown> {
   readonly [TypeId]: TypeId
   readonly name: string
   /** Runs an effect through the breaker's default circuit. Use it directly or as `effect.pipe(breaker.protect)`. */
@@ -1812,7 +1815,7 @@ export const describeReason: (reason: Reason) => string = internal.describe
  * @category testing
  */
 export const setState = (
-  breaker: CircuitBreaker,
+  breaker: CircuitBreaker<never>,
   state: State,
   options?: { readonly key?: string | undefined; readonly openFor?: Duration.Input | undefined }
 ): Effect.Effect<void> => {

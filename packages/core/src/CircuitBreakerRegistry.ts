@@ -105,7 +105,7 @@ export class CircuitBreakerNotFound extends Schema.TaggedError<CircuitBreakerNot
  * @category constructors
  */
 export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(function*() {
-  const byName = new Map<string, CircuitBreaker>()
+  const byName = new Map<string, CircuitBreaker<never>>()
   const policiesByName = new Map<string, NamedPolicy>()
   const hub = yield* PubSub.sliding<Transition>(4096)
   yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
@@ -160,7 +160,10 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
 export const layer: Layer.Layer<CircuitBreakerRegistry> = Layer.effect(RegistryService, make)
 
 /**
- * Looks a breaker up by name.
+ * Looks a breaker up by name, to read or control it. The registry holds breakers of any success type, so the one it
+ * finds is a `CircuitBreaker<never>`: its `protect` takes only effects that cannot succeed, since the breaker's
+ * `isFailureResult` may read a type the registry does not know. Protect through the breaker `make` returned (or its
+ * layer's service).
  *
  * @example
  * ```ts
@@ -173,7 +176,9 @@ export const layer: Layer.Layer<CircuitBreakerRegistry> = Layer.effect(RegistryS
  * @since 0.1.0
  * @category accessors
  */
-export const get = (name: string): Effect.Effect<CircuitBreaker, CircuitBreakerNotFound, CircuitBreakerRegistry> =>
+export const get = (
+  name: string
+): Effect.Effect<CircuitBreaker<never>, CircuitBreakerNotFound, CircuitBreakerRegistry> =>
   RegistryService.use((registry) => {
     const breakers = registry.breakers()
     const found = breakers.find((breaker) => breaker.name === name)
@@ -183,7 +188,7 @@ export const get = (name: string): Effect.Effect<CircuitBreaker, CircuitBreakerN
   })
 
 /**
- * Every registered breaker, in registration order.
+ * Every registered breaker, in registration order, as `CircuitBreaker<never>` (see `get`).
  *
  * @example
  * ```ts
@@ -196,9 +201,10 @@ export const get = (name: string): Effect.Effect<CircuitBreaker, CircuitBreakerN
  * @since 0.1.0
  * @category accessors
  */
-export const all: Effect.Effect<ReadonlyArray<CircuitBreaker>, never, CircuitBreakerRegistry> = RegistryService.use((
-  registry
-) => Effect.sync(() => registry.breakers()))
+export const all: Effect.Effect<ReadonlyArray<CircuitBreaker<never>>, never, CircuitBreakerRegistry> = RegistryService
+  .use((
+    registry
+  ) => Effect.sync(() => registry.breakers()))
 
 /**
  * Snapshots of every key of every registered breaker.

@@ -276,7 +276,7 @@ export interface Options<S extends Schema.Constraint, E, R> {
   /** Delivers one message; runs through `breaker`. */
   readonly sink: (message: S["Type"], delivery: Delivery) => Effect.Effect<void, E, R>
   /** The sink's circuit breaker (its default circuit). */
-  readonly breaker: CircuitBreaker.CircuitBreaker
+  readonly breaker: CircuitBreaker.CircuitBreaker<void>
   /** The journal: a `FallbackStore` of its own (see the Gotchas), or another `Journal`. */
   readonly store: Journal
   /** Counted failures before a message is dead-lettered (a positive integer). Default: 5. */

@@ -283,7 +283,7 @@ export const http = (
  * @category checks
  */
 export const circuitBreaker = (
-  breaker: CircuitBreaker.CircuitBreaker,
+  breaker: CircuitBreaker.CircuitBreaker<never>,
   key?: string
 ): Effect.Effect<CircuitBreaker.State, HealthCheckFailed | Warning> => {
   const check = key === undefined

@@ -29,7 +29,7 @@ const throwing = (): never => {
 }
 
 /** Runs `n` failing calls through the default circuit. */
-const failTimes = (breaker: CircuitBreaker.CircuitBreaker, n: number) =>
+const failTimes = (breaker: CircuitBreaker.CircuitBreaker<never>, n: number) =>
   Effect.repeat(Effect.ignore(breaker.protect(fail())), { times: n - 1 })
 
 /** A breaker (`consecutive(1)`, open for one second) tripped and past its open time: the next call probes. */
@@ -803,9 +803,15 @@ describe("CircuitBreaker", () => {
         // A subtype is fine, and keeps its own type.
         const tagged = yield* breaker.protect(Effect.succeed({ status: 200, body: "", etag: "x" }))
         assert.strictEqual(tagged.etag, "x")
-        // Registries, policies and health checks hold breakers of any success type.
-        const held: CircuitBreaker.CircuitBreaker = breaker
+        // A breaker of any success type is a `CircuitBreaker<never>`, as registries, policies and health checks hold
+        // them: everything but protecting a success works.
+        const held: CircuitBreaker.CircuitBreaker<never> = breaker
         assert.strictEqual(yield* held.state, "Closed")
+        // @ts-expect-error held as any breaker, it cannot say what its isFailureResult reads
+        yield* Effect.ignore(held.protect(Effect.succeed("text")))
+        // @ts-expect-error nor can a breaker for anything stand for it: it would hand its predicate a string
+        const anything: CircuitBreaker.CircuitBreaker = breaker
+        assert.strictEqual(anything.name, "http")
       }))
 
     it.effect("the breaker in context protects any effect, so layer's isFailureResult reads unknown and narrows", () =>

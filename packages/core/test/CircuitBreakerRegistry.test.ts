@@ -26,6 +26,25 @@ describe("CircuitBreakerRegistry", () => {
       assert.strictEqual(error.message, "No circuit breaker named \"db\" (registered: search)")
     }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
 
+  it.effect("a breaker found by name is controlled, not protected through: the registry knows no success type", () =>
+    Effect.gen(function*() {
+      const made = yield* CircuitBreaker.make<{ readonly status: number }>({
+        name: "http",
+        trip: CircuitBreaker.consecutive(1),
+        isFailureResult: (response) => response.status >= 500
+      })
+      const found = yield* CircuitBreakerRegistry.get("http")
+      // @ts-expect-error a string through `found` would reach a predicate that reads a status
+      yield* Effect.ignore(found.protect(Effect.succeed("text")))
+      // @ts-expect-error nor does any registered breaker protect what `all` lists
+      yield* Effect.forEach(yield* CircuitBreakerRegistry.all, (breaker) => breaker.protect(Effect.succeed(1)))
+      // A failure needs no success type; the breaker `make` returned protects responses.
+      yield* Effect.ignore(found.protect(Effect.fail("refused")))
+      assert.strictEqual(yield* found.state, "Open")
+      yield* found.reset()
+      assert.strictEqual(yield* made.protect(Effect.succeed({ status: 200 })).pipe(Effect.map((r) => r.status)), 200)
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
   it.effect("controls breakers by name", () =>
     Effect.gen(function*() {
       const llm = yield* CircuitBreaker.make({ name: "llm" })

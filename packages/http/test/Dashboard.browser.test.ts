@@ -14,6 +14,7 @@ import * as Degradation from "@effect-resilience/core/Degradation"
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
@@ -37,6 +38,12 @@ const share = (i: number) => Math.sin((i / 40) * Math.PI) * 0.7
 
 class Upstream extends Data.TaggedError("Upstream")<{ readonly status: number }> {}
 
+// The breakers the test sends traffic through; the dashboard finds all four in the registry.
+class Breakers extends Context.Service<Breakers, {
+  readonly llm: CircuitBreaker.CircuitBreaker
+  readonly search: CircuitBreaker.CircuitBreaker
+}>()("test/Dashboard/Breakers") {}
+
 const Core = Layer.mergeAll(
   Degradation.layer({
     normal: "Full functionality",
@@ -47,15 +54,23 @@ const Core = Layer.mergeAll(
   }),
   Alerts.layer().pipe(Layer.provideMerge(HealthMonitor.layer()))
 ).pipe(
-  Layer.provideMerge(Layer.effectDiscard(Effect.all([
-    CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(3), openDuration: "1 minute" }),
-    CircuitBreaker.make({ name: "payments" }),
-    CircuitBreaker.make({
-      name: "llm",
-      trip: CircuitBreaker.failureRate({ threshold: 0.9, window: { _tag: "Count", size: 10 }, minimumCalls: 10 })
-    }),
-    CircuitBreaker.make({ name: "inventory" })
-  ]))),
+  Layer.provideMerge(Layer.effect(
+    Breakers,
+    Effect.gen(function*() {
+      const search = yield* CircuitBreaker.make({
+        name: "search",
+        trip: CircuitBreaker.consecutive(3),
+        openDuration: "1 minute"
+      })
+      yield* CircuitBreaker.make({ name: "payments" })
+      const llm = yield* CircuitBreaker.make({
+        name: "llm",
+        trip: CircuitBreaker.failureRate({ threshold: 0.9, window: { _tag: "Count", size: 10 }, minimumCalls: 10 })
+      })
+      yield* CircuitBreaker.make({ name: "inventory" })
+      return { llm, search }
+    })
+  )),
   Layer.provideMerge(CircuitBreakerRegistry.layer)
 )
 
@@ -131,8 +146,7 @@ it.live(
       yield* Effect.promise(() => page.locator("#connection[data-connected=\"true\"]").waitFor({ timeout: 10_000 }))
 
       // Traffic whose failure share rises and falls, so that the llm's rate and sparkline move.
-      const llm = yield* CircuitBreakerRegistry.get("llm")
-      const search = yield* CircuitBreakerRegistry.get("search")
+      const { llm, search } = yield* Breakers
       for (let i = 0; i < 40; i++) {
         const failed = (i * share(i)) % 1 > 1 - share(i)
         yield* Effect.ignore(llm.protect(failed ? Effect.fail(new Upstream({ status: 503 })) : Effect.void))

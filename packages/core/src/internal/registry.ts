@@ -21,8 +21,8 @@ export interface NamedPolicy {
 /** @internal */
 export interface Registry {
   /** Adds a breaker; false when the name is taken. */
-  readonly add: (breaker: CircuitBreaker) => boolean
-  readonly remove: (breaker: CircuitBreaker) => void
+  readonly add: (breaker: CircuitBreaker<never>) => boolean
+  readonly remove: (breaker: CircuitBreaker<never>) => void
   /** Forwards a breaker's transitions to the registry-wide stream. */
   readonly publish: (transitions: ReadonlyArray<Transition>) => Effect.Effect<void>
   /**
@@ -33,7 +33,7 @@ export interface Registry {
   readonly revision: () => number
   /** Called by a registered breaker inside the step that changes a state, before the transition is published. */
   readonly changed: () => void
-  readonly breakers: () => ReadonlyArray<CircuitBreaker>
+  readonly breakers: () => ReadonlyArray<CircuitBreaker<never>>
   /** Adds a named policy; false when the name is taken. */
   readonly addPolicy: (policy: NamedPolicy) => boolean
   readonly removePolicy: (policy: NamedPolicy) => void
