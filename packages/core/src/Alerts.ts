@@ -798,6 +798,11 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
         error: change.error,
         at: change.at
       }
+      // Windows are dropped by the time of the changes handled (they come in order), never by a read's: a change
+      // that waited behind a slow sink is judged by when it happened, even once its window is over.
+      if (windows.some((window) => window.until <= change.at)) {
+        windows = windows.filter((window) => window.until > change.at)
+      }
       if (internal.suppresses(windows, change.service, change.at)) {
         totals.suppressed++
         history.push({ ...base, count: 1, suppressed: true })
@@ -837,11 +842,6 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
       metrics.counter("alerts_sink_failures_total", "Alerts a sink failed to take", by, () => totals.failed)
     ])
 
-    const current = (now: number) => {
-      windows = windows.filter((window) => window.until > now)
-      return windows
-    }
-
     const alerts: Alerts = {
       name,
       history: Effect.sync(() => history.toArray()),
@@ -857,14 +857,14 @@ export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError
           count: entry.unreported,
           windowEndsAt: entry.openedAt < 0 ? null : entry.openedAt + dedup.windowMillis
         })),
-        maintenance: current(now).map((window) => ({ ...window }))
+        maintenance: windows.filter((window) => window.until > now).map((window) => ({ ...window }))
       })),
       suppress: (service, duration) =>
         decode(SuppressSchema, { service, duration }, context).pipe(
           Effect.orDie,
           Effect.andThen(Clock.currentTimeMillis),
           Effect.map((now) => {
-            windows = [...current(now), { service, from: now, until: now + millisOf(duration) }]
+            windows = [...windows, { service, from: now, until: now + millisOf(duration) }]
           })
         ),
       unsuppress: (service) =>

@@ -246,6 +246,30 @@ describe("Alerts", () => {
         const snapshot = yield* alerts.snapshot
         assert.deepStrictEqual([snapshot.suppressed, snapshot.maintenance.length], [2, 0])
       }))
+    it.effect("a change made during maintenance but queued behind a slow sink is suppressed, whatever is read meanwhile", () =>
+      Effect.gen(function*() {
+        // The db alert takes 30 minutes to send; the search change waits behind it.
+        const slow = recordingSink()
+        const sink: Alerts.Sink = {
+          send: (alert) =>
+            Effect.andThen(alert.service === "db" ? Effect.sleep("30 minutes") : Effect.void, slow.sink.send(alert))
+        }
+        const { alerts, emit } = yield* setup({ maintenance: [{ service: "search", until: "10 minutes" }] }, sink)
+        yield* emit("db", "Healthy", "Unhealthy")
+        yield* TestClock.adjust("1 minute")
+        yield* emit("search", "Healthy", "Unhealthy")
+        // 0:15: the window is over, and a dashboard reads the snapshot, an operator opens a window elsewhere.
+        yield* TestClock.adjust("14 minutes")
+        assert.deepStrictEqual((yield* alerts.snapshot).maintenance, [])
+        yield* alerts.suppress("api", "5 minutes")
+        yield* TestClock.adjust("20 minutes")
+        // The search change happened at 0:01, inside its window: judged by when it happened, not by when it was read.
+        assert.deepStrictEqual((yield* alerts.history).map((a) => `${a.service} ${a.suppressed}`), [
+          "db false",
+          "search true"
+        ])
+        assert.deepStrictEqual(slow.sent.map(brief), ["db Healthy->Unhealthy critical x1"])
+      }))
   })
 
   describe("failing sinks", () => {
