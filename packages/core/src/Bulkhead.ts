@@ -14,8 +14,9 @@
  *   is not given to it, so a call admitted from the queue always waited strictly less than `maxWait`.
  * - `retryAfter` on a rejection is a hint: about when a running call frees a permit, the moving average of recent
  *   call durations (each timed call weighs 1/5), rounded to the millisecond; 0 before any call has finished.
- *   With a fixed limit one call in 8 is timed (the 1st, 9th, 17th...), as reading the clock is a third of the
- *   admission cost; with an adaptive limit every call is. Interrupted calls are not counted.
+ *   With a fixed limit, a call admitted at once is timed when it is the 1st, 9th, 17th... call admitted (one in 8:
+ *   reading the clock is a third of the admission cost), and a call admitted from the queue always is (its admission
+ *   read the clock already); with an adaptive limit every call is. Interrupted calls are not counted.
  * - Interruption: an interrupted waiter leaves the queue and never takes a permit; an interrupted call gives its
  *   permit back. A waiter interrupted just as it was granted a permit gives the permit on to the next waiter.
  * - Runs: a protected effect can run again (a retry), on several fibers at once, or nested in itself; each run

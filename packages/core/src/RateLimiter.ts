@@ -10,10 +10,10 @@
  * **Details**
  *
  * - Every call takes `tokens` (default 1) from the budget of `key` (default: the limiter's name) before it runs.
- * - `"fixed-window"` (the default, as in Effect): a counter that starts with the first call and resets when it
- *   expires. Each admitted token pushes the expiry back by `window / limit`, so a burst of `limit` calls is
- *   admitted and the next is rejected until `window` after the burst began; calls spread out over the window
- *   let the counter expire sooner. `retryAfter` is the time until the counter resets.
+ * - `"fixed-window"` (the default, as in Effect): a window opens with the first admitted call and lasts `window`;
+ *   it admits `limit` tokens and rejects what is over them until it closes, however the calls were spread over it.
+ *   `retryAfter` is the time until it closes. In `"delay"` mode each call reserves a place instead: the first
+ *   `limit` calls of a burst run at once, the next `limit` one `window` after the burst began, and so on.
  * - `"token-bucket"`: a bucket of `limit` tokens, full at first, refilled by one token every `window / limit`.
  *   A burst of `limit` calls is admitted, then one call per `window / limit`. `retryAfter` is the time until
  *   enough tokens are back.

@@ -381,6 +381,18 @@ describe("Bulkhead", () => {
         assert.strictEqual(Duration.toMillis(error.retryAfter), 120)
         assert.strictEqual(error.message, "Bulkhead \"db\" is full (limit 1, no queue); retry after 120ms")
       }))
+
+    it.effect("a call admitted from the queue is always timed: its admission read the clock already", () =>
+      Effect.gen(function*() {
+        const bulkhead = yield* Bulkhead.make({ name: "db", maxConcurrent: 1, maxQueue: 1 })
+        // Call 1, admitted at once, is timed (100 ms); call 2 waits, then runs 500 ms: timed too, though the 2nd.
+        yield* start(bulkhead.protect(Effect.sleep("100 millis")))
+        const second = yield* start(bulkhead.protect(Effect.sleep("500 millis")))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(second)
+        const snapshot = yield* bulkhead.snapshot
+        assert.deepStrictEqual([snapshot.calls, snapshot.averageCallMillis], [2, 100 + (500 - 100) / 5])
+      }))
   })
 
   describe("interruption", () => {

@@ -74,6 +74,17 @@ describe("RateLimiter", () => {
         assert.deepStrictEqual(yield* burst(limiter, 4), ["ok", "ok", "ok", "RateLimited 1000"])
       }).pipe(memory))
 
+    it.effect("the window lasts `window` from the first admitted call, however the calls are spread over it", () =>
+      Effect.gen(function*() {
+        const limiter = yield* RateLimiter.make({ name: "api", limit: 2, window: "1 second" })
+        assert.deepStrictEqual(yield* burst(limiter, 1), ["ok"])
+        // Half the budget used at 0:00.600 does not end the window sooner: the second token, then a rejection.
+        yield* TestClock.adjust("600 millis")
+        assert.deepStrictEqual(yield* burst(limiter, 2), ["ok", "RateLimited 400"])
+        yield* TestClock.adjust("400 millis")
+        assert.deepStrictEqual(yield* burst(limiter, 3), ["ok", "ok", "RateLimited 1000"])
+      }).pipe(memory))
+
     it.effect.prop(
       "a burst of n calls admits exactly min(n, limit)",
       [
