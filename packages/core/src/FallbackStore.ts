@@ -46,13 +46,14 @@
  *   `.fallback-store.lock` holding the process id, written whole and then hard-linked into place (so never seen half
  *   written), and removes it when the scope closes. Another store on the directory, in this process or another, fails
  *   at once with `Locked`, `holder` being the process that holds it. A lock whose process is gone (a crash, a
- *   SIGKILL) is stale: it is taken over, with a warning log. On a read-only file system no lock is taken: nothing can
- *   write there.
+ *   SIGKILL) is stale: it is taken over, with a warning log. So is a lock that names this process but none of its
+ *   open stores: an earlier process with the same id left it (a container's PID 1, restarted after a SIGKILL). On a
+ *   read-only file system no lock is taken: nothing can write there.
  *
  * **Gotchas**
  *
  * - The lock tells a live holder by its process id on this machine: do not share a directory across machines (a
- *   network file system). A dead holder's id reused by an unrelated process keeps the lock held until that process
+ *   network file system) or between containers, whose process ids are their own. A dead holder's id reused by an unrelated process keeps the lock held until that process
  *   ends; remove the `.fallback-store.lock` file by hand then.
  * - The store keeps an index of its entries (key, expiry, size), loaded when it starts: `keys`, `size`, the cap and
  *   misses use it.
@@ -449,8 +450,9 @@ const DEFAULT_DIRECTORY = ".data"
 
 const resolve = (options: Options): Effect.Effect<Settings, PolicyConfigError> => {
   const directory = orDefault(options.directory, DEFAULT_DIRECTORY)
-  // A bad directory is reported once, on `directory`, not again on the name it would have given.
-  const name = orDefault(options.name, String(directory))
+  // A bad directory is reported once, on `directory`, not again on the name it would have given (an empty one
+  // would make an empty name).
+  const name = orDefault(options.name, String(directory) || "(no directory)")
   const raw = {
     name,
     directory,
@@ -847,7 +849,9 @@ const lockDirectory = (
       const existing = yield* readLock
       if (Option.isNone(existing)) return yield* attempt(round + 1)
       const holder = internal.decodeLock(existing.value)
-      if (holder !== undefined && (yield* isAlive(holder.pid))) {
+      const alive = holder !== undefined &&
+        (holder.pid === self.pid ? internal.openInstances.has(holder.instance) : yield* isAlive(holder.pid))
+      if (alive) {
         return yield* new FallbackStoreError({
           reason: "Locked",
           operation: "open",
@@ -884,7 +888,15 @@ const lockDirectory = (
     ),
     Effect.ignore
   )
-  return Effect.asVoid(Effect.acquireRelease(attempt(0), () => release))
+  // Known as open from its first attempt, so that a second store of this process racing for the lock sees it held.
+  const forget = Effect.sync(() => internal.openInstances.delete(instance))
+  return Effect.asVoid(Effect.acquireRelease(
+    Effect.suspend(() => {
+      internal.openInstances.add(instance)
+      return Effect.onError(attempt(0), () => forget)
+    }),
+    () => Effect.andThen(release, forget)
+  ))
 }
 
 /**

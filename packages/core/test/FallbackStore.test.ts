@@ -691,6 +691,20 @@ describe("FallbackStore (file) on disk", () => {
       assert.strictEqual((yield* list(dir)).length, 2)
     })))
 
+  it.effect("an empty directory is one mistake, reported once, on the option given", () =>
+    live(
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(FallbackStore.make({ directory: "" }))
+        assert.strictEqual(error._tag, "PolicyConfigError")
+        if (error._tag !== "PolicyConfigError") return
+        assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["directory"])
+        assert.strictEqual(
+          error.message,
+          "Invalid options for fallback store \"(no directory)\":\n  directory: Expected a value with a length of at least 1, got \"\""
+        )
+      }).pipe(Effect.scoped)
+    ))
+
   it.effect("layerConfig reads FALLBACK_STORE_* and validates them", () =>
     live(Effect.gen(function*() {
       const dir = yield* tempDir
@@ -779,6 +793,35 @@ describe("FallbackStore (file) lock", () => {
       // The first store's scope closed: its lock is gone and the next store opens.
       yield* session(dir, {}, (store) => store.set("b", "2"))
       assert.isFalse(yield* (yield* FileSystem.FileSystem).exists(join(dir, internal.LOCK_NAME)))
+    }).pipe(Effect.scoped, live))
+
+  it.effect("a lock naming this process but none of its stores is stale: a container's PID 1 restarted after a crash", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const fs = yield* FileSystem.FileSystem
+      yield* session(dir, {}, (store) => store.set("acknowledged", "message"))
+      // The earlier process, with this process's id, was SIGKILLed holding the lock.
+      yield* fs.writeFileString(
+        join(dir, internal.LOCK_NAME),
+        internal.encodeLock({ pid: process.pid, instance: "0dead0ff" })
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* fileStore(dir)
+        assert.deepStrictEqual(yield* store.get("acknowledged"), Option.some("message"))
+        // The store now holds the lock, and a second one of this process is refused as ever.
+        const lock = internal.decodeLock(yield* fs.readFileString(join(dir, internal.LOCK_NAME)))
+        assert.strictEqual(lock?.pid, process.pid)
+        assert.notStrictEqual(lock?.instance, "0dead0ff")
+        assert.strictEqual(lockedError(yield* Effect.exit(Effect.scoped(fileStore(dir)))).reason, "Locked")
+      }))
+      // Two stores of this process racing for the directory: one opens.
+      yield* Effect.scoped(Effect.gen(function*() {
+        const opened = yield* Effect.all([Effect.exit(fileStore(dir)), Effect.exit(fileStore(dir))], {
+          concurrency: 2
+        })
+        assert.strictEqual(opened.filter(Exit.isSuccess).length, 1)
+      }))
+      assert.strictEqual(internal.openInstances.size, 0)
     }).pipe(Effect.scoped, live))
 
   it.effect(

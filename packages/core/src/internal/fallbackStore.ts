@@ -221,6 +221,12 @@ export const decodeLock = (text: string): LockHolder | undefined => {
   return match === null ? undefined : { pid: Number(match[1]), instance: match[2] }
 }
 
+/**
+ * The instances of the stores this process has open or is opening. A lock naming this process's id but none of
+ * them was left by an earlier process that had the same id: a container's PID 1, restarted after a SIGKILL. @internal
+ */
+export const openInstances = new Set<string>()
+
 /** The part of Node's `process` the lock needs; core does not depend on Node's types. @internal */
 export interface HostProcess {
   readonly pid: number
