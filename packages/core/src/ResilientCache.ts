@@ -479,10 +479,11 @@ export const make = <A, E = unknown>(
         const call = guarded("invalidate", key, callUser(() => backend.invalidate(key)), 0)
         if (l1 === undefined) return call
         l1.delete(key)
+        const since = l1.writes
         // A read that started meanwhile may have read the value before the backend dropped it: cleared again, however
-        // the call ends (an interrupted one may have reached the backend all the same).
+        // the call ends (an interrupted one may have reached the backend all the same), unless a later `set` wrote it.
         return Effect.onExitPrimitive(call, () => {
-          l1.delete(key)
+          l1.deleteUnlessSetSince(key, since)
           return undefined
         })
       })

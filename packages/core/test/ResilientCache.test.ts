@@ -336,6 +336,33 @@ describe("ResilientCache", () => {
           assert.deepStrictEqual(yield* cache.get("a"), Option.none())
         }).pipe(Effect.scoped))
 
+      it.effect("a set issued while an invalidate was in flight is the last write: its value stays in the L1", () =>
+        Effect.gen(function*() {
+          const { backend, state } = controllable()
+          const cache = yield* ResilientCache.make({
+            name: "sessions",
+            backend,
+            l1: { maxEntries: 10, ttl: "1 hour" },
+            timeout: "250 millis",
+            onFailure: () => Effect.void
+          })
+          // The backend hangs: the invalidate and then the set time out, and the L1 alone serves.
+          state.mode = "hanging"
+          const invalidating = yield* Effect.forkChild(cache.invalidate("a"))
+          yield* Effect.yieldNow
+          const setting = yield* Effect.forkChild(cache.set("a", "new"))
+          yield* Effect.yieldNow
+          yield* TestClock.adjust("250 millis")
+          assert.strictEqual(yield* Fiber.join(invalidating), 0)
+          assert.isFalse(yield* Fiber.join(setting))
+          // A miss would wait on the backend until the timeout: the read is forked and the clock moved past it.
+          const reading = yield* Effect.forkChild(cache.get("a"))
+          yield* Effect.yieldNow
+          yield* TestClock.adjust("250 millis")
+          assert.deepStrictEqual(yield* Fiber.join(reading), Option.some("new"))
+          assert.strictEqual((yield* cache.snapshot).l1Hits, 1)
+        }).pipe(Effect.scoped))
+
       it.effect("a get that ran while an invalidate was in flight, the invalidate interrupted once the backend acted", () =>
         Effect.gen(function*() {
           const { backend, map } = controllable()

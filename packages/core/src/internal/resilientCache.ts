@@ -8,6 +8,8 @@
 export interface Entry<A> {
   readonly value: A
   readonly expiresAt: number
+  /** The `set` that wrote it, counted by `L1.writes`; 0 for a value a read filled. */
+  readonly setBy: number
 }
 
 /**
@@ -39,15 +41,26 @@ export class L1<A> {
     return entry.value
   }
 
+  /** The `set`s so far: an entry written by one of them after a given count is newer than what came before. */
+  writes = 0
+
   /** A write of the key: the reads in flight of it keep nothing. */
   set(key: string, value: A, now: number): void {
     this.overtake(key)
-    this.put(key, value, now)
+    this.put(key, value, now, ++this.writes)
   }
 
   delete(key: string): boolean {
     this.overtake(key)
     return this.entries.delete(key)
+  }
+
+  /** `delete`, but an entry a `set` wrote after `since` (a count of `writes`) is the newer write and stays. */
+  deleteUnlessSetSince(key: string, since: number): void {
+    this.overtake(key)
+    const entry = this.entries.get(key)
+    if (entry !== undefined && entry.setBy > since) return
+    this.entries.delete(key)
   }
 
   /** A backend read of `key` starts: `fill` with what it read once it ends, `settle` whatever its end. */
@@ -63,7 +76,7 @@ export class L1<A> {
 
   /** A read's value, kept unless a write of the key came since `version` (read when the read started). */
   fill(key: string, value: A, now: number, reads: Reads, version: number): void {
-    if (reads.version === version) this.put(key, value, now)
+    if (reads.version === version) this.put(key, value, now, 0)
   }
 
   /** A read ended, however: its key is forgotten once no read of it is in flight. */
@@ -76,9 +89,9 @@ export class L1<A> {
     if (reads !== undefined) reads.version++
   }
 
-  private put(key: string, value: A, now: number): void {
+  private put(key: string, value: A, now: number, setBy: number): void {
     this.entries.delete(key)
-    this.entries.set(key, { value, expiresAt: now + this.ttlMillis })
+    this.entries.set(key, { value, expiresAt: now + this.ttlMillis, setBy })
     while (this.entries.size > this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!)
     }
