@@ -855,7 +855,9 @@ export const lastCalls = (size: number): Window => ({ _tag: "Count", size })
 
 /**
  * A time-based window of `length`, in `buckets` buckets aligned to multiples of `length / buckets` (default: one
- * bucket per second, at least 1).
+ * bucket per second, at least 1). A bucket is a whole number of milliseconds, `length / buckets` rounded down, so
+ * the window is a little shorter than `length` when `buckets` does not divide it; more buckets than milliseconds are
+ * rejected.
  *
  * @example
  * ```ts
@@ -878,13 +880,24 @@ export const rolling = (length: Duration.Input, options?: { readonly buckets?: n
 // validation
 // -----------------------------------------------------------------------------
 
+// Buckets are whole milliseconds: more buckets than milliseconds would make a window longer than `length`.
+const bucketsFitLength = Schema.makeFilter((window: { readonly length: unknown; readonly buckets: number }) => {
+  const millis = millisOf(window.length as Duration.Input)
+  return window.buckets <= millis
+    ? undefined
+    : {
+      path: ["buckets"],
+      issue: `Expected at most one bucket per millisecond of length (${millis}), got ${window.buckets}`
+    }
+})
+
 const WindowSchema = Schema.Union([
   Schema.Struct({ _tag: Schema.Literal("Count"), size: PositiveInt }),
   Schema.Struct({
     _tag: Schema.Literal("Time"),
     length: DurationInput({ positive: true }),
     buckets: PositiveInt
-  })
+  }).check(bucketsFitLength)
 ])
 
 type WindowShape = { readonly _tag: "Count"; readonly size: number } | { readonly _tag: "Time" }

@@ -229,8 +229,15 @@ const show = (command: Command): string => {
 const Config = Schema.Struct({
   maxProbes: Ms(1, 3),
   successThreshold: Ms(1, 3),
-  // Off half the time. 0.25 and 0.5 are exact in binary, so a credit that should reach exactly 1 does.
-  recoveryFactor: Schema.Union([Schema.Literal(0), Schema.Literal(0), Schema.Literal(0.25), Schema.Literal(0.5)]),
+  // Off half the time. 0.1 is not exact in binary: ten shares of it must still reach a credit of 1.
+  recoveryFactor: Schema.Union([
+    Schema.Literal(0),
+    Schema.Literal(0),
+    Schema.Literal(0),
+    Schema.Literal(0.1),
+    Schema.Literal(0.25),
+    Schema.Literal(0.5)
+  ]),
   growing: Schema.Boolean,
   maxProbeMillis: Schema.Literals([1000, 3000])
 })

@@ -202,6 +202,26 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.state, "Open")
       }))
 
+    it.effect("a rate exactly at a threshold that is not exact in binary trips all the same", () =>
+      Effect.gen(function*() {
+        // 0.55 * 100 is 55.00000000000001: compared that way, 55 failures of 100 would stay under 0.55.
+        for (const [failures, calls, threshold] of [[55, 100, 0.55], [28, 100, 0.28], [7, 50, 0.14]] as const) {
+          const breaker = yield* CircuitBreaker.make({
+            name: `api-${threshold}`,
+            trip: CircuitBreaker.failureRate({
+              threshold,
+              minimumCalls: calls,
+              window: CircuitBreaker.lastCalls(calls)
+            })
+          })
+          for (let i = 0; i < calls - failures; i++) yield* breaker.protect(Effect.void)
+          yield* failTimes(breaker, failures - 1)
+          assert.strictEqual(yield* breaker.state, "Closed")
+          yield* failTimes(breaker, 1)
+          assert.strictEqual(yield* breaker.state, "Open")
+        }
+      }))
+
     it.effect("time window: buckets are aligned, and calls older than the window stop counting", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({
@@ -482,6 +502,23 @@ describe("CircuitBreaker", () => {
         // credit 0.625 (reject), 1.25 (run, 0.25 left); the second success closes the circuit.
         assert.deepStrictEqual(pattern, ["run", "reject", "run", "run", "run", "run", "run", "run"])
         assert.strictEqual(yield* breaker.state, "Closed")
+      }))
+
+    it.effect("gradual recovery at a share not exact in binary: one call in 10 at 0.1", () =>
+      Effect.gen(function*() {
+        const breaker = yield* halfOpenBreaker({
+          name: "cache",
+          halfOpen: { recoveryFactor: 0.1, successThreshold: 5 }
+        })
+        // The first call runs and stays in flight, so the share stays 0.1 (no success yet).
+        yield* Effect.forkChild(breaker.protect(Effect.never), { startImmediately: true })
+        const pattern: Array<string> = []
+        for (let i = 0; i < 10; i++) {
+          const exit = yield* Effect.exit(breaker.protect(Effect.void))
+          pattern.push(Exit.isSuccess(exit) ? "run" : "reject")
+        }
+        // Ten shares of 0.1 add up to 0.9999999999999999: that is a credit of 1 all the same.
+        assert.deepStrictEqual(pattern, [...Array.from({ length: 9 }, () => "reject"), "run"])
       }))
 
     it.effect("gradual recovery: a failure among the admitted calls reopens", () =>
@@ -1241,6 +1278,17 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual(yield* invalid({ name: "" }), [
           "name: Expected a value with a length of at least 1, got \"\""
         ])
+        // 10 buckets of 5 ms would be whole milliseconds only as 10 buckets of 1 ms: a window of 10 ms, not 5.
+        assert.deepStrictEqual(
+          yield* invalid({
+            name: "db",
+            trip: CircuitBreaker.failureRate({
+              threshold: 0.5,
+              window: CircuitBreaker.rolling("5 millis", { buckets: 10 })
+            })
+          }),
+          ["trip[0].window.buckets: Expected at most one bucket per millisecond of length (5), got 10"]
+        )
       }))
 
     it.effect("the error message lists every issue", () =>

@@ -216,8 +216,9 @@ export class Circuit {
       // Each call adds the current share to the credit, and runs when the credit reaches 1.
       const f = this.spec.recoveryFactor
       this.credit += f + (1 - f) * this.probeSuccesses / this.spec.successThreshold
-      if (this.credit >= 1) {
-        this.credit -= 1
+      // Within rounding of 1 counts as 1 (ten shares of 0.1 add up to 0.9999999999999999).
+      if (this.credit >= 1 - 1e-9) {
+        this.credit = Math.max(0, this.credit - 1)
         this.trials++
         this.reach(
           this.probeSuccesses > 0

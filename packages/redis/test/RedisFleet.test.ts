@@ -432,6 +432,23 @@ describe("RedisFleet", () => {
       })
     ))
 
+  it.live("global counting trips at a rate exactly at a threshold that is not exact in binary (7 of 25 at 0.28)", () =>
+    withFleet((_, [a]) =>
+      Effect.gen(function*() {
+        // 0.28 * 25 is 7.000000000000001: compared that way, 7 failures of 25 would stay under 0.28.
+        const onA = yield* breakerOn(a, {
+          name: "rates",
+          trip: CircuitBreaker.failureRate({ threshold: 0.28, minimumCalls: 25, window: CircuitBreaker.lastCalls(25) }),
+          fleet: { counting: "global" }
+        })
+        for (let i = 0; i < 18; i++) yield* onA.protect(Effect.succeed(1))
+        for (let i = 0; i < 6; i++) yield* fail(onA)
+        assert.strictEqual(yield* onA.state, "Closed")
+        yield* fail(onA)
+        assert.strictEqual(yield* onA.state, "Open")
+      })
+    ))
+
   it.live(
     "while Redis is down breakers work locally; they resync when it is back",
     () =>

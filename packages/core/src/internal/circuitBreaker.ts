@@ -303,12 +303,16 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit): numb
   return cell.mode === "MetricsOnly" ? ADMIT_UNCOUNTED : verdict
 }
 
+/** @internal */
+export const CREDIT_ROUNDING = 1e-9
+
 const admitProbe = (half: HalfOpen, config: Config, now: number): number => {
   if (config.recoveryFactor > 0) {
     const share = config.recoveryFactor + (1 - config.recoveryFactor) * half.successes / config.successThreshold
     half.credit += share
-    if (half.credit < 1) return REJECT_HALF_OPEN
-    half.credit -= 1
+    // Within rounding of 1 counts as 1: ten shares of 0.1 add up to 0.9999999999999999.
+    if (half.credit < 1 - CREDIT_ROUNDING) return REJECT_HALF_OPEN
+    half.credit = Math.max(0, half.credit - 1)
     // No slot, but an id all the same: the fleet path hands it back (`releaseProbe`).
     half.nextId++
     half.trials++
@@ -483,8 +487,11 @@ const tripReason = (cell: Cell, config: Config): Reason | undefined => {
     const window = windows[i]
     const hits = policy._tag === "FailureRate" ? window.failures : window.slow
     // At or above the threshold trips (as resilience4j and Polly); thresholds are > 0, so a clean window never does.
-    if (window.calls >= policy.minimumCalls && hits >= policy.threshold * window.calls) {
-      return { _tag: policy._tag, rate: hits / window.calls, threshold: policy.threshold, calls: window.calls }
+    // The rate is compared, not `hits` to `threshold * calls`: 0.55 * 100 is 55.00000000000001, and 55 of 100 calls
+    // would not trip at 0.55. A rate equal to the threshold is the same double as it, rounding being monotone.
+    const rate = hits / window.calls
+    if (window.calls >= policy.minimumCalls && rate >= policy.threshold) {
+      return { _tag: policy._tag, rate, threshold: policy.threshold, calls: window.calls }
     }
   }
   return undefined

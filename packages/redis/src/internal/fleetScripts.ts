@@ -228,7 +228,8 @@ for i, rate in ipairs(trip.rates) do
     end
     redis.call('PEXPIRE', w, math.max(3600000, 2 * rate.window.buckets * rate.window.bucketMillis))
   end
-  if reason == nil and calls >= rate.minimumCalls and hits >= rate.threshold * calls then
+  -- The rate, not hits against threshold * calls: 0.55 * 100 rounds above 55 (as in core's breaker).
+  if reason == nil and calls >= rate.minimumCalls and hits / calls >= rate.threshold then
     reason = {_tag = rate._tag, rate = hits / calls, threshold = rate.threshold, calls = calls}
   end
 end
