@@ -450,11 +450,13 @@ const fallback = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
     : problem(404, "Not Found", "No such resilience endpoint")
 })
 
-// Every method but HEAD: the router answers a HEAD with the GET route when no HEAD route matches, and a catch-all
-// for every method would match first.
+// Every method but HEAD, for catch-alls: the router answers a HEAD with the GET route when no HEAD route matches, and
+// a catch-all for every method would match first.
+const methodsButHead = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"] as const
+
 const fallbacks = HttpRouter.use((router) =>
   Effect.forEach(
-    ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"] as const,
+    methodsButHead,
     (method) =>
       Effect.andThen(
         router.add(method, `${ResilienceApi.prefix}/*`, fallback),
@@ -462,6 +464,11 @@ const fallbacks = HttpRouter.use((router) =>
       ),
     { discard: true }
   )
+)
+
+// `layerServer`'s answer to any path the surface does not serve.
+const unknownPaths = HttpRouter.use((router) =>
+  Effect.forEach(methodsButHead, (method) => router.add(method, "/*", problem(404, "Not Found")), { discard: true })
 )
 
 const ours = (path: string): boolean =>
@@ -708,10 +715,9 @@ export const layerServer = (
   PolicyConfig.PolicyConfigError | Config.ConfigError | PlatformError.PlatformError | HttpServerError.ServeError,
   CircuitBreakerRegistry.CircuitBreakerRegistry
 > =>
-  HttpRouter.serve(
-    Layer.merge(layer(options), HttpRouter.add("*", "/*", problem(404, "Not Found"))),
-    { disableListenLog: true }
-  ).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host })))
+  HttpRouter.serve(Layer.merge(layer(options), unknownPaths), { disableListenLog: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host }))
+  )
 
 /**
  * `node:http`'s `createServer`, answering what Node's parser rejects (a malformed request, headers over its limit)

@@ -299,6 +299,14 @@ describe("ResilienceApi", () => {
       const other = yield* fetchJson("/somewhere/else")
       assert.strictEqual(other.status, 404)
       assert.strictEqual(other.json.status, 404)
+      // The catch-all leaves HEAD to the router, which answers it with the GET route: probes use HEAD.
+      const head = (path: string) =>
+        Effect.promise(() => fetch(`http://127.0.0.1:${port}${path}`, { method: "HEAD" }).then((r) => r.status))
+      for (const path of ["/health", "/health/live", "/health/ready", "/api/v1/resilience/circuit-breakers/db"]) {
+        assert.strictEqual(yield* head(path), 200, `HEAD ${path}`)
+      }
+      assert.strictEqual(yield* head("/api/v1/resilience/circuit-breakers/db/reset"), 405)
+      assert.strictEqual(yield* head("/somewhere/else"), 404)
     }).pipe(
       Effect.provide(
         Layer.effectDiscard(CircuitBreaker.make({ name: "db" })).pipe(
