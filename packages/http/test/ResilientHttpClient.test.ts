@@ -396,6 +396,9 @@ describe("ResilientHttpClient", () => {
       assert.strictEqual(retryAfterMillis("120", now), 120_000)
       assert.strictEqual(retryAfterMillis(" 0 ", now), 0)
       assert.strictEqual(retryAfterMillis("Sun, 06 Dec 2026 02:00:30 GMT", now), 30_000)
+      // RFC 9110 makes recipients accept the obsolete forms too: RFC 850's and asctime's (UTC, though it says no zone).
+      assert.strictEqual(retryAfterMillis("Sunday, 06-Dec-26 02:00:30 GMT", now), 30_000)
+      assert.strictEqual(retryAfterMillis("Sun Dec  6 02:00:30 2026", now), 30_000)
       // A date in the past: no wait at all.
       assert.strictEqual(retryAfterMillis("Sun, 06 Dec 2026 01:00:00 GMT", now), 0)
       assert.isUndefined(retryAfterMillis(undefined, now))

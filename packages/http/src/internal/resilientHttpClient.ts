@@ -27,11 +27,14 @@ export const idempotentMethods: ReadonlyArray<HttpMethod.HttpMethod> = [
 export const retryStatuses: ReadonlyArray<number> = [429, 502, 503, 504]
 
 const DELTA_SECONDS = /^\s*(\d+)\s*$/
+// asctime's HTTP-date, `Sun Dec  6 02:00:30 2026`: UTC, though it names no zone (`Date.parse` would read local time).
+const ASCTIME = /^\s*[a-z]{3} +([a-z]{3}) +(\d{1,2}) +(\d{2}:\d{2}:\d{2}) +(\d{4})\s*$/i
 
 /**
- * The wait a `Retry-After` header asks for, in milliseconds from `now`: delay-seconds (`120`) or an HTTP-date
- * (`Wed, 21 Oct 2026 07:28:00 GMT`, a date in the past being no wait). `undefined` when absent or unreadable, so
- * that the backoff decides alone.
+ * The wait a `Retry-After` header asks for, in milliseconds from `now`: delay-seconds (`120`) or an HTTP-date in
+ * any of RFC 9110's three forms (`Wed, 21 Oct 2026 07:28:00 GMT`, `Wednesday, 21-Oct-26 07:28:00 GMT`,
+ * `Wed Oct 21 07:28:00 2026`), a date in the past being no wait. `undefined` when absent or unreadable, so that the
+ * backoff decides alone.
  *
  * @internal
  */
@@ -39,9 +42,10 @@ export const retryAfterMillis = (value: string | undefined, now: number): number
   if (value === undefined) return undefined
   const seconds = DELTA_SECONDS.exec(value)
   if (seconds !== null) return Number(seconds[1]) * 1000
-  // An HTTP-date always names its weekday and zone: this keeps `Date.parse` from reading "12" or "soon" as a date.
-  if (!/[a-z]{3},/i.test(value) || !/GMT\s*$/i.test(value)) return undefined
-  const at = Date.parse(value)
+  const asctime = ASCTIME.exec(value)
+  // The other two forms name their weekday and zone: this keeps `Date.parse` from reading "12" or "soon" as a date.
+  if (asctime === null && (!/[a-z]{3},/i.test(value) || !/GMT\s*$/i.test(value))) return undefined
+  const at = Date.parse(asctime === null ? value : `${asctime[2]} ${asctime[1]} ${asctime[4]} ${asctime[3]} GMT`)
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
