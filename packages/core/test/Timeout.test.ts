@@ -222,6 +222,21 @@ describe("Timeout", () => {
         assert.strictEqual(snapshot.inFlight, 0)
       }))
 
+    it.effect("an attempt stopping after its caller was interrupted is in flight until it has stopped", () =>
+      Effect.gen(function*() {
+        const timeout = yield* Timeout.make({ name: "db", duration: "10 seconds" })
+        // Interrupting the attempt takes a second: its finalizer closes a connection, say.
+        const closing = Effect.never.pipe(Effect.onInterrupt(() => Effect.sleep("1 second")))
+        const caller = yield* Effect.forkChild(timeout.protect(closing))
+        yield* TestClock.adjust("10 millis")
+        const interrupting = yield* Effect.forkChild(Fiber.interrupt(caller))
+        yield* TestClock.adjust("500 millis")
+        const stopping = (yield* timeout.snapshot).inFlight
+        yield* TestClock.adjust("500 millis")
+        yield* Fiber.join(interrupting)
+        assert.deepStrictEqual([stopping, (yield* timeout.snapshot).inFlight], [1, 0])
+      }))
+
     it.effect("a timeout aborts the AbortSignal of a promise-based call", () =>
       Effect.gen(function*() {
         const timeout = yield* Timeout.make({ name: "http", duration: "2 seconds" })

@@ -309,7 +309,11 @@ export class Limiter {
   }
 
   private onExit(call: Call, exit: Exit.Exit<unknown, unknown>): void {
-    if (call.state === CANCELLED) return
+    if (call.state === CANCELLED) {
+      // Its caller was interrupted: the attempt has stopped only now (its finalizers may have taken a while).
+      this.inFlight--
+      return
+    }
     if (call.state === RUNNING) {
       this.deadlines.remove(call)
       // Finished at or past its deadline before the timer got to it: late all the same, whatever the outcome.
@@ -328,7 +332,6 @@ export class Limiter {
     if (call.state === DONE) return Effect.void
     this.deadlines.remove(call)
     call.state = CANCELLED
-    this.inFlight--
     return Fiber.interrupt(call.fiber)
   }
 }
