@@ -536,6 +536,7 @@ export const step = <A, E = never, R = never, I = unknown>(
             isFailureResult !== undefined && isFailureResult(value) ? live(value, true, true) : live(value, degraded)
         ),
       breaker: undefined,
+      guards: [],
       call: isFailureResult === undefined ? f : undefined
     })
   })
@@ -584,7 +585,7 @@ export const succeed = <A>(name: string, value: A): Step<unknown, A> =>
     build: () => {
       const answer = Effect.succeed(live(value, true))
       const plain = Effect.succeed(value)
-      return { run: () => answer, breaker: undefined, call: () => plain }
+      return { run: () => answer, breaker: undefined, guards: [], call: () => plain }
     }
   })
 
@@ -679,12 +680,14 @@ const guarded = <I, A, E, R, E2>(
     build: (env) => {
       const inner = self.build(env)
       const call = inner.call
+      const guards = breaker === undefined ? inner.guards : [breaker.name, ...inner.guards]
       if (call !== undefined) {
         // A plain step: its answer is the protected value, live.
         const protectedCall = (input: I) => protect(call(input))
         return {
           run: (input: I) => Effect.map(protectedCall(input), (value) => live(value, self.degraded)),
           breaker: breaker ?? inner.breaker,
+          guards,
           call: protectedCall,
           start: starter === undefined
             ? undefined
@@ -704,7 +707,7 @@ const guarded = <I, A, E, R, E2>(
             answer !== undefined && answer.value === result ? answer : live(result, self.degraded)
         )
       }
-      return { run, breaker: breaker ?? inner.breaker }
+      return { run, breaker: breaker ?? inner.breaker, guards }
     }
   })
 
@@ -794,7 +797,7 @@ export const staleOnError: {
           })
         })
       // The step answers even while its breaker is open (from the stale value): never skip it.
-      return { run, breaker: undefined }
+      return { run, breaker: undefined, guards: inner.guards }
     }
   }))
 
@@ -902,7 +905,7 @@ export const cacheFirst: {
             }))
         })
       // A fresh or stale cached value answers while the breaker is open: never skip the step.
-      return { run, breaker: undefined }
+      return { run, breaker: undefined, guards: inner.guards }
     }
   }))
 
@@ -948,7 +951,10 @@ export interface Options<Steps extends ReadonlyArray<Any>> {
   readonly steps: Steps
 }
 
-const isRejection = (error: unknown): boolean => Predicate.isTagged(error, "CircuitBreakerError")
+// A rejection by a breaker guarding the step (see `Runner.guards`), not one its call passed on from further down.
+const isRejection = (error: unknown, guards: ReadonlyArray<string>): boolean =>
+  guards.length > 0 && Predicate.isTagged(error, "CircuitBreakerError") &&
+  guards.includes((error as CircuitBreaker.CircuitBreakerError).breaker)
 
 // What a call served by its first step passed over: nothing, one frozen array for all of them.
 const nonePassed: ReadonlyArray<Passed> = Object.freeze([])
@@ -1090,7 +1096,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       passed: ReadonlyArray<Passed>,
       fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
-      const rejected = isRejection(error)
+      const rejected = isRejection(error, runners[index].guards)
       if (rejected) counts[index].skipped++
       else counts[index].failed++
       if (index === last) {

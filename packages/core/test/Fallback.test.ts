@@ -369,6 +369,28 @@ describe("Fallback", () => {
         assert.strictEqual(yield* exa.calls, 4)
       }))
 
+    it.effect("a rejection the step's call passed on from a breaker further down is the step's failure", () =>
+      Effect.gen(function*() {
+        // The step's own code goes through a breaker of its dependency's; nothing guards the step itself.
+        const downstream = yield* CircuitBreaker.make({ name: "index" })
+        yield* downstream.forceOpen()
+        let called = 0
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step(
+              "exa",
+              (q: string) => Effect.suspend(() => (called++, downstream.protect(Effect.succeed(q))))
+            ),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const served = yield* search.run("a")
+        assert.deepStrictEqual([served.servedBy, served.passed[0].reason, called], ["unavailable", "Failed", 1])
+        const [exa] = (yield* search.snapshot).steps
+        assert.deepStrictEqual([exa.failed, exa.skipped], [1, 0])
+      }))
+
     it.effect("a rejection at call time (half-open, probe slot taken) also passes the request on", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: "exa_api" })

@@ -37,6 +37,11 @@ export interface Runner<I, A, E, R> {
    */
   readonly breaker: CircuitBreaker<never> | undefined
   /**
+   * The names of the breakers that guard the step (its own, and those inside a wrapper such as `staleOnError`): a
+   * rejection by one of them passed the step over; one its call passed on from a breaker further down is a failure.
+   */
+  readonly guards: ReadonlyArray<string>
+  /**
    * The step's call itself, when its answer is always its value, live (degraded as the step says): a guard around it
    * then protects the call, and the chain serves the value as it comes, instead of making an answer to unwrap.
    */
