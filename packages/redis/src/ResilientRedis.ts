@@ -477,8 +477,13 @@ export const make: (
   const missing: Array<number> = []
   for (let seq = replayedUpTo + 1; seq < nextSeq; seq++) if (!present.has(seq)) missing.push(seq)
 
+  // Writes rebuilt for lost or unreadable entries: reported once, when found, and kept until Redis took them, so that
+  // a replay that fails and is tried again neither loses them nor reports them twice.
+  let lostWrites: ReadonlyArray<internal.Write> = []
+  const unreadable = new Map<string, internal.Write | undefined>()
+
   const compute = (): State =>
-    pending.length > 0
+    pending.length > 0 || lostWrites.length > 0
       ? "Fallback"
       : !connected
       ? "Connecting"
@@ -713,8 +718,12 @@ export const make: (
         writes.push(toWrite(e.key, e.op === "remove" ? null : e.value, e.at, e.expiresAt, now))
         replayable++
       } else {
-        const { key, seq } = internal.parseName(journalPrefix, names[i]!)
-        const write = yield* dropped(seq, key, names[i], now)
+        const name = names[i]!
+        if (!unreadable.has(name)) {
+          const { key, seq } = internal.parseName(journalPrefix, name)
+          unreadable.set(name, yield* dropped(seq, key, name, now))
+        }
+        const write = unreadable.get(name)
         if (write !== undefined) writes.push(write)
       }
     }
@@ -724,6 +733,7 @@ export const make: (
     yield* fallback.set(replayedKey, String(replayedUpTo))
     yield* Effect.forEach(names, (name) => fallback.remove(name), { concurrency: fileConcurrency, discard: true })
     pending.splice(0, names.length)
+    for (const name of names) unreadable.delete(name)
     counts.replayed += replayable - Math.min(stale, replayable)
     counts.stale += stale
   })
@@ -738,9 +748,10 @@ export const make: (
     }
     const started = drainStart
     const before = drainBase
-    const lost = yield* reportMissing
-    if (lost.length > 0) {
-      const [, stale] = yield* applyWrites(lost)
+    lostWrites = [...lostWrites, ...(yield* reportMissing)]
+    if (lostWrites.length > 0) {
+      const [, stale] = yield* applyWrites(lostWrites)
+      lostWrites = []
       counts.stale += stale
     }
     const drainBatch = Effect.andThen(
@@ -802,7 +813,7 @@ export const make: (
     } else if (marker !== markerSeen) {
       yield* reseed(marker)
     }
-    if (pending.length > 0 || missing.length > 0) yield* replay
+    if (pending.length > 0 || missing.length > 0 || lostWrites.length > 0) yield* replay
   })
 
   yield* tick.pipe(

@@ -6,6 +6,7 @@ import { Context, type Duration, Effect, Fiber, Layer, Metric, Option, Schedule,
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as internal from "../src/internal/resilientRedis.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 import * as ResilientRedis from "../src/ResilientRedis.ts"
 import { metricValue } from "./metrics.ts"
@@ -260,6 +261,26 @@ const collectEvents = (cache: Cache) =>
     return events
   })
 
+/**
+ * The RedisStore in context, but its first `failures` replay writes (the `apply` script) fail as a timeout would: the
+ * ping that starts a replay got through, and Redis went away again at once.
+ */
+const failingReplays = (failures: number) =>
+  Layer.effect(
+    RedisStore.RedisStore,
+    Effect.gen(function*() {
+      const store = yield* RedisStore.RedisStore
+      let left = failures
+      return RedisStore.RedisStore.of({
+        ...store,
+        eval: (script) => (...params) =>
+          script === (internal.apply as unknown) && left-- > 0
+            ? Effect.fail(new RedisStore.RedisStoreError({ operation: "eval", message: "timed out (injected)" }))
+            : store.eval(script)(...params)
+      })
+    })
+  )
+
 describe("ResilientRedis under faults (issue 15)", () => {
   it.live(
     "the replay drains in bounded time while 8 writers keep writing; its drain rate is reported",
@@ -392,8 +413,65 @@ describe("ResilientRedis under faults (issue 15)", () => {
     20_000
   )
 
+  for (const failures of [0, 1]) {
+    it.live(
+      `a damaged journal entry is counted, reported with its key, and recovered from the fallback's copy${
+        failures === 0 ? "" : ", even when the first replay write fails"
+      }`,
+      () =>
+        withServer((server, directory) =>
+          Effect.gen(function*() {
+            yield* Effect.gen(function*() {
+              const first = yield* open(directory)
+              yield* server.kill
+              yield* first.set("a", "1")
+              yield* first.set("b", "2")
+              yield* first.set("c", "3")
+              assert.strictEqual((yield* first.snapshot).pending, 3)
+            }).pipe(Effect.scoped)
+            // Flip a byte in the value of the entry that journaled "b" (seq 1), as a torn write would: the fallback
+            // store drops the file as it starts.
+            const file = readdirSync(directory)
+              .map((name) => join(directory, name))
+              .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000001"))
+            assert.isDefined(file)
+            const bytes = readFileSync(file!)
+            bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
+            writeFileSync(file!, bytes)
+
+            yield* Effect.gen(function*() {
+              // Opened while Redis is still down, so that the events are watched before the replay runs.
+              const second = yield* open(directory)
+              const events = yield* collectEvents(second)
+              yield* server.restart
+              yield* waitFor(second, "Healthy")
+              const after = yield* second.snapshot
+              assert.strictEqual(after.dropped, 1)
+              assert.strictEqual(yield* metric("resilient_redis_dropped_total"), 1)
+              const store = yield* RedisStore.RedisStore
+              assert.deepStrictEqual(yield* store.get("a"), Option.some("1"))
+              assert.deepStrictEqual(yield* store.get("b"), Option.some("2"))
+              assert.deepStrictEqual(yield* store.get("c"), Option.some("3"))
+              yield* Effect.sleep("20 millis")
+              const dropped = events.filter((e) => e._tag === "JournalEntryDropped")
+              assert.strictEqual(dropped.length, 1)
+              assert(dropped[0]!._tag === "JournalEntryDropped")
+              assert.strictEqual(dropped[0]!.key, "b")
+              assert.strictEqual(dropped[0]!.seq, 1)
+              assert.isTrue(dropped[0]!.recovered)
+            }).pipe(
+              Effect.scoped,
+              Effect.provide(failingReplays(failures)),
+              Effect.provideService(Metric.MetricRegistry, new Map())
+            )
+          })
+        ),
+      20_000
+    )
+  }
+
   it.live(
-    "a damaged journal entry is counted, reported with its key, and recovered from the fallback's copy",
+    "an entry that does not decode is counted and reported once, though the first replay write fails",
     () =>
       withServer((server, directory) =>
         Effect.gen(function*() {
@@ -402,39 +480,27 @@ describe("ResilientRedis under faults (issue 15)", () => {
             yield* server.kill
             yield* first.set("a", "1")
             yield* first.set("b", "2")
-            yield* first.set("c", "3")
-            assert.strictEqual((yield* first.snapshot).pending, 3)
+            assert.strictEqual((yield* first.snapshot).pending, 2)
           }).pipe(Effect.scoped)
-          // Flip a byte in the value of the entry that journaled "b" (seq 1), as a torn write would.
-          const file = readdirSync(directory)
-            .map((name) => join(directory, name))
-            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000001"))
-          assert.isDefined(file)
-          const bytes = readFileSync(file!)
-          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
-          writeFileSync(file!, bytes)
+          // The entry of "b" (seq 1) holds what no version wrote: its file is sound, its content is not an entry.
+          yield* Effect.gen(function*() {
+            const fallback = yield* FallbackStore.FallbackStore
+            yield* fallback.set("resilient-redis:journal:0000000000000001:b", "not an entry")
+          }).pipe(
+            Effect.scoped,
+            Effect.provide(FallbackStore.layer({ directory }).pipe(Layer.provide(NodeServices.layer)))
+          )
 
           yield* Effect.gen(function*() {
-            // Opened while Redis is still down, so that the events are watched before the replay runs.
             const second = yield* open(directory)
             const events = yield* collectEvents(second)
             yield* server.restart
             yield* waitFor(second, "Healthy")
-            const after = yield* second.snapshot
-            assert.strictEqual(after.dropped, 1)
-            assert.strictEqual(yield* metric("resilient_redis_dropped_total"), 1)
-            const store = yield* RedisStore.RedisStore
-            assert.deepStrictEqual(yield* store.get("a"), Option.some("1"))
-            assert.deepStrictEqual(yield* store.get("b"), Option.some("2"))
-            assert.deepStrictEqual(yield* store.get("c"), Option.some("3"))
             yield* Effect.sleep("20 millis")
-            const dropped = events.filter((e) => e._tag === "JournalEntryDropped")
-            assert.strictEqual(dropped.length, 1)
-            assert(dropped[0]!._tag === "JournalEntryDropped")
-            assert.strictEqual(dropped[0]!.key, "b")
-            assert.strictEqual(dropped[0]!.seq, 1)
-            assert.isTrue(dropped[0]!.recovered)
-          }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+            assert.strictEqual((yield* second.snapshot).dropped, 1)
+            assert.strictEqual(events.filter((e) => e._tag === "JournalEntryDropped").length, 1)
+            assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("a"), Option.some("1"))
+          }).pipe(Effect.scoped, Effect.provide(failingReplays(1)))
         })
       ),
     20_000
