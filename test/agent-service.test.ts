@@ -209,6 +209,44 @@ describe("agent service", { timeout: 120_000 }, () => {
       yield* Effect.ignore(agent.stop("SIGTERM"))
     }).pipe(Effect.scoped))
 
+  it.live("every message Claude could not answer is answered: the same text in a later outage, texts alike in digest", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      // The replies to `message` (a reply may quote earlier messages too, as memories).
+      const replies = (message: string) =>
+        Effect.map(
+          agent.request("GET", "/telegram/outbox"),
+          (r) =>
+            r.body.sent.filter((m: AgentProcess.Json) => m.text.startsWith(`You said: "${message}"`)).length as number
+        )
+      const outage = (messages: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          yield* chaos(agent, "claude", { failure_rate: 1 })
+          for (const message of messages) {
+            assert.strictEqual((yield* chatAs("cat")(agent, message)).body.claude, "queued")
+          }
+          yield* chaos(agent, "claude", { failure_rate: 0 })
+          yield* expectBody(
+            agent,
+            "GET",
+            "/telegram/outbox",
+            (b) => b.claude_retry.depth === 0 && b.telegram.depth === 0
+          )
+        })
+      // Two texts whose 32-bit FNV-1a digests (the queue key's, once) are the same: two messages, two replies.
+      yield* outage(["question number 004pwu", "question number 00f5fa"])
+      assert.deepStrictEqual([yield* replies("question number 004pwu"), yield* replies("question number 00f5fa")], [
+        1,
+        1
+      ])
+      // The same text in a second outage is a second message: its reply is not taken for a repeat of the first's.
+      yield* outage(["tell me about fibers"])
+      yield* outage(["tell me about fibers"])
+      yield* expectBody(agent, "GET", "/telegram/outbox", (b) => b.claude_retry.delivered === 4)
+      assert.strictEqual(yield* replies("tell me about fibers"), 2)
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
   it.live("telegram replies are queued durably while it is down: delivered on recovery, and after a SIGKILL", () =>
     Effect.gen(function*() {
       const dataDir = yield* AgentProcess.tempDir("agent-service-")
@@ -248,7 +286,9 @@ describe("agent service", { timeout: 120_000 }, () => {
         [{ PORT: "not-a-port" }, /PORT/],
         [{ PORT: "3000", RESILIENCE_ADMIN_TOKEN: "short" }, /RESILIENCE_ADMIN_TOKEN/],
         [{ PORT: "3000", BREAKER_OPEN_DURATION: "soon" }, /BREAKER_OPEN_DURATION/],
-        [{ PORT: "3000", REDIS_URL: "localhost:6379" }, /REDIS_URL/]
+        [{ PORT: "3000", REDIS_URL: "localhost:6379" }, /REDIS_URL/],
+        // A file where the data directory should be.
+        [{ PORT: "3000", DATA_DIR: `${import.meta.dirname}/package.json` }, /DATA_DIR: Expected a directory/]
       ]
       for (const [env, message] of cases) {
         const agent = yield* AgentProcess.start({
@@ -259,6 +299,8 @@ describe("agent service", { timeout: 120_000 }, () => {
         assert.match(agent.output(), /Configuration error/)
         assert.match(agent.output(), message)
         assert.notInclude(agent.output(), "listening on")
+        // One line, no stack.
+        assert.notMatch(agent.output(), /\n\s+at /)
       }
     }).pipe(Effect.scoped))
 

@@ -21,6 +21,7 @@ import {
 import { NodeServices } from "@effect/platform-node"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { Duration } from "effect"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { layer as UpstreamsLayer, type SearchHit, type Service, services, Upstreams } from "./Upstreams.ts"
 
@@ -109,15 +110,9 @@ const decodeResults = Schema.decodeUnknownOption(SearchResults)
 const Outgoing = Schema.Struct({ user_id: Schema.String, text: Schema.String })
 const Pending = Schema.Struct({ user_id: Schema.String, message: Schema.String })
 
-// A short, stable digest of a message for its queue key (keys are bounded; messages are not).
-const fnv1a = (text: string): string => {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193) >>> 0
-  }
-  return `${hash.toString(16)}-${text.length}`
-}
+// A short, stable digest of a message for its queue key (keys are bounded; messages are not). Collision-resistant: two
+// messages with one key are one message to the queue, and the second would never be answered.
+const digest = (text: string): string => createHash("sha256").update(text).digest("base64url")
 
 const apology = "Sorry, I can't answer right now. Your message is saved and I will reply as soon as I can."
 
@@ -214,7 +209,11 @@ const make = Effect.gen(function*() {
         .pipe(
           Effect.timeout("10 seconds"),
           Effect.flatMap((reply) =>
-            telegram.send({ user_id: pending.user_id, text: reply }, { key: `${delivery.key}-reply` })
+            // The message's key and when it was queued: the same text queued again in a later outage is another
+            // message, whose reply Telegram must not take for a repeat of the first one's.
+            telegram.send({ user_id: pending.user_id, text: reply }, {
+              key: `${delivery.key}:${delivery.enqueuedAt}-reply`
+            })
           )
         ),
     breaker: claudeBreaker,
@@ -300,7 +299,7 @@ const make = Effect.gen(function*() {
     const answered = yield* upstreams.claudeReply(message, memory.matches).pipe(claude.protect, Effect.option)
     if (Option.isNone(answered)) {
       // Keyed by user and text: the same message sent again while Claude is down is queued (and answered) once.
-      yield* claudeRetry.send({ user_id: userId, message }, { key: `${userId.length}:${userId}:${fnv1a(message)}` })
+      yield* claudeRetry.send({ user_id: userId, message }, { key: `${userId.length}:${userId}:${digest(message)}` })
     }
 
     const persisted = yield* sessions.set(key, JSON.stringify({ user_id: userId, turns, last_message: message }))

@@ -22,6 +22,7 @@ import {
   SchemaIssue,
   SchemaTransformation
 } from "effect"
+import * as fs from "node:fs"
 
 /**
  * The service's settings, decoded from its environment.
@@ -283,3 +284,34 @@ export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(fun
     fiberMetrics: env.FIBER_METRICS
   }
 })
+
+/**
+ * Makes `DATA_DIR` if it is missing and checks that it is a directory: a file there (or under it) stops the service
+ * at startup with one line, rather than with a store's error and its stack once the stores open.
+ *
+ * @example
+ * ```ts
+ * import * as AppConfig from "./Config.ts"
+ *
+ * const ready = AppConfig.ensureDataDir(".data")
+ * // with a file at .data it fails with ConfigurationError 'DATA_DIR: Expected a directory (or a path where one can
+ * // be made), got ".data" (EEXIST)'.
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ensureDataDir = (path: string): Effect.Effect<void, ConfigurationError> =>
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(path, { recursive: true })
+      if (!fs.statSync(path).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
+    },
+    catch: (cause) =>
+      new ConfigurationError({
+        variable: "DATA_DIR",
+        message: `DATA_DIR: Expected a directory (or a path where one can be made), got ${JSON.stringify(path)} (${
+          (cause as { readonly code?: string }).code ?? String(cause)
+        })`
+      })
+  })

@@ -64,6 +64,7 @@ const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig, password: Redact
 
 const program = Effect.gen(function*() {
   const config = yield* AppConfig.load.pipe(
+    Effect.tap((loaded) => AppConfig.ensureDataDir(loaded.dataDir)),
     Effect.tapError((error) => Console.error(`Configuration error: ${error.message}`))
   )
 
