@@ -221,9 +221,32 @@ const OptionsSchema = Schema.Struct({
   resyncInterval: Schema.optional(PolicyConfig.DurationInput({ positive: true }))
 })
 
-const encode = (key: string | undefined): string => key === undefined ? "*" : "k" + encodeURIComponent(key)
-const decode = (encoded: string): string | undefined =>
-  encoded === "*" ? undefined : decodeURIComponent(encoded.slice(1))
+// Names and keys in Redis: URI-encoded, or, for a string that is not well-formed UTF-16 (a lone surrogate, as a key
+// cut in the middle of an emoji), `%u` and its code units in hex, which URI-encoding never yields.
+const uriSafe = (text: string): string => {
+  try {
+    return encodeURIComponent(text)
+  } catch {
+    let hex = "%u"
+    for (let i = 0; i < text.length; i++) hex += text.charCodeAt(i).toString(16).padStart(4, "0")
+    return hex
+  }
+}
+const HEX_UNITS = /^%u((?:[0-9a-f]{4})*)$/
+
+const encode = (key: string | undefined): string => key === undefined ? "*" : "k" + uriSafe(key)
+// `undefined`: breaker-wide; `null`: not a key this version writes.
+const decode = (encoded: string): string | undefined | null => {
+  if (encoded === "*") return undefined
+  if (!encoded.startsWith("k")) return null
+  const units = HEX_UNITS.exec(encoded.slice(1))
+  if (units !== null) return String.fromCharCode(...(units[1].match(/.{4}/g) ?? []).map((unit) => parseInt(unit, 16)))
+  try {
+    return decodeURIComponent(encoded.slice(1))
+  } catch {
+    return null
+  }
+}
 
 // Six base-36 characters from `Random`: tells apart two processes with the same host and pid (containers).
 const randomId = Effect.map(Random.nextIntBetween(0, 36 ** 6), (n) => n.toString(36).padStart(6, "0"))
@@ -411,7 +434,7 @@ export const make = (
 
     const join = (member: BreakerFleet.Member): Effect.Effect<BreakerFleet.Membership, never, Scope.Scope> =>
       Effect.gen(function*() {
-        const name = encodeURIComponent(member.breaker)
+        const name = uriSafe(member.breaker)
         const keysSet = store.key(`cb:${name}`)
         const hashPrefix = store.key(`cb:${name}:`)
         const hashOf = (encodedKey: string) => hashPrefix + encodedKey
@@ -450,15 +473,17 @@ export const make = (
             reply
           // Epoch 0: the fleet holds no state for the key.
           if (epoch === 0 || epoch <= (known.get(encodedKey) ?? 0)) return Effect.void
+          const key = decode(encodedKey)
+          if (key === null) return skip("fleet key", encodedKey)
           known.set(encodedKey, epoch)
           figures.applied++
           const reason = codec.decodeReason(reasonJson)
           const state = { mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt }
           return Exit.isSuccess(reason)
-            ? member.apply(decode(encodedKey), { epoch, state, origin, reason: reason.value })
+            ? member.apply(key, { epoch, state, origin, reason: reason.value })
             : Effect.andThen(
               skip("reason (applied as a restore)", reason.cause),
-              member.apply(decode(encodedKey), { epoch, state, origin, reason: restored })
+              member.apply(key, { epoch, state, origin, reason: restored })
             )
         }
 

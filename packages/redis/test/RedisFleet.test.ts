@@ -7,6 +7,7 @@ import {
   Context,
   Data,
   Deferred,
+  type Duration,
   Effect,
   Exit,
   Fiber,
@@ -38,15 +39,29 @@ interface Instance {
   readonly scope: Scope.Closeable
 }
 
-const start = (server: { readonly url: string }, name: string, store?: { readonly lazy: boolean }) =>
-  startOn(RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:", lazy: store?.lazy }), name)
+// `resyncInterval`: 200 ms unless given; a minute keeps the periodic resync from catching an instance up behind a
+// test's back.
+const start = (
+  server: { readonly url: string },
+  name: string,
+  options?: { readonly lazy?: boolean; readonly resyncInterval?: Duration.Input }
+) =>
+  startOn(
+    RedisStore.layer({ url: server.url, timeout: "500 millis", prefix: "fleet-test:", lazy: options?.lazy }),
+    name,
+    options?.resyncInterval
+  )
 
-const startOn = <E>(store: Layer.Layer<RedisStore.RedisStore | Redis.Redis, E>, name: string) =>
+const startOn = <E>(
+  store: Layer.Layer<RedisStore.RedisStore | Redis.Redis, E>,
+  name: string,
+  resyncInterval: Duration.Input = "200 millis"
+) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     // A metric registry per instance, as each would have in a process of its own.
     const context = yield* Layer.buildWithScope(
-      RedisFleet.layer({ instance: name, heartbeat: "100 millis", resyncInterval: "200 millis" }).pipe(
+      RedisFleet.layer({ instance: name, heartbeat: "100 millis", resyncInterval }).pipe(
         Layer.provideMerge(store),
         Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
       ),
@@ -448,6 +463,101 @@ describe("RedisFleet", () => {
         assert.strictEqual(yield* onA.state, "Open")
       })
     ))
+
+  it.live("any key is shared, one that is not well-formed UTF-16 too; a message whose key does not decode is skipped", () =>
+    withFleet((_, [a, b]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = { name: "keys", trip: CircuitBreaker.consecutive(1) }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        // A tenant id cut in the middle of an emoji: a lone surrogate, which URI-encoding refuses.
+        const cut = "user-\uD83D"
+        yield* onA.forceOpen(cut)
+        yield* waitState(onB, "ForcedOpen", cut)
+        // A message from a newer version, whose key this one cannot read: counted, skipped, and the next one read.
+        const store = Context.get(b.context, RedisStore.RedisStore)
+        const fleet = Context.get(b.context, RedisFleet.RedisFleet)
+        const unreadable = (yield* fleet.snapshot).unreadable
+        const now = yield* Clock.currentTimeMillis
+        const reply = [
+          "applied",
+          "100",
+          "Live",
+          "Open",
+          now,
+          now + 60_000,
+          "1",
+          "60000",
+          "0",
+          "x",
+          "{\"_tag\":\"ProbeFailed\"}"
+        ]
+        yield* store.publish("fleet:events", JSON.stringify(["keys", "k%E0%A4%A", reply.map(String)]))
+        yield* fail(onA, "after")
+        yield* waitState(onB, "Open", "after")
+        assert.strictEqual((yield* fleet.snapshot).unreadable, unreadable + 1)
+      })
+    ))
+
+  it.live("global counting after a breaker-wide reset: two failures trip consecutive(2), as alone", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+      const options: CircuitBreaker.Options = {
+        name: "global-reset",
+        trip: CircuitBreaker.consecutive(2),
+        openDuration: "1 minute",
+        fleet: { counting: "global" }
+      }
+      const onA = yield* breakerOn(a, options)
+      const onB = yield* breakerOn(b, options)
+      // The startup resyncs are over: from here on only the fleet's messages move an instance on.
+      yield* Effect.sleep("1 second")
+      yield* fail(onA, "eu")
+      yield* fail(onA, "eu")
+      yield* waitState(onB, "Open", "eu")
+      yield* onA.reset()
+      yield* waitState(onB, "Closed", "eu")
+      const barrier = yield* makeBarrier(a, [b])
+      yield* barrier.await
+      // Each instance heard the key's new epoch: neither failure is fenced off as late.
+      yield* fail(onB, "eu")
+      yield* fail(onA, "eu")
+      assert.strictEqual(yield* onA.stateKey("eu"), "Open")
+      yield* waitState(onB, "Open", "eu")
+    }).pipe(Effect.scoped))
+
+  it.live("a late probe failure, fenced off by the fleet, does not count towards the next closed generation", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+      const options: CircuitBreaker.Options = {
+        name: "late",
+        trip: CircuitBreaker.consecutive(2),
+        openDuration: "300 millis",
+        halfOpen: { maxProbes: 2, successThreshold: 1, maxProbeTime: "1 minute" }
+      }
+      const onA = yield* breakerOn(a, options)
+      const onB = yield* breakerOn(b, options)
+      yield* fail(onA)
+      yield* fail(onA)
+      yield* waitState(onB, "Open")
+      yield* Effect.sleep("400 millis")
+      // A's probe takes a lease and hangs; B's probe takes the other and closes the circuit, fleet-wide.
+      const release = yield* Deferred.make<void>()
+      const hung = yield* Effect.forkScoped(
+        Effect.exit(onA.protect(Effect.andThen(Deferred.await(release), Effect.fail(new Boom()))))
+      )
+      yield* waitState(onA, "HalfOpen")
+      assert.strictEqual(yield* onB.protect(Effect.succeed("ok")), "ok")
+      yield* waitState(onA, "Closed")
+      // A's probe fails now: its lease belongs to a generation that is over.
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(hung)
+      // One real failure of the new generation: consecutive(2) does not trip, as a breaker alone would not.
+      yield* fail(onA)
+      assert.strictEqual(yield* onA.state, "Closed")
+    }).pipe(Effect.scoped))
 
   it.live(
     "while Redis is down breakers work locally; they resync when it is back",

@@ -454,13 +454,14 @@ const count = (
   }
   cell.calls++
   const failed = outcome === FAILURE
+  // The streak is the consecutive policy's window: a late outcome stays out of it as out of the others.
   if (failed) {
     cell.failures++
     cell.lastFailureAt = now
-    cell.streak++
+    if (windowed) cell.streak++
   } else {
     cell.successes++
-    cell.streak = 0
+    if (windowed) cell.streak = 0
   }
   const slow = durationMillis > config.slowMillis
   if (slow) cell.slowCalls++

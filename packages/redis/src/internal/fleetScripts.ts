@@ -2,7 +2,8 @@
  * The fleet's Lua scripts. Each runs atomically in Redis and answers with the key's state after it ran, so that one
  * round trip both changes the fleet and tells the caller where it stands.
  *
- * Layout, under the store's prefix (`b` is the breaker name and `k` the key, URI-encoded; `*` is breaker-wide):
+ * Layout, under the store's prefix (`b` is the breaker name and `k` the key, URI-encoded, or `%u` and the UTF-16 code
+ * units in hex for a string that is not well-formed; `*` is breaker-wide):
  * - `cb:<b>:<k>` hash: `epoch`, `mode`, `phase`, `openedAt`, `openUntil`, `openings`, `lastOpenMillis`,
  *   `closedAt`, `origin`, `reason` (JSON), `successes` (probe successes this epoch), `streak` (global counting);
  * - `cb:<b>` set: the encoded keys that have a hash;
@@ -54,7 +55,7 @@ const script = (lua: string) =>
  * share, quorum window, liveness, hash prefix of the breaker's keys, the time the change was made.
  *
  * Manual controls always win (the operator's intent, last writer wins); a breaker-wide one rewrites every key, as
- * it does locally. A trip is accepted onto the epoch the instance last saw; made on a stale epoch (during an outage,
+ * it does locally, and publishes each key's new state before its own. A trip is accepted onto the epoch the instance last saw; made on a stale epoch (during an outage,
  * say), it is accepted unless the fleet holds a newer decision: it is accepted onto a circuit closed before the trip
  * was made, and onto an opening that has elapsed and began before the trip; it is rejected by a manual control, an
  * opening still in force, or a close made after it (the instances' clocks decide). With quorum counting a trip is a
@@ -82,6 +83,8 @@ if kind == 'manual' then
       if restart or was == 'Disabled' then
         redis.call('HSET', kh, 'phase', 'Closed', 'openings', 0, 'lastOpenMillis', 0, 'closedAt', now)
       end
+      -- Each key's epoch moved: published, or every instance's next outcome on it would be fenced off as late.
+      redis.call('PUBLISH', ARGV[1], cjson.encode({ARGV[2], k, reply('applied', kh)}))
     end
     return commit(fields, false)
   end
@@ -98,7 +101,8 @@ if ARGV[16] == 'quorum' and kind == 'trip' then
   local live = redis.call('ZCOUNT', KEYS[4], now - tonumber(ARGV[20]), '+inf')
   if live < votes then live = votes end
   local needed, share = tonumber(ARGV[17]), tonumber(ARGV[18])
-  if (needed > 0 and votes >= needed) or (share > 0 and votes >= share * live) then
+  -- The share of votes, not votes against share * live: 0.14 * 50 rounds above 7 (as a breaker's rate threshold).
+  if (needed > 0 and votes >= needed) or (share > 0 and votes / live >= share) then
     redis.call('DEL', KEYS[3])
     fields[18] = cjson.encode({_tag = 'Quorum', votes = votes, live = live})
     return commit(fields, true)
