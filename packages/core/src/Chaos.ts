@@ -377,33 +377,48 @@ export const make: {
     return Effect.fail(makeError())
   })
 
+  // A call's faults, drawn from the settings it started with.
+  const inject = <A, E2, R>(
+    settings: Settings,
+    random: Random.Random,
+    self: Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, unknown, R> => {
+    // The draws come in a fixed order (latency, its length, the fault), so that a seed fixes the outcome.
+    const latency = settings.latency
+    const delayed = latency !== null && hit(random, latency.rate)
+    const millis = !delayed
+      ? 0
+      : latency.minMillis + (latency.maxMillis > latency.minMillis
+        ? random.nextDoubleUnsafe() * (latency.maxMillis - latency.minMillis)
+        : 0)
+    const next: Effect.Effect<A, unknown, R> = hit(random, settings.faultRate) ? fault : self
+    if (!delayed) return next
+    totals.delays++
+    return Effect.andThen(Effect.sleep(Duration.millis(millis)), next)
+  }
+
   const protect = <A, E2, R>(self: Effect.Effect<A, E2, R>): Effect.Effect<A, unknown, R> =>
     Effect.withFiber((fiber) => {
       totals.calls++
       const settings = SubscriptionRef.getUnsafe(ref)
-      if (!settings.enabled) return self
-      const random = fiber.getRef(Random.Random)
-      // The draws come in a fixed order (latency, its length, the fault), so that a seed fixes the outcome.
-      const latency = settings.latency
-      const delayed = latency !== null && hit(random, latency.rate)
-      const millis = !delayed
-        ? 0
-        : latency.minMillis + (latency.maxMillis > latency.minMillis
-          ? random.nextDoubleUnsafe() * (latency.maxMillis - latency.minMillis)
-          : 0)
-      const next: Effect.Effect<A, unknown, R> = hit(random, settings.faultRate) ? fault : self
-      if (!delayed) return next
-      totals.delays++
-      return Effect.andThen(Effect.sleep(Duration.millis(millis)), next)
+      return settings.enabled ? inject(settings, fiber.getRef(Random.Random), self) : self
     })
 
+  // The settings are read once, when the call starts, for the tampering as for the rest; disabled, nothing is done.
   const tamper = <A>(replace: (value: A) => A) => <E2, R>(self: Effect.Effect<A, E2, R>) =>
-    Effect.flatMap(protect(self), (value) =>
-      Effect.withFiber((fiber) => {
-        if (!hit(fiber.getRef(Random.Random), SubscriptionRef.getUnsafe(ref).outcomeRate)) return Effect.succeed(value)
+    Effect.withFiber((fiber) => {
+      totals.calls++
+      const settings = SubscriptionRef.getUnsafe(ref)
+      if (!settings.enabled) return self as Effect.Effect<A, unknown, R>
+      const random = fiber.getRef(Random.Random)
+      const injected = inject(settings, random, self)
+      if (settings.outcomeRate <= 0) return injected
+      return Effect.map(injected, (value) => {
+        if (!hit(random, settings.outcomeRate)) return value
         totals.tampered++
-        return Effect.succeed(replace(value))
-      }))
+        return replace(value)
+      })
+    })
 
   const set = (patch: Patch): Effect.Effect<Settings, PolicyConfigError> =>
     // Validated under the ref's lock, so that concurrent patches apply one after the other.

@@ -200,6 +200,23 @@ describe("Chaos", () => {
         assert.deepStrictEqual(yield* chaos.protect(Effect.succeed({ price: 10 })), { price: 10 })
         assert.strictEqual((yield* chaos.snapshot).tampered, 1)
       }))
+
+    it.effect("disabled, tamper leaves successes alone; a call tampers by the settings it started with", () =>
+      Effect.gen(function*() {
+        const chaos = yield* Chaos.make({ name: "db", outcomeRate: 1, latency: { delay: "1 second" } })
+        const quote = Effect.succeed({ price: 10 }).pipe(chaos.tamper((q) => ({ ...q, price: 0 })))
+        // Started with outcomeRate 1; the rate goes to 0 while it waits: still tampered.
+        const started = yield* Effect.forkChild(quote)
+        yield* TestClock.adjust("500 millis")
+        yield* chaos.set({ outcomeRate: 0 })
+        yield* TestClock.adjust("500 millis")
+        assert.deepStrictEqual(yield* Fiber.join(started), { price: 0 })
+        // Disabled: the dependency is good again, whatever outcomeRate says.
+        yield* chaos.set({ outcomeRate: 1 })
+        yield* chaos.disable
+        assert.deepStrictEqual(yield* quote, { price: 10 })
+        assert.strictEqual((yield* chaos.snapshot).tampered, 1)
+      }))
   })
 
   describe("snapshot and metrics", () => {
