@@ -798,18 +798,22 @@ export const make = <S extends Schema.Constraint, E, R>(
                     const attempts = outcome.permanent ? maxAttempts : outcome.counted ? head.attempts + 1 : 0
                     const next: internal.Item = { ...head, attempts, lastError: outcome.error }
                     queue[0] = next
-                    if (attempts >= maxAttempts) return deadLetter(next, outcome.error, now)
-                    if (now - head.enqueuedAt >= maxAgeMillis) {
-                      return deadLetter(
-                        next,
-                        `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
-                        now
-                      )
-                    }
-                    // The count survives a restart only if written; a failed write costs an extra attempt later.
-                    return attempts === head.attempts
-                      ? Effect.succeed(retryMillis)
-                      : Effect.as(Effect.ignore(write("q", next)), retryMillis)
+                    // Judged by when the failure came, not when the attempt started: a slow sink's failure may come
+                    // after the message has waited `maxAge`.
+                    return Effect.flatMap(Clock.currentTimeMillis, (failedAt): Effect.Effect<Step> => {
+                      if (attempts >= maxAttempts) return deadLetter(next, outcome.error, failedAt)
+                      if (failedAt - head.enqueuedAt >= maxAgeMillis) {
+                        return deadLetter(
+                          next,
+                          `still failing after ${Duration.format(Duration.millis(maxAgeMillis))}: ${outcome.error}`,
+                          failedAt
+                        )
+                      }
+                      // The count survives a restart only if written; a failed write costs an extra attempt later.
+                      return attempts === head.attempts
+                        ? Effect.succeed(retryMillis)
+                        : Effect.as(Effect.ignore(write("q", next)), retryMillis)
+                    })
                   }
                 }
               })

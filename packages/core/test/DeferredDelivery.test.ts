@@ -1,6 +1,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import {
+  Clock,
   Context,
   Data,
   Deferred,
@@ -785,6 +786,36 @@ describe("DeferredDelivery", () => {
         yield* TestClock.adjust("1 hour")
         assert.strictEqual(calls.length, attempts)
         assert.strictEqual((yield* queue.snapshot).depth, 0)
+      }).pipe(Effect.scoped))
+
+    it.effect("a slow sink's failure that comes once the message has waited maxAge dead-letters it then", () =>
+      Effect.gen(function*() {
+        // A sink that fails a minute after it is called, as one behind a one-minute timeout does.
+        const starts: Array<number> = []
+        const sink = (_: string) =>
+          Effect.gen(function*() {
+            starts.push(yield* Clock.currentTimeMillis)
+            yield* Effect.sleep("1 minute")
+            return yield* new SinkDown({ message: "slow and failing" })
+          })
+        const breaker = yield* CircuitBreaker.make({ name: "slow" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "slow",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory(),
+          maxAge: "1 minute"
+        })
+        assert.strictEqual((yield* queue.send("m", { key: "k" }))._tag, "Queued")
+        yield* breaker.reset()
+        yield* TestClock.adjust("10 minutes")
+        // The first attempt started at once and failed at 1:00, when the message had waited maxAge: no second one.
+        assert.deepStrictEqual(starts, [0])
+        const [dead] = yield* queue.deadLetters
+        assert.strictEqual(dead.deadAt, 60_000)
+        assert.match(dead.lastError, /^still failing after 1m: /)
       }).pipe(Effect.scoped))
 
     for (const order of ["as stored", "reversed"] as const) {
