@@ -62,7 +62,7 @@ import * as Stream from "effect/Stream"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
 import { failIfInterrupted } from "./internal/interrupted.ts"
-import { Lazy, RedactedString, satisfying, sentinelFields } from "./internal/options.ts"
+import { Lazy, RedactedString, satisfying, sentinelFields, ttlIssue, ttlMillis } from "./internal/options.ts"
 import * as RedisSentinel from "./RedisSentinel.ts"
 
 // -----------------------------------------------------------------------------
@@ -170,6 +170,7 @@ export interface RedisStore {
   /** The full Redis key for `key`: the prefix, then the key (for scripts run through `eval`). */
   readonly key: (key: string) => string
   readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisStoreError>
+  /** Writes the value; a `ttl` that is not a positive duration fails (nothing is written). */
   readonly set: (
     key: string,
     value: string,
@@ -178,7 +179,8 @@ export interface RedisStore {
   /** Deletes the key; `true` when it was there. */
   readonly remove: (key: string) => Effect.Effect<boolean, RedisStoreError>
   /**
-   * Adds `by` (an integer, default 1) atomically and returns the new value; `ttl` is set when the key has none yet.
+   * Adds `by` (an integer, default 1) atomically and returns the new value; `ttl` is set when the key has none yet
+   * (one that is not a positive duration fails, as `set`'s).
    */
   readonly increment: (
     key: string,
@@ -236,7 +238,7 @@ const defaultConnectTimeout = Duration.seconds(5)
 const defaultUrl = "redis://127.0.0.1:6379"
 
 const incrementScript = Redis.script(
-  (key: string, by: number, ttlMillis: number) => [key, by, ttlMillis],
+  (key: string, by: number, ttl: number) => [key, by, ttl],
   {
     numberOfKeys: 1,
     lua: `local value = redis.call("INCRBY", KEYS[1], ARGV[1])
@@ -276,18 +278,8 @@ const LayerOptionsSchema = Schema.Struct({
 
 const decoding = { kind: "Redis store", policy: "RedisStore" }
 
-// Redis takes whole milliseconds: a TTL rounds up to the next one, and to at least 1 (0 would be an error). An
-// infinite TTL (or none) is 0: no expiry.
-const ttlMillis = (ttl: Duration.Input | undefined): number => {
-  if (ttl === undefined) return 0
-  const millis = Duration.toMillis(ttl)
-  return Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : 0
-}
-
-const ttlArgs = (ttl: Duration.Input | undefined): ReadonlyArray<string> => {
-  const millis = ttlMillis(ttl)
-  return millis === 0 ? [] : ["PX", String(millis)]
-}
+const badTtl = (operation: string, key: string, ttl: unknown) =>
+  new RedisStoreError({ operation, key, message: ttlIssue(ttl) })
 
 /**
  * Makes the store on the `Redis` service in context. Invalid options fail with `PolicyConfigError`.
@@ -352,21 +344,18 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
       prefix,
       key,
       get: (k) => run("get", k, Effect.map(redis.send<string | null>("GET", key(k)), Option.fromNullishOr)),
-      set: (k, value, opts) => run("set", k, Effect.asVoid(redis.send("SET", key(k), value, ...ttlArgs(opts?.ttl)))),
+      set: (k, value, opts) => {
+        const millis = ttlMillis(opts?.ttl)
+        if (millis === undefined) return Effect.fail(badTtl("set", k, opts?.ttl))
+        const expiry = millis === 0 ? [] : ["PX", String(millis)]
+        return run("set", k, Effect.asVoid(redis.send("SET", key(k), value, ...expiry)))
+      },
       remove: (k) => run("remove", k, Effect.map(redis.send<number>("DEL", key(k)), (n) => n > 0)),
-      increment: (k, by = 1, opts) =>
-        run(
-          "increment",
-          k,
-          Effect.map(
-            redis.eval(incrementScript)(
-              key(k),
-              by,
-              ttlMillis(opts?.ttl)
-            ),
-            Number
-          )
-        ),
+      increment: (k, by = 1, opts) => {
+        const millis = ttlMillis(opts?.ttl)
+        if (millis === undefined) return Effect.fail(badTtl("increment", k, opts?.ttl))
+        return run("increment", k, Effect.map(redis.eval(incrementScript)(key(k), by, millis), Number))
+      },
       publish: (channel, message) => run("publish", channel, redis.send<number>("PUBLISH", key(channel), message)),
       subscribe: (channel, subscribeOptions) => {
         const onResubscribed = subscribeOptions?.onResubscribed

@@ -100,7 +100,7 @@ import { decode, DurationInput, type PolicyConfigError, PositiveInt } from "@eff
 import * as PullMetric from "@effect-resilience/core/PullMetric"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -113,6 +113,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { failIfInterrupted } from "./internal/interrupted.ts"
+import { ttlIssue, ttlMillis } from "./internal/options.ts"
 import * as internal from "./internal/resilientRedis.ts"
 import { RedisStore, RedisStoreError } from "./RedisStore.ts"
 
@@ -366,13 +367,6 @@ const tombstoneMillis = 24 * 60 * 60 * 1000
 // Parallel file reads and removes in the fallback during a replay or a re-seed.
 const fileConcurrency = 16
 
-// Redis takes whole milliseconds (as RedisStore does): at least 1; an infinite TTL is none.
-const ttlMillis = (ttl: Duration.Input | undefined): number | undefined => {
-  if (ttl === undefined) return undefined
-  const millis = Duration.toMillis(ttl)
-  return Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : undefined
-}
-
 // A write for the replay: a removed value, or one expired by now, replays as a remove stamped with its time.
 const toWrite = (
   key: string,
@@ -609,7 +603,11 @@ export const make: (
   ): Effect.Effect<void, ResilientRedisError> =>
     writeLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
-        const ttl = ttlMillis(opts?.ttl)
+        const millis = ttlMillis(opts?.ttl)
+        if (millis === undefined) {
+          return Effect.fail(new ResilientRedisError({ operation: "set", key, description: ttlIssue(opts?.ttl) }))
+        }
+        const ttl = millis === 0 ? undefined : millis
         if (pending.length > 0) return journal("set", key, value, ttl)
         return Effect.flatMap(Clock.currentTimeMillis, (at) =>
           Effect.flatMap(redisWrite(restore, "s", key, value, at, ttl), (result) => {

@@ -159,6 +159,25 @@ describe("RedisStore", () => {
     10_000
   )
 
+  it.live("a ttl that is not a positive duration fails, naming ttl, and writes nothing (as FallbackStore's)", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        yield* store.set("session", "alice")
+        for (const ttl of [0, -1000, "-1 second", Number.NaN] as const) {
+          const set = yield* Effect.flip(store.set("session", "bob", { ttl }))
+          assert.strictEqual(set.message, `Expected ttl to be a positive duration, got ${String(ttl)}`)
+          const increment = yield* Effect.flip(store.increment("hits", 1, { ttl }))
+          assert.deepStrictEqual([increment.operation, increment.key], ["increment", "hits"])
+        }
+        // Sent, such a ttl would have expired the key at once: a write acknowledged and lost.
+        assert.deepStrictEqual(yield* store.get("session"), Option.some("alice"))
+        assert.deepStrictEqual(yield* store.get("hits"), Option.none())
+        // An infinite ttl is none.
+        yield* store.set("session", "carol", { ttl: Infinity })
+        assert.deepStrictEqual(yield* store.get("session"), Option.some("carol"))
+      })
+    ))
+
   it.live("the default prefix is resilience:", () =>
     withStore((store, _, redis) =>
       Effect.gen(function*() {

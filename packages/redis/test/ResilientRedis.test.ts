@@ -506,6 +506,21 @@ describe("ResilientRedis under faults (issue 15)", () => {
     20_000
   )
 
+  it.live("a ttl that is not a positive duration fails, naming ttl, and writes nothing", () =>
+    withServer((_, directory) =>
+      Effect.gen(function*() {
+        const cache = yield* open(directory)
+        yield* cache.set("session", "alice")
+        const error = yield* Effect.flip(cache.set("session", "bob", { ttl: "-1 second" }))
+        assert.strictEqual(
+          error.message,
+          `Redis and its fallback could not set "session": Expected ttl to be a positive duration, got -1 second`
+        )
+        yield* Effect.sleep("20 millis")
+        assert.deepStrictEqual(yield* cache.get("session"), Option.some("alice"))
+      }).pipe(Effect.scoped)
+    ))
+
   it.live(
     "health says Connecting until a lazy client's first successful round trip",
     () =>

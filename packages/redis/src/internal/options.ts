@@ -5,6 +5,8 @@
  * @internal
  */
 import { DurationInput } from "@effect-resilience/core/PolicyConfig"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
@@ -63,3 +65,21 @@ export const sentinelFields = {
   connectTimeout: Schema.optional(DurationInput({ positive: true })),
   lazy: Lazy
 }
+
+/**
+ * A TTL in Redis' whole milliseconds, rounded up: `0` for none (absent, or infinite), `undefined` for a value that is
+ * not a positive duration, which is refused (sent, Redis would expire the key at once: a write acknowledged and lost).
+ *
+ * @internal
+ */
+export const ttlMillis = (ttl: Duration.Input | undefined): number | undefined => {
+  if (ttl === undefined) return 0
+  const duration = Duration.fromInput(ttl)
+  if (Option.isNone(duration)) return undefined
+  const millis = Duration.toMillis(duration.value)
+  if (!(millis > 0)) return undefined
+  return Number.isFinite(millis) ? Math.ceil(millis) : 0
+}
+
+/** Why a TTL was refused, as `FallbackStore` says it. @internal */
+export const ttlIssue = (ttl: unknown): string => `Expected ttl to be a positive duration, got ${String(ttl)}`
