@@ -474,11 +474,20 @@ const capped = (
   cap: Duration.Input | undefined
 ): Schedule.Schedule<Duration.Duration> => cap === undefined ? schedule : Schedule.min([schedule, Schedule.spaced(cap)])
 
-const BackoffSchema = Schema.Struct({
+// A cap below the base would make every delay the cap: most likely a unit mistake.
+const capAtLeastBase = Schema.makeFilter((o: { readonly base: unknown; readonly cap?: unknown }) =>
+  o.cap === undefined || millisOf(o.cap as Duration.Input) >= millisOf(o.base as Duration.Input)
+    ? undefined
+    : { path: ["cap"], issue: `Expected at least base (${millisOf(o.base as Duration.Input)} millis)` }
+)
+
+const backoffFields = {
   base: DurationInput({ positive: true }),
   cap: Schema.optional(DurationInput({ positive: true })),
   times: NonNegativeInt
-})
+}
+
+const BackoffSchema = Schema.Struct(backoffFields).check(capAtLeastBase)
 
 const backoffRaw = (options: {
   readonly base: Duration.Input
@@ -514,7 +523,9 @@ export const exponential = (options: {
 }): Schedule.Schedule<Duration.Duration> => {
   const factor = orDefault(options.factor, 2)
   check(
-    Schema.Struct({ ...BackoffSchema.fields, factor: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(1)) }),
+    Schema.Struct({ ...backoffFields, factor: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(1)) }).check(
+      capAtLeastBase
+    ),
     { ...backoffRaw(options), factor },
     "exponential"
   )
@@ -630,13 +641,7 @@ export const decorrelatedJitter = (options: {
       base: DurationInput({ positive: true }),
       cap: DurationInput({ positive: true }),
       times: NonNegativeInt
-    }).check(
-      Schema.makeFilter((o: { readonly base: unknown; readonly cap: unknown }) =>
-        millisOf(o.cap as Duration.Input) >= millisOf(o.base as Duration.Input)
-          ? undefined
-          : { path: ["cap"], issue: `Expected at least base (${millisOf(o.base as Duration.Input)} millis)` }
-      )
-    ),
+    }).check(capAtLeastBase),
     { base: options.base, cap: options.cap, times: options.times },
     "decorrelatedJitter"
   )

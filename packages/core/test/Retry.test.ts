@@ -201,10 +201,15 @@ describe("Retry", () => {
       assert.deepStrictEqual(thrown(() => Retry.constant({ delay: -5, times: 1 })), [
         "delay: Expected a non-negative duration, got -5 millis"
       ])
-      assert.deepStrictEqual(
-        thrown(() => Retry.decorrelatedJitter({ base: "1 second", cap: "500 millis", times: 3 })),
-        ["cap: Expected at least base (1000 millis), got \"500 millis\""]
-      )
+      // A cap below the base would make every delay the cap: a unit mistake, caught by every backoff alike.
+      for (
+        const backoff of [Retry.decorrelatedJitter, Retry.exponential, Retry.linear, Retry.fibonacci] as const
+      ) {
+        assert.deepStrictEqual(
+          thrown(() => backoff({ base: "1 second", cap: "500 millis", times: 3 })),
+          ["cap: Expected at least base (1000 millis), got \"500 millis\""]
+        )
+      }
       assert.deepStrictEqual(thrown(() => Retry.fibonacci({ base: "1 second", times: 2 })), [])
     })
   })
