@@ -102,7 +102,15 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as internal from "./internal/fallbackStore.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import {
+  decode,
+  DurationInput,
+  millisOf,
+  orDefault,
+  type PolicyConfigError,
+  PositiveInt,
+  withVariables
+} from "./PolicyConfig.ts"
 
 /**
  * The brand every fallback store carries.
@@ -1184,4 +1192,19 @@ export const layerConfig = (
   FallbackStore,
   Config.ConfigError | PolicyConfigError | FallbackStoreError,
   FileSystem.FileSystem | Path.Path
-> => Layer.effect(FallbackStore, Effect.flatMap(options, make))
+> =>
+  Layer.effect(
+    FallbackStore,
+    Effect.flatMap(options, (read) =>
+      options === config
+        // Read from the environment: an option out of range is reported under the variable the operator set.
+        ? Effect.catchTag(make(read), "PolicyConfigError", (error) => Effect.fail(withVariables(error, variables)))
+        : make(read))
+  )
+
+const variables = {
+  directory: "FALLBACK_STORE_DIR",
+  maxEntries: "FALLBACK_STORE_MAX_ENTRIES",
+  maxBytes: "FALLBACK_STORE_MAX_BYTES",
+  sweepInterval: "FALLBACK_STORE_SWEEP_INTERVAL"
+}

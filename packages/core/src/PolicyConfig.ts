@@ -295,6 +295,40 @@ export const decode = <S extends Schema.Top>(
   )
 
 /**
+ * Names the configuration variables in a `PolicyConfigError` about options read from configuration: an issue on
+ * `maxEntries` reads `FALLBACK_STORE_MAX_ENTRIES (maxEntries)`, the variable an operator set. `variables` maps each
+ * option to its variable; issues on other options are left as they are.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * const error = new PolicyConfig.PolicyConfigError({
+ *   kind: "server",
+ *   policy: "api",
+ *   issues: [{ path: "port", message: "Expected a value greater than or equal to 1, got 0" }]
+ * })
+ * PolicyConfig.withVariables(error, { port: "PORT" }).issues[0].path // "PORT (port)"
+ * ```
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const withVariables = (
+  error: PolicyConfigError,
+  variables: Readonly<Record<string, string>>
+): PolicyConfigError =>
+  new PolicyConfigError({
+    kind: error.kind,
+    policy: error.policy,
+    issues: error.issues.map((issue) => {
+      const option = /^[^.[]+/.exec(issue.path)?.[0]
+      const variable = option === undefined ? undefined : variables[option]
+      return variable === undefined ? issue : { path: `${variable} (${issue.path})`, message: issue.message }
+    })
+  })
+
+/**
  * A `PolicyConfigError` with one issue, for a rule a Schema cannot see (a duplicate name in a registry, say).
  *
  * @example

@@ -732,6 +732,11 @@ describe("FallbackStore (file) on disk", () => {
         Effect.provide(current, withEnv({ FALLBACK_STORE_DIR: dir, FALLBACK_STORE_MAX_ENTRIES: "0" }))
       )
       assert.strictEqual(outOfRange._tag, "PolicyConfigError")
+      // Named by the variable the operator set, and the option it fills.
+      assert.include(
+        outOfRange.message,
+        "FALLBACK_STORE_MAX_ENTRIES (maxEntries): Expected a value greater than or equal to 1, got 0"
+      )
     })))
 })
 

@@ -47,7 +47,7 @@
  *
  * @since 0.1.0
  */
-import { decode, DurationInput, type PolicyConfigError } from "@effect-resilience/core/PolicyConfig"
+import { decode, DurationInput, type PolicyConfigError, withVariables } from "@effect-resilience/core/PolicyConfig"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -498,14 +498,23 @@ export const layerConfig = (): Layer.Layer<
   RedisStoreError | PolicyConfigError | Config.ConfigError
 > =>
   Layer.unwrap(
-    Effect.map(
+    Effect.flatMap(
       Config.all({
         url: Config.String("REDIS_URL").pipe(Config.withDefault(defaultUrl)),
         password: Config.option(Config.Redacted("REDIS_PASSWORD")),
         prefix: Config.String("REDIS_PREFIX").pipe(Config.withDefault(defaultPrefix)),
         lazy: Config.Boolean("REDIS_LAZY").pipe(Config.withDefault(false))
       }),
-      ({ lazy, password, prefix, url }) => layer({ url, prefix, lazy, password: Option.getOrUndefined(password) })
+      ({ lazy, password, prefix, url }) => {
+        const options = { url, prefix, lazy, password: Option.getOrUndefined(password) }
+        // Checked here first, so that a value out of range is reported under the variable the operator set.
+        return decode(LayerOptionsSchema, options, decoding).pipe(
+          Effect.mapError((error) =>
+            withVariables(error, { url: "REDIS_URL", password: "REDIS_PASSWORD", prefix: "REDIS_PREFIX" })
+          ),
+          Effect.as(layer(options))
+        )
+      }
     )
   )
 

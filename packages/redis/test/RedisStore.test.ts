@@ -216,8 +216,9 @@ describe("RedisStore", () => {
         Effect.provide(theStore, fromConfig({ REDIS_URL: "http://user:hunter2@example.com" }))
       )
       assert(invalid._tag === "PolicyConfigError")
+      // Named by the variable the operator set, and the option it fills.
       assert.deepStrictEqual(invalid.issues, [{
-        path: "url",
+        path: "REDIS_URL (url)",
         message: "Expected a redis:// or rediss:// URL, got a http: URL"
       }])
       assert.notInclude(invalid.message, "hunter2")
