@@ -930,8 +930,17 @@ const TripPolicySchema = Schema.Union([
   }).check(minimumFitsWindow)
 ])
 
+// "." and ".." are path segments a URL collapses: no HTTP client could reach such a breaker by name.
+const BreakerName = Schema.NonEmptyString.check(
+  Schema.makeFilter((name: string) =>
+    name === "." || name === ".."
+      ? "Expected a name other than \".\" and \"..\" (a URL path collapses them: the HTTP API could not reach it)"
+      : undefined
+  )
+)
+
 const OptionsSchema = Schema.Struct({
-  name: Schema.NonEmptyString,
+  name: BreakerName,
   trip: Schema.Array(TripPolicySchema),
   openDuration: Schema.Unknown.check(Schema.makeFilter((input) => {
     if (Schedule.isSchedule(input)) return undefined

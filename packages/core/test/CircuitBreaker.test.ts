@@ -1278,6 +1278,10 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual(yield* invalid({ name: "" }), [
           "name: Expected a value with a length of at least 1, got \"\""
         ])
+        assert.deepStrictEqual(yield* invalid({ name: ".." }), [
+          "name: Expected a name other than \".\" and \"..\" (a URL path collapses them: the HTTP API could not reach it), " +
+          "got \"..\""
+        ])
         // 10 buckets of 5 ms would be whole milliseconds only as 10 buckets of 1 ms: a window of 10 ms, not 5.
         assert.deepStrictEqual(
           yield* invalid({
