@@ -572,7 +572,13 @@ const docs = HttpRouter.use(Effect.fnUntraced(function*(router) {
     `${ResilienceApi.prefix}/docs`,
     Effect.match(page, {
       onFailure: (error) => problem(503, "Service Unavailable", `The docs page could not be built: ${error.message}`),
-      onSuccess: (html) => HttpServerResponse.html(html)
+      // Not to be framed (clickjacking), nor to pass its URL on; Scalar's inline scripts need no more than that.
+      onSuccess: (html) =>
+        HttpServerResponse.html(html).pipe(HttpServerResponse.setHeaders({
+          "content-security-policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+          "x-content-type-options": "nosniff",
+          "referrer-policy": "no-referrer"
+        }))
     })
   )
 }))

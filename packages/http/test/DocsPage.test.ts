@@ -15,6 +15,9 @@ describe("the docs page", () => {
       assert.include(docs.text, `<script>${javascript}</script>`)
       assert.include(docs.text, `"content":`)
       assert.include(docs.text, `"agent":{"disabled":true}`)
+      // Not to be framed by another site, as the dashboard is not.
+      assert.include(docs.headers["content-security-policy"], "frame-ancestors 'none'")
+      assert.strictEqual(docs.headers["x-content-type-options"], "nosniff")
     }).pipe(Effect.provide(Server())))
 
   it("decodes every escape of a JavaScript string literal, an escaped backslash included", () => {
