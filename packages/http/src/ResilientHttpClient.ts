@@ -128,7 +128,7 @@ export interface RetryOptions {
   readonly times?: number | undefined
   /** The first backoff delay, doubling after each retry (jittered x0.8-1.2). Default: 100 millis. */
   readonly base?: Duration.Input | undefined
-  /** The longest backoff delay. Default: 5 seconds. */
+  /** The longest backoff delay before jitter (so a delay is at most 1.2 times it). Default: 5 seconds. */
   readonly cap?: Duration.Input | undefined
   /** The longest `Retry-After` worth waiting for; a longer one ends the retries. Default: 30 seconds. */
   readonly maxRetryAfter?: Duration.Input | undefined

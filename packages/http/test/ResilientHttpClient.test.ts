@@ -149,6 +149,27 @@ describe("ResilientHttpClient", () => {
         assert.sameMembers(keys, ["default", down.host, up.host])
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+    it.live("where relative URLs resolve against a page's location (a browser), they share their host's circuit", () =>
+      Effect.gen(function*() {
+        const server = yield* flakyServer({ "/a": [status(503)], "/b": [status(503)] })
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            ;(globalThis as { location?: unknown }).location = { origin: `http://${server.host}`, pathname: "/" }
+          }),
+          () => Effect.sync(() => delete (globalThis as { location?: unknown }).location)
+        )
+        const { client, middleware } = yield* clientWith({
+          name: "relative",
+          retry: false,
+          circuitBreaker: { trip: CircuitBreaker.consecutive(2), openDuration: "1 minute" }
+        })
+        assert.strictEqual((yield* client.get("/a")).status, 503)
+        assert.strictEqual((yield* client.get("/b")).status, 503)
+        const keys = (yield* middleware.circuitBreaker.snapshots).map((snapshot) => snapshot.key)
+        assert.sameMembers(keys, ["default", server.host])
+        assert.strictEqual(yield* middleware.circuitBreaker.stateKey(server.host), "Open")
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
     it.live("a 404 is not a failure; isFailureResponse decides which statuses are", () =>
       Effect.gen(function*() {
         const server = yield* flakyServer({ "/missing": [status(404)], "/limited": [status(429)] })
@@ -429,6 +450,19 @@ describe("ResilientHttpClient", () => {
         const listed = yield* clientWith({ name: "listed", retry: { times: 2, ...fast, methods: ["POST"] } })
         assert.strictEqual((yield* listed.client.post(server.url("/listed"))).status, 201)
         assert.strictEqual(server.hits("/listed"), 2)
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+    it.live("a PUT whose body is a Web stream (HttpClientRequest.fromWeb) is sent once: it was read as it went", () =>
+      Effect.gen(function*() {
+        const server = yield* flakyServer({ "/put": [status(503), status(200)] })
+        const { client } = yield* clientWith({ name: "raw-stream", retry: { times: 2, ...fast } })
+        const request = HttpClientRequest.fromWeb(
+          new Request(server.url("/put"), { method: "PUT", body: "payload", headers: { "content-type": "text/plain" } })
+        )
+        assert.strictEqual(request.body._tag, "Raw")
+        // Not retried with a stream already read (a TransportError): the caller gets the host's answer.
+        assert.strictEqual((yield* client.execute(request)).status, 503)
+        assert.strictEqual(server.hits("/put"), 1)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
     it.live("a request that is not retried still gets the timeout and the breaker", () =>

@@ -8,6 +8,7 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import type * as HttpBody from "effect/http/HttpBody"
 import type * as HttpClientRequest from "effect/http/HttpClientRequest"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import type * as HttpMethod from "effect/http/HttpMethod"
@@ -59,7 +60,16 @@ export const isReplayable = (
   request: HttpClientRequest.HttpClientRequest,
   methods: ReadonlySet<string>
 ): boolean =>
-  request.body._tag !== "Stream" && (methods.has(request.method) || request.headers["idempotency-key"] !== undefined)
+  !isStreamBody(request.body) && (methods.has(request.method) || request.headers["idempotency-key"] !== undefined)
+
+// A body read as it is sent: an Effect stream, or a raw Web or Node stream (`HttpClientRequest.fromWeb` makes one).
+const isStreamBody = (body: HttpBody.HttpBody): boolean => {
+  if (body._tag === "Stream") return true
+  if (body._tag !== "Raw" || typeof body.body !== "object" || body.body === null) return false
+  const raw = body.body as { readonly pipe?: unknown }
+  return (typeof ReadableStream !== "undefined" && raw instanceof ReadableStream) || Symbol.asyncIterator in raw ||
+    typeof raw.pipe === "function"
+}
 
 /**
  * The circuit a request belongs to: its URL's host (with the port), or the whole URL when it has none.
@@ -67,8 +77,17 @@ export const isReplayable = (
  * @internal
  */
 export const hostKey = (request: HttpClientRequest.HttpClientRequest): string => {
-  const url = URL.parse(request.url)
+  const url = URL.parse(request.url, baseUrl())
   return url === null || url.host === "" ? request.url : url.host
+}
+
+// What Effect resolves a relative URL against where there is a `location` (a browser): the page's.
+const baseUrl = (): string | undefined => {
+  const location = (globalThis as { readonly location?: { readonly origin?: string; readonly pathname?: string } })
+    .location
+  return location?.origin === undefined || location.pathname === undefined
+    ? undefined
+    : URL.parse(location.origin + location.pathname)?.href
 }
 
 /**
