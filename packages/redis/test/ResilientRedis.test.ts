@@ -261,6 +261,19 @@ const collectEvents = (cache: Cache) =>
     return events
   })
 
+/** One "process" on `directory`: Redis is killed, then `writes` go to its journal, and the process ends. */
+const journalWhileDown = (
+  server: RedisServer.RedisServer,
+  directory: string,
+  writes: ReadonlyArray<readonly [string, string]>
+) =>
+  Effect.gen(function*() {
+    const first = yield* open(directory)
+    yield* server.kill
+    for (const [key, value] of writes) yield* first.set(key, value)
+    assert.strictEqual((yield* first.snapshot).pending, writes.length)
+  }).pipe(Effect.scoped)
+
 /**
  * The RedisStore in context, but its first `failures` replay writes (the `apply` script) fail as a timeout would: the
  * ping that starts a replay got through, and Redis went away again at once.
@@ -421,14 +434,7 @@ describe("ResilientRedis under faults (issue 15)", () => {
       () =>
         withServer((server, directory) =>
           Effect.gen(function*() {
-            yield* Effect.gen(function*() {
-              const first = yield* open(directory)
-              yield* server.kill
-              yield* first.set("a", "1")
-              yield* first.set("b", "2")
-              yield* first.set("c", "3")
-              assert.strictEqual((yield* first.snapshot).pending, 3)
-            }).pipe(Effect.scoped)
+            yield* journalWhileDown(server, directory, [["a", "1"], ["b", "2"], ["c", "3"]])
             // Flip a byte in the value of the entry that journaled "b" (seq 1), as a torn write would: the fallback
             // store drops the file as it starts.
             const file = readdirSync(directory)
@@ -475,13 +481,7 @@ describe("ResilientRedis under faults (issue 15)", () => {
     () =>
       withServer((server, directory) =>
         Effect.gen(function*() {
-          yield* Effect.gen(function*() {
-            const first = yield* open(directory)
-            yield* server.kill
-            yield* first.set("a", "1")
-            yield* first.set("b", "2")
-            assert.strictEqual((yield* first.snapshot).pending, 2)
-          }).pipe(Effect.scoped)
+          yield* journalWhileDown(server, directory, [["a", "1"], ["b", "2"]])
           // The entry of "b" (seq 1) holds what no version wrote: its file is sound, its content is not an entry.
           yield* Effect.gen(function*() {
             const fallback = yield* FallbackStore.FallbackStore
