@@ -1462,6 +1462,10 @@ export const make: <A = unknown>(
       admit: (fiber) => admitsClosed(host) ? new BreakerCall(host, defaultKey).admitClosed(fiber) : undefined
     })
 
+    // Listed first: a name already taken fails here, before this breaker's series replace the live one's (Effect's
+    // metric registry keeps the last series of an identity) and before it joins the fleet.
+    yield* enlist("circuit breaker", name, (listing) => listing.add(breaker), (listing) => listing.remove(breaker))
+
     // Pull-based metrics: the registry reads these counters when it exports, so calls never touch a metric.
     const by = { breaker: name }
     yield* metrics.register([
@@ -1504,7 +1508,6 @@ export const make: <A = unknown>(
       })
     }
 
-    yield* enlist("circuit breaker", name, (listing) => listing.add(breaker), (listing) => listing.remove(breaker))
     return breaker
   })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Effect, Exit, Layer, Metric, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
@@ -71,6 +71,30 @@ describe("CircuitBreakerRegistry", () => {
         message: "Expected a name not yet registered, but \"db\" is taken"
       }])
     }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
+
+  it.effect("a refused second breaker leaves the live one's metrics as they were, in its scope or after it", () =>
+    Effect.gen(function*() {
+      const failures = Metric.snapshot.pipe(Effect.map((all) => {
+        const found = all.find((m) =>
+          m.id === "circuit_breaker_calls_total" && m.attributes?.["breaker"] === "db" &&
+          m.attributes?.["outcome"] === "failure"
+        )
+        return (found?.state as { readonly count?: number } | undefined)?.count
+      }))
+      const db = yield* CircuitBreaker.make({ name: "db" })
+      yield* Effect.ignore(db.protect(Effect.fail("boom")))
+      yield* Effect.ignore(db.protect(Effect.fail("boom")))
+      assert.strictEqual(yield* failures, 2)
+      // Refused in a scope of its own, which then closes; then refused in the live breaker's scope.
+      assert.strictEqual(
+        (yield* Effect.flip(Effect.scoped(CircuitBreaker.make({ name: "db" }))))._tag,
+        "PolicyConfigError"
+      )
+      assert.strictEqual(yield* failures, 2)
+      assert.strictEqual((yield* Effect.flip(CircuitBreaker.make({ name: "db" })))._tag, "PolicyConfigError")
+      yield* Effect.ignore(db.protect(Effect.fail("boom")))
+      assert.strictEqual(yield* failures, 3)
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer), Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("a breaker leaves the registry when its scope closes, and its name is free again", () =>
     Effect.gen(function*() {
