@@ -157,7 +157,13 @@ describe("agent service configuration", () => {
     [
       "RESILIENCE_ADMIN_TOKEN has at least 8 characters",
       { RESILIENCE_ADMIN_TOKEN: "s3cr3t7" },
-      "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters"
+      "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters, no whitespace"
+    ],
+    [
+      // A secret file's trailing newline: no Bearer header could carry it, every admin request would be a 401.
+      "RESILIENCE_ADMIN_TOKEN has no whitespace",
+      { RESILIENCE_ADMIN_TOKEN: "s3cr3t7-long\n" },
+      "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters, no whitespace"
     ],
     [
       "BREAKER_OPEN_DURATION is a duration",

@@ -83,7 +83,7 @@ const expected = {
   REDIS_PASSWORD: "a non-empty password",
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
-  RESILIENCE_ADMIN_TOKEN: "at least 8 characters",
+  RESILIENCE_ADMIN_TOKEN: "at least 8 characters, no whitespace",
   BREAKER_OPEN_DURATION: "a positive duration, e.g. \"2 seconds\"",
   SHUTDOWN_TIMEOUT: "a duration, e.g. \"10 seconds\"",
   FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
@@ -147,7 +147,10 @@ const Variables = Schema.Struct({
   REDIS_SENTINELS: Schema.optional(Sentinels),
   // Defaults to "mymaster" only with REDIS_SENTINELS (below): set alone, it is a mistake worth reporting.
   REDIS_SENTINEL_MASTER: Schema.optional(Schema.Trim.check(Schema.isNonEmpty())),
-  RESILIENCE_ADMIN_TOKEN: Schema.optional(Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8)))),
+  // A Bearer token carries no whitespace: one configured with it (a secret file's trailing newline) could never match.
+  RESILIENCE_ADMIN_TOKEN: Schema.optional(
+    Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8), Schema.isPattern(/^\S*$/)))
+  ),
   // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target).
   BREAKER_OPEN_DURATION: Schema.DurationFromString.check(Schema.makeFilter(Duration.isPositive)).pipe(
     withDefault(Duration.seconds(2))

@@ -91,7 +91,10 @@ import * as ResilienceApi from "./ResilienceApi.ts"
  * @category models
  */
 export interface Options {
-  /** The admin token. Default: config `RESILIENCE_ADMIN_TOKEN`; neither set: admin routes answer 403. */
+  /**
+   * The admin token. Default: config `RESILIENCE_ADMIN_TOKEN`; neither set: admin routes answer 403. One with
+   * whitespace fails with `PolicyConfigError` (a Bearer token cannot carry it).
+   */
   readonly adminToken?: Redacted.Redacted<string> | undefined
   /** Breakers whose being open takes the instance out of rotation (`/health/ready` 503, `/health` unhealthy). */
   readonly criticalBreakers?: ReadonlyArray<string> | undefined
@@ -138,6 +141,15 @@ const settings = (options: Options | undefined) =>
       : yield* Config.option(Config.Redacted("RESILIENCE_ADMIN_TOKEN"))
     // An empty token would make "no token" a credential: treat it as not configured.
     const adminToken = Option.filter(configured, (t) => Redacted.value(t).length > 0)
+    // A Bearer token carries no whitespace, so one configured with it (a secret file's trailing newline) could never
+    // be presented: every admin request would be a 401. Refused at startup instead, without showing the token.
+    if (Option.isSome(adminToken) && /\s/.test(Redacted.value(adminToken.value))) {
+      return yield* PolicyConfig.error(
+        { kind: "resilience http", policy: "ResilienceHttp" },
+        options?.adminToken !== undefined ? "adminToken" : "RESILIENCE_ADMIN_TOKEN (adminToken)",
+        "Expected a token without whitespace (a Bearer token cannot carry it; a trailing newline, say)"
+      )
+    }
     return { ...decoded, adminToken: Option.getOrUndefined(adminToken) } satisfies Settings
   })
 

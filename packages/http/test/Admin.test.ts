@@ -95,6 +95,18 @@ describe("admin controls", () => {
       Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ RESILIENCE_ADMIN_TOKEN: "from-env" })))
     ))
 
+  it.effect("a token with whitespace, which no Bearer header can carry, is refused at startup without showing it", () =>
+    Effect.gen(function*() {
+      const given = yield* Effect.flip(Effect.scoped(Layer.build(Server({ adminToken: Redacted.make("s3cret two") }))))
+      assert.strictEqual(given._tag, "PolicyConfigError")
+      assert.include(given.message, "adminToken: Expected a token without whitespace")
+      assert.notInclude(given.message, "s3cret")
+      const fromEnv = yield* Effect.flip(Effect.scoped(Layer.build(Server()))).pipe(
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ RESILIENCE_ADMIN_TOKEN: "from-file\n" })))
+      )
+      assert.include(fromEnv.message, "RESILIENCE_ADMIN_TOKEN (adminToken): Expected a token without whitespace")
+    }))
+
   it.effect("every action is published and logged with breaker, key and result, never the token", () =>
     Effect.gen(function*() {
       lines.length = 0
