@@ -1,6 +1,6 @@
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Logger, Option, Schedule, Stream } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as RedisSentinel from "../src/RedisSentinel.ts"
 import * as RedisStore from "../src/RedisStore.ts"
@@ -14,6 +14,10 @@ const services = Effect.all({ store: RedisStore.RedisStore, redis: Redis.Redis, 
 const servicesOf = <E>(
   layer: Layer.Layer<RedisStore.RedisStore | Redis.Redis | RedisSentinel.RedisSentinel, E>
 ) => Effect.flatMap(Layer.build(layer), (context) => Effect.provide(services, context))
+
+/** Retries `self` every 50 ms for up to 10 s. */
+const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "10 seconds" })))
 
 describe("RedisSentinel", () => {
   it.live(
@@ -85,6 +89,52 @@ describe("RedisSentinel", () => {
         assert.deepStrictEqual(yield* Fiber.join(received), ["after"])
       }).pipe(Effect.scoped),
     30_000
+  )
+
+  it.live(
+    "a subscription follows the master back after a switch to a master that never answers",
+    () => {
+      const logged: Array<string> = []
+      return Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, downAfterMillis: 60_000 })
+        // A second "sentinel" announcing a switch to an address where nothing listens: a stale announcement, or a
+        // promoted replica gone before anyone connected to it.
+        const announcer = yield* RedisServer.make()
+        const nowhere = yield* RedisServer.freePort
+        const { sentinel, store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
+          timeout: "500 millis"
+        }))
+        const messages = yield* store.subscribe("events")
+        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+        yield* eventually(Effect.filterOrFail(
+          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
+          (reply) => reply.endsWith(":1\r\n")
+        ))
+        yield* RedisServer.command(announcer.port, [
+          "PUBLISH",
+          "+switch-master",
+          `${masterName} 127.0.0.1 ${master.port} 127.0.0.1 ${nowhere}`
+        ])
+        // The store switches there, fails to connect, asks the sentinels again and comes back, within milliseconds
+        // (too fast to poll `sentinel.master` for): its log says both.
+        const movedThere = () => logged.some((line) => line.includes("moved") && line.endsWith(`:${nowhere}`))
+        yield* eventually(Effect.suspend(() => movedThere() ? Effect.void : Effect.fail("not yet there")))
+        yield* eventually(Effect.filterOrFail(sentinel.master, (m) => m.port === master.port))
+        // ...and so does the subscription: it does not wait for ever on the open that cannot connect.
+        yield* eventually(Effect.filterOrFail(store.publish("events", "back"), (receivers) => receivers === 1))
+        assert.deepStrictEqual([...yield* Fiber.join(received)], ["back"])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Logger.layer([Logger.make(({ message }) => {
+          logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+        })], { mergeWithExisting: true }))
+      )
+    },
+    40_000
   )
 
   it.live("invalid options fail with PolicyConfigError naming each field", () =>

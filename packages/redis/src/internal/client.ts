@@ -422,9 +422,10 @@ export const makeRedis = (
 
       // The first subscriber fails on its first connection error (the caller learns at once that Redis is away, as
       // with `NodeRedis`); one that replaces it after a switch keeps retrying: the new master may still be starting.
-      const open = async (from: Client, retry: Retry): Promise<Client> => {
+      const open = async (from: Client, retry: Retry, created?: (client: Client) => void): Promise<Client> => {
         let ready = false
         const next = from.duplicate({ socket: withReconnect(socketOf(from), retry, () => ready, runSync) })
+        created?.(next)
         next.on("ready", () => {
           // A `ready` after the first is a reconnect, emitted once node-redis has subscribed the channel again.
           if (ready && subscriber === next) onResubscribed()
@@ -449,23 +450,32 @@ export const makeRedis = (
         }
       }
 
-      // Switches are handled one after the other, so that the last one wins.
-      let switching = Promise.resolve()
+      // The last switch wins: it abandons an open still under way for an earlier one, which may never connect (a
+      // master announced and gone, or never there), rather than wait behind it.
+      let opening: Client | undefined
+      let latest = 0
       const follow = () => {
-        switching = switching.then(async () => {
-          const { client } = source.current()
-          if (closed || client === undefined) return
-          try {
-            const next = await open(client, "never")
-            if (closed) return destroyClient(next)
+        const mine = ++latest
+        if (opening !== undefined) destroyClient(opening)
+        opening = undefined
+        const { client } = source.current()
+        if (closed || client === undefined) return
+        open(client, "never", (created) => {
+          opening = created
+        }).then(
+          (next) => {
+            if (closed || mine !== latest) return destroyClient(next)
+            opening = undefined
             const previous = subscriber
             subscriber = next
             if (previous !== undefined) destroyClient(previous)
             onResubscribed()
-          } catch (cause) {
-            if (!closed) runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
+          },
+          (cause) => {
+            // An abandoned open fails as it is destroyed: only the latest one's failure is the subscription's.
+            if (!closed && mine === latest) runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
           }
-        })
+        )
       }
 
       yield* Effect.acquireRelease(
@@ -482,6 +492,7 @@ export const makeRedis = (
           Effect.sync(() => {
             closed = true
             unregister()
+            if (opening !== undefined) destroyClient(opening)
             if (subscriber !== undefined) destroyClient(subscriber)
           })
       )
