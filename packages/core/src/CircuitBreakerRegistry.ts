@@ -202,9 +202,7 @@ export const get = (
  * @category accessors
  */
 export const all: Effect.Effect<ReadonlyArray<CircuitBreaker<never>>, never, CircuitBreakerRegistry> = RegistryService
-  .use((
-    registry
-  ) => Effect.sync(() => registry.breakers()))
+  .use((registry) => Effect.sync(() => registry.breakers()))
 
 /**
  * Snapshots of every key of every registered breaker.

@@ -13,6 +13,7 @@
  *   (`capVictim`), so that the harness can check whatever amortised sweep the breaker runs against the rules.
  */
 import type * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import { CREDIT_ROUNDING } from "../src/internal/circuitBreaker.ts"
 
 export type Mode = "Live" | "ForcedOpen" | "Disabled" | "MetricsOnly"
 export type Phase = "Closed" | "Open" | "HalfOpen"
@@ -217,7 +218,7 @@ export class Circuit {
       const f = this.spec.recoveryFactor
       this.credit += f + (1 - f) * this.probeSuccesses / this.spec.successThreshold
       // Within rounding of 1 counts as 1 (ten shares of 0.1 add up to 0.9999999999999999).
-      if (this.credit >= 1 - 1e-9) {
+      if (this.credit >= 1 - CREDIT_ROUNDING) {
         this.credit = Math.max(0, this.credit - 1)
         this.trials++
         this.reach(

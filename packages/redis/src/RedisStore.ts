@@ -467,13 +467,11 @@ const connectNow = (options: LayerOptions) =>
 export const layer = (
   options: LayerOptions = {}
 ): Layer.Layer<RedisStore | Redis.Redis, RedisStoreError | PolicyConfigError> =>
-  // Built once the options are known to be valid: building reads them.
-  Layer.unwrap(
-    Effect.map(
-      decode(LayerOptionsSchema, options, decoding),
-      () => layerRedis(options).pipe(Layer.provideMerge(connect(options)))
-    )
-  )
+  layerChecked(decode(LayerOptionsSchema, options, decoding), options)
+
+// Made once the options are known to be valid (`checked` succeeds), not before: making it reads them.
+const layerChecked = <E, R>(checked: Effect.Effect<unknown, E, R>, options: LayerOptions) =>
+  Layer.unwrap(Effect.map(checked, () => layerRedis(options).pipe(Layer.provideMerge(connect(options)))))
 
 /**
  * Like `layer`, reading `REDIS_URL` (default `redis://127.0.0.1:6379`), `REDIS_PASSWORD` (redacted, optional),
@@ -498,7 +496,7 @@ export const layerConfig = (): Layer.Layer<
   RedisStoreError | PolicyConfigError | Config.ConfigError
 > =>
   Layer.unwrap(
-    Effect.flatMap(
+    Effect.map(
       Config.all({
         url: Config.String("REDIS_URL").pipe(Config.withDefault(defaultUrl)),
         password: Config.option(Config.Redacted("REDIS_PASSWORD")),
@@ -507,12 +505,14 @@ export const layerConfig = (): Layer.Layer<
       }),
       ({ lazy, password, prefix, url }) => {
         const options = { url, prefix, lazy, password: Option.getOrUndefined(password) }
-        // Checked here first, so that a value out of range is reported under the variable the operator set.
-        return decode(LayerOptionsSchema, options, decoding).pipe(
-          Effect.mapError((error) =>
-            withVariables(error, { url: "REDIS_URL", password: "REDIS_PASSWORD", prefix: "REDIS_PREFIX" })
+        // A value out of range is reported under the variable the operator set.
+        return layerChecked(
+          decode(LayerOptionsSchema, options, decoding).pipe(
+            Effect.mapError((error) =>
+              withVariables(error, { url: "REDIS_URL", password: "REDIS_PASSWORD", prefix: "REDIS_PREFIX" })
+            )
           ),
-          Effect.as(layer(options))
+          options
         )
       }
     )
