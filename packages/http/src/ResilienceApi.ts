@@ -340,7 +340,9 @@ const healthFields = {
 }
 
 /**
- * `GET /health` while the instance serves (200): `healthy` or `degraded`.
+ * `GET /health` while the instance serves (200): `healthy`, or `degraded` while a circuit is open (or forced open),
+ * the degradation level is above 0 or the health monitor reports `Degraded`. A half-open, disabled or metrics-only
+ * circuit leaves it `healthy`.
  *
  * @example
  * ```ts

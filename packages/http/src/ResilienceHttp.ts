@@ -259,7 +259,8 @@ const ProbesLive = (s: Settings) =>
           Effect.gen(function*() {
             const { all, level, reasons } = yield* outOfRotation
             const report = Option.isSome(monitor) ? yield* monitor.value.report : undefined
-            const anyOpen = all.some((b) => wire.worstState(b.snapshots) !== "Closed")
+            // As the seeds' `any_open`: a half-open circuit is recovering, a disabled or metrics-only one admits all.
+            const anyOpen = all.some((b) => wire.isOpen(wire.worstState(b.snapshots)))
             const status = reasons.length > 0 || report?.status === "Unhealthy"
               ? "unhealthy" as const
               : anyOpen || level > 0 || report?.status === "Degraded"

@@ -2,6 +2,7 @@ import { CircuitBreaker, CircuitBreakerRegistry, Degradation, HealthMonitor } fr
 import { ResilienceApi } from "@effect-resilience/http"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { get, Server } from "./httpTest.ts"
 
 const report = Schema.decodeUnknownSync(Schema.Union([ResilienceApi.HealthReport, ResilienceApi.UnhealthyReport]))
@@ -27,6 +28,34 @@ describe("health probes", () => {
       const live = yield* get("/health/live")
       assert.strictEqual(live.status, 200)
       assert.strictEqual(live.json.status, "alive")
+    }).pipe(Effect.provide(Server())))
+
+  it.effect("GET /health: only an open circuit degrades it; half-open, disabled and metrics-only stay healthy", () =>
+    Effect.gen(function*() {
+      // As the seeds' /health (`any_open`): a half-open circuit is recovering, and a disabled or metrics-only one
+      // admits every call.
+      const db = yield* CircuitBreaker.make({
+        name: "db",
+        trip: CircuitBreaker.consecutive(1),
+        openDuration: "1 second"
+      })
+      const cache = yield* CircuitBreaker.make({ name: "cache" })
+      const queue = yield* CircuitBreaker.make({ name: "queue" })
+      yield* cache.disable()
+      yield* queue.metricsOnly()
+      yield* Effect.ignore(db.protect(Effect.fail("boom")))
+      assert.strictEqual((yield* get("/health")).json.status, "degraded")
+      yield* TestClock.adjust("1 second")
+      const reply = yield* get("/health")
+      assert.strictEqual(reply.status, 200)
+      assert.deepStrictEqual(reply.json.circuits, {
+        cache: { state: "disabled", failures: 0 },
+        db: { state: "half_open", failures: 1 },
+        queue: { state: "metrics_only", failures: 0 }
+      })
+      assert.strictEqual(report(reply.json).status, "healthy")
+      // The breakers' own health agrees.
+      assert.strictEqual((yield* get("/api/v1/resilience/health")).json.status, "healthy")
     }).pipe(Effect.provide(Server())))
 
   it.effect("a critical breaker open: /health 503 unhealthy, /health/ready 503 with the reason", () =>
