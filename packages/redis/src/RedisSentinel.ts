@@ -18,8 +18,10 @@
  *   after the switch, none is. Metrics: `redis_sentinel_failovers_total` (counter) and
  *   `redis_sentinel_last_recovery_seconds` (gauge), both with a `master` attribute.
  * - `lazy: true`: the layer builds at once, whatever the sentinels and the master do, and looks for the master in the
- *   background (backoff up to about 2 seconds; a warning at the first failure, then one a minute). Until it is found
- *   and connected, commands fail at once and `master` waits; subscribers made meanwhile subscribe on it once it is.
+ *   background (backoff up to about 2 seconds; a warning at the first failure, then one a minute). Commands sent
+ *   during the first search wait for it (at most `timeout` or `connectTimeout`, the shorter); after that, until the
+ *   master is found and connected, commands fail at once and `master` waits; subscribers made meanwhile subscribe on
+ *   it once it is.
  *   Finding it is not a failover (no `Failover`, no metric): from then on all is as without `lazy`.
  *
  * **Gotchas**
@@ -189,8 +191,9 @@ export interface Options {
   readonly connectTimeout?: Duration.Input | undefined
   /**
    * Build at once, even while no sentinel answers or the master does not: the master is looked for in the background
-   * (backoff up to about 2 seconds) and, until it is found and connected, every command fails at once with
-   * `RedisError`. Default: `false`, building connects first and fails with `RedisSentinelError`.
+   * (backoff up to about 2 seconds). Commands sent during the first search wait for it (at most `timeout` or
+   * `connectTimeout`, the shorter); after that, until the master is found and connected, every command fails at once
+   * with `RedisError`. Default: `false`, building connects first and fails with `RedisSentinelError`.
    */
   readonly lazy?: boolean | undefined
 }
@@ -544,8 +547,16 @@ export const make = (
       )
     }
 
+    // A lazy layer's first search: commands sent meanwhile wait for it (at most `timeout` or `connectTimeout`), so
+    // that a program that writes as soon as it starts reaches a master that is there. An eager layer has found it.
+    const firstSearch = Deferred.makeUnsafe<void>()
+    const firstSearched = Deferred.await(firstSearch)
+    const searched = () => Deferred.doneUnsafe(firstSearch, Effect.void)
+    if (options.lazy !== true) searched()
+
     const redis = yield* client.makeRedis({
       current: () => current ?? notFound,
+      connecting: () => Deferred.isDoneUnsafe(firstSearch) ? undefined : firstSearched,
       offline: `The client is offline: the master "${masterName}" has not been found yet`,
       onSwitch: (listener) => {
         switchListeners.add(listener)
@@ -577,6 +588,7 @@ export const make = (
               Effect.tap((result) => result._tag === "Success" ? install(result.success) : Effect.void)
             )
           )
+          searched()
           if (attempt._tag === "Success") return
           const now = yield* Clock.currentTimeMillis
           if (since === undefined) {
@@ -596,6 +608,8 @@ export const make = (
         }
       })
       yield* Effect.forkScoped(search)
+      const wait = Duration.millis(Math.min(timeout, connectTimeout))
+      yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(searched)))
     }
 
     const sentinel = RedisSentinel.of({

@@ -17,7 +17,9 @@
  * - `layer` connects while it builds and fails with `RedisStoreError` when Redis is unreachable, or has not answered
  *   within `connectTimeout` (a stopped server that still accepts connections included); with `lazy: true`
  *   (`REDIS_LAZY=true` for `layerConfig`) it builds at once and connects in the background, so a process can start
- *   while Redis is down (operations fail with `RedisStoreError` until it is up).
+ *   while Redis is down. Operations sent during the first connect wait for it (at most `timeout` or `connectTimeout`,
+ *   the shorter), so a program that writes as it starts reaches a Redis that is up; after that, while Redis is down,
+ *   they fail at once with `RedisStoreError`.
  * - `layerSentinel` finds the master through Redis Sentinel and follows failovers (see `RedisSentinel`); `lazy`
  *   works there too.
  * - An outage is logged on one line when the connection drops (a warning), a one-line reminder each minute while it
@@ -143,8 +145,10 @@ export interface LayerOptions extends Options {
   readonly connectTimeout?: Duration.Input | undefined
   /**
    * Build the layer at once, even while Redis is down: the client connects in the background and keeps retrying
-   * (backoff up to about 2 seconds); until it is connected every operation fails at once with `RedisStoreError`.
-   * Default: `false`, the layer connects first and fails with `RedisStoreError` when Redis is unreachable.
+   * (backoff up to about 2 seconds). Operations sent during the first connect wait for it (at most `timeout` or
+   * `connectTimeout`, the shorter); after that, until the client is connected, every operation fails at once with
+   * `RedisStoreError`. Default: `false`, the layer connects first and fails with `RedisStoreError` when Redis is
+   * unreachable.
    */
   readonly lazy?: boolean | undefined
 }
@@ -427,7 +431,17 @@ const clientOptions = (options: LayerOptions) => ({
 const connect = (options: LayerOptions): Layer.Layer<Redis.Redis, RedisStoreError> =>
   options.lazy === true
     // `NodeRedis` gives up on the first failed connect; this client keeps retrying, so building never fails.
-    ? Layer.effect(Redis.Redis, client.makeLazy(clientOptions(options)))
+    ? Layer.effect(
+      Redis.Redis,
+      client.makeLazy(
+        clientOptions(options),
+        // As long as a command may take, or connecting, whichever is shorter.
+        Duration.min(
+          Duration.fromInputUnsafe(options.timeout ?? defaultTimeout),
+          Duration.fromInputUnsafe(options.connectTimeout ?? defaultConnectTimeout)
+        )
+      )
+    )
     : connectNow(options)
 
 // Not `NodeRedis.layer`: its connect waits for the handshake without bound, so a server that accepts connections but

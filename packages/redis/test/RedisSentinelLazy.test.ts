@@ -86,6 +86,28 @@ describe("RedisSentinel lazy", () => {
   )
 
   it.live(
+    "with a sentinel and its master up, commands sent as soon as it is built wait for the first search",
+    () =>
+      Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        const sentinel = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port })
+        const { store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: sentinel.port }],
+          lazy: true
+        }))
+        const [set, incremented] = yield* Effect.all([Effect.result(store.set("k", "v")), store.increment("n")], {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(set._tag, "Success")
+        assert.strictEqual(incremented, 1)
+        assert.include(yield* RedisServer.command(master.port, ["GET", store.key("k")]), "v")
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
     "a named master that does not answer is looked for again: found where the sentinel promotes, not a failover",
     () =>
       Effect.gen(function*() {

@@ -1,6 +1,6 @@
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import { Clock, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Result, Schedule, Scope, Stream } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import * as RedisStore from "../src/RedisStore.ts"
 
@@ -74,6 +74,51 @@ describe("RedisStore lazy", () => {
         }))
       }).pipe(Effect.scoped),
     15_000
+  )
+
+  it.live(
+    "with Redis up, operations sent as soon as it is built wait for the first connect instead of failing",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const { store } = yield* servicesOf(RedisStore.layer({ url: server.url, lazy: true }))
+        // Sent together, before the background connect can have finished: a script (loaded on first use) as well.
+        const [set, incremented, counted] = yield* Effect.all([
+          Effect.result(store.set("k", "v")),
+          Effect.result(store.increment("n")),
+          Effect.result(store.increment("m", 1, { ttl: "1 minute" }))
+        ], { concurrency: "unbounded" })
+        assert.strictEqual(set._tag, "Success")
+        assert.deepStrictEqual(incremented, Result.succeed(1))
+        assert.deepStrictEqual(counted, Result.succeed(1))
+        assert.deepStrictEqual(yield* store.get("k"), Option.some("v"))
+      }).pipe(Effect.scoped),
+    15_000
+  )
+
+  it.live(
+    "on a server that accepts connections but never answers, the first operations wait connectTimeout at most",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const frozen = yield* Scope.make()
+        yield* Scope.provide(server.freeze, frozen)
+        const { store } = yield* servicesOf(
+          RedisStore.layer({ url: server.url, lazy: true, connectTimeout: "1 second", timeout: "10 seconds" })
+        )
+        const first = yield* timed(Effect.flip(store.get("k")))
+        assert(first.result._tag === "Success")
+        assert.strictEqual(first.result.success.operation, "get")
+        assert.isAtLeast(first.millis, 900)
+        assert.isBelow(first.millis, 5_000)
+        // Then at once, as while Redis is down.
+        const next = yield* timed(Effect.flip(store.get("k")))
+        assert.isBelow(next.millis, 500)
+        yield* Scope.close(frozen, Exit.void)
+        yield* eventually(store.set("k", "v"))
+        assert.deepStrictEqual(yield* store.get("k"), Option.some("v"))
+      }).pipe(Effect.scoped),
+    20_000
   )
 
   it.live("reconnects after the server is killed and restarted", () =>

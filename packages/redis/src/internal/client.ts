@@ -287,6 +287,8 @@ export interface Source {
   readonly observe?:
     | ((generation: number, exit: Exit.Exit<unknown, Redis.RedisError>) => Effect.Effect<void>)
     | undefined
+  /** While the first connect is under way, what a command waits for before it is sent; `undefined` after. */
+  readonly connecting?: (() => Effect.Effect<void> | undefined) | undefined
 }
 
 /**
@@ -377,6 +379,8 @@ export const makeRedis = (
 
     const send = <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> =>
       Effect.suspend(() => {
+        const connecting = source.connecting?.()
+        if (connecting !== undefined) return Effect.andThen(connecting, send<A>(command, ...args))
         const { client, generation } = source.current()
         const sent = client === undefined ? noServer : sendWith(client)<A>(command, ...args)
         return observe === undefined ? sent : Effect.onExit(sent, (exit) => observe(generation, exit))
@@ -528,13 +532,15 @@ export const makeRedis = (
 
 /**
  * A lazy connection: the client connects in the background and keeps retrying with backoff, so building never waits
- * for Redis. The offline queue stays disabled: until the client is connected every command fails at once with
- * `ClientOfflineError`.
+ * for Redis. Commands sent while the first connect is under way wait for it (at most `wait`): a program
+ * that writes as soon as it starts reaches a Redis that is up. After that the offline queue stays disabled: while the
+ * client is not connected every command fails at once with `ClientOfflineError`.
  *
  * @internal
  */
 export const makeLazy = (
-  options: ClientOptions & { readonly pool?: Redis.PoolOptions | undefined }
+  options: ClientOptions & { readonly pool?: Redis.PoolOptions | undefined },
+  wait: Duration.Duration
 ): Effect.Effect<Redis.Redis["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
@@ -543,7 +549,18 @@ export const makeLazy = (
       Effect.sync(() => makeClient({ ...clientOptions, disableOfflineQueue: true }, "never", runSync, "RedisStore")),
       (created) => Effect.sync(() => destroyClient(created))
     )
+    // Settled by the first attempt's outcome (ready, or its first error: refused, say), or after `wait` for a server
+    // that accepts the connection and never answers.
+    const firstConnect = Deferred.makeUnsafe<void>()
+    const settle = () => Deferred.doneUnsafe(firstConnect, Effect.void)
+    client.once("ready", settle)
+    client.once("error", settle)
+    yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(settle)))
+    const waiting = Deferred.await(firstConnect)
     // Not awaited: the promise settles once connected, or rejects when the client is closed before that.
     client.connect().catch(() => {})
-    return yield* makeRedis(fixed(client), { label: "RedisStore", pool })
+    return yield* makeRedis(
+      { ...fixed(client), connecting: () => Deferred.isDoneUnsafe(firstConnect) ? undefined : waiting },
+      { label: "RedisStore", pool }
+    )
   })
