@@ -476,8 +476,12 @@ export const make: (
   let lostWrites: ReadonlyArray<internal.Write> = []
   const unreadable = new Map<string, internal.Write | undefined>()
 
+  // From the first replayed batch until the handover: the journal may be empty between two batches while a writer is
+  // still journaling an entry, and until the handover the fallback serves everything.
+  let replaying = false
+
   const compute = (): State =>
-    pending.length > 0 || lostWrites.length > 0
+    pending.length > 0 || lostWrites.length > 0 || replaying
       ? "Fallback"
       : !connected
       ? "Connecting"
@@ -740,6 +744,7 @@ export const make: (
   let drainStart: number | undefined
   let drainBase = 0
   const replay = Effect.gen(function*() {
+    replaying = true
     if (drainStart === undefined) {
       drainStart = yield* Clock.currentTimeMillis
       drainBase = counts.replayed + counts.stale
@@ -768,7 +773,13 @@ export const make: (
       step: () => undefined
     }))
     drainStart = undefined
-  }).pipe(Effect.ignore, Effect.andThen(refresh))
+  }).pipe(
+    Effect.ignore,
+    Effect.ensuring(Effect.sync(() => {
+      replaying = false
+    })),
+    Effect.andThen(refresh)
+  )
 
   // Redis lost its data (its marker changed): every value this instance copied to its fallback goes back, where
   // Redis holds nothing newer. Values written only by other instances are gone; the event says how many came back.

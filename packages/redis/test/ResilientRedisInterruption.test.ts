@@ -4,7 +4,7 @@
  */
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Option, Scheduler, type Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Schedule, Scheduler, type Scope, Stream } from "effect"
 import * as internal from "../src/internal/resilientRedis.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 import * as ResilientRedis from "../src/ResilientRedis.ts"
@@ -243,5 +243,47 @@ describe("ResilientRedis, interrupted", () => {
       const exit = yield* Effect.exit(within(cache.set("k", "v"), "set"))
       assert.isTrue(Exit.isSuccess(exit), `set ended ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "ok"}`)
       assert.strictEqual((yield* cache.snapshot).pending, 1)
+    }).pipe(Effect.scoped))
+})
+
+describe("ResilientRedis, health during a replay", () => {
+  it.live("stays Fallback until the replay has ended, while a write is still being journaled", () =>
+    Effect.gen(function*() {
+      const fake = makeFakeStore()
+      const memory = yield* FallbackStore.makeMemory()
+      // A slow disk, when armed: writing a journal entry waits for `released`.
+      const released = yield* Deferred.make<void>()
+      let armed = false
+      const fallback: FallbackStore.FallbackStore = {
+        ...memory,
+        set: (key, value, options) =>
+          armed && key.startsWith("resilient-redis:journal:")
+            ? Effect.andThen(Deferred.await(released), memory.set(key, value, options))
+            : memory.set(key, value, options)
+      }
+      const cache = yield* ResilientRedis.make({ pingInterval: "20 millis" }).pipe(
+        Effect.provideService(RedisStore.RedisStore, fake.store),
+        Effect.provideService(FallbackStore.FallbackStore, fallback)
+      )
+      fake.state.mode = "down"
+      yield* cache.set("a", "1")
+      assert.strictEqual(yield* cache.health, "Fallback")
+      // A second write goes to the journal (it is not empty) and is held on the slow disk, holding the writers' lock.
+      armed = true
+      const writer = yield* Effect.forkChild(cache.set("b", "2"))
+      yield* Effect.sleep("10 millis")
+      // Redis is back: the replay takes "a" and waits for the writer before it hands over.
+      fake.state.mode = "up"
+      yield* Effect.sleep("200 millis")
+      assert.strictEqual(fake.data.get("t:a"), "1")
+      assert.strictEqual(yield* cache.health, "Fallback")
+      assert.strictEqual((yield* cache.snapshot).state, "Fallback")
+      yield* Deferred.succeed(released, undefined)
+      yield* Fiber.join(writer)
+      yield* within(
+        Effect.repeat(cache.health, { schedule: Schedule.spaced("10 millis"), until: (s) => s === "Healthy" }),
+        "the replay's end"
+      )
+      assert.strictEqual(fake.data.get("t:b"), "2")
     }).pipe(Effect.scoped))
 })
