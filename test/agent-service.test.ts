@@ -304,6 +304,23 @@ describe("agent service", { timeout: 120_000 }, () => {
       }
     }).pipe(Effect.scoped))
 
+  it.live("a second instance on a DATA_DIR in use stops at startup with one line: give each instance its own", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* AgentProcess.tempDir("agent-service-")
+      const first = yield* service({ DATA_DIR: dataDir })
+      const second = yield* AgentProcess.start({
+        env: { PORT: String(yield* AgentProcess.freePort), DATA_DIR: dataDir, RESILIENCE_ADMIN_TOKEN: token },
+        waitForListening: false
+      })
+      assert.strictEqual(yield* second.exited, 1, second.output())
+      assert.match(second.output(), /Configuration error: DATA_DIR: .* is in use by process \d+/)
+      assert.match(second.output(), /each instance needs its own DATA_DIR/)
+      assert.notInclude(second.output(), "listening on")
+      assert.notMatch(second.output(), /\n\s+at /)
+      // The first one is unharmed.
+      assert.strictEqual((yield* first.request("GET", "/search?q=effect")).body.served_by, "exa_api")
+    }).pipe(Effect.scoped))
+
   it.live("SIGTERM finishes the requests in flight, then exits 0; a generated token is printed once", () =>
     Effect.gen(function*() {
       const port = yield* AgentProcess.freePort

@@ -120,7 +120,22 @@ const program = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Console.log("Agent service stopped"))
   // FIBER_METRICS: live fibers in /metrics (child_fibers_active), where a fiber that never ends shows as a slope. Off
   // by default: counting every fiber's start and end costs about 1 µs per request.
-  const launch = Layer.launch(server)
+  const launch = Layer.launch(server).pipe(
+    // Another instance's stores are open on the same directory (two instances started with one DATA_DIR): one line
+    // that says what to change, not a stack.
+    Effect.catchIf(
+      (error): error is FallbackStore.FallbackStoreError =>
+        error._tag === "FallbackStoreError" && error.reason === "Locked",
+      (error) => {
+        const failure = new AppConfig.ConfigurationError({
+          variable: "DATA_DIR",
+          message: `DATA_DIR: ${JSON.stringify(config.dataDir)} is in use by process ${error.holder}; each instance ` +
+            "needs its own DATA_DIR"
+        })
+        return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
+      }
+    )
+  )
   return yield* config.fiberMetrics ? Metric.enableRuntimeMetrics(launch) : launch
 }).pipe(Effect.scoped)
 
