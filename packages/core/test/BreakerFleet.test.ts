@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Effect, Fiber, Layer, Stream } from "effect"
+import { Data, type Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as BreakerFleet from "../src/BreakerFleet.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -201,6 +201,33 @@ describe("BreakerFleet (the breaker's side)", () => {
       assert.deepStrictEqual([snapshot.totalCalls, snapshot.failureCount], [2, 1])
       assert.deepStrictEqual(snapshot.window, { calls: 0, failures: 0, successes: 0, slowCalls: 0 })
       assert.strictEqual(snapshot.failureRate, 0)
+    }).pipe(Effect.scoped, Effect.provide(fleet.layer))
+  })
+
+  it.effect("global counting: an outcome from an earlier generation leaves the consecutive streak alone", () => {
+    const fleet = recordingFleet({ lease: { _tag: "Local" }, counted: true })
+    return Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: "b",
+        trip: CircuitBreaker.consecutive(5),
+        fleet: { counting: "global" }
+      })
+      const late = (effect: Effect.Effect<void, Boom>, after: Duration.Input) =>
+        Effect.forkChild(Effect.ignore(breaker.protect(Effect.delay(effect, after))), { startImmediately: true })
+      const lateFailure = yield* late(Effect.fail(new Boom()), "1 second")
+      const lateSuccess = yield* late(Effect.void, "2 seconds")
+      yield* breaker.reset() // a new generation: both calls were admitted before it
+      yield* failOnce(breaker)
+      assert.strictEqual((yield* breaker.snapshot).consecutiveFailures, 1)
+      // The late failure does not lengthen the new generation's streak...
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(lateFailure)
+      assert.strictEqual((yield* breaker.snapshot).consecutiveFailures, 1)
+      // ...and the late success does not end it.
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(lateSuccess)
+      const snapshot = yield* breaker.snapshot
+      assert.deepStrictEqual([snapshot.consecutiveFailures, snapshot.totalCalls], [1, 3])
     }).pipe(Effect.scoped, Effect.provide(fleet.layer))
   })
 

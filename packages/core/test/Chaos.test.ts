@@ -220,6 +220,17 @@ describe("Chaos", () => {
   })
 
   describe("snapshot and metrics", () => {
+    it.effect("tamper counts its calls as protect does, enabled or disabled", () =>
+      Effect.gen(function*() {
+        const chaos = yield* Chaos.make({ name: "db", outcomeRate: 1 })
+        const quote = Effect.succeed({ price: 10 }).pipe(chaos.tamper((q) => ({ ...q, price: 0 })))
+        assert.deepStrictEqual(yield* quote, { price: 0 })
+        yield* chaos.disable
+        assert.deepStrictEqual(yield* quote, { price: 10 })
+        const snapshot = yield* chaos.snapshot
+        assert.deepStrictEqual([snapshot.calls, snapshot.tampered], [2, 1])
+      }))
+
     it.effect("the snapshot holds the settings and the counts", () =>
       Effect.gen(function*() {
         const chaos = yield* Chaos.make({ name: "db", faultRate: 1, latency: { min: 0, max: "10 millis" } })

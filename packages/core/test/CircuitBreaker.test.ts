@@ -521,6 +521,25 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual(pattern, [...Array.from({ length: 9 }, () => "reject"), "run"])
       }))
 
+    it.effect("gradual recovery: a credit admitted within rounding of 1 leaves no debt for the next call", () =>
+      Effect.gen(function*() {
+        // Ten shares add up to 1 - 6e-10, within rounding of 1: every tenth call runs, not every tenth then eleventh.
+        const breaker = yield* halfOpenBreaker({
+          name: "cache",
+          halfOpen: { recoveryFactor: 0.09999999994, successThreshold: 5 }
+        })
+        yield* Effect.forkChild(breaker.protect(Effect.never), { startImmediately: true })
+        const pattern: Array<string> = []
+        for (let i = 0; i < 20; i++) {
+          // Every admitted call stays in flight, so the share stays the same (no success yet).
+          const before = (yield* breaker.snapshot).rejectedCount
+          yield* Effect.forkChild(Effect.ignore(breaker.protect(Effect.never)), { startImmediately: true })
+          pattern.push((yield* breaker.snapshot).rejectedCount > before ? "reject" : "run")
+        }
+        const tenth = [...Array.from({ length: 9 }, () => "reject"), "run"]
+        assert.deepStrictEqual(pattern, [...tenth, ...tenth])
+      }))
+
     it.effect("gradual recovery: a failure among the admitted calls reopens", () =>
       Effect.gen(function*() {
         const breaker = yield* halfOpenBreaker({
@@ -1293,6 +1312,21 @@ describe("CircuitBreaker", () => {
           }),
           ["trip[0].window.buckets: Expected at most one bucket per millisecond of length (5), got 10"]
         )
+      }))
+
+    it.effect("one bucket per millisecond of length is allowed: the window is exactly its length", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.failureRate({
+            threshold: 0.5,
+            minimumCalls: 2,
+            window: CircuitBreaker.rolling("5 millis", { buckets: 5 })
+          })
+        })
+        yield* Effect.ignore(breaker.protect(Effect.fail("boom")))
+        yield* Effect.ignore(breaker.protect(Effect.fail("boom")))
+        assert.strictEqual(yield* breaker.state, "Open")
       }))
 
     it.effect("the error message lists every issue", () =>

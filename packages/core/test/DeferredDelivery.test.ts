@@ -818,6 +818,27 @@ describe("DeferredDelivery", () => {
         assert.match(dead.lastError, /^still failing after 1m: /)
       }).pipe(Effect.scoped))
 
+    it.effect("a slow sink's last allowed failure is dead-lettered at the time it came, not when its attempt started", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "slow" })
+        yield* breaker.forceOpen()
+        const queue = yield* DeferredDelivery.make({
+          name: "slow",
+          schema: Schema.String,
+          // A sink that fails a minute after it is called.
+          sink: () =>
+            Effect.andThen(Effect.sleep("1 minute"), Effect.fail(new SinkDown({ message: "slow and failing" }))),
+          breaker,
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 1
+        })
+        assert.strictEqual((yield* queue.send("m", { key: "k" }))._tag, "Queued")
+        yield* breaker.reset()
+        yield* TestClock.adjust("10 minutes")
+        const [dead] = yield* queue.deadLetters
+        assert.deepStrictEqual([dead.attempts, dead.deadAt], [1, 60_000])
+      }).pipe(Effect.scoped))
+
     for (const order of ["as stored", "reversed"] as const) {
       it.effect(`dead letters survive a restart; a dead letter being written wins over its queued entry (${order})`, () =>
         Effect.gen(function*() {

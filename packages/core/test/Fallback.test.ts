@@ -391,6 +391,63 @@ describe("Fallback", () => {
         assert.deepStrictEqual([exa.failed, exa.skipped], [1, 0])
       }))
 
+    it.effect("a step with a breaker of its own: a rejection its call passed on from further down is a failure", () =>
+      Effect.gen(function*() {
+        const own = yield* CircuitBreaker.make({ name: "exa" })
+        const downstream = yield* CircuitBreaker.make({ name: "index" })
+        yield* downstream.forceOpen()
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (q: string) => downstream.protect(Effect.succeed(q))).pipe(Fallback.withBreaker(own)),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const served = yield* search.run("a")
+        assert.deepStrictEqual([served.servedBy, served.passed[0].reason], ["unavailable", "Failed"])
+        const [exa] = (yield* search.snapshot).steps
+        assert.deepStrictEqual([exa.failed, exa.skipped], [1, 0])
+      }))
+
+    it.effect("a rejection by any breaker guarding the step passes it over: an inner one, or one in a wrapper", () =>
+      Effect.gen(function*() {
+        const inner = yield* CircuitBreaker.make({ name: "inner" })
+        const outer = yield* CircuitBreaker.make({ name: "outer" })
+        const stale = yield* CircuitBreaker.make({ name: "stale" })
+        const cached = yield* CircuitBreaker.make({ name: "cached" })
+        yield* Effect.forEach([inner, stale, cached], (breaker) => breaker.forceOpen())
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("nested", (q: string) => Effect.succeed(q)).pipe(
+              Fallback.withBreaker(inner),
+              Fallback.withBreaker(outer)
+            ),
+            Fallback.step("stale", (q: string) => Effect.succeed(q)).pipe(
+              Fallback.withBreaker(stale),
+              Fallback.staleOnError({ maxAge: "1 hour" })
+            ),
+            Fallback.step("cached", (q: string) => Effect.succeed(q)).pipe(
+              Fallback.withBreaker(cached),
+              Fallback.cacheFirst({ ttl: "1 minute", maxStale: "1 hour" })
+            ),
+            Fallback.succeed("unavailable", "unavailable")
+          ]
+        })
+        const served = yield* search.run("a")
+        assert.deepStrictEqual(served.passed.map((p) => `${p.step} ${p.reason}`), [
+          "nested BreakerOpen",
+          "stale BreakerOpen",
+          "cached BreakerOpen"
+        ])
+        assert.deepStrictEqual((yield* search.snapshot).steps.map((s) => [s.failed, s.skipped]), [
+          [0, 1],
+          [0, 1],
+          [0, 1],
+          [0, 0]
+        ])
+      }))
+
     it.effect("a rejection at call time (half-open, probe slot taken) also passes the request on", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: "exa_api" })

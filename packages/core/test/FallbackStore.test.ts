@@ -738,6 +738,19 @@ describe("FallbackStore (file) on disk", () => {
         "FALLBACK_STORE_MAX_ENTRIES (maxEntries): Expected a value greater than or equal to 1, got 0"
       )
     })))
+
+  it.effect("layerConfig names FALLBACK_STORE_SWEEP_INTERVAL when the sweep interval is out of range", () =>
+    live(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const error = yield* Effect.flip(Effect.provide(
+        Effect.gen(function*() {
+          return yield* FallbackStore.FallbackStore
+        }),
+        withEnv({ FALLBACK_STORE_DIR: dir, FALLBACK_STORE_SWEEP_INTERVAL: "0 millis" })
+      ))
+      assert.strictEqual(error._tag, "PolicyConfigError")
+      assert.include(error.message, "FALLBACK_STORE_SWEEP_INTERVAL (sweepInterval): Expected a positive duration")
+    })))
 })
 
 // -----------------------------------------------------------------------------

@@ -50,6 +50,29 @@ const nulled = <A>(value: A): A => value === undefined ? (null as A) : value
 const NULL = nulled<number | undefined>(undefined)
 
 describe("PolicyConfig", () => {
+  describe("withVariables", () => {
+    it("names the variable of an option whatever follows it in the path: a field or an index", () => {
+      const error = new PolicyConfig.PolicyConfigError({
+        kind: "server",
+        policy: "api",
+        issues: [
+          { path: "port", message: "bad port" },
+          { path: "hosts[1]", message: "bad host" },
+          { path: "tls.cert", message: "bad cert" },
+          { path: "other", message: "left alone" }
+        ]
+      })
+      const named = PolicyConfig.withVariables(error, { port: "PORT", hosts: "HOSTS", tls: "TLS" })
+      assert.deepStrictEqual(named.issues.map((issue) => issue.path), [
+        "PORT (port)",
+        "HOSTS (hosts[1])",
+        "TLS (tls.cert)",
+        "other"
+      ])
+      assert.deepStrictEqual([named.kind, named.policy, named.issues[1].message], ["server", "api", "bad host"])
+    })
+  })
+
   describe("DurationInput", () => {
     it.effect("rejects NaN in every form a Duration.Input can take, naming NaN", () =>
       Effect.gen(function*() {

@@ -210,6 +210,12 @@ describe("Retry", () => {
           ["cap: Expected at least base (1000 millis), got \"500 millis\""]
         )
       }
+      // A cap equal to the base is a constant delay, not a mistake.
+      for (
+        const backoff of [Retry.decorrelatedJitter, Retry.exponential, Retry.linear, Retry.fibonacci] as const
+      ) {
+        assert.deepStrictEqual(thrown(() => backoff({ base: "1 second", cap: "1 second", times: 3 })), [])
+      }
       assert.deepStrictEqual(thrown(() => Retry.fibonacci({ base: "1 second", times: 2 })), [])
     })
   })

@@ -107,6 +107,14 @@ describe("admin controls", () => {
       assert.include(fromEnv.message, "RESILIENCE_ADMIN_TOKEN (adminToken): Expected a token without whitespace")
     }))
 
+  it.effect("any whitespace in a token is refused at startup, a tab or a carriage return too", () =>
+    Effect.gen(function*() {
+      for (const configured of ["s3cret\ttab", "s3cret\r", "\u00a0s3cret"]) {
+        const given = yield* Effect.flip(Effect.scoped(Layer.build(Server({ adminToken: Redacted.make(configured) }))))
+        assert.include(given.message, "adminToken: Expected a token without whitespace", JSON.stringify(configured))
+      }
+    }))
+
   it.effect("every action is published and logged with breaker, key and result, never the token", () =>
     Effect.gen(function*() {
       lines.length = 0

@@ -18,6 +18,8 @@ describe("the docs page", () => {
       // Not to be framed by another site, as the dashboard is not.
       assert.include(docs.headers["content-security-policy"], "frame-ancestors 'none'")
       assert.strictEqual(docs.headers["x-content-type-options"], "nosniff")
+      // Nor does it pass its URL on to the sites it links to.
+      assert.strictEqual(docs.headers["referrer-policy"], "no-referrer")
     }).pipe(Effect.provide(Server())))
 
   it("decodes every escape of a JavaScript string literal, an escaped backslash included", () => {

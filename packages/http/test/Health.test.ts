@@ -58,6 +58,18 @@ describe("health probes", () => {
       assert.strictEqual((yield* get("/api/v1/resilience/health")).json.status, "healthy")
     }).pipe(Effect.provide(Server())))
 
+  it.effect("GET /health: a forced-open circuit, critical or not, takes it out of healthy", () =>
+    Effect.gen(function*() {
+      const search = yield* CircuitBreaker.make({ name: "search" })
+      assert.strictEqual((yield* get("/health")).json.status, "healthy")
+      yield* search.forceOpen()
+      const reply = yield* get("/health")
+      assert.strictEqual(reply.status, 200)
+      assert.strictEqual(report(reply.json).status, "degraded")
+      yield* search.reset()
+      assert.strictEqual((yield* get("/health")).json.status, "healthy")
+    }).pipe(Effect.provide(Server())))
+
   it.effect("a critical breaker open: /health 503 unhealthy, /health/ready 503 with the reason", () =>
     Effect.gen(function*() {
       const payments = yield* CircuitBreaker.make({ name: "payments" })

@@ -1,12 +1,13 @@
 import { CircuitBreaker, CircuitBreakerRegistry, Retry } from "@effect-resilience/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Stream } from "effect"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import { FetchHttpClient, HttpBody, HttpClient, HttpClientRequest } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { createServer, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { retryAfterMillis } from "../src/internal/resilientHttpClient.ts"
+import { Readable } from "node:stream"
+import { isReplayable, retryAfterMillis } from "../src/internal/resilientHttpClient.ts"
 import * as ResilientHttpClient from "../src/ResilientHttpClient.ts"
 
 // -----------------------------------------------------------------------------
@@ -107,6 +108,14 @@ const issues = (options: ResilientHttpClient.Options) =>
     Effect.flip,
     Effect.map((error) => error.issues.map((issue) => issue.path))
   )
+
+/** A PUT with a raw body. */
+const put = (body: unknown) =>
+  HttpClientRequest.put("http://example.com/put").pipe(HttpClientRequest.setBody(HttpBody.raw(body)))
+
+async function* chunks() {
+  yield new TextEncoder().encode("payload")
+}
 
 describe("ResilientHttpClient", () => {
   describe("breaker", () => {
@@ -428,9 +437,33 @@ describe("ResilientHttpClient", () => {
       assert.isUndefined(retryAfterMillis("soon", now))
       assert.isUndefined(retryAfterMillis("2026-12-06", now))
     })
+
+    it("reads an asctime date as UTC whatever the process's time zone", () => {
+      const zone = process.env.TZ
+      process.env.TZ = "America/New_York"
+      try {
+        const now = Date.parse("2026-12-06T02:00:00Z")
+        assert.strictEqual(retryAfterMillis("Sun Dec  6 02:00:30 2026", now), 30_000)
+      } finally {
+        if (zone === undefined) delete process.env.TZ
+        else process.env.TZ = zone
+      }
+    })
   })
 
   describe("methods", () => {
+    it("a raw body that is read as it is sent is never replayable: a Web stream, a Node stream, any async iterable", () => {
+      const methods = new Set(["PUT"])
+      // node's old streams: piped, not iterated.
+      const piped = { pipe: () => undefined, on: () => undefined }
+      assert.isTrue(isReplayable(put("payload"), methods))
+      assert.isTrue(isReplayable(put(new TextEncoder().encode("payload")), methods))
+      assert.isFalse(isReplayable(put(new ReadableStream()), methods))
+      assert.isFalse(isReplayable(put(Readable.from(["payload"])), methods))
+      assert.isFalse(isReplayable(put(chunks()), methods))
+      assert.isFalse(isReplayable(put(piped), methods))
+    })
+
     it.live("a POST is sent once; with an Idempotency-Key, or when its method is listed, it is retried", () =>
       Effect.gen(function*() {
         const server = yield* flakyServer({

@@ -348,6 +348,29 @@ describe("RedisFleet", () => {
       })
     ))
 
+  it.live("quorum by share: a share of votes exactly at the quorum share opens the fleet", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name))
+      const options: CircuitBreaker.Options = {
+        name: "half",
+        trip: CircuitBreaker.consecutive(1),
+        openDuration: "1 minute",
+        fleet: { counting: "quorum", quorum: { share: 0.5, window: "1 minute" } }
+      }
+      const onA = yield* breakerOn(a, options)
+      const onB = yield* breakerOn(b, options)
+      const redis = Context.get(a.context, Redis.Redis)
+      yield* redis.send<number>("ZCARD", "fleet-test:fleet:instances").pipe(
+        Effect.flatMap((n) => n === 2 ? Effect.void : Effect.fail(n)),
+        Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+      )
+      const seenB = yield* nextTransition(onB, "Open")
+      yield* fail(onA) // 1 of 2 live: a share of 0.5
+      const transition = yield* Fiber.join(seenB).pipe(Effect.timeout("3 seconds"))
+      assert.deepStrictEqual((transition.reason as { cause: unknown }).cause, { _tag: "Quorum", votes: 1, live: 2 })
+    }).pipe(Effect.scoped))
+
   it.live("half-open across three instances sends exactly the permitted probes, and fences a late one", () =>
     withFleet((_, [a, b, c]) =>
       Effect.gen(function*() {
@@ -495,6 +518,38 @@ describe("RedisFleet", () => {
         yield* store.publish("fleet:events", JSON.stringify(["keys", "k%E0%A4%A", reply.map(String)]))
         yield* fail(onA, "after")
         yield* waitState(onB, "Open", "after")
+        assert.strictEqual((yield* fleet.snapshot).unreadable, unreadable + 1)
+      })
+    ))
+
+  it.live("a message whose key is not in this version's encoding is skipped, not applied to another key", () =>
+    withFleet((_, [a, b]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = { name: "prefixes", trip: CircuitBreaker.consecutive(1) }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const store = Context.get(b.context, RedisStore.RedisStore)
+        const fleet = Context.get(b.context, RedisFleet.RedisFleet)
+        const unreadable = (yield* fleet.snapshot).unreadable
+        const now = yield* Clock.currentTimeMillis
+        const reply = [
+          "applied",
+          "100",
+          "Live",
+          "Open",
+          now,
+          now + 60_000,
+          "1",
+          "60000",
+          "0",
+          "x",
+          "{\"_tag\":\"ProbeFailed\"}"
+        ]
+        // "v" is no prefix this version writes ("k" a key, "*" breaker-wide): read as "k", it would open "tenant".
+        yield* store.publish("fleet:events", JSON.stringify(["prefixes", "vtenant", reply.map(String)]))
+        yield* fail(onA, "after")
+        yield* waitState(onB, "Open", "after")
+        assert.strictEqual(yield* onB.stateKey("tenant"), "Closed")
         assert.strictEqual((yield* fleet.snapshot).unreadable, unreadable + 1)
       })
     ))

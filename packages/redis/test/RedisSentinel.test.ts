@@ -1,7 +1,8 @@
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Logger, Option, Schedule, Stream } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Logger, Option, Schedule, Stream } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import { createServer } from "node:net"
 import * as RedisSentinel from "../src/RedisSentinel.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 import { metricValue } from "./metrics.ts"
@@ -136,6 +137,114 @@ describe("RedisSentinel", () => {
     },
     40_000
   )
+
+  it.live(
+    "a subscriber abandoned mid-handshake, by a switch away from a master that never answered, does not end the subscription",
+    () => {
+      const logged: Array<string> = []
+      return Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, downAfterMillis: 60_000 })
+        const announcer = yield* RedisServer.make()
+        // A master that takes connections and never answers: a subscriber opened there hangs in its handshake.
+        const frozen = yield* RedisServer.make()
+        yield* frozen.freeze
+        const { store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
+          timeout: "500 millis"
+        }))
+        const messages = yield* store.subscribe("events")
+        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+        yield* eventually(Effect.filterOrFail(
+          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
+          (reply) => reply.endsWith(":1\r\n")
+        ))
+        const announce = (from: number, to: number) =>
+          RedisServer.command(announcer.port, [
+            "PUBLISH",
+            "+switch-master",
+            `${masterName} 127.0.0.1 ${from} 127.0.0.1 ${to}`
+          ])
+        const moved = (port: number) =>
+          eventually(
+            Effect.suspend(() =>
+              logged.some((line) => line.includes("moved") && line.endsWith(`:${port}`))
+                ? Effect.void
+                : Effect.fail("no")
+            )
+          )
+        yield* announce(master.port, frozen.port)
+        yield* moved(frozen.port)
+        // Switched back while the subscriber opened for the frozen master still waits for its handshake: abandoned,
+        // it fails as it is destroyed, which is no failure of the subscription.
+        yield* announce(frozen.port, master.port)
+        yield* moved(master.port)
+        yield* eventually(Effect.filterOrFail(store.publish("events", "back"), (receivers) => receivers === 1))
+        assert.deepStrictEqual([...yield* Fiber.join(received)], ["back"])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Logger.layer([Logger.make(({ message }) => {
+          logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+        })], { mergeWithExisting: true }))
+      )
+    },
+    40_000
+  )
+
+  it.live("closed while a subscriber is opening on a master not up yet, it stops trying to reach it", () => {
+    const logged: Array<string> = []
+    return Effect.gen(function*() {
+      const master = yield* RedisServer.make()
+      yield* RedisServer.makeReplica(master)
+      const real = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, downAfterMillis: 60_000 })
+      const announcer = yield* RedisServer.make()
+      const nowhere = yield* RedisServer.freePort
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
+          timeout: "500 millis"
+        }))
+        yield* store.subscribe("events")
+        yield* eventually(Effect.filterOrFail(
+          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
+          (reply) => reply.endsWith(":1\r\n")
+        ))
+        yield* RedisServer.command(announcer.port, [
+          "PUBLISH",
+          "+switch-master",
+          `${masterName} 127.0.0.1 ${master.port} 127.0.0.1 ${nowhere}`
+        ])
+        yield* eventually(
+          Effect.suspend(() =>
+            logged.some((line) => line.includes("moved") && line.endsWith(`:${nowhere}`))
+              ? Effect.void
+              : Effect.fail("no")
+          )
+        )
+      }))
+      // The master comes up now: nothing of the closed store comes to it, within the longest reconnect delay (2.2 s).
+      const reached = yield* Deferred.make<void>()
+      yield* Effect.acquireRelease(
+        Effect.callback<ReturnType<typeof createServer>>((resume) => {
+          const server = createServer((socket) => {
+            Deferred.doneUnsafe(reached, Effect.void)
+            socket.destroy()
+          })
+          server.listen(nowhere, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.sync(() => server.close())
+      )
+      assert.isTrue(Option.isNone(yield* Deferred.await(reached).pipe(Effect.timeoutOption("3 seconds"))))
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Logger.layer([Logger.make(({ message }) => {
+        logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })], { mergeWithExisting: true }))
+    )
+  }, 40_000)
 
   it.live("invalid options fail with PolicyConfigError naming each field", () =>
     Effect.gen(function*() {

@@ -186,6 +186,16 @@ describe("RedisStore", () => {
       })
     ), 10_000)
 
+  it.live("a ttl under a millisecond rounds up to one: the key expires, it does not live for ever", () =>
+    withStore((store, _, redis) =>
+      Effect.gen(function*() {
+        yield* store.set("tiny", "v", { ttl: "0.4 millis" })
+        assert.notStrictEqual(yield* redis.send<number>("PTTL", "resilience:tiny"), -1)
+        yield* store.increment("tick", 1, { ttl: "0.4 millis" })
+        assert.notStrictEqual(yield* redis.send<number>("PTTL", "resilience:tick"), -1)
+      })
+    ))
+
   it.live("layerConfig reads REDIS_URL, REDIS_PREFIX and a redacted REDIS_PASSWORD", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()

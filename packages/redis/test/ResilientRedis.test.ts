@@ -2,7 +2,7 @@ import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, type Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Context, Deferred, type Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -501,6 +501,58 @@ describe("ResilientRedis under faults (issue 15)", () => {
             assert.strictEqual(events.filter((e) => e._tag === "JournalEntryDropped").length, 1)
             assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("a"), Option.some("1"))
           }).pipe(Effect.scoped, Effect.provide(failingReplays(1)))
+        })
+      ),
+    20_000
+  )
+
+  it.live(
+    "a journal whose only entry was lost: the write recovered for it is kept through failed replays, in Fallback",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          yield* journalWhileDown(server, directory, [["b", "2"]])
+          // Tear the one entry (seq 0): the fallback store drops its file as it starts, so nothing is pending.
+          const file = readdirSync(directory)
+            .map((name) => join(directory, name))
+            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000000"))
+          assert.isDefined(file)
+          const bytes = readFileSync(file!)
+          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
+          writeFileSync(file!, bytes)
+
+          // The first two replay writes fail; each attempt is signalled.
+          const attempts = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+          let made = 0
+          const failingTwice = Layer.effect(
+            RedisStore.RedisStore,
+            Effect.gen(function*() {
+              const store = yield* RedisStore.RedisStore
+              return RedisStore.RedisStore.of({
+                ...store,
+                eval: (script) => (...params) => {
+                  if (script !== (internal.apply as unknown) || made >= attempts.length) {
+                    return store.eval(script)(...params)
+                  }
+                  Deferred.doneUnsafe(attempts[made++]!, Effect.void)
+                  return Effect.fail(
+                    new RedisStore.RedisStoreError({ operation: "eval", message: "timed out (injected)" })
+                  )
+                }
+              })
+            })
+          )
+          yield* Effect.gen(function*() {
+            const second = yield* open(directory)
+            yield* server.restart
+            yield* Deferred.await(attempts[1]!).pipe(Effect.timeout("5 seconds"))
+            // The first replay failed: the recovered write is not in Redis yet, so the service is in Fallback...
+            assert.strictEqual(yield* second.health, "Fallback")
+            // ...and a later replay still applies it.
+            yield* waitFor(second, "Healthy")
+            assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("b"), Option.some("2"))
+            assert.strictEqual((yield* second.snapshot).dropped, 1)
+          }).pipe(Effect.scoped, Effect.provide(failingTwice))
         })
       ),
     20_000
