@@ -116,3 +116,21 @@ it.live(
     }).pipe(Effect.scoped),
   { timeout: 60_000 }
 )
+
+it.live(
+  "with REDIS_URL on a Redis that accepts connections but never answers, the service serves and stops on SIGTERM",
+  () =>
+    Effect.gen(function*() {
+      const redis = yield* RedisServer.make()
+      yield* redis.freeze
+      const agent = yield* instance(redis.url)
+      const search = yield* agent.request("GET", "/search?q=effect")
+      assert.strictEqual(search.status, 200)
+      assert.strictEqual(search.body.served_by, "exa_api")
+      // Every connection to Redis is bounded (the fleet's subscription too), so nothing holds the shutdown.
+      const started = Date.now()
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
+      assert.isBelow(Date.now() - started, 15_000)
+    }).pipe(Effect.scoped),
+  { timeout: 60_000 }
+)

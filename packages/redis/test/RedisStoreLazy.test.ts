@@ -114,6 +114,14 @@ describe("RedisStore lazy", () => {
         // Then at once, as while Redis is down.
         const next = yield* timed(Effect.flip(store.get("k")))
         assert.isBelow(next.millis, 500)
+        // A subscription's connection is bounded by connectTimeout too: its stream fails rather than hang (and with
+        // it, the scope that would close it).
+        const subscribed = yield* timed(
+          Effect.scoped(Effect.flatMap(store.subscribe("events"), (messages) => Effect.flip(Stream.runDrain(messages))))
+        ).pipe(Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die("subscribe hung") }))
+        assert(subscribed.result._tag === "Success")
+        assert.strictEqual(subscribed.result.success.operation, "subscribe")
+        assert.isBelow(subscribed.millis, 5_000)
         yield* Scope.close(frozen, Exit.void)
         yield* eventually(store.set("k", "v"))
         assert.deepStrictEqual(yield* store.get("k"), Option.some("v"))

@@ -68,6 +68,22 @@ export const withReconnect = (
     retry === "beforeReady" && !isReady() ? cause : runSync(reconnectDelay(retries))
 })
 
+// Rejects once `client`'s `connectTimeout` has passed without `promise` settling.
+const withinConnectTimeout = <A>(client: Client, promise: Promise<A>): Promise<A> => {
+  const millis = socketOf(client).connectTimeout ?? defaultConnectTimeoutMillis
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the server accepted the connection but did not answer within ${millis} ms`)),
+      millis
+    )
+  })
+  return Promise.race([promise, timedOut]).finally(() => clearTimeout(timer))
+}
+
+// node-redis' own default.
+const defaultConnectTimeoutMillis = 5000
+
 /**
  * How often an outage is recalled in the log while it lasts.
  *
@@ -442,11 +458,16 @@ export const makeRedis = (
             runSync(Deferred.fail(terminal, new Redis.RedisError({ cause })))
           }
         })
-        try {
-          await next.connect()
-          await next.subscribe(channel, (message, received) => {
+        const subscribed = next.connect().then(() =>
+          next.subscribe(channel, (message, received) => {
             if (subscriber === next) onMessage({ channel: received, message })
           })
+        )
+        try {
+          // The first subscriber is bounded by `connectTimeout`, as connecting is: node-redis bounds only the TCP
+          // connect, and a server that accepts it but never answers would hold `subscribe` (and the scope that should
+          // close it) for ever. One that replaces it after a switch waits: the next switch abandons it.
+          await (retry === "beforeReady" ? withinConnectTimeout(next, subscribed) : subscribed)
           return next
         } catch (cause) {
           destroyClient(next)
