@@ -16,11 +16,12 @@
  *   one per `key(request)`. A response `isFailureResponse` accepts (default: status 500 or above) is a failure for
  *   the breaker (its `isFailureResult`) and is still returned to the caller as a response. Connection errors,
  *   timeouts and a spent retry budget are failures too; a request the client could not even build (bad URL, body
- *   that would not encode) is the caller's mistake and is ignored.
+ *   that would not encode) is the caller's mistake and is ignored. (`NodeHttpClient.layerUndici` reports a stream
+ *   body that fails as a `TransportError`, which cannot be told from the host's: that one counts.)
  * - Retries: a connection error (`TransportError`), a per-attempt `TimeoutError`, and a response whose status is in
  *   `retry.statuses` (default 429, 502, 503, 504) are retried, with jittered exponential backoff. A `Retry-After`
- *   header, in delay-seconds or as an HTTP-date, sets the least wait; one longer than `retry.maxRetryAfter` ends
- *   the retries at once. When the retries are over, the caller gets the last response (a 503 is a response, not an
+ *   header, in delay-seconds or as an HTTP-date, sets the least wait; one that would stretch the wait past
+ *   `retry.maxRetryAfter` ends the retries at once. When the retries are over, the caller gets the last response (a 503 is a response, not an
  *   error) or the last error.
  * - Only replayable requests are retried: an idempotent method (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`,
  *   `TRACE`; set `retry.methods` to change the list), or any request with an `Idempotency-Key` header. A request
@@ -130,7 +131,10 @@ export interface RetryOptions {
   readonly base?: Duration.Input | undefined
   /** The longest backoff delay before jitter (so a delay is at most 1.2 times it). Default: 5 seconds. */
   readonly cap?: Duration.Input | undefined
-  /** The longest `Retry-After` worth waiting for; a longer one ends the retries. Default: 30 seconds. */
+  /**
+   * The longest `Retry-After` worth waiting for: one longer than this and than the backoff's own wait ends the
+   * retries. Default: 30 seconds.
+   */
   readonly maxRetryAfter?: Duration.Input | undefined
   /** No retry starts later than this after the call began. Default: no limit. */
   readonly maxElapsed?: Duration.Input | undefined
@@ -170,7 +174,11 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
   /** Retry options, or `false` for no retries. Default: see `RetryOptions`. */
   readonly retry?: RetryOptions | false | undefined
-  /** The breaker's options, but its name and `isFailureResult`. Default: `CircuitBreaker.make`'s. */
+  /**
+   * The breaker's options, but its name and `isFailureResult`. Default: `CircuitBreaker.make`'s, except
+   * `halfOpen.maxProbeTime`: at least the longest one call can take (every attempt timing out, every retry waiting its
+   * longest), so that a probe's outcome, after its retries, still counts.
+   */
   readonly circuitBreaker?:
     | Omit<CircuitBreaker.Options<HttpClientResponse.HttpClientResponse>, "name" | "isFailureResult">
     | undefined
@@ -304,6 +312,27 @@ const unwrap = <E, R>(
     return Effect.fail(error as E)
   })
 
+// The breaker's own default.
+const defaultMaxProbeMillis = 60_000
+
+// The longest one call can take: every attempt timing out, and each retry waiting its longest (a jittered cap, or the
+// longest `Retry-After` taken), up to `maxElapsed`. A probe must be given that long: one that outlives its
+// `maxProbeTime` has its outcome dropped, and the circuit stays half-open behind a host that keeps failing.
+const longestCall = (
+  timeoutMillis: number,
+  retry: false | {
+    readonly times: number
+    readonly cap: Duration.Input
+    readonly maxRetryAfter: Duration.Input
+    readonly maxElapsed?: Duration.Input | undefined
+  }
+): number => {
+  if (retry === false) return timeoutMillis
+  const wait = Math.max(1.2 * millisOf(retry.cap), millisOf(retry.maxRetryAfter))
+  const unbounded = (retry.times + 1) * timeoutMillis + retry.times * wait
+  return retry.maxElapsed === undefined ? unbounded : Math.min(unbounded, millisOf(retry.maxElapsed) + timeoutMillis)
+}
+
 /**
  * Makes the middleware. Options are validated with Schema; a bad value fails with `PolicyConfigError`, whose
  * issues name the option (`retry.base`, `timeout`); the breaker's own options are checked by `CircuitBreaker.make`.
@@ -352,9 +381,15 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
     }
 
     const judge = options.isFailureResponse
+    const timeoutMillis = millisOf(options.timeout ?? "10 seconds")
     const circuitBreaker = yield* CircuitBreaker.make<HttpClientResponse.HttpClientResponse>({
       isFailure: defaultIsFailure,
       ...options.circuitBreaker,
+      halfOpen: {
+        ...options.circuitBreaker?.halfOpen,
+        maxProbeTime: options.circuitBreaker?.halfOpen?.maxProbeTime ??
+          Duration.millis(Math.max(defaultMaxProbeMillis, longestCall(timeoutMillis, retryOptions)))
+      },
       name,
       isFailureResult: judge === undefined ? defaultIsFailureResponse : (response) => {
         try {
