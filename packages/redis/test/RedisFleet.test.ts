@@ -138,6 +138,12 @@ const quantile = (values: ReadonlyArray<number>, q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 }
 
+// A fleet script's reply that opens a circuit for a minute (as the events channel carries it), for hand-made messages.
+const openReply = (now: number): ReadonlyArray<string> =>
+  ["applied", "100", "Live", "Open", now, now + 60_000, "1", "60000", "0", "x", "{\"_tag\":\"ProbeFailed\"}"].map(
+    String
+  )
+
 describe("RedisFleet", () => {
   it.live("a trip on one instance opens the breaker on the others, with the origin and cause", () =>
     withFleet((_, [a, b, c]) =>
@@ -501,21 +507,8 @@ describe("RedisFleet", () => {
         const store = Context.get(b.context, RedisStore.RedisStore)
         const fleet = Context.get(b.context, RedisFleet.RedisFleet)
         const unreadable = (yield* fleet.snapshot).unreadable
-        const now = yield* Clock.currentTimeMillis
-        const reply = [
-          "applied",
-          "100",
-          "Live",
-          "Open",
-          now,
-          now + 60_000,
-          "1",
-          "60000",
-          "0",
-          "x",
-          "{\"_tag\":\"ProbeFailed\"}"
-        ]
-        yield* store.publish("fleet:events", JSON.stringify(["keys", "k%E0%A4%A", reply.map(String)]))
+        const reply = openReply(yield* Clock.currentTimeMillis)
+        yield* store.publish("fleet:events", JSON.stringify(["keys", "k%E0%A4%A", reply]))
         yield* fail(onA, "after")
         yield* waitState(onB, "Open", "after")
         assert.strictEqual((yield* fleet.snapshot).unreadable, unreadable + 1)
@@ -531,22 +524,9 @@ describe("RedisFleet", () => {
         const store = Context.get(b.context, RedisStore.RedisStore)
         const fleet = Context.get(b.context, RedisFleet.RedisFleet)
         const unreadable = (yield* fleet.snapshot).unreadable
-        const now = yield* Clock.currentTimeMillis
-        const reply = [
-          "applied",
-          "100",
-          "Live",
-          "Open",
-          now,
-          now + 60_000,
-          "1",
-          "60000",
-          "0",
-          "x",
-          "{\"_tag\":\"ProbeFailed\"}"
-        ]
+        const reply = openReply(yield* Clock.currentTimeMillis)
         // "v" is no prefix this version writes ("k" a key, "*" breaker-wide): read as "k", it would open "tenant".
-        yield* store.publish("fleet:events", JSON.stringify(["prefixes", "vtenant", reply.map(String)]))
+        yield* store.publish("fleet:events", JSON.stringify(["prefixes", "vtenant", reply]))
         yield* fail(onA, "after")
         yield* waitState(onB, "Open", "after")
         assert.strictEqual(yield* onB.stateKey("tenant"), "Closed")

@@ -20,6 +20,12 @@ const servicesOf = <E>(
 const eventually = <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.retry(self, Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "10 seconds" })))
 
+// Adds a logger that keeps each message's text in `logged`.
+const capturingLog = (logged: Array<string>) =>
+  Logger.layer([Logger.make(({ message }) => {
+    logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+  })], { mergeWithExisting: true })
+
 describe("RedisSentinel", () => {
   it.live(
     "follows a failover: writes succeed again on the promoted replica, and the failover is reported",
@@ -130,9 +136,7 @@ describe("RedisSentinel", () => {
         assert.deepStrictEqual([...yield* Fiber.join(received)], ["back"])
       }).pipe(
         Effect.scoped,
-        Effect.provide(Logger.layer([Logger.make(({ message }) => {
-          logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
-        })], { mergeWithExisting: true }))
+        Effect.provide(capturingLog(logged))
       )
     },
     40_000
@@ -185,9 +189,7 @@ describe("RedisSentinel", () => {
         assert.deepStrictEqual([...yield* Fiber.join(received)], ["back"])
       }).pipe(
         Effect.scoped,
-        Effect.provide(Logger.layer([Logger.make(({ message }) => {
-          logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
-        })], { mergeWithExisting: true }))
+        Effect.provide(capturingLog(logged))
       )
     },
     40_000
@@ -240,9 +242,7 @@ describe("RedisSentinel", () => {
       assert.isTrue(Option.isNone(yield* Deferred.await(reached).pipe(Effect.timeoutOption("3 seconds"))))
     }).pipe(
       Effect.scoped,
-      Effect.provide(Logger.layer([Logger.make(({ message }) => {
-        logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
-      })], { mergeWithExisting: true }))
+      Effect.provide(capturingLog(logged))
     )
   }, 40_000)
 
