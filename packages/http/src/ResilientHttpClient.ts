@@ -21,8 +21,8 @@
  * - Retries: a connection error (`TransportError`), a per-attempt `TimeoutError`, and a response whose status is in
  *   `retry.statuses` (default 429, 502, 503, 504) are retried, with jittered exponential backoff. A `Retry-After`
  *   header, in delay-seconds or as an HTTP-date, sets the least wait; one that would stretch the wait past
- *   `retry.maxRetryAfter` ends the retries at once. When the retries are over, the caller gets the last response (a 503 is a response, not an
- *   error) or the last error.
+ *   `retry.maxRetryAfter` ends the retries at once. When the retries are over, the caller gets the last response
+ *   (a 503 is a response, not an error) or the last error.
  * - Only replayable requests are retried: an idempotent method (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`,
  *   `TRACE`; set `retry.methods` to change the list), or any request with an `Idempotency-Key` header. A request
  *   with a stream body is never retried: the first attempt consumed it. Other requests get the timeout and the
