@@ -41,6 +41,9 @@
  *   middleware sees its status or its `Retry-After`.
  * - A retried response is discarded before the next attempt, or at once when the caller is interrupted while it
  *   waits to retry: its body is not read, its connection is closed.
+ * - The per-attempt timeout ends when the response's headers arrive: reading the body is the caller's, after the
+ *   middleware has answered. Bound it where the upstream may stall mid-body
+ *   (`response.json.pipe(Effect.timeout("5 seconds"))`).
  *
  * **Example** (A client for an inventory service)
  *
