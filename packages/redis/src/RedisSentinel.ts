@@ -610,6 +610,8 @@ export const make = (
       yield* Effect.forkScoped(search)
       const wait = Duration.millis(Math.min(timeout, connectTimeout))
       yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(searched)))
+      // Closed first: a command still waiting goes on (and fails) rather than wait for ever.
+      yield* Effect.addFinalizer(() => Effect.sync(searched))
     }
 
     const sentinel = RedisSentinel.of({

@@ -129,6 +129,30 @@ describe("RedisStore lazy", () => {
     20_000
   )
 
+  it.live(
+    "closed while an operation waits for the first connect, the operation ends instead of waiting for ever",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        yield* server.freeze
+        const scope = yield* Scope.make()
+        const { store } = yield* Scope.provide(
+          servicesOf(
+            RedisStore.layer({ url: server.url, lazy: true, connectTimeout: "1 minute", timeout: "1 minute" })
+          ),
+          scope
+        )
+        const waiting = yield* Effect.forkChild(Effect.flip(store.get("k")), { startImmediately: true })
+        yield* Scope.close(scope, Exit.void)
+        const ended = yield* Fiber.await(waiting).pipe(
+          Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die("still waiting") })
+        )
+        assert(Exit.isSuccess(ended))
+        assert.strictEqual(ended.value.operation, "get")
+      }).pipe(Effect.scoped),
+    20_000
+  )
+
   it.live("reconnects after the server is killed and restarted", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()

@@ -577,6 +577,8 @@ export const makeLazy = (
     client.once("ready", settle)
     client.once("error", settle)
     yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(settle)))
+    // Closed first: a command still waiting goes on (and fails, the client closed) rather than wait for ever.
+    yield* Effect.addFinalizer(() => Effect.sync(settle))
     const waiting = Deferred.await(firstConnect)
     // Not awaited: the promise settles once connected, or rejects when the client is closed before that.
     client.connect().catch(() => {})
