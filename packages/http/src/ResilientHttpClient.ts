@@ -372,9 +372,10 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
       statuses: options.retry?.statuses ?? internal.retryStatuses,
       ...(options.retry?.maxElapsed === undefined ? {} : { maxElapsed: options.retry.maxElapsed })
     }
+    const perAttempt = options.timeout ?? "10 seconds"
     yield* decode(OptionsSchema, {
       name,
-      timeout: options.timeout ?? "10 seconds",
+      timeout: perAttempt,
       retry: retryOptions,
       ...(options.isFailureResponse === undefined ? {} : { isFailureResponse: options.isFailureResponse }),
       ...(options.key === undefined ? {} : { key: options.key })
@@ -384,14 +385,13 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
     }
 
     const judge = options.isFailureResponse
-    const timeoutMillis = millisOf(options.timeout ?? "10 seconds")
     const circuitBreaker = yield* CircuitBreaker.make<HttpClientResponse.HttpClientResponse>({
       isFailure: defaultIsFailure,
       ...options.circuitBreaker,
       halfOpen: {
         ...options.circuitBreaker?.halfOpen,
         maxProbeTime: options.circuitBreaker?.halfOpen?.maxProbeTime ??
-          Duration.millis(Math.max(defaultMaxProbeMillis, longestCall(timeoutMillis, retryOptions)))
+          Duration.millis(Math.max(defaultMaxProbeMillis, longestCall(millisOf(perAttempt), retryOptions)))
       },
       name,
       isFailureResult: judge === undefined ? defaultIsFailureResponse : (response) => {
@@ -405,7 +405,7 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
         }
       }
     })
-    const timeout = yield* Timeout.make({ name, duration: options.timeout ?? "10 seconds" })
+    const timeout = yield* Timeout.make({ name, duration: perAttempt })
     const retry = retryOptions === false ? undefined : yield* Retry.make({
       name,
       schedule: Retry.exponential({ base: retryOptions.base, cap: retryOptions.cap, times: retryOptions.times }).pipe(

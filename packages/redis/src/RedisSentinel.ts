@@ -549,14 +549,13 @@ export const make = (
 
     // A lazy layer's first search: commands sent meanwhile wait for it (at most `timeout` or `connectTimeout`), so
     // that a program that writes as soon as it starts reaches a master that is there. An eager layer has found it.
-    const firstSearch = Deferred.makeUnsafe<void>()
-    const firstSearched = Deferred.await(firstSearch)
-    const searched = () => Deferred.doneUnsafe(firstSearch, Effect.void)
-    if (options.lazy !== true) searched()
+    const firstSearch = options.lazy === true
+      ? yield* client.firstAttempt(Duration.millis(Math.min(timeout, connectTimeout)))
+      : undefined
 
     const redis = yield* client.makeRedis({
       current: () => current ?? notFound,
-      connecting: () => Deferred.isDoneUnsafe(firstSearch) ? undefined : firstSearched,
+      connecting: firstSearch?.connecting,
       offline: `The client is offline: the master "${masterName}" has not been found yet`,
       onSwitch: (listener) => {
         switchListeners.add(listener)
@@ -588,7 +587,7 @@ export const make = (
               Effect.tap((result) => result._tag === "Success" ? install(result.success) : Effect.void)
             )
           )
-          searched()
+          firstSearch?.end()
           if (attempt._tag === "Success") return
           const now = yield* Clock.currentTimeMillis
           if (since === undefined) {
@@ -608,10 +607,6 @@ export const make = (
         }
       })
       yield* Effect.forkScoped(search)
-      const wait = Duration.millis(Math.min(timeout, connectTimeout))
-      yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(searched)))
-      // Closed first: a command still waiting goes on (and fails) rather than wait for ever.
-      yield* Effect.addFinalizer(() => Effect.sync(searched))
     }
 
     const sentinel = RedisSentinel.of({

@@ -138,6 +138,13 @@ const quantile = (values: ReadonlyArray<number>, q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
 }
 
+// Waits (heartbeats every 100 ms) until `count` instances are live in the fleet `instance` is in.
+const liveInstances = (instance: { readonly context: Context.Context<Redis.Redis> }, count: number) =>
+  Context.get(instance.context, Redis.Redis).send<number>("ZCARD", "fleet-test:fleet:instances").pipe(
+    Effect.flatMap((n) => n === count ? Effect.void : Effect.fail(n)),
+    Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+  )
+
 // A fleet script's reply that opens a circuit for a minute (as the events channel carries it), for hand-made messages.
 const openReply = (now: number): ReadonlyArray<string> =>
   ["applied", "100", "Live", "Open", now, now + 60_000, "1", "60000", "0", "x", "{\"_tag\":\"ProbeFailed\"}"].map(
@@ -339,12 +346,8 @@ describe("RedisFleet", () => {
         const onA = yield* breakerOn(a, options)
         const onB = yield* breakerOn(b, options)
         const onC = yield* breakerOn(c, options)
-        // Heartbeats every 100 ms: wait until all three are live.
-        const redis = Context.get(a.context, Redis.Redis)
-        yield* redis.send<number>("ZCARD", "fleet-test:fleet:instances").pipe(
-          Effect.flatMap((n) => n === 3 ? Effect.void : Effect.fail(n)),
-          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
-        )
+        // All three live first.
+        yield* liveInstances(a, 3)
         const seenC = yield* nextTransition(onC, "Open")
         yield* fail(onA)
         yield* fail(onB) // 2 of 3 >= 0.6 * 3
@@ -366,11 +369,7 @@ describe("RedisFleet", () => {
       }
       const onA = yield* breakerOn(a, options)
       const onB = yield* breakerOn(b, options)
-      const redis = Context.get(a.context, Redis.Redis)
-      yield* redis.send<number>("ZCARD", "fleet-test:fleet:instances").pipe(
-        Effect.flatMap((n) => n === 2 ? Effect.void : Effect.fail(n)),
-        Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
-      )
+      yield* liveInstances(a, 2)
       const seenB = yield* nextTransition(onB, "Open")
       yield* fail(onA) // 1 of 2 live: a share of 0.5
       const transition = yield* Fiber.join(seenB).pipe(Effect.timeout("3 seconds"))

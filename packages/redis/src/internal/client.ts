@@ -552,6 +552,29 @@ export const makeRedis = (
   })
 
 /**
+ * A lazy connection's first attempt, which commands wait for (`Source.connecting`) rather than fail while it is under
+ * way: ended by `end` (the attempt's outcome), after `wait` (a server that accepts the connection and never answers),
+ * or when the scope closes (a command still waiting then goes on, and fails, rather than wait for ever).
+ *
+ * @internal
+ */
+export const firstAttempt = (wait: Duration.Duration): Effect.Effect<
+  { readonly end: () => void; readonly connecting: () => Effect.Effect<void> | undefined },
+  never,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const done = Deferred.makeUnsafe<void>()
+    const end = () => {
+      Deferred.doneUnsafe(done, Effect.void)
+    }
+    yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(end)))
+    yield* Effect.addFinalizer(() => Effect.sync(end))
+    const waiting = Deferred.await(done)
+    return { end, connecting: () => Deferred.isDoneUnsafe(done) ? undefined : waiting }
+  })
+
+/**
  * A lazy connection: the client connects in the background and keeps retrying with backoff, so building never waits
  * for Redis. Commands sent while the first connect is under way wait for it (at most `wait`): a program
  * that writes as soon as it starts reaches a Redis that is up. After that the offline queue stays disabled: while the
@@ -570,20 +593,11 @@ export const makeLazy = (
       Effect.sync(() => makeClient({ ...clientOptions, disableOfflineQueue: true }, "never", runSync, "RedisStore")),
       (created) => Effect.sync(() => destroyClient(created))
     )
-    // Settled by the first attempt's outcome (ready, or its first error: refused, say), or after `wait` for a server
-    // that accepts the connection and never answers.
-    const firstConnect = Deferred.makeUnsafe<void>()
-    const settle = () => Deferred.doneUnsafe(firstConnect, Effect.void)
-    client.once("ready", settle)
-    client.once("error", settle)
-    yield* Effect.forkScoped(Effect.andThen(Effect.sleep(wait), Effect.sync(settle)))
-    // Closed first: a command still waiting goes on (and fails, the client closed) rather than wait for ever.
-    yield* Effect.addFinalizer(() => Effect.sync(settle))
-    const waiting = Deferred.await(firstConnect)
+    // Ended by the first attempt's outcome: ready, or its first error (refused, say).
+    const firstConnect = yield* firstAttempt(wait)
+    client.once("ready", firstConnect.end)
+    client.once("error", firstConnect.end)
     // Not awaited: the promise settles once connected, or rejects when the client is closed before that.
     client.connect().catch(() => {})
-    return yield* makeRedis(
-      { ...fixed(client), connecting: () => Deferred.isDoneUnsafe(firstConnect) ? undefined : waiting },
-      { label: "RedisStore", pool }
-    )
+    return yield* makeRedis({ ...fixed(client), connecting: firstConnect.connecting }, { label: "RedisStore", pool })
   })
