@@ -4,8 +4,8 @@
  * (`bare.ts`), with Exa failing (its breaker open, Tavily serving) and with Claude failing (the apology path), and the
  * time from an upstream turned good to it serving traffic again. Never asserted:
  * `node examples/agent-service/src/bench.ts` (BENCH_SECONDS, default 5; BENCH_ROUNDS, default 5). The bare and the
- * resilient service run side by side and are loaded in turn, round after round, and each figure is the median of its
- * rounds: on a shared machine one run alone can be off by a third. Where valgrind is installed, callgrind then counts
+ * resilient service run side by side and are loaded in turn (which goes first alternates by round), and each figure
+ * is the median of its rounds: on a shared machine one run alone can be off by a third. Where valgrind is installed, callgrind then counts
  * the instructions per request of both services, a figure that does not move with the machine's load. The results,
  * with the issue's targets met or missed, replace the agent-service section of docs/benchmarks.md.
  */
@@ -293,7 +293,10 @@ const program = Effect.gen(function*() {
   const runs = new Map<string, Array<Row>>()
   for (let round = 0; round < rounds; round++) {
     for (const [name, path, body] of pairs) {
-      for (const [label, instance] of [["bare", bare], ["resilient", agent]] as const) {
+      // Which service goes first alternates from round to round: a machine that drifts over a pair (another job
+      // starting, a CPU's clock changing) then weighs on each service in turn rather than always on the second.
+      const order = [["bare", bare], ["resilient", agent]] as const
+      for (const [label, instance] of round % 2 === 0 ? order : [order[1], order[0]]) {
         const run = label === "bare" ? `bare: ${name}` : `resilient: ${name}, healthy`
         runs.set(run, [...(runs.get(run) ?? []), yield* loadOnce(run, instance, path, body)])
       }
@@ -497,9 +500,8 @@ const report = (
     "## The agent service under load",
     "",
     `autocannon, ${connections} connections, ${seconds} s per run, the median of ${rounds} rounds (bare and resilient ` +
-    `loaded in turn; the cost is the median of each round's pair); Node ${process.version}, ${cpus().length} cores; ${
-      new Date().toISOString().slice(0, 10)
-    }. ` +
+    "loaded in turn, the first of each pair alternating by round; the cost is the median of each round's pair); " +
+    `Node ${process.version}, ${cpus().length} cores; ${new Date().toISOString().slice(0, 10)}. ` +
     "`bare` serves the same handlers with no resilience at all (`examples/agent-service/src/bare.ts`); the server's " +
     "CPU time per request is read from /proc.",
     "",
