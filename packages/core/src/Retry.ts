@@ -24,7 +24,9 @@
  * - `maxElapsed` bounds the whole call, counted from the start of its first attempt: a retry that would start
  *   past it is not made (`ScheduleDone`), so the policy never sleeps only to give up.
  * - Budget: with `budget`, every call deposits and every retry withdraws. A retry the budget cannot pay for is not
- *   made: the call fails at once with `RetryBudgetExhausted`, which carries the last error as `cause`.
+ *   made: the call fails at once with `RetryBudgetExhausted`, which carries the last error as `cause`. A caller
+ *   interrupted while it waits to retry gets the retry back: it was never made, so it neither spends the budget nor
+ *   counts in `retries`.
  * - Give-ups fail with the last attempt's own failure, unchanged, except `BudgetExhausted`.
  * - `isFailureResult` retries success values too (an HTTP 503 returned as a value): such a value is retried as a
  *   failure would be (`while` is not asked: the classifier already said it is worth another try), and when the
@@ -946,7 +948,8 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         }
         // Withdrawn last, so that only a retry that will be made spends budget. The check and the withdrawal are
         // one synchronous step: no other fiber can come between them.
-        if (books !== undefined && !books.withdraw(now)) {
+        const receipt = books === undefined ? undefined : books.withdraw(now)
+        if (books !== undefined && receipt === undefined) {
           totals.budgetRejections++
           yield* gaveUp("BudgetExhausted", attempt, error, now)
           // A classified value goes back as it is, so that its classifier returns it: it is the last outcome.
@@ -961,7 +964,6 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
             }, { disableChecks: true })
           ))
         }
-        totals.retries++
         const delay = Duration.millis(wait)
         yield* PubSub.publish(hub, {
           _tag: "Retrying",
@@ -971,7 +973,16 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
           errorTag: internal.tagOf(error),
           at: now
         })
-        if (wait > 0) yield* Effect.sleep(delay)
+        if (wait > 0) {
+          // A caller interrupted while it waits never makes this retry: it gets its budget back, and is not counted.
+          yield* receipt === undefined
+            ? Effect.sleep(delay)
+            : Effect.onInterrupt(
+              Effect.sleep(delay),
+              () => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => books!.refund(receipt, at)))
+            )
+        }
+        totals.retries++
         attempt++
         const exit = yield* Effect.exit(self)
         if (exit._tag === "Success") {

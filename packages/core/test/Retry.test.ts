@@ -752,6 +752,53 @@ describe("Retry", () => {
         assert.deepStrictEqual((yield* budget.snapshot).retries, 3)
         assert.strictEqual((yield* reads.snapshot).budget?.retries, 3)
       }))
+
+    it.effect("a caller interrupted while it waits to retry gets the retry back: not counted, not paid for", () =>
+      Effect.gen(function*() {
+        // One retry per window (0.1 per second over 10 seconds).
+        const budget = yield* Retry.budget({ ratio: 0, minPerSecond: 0.1, window: "10 seconds" })
+        const retry = yield* Retry.make({
+          name: "db",
+          schedule: Retry.constant({ delay: "5 seconds", times: 1 }),
+          budget
+        })
+        const left = failing()
+        const caller = yield* Effect.forkChild(retry.protect(left.call))
+        // The first attempt failed at 0; its retry is due at 5 s, and the caller leaves at 1 s.
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.interrupt(caller)
+        assert.strictEqual(left.state.attempts, 1)
+        const snapshot = yield* retry.snapshot
+        assert.deepStrictEqual({ calls: snapshot.calls, retries: snapshot.retries }, { calls: 1, retries: 0 })
+        assert.deepStrictEqual(snapshot.budget?.retries, 0)
+        // The window's one retry is still there for the next caller.
+        const next = failing()
+        const waiting = yield* Effect.forkChild(Effect.flip(retry.protect(next.call)))
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual((yield* Fiber.join(waiting))._tag, "Boom")
+        assert.strictEqual(next.state.attempts, 2)
+        assert.strictEqual((yield* retry.snapshot).retries, 1)
+      }))
+
+    it.effect("a retry refunded after its bucket left the window takes nothing from the retries since", () =>
+      Effect.gen(function*() {
+        const budget = yield* Retry.budget({ ratio: 0, minPerSecond: 0.2, window: "10 seconds" })
+        const slow = yield* Retry.make({
+          name: "slow",
+          schedule: Retry.constant({ delay: "1 minute", times: 1 }),
+          budget
+        })
+        const quick = yield* Retry.make({ name: "quick", schedule: fast, budget })
+        const caller = yield* Effect.forkChild(slow.protect(failing().call))
+        // The slow retry's withdrawal leaves the window while it waits; a quick call then spends the window's two.
+        yield* TestClock.adjust("30 seconds")
+        const { call, state } = failing()
+        yield* Effect.forkChild(Effect.ignore(quick.protect(call)))
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(state.attempts, 3)
+        yield* Fiber.interrupt(caller)
+        assert.strictEqual((yield* budget.snapshot).retries, 2)
+      }))
   })
 
   describe("events, metrics and snapshot", () => {

@@ -1,7 +1,7 @@
 import { CircuitBreaker, CircuitBreakerRegistry, Retry } from "@effect-resilience/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Stream } from "effect"
-import { FetchHttpClient, HttpBody, HttpClient, HttpClientRequest } from "effect/http"
+import { FetchHttpClient, HttpBody, HttpClient, HttpClientRequest, HttpClientResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { createServer, type ServerResponse } from "node:http"
@@ -528,6 +528,31 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual(server.hits("/reset"), 1)
         assert.strictEqual((yield* middleware.retry!.snapshot).budgetRejections, 1)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+    it.effect("a caller that leaves while it waits to retry neither spends the budget nor counts a retry", () =>
+      Effect.gen(function*() {
+        let hits = 0
+        const upstream = HttpClient.make((request) =>
+          Effect.sync(() => {
+            hits++
+            return HttpClientResponse.fromWeb(request, new Response("busy", { status: 503 }))
+          })
+        )
+        // One retry per window (0.1 per second over 10 seconds).
+        const budget = yield* Retry.budget({ ratio: 0, minPerSecond: 0.1, window: "10 seconds" })
+        const middleware = yield* ResilientHttpClient.make({
+          name: "leaving",
+          retry: { times: 1, base: "5 seconds", cap: "5 seconds", budget }
+        })
+        const client = middleware.apply(upstream)
+        const caller = yield* Effect.forkChild(client.get("http://upstream.test/x"))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.interrupt(caller)
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual(hits, 1)
+        assert.strictEqual((yield* middleware.retry!.snapshot).retries, 0)
+        assert.deepStrictEqual((yield* budget.snapshot).available, 1)
+      }))
 
     it.live("a spent budget returns a retry status as the response it was", () =>
       Effect.gen(function*() {

@@ -45,12 +45,16 @@ export class Budget {
     this.window.record(false, false, now)
   }
 
-  /** Takes one retry from the budget if it has one. */
-  withdraw(now: number): boolean {
+  /** Takes one retry from the budget if it has one: the receipt for `refund`, or `undefined` when it has none. */
+  withdraw(now: number): number | undefined {
     this.window.advance(now)
-    if (this.window.failures + 1 > this.allowance()) return false
-    this.window.record(true, false, now)
-    return true
+    if (this.window.failures + 1 > this.allowance()) return undefined
+    return this.window.record(true, false, now)
+  }
+
+  /** Gives back a retry that was paid for but never made (its caller was interrupted while it waited). */
+  refund(receipt: number, now: number): void {
+    this.window.forget(receipt, true, false, now)
   }
 
   /** First attempts in the window. */

@@ -86,7 +86,8 @@ export class TimeWindow implements Window {
     this.head = Math.floor(now / bucketMillis)
   }
 
-  record(failed: boolean, slow: boolean, now: number): void {
+  /** Counts a call; returns its bucket, for `forget`. */
+  record(failed: boolean, slow: boolean, now: number): number {
     this.advance(now)
     const slot = (this.head % this.buckets) * 3
     this.counts[slot]++
@@ -98,6 +99,24 @@ export class TimeWindow implements Window {
     if (slow) {
       this.counts[slot + 2]++
       this.slow++
+    }
+    return this.head
+  }
+
+  /** Takes back a call `record` counted in `bucket`, unless the window has rotated past it. */
+  forget(bucket: number, failed: boolean, slow: boolean, now: number): void {
+    this.advance(now)
+    if (this.head - bucket >= this.buckets) return
+    const slot = (bucket % this.buckets) * 3
+    this.counts[slot]--
+    this.calls--
+    if (failed) {
+      this.counts[slot + 1]--
+      this.failures--
+    }
+    if (slow) {
+      this.counts[slot + 2]--
+      this.slow--
     }
   }
 
