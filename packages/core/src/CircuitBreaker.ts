@@ -22,7 +22,9 @@
  *   nothing. `openDuration` may be a `Schedule`: the n-th consecutive opening lasts the schedule's n-th delay
  *   (the last delay repeats once it ends), and the count restarts once the circuit has stayed closed as long as it
  *   was last open. A schedule that fails (a bug in code of the user's) is logged as an error and treated as ended,
- *   or, at the first opening, the default 30 seconds apply.
+ *   or, at the first opening, the default 30 seconds apply. Open times are wall-clock times (they survive a
+ *   restart and are shared by a fleet); a wall clock stepped back, or a fleet instance's clock ahead of this one's,
+ *   never leaves more than the opening's own duration to wait, counted from the first call or snapshot after it.
  * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once (reason `CircuitHalfOpen`,
  *   `retryAfter` zero), never queued. A probe failure reopens at once with the next open duration;
  *   `successThreshold` probe successes close. A probe's slot comes back when it finishes, is interrupted, is

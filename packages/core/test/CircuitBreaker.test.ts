@@ -396,6 +396,25 @@ describe("CircuitBreaker", () => {
         assert.isAtMost(first, 1_200)
         assert.strictEqual(yield* openFor, first)
       }))
+
+    // `TestClock.setTime` moves the wall clock and not the monotonic one, as an NTP correction does to `Date.now()`.
+    it.effect("a wall clock stepped back keeps the circuit open no longer than its open time", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(3_600_000)
+        const breaker = yield* CircuitBreaker.make({
+          name: "db",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "30 seconds"
+        })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.setTime(0)
+        assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 30_000)
+        const rejected = yield* Effect.flip(breaker.protect(Effect.succeed("early")))
+        assert.strictEqual(Duration.toMillis(rejected.retryAfter), 30_000)
+        yield* TestClock.adjust("30 seconds")
+        assert.strictEqual(yield* breaker.protect(Effect.succeed("probe")), "probe")
+        assert.strictEqual(yield* breaker.state, "Closed")
+      }))
   })
 
   describe("half-open", () => {

@@ -292,6 +292,7 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit): numb
   }
   if (cell.phase === "Closed") return ADMIT
   let verdict: number
+  if (cell.phase === "Open") boundOpenTime(cell, now)
   if (cell.phase === "Open" && now < cell.openUntil) {
     verdict = REJECT_OPEN
   } else {
@@ -301,6 +302,13 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit): numb
   if (verdict >= 0) return verdict
   cell.rejections++
   return cell.mode === "MetricsOnly" ? ADMIT_UNCOUNTED : verdict
+}
+
+// Open times are wall-clock times, so that they survive a restart and mean the same on every instance of a fleet. A
+// wall clock stepped back (an NTP correction), or a fleet's state from an instance whose clock is ahead, would then
+// keep the circuit open for longer than its open time: the time left is never more than that open time, from now.
+const boundOpenTime = (cell: Cell, now: number): void => {
+  if (cell.openUntil - now > cell.lastOpenMillis) cell.openUntil = now + cell.lastOpenMillis
 }
 
 /** @internal */
@@ -552,6 +560,7 @@ const toClosed = (cell: Cell, now: number, reason: Reason, emit: Emit): void => 
  * @internal
  */
 export const refresh = (cell: Cell, config: Config, now: number, emit: Emit): void => {
+  if (cell.phase === "Open") boundOpenTime(cell, now)
   if (cell.phase === "Open" && now >= cell.openUntil && cell.mode !== "ForcedOpen" && cell.mode !== "Disabled") {
     toHalfOpen(cell, config, now, emit)
   }
