@@ -6,8 +6,8 @@
  * fallback                     withFallback: answers when everything inside gave up
  *   circuit breaker            one outcome per call: fails fast while the dependency is down
  *     retry                    retries what failed inside, honouring retryAfter and the retry budget
- *       rate limiter           every attempt spends a token
- *         hedge                a slow attempt gets company
+ *       hedge                  a slow attempt gets company
+ *         rate limiter         every attempt spends a token, a hedged one too
  *           timeout            per attempt (and per hedged attempt)
  *             bulkhead         bounds concurrent attempts; queue time counts against the timeout
  *               chaos          injected faults and latency look like the dependency's own
@@ -173,7 +173,7 @@ export interface Options<A = unknown> extends Stages {
  * @since 0.1.0
  * @category models
  */
-export const order = ["circuitBreaker", "retry", "rateLimiter", "hedge", "timeout", "bulkhead", "chaos"] as const
+export const order = ["circuitBreaker", "retry", "hedge", "rateLimiter", "timeout", "bulkhead", "chaos"] as const
 
 /**
  * A slot's name.
@@ -432,8 +432,8 @@ export const make = <const S extends Stages, A = unknown>(
         if (timed !== undefined) effect = timed(effect)
         else {
           if (timeout !== undefined) effect = timeout(effect)
-          if (hedge !== undefined) effect = hedge(effect)
           if (rateLimiter !== undefined) effect = rateLimiter(effect)
+          if (hedge !== undefined) effect = hedge(effect)
           if (retry !== undefined) effect = retry(effect)
         }
         if (circuitBreaker !== undefined) effect = circuitBreaker(effect)

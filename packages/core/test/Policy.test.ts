@@ -84,8 +84,8 @@ describe("Policy", () => {
       const policy = yield* Policy.make({ name: "recorded", ...stages })
       yield* policy.protect(Effect.sync(() => log.push("call")))
       const attempt = [
-        "rateLimiter>",
         "hedge>",
+        "rateLimiter>",
         "timeout>",
         "bulkhead>",
         "chaos>",
@@ -93,8 +93,8 @@ describe("Policy", () => {
         "<chaos",
         "<bulkhead",
         "<timeout",
-        "<hedge",
-        "<rateLimiter"
+        "<rateLimiter",
+        "<hedge"
       ]
       assert.deepStrictEqual(log, ["circuitBreaker>", "retry>", ...attempt, ...attempt, "<retry", "<circuitBreaker"])
       assert.deepStrictEqual((yield* policy.snapshot).order, Policy.order)
@@ -348,6 +348,30 @@ describe("Policy", () => {
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       assert.strictEqual(yield* Fiber.join(fiber), "second")
+    }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+  it.effect("a hedged attempt spends a token too: no more than the limit reach the dependency", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.make({ name: "partner", limit: 3, window: "1 minute" })
+      const policy = yield* Policy.make({
+        name: "partner",
+        rateLimiter: limiter,
+        hedge: yield* Hedge.make({ name: "partner", delay: "100 millis", maxHedges: 2 })
+      })
+      let reached = 0
+      const call = Effect.suspend(() => {
+        reached++
+        return Effect.as(Effect.sleep("1 second"), "ok")
+      })
+      // Two slow calls, each hedged twice: 6 attempts for 3 tokens. A hedge the limiter refuses leaves its call's
+      // other attempts running, and the first of them to answer answers the call.
+      const calls = yield* Effect.forkChild(
+        Effect.forEach([1, 2], () => policy.protect(call), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(calls), ["ok", "ok"])
+      assert.strictEqual(reached, 3)
+      assert.strictEqual((yield* limiter.snapshot).admitted, 3)
     }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
 
   it.effect("withFallback answers for whatever the parts finally fail with, piped or called", () =>
