@@ -123,10 +123,12 @@ import {
   DurationInput,
   durationIssue,
   Fraction,
+  maxEventBuffer,
   millisOf,
   orDefault,
   type PolicyConfigError,
-  PositiveInt
+  PositiveInt,
+  PositiveIntUpTo
 } from "./PolicyConfig.ts"
 
 /**
@@ -434,7 +436,10 @@ export type TripPolicy =
  * @category models
  */
 export interface Options<A = unknown> {
-  /** Names the breaker in errors, events, metrics and the registry. */
+  /**
+   * Names the breaker in errors, events, metrics, the registry and the HTTP API's paths: 1 to 200 characters, no
+   * control characters, neither "." nor "..".
+   */
   readonly name: string
   /** One policy or several (the circuit opens when any holds). Default: `consecutive(5)`. */
   readonly trip?: TripPolicy | ReadonlyArray<TripPolicy> | undefined
@@ -484,7 +489,7 @@ export interface Options<A = unknown> {
    * 5, 10 s.
    */
   readonly latencyBuckets?: ReadonlyArray<Duration.Input> | false | undefined
-  /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024. */
+  /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024; at most 100,000. */
   readonly eventBuffer?: number | undefined
   /**
    * How the breaker shares its state when a `BreakerFleet` (say `RedisFleet.layer`) is in context: the counting mode,
@@ -841,7 +846,7 @@ export const slowCallRate = (options: {
 })
 
 /**
- * A count-based window: the last `size` recorded calls.
+ * A count-based window: the last `size` recorded calls, at most 1,000,000 (a byte each, allocated up front).
  *
  * @example
  * ```ts
@@ -858,8 +863,8 @@ export const lastCalls = (size: number): Window => ({ _tag: "Count", size })
 /**
  * A time-based window of `length`, in `buckets` buckets aligned to multiples of `length / buckets` (default: one
  * bucket per second, at least 1). A bucket is a whole number of milliseconds, `length / buckets` rounded down, so
- * the window is a little shorter than `length` when `buckets` does not divide it; more buckets than milliseconds are
- * rejected.
+ * the window is a little shorter than `length` when `buckets` does not divide it. More buckets than milliseconds, or
+ * than 100,000 (12 bytes each, allocated up front), are rejected; the default stops at 100,000.
  *
  * @example
  * ```ts
@@ -874,9 +879,15 @@ export const lastCalls = (size: number): Window => ({ _tag: "Count", size })
 export const rolling = (length: Duration.Input, options?: { readonly buckets?: number | undefined }): Window => ({
   _tag: "Time",
   length,
-  buckets: options?.buckets ??
+  buckets: options?.buckets ?? Math.min(
+    MAX_BUCKETS,
     Math.max(1, Math.round(Duration.toSeconds(Option.getOrElse(Duration.fromInput(length), () => Duration.zero))))
+  )
 })
+
+// A window's ring and buckets are allocated up front: bounds that keep a breaker's windows within a few megabytes.
+const MAX_WINDOW_SIZE = 1_000_000
+const MAX_BUCKETS = 100_000
 
 // -----------------------------------------------------------------------------
 // validation
@@ -894,11 +905,11 @@ const bucketsFitLength = Schema.makeFilter((window: { readonly length: unknown; 
 })
 
 const WindowSchema = Schema.Union([
-  Schema.Struct({ _tag: Schema.Literal("Count"), size: PositiveInt }),
+  Schema.Struct({ _tag: Schema.Literal("Count"), size: PositiveIntUpTo(MAX_WINDOW_SIZE) }),
   Schema.Struct({
     _tag: Schema.Literal("Time"),
     length: DurationInput({ positive: true }),
-    buckets: PositiveInt
+    buckets: PositiveIntUpTo(MAX_BUCKETS)
   }).check(bucketsFitLength)
 ])
 
@@ -932,8 +943,11 @@ const TripPolicySchema = Schema.Union([
   }).check(minimumFitsWindow)
 ])
 
-// "." and ".." are path segments a URL collapses: no HTTP client could reach such a breaker by name.
+// Every name the HTTP API can reach (its path parameter takes 1 to 200 characters, no control characters), and
+// neither "." nor "..": path segments a URL collapses, so no HTTP client could reach such a breaker by name.
 const BreakerName = Schema.NonEmptyString.check(
+  Schema.isMaxLength(200),
+  Schema.isPattern(/^\P{Cc}*$/u, { message: "Expected a name without control characters" }),
   Schema.makeFilter((name: string) =>
     name === "." || name === ".."
       ? "Expected a name other than \".\" and \"..\" (a URL path collapses them: the HTTP API could not reach it)"
@@ -959,7 +973,7 @@ const OptionsSchema = Schema.Struct({
     idleTimeToLive: DurationInput({ positive: true }),
     maxKeys: PositiveInt
   }),
-  eventBuffer: PositiveInt,
+  eventBuffer: PositiveIntUpTo(maxEventBuffer),
   latencyBuckets: Schema.Union([Schema.Literal(false), Schema.Array(DurationInput({ positive: true }))]),
   fleet: Schema.Union([
     Schema.Literal(false),

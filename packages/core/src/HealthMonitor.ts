@@ -78,10 +78,12 @@ import * as metrics from "./internal/metrics.ts"
 import {
   decode,
   DurationInput,
+  maxEventBuffer,
   millisOf,
   orDefault,
   type PolicyConfigError,
   PositiveInt,
+  PositiveIntUpTo,
   Probability
 } from "./PolicyConfig.ts"
 
@@ -266,7 +268,10 @@ export interface CheckOptions<E, R> {
  * @category models
  */
 export interface Options {
-  /** Subscribers of `changes` that fall further behind than this lose the oldest changes. Default: 1024. */
+  /**
+   * Subscribers of `changes` that fall further behind than this lose the oldest changes. Default: 1024; at most
+   * 100,000.
+   */
   readonly eventBuffer?: number | undefined
 }
 
@@ -379,7 +384,7 @@ const CheckOptionsSchema = Schema.Struct({
     }
 ))
 
-const OptionsSchema = Schema.Struct({ eventBuffer: PositiveInt })
+const OptionsSchema = Schema.Struct({ eventBuffer: PositiveIntUpTo(maxEventBuffer) })
 
 // -----------------------------------------------------------------------------
 // constructors

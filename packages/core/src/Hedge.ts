@@ -48,7 +48,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Hedger } from "./internal/hedge.ts"
 import * as metrics from "./internal/metrics.ts"
-import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveIntUpTo } from "./PolicyConfig.ts"
 
 /**
  * @example
@@ -98,7 +98,7 @@ export interface Options {
   readonly name: string
   /** How long an attempt runs alone before the next one starts; positive. */
   readonly delay: Duration.Input
-  /** Extra attempts at most, besides the primary. Default: 1. */
+  /** Extra attempts at most, besides the primary. Default: 1; at most 100 (each has its own win counter). */
   readonly maxHedges?: number | undefined
 }
 
@@ -159,7 +159,7 @@ export interface Hedge {
 const OptionsSchema = Schema.Struct({
   name: Schema.NonEmptyString,
   delay: DurationInput({ positive: true }),
-  maxHedges: PositiveInt
+  maxHedges: PositiveIntUpTo(100)
 })
 
 /**

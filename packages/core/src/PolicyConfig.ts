@@ -157,6 +157,39 @@ export const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  */
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
+/**
+ * An integer from 1 to `max`: for a count that sizes what is allocated up front (an event buffer, a window's ring),
+ * where a huge value would fail later as a `RangeError`, or take the process's memory, instead of here.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ * import { Schema } from "effect"
+ *
+ * const Options = Schema.Struct({ buffer: PolicyConfig.PositiveIntUpTo(100_000) })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const PositiveIntUpTo = (max: number) => PositiveInt.check(Schema.isLessThanOrEqualTo(max))
+
+/**
+ * The most events a subscriber may fall behind (`eventBuffer` of breakers, retries and health monitors): the
+ * buffer is allocated when the policy is made.
+ *
+ * @example
+ * ```ts
+ * import { PolicyConfig } from "@effect-resilience/core"
+ *
+ * const buffer = Math.min(1_000_000, PolicyConfig.maxEventBuffer)
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const maxEventBuffer = 100_000
+
 // 50 for 50% is the usual slip: say what was probably meant.
 const percentHint = (n: number): string =>
   Number.isInteger(n) && n > 1 && n <= 100 ? ` (a share, not a percent: write ${n / 100} for ${n}%)` : ""

@@ -93,11 +93,12 @@ import { stackless } from "./internal/stackless.ts"
 import {
   decode,
   DurationInput,
+  maxEventBuffer,
   millisOf,
   NonNegativeInt,
   orDefault,
   type PolicyConfigError,
-  PositiveInt
+  PositiveIntUpTo
 } from "./PolicyConfig.ts"
 
 /**
@@ -427,7 +428,7 @@ export interface Options<A = unknown> {
   readonly maxElapsed?: Duration.Input | undefined
   /** The longest `retryAfter` worth waiting for. Default: any finite one. */
   readonly maxRetryAfter?: Duration.Input | undefined
-  /** Subscribers that fall further behind than this lose the oldest events. Default: 1024. */
+  /** Subscribers that fall further behind than this lose the oldest events. Default: 1024; at most 100,000. */
   readonly eventBuffer?: number | undefined
 }
 
@@ -841,7 +842,7 @@ const OptionsSchema = Schema.Struct({
   )),
   maxElapsed: Schema.optional(DurationInput({ positive: true })),
   maxRetryAfter: Schema.optional(DurationInput({ positive: false })),
-  eventBuffer: PositiveInt
+  eventBuffer: PositiveIntUpTo(maxEventBuffer)
 })
 
 const giveUpsHelp = "Calls that failed out of a retry policy, by reason"

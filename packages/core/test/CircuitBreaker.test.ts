@@ -1316,6 +1316,38 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual(yield* invalid({ name: "" }), [
           "name: Expected a value with a length of at least 1, got \"\""
         ])
+        // What is allocated up front has a maximum: a huge count is an option error, not a RangeError later.
+        assert.deepStrictEqual(
+          yield* invalid({
+            name: "db",
+            eventBuffer: 1e12,
+            trip: [
+              CircuitBreaker.failureRate({ threshold: 0.5, window: CircuitBreaker.lastCalls(1e12) }),
+              CircuitBreaker.failureRate({
+                threshold: 0.5,
+                window: CircuitBreaker.rolling("365 days", { buckets: 1e9 })
+              })
+            ]
+          }),
+          [
+            "trip[0].window.size: Expected a value less than or equal to 1000000, got 1000000000000",
+            "trip[1].window.buckets: Expected a value less than or equal to 100000, got 1000000000",
+            "eventBuffer: Expected a value less than or equal to 100000, got 1000000000000"
+          ]
+        )
+        // A long window's default buckets (one a second) stop at that maximum.
+        assert.deepStrictEqual(CircuitBreaker.rolling("365 days"), {
+          _tag: "Time",
+          length: "365 days",
+          buckets: 100_000
+        })
+        // Names the HTTP API could not reach by path.
+        assert.deepStrictEqual(yield* invalid({ name: "payments\n" }), [
+          "name: Expected a name without control characters, got \"payments\\n\""
+        ])
+        assert.deepStrictEqual(yield* invalid({ name: "x".repeat(201) }), [
+          `name: Expected a value with a length of at most 200, got "${"x".repeat(201)}"`
+        ])
         assert.deepStrictEqual(yield* invalid({ name: ".." }), [
           "name: Expected a name other than \".\" and \"..\" (a URL path collapses them: the HTTP API could not reach it), " +
           "got \"..\""

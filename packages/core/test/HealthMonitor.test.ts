@@ -851,6 +851,11 @@ describe("HealthMonitor", () => {
         assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["eventBuffer"])
         const fromLayer = yield* Effect.flip(Layer.build(HealthMonitor.layer({ eventBuffer: -1 })))
         assert.deepStrictEqual(fromLayer.issues.map((issue) => issue.path), ["eventBuffer"])
+        // The buffer is allocated up front: a huge one is an option error, not a RangeError.
+        const huge = yield* Effect.flip(Effect.scoped(HealthMonitor.make({ eventBuffer: 1e12 })))
+        assert.deepStrictEqual(issuesOf(huge), [
+          "eventBuffer: Expected a value less than or equal to 100000, got 1000000000000"
+        ])
         // Without options (or without eventBuffer) nothing can be wrong.
         const monitor = yield* HealthMonitor.make({})
         assert.strictEqual(yield* monitor.status, "Unknown")

@@ -259,6 +259,11 @@ describe("Hedge", () => {
         assert.strictEqual(error.kind, "hedge")
         assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["delay", "maxHedges"])
         assert.strictEqual(error.issues[0].message, "Expected a positive duration, got 0 millis")
+        // Each hedge has its own win counter, made up front.
+        const tooMany = yield* Effect.flip(Hedge.make({ name: "replicas", delay: "10 millis", maxHedges: 1e12 }))
+        assert.deepStrictEqual(tooMany.issues.map((issue) => `${issue.path}: ${issue.message}`), [
+          "maxHedges: Expected a value less than or equal to 100, got 1000000000000"
+        ])
       }))
   })
 })

@@ -866,6 +866,9 @@ describe("Retry", () => {
             "eventBuffer: Expected a value greater than or equal to 1, got 0"
           ]
         )
+        assert.deepStrictEqual(yield* invalid({ name: "db", schedule: fast, eventBuffer: 1e12 }), [
+          "eventBuffer: Expected a value less than or equal to 100000, got 1000000000000"
+        ])
         assert.deepStrictEqual(
           yield* invalid({ name: "db", schedule: fast, budget: {} as Retry.RetryBudget }),
           ["budget: Expected a RetryBudget made by Retry.budget"]
