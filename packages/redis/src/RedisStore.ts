@@ -64,7 +64,16 @@ import * as Stream from "effect/Stream"
 import * as client from "./internal/client.ts"
 import { describeCause } from "./internal/describe.ts"
 import { failIfInterrupted } from "./internal/interrupted.ts"
-import { Lazy, RedactedString, satisfying, sentinelFields, ttlIssue, ttlMillis } from "./internal/options.ts"
+import {
+  brokenTextIssue,
+  hasLoneSurrogate,
+  Lazy,
+  RedactedString,
+  satisfying,
+  sentinelFields,
+  ttlIssue,
+  ttlMillis
+} from "./internal/options.ts"
 import * as RedisSentinel from "./RedisSentinel.ts"
 
 // -----------------------------------------------------------------------------
@@ -154,7 +163,9 @@ export interface LayerOptions extends Options {
 }
 
 /**
- * The store: strings by key, atomic counters, pub/sub and Lua scripts, all under the store's prefix.
+ * The store: strings by key, atomic counters, pub/sub and Lua scripts, all under the store's prefix. A key, value,
+ * channel or message holding a lone surrogate (half of a character such as an emoji) fails with `RedisStoreError`,
+ * unsent: Redis would store it as U+FFFD, so that two keys would be one.
  *
  * @example
  * ```ts
@@ -285,6 +296,9 @@ const decoding = { kind: "Redis store", policy: "RedisStore" }
 const badTtl = (operation: string, key: string, ttl: unknown) =>
   new RedisStoreError({ operation, key, message: ttlIssue(ttl) })
 
+const malformed = (operation: string, key: string, what: string) =>
+  new RedisStoreError({ operation, key, message: brokenTextIssue(what) })
+
 /**
  * Makes the store on the `Redis` service in context. Invalid options fail with `PolicyConfigError`.
  *
@@ -347,20 +361,33 @@ export const make = (options: Options = {}): Effect.Effect<RedisStore, PolicyCon
     return RedisStore.of({
       prefix,
       key,
-      get: (k) => run("get", k, Effect.map(redis.send<string | null>("GET", key(k)), Option.fromNullishOr)),
+      get: (k) =>
+        hasLoneSurrogate(k)
+          ? Effect.fail(malformed("get", k, "a key"))
+          : run("get", k, Effect.map(redis.send<string | null>("GET", key(k)), Option.fromNullishOr)),
       set: (k, value, opts) => {
         const millis = ttlMillis(opts?.ttl)
         if (millis === undefined) return Effect.fail(badTtl("set", k, opts?.ttl))
+        if (hasLoneSurrogate(k)) return Effect.fail(malformed("set", k, "a key"))
+        if (hasLoneSurrogate(value)) return Effect.fail(malformed("set", k, "a value"))
         const expiry = millis === 0 ? [] : ["PX", String(millis)]
         return run("set", k, Effect.asVoid(redis.send("SET", key(k), value, ...expiry)))
       },
-      remove: (k) => run("remove", k, Effect.map(redis.send<number>("DEL", key(k)), (n) => n > 0)),
+      remove: (k) =>
+        hasLoneSurrogate(k)
+          ? Effect.fail(malformed("remove", k, "a key"))
+          : run("remove", k, Effect.map(redis.send<number>("DEL", key(k)), (n) => n > 0)),
       increment: (k, by = 1, opts) => {
         const millis = ttlMillis(opts?.ttl)
         if (millis === undefined) return Effect.fail(badTtl("increment", k, opts?.ttl))
+        if (hasLoneSurrogate(k)) return Effect.fail(malformed("increment", k, "a key"))
         return run("increment", k, Effect.map(redis.eval(incrementScript)(key(k), by, millis), Number))
       },
-      publish: (channel, message) => run("publish", channel, redis.send<number>("PUBLISH", key(channel), message)),
+      publish: (channel, message) => {
+        if (hasLoneSurrogate(channel)) return Effect.fail(malformed("publish", channel, "a channel"))
+        if (hasLoneSurrogate(message)) return Effect.fail(malformed("publish", channel, "a message"))
+        return run("publish", channel, redis.send<number>("PUBLISH", key(channel), message))
+      },
       subscribe: (channel, subscribeOptions) => {
         const onResubscribed = subscribeOptions?.onResubscribed
         const signalling = onResubscribed === undefined ? undefined : client.subscribeResubscribing(redis)

@@ -113,7 +113,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { failIfInterrupted } from "./internal/interrupted.ts"
-import { ttlIssue, ttlMillis } from "./internal/options.ts"
+import { brokenTextIssue, hasLoneSurrogate, ttlIssue, ttlMillis } from "./internal/options.ts"
 import * as internal from "./internal/resilientRedis.ts"
 import { RedisStore, RedisStoreError } from "./RedisStore.ts"
 
@@ -574,8 +574,23 @@ export const make: (
   const writeRedis = (op: "s" | "d", key: string, value: string, at: number, ttl: number | undefined) =>
     viaRedis(store.eval(internal.write)([store.key(key), redisTime(key)], [op, value, at, ttl ?? 0, tombstoneMillis]))
 
+  // Text Redis cannot hold as given is refused before either store sees it: the fallback could hold it, but a replay
+  // could never write it to Redis.
+  const brokenText = (operation: "get" | "set" | "remove", key: string, value?: string) => {
+    const what = hasLoneSurrogate(key)
+      ? "a key"
+      : value !== undefined && hasLoneSurrogate(value)
+      ? "a value"
+      : undefined
+    return what === undefined
+      ? undefined
+      : Effect.fail(new ResilientRedisError({ operation, key, description: brokenTextIssue(what) }))
+  }
+
   const get = (key: string): Effect.Effect<Option.Option<string>, ResilientRedisError> =>
     Effect.suspend(() => {
+      const refused = brokenText("get", key)
+      if (refused !== undefined) return refused
       if (pending.length > 0) return readFallback(key)
       return Effect.flatMap(viaRedis(store.get(key)), (result) => {
         if (Result.isFailure(result)) return readFallback(key)
@@ -611,6 +626,8 @@ export const make: (
         if (millis === undefined) {
           return Effect.fail(new ResilientRedisError({ operation: "set", key, description: ttlIssue(opts?.ttl) }))
         }
+        const refused = brokenText("set", key, value)
+        if (refused !== undefined) return refused
         const ttl = millis === 0 ? undefined : millis
         if (pending.length > 0) return journal("set", key, value, ttl)
         return Effect.flatMap(Clock.currentTimeMillis, (at) =>
@@ -627,6 +644,8 @@ export const make: (
   const remove = (key: string): Effect.Effect<boolean, ResilientRedisError> =>
     writeLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
+        const refused = brokenText("remove", key)
+        if (refused !== undefined) return refused
         const onFallback = Effect.flatMap(
           Effect.orElseSucceed(fallback.has(valueKey(key)), () => false),
           (existed) => Effect.as(journal("remove", key, null, undefined), existed)

@@ -178,6 +178,39 @@ describe("RedisStore", () => {
       })
     ))
 
+  // "😀" is "\ud83d\ude00": `text.slice` can leave its first half alone, which Redis would store as U+FFFD.
+  it.live("a key, value, channel or message with a lone surrogate is refused, naming it, and nothing is written", () =>
+    withStore((store, _, redis) =>
+      Effect.gen(function*() {
+        yield* store.set("greeting:\ufffd", "from B")
+        const refused = [
+          yield* Effect.flip(store.set("greeting:\ud83d", "from A")),
+          yield* Effect.flip(store.set("note", "half an emoji: \ud83d")),
+          yield* Effect.flip(store.get("greeting:\ud83d")),
+          yield* Effect.flip(store.remove("greeting:\ud83d")),
+          yield* Effect.flip(store.increment("hits:\udc00")),
+          yield* Effect.flip(store.publish("news:\ud83d", "hello")),
+          yield* Effect.flip(store.publish("news", "\ud83d"))
+        ]
+        assert.deepStrictEqual(refused.map((error) => [error.operation, error.message.split(" of whole")[0]]), [
+          ["set", "Expected a key"],
+          ["set", "Expected a value"],
+          ["get", "Expected a key"],
+          ["remove", "Expected a key"],
+          ["increment", "Expected a key"],
+          ["publish", "Expected a channel"],
+          ["publish", "Expected a message"]
+        ])
+        assert.include(refused[0].message, "a lone surrogate (half of a character such as an emoji)")
+        // The key that U+FFFD would have made of it keeps what it had; nothing else was written.
+        assert.deepStrictEqual(yield* store.get("greeting:\ufffd"), Option.some("from B"))
+        assert.deepStrictEqual(yield* redis.send<Array<string>>("KEYS", "*"), ["resilience:greeting:\ufffd"])
+        // Whole characters go through.
+        yield* store.set("greeting:\ud83d\ude00", "smile")
+        assert.deepStrictEqual(yield* store.get("greeting:\ud83d\ude00"), Option.some("smile"))
+      })
+    ))
+
   it.live("the default prefix is resilience:", () =>
     withStore((store, _, redis) =>
       Effect.gen(function*() {

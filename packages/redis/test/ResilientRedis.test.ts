@@ -573,6 +573,30 @@ describe("ResilientRedis under faults (issue 15)", () => {
       }).pipe(Effect.scoped)
     ))
 
+  it.live("a key or value with a lone surrogate is refused before either store sees it", () =>
+    withServer((_, directory) =>
+      Effect.gen(function*() {
+        const cache = yield* open(directory)
+        yield* cache.set("greeting:\ufffd", "from B")
+        const refused = [
+          yield* Effect.flip(cache.set("greeting:\ud83d", "from A")),
+          yield* Effect.flip(cache.set("note", "half an emoji: \ud83d")),
+          yield* Effect.flip(cache.get("greeting:\ud83d")),
+          yield* Effect.flip(cache.remove("greeting:\ud83d"))
+        ]
+        assert.deepStrictEqual(refused.map((error) => [error.operation, error.description.split(" of whole")[0]]), [
+          ["set", "Expected a key"],
+          ["set", "Expected a value"],
+          ["get", "Expected a key"],
+          ["remove", "Expected a key"]
+        ])
+        assert.deepStrictEqual(yield* cache.get("greeting:\ufffd"), Option.some("from B"))
+        assert.deepStrictEqual(yield* cache.get("note"), Option.none())
+        // Redis stayed healthy: a refusal is the caller's, not Redis's.
+        assert.strictEqual(yield* cache.health, "Healthy")
+      }).pipe(Effect.scoped)
+    ))
+
   it.live(
     "health says Connecting until a lazy client's first successful round trip",
     () =>

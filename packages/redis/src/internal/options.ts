@@ -83,3 +83,15 @@ export const ttlMillis = (ttl: Duration.Input | undefined): number | undefined =
 
 /** Why a TTL was refused, as `FallbackStore` says it. @internal */
 export const ttlIssue = (ttl: unknown): string => `Expected ttl to be a positive duration, got ${String(ttl)}`
+
+// Redis gets text as UTF-8, in which a lone surrogate (half of a character such as an emoji, as `text.slice` can
+// leave) is written as U+FFFD: two keys would be one, and a value would read back other than written.
+const loneSurrogate = /\p{Cs}/u
+
+/** @internal */
+export const hasLoneSurrogate = (text: string): boolean => loneSurrogate.test(text)
+
+/** Why `what` (say "a key") cannot go to Redis. @internal */
+export const brokenTextIssue = (what: string): string =>
+  `Expected ${what} of whole characters, got one with a lone surrogate (half of a character such as an emoji), ` +
+  "which Redis would store as U+FFFD"
