@@ -35,7 +35,8 @@
  *   closing an idle stream. `retry: 3000` asks browsers to reconnect after three seconds.
  *
  * **Resume**: a client reconnecting with `Last-Event-ID: n` gets every buffered event after `n`, then the live ones.
- * The buffer holds the last `bufferSize` events (default 1000).
+ * A client that cannot set the header (a new `EventSource`) can ask `?last_event_id=n`; the header wins if both are
+ * sent. The buffer holds the last `bufferSize` events (default 1000).
  *
  * **Slow clients**: each client has a queue of `clientBuffer` frames (default 256). A client whose queue is full (it
  * stopped reading, and the socket's own buffers are full) is disconnected, and can resume with `Last-Event-ID`: the
@@ -148,7 +149,7 @@ export class EventHub extends Context.Service<EventHub, {
   /** Publishes an event: `data` is serialized as JSON. */
   readonly publish: (event: string, data: unknown) => Effect.Effect<void>
   readonly stats: Effect.Effect<Stats>
-  /** The SSE response to a request (resuming after its `Last-Event-ID` header, if any). */
+  /** The SSE response to a request (resuming after its `Last-Event-ID` header or `last_event_id` parameter, if any). */
   readonly respond: (
     request: HttpServerRequest.HttpServerRequest
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
@@ -238,6 +239,14 @@ const frame = (event: string, id: number, data: unknown): Uint8Array =>
   encoder.encode(
     Sse.encoder.write({ _tag: "Event", event, id: id === 0 ? undefined : String(id), data: JSON.stringify(data) })
   )
+
+// A new EventSource cannot send `Last-Event-ID` (the dashboard's, opened after a non-200 answer closed the last one):
+// the query parameter stands in for the header. URLSearchParams, since a request target need not parse as a URL.
+const lastEventIdParameter = (url: string): string | undefined => {
+  const query = url.indexOf("?")
+  if (query === -1) return undefined
+  return new URLSearchParams(url.slice(query + 1).split("#")[0]).get("last_event_id") ?? undefined
+}
 
 const iso = (millis: number): string => new Date(millis).toISOString()
 
@@ -387,7 +396,7 @@ export const make: (
         // (@effect/platform-node NodeHttpServer: `makeHandler` runs the app synchronously, `writeResponse`'s
         // "Stream" case writes without flushing.)
         yield* Effect.yieldNow
-        const lastEventId = request.headers["last-event-id"]
+        const lastEventId = request.headers["last-event-id"] ?? lastEventIdParameter(request.url)
         const queue = yield* Queue.bounded<Uint8Array>(clientBuffer)
         const client: Client = { queue, request }
         // Registered when the server starts sending, so a response that never goes out (the connection closed

@@ -18,16 +18,19 @@ const Server = (options: Events.Options) =>
 const port = Effect.map(HttpServer.HttpServer, (server) => (server.address as { readonly port: number }).port)
 
 // A real client on loopback: what it has received so far, and a way to hang up.
-const connect = (headers: Record<string, string> = {}) =>
+const connect = (headers: Record<string, string> = {}, query = "") =>
   Effect.flatMap(port, (p) =>
     Effect.acquireRelease(
       Effect.callback<{ text: () => string; status: number; request: Http.ClientRequest }>((resume) => {
         let text = ""
-        const request = Http.get({ host: "127.0.0.1", port: p, path: "/api/v1/resilience/events", headers }, (res) => {
-          res.setEncoding("utf8")
-          res.on("data", (chunk: string) => (text += chunk))
-          resume(Effect.succeed({ text: () => text, status: res.statusCode ?? 0, request }))
-        })
+        const request = Http.get(
+          { host: "127.0.0.1", port: p, path: `/api/v1/resilience/events${query}`, headers },
+          (res) => {
+            res.setEncoding("utf8")
+            res.on("data", (chunk: string) => (text += chunk))
+            resume(Effect.succeed({ text: () => text, status: res.statusCode ?? 0, request }))
+          }
+        )
       }),
       (client) => Effect.sync(() => client.request.destroy())
     ))
@@ -112,6 +115,17 @@ describe("Events", () => {
         const [reset] = frames(stale.text())
         assert.deepStrictEqual([reset.event, reset.id, reset.data.reason], ["reset", "6", reason])
       }
+    }).pipe(Effect.scoped, Effect.provide(Server({ bufferSize: 3 }))))
+
+  it.effect("a last_event_id query parameter resumes as the header does; the header wins if both are sent", () =>
+    Effect.gen(function*() {
+      const hub = yield* Events.EventHub
+      for (let i = 1; i <= 5; i++) yield* hub.publish("deploy", { n: i })
+      const resumed = yield* connect({}, "?last_event_id=4")
+      const both = yield* connect({ "last-event-id": "3" }, "?last_event_id=1")
+      yield* eventually(() => frames(resumed.text()).length === 1 && frames(both.text()).length === 2)
+      assert.deepStrictEqual(frames(resumed.text()).map((f) => f.data.n), [5])
+      assert.deepStrictEqual(frames(both.text()).map((f) => f.data.n), [4, 5])
     }).pipe(Effect.scoped, Effect.provide(Server({ bufferSize: 3 }))))
 
   it.effect("ids keep increasing across restarts, so an id from an earlier process reads as expired", () =>
