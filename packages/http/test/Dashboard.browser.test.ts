@@ -1,7 +1,8 @@
 /**
  * The dashboard end to end, in a real headless Chromium (Debian's `chromium`, driven with `playwright-core`): the
  * page loads from the whole HTTP surface, follows a breaker tripped by failures and one forced open through the
- * admin API, and resets one with the token asked through the page's own form.
+ * admin API, and resets one with the token asked through the page's own form. It comes back to life after a restart
+ * whose first answer to its event stream was a 503.
  *
  * `UPDATE_DASHBOARD_SCREENSHOT=1 npx vitest run packages/http/test/Dashboard.browser.test.ts` rewrites
  * docs/dashboard.png (the README's screenshot); without it the screenshot is taken and checked, not written, so
@@ -16,7 +17,10 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
@@ -24,8 +28,10 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import { existsSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
+import * as Net from "node:net"
 import { type Browser, chromium, type Page } from "playwright-core"
 import * as ResilienceHttp from "../src/ResilienceHttp.ts"
 
@@ -82,6 +88,35 @@ const Server = HttpRouter.serve(
   { disableLogger: true, disableListenLog: true }
 ).pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })))
 
+// The surface on a given port, polling once a minute, so that only the event stream can update the page within a
+// test's waits. The server listens at once and answers 503 until `startup` is done (as NodeHttpServer does while an
+// app's other layers build).
+const Slow = (port: number, startup: Effect.Effect<void> = Effect.void) =>
+  HttpRouter.serve(
+    Layer.mergeAll(
+      ResilienceHttp.layer({
+        adminToken: Redacted.make(token),
+        criticalBreakers: ["payments"],
+        dashboard: { refreshInterval: "1 minute" }
+      }),
+      Layer.effectDiscard(startup)
+    ),
+    { disableLogger: true, disableListenLog: true }
+  ).pipe(
+    Layer.provideMerge(
+      NodeHttpServer.layer(createServer, { port, host: "127.0.0.1", gracefulShutdownTimeout: "200 millis" })
+    )
+  )
+
+const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+      const free = (probe.address() as Net.AddressInfo).port
+      probe.close(() => resolve(free))
+    })
+  })
+)
+
 const launch = Effect.acquireRelease(
   Effect.promise(() => chromium.launch({ executablePath: chromiumPath, args: ["--headless=new", "--no-sandbox"] })),
   (browser: Browser) => Effect.promise(() => browser.close())
@@ -98,6 +133,26 @@ const timelineHas = (page: Page, breaker: string, to: string) =>
   Effect.promise(() =>
     page.locator(`#timeline li[data-breaker="${breaker}"][data-to="${to}"]`).first().waitFor({ timeout: 10_000 })
   )
+
+const connected = (page: Page) =>
+  Effect.promise(() => page.locator("#connection[data-connected=\"true\"]").waitFor({ timeout: 10_000 }))
+
+// What an element says once it says `text`, or after `timeout` whatever it says then (for the assertion's message).
+const saysWithin = (page: Page, selector: string, text: string, timeout: number) =>
+  Effect.promise(() =>
+    page.locator(selector).filter({ hasText: new RegExp(`^${text}$`) }).waitFor({ timeout }).then(
+      () => text,
+      () => page.locator(selector).textContent()
+    )
+  )
+
+const forceOpen = (base: string, breaker: string) =>
+  Effect.flatMap(HttpClient.HttpClient, (client) =>
+    client.execute(
+      HttpClientRequest.post(`${base}/api/v1/resilience/circuit-breakers/${breaker}/force-open`).pipe(
+        HttpClientRequest.bearerToken(token)
+      )
+    ))
 
 const dialogOpen = (page: Page) =>
   Effect.promise(() => page.locator("#token-dialog").evaluate((d) => d.hasAttribute("open")))
@@ -233,6 +288,49 @@ it.live(
       Effect.scoped,
       Effect.provide(Server),
       Effect.provide(Layer.mergeAll(Core, FetchHttpClient.layer))
+    ),
+  60_000
+)
+
+it.live(
+  "after a restart whose first answer to the event stream is a 503, the page reconnects and follows the events",
+  () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const base = `http://127.0.0.1:${port}`
+      yield* CircuitBreaker.make({ name: "payments" })
+      const first = yield* Scope.make()
+      yield* Layer.buildWithScope(Slow(port), first)
+
+      const browser = yield* launch
+      const page = yield* Effect.promise(() => browser.newPage())
+      const problems: Array<string> = []
+      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+      yield* Effect.promise(() => page.goto(`${base}/dashboard`))
+      yield* connected(page)
+
+      // Restart: the new server listens at once, and answers 503 until the page's own retry (`retry: 3000`) got one,
+      // which closes that EventSource for good.
+      const refused = page.waitForResponse((r) => r.url().endsWith("/events") && r.status() === 503, {
+        timeout: 20_000
+      })
+      yield* Scope.close(first, Exit.void)
+      const started = yield* Deferred.make<void>()
+      const second = yield* Scope.make()
+      yield* Effect.addFinalizer(() => Scope.close(second, Exit.void))
+      const building = yield* Effect.forkScoped(Layer.buildWithScope(Slow(port, Deferred.await(started)), second))
+      yield* Effect.promise(() => refused)
+      yield* Deferred.succeed(started, undefined)
+      yield* Fiber.join(building)
+
+      assert.strictEqual(yield* saysWithin(page, "#connection", "\u25CFLive", 10_000), "\u25CFLive")
+      assert.strictEqual((yield* forceOpen(base, "payments")).status, 200)
+      yield* timelineHas(page, "payments", "forced_open")
+      yield* cardSays(page, "payments", "Forced open")
+      assert.deepStrictEqual(problems, [])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.mergeAll(CircuitBreakerRegistry.layer, FetchHttpClient.layer))
     ),
   60_000
 )

@@ -440,18 +440,35 @@ export const script = `
     // The server no longer holds the events after our Last-Event-ID: reload the whole state.
     reset: () => { refreshBreakers(); refreshHealth(); refreshFleet(); }
   };
+  const status = $("connection");
+  const setConnected = (on, text) => {
+    status.setAttribute("data-connected", String(on));
+    status.firstElementChild.textContent = on ? "\\u25CF" : "\\u25CB";
+    status.lastElementChild.textContent = text;
+  };
+  // The browser reconnects a dropped stream by itself, but not one answered with anything but a 200 (a restarting
+  // server's 503, a proxy's 502): that EventSource is closed for good, so the page opens another, 1 s to 30 s apart.
+  // A new EventSource cannot send Last-Event-ID, so it resumes with the last_event_id parameter instead.
+  let lastEventId = "";
+  let backoff = 1000;
   const connect = () => {
-    const source = new EventSource(config.api + "/events");
-    const status = $("connection");
-    const set = (on, text) => {
-      status.setAttribute("data-connected", String(on));
-      status.firstElementChild.textContent = on ? "\\u25CF" : "\\u25CB";
-      status.lastElementChild.textContent = text;
-    };
-    source.addEventListener("open", () => { set(true, "Live"); refreshBreakers(); refreshHealth(); });
-    source.addEventListener("error", () => set(false, "Reconnecting\\u2026"));
+    const source = new EventSource(config.api + "/events" +
+      (lastEventId ? "?last_event_id=" + encodeURIComponent(lastEventId) : ""));
+    // What changed while the page was not following: the full state, once per (re)connection.
+    source.addEventListener("open", () => {
+      backoff = 1000;
+      setConnected(true, "Live");
+      refreshBreakers(); refreshHealth(); refreshFleet();
+    });
+    source.addEventListener("error", () => {
+      setConnected(false, "Reconnecting\\u2026");
+      if (source.readyState !== EventSource.CLOSED) return;
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    });
     for (const [type, handle] of Object.entries(handlers)) {
       source.addEventListener(type, (e) => {
+        if (e.lastEventId) lastEventId = e.lastEventId;
         const data = parseJson(e.data);
         if (data !== null && typeof data === "object") handle(data);
       });
