@@ -8,6 +8,8 @@
  *   the last minutes (sampled by polling the API every `refreshInterval`), time in state and retry-after.
  * - A timeline of transitions with their reasons, the alerts, the health table, the degradation level, and the
  *   fleet view when `GET /api/v1/resilience/fleet` answers.
+ * - A transition or an admin action on the event stream re-reads the breakers, the health (the header's pill and the
+ *   table) and the fleet at once; `refreshInterval` only samples what moves between events (rates, response times).
  * - Admin buttons (reset, force open, force close, disable) ask for the admin token once per browser session
  *   (`sessionStorage`) and send it as `Authorization: Bearer`; a rejected token is asked for again.
  * - The connection pill says "Live" while the event stream is open and "Reconnecting…" while it is not. The page

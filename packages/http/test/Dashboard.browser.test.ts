@@ -1,8 +1,8 @@
 /**
  * The dashboard end to end, in a real headless Chromium (Debian's `chromium`, driven with `playwright-core`): the
  * page loads from the whole HTTP surface, follows a breaker tripped by failures and one forced open through the
- * admin API, and resets one with the token asked through the page's own form. It comes back to life after a restart
- * whose first answer to its event stream was a 503.
+ * admin API, and resets one with the token asked through the page's own form. It follows the health as the events
+ * change it, and comes back to life after a restart whose first answer to its event stream was a 503.
  *
  * `UPDATE_DASHBOARD_SCREENSHOT=1 npx vitest run packages/http/test/Dashboard.browser.test.ts` rewrites
  * docs/dashboard.png (the README's screenshot); without it the screenshot is taken and checked, not written, so
@@ -226,7 +226,7 @@ it.live(
         yield* Effect.promise(() => page.locator("article[data-breaker=\"payments\"]").getAttribute("data-state")),
         "forced_open"
       )
-      // The level comes with the page's next refresh of /health, which may follow the card's event.
+      // The level comes with the page's refresh of /health after the event, which may follow the card's.
       yield* Effect.promise(() => page.locator("#degradation[data-level=\"2\"]").waitFor({ timeout: 10_000 }))
 
       // Reset through the card's button: the page asks for the token; a wrong one is asked for again.
@@ -288,6 +288,34 @@ it.live(
       Effect.scoped,
       Effect.provide(Server),
       Effect.provide(Layer.mergeAll(Core, FetchHttpClient.layer))
+    ),
+  60_000
+)
+
+it.live(
+  "forcing a critical breaker open turns the Health pill unhealthy with the card, not at the next poll",
+  () =>
+    Effect.gen(function*() {
+      const base = yield* HttpServer.addressFormattedWith((url) => Effect.succeed(url))
+      const browser = yield* launch
+      const page = yield* Effect.promise(() => browser.newPage())
+      yield* Effect.promise(() => page.goto(`${base}/dashboard`))
+      yield* connected(page)
+      assert.strictEqual(yield* saysWithin(page, "#overall", "healthy", 10_000), "healthy")
+
+      assert.strictEqual((yield* forceOpen(base, "payments")).status, 200)
+      yield* cardSays(page, "payments", "Forced open")
+      // /health answers 503 unhealthy now; the poll is a minute away.
+      assert.strictEqual(yield* saysWithin(page, "#overall", "unhealthy", 5_000), "unhealthy")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Slow(0)),
+      Effect.provide(Layer.mergeAll(
+        Layer.effectDiscard(CircuitBreaker.make({ name: "payments" })).pipe(
+          Layer.provideMerge(CircuitBreakerRegistry.layer)
+        ),
+        FetchHttpClient.layer
+      ))
     ),
   60_000
 )

@@ -379,7 +379,8 @@ export const script = `
   let pending = null;
   const scheduleRefresh = () => {
     if (pending !== null) return;
-    pending = setTimeout(() => { pending = null; refreshBreakers(); refreshFleet(); }, 150);
+    // The health too: a breaker forced open or tripped changes /health at once (critical breakers, degradation).
+    pending = setTimeout(() => { pending = null; refreshBreakers(); refreshHealth(); refreshFleet(); }, 150);
   };
 
   // ---- admin ----------------------------------------------------------------------------------------------
