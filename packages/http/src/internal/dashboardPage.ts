@@ -464,7 +464,8 @@ export const script = `
     source.addEventListener("error", () => {
       setConnected(false, "Reconnecting\\u2026");
       if (source.readyState !== EventSource.CLOSED) return;
-      setTimeout(connect, backoff);
+      // Jittered, so that the dashboards open on a restarted server do not all come back in the same instant.
+      setTimeout(connect, backoff * (0.5 + Math.random() / 2));
       backoff = Math.min(backoff * 2, 30000);
     });
     for (const [type, handle] of Object.entries(handlers)) {
