@@ -5,9 +5,10 @@
  * time from an upstream turned good to it serving traffic again. Never asserted:
  * `node examples/agent-service/src/bench.ts` (BENCH_SECONDS, default 5; BENCH_ROUNDS, default 5). The bare and the
  * resilient service run side by side and are loaded in turn (which goes first alternates by round), and each figure
- * is the median of its rounds: on a shared machine one run alone can be off by a third. Where valgrind is installed, callgrind then counts
- * the instructions per request of both services, a figure that does not move with the machine's load. The results,
- * with the issue's targets met or missed, replace the agent-service section of docs/benchmarks.md.
+ * is the median of its rounds: on a shared machine one run alone can be off by a third. Where valgrind is installed,
+ * callgrind then counts the instructions per request of both services, a figure that does not move with the
+ * machine's load. The results, with the issue's targets met or missed, replace the agent-service section of
+ * docs/benchmarks.md.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import autocannon from "autocannon"
