@@ -28,7 +28,8 @@
  *   non-critical one is `Unhealthy`; `Healthy` if at least one check is `Healthy` (checks still `Unknown` do not
  *   count); `Unknown` when there is no check or every check is `Unknown`.
  * - Every status change is published on `changes` (a sliding `PubSub`: a subscriber that falls `eventBuffer`
- *   changes behind loses the oldest). Registering, re-registering and unregistering publish nothing.
+ *   changes behind loses the oldest). Registering and re-registering publish nothing; unregistering a check that
+ *   had a status publishes its change to `Unknown` (a recovery under way for it ends, and `Alerts` says `info`).
  *
  * **Gotchas**
  *
@@ -558,13 +559,31 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
         }))
       })
 
-    // Unlisted and stopped in one step: an interruption in between would leave an unlisted check running.
+    // Unlisted and stopped in one step: an interruption in between would leave an unlisted check running. A service
+    // that had a status goes `Unknown`, published: a recovery under way for it ends (abandoned), and alerts say so.
     const unregister = (service: string): Effect.Effect<void> =>
       Effect.uninterruptible(Effect.suspend(() => {
-        if (!entries.delete(service)) return Effect.void
+        const entry = entries.get(service)
+        if (entry === undefined) return Effect.void
+        entries.delete(service)
         seriesRemovals.get(service)?.forEach((remove) => remove())
         seriesRemovals.delete(service)
-        return FiberMap.remove(fibers, service)
+        const { cell } = entry
+        const removed = FiberMap.remove(fibers, service)
+        if (cell.status === "Unknown") return removed
+        return Effect.andThen(
+          removed,
+          Effect.flatMap(Clock.currentTimeMillis, (at) =>
+            PubSub.publish(hub, {
+              service,
+              from: cell.status,
+              to: "Unknown",
+              critical: cell.critical,
+              error: null,
+              at,
+              consecutiveFailures: cell.consecutiveFailures
+            }))
+        )
       }))
 
     const entryOf = (service: string): Effect.Effect<Entry, CheckNotFound> =>

@@ -496,6 +496,34 @@ describe("HealthMonitor", () => {
         yield* monitor.unregister("a")
       }))
 
+    it.effect("unregistering a check that had a status publishes its change to Unknown; one still Unknown, nothing", () =>
+      Effect.gen(function*() {
+        const monitor = yield* HealthMonitor.make()
+        const seen = yield* monitor.changes.pipe(
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.forkChild({ startImmediately: true })
+        )
+        const failing = {
+          name: "a",
+          check: Effect.fail("down"),
+          interval: "1 hour",
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        } satisfies HealthMonitor.CheckOptions<string, never>
+        yield* monitor.register({ ...failing, critical: true })
+        yield* monitor.register({ ...failing, name: "b", jitter: 1 }) // its first run is a while away: still Unknown
+        yield* TestClock.adjust("5 seconds")
+        yield* monitor.unregister("b")
+        yield* monitor.unregister("a")
+        const changes = yield* Fiber.join(seen)
+        assert.deepStrictEqual(
+          changes.map((c) => [c.service, `${c.from}->${c.to}`, c.at, c.critical, c.error, c.consecutiveFailures]),
+          [["a", "Unknown->Unhealthy", 0, true, "down", 1], ["a", "Unhealthy->Unknown", 5000, true, null, 1]]
+        )
+      }))
+
     it.effect("re-registering replaces the check and restarts its fiber, keeping its state", () =>
       Effect.gen(function*() {
         const monitor = yield* HealthMonitor.make()

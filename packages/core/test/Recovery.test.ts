@@ -547,6 +547,30 @@ describe("Recovery", () => {
       }).pipe(Effect.provide(Monitoring))
     })
 
+    it.effect("a check removed from the monitor ends its service's sequence, escalated or not", () =>
+      Effect.gen(function*() {
+        const monitor = yield* HealthMonitor.HealthMonitor
+        yield* monitor.register({
+          name: "worker",
+          check: Effect.fail("no heartbeat"),
+          interval: "10 seconds",
+          jitter: 0,
+          warningThreshold: 1,
+          failureThreshold: 1
+        })
+        yield* TestClock.adjust(0)
+        const recovery = yield* Recovery.Recovery
+        assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Escalated")
+        // The worker is decommissioned: nobody watches it, so nobody is waited for.
+        yield* monitor.unregister("worker")
+        yield* TestClock.adjust(0)
+        assert.strictEqual((yield* recovery.snapshot).services[0].phase, "Idle")
+      }).pipe(Effect.provide(
+        Recovery.layer({ rules: [{ service: "worker", action: Recovery.escalate() }] }).pipe(
+          Layer.provideMerge(HealthMonitor.layer())
+        )
+      )))
+
     it.effect("subscribes before it returns: a change published right after is not missed", () =>
       Effect.gen(function*() {
         const restart = hook()
