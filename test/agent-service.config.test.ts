@@ -168,12 +168,23 @@ describe("agent service configuration", () => {
     [
       "BREAKER_OPEN_DURATION is a duration",
       { BREAKER_OPEN_DURATION: "soon" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration, e.g. "2 seconds", got "soon"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "soon"`
     ],
     [
       "BREAKER_OPEN_DURATION is positive",
       { BREAKER_OPEN_DURATION: "0 seconds" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration, e.g. "2 seconds", got "0 seconds"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "0 seconds"`
+    ],
+    [
+      // Core's limit: the breakers would refuse it at startup, with a stack naming their own option.
+      "BREAKER_OPEN_DURATION is at most 1 year",
+      { BREAKER_OPEN_DURATION: "400 days" },
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "400 days"`
+    ],
+    [
+      "BREAKER_OPEN_DURATION is finite",
+      { BREAKER_OPEN_DURATION: "Infinity" },
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "Infinity"`
     ],
     [
       "SHUTDOWN_TIMEOUT is a duration",

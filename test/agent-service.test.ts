@@ -286,6 +286,8 @@ describe("agent service", { timeout: 120_000 }, () => {
         [{ PORT: "not-a-port" }, /PORT/],
         [{ PORT: "3000", RESILIENCE_ADMIN_TOKEN: "short" }, /RESILIENCE_ADMIN_TOKEN/],
         [{ PORT: "3000", BREAKER_OPEN_DURATION: "soon" }, /BREAKER_OPEN_DURATION/],
+        // Past core's limit: refused by the configuration, not later by the breakers (with a stack).
+        [{ PORT: "3000", BREAKER_OPEN_DURATION: "400 days" }, /Configuration error: BREAKER_OPEN_DURATION: /],
         [{ PORT: "3000", REDIS_URL: "localhost:6379" }, /REDIS_URL/],
         // A file where the data directory should be.
         [{ PORT: "3000", DATA_DIR: `${import.meta.dirname}/package.json` }, /DATA_DIR: Expected a directory/]

@@ -8,7 +8,7 @@
  * it got: `PORT: Expected a port number (1-65535), got "x"`. The admin token, `REDIS_PASSWORD` and `REDIS_URL` (which
  * may carry a password) are never quoted.
  */
-import type { BreakerFleet } from "@effect-resilience/core"
+import { type BreakerFleet, PolicyConfig } from "@effect-resilience/core"
 import {
   Config,
   Data,
@@ -84,7 +84,7 @@ const expected = {
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
   RESILIENCE_ADMIN_TOKEN: "at least 8 characters, no whitespace",
-  BREAKER_OPEN_DURATION: "a positive duration, e.g. \"2 seconds\"",
+  BREAKER_OPEN_DURATION: "a positive duration of at most 1 year, e.g. \"2 seconds\"",
   SHUTDOWN_TIMEOUT: "a duration, e.g. \"10 seconds\"",
   FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
   FLEET_QUORUM: "a positive number of instances",
@@ -105,6 +105,11 @@ const withDefault = <S extends Schema.Top & Schema.WithoutConstructorDefault>(va
 
 // Config.Port's schema, so PORT reads as it did.
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+
+// The duration limits of core's options (`PolicyConfig.DurationInput`); the message is `expected`'s, which quotes the
+// value as written rather than in milliseconds.
+const withinCoreLimits = (options: { readonly positive: boolean }) => (duration: Duration.Duration) =>
+  PolicyConfig.durationIssue(duration, options) === undefined
 
 // `host:port`, or `[v6-address]:port`.
 const sentinelAddress = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/
@@ -151,8 +156,9 @@ const Variables = Schema.Struct({
   RESILIENCE_ADMIN_TOKEN: Schema.optional(
     Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8), Schema.isPattern(/^\S*$/)))
   ),
-  // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target).
-  BREAKER_OPEN_DURATION: Schema.DurationFromString.check(Schema.makeFilter(Duration.isPositive)).pipe(
+  // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target). Core's
+  // limits (finite, at most 1 year), so that the breakers do not refuse it later with a stack naming their option.
+  BREAKER_OPEN_DURATION: Schema.DurationFromString.check(Schema.makeFilter(withinCoreLimits({ positive: true }))).pipe(
     withDefault(Duration.seconds(2))
   ),
   SHUTDOWN_TIMEOUT: Schema.DurationFromString.pipe(withDefault(Duration.seconds(10))),
