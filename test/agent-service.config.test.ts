@@ -103,6 +103,11 @@ describe("agent service configuration", () => {
       assert.deepStrictEqual(named.redisSentinel, Option.some({ masterName: "cache", sentinels: parsed }))
     }))
 
+  it.effect("SHUTDOWN_TIMEOUT=0 means no wait for the requests in flight", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(Duration.toMillis((yield* load({ SHUTDOWN_TIMEOUT: "0 seconds" })).shutdownTimeout), 0)
+    }))
+
   it.effect("FIBER_METRICS accepts true/false and 1/0", () =>
     Effect.gen(function*() {
       for (const [value, expected] of [["true", true], ["1", true], ["false", false], ["0", false]] as const) {
@@ -189,7 +194,17 @@ describe("agent service configuration", () => {
     [
       "SHUTDOWN_TIMEOUT is a duration",
       { SHUTDOWN_TIMEOUT: "whenever" },
-      `SHUTDOWN_TIMEOUT: Expected a duration, e.g. "10 seconds", got "whenever"`
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "whenever"`
+    ],
+    [
+      "SHUTDOWN_TIMEOUT is not negative",
+      { SHUTDOWN_TIMEOUT: "-1 seconds" },
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "-1 seconds"`
+    ],
+    [
+      "SHUTDOWN_TIMEOUT is finite",
+      { SHUTDOWN_TIMEOUT: "Infinity" },
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "Infinity"`
     ],
     [
       "FLEET_COUNTING is local, global or quorum",

@@ -85,7 +85,7 @@ const expected = {
   REDIS_SENTINEL_MASTER: "a non-empty master name",
   RESILIENCE_ADMIN_TOKEN: "at least 8 characters, no whitespace",
   BREAKER_OPEN_DURATION: "a positive duration of at most 1 year, e.g. \"2 seconds\"",
-  SHUTDOWN_TIMEOUT: "a duration, e.g. \"10 seconds\"",
+  SHUTDOWN_TIMEOUT: "a duration from 0 (no wait) to 1 year, e.g. \"10 seconds\"",
   FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
   FLEET_QUORUM: "a positive number of instances",
   FIBER_METRICS: "true, false, 1 or 0"
@@ -161,7 +161,10 @@ const Variables = Schema.Struct({
   BREAKER_OPEN_DURATION: Schema.DurationFromString.check(Schema.makeFilter(withinCoreLimits({ positive: true }))).pipe(
     withDefault(Duration.seconds(2))
   ),
-  SHUTDOWN_TIMEOUT: Schema.DurationFromString.pipe(withDefault(Duration.seconds(10))),
+  // 0 is a choice: shutdown interrupts the requests in flight at once. Negative or infinite is a mistake.
+  SHUTDOWN_TIMEOUT: Schema.DurationFromString.check(Schema.makeFilter(withinCoreLimits({ positive: false }))).pipe(
+    withDefault(Duration.seconds(10))
+  ),
   FLEET_COUNTING: Schema.Literals(["local", "global", "quorum"]).pipe(withDefault("local")),
   FLEET_QUORUM: Schema.optional(Schema.Int.check(Schema.isGreaterThan(0))),
   FIBER_METRICS: Flag.pipe(withDefault(false))
