@@ -117,13 +117,33 @@ describe("agent service configuration", () => {
 
   // One case per rule: the environment, then the exact message (the variable first, then what it expects).
   const redis = { REDIS_URL: `redis://:${redisPassword}@127.0.0.1:6379` }
+  const redisUrlExpected =
+    "REDIS_URL: Expected a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db], " +
+    "port 1-65535)"
   const rules: ReadonlyArray<[string, Record<string, string>, string]> = [
     ["PORT is a number", { PORT: "not-a-port" }, `PORT: Expected a port number (1-65535), got "not-a-port"`],
     ["PORT is at least 1", { PORT: "0" }, `PORT: Expected a port number (1-65535), got "0"`],
     ["PORT is at most 65535", { PORT: "65536" }, `PORT: Expected a port number (1-65535), got "65536"`],
     ["PORT is an integer", { PORT: "80.5" }, `PORT: Expected a port number (1-65535), got "80.5"`],
     ["DATA_DIR is not blank", { DATA_DIR: "  " }, `DATA_DIR: Expected a non-empty path, got "  "`],
-    ["REDIS_URL is a redis URL", { REDIS_URL: "localhost:6379" }, "REDIS_URL: Expected a redis:// or rediss:// URL"],
+    [
+      "REDIS_URL is a redis URL",
+      { REDIS_URL: "localhost:6379" },
+      `${redisUrlExpected}, got a URL whose scheme is "localhost:"`
+    ],
+    // What RedisStore and the Redis client refuse, refused here: not later, with a stack naming their option.
+    [
+      "REDIS_URL parses (its port is at most 65535)",
+      { REDIS_URL: `redis://:${redisPassword}@127.0.0.1:99999` },
+      `${redisUrlExpected}, got one that does not parse (a port over 65535, a space?)`
+    ],
+    ["REDIS_URL has a host", { REDIS_URL: "redis://" }, `${redisUrlExpected}, got one without a host`],
+    ["REDIS_URL's port is at least 1", { REDIS_URL: "redis://127.0.0.1:0" }, `${redisUrlExpected}, got port 0`],
+    [
+      "REDIS_URL's path is a database number",
+      { REDIS_URL: "redis://127.0.0.1:6379/cache" },
+      `${redisUrlExpected}, got a path that is not a database number`
+    ],
     [
       "REDIS_SENTINELS entries are host:port",
       { REDIS_SENTINELS: "localhost" },
@@ -133,6 +153,16 @@ describe("agent service configuration", () => {
       "REDIS_SENTINELS ports are 1-65535, the bad entry quoted",
       { REDIS_SENTINELS: "127.0.0.1:26379,127.0.0.1:0" },
       `REDIS_SENTINELS: Expected a comma-separated list of host:port (port 1-65535), got "127.0.0.1:0"`
+    ],
+    [
+      "REDIS_SENTINELS ports are at most 65535",
+      { REDIS_SENTINELS: "127.0.0.1:99999" },
+      `REDIS_SENTINELS: Expected a comma-separated list of host:port (port 1-65535), got "127.0.0.1:99999"`
+    ],
+    [
+      "REDIS_SENTINELS entries have a host",
+      { REDIS_SENTINELS: ":26379" },
+      `REDIS_SENTINELS: Expected a comma-separated list of host:port (port 1-65535), got ":26379"`
     ],
     [
       "REDIS_SENTINELS has no empty entry",

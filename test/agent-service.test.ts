@@ -289,6 +289,7 @@ describe("agent service", { timeout: 120_000 }, () => {
         // Past core's limit: refused by the configuration, not later by the breakers (with a stack).
         [{ PORT: "3000", BREAKER_OPEN_DURATION: "400 days" }, /Configuration error: BREAKER_OPEN_DURATION: /],
         [{ PORT: "3000", REDIS_URL: "localhost:6379" }, /REDIS_URL/],
+        [{ PORT: "3000", REDIS_URL: "redis://127.0.0.1:99999" }, /Configuration error: REDIS_URL: /],
         // A file where the data directory should be.
         [{ PORT: "3000", DATA_DIR: `${import.meta.dirname}/package.json` }, /DATA_DIR: Expected a directory/]
       ]

@@ -79,7 +79,7 @@ export class ConfigurationError extends Data.TaggedError("ConfigurationError")<{
 const expected = {
   PORT: "a port number (1-65535)",
   DATA_DIR: "a non-empty path",
-  REDIS_URL: "a redis:// or rediss:// URL",
+  REDIS_URL: "a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db], port 1-65535)",
   REDIS_PASSWORD: "a non-empty password",
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
@@ -110,6 +110,19 @@ const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
 // value as written rather than in milliseconds.
 const withinCoreLimits = (options: { readonly positive: boolean }) => (duration: Duration.Duration) =>
   PolicyConfig.durationIssue(duration, options) === undefined
+
+// What is wrong with a Redis URL, as RedisStore and the Redis client read it (they would refuse it later, with a
+// stack naming their own option); `undefined` when nothing is. The URL may carry a password: never quoted.
+const redisUrlIssue = (url: string): string | undefined => {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined
+  if (parsed === undefined) return "one that does not parse (a port over 65535, a space?)"
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return `a URL whose scheme is ${JSON.stringify(parsed.protocol)}`
+  }
+  if (parsed.hostname === "") return "one without a host"
+  if (parsed.port === "0") return "port 0"
+  return /^(?:\/\d*)?$/.test(parsed.pathname) ? undefined : "a path that is not a database number"
+}
 
 // `host:port`, or `[v6-address]:port`.
 const sentinelAddress = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/
@@ -147,7 +160,10 @@ const Flag = Schema.Literals(["true", "false", "1", "0"]).pipe(Schema.decodeTo(
 const Variables = Schema.Struct({
   PORT: Port.pipe(withDefault(3000)),
   DATA_DIR: Schema.String.check(Schema.makeFilter((dir) => dir.trim() !== "")).pipe(withDefault(".data")),
-  REDIS_URL: Schema.optional(Schema.String.check(Schema.isPattern(/^rediss?:\/\//))),
+  REDIS_URL: Schema.optional(Schema.String.check(Schema.makeFilter((url) => {
+    const issue = redisUrlIssue(url)
+    return issue === undefined ? undefined : `Expected ${expected.REDIS_URL}, got ${issue}`
+  }))),
   REDIS_PASSWORD: Schema.optional(Schema.RedactedFromValue(Schema.String.check(Schema.isNonEmpty()))),
   REDIS_SENTINELS: Schema.optional(Sentinels),
   // Defaults to "mymaster" only with REDIS_SENTINELS (below): set alone, it is a mistake worth reporting.
