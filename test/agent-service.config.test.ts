@@ -116,6 +116,7 @@ describe("agent service configuration", () => {
     }))
 
   // One case per rule: the environment, then the exact message (the variable first, then what it expects).
+  const tokenExpected = "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters, visible ASCII only (no whitespace)"
   const redis = { REDIS_URL: `redis://:${redisPassword}@127.0.0.1:6379` }
   const redisUrlExpected =
     "REDIS_URL: Expected a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db], " +
@@ -192,13 +193,18 @@ describe("agent service configuration", () => {
     [
       "RESILIENCE_ADMIN_TOKEN has at least 8 characters",
       { RESILIENCE_ADMIN_TOKEN: "s3cr3t7" },
-      "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters, no whitespace"
+      tokenExpected
     ],
     [
       // A secret file's trailing newline: no Bearer header could carry it, every admin request would be a 401.
       "RESILIENCE_ADMIN_TOKEN has no whitespace",
       { RESILIENCE_ADMIN_TOKEN: "s3cr3t7-long\n" },
-      "RESILIENCE_ADMIN_TOKEN: Expected at least 8 characters, no whitespace"
+      tokenExpected
+    ],
+    [
+      "RESILIENCE_ADMIN_TOKEN is ASCII, as a header is",
+      { RESILIENCE_ADMIN_TOKEN: "s3cr3t7-€uro-token" },
+      tokenExpected
     ],
     [
       "BREAKER_OPEN_DURATION is a duration",

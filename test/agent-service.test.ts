@@ -285,6 +285,11 @@ describe("agent service", { timeout: 120_000 }, () => {
       const cases: ReadonlyArray<[Record<string, string>, RegExp]> = [
         [{ PORT: "not-a-port" }, /PORT/],
         [{ PORT: "3000", RESILIENCE_ADMIN_TOKEN: "short" }, /RESILIENCE_ADMIN_TOKEN/],
+        // No header could carry it: every admin request would be a 401.
+        [
+          { PORT: "3000", RESILIENCE_ADMIN_TOKEN: "s3cret-€uro-token" },
+          /Configuration error: RESILIENCE_ADMIN_TOKEN: /
+        ],
         [{ PORT: "3000", BREAKER_OPEN_DURATION: "soon" }, /BREAKER_OPEN_DURATION/],
         // Past core's limit: refused by the configuration, not later by the breakers (with a stack).
         [{ PORT: "3000", BREAKER_OPEN_DURATION: "400 days" }, /Configuration error: BREAKER_OPEN_DURATION: /],

@@ -83,7 +83,7 @@ const expected = {
   REDIS_PASSWORD: "a non-empty password",
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
-  RESILIENCE_ADMIN_TOKEN: "at least 8 characters, no whitespace",
+  RESILIENCE_ADMIN_TOKEN: "at least 8 characters, visible ASCII only (no whitespace)",
   BREAKER_OPEN_DURATION: "a positive duration of at most 1 year, e.g. \"2 seconds\"",
   SHUTDOWN_TIMEOUT: "a duration from 0 (no wait) to 1 year, e.g. \"10 seconds\"",
   FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
@@ -168,9 +168,10 @@ const Variables = Schema.Struct({
   REDIS_SENTINELS: Schema.optional(Sentinels),
   // Defaults to "mymaster" only with REDIS_SENTINELS (below): set alone, it is a mistake worth reporting.
   REDIS_SENTINEL_MASTER: Schema.optional(Schema.Trim.check(Schema.isNonEmpty())),
-  // A Bearer token carries no whitespace: one configured with it (a secret file's trailing newline) could never match.
+  // An HTTP header carries visible ASCII: a token with whitespace (a secret file's trailing newline) or any other
+  // character (Node reads header bytes as Latin-1) could never be presented, every admin request would be a 401.
   RESILIENCE_ADMIN_TOKEN: Schema.optional(
-    Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8), Schema.isPattern(/^\S*$/)))
+    Schema.RedactedFromValue(Schema.String.check(Schema.isMinLength(8), Schema.isPattern(/^[\x21-\x7e]*$/)))
   ),
   // Short enough that a recovered upstream serves traffic again within 5 seconds (the seeds' recovery target). Core's
   // limits (finite, at most 1 year), so that the breakers do not refuse it later with a stack naming their option.
