@@ -160,6 +160,23 @@ describe("agent service", { timeout: 120_000 }, () => {
       yield* Effect.ignore(agent.stop("SIGTERM"))
     }).pipe(Effect.scoped))
 
+  it.live("chat names a bad field: a missing, misspelt or unknown one", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      const cases: ReadonlyArray<[unknown, string, string]> = [
+        [{ user_id: "ada" }, "message", "Expected a string of 1 to 10000 characters"],
+        [{ user_id: "ada", mesage: "hi" }, "mesage", "Unknown field: expected user_id or message"],
+        [{ user_id: "ada", message: "hi", extra: true }, "extra", "Unknown field: expected user_id or message"],
+        ["hi", "body", "Expected a JSON object"]
+      ]
+      for (const [body, field, message] of cases) {
+        const response = yield* agent.request("POST", "/chat", { body })
+        assert.strictEqual(response.status, 400, JSON.stringify(body))
+        assert.deepStrictEqual(response.body, { error: "BadRequest", field, message }, JSON.stringify(body))
+      }
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
   it.live("chat degrades level by level: keyword memory, L1-only state, then an apology with the message queued", () =>
     Effect.gen(function*() {
       const agent = yield* service()

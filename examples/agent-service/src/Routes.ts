@@ -87,6 +87,9 @@ export const layer = HttpRouter.use(Effect.fnUntraced(function*(router) {
     Effect.gen(function*() {
       const body = yield* bodyJson
       if (!isObject(body)) return badRequest("body", "Expected a JSON object")
+      // A misspelt field ("mesage") is named, as /chaos does, rather than ignored.
+      const unknown = Object.keys(body).find((key) => key !== "user_id" && key !== "message")
+      if (unknown !== undefined) return badRequest(unknown, "Unknown field: expected user_id or message")
       const userId = body["user_id"]
       const message = body["message"]
       if (typeof userId !== "string" || userId === "" || userId.length > 200) {
