@@ -131,6 +131,17 @@ describe("agent service", { timeout: 120_000 }, () => {
         (yield* agent.request("POST", "/chaos/exa", { body: { failure_rate: 1 }, token: "wrong-token" })).status,
         401
       )
+      // The scheme in any case, as the HTTP package's admin routes take it; or the token in X-Admin-Token.
+      for (
+        const headers of [{ authorization: `bearer ${token}` }, { authorization: `BEARER  ${token}` }, {
+          "x-admin-token": token
+        }]
+      ) {
+        assert.strictEqual((yield* agent.request("GET", "/chaos", { headers })).status, 200, JSON.stringify(headers))
+      }
+      for (const headers of [{ authorization: token }, { authorization: `Basic ${token}` }, { "x-admin-token": "" }]) {
+        assert.strictEqual((yield* agent.request("GET", "/chaos", { headers })).status, 401, JSON.stringify(headers))
+      }
       const unknown = yield* agent.request("POST", "/chaos/bing", { body: { failure_rate: 1 }, token })
       assert.strictEqual(unknown.status, 404)
       const cases: ReadonlyArray<[unknown, string]> = [

@@ -53,7 +53,13 @@ export interface Instance {
   readonly request: (
     method: "GET" | "POST",
     path: string,
-    options?: { readonly body?: unknown; readonly token?: string | undefined; readonly raw?: string }
+    options?: {
+      readonly body?: unknown
+      readonly token?: string | undefined
+      readonly raw?: string
+      /** Added to (or replacing) `content-type` and the token's `authorization`. */
+      readonly headers?: Record<string, string>
+    }
   ) => Effect.Effect<Response, ProcessError>
   /** Sends a signal and waits for the exit: the exit code, or the signal that ended it. */
   readonly stop: (signal: NodeJS.Signals) => Effect.Effect<number | NodeJS.Signals>
@@ -118,6 +124,7 @@ export const start = (options: StartOptions): Effect.Effect<Instance, ProcessErr
         try: async () => {
           const headers: Record<string, string> = { "content-type": "application/json" }
           if (opts?.token !== undefined) headers["authorization"] = `Bearer ${opts.token}`
+          Object.assign(headers, opts?.headers)
           const response = await fetch(`${base}${path}`, {
             method,
             headers,

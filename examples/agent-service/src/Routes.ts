@@ -4,10 +4,11 @@
  */
 import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createHash, timingSafeEqual } from "node:crypto"
 import { AgentService } from "./Agent.ts"
 import { type ChaosSettings, isService, services, Upstreams } from "./Upstreams.ts"
 
-/** The token the chaos controls require (`Authorization: Bearer <token>` or `X-Admin-Token`). */
+/** The token the chaos controls require (`Authorization: Bearer <token>`, any case of `Bearer`, or `X-Admin-Token`). */
 export class AdminToken extends Context.Service<AdminToken, Redacted.Redacted<string>>()(
   "@effect-resilience/example-agent-service/AdminToken"
 ) {}
@@ -16,11 +17,22 @@ const json = (body: unknown, status = 200) => HttpServerResponse.jsonUnsafe(body
 
 const badRequest = (field: string, message: string) => json({ error: "BadRequest", field, message }, 400)
 
-const authorizedBy = (token: string) =>
-  Effect.map(
-    HttpServerRequest.HttpServerRequest,
-    ({ headers }) => headers["authorization"] === `Bearer ${token}` || headers["x-admin-token"] === token
-  )
+// Equal-length digests, as `@effect-resilience/http` checks its admin token: timingSafeEqual needs equal lengths, and
+// comparing digests hides the token's length.
+const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest()
+
+// In constant time, the scheme in any case (RFC 9110: `bearer` is `Bearer`).
+const authorizedBy = (token: string) => {
+  const expected = digest(token)
+  const matches = (given: string | undefined) => timingSafeEqual(digest(given ?? ""), expected) && given !== undefined
+  return Effect.map(HttpServerRequest.HttpServerRequest, ({ headers }) => {
+    const bearer = /^Bearer +(\S+) *$/i.exec(headers["authorization"] ?? "")?.[1]
+    // Both compared every time, so that which header was sent (or none) does not show in the time taken.
+    const byBearer = matches(bearer)
+    const byHeader = matches(headers["x-admin-token"])
+    return byBearer || byHeader
+  })
+}
 
 // RFC 6750: the challenge says which scheme the token goes in.
 const unauthorized = HttpServerResponse.jsonUnsafe({ error: "Unauthorized", message: "The admin token is required" }, {
