@@ -188,6 +188,43 @@ describe("agent service", { timeout: 120_000 }, () => {
       yield* Effect.ignore(agent.stop("SIGTERM"))
     }).pipe(Effect.scoped))
 
+  it.live("chat and chaos read at most 64 KiB of body: a larger one, declared or streamed, is a 413 naming the limit", () =>
+    Effect.gen(function*() {
+      const agent = yield* service()
+      const limit = { error: "PayloadTooLarge", field: "body", message: "Expected a body of at most 65536 bytes" }
+      // The largest valid chat, every character escaped in its JSON (6 bytes each): about 61 KB.
+      const largest = yield* agent.request("POST", "/chat", {
+        body: { user_id: "\u0001".repeat(200), message: "\u0001".repeat(10_000) }
+      })
+      assert.strictEqual(largest.status, 200, JSON.stringify(largest.body).slice(0, 200))
+      const declared = yield* agent.request("POST", "/chat", {
+        body: { user_id: "mallory", message: "hi", padding: "x".repeat(8 * 1024 * 1024) }
+      })
+      assert.strictEqual(declared.status, 413, JSON.stringify(declared.body).slice(0, 200))
+      assert.deepStrictEqual(declared.body, limit)
+      const chaos = yield* agent.request("POST", "/chaos/exa", {
+        body: { failure_rate: 1, padding: "x".repeat(20 * 1024 * 1024) },
+        token
+      })
+      assert.strictEqual(chaos.status, 413, JSON.stringify(chaos.body).slice(0, 200))
+      assert.deepStrictEqual(chaos.body, limit)
+      // Chunked, no length declared: refused once past the limit, whatever follows.
+      const chunks = [`{"user_id":"mallory","message":"`, ...Array.from({ length: 8 }, () => "x".repeat(16_384)), `"}`]
+      const streamed = yield* Effect.promise(async () => {
+        const response = await fetch(`${agent.base}/chat`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: ReadableStream.from(chunks.map((chunk) => new TextEncoder().encode(chunk))),
+          duplex: "half"
+        })
+        return { status: response.status, body: await response.json() }
+      })
+      assert.strictEqual(streamed.status, 413, JSON.stringify(streamed.body).slice(0, 200))
+      assert.deepStrictEqual(streamed.body, limit)
+      assert.strictEqual((yield* chatAs("ada")(agent, "still here?")).status, 200)
+      yield* Effect.ignore(agent.stop("SIGTERM"))
+    }).pipe(Effect.scoped))
+
   it.live("chat degrades level by level: keyword memory, L1-only state, then an apology with the message queued", () =>
     Effect.gen(function*() {
       const agent = yield* service()

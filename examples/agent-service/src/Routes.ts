@@ -2,8 +2,8 @@
  * The agent service's own routes: search, chat, the chaos controls and the Telegram outbox. The operational surface
  * (/health, /metrics, the dashboard, the API) comes from `@effect-resilience/http`.
  */
-import { Context, Effect, Layer, Redacted } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Context, Data, Effect, Layer, Redacted } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { AgentService } from "./Agent.ts"
 import { type ChaosSettings, isService, services, Upstreams } from "./Upstreams.ts"
@@ -40,11 +40,35 @@ const unauthorized = HttpServerResponse.jsonUnsafe({ error: "Unauthorized", mess
   headers: { "www-authenticate": "Bearer realm=\"effect-resilience\"" }
 })
 
-// The body as JSON, or `undefined` when it is not JSON.
-const bodyJson = Effect.flatMap(
-  HttpServerRequest.HttpServerRequest,
-  (request) => Effect.orElseSucceed(request.json, () => undefined)
-)
+// Effect reads a body of any size unless told otherwise. The largest valid body, /chat's 200 + 10000 characters, is
+// about 61 KB even with every character escaped (`\u0001`, 6 bytes), 31 KB at most as UTF-8: 64 KiB is above both.
+const maxBodyBytes = 65_536
+
+class BodyTooLarge extends Data.TaggedError("BodyTooLarge") {}
+
+const tooLarge = json({
+  error: "PayloadTooLarge",
+  field: "body",
+  message: `Expected a body of at most ${maxBodyBytes} bytes`
+}, 413)
+
+// The body as JSON, or `undefined` when it is not JSON. A declared length past the limit is refused before anything
+// is read; a streamed (chunked) body, once it passes the limit.
+const bodyJson = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+  const length = Number(request.headers["content-length"] ?? "0")
+  if (!Number.isFinite(length) || length > maxBodyBytes) return Effect.fail(new BodyTooLarge())
+  return request.json.pipe(
+    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+    Effect.catch((error) =>
+      error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge"
+        ? Effect.fail(new BodyTooLarge())
+        : Effect.succeed(undefined)
+    )
+  )
+})
+
+const orTooLarge = <A, E, R>(self: Effect.Effect<A, E | BodyTooLarge, R>) =>
+  Effect.catchTag(self, "BodyTooLarge", () => Effect.succeed(tooLarge))
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -118,7 +142,7 @@ export const layer = HttpRouter.use(Effect.fnUntraced(function*(router) {
             Effect.succeed(json({ error: "DeliveryRefused", reason: error.reason, message: error.message }, 503))
         )
       )
-    })
+    }).pipe(orTooLarge)
   )
 
   yield* router.add(
@@ -146,7 +170,7 @@ export const layer = HttpRouter.use(Effect.fnUntraced(function*(router) {
         `chaos: ${service} failure_rate=${settings.failure_rate} latency_ms=${settings.latency_ms}`
       )
       return json({ service, ...settings })
-    })
+    }).pipe(orTooLarge)
   )
 
   yield* router.add("GET", "/telegram/outbox", Effect.map(agent.outbox, (outbox) => json(outbox)))
