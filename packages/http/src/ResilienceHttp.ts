@@ -178,14 +178,12 @@ const MonitoringLive = (s: Settings) =>
       const fleet = yield* Effect.serviceOption(RedisFleetService)
       return handlers
         .handle("circuitBreakers", () =>
-          provide(Effect.map(breakers, (all) => {
-            const out: Record<string, ResilienceApi.CircuitBreakerEntry> = {}
-            for (const b of all) {
+          provide(Effect.map(breakers, (all) =>
+            // `fromEntries`, not `out[name] = e`: a breaker named `__proto__` would set the prototype, unlisted.
+            Object.fromEntries(all.flatMap((b) => {
               const e = wire.entry(b.snapshots, s.maxKeys)
-              if (e !== undefined) out[b.name] = e
-            }
-            return out
-          })))
+              return e === undefined ? [] : [[b.name, e] as const]
+            })))))
         .handle("circuitBreaker", ({ params }) =>
           provide(CircuitBreakerRegistry.get(params.name)).pipe(
             Effect.flatMap((b) => b.snapshots),

@@ -66,6 +66,23 @@ describe("ResilienceApi", () => {
       }
     }).pipe(Effect.provide(Server({ maxKeys: 2 }))))
 
+  it.effect("a breaker or key named __proto__ is listed like any other", () =>
+    Effect.gen(function*() {
+      // Keys often come from request data (a host, a tenant): on a plain object map this one set the prototype.
+      const proto = yield* CircuitBreaker.make({ name: "__proto__", trip: CircuitBreaker.consecutive(1) })
+      const tenants = yield* CircuitBreaker.make({ name: "tenants", trip: CircuitBreaker.consecutive(1) })
+      yield* Effect.ignore(proto.protect(Effect.fail("down")))
+      yield* tenants.protectKey(Effect.void, "acme")
+      yield* Effect.ignore(tenants.protectKey(Effect.fail("down"), "__proto__"))
+      const all = yield* get("/api/v1/resilience/circuit-breakers")
+      assert.deepStrictEqual(Object.keys(all.json).sort(), ["__proto__", "tenants"])
+      assert.strictEqual(all.json["__proto__"].state, "open")
+      const keyed = yield* get("/api/v1/resilience/circuit-breakers/tenants")
+      assert.deepStrictEqual(Object.keys(keyed.json.keys).sort(), ["__proto__", "acme"])
+      assert.strictEqual(keyed.json.keys["__proto__"].state, "open")
+      assert.strictEqual(keyed.json.keys_not_shown, 0)
+    }).pipe(Effect.provide(Server())))
+
   it.effect("GET /circuit-breakers/{name}: an unknown name is a 404 problem", () =>
     Effect.gen(function*() {
       yield* CircuitBreaker.make({ name: "db" })

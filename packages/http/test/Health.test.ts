@@ -30,6 +30,15 @@ describe("health probes", () => {
       assert.strictEqual(live.json.status, "alive")
     }).pipe(Effect.provide(Server())))
 
+  it.effect("GET /health: a breaker named __proto__ is in circuits like any other", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      yield* Effect.flatMap(CircuitBreaker.make({ name: "__proto__" }), (b) => b.forceOpen())
+      const reply = yield* get("/health")
+      assert.deepStrictEqual(Object.keys(reply.json.circuits).sort(), ["__proto__", "db"])
+      assert.deepStrictEqual(reply.json.circuits["__proto__"], { state: "forced_open", failures: 0 })
+    }).pipe(Effect.provide(Server())))
+
   it.effect("GET /health: only an open circuit degrades it; half-open, disabled and metrics-only stay healthy", () =>
     Effect.gen(function*() {
       // As the seeds' /health (`any_open`): a half-open circuit is recovering, and a disabled or metrics-only one

@@ -1,6 +1,9 @@
 /**
  * Pure mappings from core's snapshots and reports to the API's snake_case wire shapes.
  *
+ * Names and keys are user data (a key is often a host or a tenant id): maps of them are built with
+ * `Object.fromEntries`, which defines own properties, where `out[name] = x` would set the prototype for `__proto__`.
+ *
  * @internal
  */
 import type * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
@@ -56,8 +59,7 @@ export const entry = (
   if (keyed.length === 0) return stats(head)
   // The most recently used keys first: the ones an operator is looking for.
   const shown = [...keyed].sort((a, b) => b.lastCallAt - a.lastCallAt).slice(0, maxKeys)
-  const keys: Record<string, ResilienceApi.CircuitStats> = {}
-  for (const s of shown) keys[s.key] = stats(s)
+  const keys = Object.fromEntries(shown.map((s) => [s.key, stats(s)] as const))
   return { ...stats(head), keys, keys_not_shown: keyed.length - shown.length }
 }
 
@@ -124,16 +126,13 @@ export const summary = (breakers: ReadonlyArray<Breaker>): Array<ResilienceApi.S
 /** @internal */
 export const circuits = (
   breakers: ReadonlyArray<Breaker>
-): Record<string, { readonly state: ResilienceApi.WireState; readonly failures: number }> => {
-  const out: Record<string, { state: ResilienceApi.WireState; failures: number }> = {}
-  for (const b of breakers) {
-    out[b.name] = {
+): Record<string, { readonly state: ResilienceApi.WireState; readonly failures: number }> =>
+  Object.fromEntries(breakers.map((b) =>
+    [b.name, {
       state: wireState(worstState(b.snapshots)),
       failures: b.snapshots.reduce((n, s) => n + s.failureCount, 0)
-    }
-  }
-  return out
-}
+    }] as const
+  ))
 
 const checkStatus = {
   Unknown: "unknown",
@@ -144,18 +143,19 @@ const checkStatus = {
 
 /** @internal */
 export const monitor = (report: HealthMonitor.Report) => {
-  const services: Record<string, NonNullable<ResilienceApi.HealthReport["services"]>[string]> = {}
-  for (const [name, s] of Object.entries(report.services)) {
-    services[name] = {
-      status: checkStatus[s.status],
-      last_check: iso(s.lastCheckAt),
-      response_time: s.responseTimeMillis,
-      consecutive_failures: s.consecutiveFailures,
-      consecutive_successes: s.consecutiveSuccesses,
-      total_checks: s.totalChecks,
-      last_error: s.lastError
-    }
-  }
+  const services = Object.fromEntries(
+    Object.entries(report.services).map(([name, s]) =>
+      [name, {
+        status: checkStatus[s.status],
+        last_check: iso(s.lastCheckAt),
+        response_time: s.responseTimeMillis,
+        consecutive_failures: s.consecutiveFailures,
+        consecutive_successes: s.consecutiveSuccesses,
+        total_checks: s.totalChecks,
+        last_error: s.lastError
+      }] as const
+    )
+  )
   return {
     monitoring_active: report.monitoring,
     services,
