@@ -92,8 +92,9 @@ import * as ResilienceApi from "./ResilienceApi.ts"
  */
 export interface Options {
   /**
-   * The admin token. Default: config `RESILIENCE_ADMIN_TOKEN`; neither set: admin routes answer 403. One with
-   * whitespace fails with `PolicyConfigError` (a Bearer token cannot carry it).
+   * The admin token. Default: config `RESILIENCE_ADMIN_TOKEN`; neither set: admin routes answer 403. Printable ASCII
+   * only (`!` to `~`, 0x21-0x7E; RFC 6750's b64token characters are a safe subset): one with whitespace or any other
+   * character fails with `PolicyConfigError`, as no Bearer header could carry it.
    */
   readonly adminToken?: Redacted.Redacted<string> | undefined
   /** Breakers whose being open takes the instance out of rotation (`/health/ready` 503, `/health` unhealthy). */
@@ -127,6 +128,15 @@ type Settings = typeof OptionsSchema.Type & { readonly adminToken: Redacted.Reda
 // Looked up by its key, so that `@effect-resilience/redis` stays an optional peer: only its type is imported.
 const RedisFleetService = Context.Service<RedisFleet.RedisFleet>("@effect-resilience/redis/RedisFleet")
 
+// Why no Bearer header could carry the token, if none can.
+const tokenProblem = (value: string): string | undefined =>
+  /\s/.test(value)
+    ? "Expected a token without whitespace (a Bearer token cannot carry it; a trailing newline, say)"
+    : /^[\x21-\x7E]+$/.test(value)
+    ? undefined
+    : "Expected a token of printable ASCII characters (! to ~, 0x21-0x7E; RFC 6750's b64token is a subset): an HTTP "
+      + "header cannot carry others"
+
 const settings = (options: Options | undefined) =>
   Effect.gen(function*() {
     const decoded = yield* PolicyConfig.decode(OptionsSchema, {
@@ -141,13 +151,15 @@ const settings = (options: Options | undefined) =>
       : yield* Config.option(Config.Redacted("RESILIENCE_ADMIN_TOKEN"))
     // An empty token would make "no token" a credential: treat it as not configured.
     const adminToken = Option.filter(configured, (t) => Redacted.value(t).length > 0)
-    // A Bearer token carries no whitespace, so one configured with it (a secret file's trailing newline) could never
-    // be presented: every admin request would be a 401. Refused at startup instead, without showing the token.
-    if (Option.isSome(adminToken) && /\s/.test(Redacted.value(adminToken.value))) {
+    // A token no Bearer header can carry (a secret file's trailing newline, a "€": headers are read as Latin-1, so
+    // its UTF-8 bytes never compare equal) would make every admin request a 401. Refused at startup instead, without
+    // showing the token.
+    const unpresentable = Option.isNone(adminToken) ? undefined : tokenProblem(Redacted.value(adminToken.value))
+    if (unpresentable !== undefined) {
       return yield* PolicyConfig.error(
         { kind: "resilience http", policy: "ResilienceHttp" },
         options?.adminToken !== undefined ? "adminToken" : "RESILIENCE_ADMIN_TOKEN (adminToken)",
-        "Expected a token without whitespace (a Bearer token cannot carry it; a trailing newline, say)"
+        unpresentable
       )
     }
     return { ...decoded, adminToken: Option.getOrUndefined(adminToken) } satisfies Settings

@@ -115,6 +115,22 @@ describe("admin controls", () => {
       }
     }))
 
+  it.effect("a token outside printable ASCII, which a header carries as other bytes, is refused at startup", () =>
+    Effect.gen(function*() {
+      // "€" leaves a client as UTF-8 and is read back as Latin-1: no request could ever match.
+      for (const configured of ["s3cret-€uro-token", "s3cret\u0001", "caf\u00e9"]) {
+        const outcome = yield* Effect.scoped(Layer.build(Server({ adminToken: Redacted.make(configured) }))).pipe(
+          Effect.match({ onFailure: (e) => `${e._tag}: ${e.message}`, onSuccess: () => "accepted" })
+        )
+        assert.include(outcome, "PolicyConfigError", JSON.stringify(configured))
+        assert.include(outcome, "adminToken: Expected a token of printable ASCII")
+        assert.notInclude(outcome, "s3cret")
+      }
+      // Every visible ASCII character is accepted.
+      const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join("")
+      yield* Effect.scoped(Layer.build(Server({ adminToken: Redacted.make(visible) })))
+    }))
+
   it.effect("every action is published and logged with breaker, key and result, never the token", () =>
     Effect.gen(function*() {
       lines.length = 0
