@@ -117,16 +117,26 @@ export type WireState = typeof WireState.Type
 const Iso = Schema.NullOr(Schema.String).annotate({ description: "ISO-8601 instant, or null" })
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
+/** Consecutive failures that open the circuit, from its trip policy; null for a breaker that trips on rates only. */
+const FailureThreshold = Schema.NullOr(Count).annotate({
+  description:
+    "Consecutive failures that open the circuit (its trip policy); null for a breaker that trips on rates only"
+})
+
+/** Probe successes that close a half-open circuit (`halfOpen.successThreshold`): filled in every state, never null. */
+const SuccessThreshold = Schema.NullOr(Count).annotate({
+  description: "Probe successes that close a half-open circuit (halfOpen.successThreshold), in every state; never null "
+    + "(nullable for the wire contract)"
+})
+
 const statsFields = {
   state: WireState,
   /** Failures since the breaker was made (see `failure_rate` for the current window). */
   failure_count: Count,
-  /** Null: core's snapshots do not carry the trip policy (kept for the seeds' wire contract). */
-  failure_threshold: Schema.NullOr(Count),
+  failure_threshold: FailureThreshold,
   /** Successes since the breaker was made or, while half-open, the probes that succeeded. */
   success_count: Count,
-  /** Probe successes that close a half-open circuit; null outside half-open. */
-  success_threshold: Schema.NullOr(Count),
+  success_threshold: SuccessThreshold,
   failure_rate: Schema.Number,
   total_calls: Count,
   state_changes: Count,
@@ -252,9 +262,9 @@ export const SummaryRow = Schema.Struct({
   name: Schema.String,
   state: WireState,
   failure_count: Count,
-  failure_threshold: Schema.NullOr(Count),
+  failure_threshold: FailureThreshold,
   success_count: Count,
-  success_threshold: Schema.NullOr(Count),
+  success_threshold: SuccessThreshold,
   health_percentage: Schema.Number
 })
 

@@ -162,6 +162,12 @@ describe("ResilienceApi", () => {
         ["llm", 3, 2],
         ["rates", null, 1]
       ])
+      // The document says so too.
+      const openapi = yield* get("/api/v1/resilience/openapi.json")
+      const stats = openapi.json.paths["/api/v1/resilience/circuit-breakers/{name}"].get.responses["200"]
+        .content["application/json"].schema.properties
+      assert.include(stats.failure_threshold.description, "null for a breaker that trips on rates only")
+      assert.include(stats.success_threshold.description, "in every state; never null")
     }).pipe(Effect.provide(Server())))
 
   it.effect("GET /fleet: 404 problem without a fleet", () =>
