@@ -583,8 +583,9 @@ export class AdminNotConfigured extends HttpApiError.Problem<AdminNotConfigured>
 }) {}
 
 /**
- * 400: a path parameter, query parameter or header failed validation. `errors` names each field, where it was
- * (`path`, `query`, `header`, `body`), what is wrong with it and what is expected; `detail` says it in one line.
+ * 400: a path parameter, query parameter or header failed validation, or a query parameter is not one the endpoint
+ * declares (`message` "Unknown query parameter"). `errors` names each field, where it was (`path`, `query`,
+ * `header`, `body`), what is wrong with it and what is expected; `detail` says it in one line.
  *
  * @example
  * ```ts
@@ -619,8 +620,9 @@ export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()("Inva
 }) {}
 
 /**
- * The API's request validation: it answers a path, query or header that fails its schema with an `InvalidRequest`
- * naming the field (`ResilienceHttp` provides it; without it HttpApi answers an empty 400).
+ * The API's request validation: it answers a path, query or header that fails its schema, and a query parameter the
+ * endpoint does not declare (a misspelt `?Key=` is not taken for no key at all), with an `InvalidRequest` naming the
+ * field (`ResilienceHttp` provides it; without it HttpApi answers an empty 400 and ignores unknown parameters).
  *
  * @example
  * ```ts
@@ -698,7 +700,8 @@ export const Probes = HttpApiGroup.make("probes")
 
 /**
  * The admin controls (bearer token): reset, force open, force close (`MetricsOnly`: every call admitted, the
- * machine still counted), disable; `?key=` for one key, else every key.
+ * machine still counted), disable; `?key=` for one key, else every key. Any other query parameter is a 400
+ * `InvalidRequest`, so that a misspelt `?Key=` does not act on every key.
  *
  * @example
  * ```ts

@@ -5,9 +5,10 @@
  *
  * It only reads what core exposes (`CircuitBreakerRegistry`, and when provided `HealthMonitor`, `Degradation`,
  * `RedisFleet`) and adds nothing to a call's path. Every error is a JSON problem body (RFC 9457): malformed
- * names and keys 400 (an `InvalidRequest` naming the field and what it expects), a missing or wrong admin token 401
- * (with its `WWW-Authenticate: Bearer` challenge), unknown paths 404, wrong methods 405, oversized requests 413,
- * never a 500 with a stack. What Node's parser itself rejects is answered by `createServer`.
+ * names and keys, and query parameters an endpoint does not declare, 400 (an `InvalidRequest` naming the field and
+ * what it expects), a missing or wrong admin token 401 (with its `WWW-Authenticate: Bearer` challenge), unknown paths
+ * 404, wrong methods 405, oversized requests 413, never a 500 with a stack. What Node's parser itself rejects is
+ * answered by `createServer`.
  *
  * **Example** (Mounting the surface in an existing server)
  *
@@ -41,8 +42,7 @@ import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import type * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
-import type * as HttpApiError from "effect/http-api/HttpApiError"
-import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
+import * as HttpApiError from "effect/http-api/HttpApiError"
 import type * as Etag from "effect/http/Etag"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import type * as HttpPlatform from "effect/http/HttpPlatform"
@@ -353,7 +353,8 @@ const AdminLive = (s: Settings) =>
         .handle("disable", run("disable"))
     }))
 
-type Location = ResilienceApi.InvalidRequest["errors"][number]["in"]
+type Issue = ResilienceApi.InvalidRequest["errors"][number]
+type Location = Issue["in"]
 
 const locations: Record<HttpApiError.HttpApiSchemaError["kind"], Location | undefined> = {
   Params: "path",
@@ -391,6 +392,14 @@ const slotSchema = (endpoint: HttpApiEndpoint.Top, kind: HttpApiError.HttpApiSch
 
 const segment = (s: PropertyKey | { readonly key: PropertyKey }): PropertyKey => typeof s === "object" ? s.key : s
 
+const invalid = (errors: ReadonlyArray<Issue>): ResilienceApi.InvalidRequest =>
+  new ResilienceApi.InvalidRequest({
+    detail: errors.map((e) =>
+      `Invalid ${labels[e.in]} ${e.field}: ${e.message}${e.expected === null ? "" : ` (expected ${e.expected})`}`
+    ).join("; "),
+    errors
+  })
+
 const invalidRequest = (
   error: HttpApiError.HttpApiSchemaError,
   endpoint: HttpApiEndpoint.Top
@@ -398,29 +407,48 @@ const invalidRequest = (
   const location = locations[error.kind]
   // A response that does not encode is the server's fault: left to the 500 below.
   if (location === undefined) return undefined
-  const errors = formatIssues(error.cause.issue).issues.map((issue) => {
-    const path = (issue.path ?? []).map(segment)
-    return {
-      in: location,
-      field: path.length === 0 ? "(all)" : path.map(String).join("."),
-      message: issue.message,
-      expected: expectedOf(slotSchema(endpoint, error.kind), path[0])
-    }
-  })
-  const detail = errors.map((e) =>
-    `Invalid ${labels[e.in]} ${e.field}: ${e.message}${e.expected === null ? "" : ` (expected ${e.expected})`}`
-  ).join("; ")
-  return new ResilienceApi.InvalidRequest({ detail, errors })
+  return invalid(
+    formatIssues(error.cause.issue).issues.map((issue) => {
+      const path = (issue.path ?? []).map(segment)
+      return {
+        in: location,
+        field: path.length === 0 ? "(all)" : path.map(String).join("."),
+        message: issue.message,
+        expected: expectedOf(slotSchema(endpoint, error.kind), path[0])
+      }
+    })
+  )
 }
 
-// HttpApi decodes the path, query and headers before any handler or route middleware sees the request; its own
-// answer to a failure is an empty 400 (as a defect, so the problems middleware cannot tell which field).
-const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(
+// Query parameters the endpoint does not declare. HttpApi drops them, and a misspelt `?Key=eu-1` on a control would
+// then act on every key: each is refused, on every endpoint alike (one rule, and `?key=` on a read is no filter).
+const unknownQuery = (
+  endpoint: HttpApiEndpoint.Top,
+  search: HttpServerRequest.ParsedSearchParams["Service"]
+): ResilienceApi.InvalidRequest | undefined => {
+  const declared = endpoint.query !== undefined && SchemaAST.isObjects(endpoint.query.ast)
+    ? endpoint.query.ast.propertySignatures.map((p) => String(p.name))
+    : []
+  const unknown = Object.keys(search).filter((name) => !declared.includes(name))
+  if (unknown.length === 0) return undefined
+  const expected = declared.length === 0 ? "no query parameters" : declared.join(" or ")
+  return invalid(unknown.map((field) => ({ in: "query", field, message: "Unknown query parameter", expected })))
+}
+
+// HttpApi decodes the path, query and headers inside this middleware, before the handler; left alone, it answers a
+// failure with an empty 400 that the problems middleware cannot tell the field of.
+const RequestValidationLive = Layer.succeed(
   ResilienceApi.RequestValidation,
-  (error, { endpoint }) => {
-    const problem = invalidRequest(error, endpoint)
-    return problem === undefined ? Effect.fail(error) : Effect.fail(problem)
-  }
+  (httpEffect, { endpoint }) =>
+    Effect.gen(function*() {
+      const unknown = unknownQuery(endpoint, yield* HttpServerRequest.ParsedSearchParams)
+      if (unknown !== undefined) return yield* unknown
+      return yield* httpEffect
+    }).pipe(
+      Effect.catch((error) =>
+        Effect.fail(HttpApiError.HttpApiSchemaError.is(error) ? invalidRequest(error, endpoint) ?? error : error)
+      )
+    )
 )
 
 // The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404).

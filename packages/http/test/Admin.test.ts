@@ -49,6 +49,26 @@ describe("admin controls", () => {
       assert.strictEqual(yield* db.stateKey("us-1"), "Closed")
     }).pipe(Effect.provide(WithToken)))
 
+  it.effect("a misspelt ?key= (?Key=, ?kye=) is a 400 naming it, not the action on every key", () =>
+    Effect.gen(function*() {
+      const db = yield* CircuitBreaker.make({ name: "db" })
+      yield* db.protectKey(Effect.void, "eu-1")
+      yield* db.forceOpen("us-1")
+      const misspelt = [
+        ["db/force-open?Key=eu-1", "Key"],
+        ["db/reset?kye=eu-1", "kye"],
+        ["db/disable?key=eu-1&all=true", "all"]
+      ] as const
+      for (const [path, field] of misspelt) {
+        const reply = yield* post(path, auth)
+        assert.strictEqual(reply.status, 400, `${path}: ${reply.text}`)
+        assert.deepStrictEqual(reply.json.errors.map((e: { readonly field: string }) => e.field), [field])
+      }
+      assert.strictEqual(yield* db.state, "Closed")
+      assert.strictEqual(yield* db.stateKey("eu-1"), "Closed")
+      assert.strictEqual(yield* db.stateKey("us-1"), "ForcedOpen")
+    }).pipe(Effect.provide(WithToken)))
+
   it.effect("401 without or with a wrong token (nothing applied), 404 for an unknown breaker only once authorized", () =>
     Effect.gen(function*() {
       const db = yield* CircuitBreaker.make({ name: "db" })

@@ -68,6 +68,30 @@ describe("request errors", () => {
       assert.include(long.json.detail, "1 to 200 characters")
     }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
 
+  it.effect("a query parameter the endpoint does not declare is named, on a control and on a read alike", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      const headers = { authorization: `Bearer ${token}` }
+      const control = invalid(
+        yield* request("POST", "/api/v1/resilience/circuit-breakers/db/force-open?Key=eu-1", { headers })
+      )
+      assert.deepStrictEqual(control.errors, [{
+        in: "query",
+        field: "Key",
+        message: "Unknown query parameter",
+        expected: "key"
+      }])
+      assert.strictEqual(control.detail, "Invalid query parameter Key: Unknown query parameter (expected key)")
+      // Checked before the token, as the declared parameters are.
+      invalid(yield* request("POST", "/api/v1/resilience/circuit-breakers/db/reset?kye=eu-1"))
+      // A read takes none: `?key=` is no filter of a breaker's keys.
+      for (const path of ["/api/v1/resilience/circuit-breakers/db?key=eu-1", "/health?verbose=1"]) {
+        const read = invalid(yield* request("GET", path))
+        assert.deepStrictEqual(read.errors.map((e) => [e.in, e.expected]), [["query", "no query parameters"]], path)
+      }
+      assert.strictEqual((yield* request("GET", "/api/v1/resilience/circuit-breakers/db")).status, 200)
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+
   it.effect("the OpenAPI document declares the 400 problem", () =>
     Effect.gen(function*() {
       const openapi = yield* request("GET", "/api/v1/resilience/openapi.json")
