@@ -49,6 +49,7 @@ import type * as HttpPlatform from "effect/http/HttpPlatform"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerRespondable from "effect/http/HttpServerRespondable"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -451,13 +452,41 @@ const RequestValidationLive = Layer.succeed(
     )
 )
 
-// The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404).
-const templates: ReadonlyArray<readonly [method: string, pattern: RegExp, withParam: boolean]> = [
-  ["GET", /^\/api\/v1\/resilience\/(circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/, false],
-  ["GET", /^\/api\/v1\/resilience\/circuit-breakers\/[^/]+$/, true],
-  ["POST", /^\/api\/v1\/resilience\/circuit-breakers\/[^/]+\/(reset|force-open|force-close|disable)$/, true],
-  ["GET", /^\/health(\/live|\/ready)?$/, false]
+// The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404); the group captures
+// the raw (still percent-encoded) breaker name.
+const templates: ReadonlyArray<readonly [method: string, pattern: RegExp]> = [
+  ["GET", /^\/api\/v1\/resilience\/(?:circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/],
+  ["GET", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)$/],
+  ["POST", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)\/(?:reset|force-open|force-close|disable)$/],
+  ["GET", /^\/health(?:\/live|\/ready)?$/]
 ]
+
+const rawName = (path: string): string | undefined => {
+  for (const [, pattern] of templates) {
+    const name = pattern.exec(path)?.[1]
+    if (name !== undefined) return name
+  }
+  return undefined
+}
+
+const percentDecoded = Option.liftThrowable(decodeURIComponent)
+
+const nameExpected = SchemaAST.resolveDescription(ResilienceApi.BreakerName.ast) ?? null
+const decodeBreakerName = Schema.decodeUnknownResult(ResilienceApi.BreakerName)
+
+// A name the router turns away before HttpApi sees it (past the router's `maxParamLength`), answered as HttpApi would
+// answer a name failing `BreakerName`: an `InvalidRequest` on the path parameter `name`.
+const invalidName = (name: string): ResilienceApi.InvalidRequest => {
+  const decoded = decodeBreakerName(name)
+  const messages = Result.isFailure(decoded)
+    ? formatIssues(decoded.failure.issue).issues.map((issue) => issue.message)
+    // Valid by the API's schema: the router's limit is below the API's.
+    : [
+      "longer than this server's router accepts: its maxParamLength (100 by default) is below the "
+      + `200 characters a breaker name may have (see HttpRouter.serve's routerConfig)`
+    ]
+  return invalid(messages.map((message) => ({ in: "path", field: "name", message, expected: nameExpected })))
+}
 
 const problem = (status: number, title: string, detail?: string, headers?: Record<string, string>) =>
   HttpServerResponse.jsonUnsafe(
@@ -481,24 +510,20 @@ const pathOf = (url: string): string => {
   return end === -1 ? url : url.slice(0, end)
 }
 
-const fallback = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+const fallback = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
   const path = pathOf(request.url)
   const matching = templates.filter(([, pattern]) => pattern.test(path))
   const allowed = matching.map(([method]) => method)
   const method = request.method === "HEAD" ? "GET" : request.method
   const same = matching.find(([m]) => m === method)
+  const name = same === undefined ? undefined : same[1].exec(path)?.[1]
   return same === undefined && allowed.length > 0
-    ? problem(405, "Method Not Allowed", `Use ${allowed.join(", ")}`, { allow: allowed.join(", ") })
-    : same !== undefined && same[2]
+    ? Effect.succeed(problem(405, "Method Not Allowed", `Use ${allowed.join(", ")}`, { allow: allowed.join(", ") }))
+    : name !== undefined
     // The route exists but the router would not match it: a path parameter past the router's length limit.
-    ? problem(
-      400,
-      "Bad Request",
-      "Invalid path parameter name: longer than this server's router accepts (its maxParamLength, 100 characters by "
-        + "default; expected a breaker name: 1 to 200 characters, no control characters)"
-    )
+    ? HttpServerRespondable.toResponse(invalidName(Option.getOrElse(percentDecoded(name), () => name)))
     // Unknown, or a route left out of this mount (events, docs, fleet without a fleet).
-    : problem(404, "Not Found", "No such resilience endpoint")
+    : Effect.succeed(problem(404, "Not Found", "No such resilience endpoint"))
 })
 
 // Every method but HEAD, for catch-alls: the router answers a HEAD with the GET route when no HEAD route matches, and
@@ -526,8 +551,8 @@ const ours = (path: string): boolean =>
   path.startsWith(`${ResilienceApi.prefix}/`) || path === "/health" || path.startsWith("/health/")
 
 // The router cannot match a path whose percent-encoding does not decode, and answers it with an empty 404 before
-// any route (and so the problems below) sees it. Under this package's paths, such a path gets a 400 problem;
-// others are left to whoever serves them.
+// any route (and so the problems below) sees it. Under this package's paths, such a path gets a 400 `InvalidRequest`
+// (on `name` when the name is what does not decode); others are left to whoever serves them.
 const undecodablePaths = HttpRouter.middleware(
   (httpEffect) =>
     // Every request of the server passes here, so it costs one step: most have no escape at all.
@@ -537,18 +562,16 @@ const undecodablePaths = HttpRouter.middleware(
       if (!request.url.includes("%")) return httpEffect
       const path = pathOf(request.url)
       if (!ours(path) || !path.includes("%")) return httpEffect
-      return Effect.try({ try: () => decodeURIComponent(path), catch: () => "undecodable" as const }).pipe(
-        Effect.matchEffect({
-          onFailure: () =>
-            Effect.succeed(
-              problem(
-                400,
-                "Bad Request",
-                "Invalid path: its percent-encoding does not decode (expected %XX escapes of UTF-8 bytes)"
-              )
-            ),
-          onSuccess: () => httpEffect
-        })
+      if (Option.isSome(percentDecoded(path))) return httpEffect
+      const name = rawName(path)
+      const message = "its percent-encoding does not decode"
+      return HttpServerRespondable.toResponse(
+        name !== undefined && Option.isNone(percentDecoded(name))
+          ? invalid([{ in: "path", field: "name", message, expected: nameExpected }])
+          : new ResilienceApi.InvalidRequest({
+            detail: `Invalid path: ${message} (expected %XX escapes of UTF-8 bytes)`,
+            errors: [{ in: "path", field: "(all)", message, expected: "%XX escapes of UTF-8 bytes" }]
+          })
       )
     }),
   { global: true }

@@ -54,18 +54,51 @@ describe("request errors", () => {
           "a breaker key: 1 to 512 characters, no control characters"
         ]], query)
       }
-      // A path the router cannot decode never reaches a route: still a problem, not an empty 404.
-      for (const path of ["/api/v1/resilience/circuit-breakers/%E0%A4%A", "/health/%FF"]) {
-        const undecodable = yield* request("GET", path)
-        assert.strictEqual(undecodable.status, 400, path)
-        assert.match(String(undecodable.headers["content-type"]), /^application\/problem\+json/)
-        assert.include(undecodable.json.detail, "percent-encoding")
+      // A path the router cannot decode never reaches a route: still an InvalidRequest, on `name` when it is the name.
+      for (
+        const [method, path] of [
+          ["GET", "/api/v1/resilience/circuit-breakers/%E0%A4%A"],
+          ["POST", "/api/v1/resilience/circuit-breakers/%E0%A4%A/reset"]
+        ]
+      ) {
+        assert.deepStrictEqual(invalid(yield* request(method, path)).errors, [{
+          in: "path",
+          field: "name",
+          message: "its percent-encoding does not decode",
+          expected: "a breaker name: 1 to 200 characters, no control characters"
+        }], path)
       }
-      // A name past the router's parameter length never reaches the API: still named.
-      const long = yield* request("GET", `/api/v1/resilience/circuit-breakers/${"x".repeat(150)}`)
-      assert.strictEqual(long.status, 400)
-      assert.include(long.json.detail, "path parameter name")
-      assert.include(long.json.detail, "1 to 200 characters")
+      const undecodable = invalid(yield* request("GET", "/health/%FF"))
+      assert.deepStrictEqual(undecodable.errors.map((e) => [e.in, e.field]), [["path", "(all)"]])
+      assert.include(undecodable.detail, "percent-encoding")
+      // A name past the API's 200 characters, which the router turns away first: named as the API would name it.
+      const long = invalid(yield* request("GET", `/api/v1/resilience/circuit-breakers/${"x".repeat(201)}`))
+      assert.deepStrictEqual(long.errors, [{
+        in: "path",
+        field: "name",
+        message: "Expected a value with a length of at most 200",
+        expected: "a breaker name: 1 to 200 characters, no control characters"
+      }])
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+
+  it.effect("under the router's default maxParamLength (100), a longer valid name is an InvalidRequest saying why", () =>
+    Effect.gen(function*() {
+      const name = "x".repeat(150)
+      yield* CircuitBreaker.make({ name })
+      const headers = { authorization: `Bearer ${token}` }
+      for (
+        const [method, path] of [
+          ["GET", `/api/v1/resilience/circuit-breakers/${name}`],
+          ["POST", `/api/v1/resilience/circuit-breakers/${name}/reset`]
+        ]
+      ) {
+        const reply = invalid(yield* request(method, path, { headers }))
+        assert.deepStrictEqual(reply.errors.map((e) => [e.in, e.field]), [["path", "name"]], method)
+        assert.include(reply.detail, "its maxParamLength (100 by default) is below the 200 characters")
+      }
+      // Past 200 characters, the API's own answer.
+      const long = invalid(yield* request("GET", `/api/v1/resilience/circuit-breakers/${"x".repeat(201)}`))
+      assert.strictEqual(long.errors[0].message, "Expected a value with a length of at most 200")
     }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
 
   it.effect("a query parameter the endpoint does not declare is named, on a control and on a read alike", () =>
