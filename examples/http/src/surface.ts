@@ -1,5 +1,5 @@
 import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
-import { ResilienceHttp } from "@effect-resilience/http"
+import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
@@ -13,8 +13,10 @@ const AppRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
 
 // One layer mounts the API, the probes, the admin controls, /metrics, the event stream and /dashboard.
 // The admin token comes from RESILIENCE_ADMIN_TOKEN; "payments" open takes the instance out of rotation.
+// The router takes breaker names as long as the API does (200 characters; its own default is 100).
 export const Main = HttpRouter.serve(
-  Layer.mergeAll(AppRoutes, ResilienceHttp.layer({ criticalBreakers: ["payments"] }))
+  Layer.mergeAll(AppRoutes, ResilienceHttp.layer({ criticalBreakers: ["payments"] })),
+  { routerConfig: { maxParamLength: ResilienceApi.maxNameLength } }
 ).pipe(
   Layer.provide(CircuitBreakerRegistry.layer),
   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))

@@ -55,7 +55,27 @@ const printable = (max: number, what: string) =>
   ).annotate({ description: `${what}: 1 to ${max} characters, no control characters` })
 
 /**
- * A breaker name in a path: 1 to 200 characters, no control characters.
+ * The longest breaker name the API takes (`BreakerName`). A router serving the API needs a `maxParamLength` of at
+ * least this (the router's default is 100): `ResilienceHttp.layerServer` sets it; with `ResilienceHttp.layer` in your
+ * own server, pass `routerConfig: { maxParamLength: ResilienceApi.maxNameLength }` to `HttpRouter.serve`.
+ *
+ * @example
+ * ```ts
+ * import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
+ * import { HttpRouter } from "effect/http"
+ *
+ * const App = HttpRouter.serve(ResilienceHttp.layer(), {
+ *   routerConfig: { maxParamLength: ResilienceApi.maxNameLength }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxNameLength = 200
+
+/**
+ * A breaker name in a path: 1 to 200 characters (`maxNameLength`), no control characters.
  *
  * @example
  * ```ts
@@ -68,7 +88,7 @@ const printable = (max: number, what: string) =>
  * @since 0.2.0
  * @category schemas
  */
-export const BreakerName = printable(200, "a breaker name")
+export const BreakerName = printable(maxNameLength, "a breaker name")
 
 /**
  * A breaker key in `?key=`: 1 to 512 characters, no control characters.

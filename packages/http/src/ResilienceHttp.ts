@@ -483,7 +483,7 @@ const invalidName = (name: string): ResilienceApi.InvalidRequest => {
     // Valid by the API's schema: the router's limit is below the API's.
     : [
       "longer than this server's router accepts: its maxParamLength (100 by default) is below the "
-      + `200 characters a breaker name may have (see HttpRouter.serve's routerConfig)`
+      + `${ResilienceApi.maxNameLength} characters a breaker name may have (see HttpRouter.serve's routerConfig)`
     ]
   return invalid(messages.map((message) => ({ in: "path", field: "name", message, expected: nameExpected })))
 }
@@ -727,16 +727,25 @@ export const layerApi = (
  * (`/api/v1/resilience/events`), Prometheus metrics (`/metrics`) and the dashboard (`/dashboard`). The admin routes
  * and the event stream share the `Admin.AdminEvents` in context, or one of their own when there is none.
  *
+ * **Gotchas**
+ *
+ * Breaker names go up to `ResilienceApi.maxNameLength` (200) characters, but `HttpRouter`'s default
+ * `maxParamLength` is 100: serve with `routerConfig: { maxParamLength: ResilienceApi.maxNameLength }` (or more), or a
+ * name of 101 to 200 characters can be neither read nor controlled (a 400 `InvalidRequest` on `name` saying so).
+ * `routerConfig` replaces the router's configuration as a whole: merge it into your own.
+ *
  * @example
  * ```ts
  * import { CircuitBreakerRegistry } from "@effect-resilience/core"
- * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
  * import { NodeHttpServer } from "@effect/platform-node"
  * import { Layer } from "effect"
  * import { HttpRouter } from "effect/http"
  * import { createServer } from "node:http"
  *
- * const Server = HttpRouter.serve(ResilienceHttp.layer()).pipe(
+ * const Server = HttpRouter.serve(ResilienceHttp.layer(), {
+ *   routerConfig: { maxParamLength: ResilienceApi.maxNameLength }
+ * }).pipe(
  *   Layer.provide(CircuitBreakerRegistry.layer),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
  * )
@@ -769,8 +778,9 @@ export const layer = (
 }
 
 /**
- * Serves `layer` alone on its own port with `@effect/platform-node` (a sidecar port for operations, say).
- * Unknown paths anywhere answer a 404 problem.
+ * Serves `layer` alone on its own port with `@effect/platform-node` (a sidecar port for operations, say), its router
+ * taking every breaker name the API does (`maxParamLength: ResilienceApi.maxNameLength`). Unknown paths anywhere
+ * answer a 404 problem.
  *
  * @example
  * ```ts
@@ -795,7 +805,11 @@ export const layerServer = (
   PolicyConfig.PolicyConfigError | Config.ConfigError | PlatformError.PlatformError | HttpServerError.ServeError,
   CircuitBreakerRegistry.CircuitBreakerRegistry
 > =>
-  HttpRouter.serve(Layer.merge(layer(options), unknownPaths), { disableListenLog: true }).pipe(
+  HttpRouter.serve(Layer.merge(layer(options), unknownPaths), {
+    disableListenLog: true,
+    // The router's default (100) would turn away names the API takes.
+    routerConfig: { maxParamLength: ResilienceApi.maxNameLength }
+  }).pipe(
     Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host }))
   )
 

@@ -2,7 +2,8 @@ import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
 import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
 import { RedisFleet } from "@effect-resilience/redis"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Redacted, Schema } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import * as Net from "node:net"
 import { get, type Reply, request, Server } from "./httpTest.ts"
 
@@ -20,6 +21,15 @@ const statsFields = [
   "time_in_state_ms",
   "retry_after_ms"
 ]
+
+const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+      const free = (probe.address() as Net.AddressInfo).port
+      probe.close(() => resolve(free))
+    })
+  })
+)
 
 const isProblem = (reply: Reply, status: number) => {
   assert.strictEqual(reply.status, status)
@@ -300,14 +310,7 @@ describe("ResilienceApi", () => {
 
   it.effect("layerServer serves the surface alone; any other path is a 404 problem", () =>
     Effect.gen(function*() {
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve) => {
-          const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-            const free = (probe.address() as Net.AddressInfo).port
-            probe.close(() => resolve(free))
-          })
-        })
-      )
+      const port = yield* freePort
       yield* Layer.build(
         ResilienceHttp.layerServer({ port, host: "127.0.0.1", events: false, metrics: false, dashboard: false })
       )
@@ -337,6 +340,42 @@ describe("ResilienceApi", () => {
         )
       )
     ))
+
+  it.effect("layerServer serves every name the API takes: 200 characters, listed, read and controlled", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      yield* Layer.build(ResilienceHttp.layerServer({
+        port,
+        host: "127.0.0.1",
+        adminToken: Redacted.make("s3cret"),
+        events: false,
+        metrics: false,
+        dashboard: false
+      }))
+      // Past the router's default maxParamLength (100), and longer still percent-encoded.
+      const name = `tenant-\u00e9-${"x".repeat(ResilienceApi.maxNameLength - 9)}`
+      assert.strictEqual(name.length, 200)
+      yield* CircuitBreaker.make({ name })
+      const client = yield* ResilienceApi.client({
+        baseUrl: `http://127.0.0.1:${port}`,
+        transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken("s3cret"))
+      })
+      assert.property(yield* client.monitoring.circuitBreakers(), name)
+      assert.strictEqual((yield* client.monitoring.circuitBreaker({ params: { name } })).state, "closed")
+      assert.strictEqual((yield* client.admin.forceOpen({ params: { name }, query: {} })).state, "forced_open")
+      // One more character is the API's own 400, named.
+      const over = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${port}/api/v1/resilience/circuit-breakers/${encodeURIComponent(name)}x`)
+          .then(async (r) => ({ status: r.status, json: (await r.json()) as Reply["json"] }))
+      )
+      assert.strictEqual(over.status, 400)
+      const problem = Schema.decodeUnknownSync(ResilienceApi.InvalidRequest)(over.json)
+      assert.deepStrictEqual(problem.errors.map((e) => [e.in, e.field, e.message]), [[
+        "path",
+        "name",
+        "Expected a value with a length of at most 200"
+      ]])
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer), Effect.provide(FetchHttpClient.layer)))
 
   it.effect("HEAD answers as GET does, without a body", () =>
     Effect.gen(function*() {

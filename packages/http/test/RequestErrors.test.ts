@@ -99,7 +99,7 @@ describe("request errors", () => {
       // Past 200 characters, the API's own answer.
       const long = invalid(yield* request("GET", `/api/v1/resilience/circuit-breakers/${"x".repeat(201)}`))
       assert.strictEqual(long.errors[0].message, "Expected a value with a length of at most 200")
-    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }, undefined, {}))))
 
   it.effect("a query parameter the endpoint does not declare is named, on a control and on a read alike", () =>
     Effect.gen(function*() {

@@ -1,20 +1,22 @@
 // Shared by the Api, Health and Admin tests: the surface served on a loopback port, and raw requests to it
 // (node:http, so that paths reach the server exactly as written: encoded slashes, dots, case).
 import { CircuitBreakerRegistry } from "@effect-resilience/core"
-import { Admin, ResilienceHttp } from "@effect-resilience/http"
+import { Admin, ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import { type FindMyWay, HttpRouter, HttpServer } from "effect/http"
 import * as Http from "node:http"
 
 export const Server = <A = never, E = never>(
   options: ResilienceHttp.Options = {},
   // Services the surface reads when present (HealthMonitor, Degradation), built on the same registry.
-  extra?: Layer.Layer<A, E, CircuitBreakerRegistry.CircuitBreakerRegistry>
+  extra?: Layer.Layer<A, E, CircuitBreakerRegistry.CircuitBreakerRegistry>,
+  // As `layer`'s documentation asks; `{}` is the router's default (names up to 100 characters).
+  routerConfig: Partial<FindMyWay.RouterConfig> = { maxParamLength: ResilienceApi.maxNameLength }
 ) => {
   const app = HttpRouter.serve(
     ResilienceHttp.layer({ events: false, metrics: false, dashboard: false, ...options }),
-    { disableLogger: true, disableListenLog: true }
+    { disableLogger: true, disableListenLog: true, routerConfig }
   ).pipe(Layer.provideMerge(NodeHttpServer.layerTest), Layer.provideMerge(Admin.layer))
   const more = extra ?? (Layer.empty as Layer.Layer<unknown> as Layer.Layer<A, E>)
   return app.pipe(Layer.provideMerge(more), Layer.provideMerge(CircuitBreakerRegistry.layer))
