@@ -14,13 +14,16 @@
  *
  * ```ts
  * import { CircuitBreakerRegistry } from "@effect-resilience/core"
- * import { ResilienceHttp } from "@effect-resilience/http"
+ * import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
  * import { NodeHttpServer } from "@effect/platform-node"
  * import { Layer } from "effect"
  * import { HttpRouter } from "effect/http"
  * import { createServer } from "node:http"
  *
- * const Server = HttpRouter.serve(ResilienceHttp.layer({ criticalBreakers: ["payments"] })).pipe(
+ * // The router takes names as long as the API does (its default maxParamLength is 100).
+ * const Server = HttpRouter.serve(ResilienceHttp.layer({ criticalBreakers: ["payments"] }), {
+ *   routerConfig: { maxParamLength: ResilienceApi.maxNameLength }
+ * }).pipe(
  *   Layer.provide(CircuitBreakerRegistry.layer),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
  * )
@@ -129,7 +132,7 @@ type Settings = typeof OptionsSchema.Type & { readonly adminToken: Redacted.Reda
 // Looked up by its key, so that `@effect-resilience/redis` stays an optional peer: only its type is imported.
 const RedisFleetService = Context.Service<RedisFleet.RedisFleet>("@effect-resilience/redis/RedisFleet")
 
-// Why no Bearer header could carry the token, if none can.
+// What keeps a Bearer header from carrying the token, if anything does.
 const tokenProblem = (value: string): string | undefined =>
   /\s/.test(value)
     ? "Expected a token without whitespace (a Bearer token cannot carry it; a trailing newline, say)"
