@@ -5,8 +5,8 @@
  *
  * It only reads what core exposes (`CircuitBreakerRegistry`, and when provided `HealthMonitor`, `Degradation`,
  * `RedisFleet`) and adds nothing to a call's path. Every error is a JSON problem body (RFC 9457): malformed
- * names and keys, and query parameters an endpoint does not declare, 400 (an `InvalidRequest` naming the field and
- * what it expects), a missing or wrong admin token 401 (with its `WWW-Authenticate: Bearer` challenge), unknown paths
+ * names and keys, and a query parameter an endpoint that takes some does not declare, 400 (an `InvalidRequest` naming
+ * the field and what it expects), a missing or wrong admin token 401 (with its `WWW-Authenticate: Bearer` challenge), unknown paths
  * 404, wrong methods 405, oversized requests 413, never a 500 with a stack. What Node's parser itself rejects is
  * answered by `createServer`.
  *
@@ -424,18 +424,18 @@ const invalidRequest = (
   )
 }
 
-// Query parameters the endpoint does not declare. HttpApi drops them, and a misspelt `?Key=eu-1` on a control would
-// then act on every key: each is refused, on every endpoint alike (one rule, and `?key=` on a read is no filter).
+// Query parameters an endpoint that takes some does not declare. HttpApi drops them, and a misspelt `?Key=eu-1` on
+// a control would then act on every key. An endpoint that takes none (the reads, the probes) ignores them: a
+// monitor's cache-buster (`/health?_=1`) must not fail a probe.
 const unknownQuery = (
   endpoint: HttpApiEndpoint.Top,
   search: HttpServerRequest.ParsedSearchParams["Service"]
 ): ResilienceApi.InvalidRequest | undefined => {
-  const declared = endpoint.query !== undefined && SchemaAST.isObjects(endpoint.query.ast)
-    ? endpoint.query.ast.propertySignatures.map((p) => String(p.name))
-    : []
+  if (endpoint.query === undefined || !SchemaAST.isObjects(endpoint.query.ast)) return undefined
+  const declared = endpoint.query.ast.propertySignatures.map((p) => String(p.name))
   const unknown = Object.keys(search).filter((name) => !declared.includes(name))
   if (unknown.length === 0) return undefined
-  const expected = declared.length === 0 ? "no query parameters" : declared.join(" or ")
+  const expected = declared.join(" or ")
   return invalid(unknown.map((field) => ({ in: "query", field, message: "Unknown query parameter", expected })))
 }
 
