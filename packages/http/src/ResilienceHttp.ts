@@ -5,10 +5,10 @@
  *
  * It only reads what core exposes (`CircuitBreakerRegistry`, and when provided `HealthMonitor`, `Degradation`,
  * `RedisFleet`) and adds nothing to a call's path. Every error is a JSON problem body (RFC 9457): malformed
- * names and keys, and a query parameter an endpoint that takes some does not declare, 400 (an `InvalidRequest` naming
- * the field and what it expects), a missing or wrong admin token 401 (with its `WWW-Authenticate: Bearer` challenge), unknown paths
- * 404, wrong methods 405, oversized requests 413, never a 500 with a stack. What Node's parser itself rejects is
- * answered by `createServer`.
+ * names and keys, and a query parameter an endpoint that takes some does not declare, 400 (an `InvalidRequest`
+ * naming the field and what it expects), a missing or wrong admin token 401 (with its `WWW-Authenticate: Bearer`
+ * challenge), unknown paths 404, wrong methods 405, oversized requests 413, never a 500 with a stack. What Node's
+ * parser itself rejects is answered by `createServer`.
  *
  * **Example** (Mounting the surface in an existing server)
  *

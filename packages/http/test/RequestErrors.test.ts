@@ -101,7 +101,7 @@ describe("request errors", () => {
       assert.strictEqual(long.errors[0].message, "Expected a value with a length of at most 200")
     }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }, undefined, {}))))
 
-  it.effect("a query parameter a control does not declare is named; the reads and probes, which take none, ignore any", () =>
+  it.effect("a query parameter a control does not declare is named; the reads and probes take none and ignore any", () =>
     Effect.gen(function*() {
       yield* CircuitBreaker.make({ name: "db" })
       const headers = { authorization: `Bearer ${token}` }
