@@ -67,11 +67,11 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Types from "effect/Types"
 import * as Http from "node:http"
 import * as Admin from "./Admin.ts"
+import * as AdminToken from "./AdminToken.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as Events from "./Events.ts"
 import * as clientError from "./internal/clientError.ts"
 import * as docsPage from "./internal/docsPage.ts"
-import * as token from "./internal/token.ts"
 import * as wire from "./internal/wire.ts"
 import * as Metrics from "./Metrics.ts"
 import * as ResilienceApi from "./ResilienceApi.ts"
@@ -328,7 +328,7 @@ const AdminLive = (s: Settings) =>
             yield* record("not_configured")
             return yield* new ResilienceApi.AdminNotConfigured({})
           }
-          if (!token.matches(request.headers["authorization"], s.adminToken)) {
+          if (!AdminToken.authorizes(request.headers["authorization"], s.adminToken)) {
             yield* record("unauthorized")
             return yield* new ResilienceApi.AdminUnauthorized({})
           }
@@ -582,7 +582,7 @@ const undecodablePaths = HttpRouter.middleware(
 
 // RFC 6750 §3: a 401 names the scheme, and says `invalid_token` when a bearer token was given but is not the one.
 const bearerChallenge = (authorization: string | undefined): string =>
-  token.bearer(authorization) === undefined
+  AdminToken.bearer(authorization) === undefined
     ? `Bearer realm="effect-resilience"`
     : `Bearer realm="effect-resilience", error="invalid_token"`
 

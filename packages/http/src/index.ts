@@ -43,6 +43,13 @@ export * as ResilientHttpClient from "./ResilientHttpClient.ts"
 export * as Admin from "./Admin.ts"
 
 /**
+ * The admin token check of the admin routes (a Bearer token compared in constant time), for routes of your own.
+ *
+ * @since 0.2.0
+ */
+export * as AdminToken from "./AdminToken.ts"
+
+/**
  * The monitoring API, health probes and admin controls as one typed `HttpApi`, with its Schemas and a client.
  *
  * @since 0.2.0

@@ -1,5 +1,5 @@
 import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
-import { Admin, ResilienceApi } from "@effect-resilience/http"
+import { Admin, AdminToken, ResilienceApi } from "@effect-resilience/http"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Fiber, Layer, Logger, PubSub, Redacted, References, Schema, Stream } from "effect"
 import { request, Server } from "./httpTest.ts"
@@ -21,6 +21,23 @@ const Captured = Logger.layer([
 ])
 
 const WithToken = Server({ adminToken: Redacted.make(token) }).pipe(Layer.provide(Captured))
+
+describe("AdminToken", () => {
+  it("takes a Bearer token, the scheme in any case, and compares it whole", () => {
+    const token = Redacted.make("s3cret-admin-token")
+    assert.deepStrictEqual(
+      ["Bearer s3cret-admin-token", "bearer s3cret-admin-token", "BEARER  s3cret-admin-token "].map((header) =>
+        AdminToken.authorizes(header, token)
+      ),
+      [true, true, true]
+    )
+    const refused = [undefined, "", "s3cret-admin-token", "Basic s3cret-admin-token", "Bearer s3cret", "Bearer  "]
+    assert.deepStrictEqual(refused.map((header) => AdminToken.authorizes(header, token)), refused.map(() => false))
+    assert.strictEqual(AdminToken.equals("s3cret-admin-token", token), true)
+    assert.strictEqual(AdminToken.equals(undefined, Redacted.make("")), false)
+    assert.strictEqual(AdminToken.bearer("Bearer a b"), undefined)
+  })
+})
 
 describe("admin controls", () => {
   it.effect("each action applies to the breaker (or one key with ?key=) and answers the state after it", () =>
