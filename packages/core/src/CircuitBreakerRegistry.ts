@@ -28,6 +28,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CircuitBreaker, Snapshot, Transition } from "./CircuitBreaker.ts"
 import { type NamedPolicy, type Registry, RegistryService } from "./internal/registry.ts"
+import type { Snapshot as PolicySnapshot } from "./Policy.ts"
 
 /**
  * The registry service. Breakers add themselves when made under it and leave when their scope closes.
@@ -338,5 +339,6 @@ export const reset: (
  * @since 0.1.0
  * @category accessors
  */
-export const policySnapshots: Effect.Effect<ReadonlyArray<unknown>, never, CircuitBreakerRegistry> = RegistryService
-  .use((registry) => Effect.forEach(registry.policies(), (policy) => policy.snapshot))
+export const policySnapshots: Effect.Effect<ReadonlyArray<PolicySnapshot>, never, CircuitBreakerRegistry> =
+  RegistryService
+    .use((registry) => Effect.forEach(registry.policies(), (policy) => policy.snapshot))

@@ -467,7 +467,9 @@ export const make = <const S extends Stages, A = unknown>(
     }
 
     if (starter !== undefined) starters.set(policy, starter)
-    yield* enlist("policy", name, (registry) => registry.addPolicy(policy), (registry) => registry.removePolicy(policy))
+    // The registry lists every policy as one of any parts: its snapshot is a `Snapshot` of every slot optional.
+    const listed = { name, snapshot: snapshot as Effect.Effect<Snapshot> }
+    yield* enlist("policy", name, (registry) => registry.addPolicy(listed), (registry) => registry.removePolicy(listed))
     return policy
   })
 

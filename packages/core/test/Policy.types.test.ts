@@ -2,6 +2,7 @@ import { describe, expectTypeOf, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as CircuitBreakerRegistry from "../src/CircuitBreakerRegistry.ts"
 import * as Policy from "../src/Policy.ts"
 import * as Retry from "../src/Retry.ts"
 import * as Timeout from "../src/Timeout.ts"
@@ -96,6 +97,9 @@ describe("Policy types", () => {
       expectTypeOf(stages.retry).toBeUnknown()
       // A snapshot of any policy (say from the registry) has every slot, each optional.
       expectTypeOf<Policy.Snapshot["stages"]["retry"]>().toEqualTypeOf<Retry.Snapshot | undefined>()
+      expectTypeOf(CircuitBreakerRegistry.policySnapshots).toEqualTypeOf<
+        Effect.Effect<ReadonlyArray<Policy.Snapshot>, never, CircuitBreakerRegistry.CircuitBreakerRegistry>
+      >()
     }).pipe(Effect.scoped))
 
   it.effect("isFailureResult is typed over the success type", () =>

@@ -10,12 +10,13 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { CircuitBreaker, Transition } from "../CircuitBreaker.ts"
+import type { Snapshot as PolicySnapshot } from "../Policy.ts"
 import { error as configError, type PolicyConfigError } from "../PolicyConfig.ts"
 
 /** What the registry needs of a named policy (`Policy.Policy`). @internal */
 export interface NamedPolicy {
   readonly name: string
-  readonly snapshot: Effect.Effect<unknown>
+  readonly snapshot: Effect.Effect<PolicySnapshot>
 }
 
 /** @internal */
