@@ -603,8 +603,10 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
       state: (service) => Effect.map(entryOf(service), (entry) => toState(entry.cell)),
       report: Effect.map(Clock.currentTimeMillis, (timestamp): Report => {
         const all = cells()
-        const services: Record<string, CheckState> = {}
-        for (const cell of all) services[cell.service] = toState(cell)
+        // `fromEntries`, not `services[name] = x`: a check named `__proto__` would set the prototype, unlisted.
+        const services: Record<string, CheckState> = Object.fromEntries(
+          Array.from(all, (cell) => [cell.service, toState(cell)] as const)
+        )
         return {
           timestamp,
           monitoring: open && entries.size > 0,

@@ -471,6 +471,9 @@ describe("HealthMonitor", () => {
         assert.deepStrictEqual(a.starts, [0, 10_000, 20_000])
         assert.deepStrictEqual(b.starts, [15_000, 25_000])
         assert.deepStrictEqual(Object.keys((yield* monitor.report).services), ["a", "b"])
+        // Any name, one that is a property of every object included.
+        yield* monitor.register({ name: "__proto__", check: Effect.void, interval: "10 seconds", jitter: 0 })
+        assert.deepStrictEqual(Object.keys((yield* monitor.report).services), ["a", "b", "__proto__"])
       }))
 
     it.effect("unregistering interrupts the check, drops its state and stops its runs", () =>
