@@ -361,7 +361,16 @@ const ServiceHealth = Schema.Struct({
 const healthFields = {
   degradation_level: Count,
   timestamp: Schema.String,
-  circuits: Schema.Record(Schema.String, Schema.Struct({ state: WireState, failures: Count })),
+  circuits: Schema.Record(
+    Schema.String,
+    Schema.Struct({
+      state: WireState,
+      failures: Count.annotate({
+        description: "Failures counting toward opening the circuit (in a row, or in its rate window); while it is " +
+          "open or half-open, the failures in a row that opened it"
+      })
+    })
+  ),
   monitoring_active: Schema.optionalKey(Schema.Boolean),
   services: Schema.optionalKey(Schema.Record(Schema.String, ServiceHealth)),
   summary: Schema.optionalKey(

@@ -30,6 +30,27 @@ describe("health probes", () => {
       assert.strictEqual(live.json.status, "alive")
     }).pipe(Effect.provide(Server())))
 
+  // Seed 002: `"firebase": {"state": "closed", "failures": 2}`, `"qdrant": {"state": "half_open", "failures": 5}`.
+  it.effect("GET /health: a circuit's failures are those counting toward opening it, or that opened it", () =>
+    Effect.gen(function*() {
+      const firebase = yield* CircuitBreaker.make({ name: "firebase", trip: CircuitBreaker.consecutive(5) })
+      // A failure now and then, each followed by a success, then two in a row: 2 of the 5 that would open it.
+      for (let i = 0; i < 10; i++) {
+        yield* Effect.ignore(firebase.protect(Effect.fail("timeout")))
+        yield* firebase.protect(Effect.succeed("ok"))
+      }
+      for (let i = 0; i < 2; i++) yield* Effect.ignore(firebase.protect(Effect.fail("timeout")))
+      assert.deepStrictEqual((yield* get("/health")).json.circuits.firebase, { state: "closed", failures: 2 })
+      for (let i = 0; i < 3; i++) yield* Effect.ignore(firebase.protect(Effect.fail("timeout")))
+      assert.deepStrictEqual((yield* get("/health")).json.circuits.firebase, { state: "open", failures: 5 })
+      yield* TestClock.adjust("30 seconds")
+      assert.deepStrictEqual((yield* get("/health")).json.circuits.firebase, { state: "half_open", failures: 5 })
+      // Recovered: back to 0, though 15 failures happened since the breaker was made.
+      yield* firebase.protect(Effect.succeed("ok"))
+      const health = (yield* get("/health")).json
+      assert.deepStrictEqual([health.status, health.circuits.firebase], ["healthy", { state: "closed", failures: 0 }])
+    }).pipe(Effect.provide(Server())))
+
   it.effect("GET /health: a breaker named __proto__ is in circuits like any other", () =>
     Effect.gen(function*() {
       yield* CircuitBreaker.make({ name: "db" })

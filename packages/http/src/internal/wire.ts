@@ -123,6 +123,14 @@ export const summary = (breakers: ReadonlyArray<Breaker>): Array<ResilienceApi.S
     }]
   })
 
+// The failures counting toward opening a circuit, as the seeds' /health shows them: in a row (or in the rate
+// window) while closed; while open or half-open, the failures in a row that opened it (the consecutive threshold:
+// the windows start again at the trip). Not the lifetime count, which only grows (`failure_count` of the API).
+const tripFailures = (s: CircuitBreaker.Snapshot): number =>
+  (s.state === "Open" || s.state === "HalfOpen") && s.thresholds.failures !== null
+    ? Math.max(s.thresholds.failures, s.window.failures)
+    : s.window.failures
+
 /** @internal */
 export const circuits = (
   breakers: ReadonlyArray<Breaker>
@@ -130,7 +138,8 @@ export const circuits = (
   Object.fromEntries(breakers.map((b) =>
     [b.name, {
       state: wireState(worstState(b.snapshots)),
-      failures: b.snapshots.reduce((n, s) => n + s.failureCount, 0)
+      // A keyed breaker's: its key closest to opening (or the one that opened).
+      failures: b.snapshots.reduce((n, s) => Math.max(n, tripFailures(s)), 0)
     }] as const
   ))
 
