@@ -154,17 +154,23 @@ const make = Effect.gen(function*() {
     retry: yield* retry("telegram", 2),
     timeout: yield* timeout("telegram", "3 seconds")
   })
-  const firebaseRetry = yield* retry("firebase", 2)
+  // The seeds' stack for Firebase as for the others: a retry around a timeout per attempt, inside the cache's breaker.
+  const firebaseCall = yield* Policy.make({
+    name: "firebase",
+    retry: yield* retry("firebase", 2),
+    timeout: yield* timeout("firebase", "1 second")
+  })
 
   // Sessions: an L1 in front of Firebase; while the firebase breaker is open, the L1 alone ("L1 cache only").
   const sessions = yield* ResilientCache.make<string, unknown>({
     name: "firebase",
     backend: {
-      get: (key) => Effect.map(upstreams.firebaseGet(key).pipe(firebaseRetry.protect), Option.fromUndefinedOr),
-      set: (key, value) => upstreams.firebaseSet(key, value).pipe(firebaseRetry.protect),
-      invalidate: (key) => upstreams.firebaseDelete(key).pipe(firebaseRetry.protect)
+      get: (key) => Effect.map(upstreams.firebaseGet(key).pipe(firebaseCall.protect), Option.fromUndefinedOr),
+      set: (key, value) => upstreams.firebaseSet(key, value).pipe(firebaseCall.protect),
+      invalidate: (key) => upstreams.firebaseDelete(key).pipe(firebaseCall.protect)
     },
-    timeout: "1 second",
+    // The whole call, its retries included: 3 attempts of 1 second and 2 waits of at most 1 second.
+    timeout: "5 seconds",
     l1: { maxEntries: 10_000, ttl: "1 hour" },
     circuitBreaker: { trip: CircuitBreaker.consecutive(5), openDuration, fleet }
   })
@@ -387,10 +393,14 @@ export const layerSearchCacheLocal = Layer.effect(
 
 /**
  * The agent with everything it runs on but HTTP: alerts to the log, the recovery manager wired to the upstreams, the
- * health monitor, the breaker registry, the search cache (and whatever else) of `store`, the simulated upstreams and
- * `settings`. What `main.ts` serves, and what the benchmark calls in-process.
+ * health monitor, the breaker registry, the search cache (and whatever else) of `store`, the simulated upstreams (or
+ * `upstreams`, a test's) and `settings`. What `main.ts` serves, and what the benchmark calls in-process.
  */
-export const layerRunning = <ROut, E, RIn>(settings: Settings, store: Layer.Layer<ROut, E, RIn>) => {
+export const layerRunning = <ROut, E, RIn>(
+  settings: Settings,
+  store: Layer.Layer<ROut, E, RIn>,
+  upstreams: Layer.Layer<Upstreams> = UpstreamsLayer
+) => {
   const monitoring = Layer.mergeAll(
     Alerts.layer({ dedupWindow: "1 minute" }).pipe(Layer.provide(Alerts.layerLog)),
     Recovery.layer({
@@ -407,7 +417,7 @@ export const layerRunning = <ROut, E, RIn>(settings: Settings, store: Layer.Laye
     Layer.provideMerge(HealthMonitor.layer()),
     Layer.provideMerge(CircuitBreakerRegistry.layer),
     Layer.provideMerge(store),
-    Layer.provideMerge(UpstreamsLayer),
+    Layer.provideMerge(upstreams),
     Layer.provideMerge(Layer.succeed(AgentSettings, settings)),
     Layer.provideMerge(NodeServices.layer)
   )
