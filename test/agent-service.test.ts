@@ -202,12 +202,12 @@ describe("agent service", { timeout: 120_000 }, () => {
       })
       assert.strictEqual(declared.status, 413, JSON.stringify(declared.body).slice(0, 200))
       assert.deepStrictEqual(declared.body, limit)
-      const chaos = yield* agent.request("POST", "/chaos/exa", {
+      const control = yield* agent.request("POST", "/chaos/exa", {
         body: { failure_rate: 1, padding: "x".repeat(20 * 1024 * 1024) },
         token
       })
-      assert.strictEqual(chaos.status, 413, JSON.stringify(chaos.body).slice(0, 200))
-      assert.deepStrictEqual(chaos.body, limit)
+      assert.strictEqual(control.status, 413, JSON.stringify(control.body).slice(0, 200))
+      assert.deepStrictEqual(control.body, limit)
       // Chunked, no length declared: refused once past the limit, whatever follows.
       const chunks = [`{"user_id":"mallory","message":"`, ...Array.from({ length: 8 }, () => "x".repeat(16_384)), `"}`]
       const streamed = yield* Effect.promise(async () => {

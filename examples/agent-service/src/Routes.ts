@@ -3,7 +3,7 @@
  * (/health, /metrics, the dashboard, the API) comes from `@effect-resilience/http`.
  */
 import { AdminToken as TokenCheck } from "@effect-resilience/http"
-import { ByteSize, Context, Data, Effect, Layer, Redacted } from "effect"
+import { ByteSize, Context, Data, Effect, Layer, type Redacted } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AgentService } from "./Agent.ts"
 import { type ChaosSettings, isService, services, Upstreams } from "./Upstreams.ts"

@@ -24,16 +24,16 @@ const WithToken = Server({ adminToken: Redacted.make(token) }).pipe(Layer.provid
 
 describe("AdminToken", () => {
   it("takes a Bearer token, the scheme in any case, and compares it whole", () => {
-    const token = Redacted.make("s3cret-admin-token")
+    const configured = Redacted.make("s3cret-admin-token")
     assert.deepStrictEqual(
       ["Bearer s3cret-admin-token", "bearer s3cret-admin-token", "BEARER  s3cret-admin-token "].map((header) =>
-        AdminToken.authorizes(header, token)
+        AdminToken.authorizes(header, configured)
       ),
       [true, true, true]
     )
     const refused = [undefined, "", "s3cret-admin-token", "Basic s3cret-admin-token", "Bearer s3cret", "Bearer  "]
-    assert.deepStrictEqual(refused.map((header) => AdminToken.authorizes(header, token)), refused.map(() => false))
-    assert.strictEqual(AdminToken.equals("s3cret-admin-token", token), true)
+    assert.deepStrictEqual(refused.map((header) => AdminToken.authorizes(header, configured)), refused.map(() => false))
+    assert.strictEqual(AdminToken.equals("s3cret-admin-token", configured), true)
     assert.strictEqual(AdminToken.equals(undefined, Redacted.make("")), false)
     assert.strictEqual(AdminToken.bearer("Bearer a b"), undefined)
   })

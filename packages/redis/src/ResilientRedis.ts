@@ -291,6 +291,15 @@ export class ResilientRedisError extends Schema.TaggedError<ResilientRedisError>
   }
 }
 
+// Text Redis cannot hold as given is refused before either store sees it: the fallback could hold it, but a replay
+// could never write it to Redis.
+const brokenText = (operation: "get" | "set" | "remove", key: string, value?: string) => {
+  const what = hasLoneSurrogate(key) ? "a key" : value !== undefined && hasLoneSurrogate(value) ? "a value" : undefined
+  return what === undefined
+    ? undefined
+    : Effect.fail(new ResilientRedisError({ operation, key, description: brokenTextIssue(what) }))
+}
+
 /**
  * The service: `RedisStore`'s key-value shape, answered by Redis or the fallback.
  *
@@ -573,19 +582,6 @@ export const make: (
   // A write straight to Redis, stamped with its time (see the internal module).
   const writeRedis = (op: "s" | "d", key: string, value: string, at: number, ttl: number | undefined) =>
     viaRedis(store.eval(internal.write)([store.key(key), redisTime(key)], [op, value, at, ttl ?? 0, tombstoneMillis]))
-
-  // Text Redis cannot hold as given is refused before either store sees it: the fallback could hold it, but a replay
-  // could never write it to Redis.
-  const brokenText = (operation: "get" | "set" | "remove", key: string, value?: string) => {
-    const what = hasLoneSurrogate(key)
-      ? "a key"
-      : value !== undefined && hasLoneSurrogate(value)
-      ? "a value"
-      : undefined
-    return what === undefined
-      ? undefined
-      : Effect.fail(new ResilientRedisError({ operation, key, description: brokenTextIssue(what) }))
-  }
 
   const get = (key: string): Effect.Effect<Option.Option<string>, ResilientRedisError> =>
     Effect.suspend(() => {
