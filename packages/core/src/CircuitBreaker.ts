@@ -23,8 +23,9 @@
  *   (the last delay repeats once it ends), and the count restarts once the circuit has stayed closed as long as it
  *   was last open. A schedule that fails (a bug in code of the user's) is logged as an error and treated as ended,
  *   or, at the first opening, the default 30 seconds apply. Open times are wall-clock times (they survive a
- *   restart and are shared by a fleet); a wall clock stepped back, or a fleet instance's clock ahead of this one's,
- *   never leaves more than the opening's own duration to wait, counted from the first call or snapshot after it.
+ *   restart and are shared by a fleet); a wall clock stepped back (an NTP correction) does not hold a circuit this
+ *   breaker opened past its open time: the monotonic clock says how much of it is left. A fleet's circuits follow
+ *   the fleet's times, so its instances' clocks must agree.
  * - `HalfOpen`: up to `maxProbes` probes run at once; other callers fail at once (reason `CircuitHalfOpen`,
  *   `retryAfter` zero), never queued. A probe failure reopens at once with the next open duration;
  *   `successThreshold` probe successes close. A probe's slot comes back when it finishes, is interrupted, is
@@ -1317,6 +1318,14 @@ export const make: <A = unknown>(
       openMillis: (cell, now) => fixedOpenMillis >= 0 ? fixedOpen : openMillisFor(internal.nextOpening(cell, now))
     }
 
+    // A trip made here, outside a fleet (whose shared clock decides when its circuits half-open), notes the monotonic
+    // time: a wall clock stepped back then cannot hold the circuit open past its open time (see `boundOpenTime`).
+    const markTrip = (cell: internal.Cell, generation: number, clock: Clock.Clock): void => {
+      if (cell.generation !== generation && cell.phase === "Open" && link.membership === undefined) {
+        cell.markOpened(clock)
+      }
+    }
+
     const settle = (
       cell: internal.Cell,
       generation: number,
@@ -1341,11 +1350,13 @@ export const make: <A = unknown>(
         return Effect.flatMap(openMillisFor(internal.nextOpening(cell, now)), (openMillis) => {
           internal.record(cell, config, generation, probe, outcome, duration, now, openMillis, emit)
           totals.slow += cell.slowCalls - slowBefore
+          markTrip(cell, generation, clock)
           return flush
         })
       }
       internal.record(cell, config, generation, probe, outcome, duration, now, fixedOpenMillis, emit)
       totals.slow += cell.slowCalls - slowBefore
+      markTrip(cell, generation, clock)
       return pending.length === 0 ? undefined : flush
     }
 
@@ -1392,16 +1403,16 @@ export const make: <A = unknown>(
     )
 
     // Reads and controls. Each is one synchronous step followed by a flush of what it emitted.
-    const withNow = <X>(f: (now: number) => X): Effect.Effect<X> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const result = f(now)
+    const withNow = <X>(f: (now: number, clock: Clock.Clock) => X): Effect.Effect<X> =>
+      Effect.clockWith((clock) => {
+        const result = f(clock.currentTimeMillisUnsafe(), clock)
         return pending.length === 0 ? Effect.succeed(result) : Effect.as(flush, result)
       })
 
     // Reads look at a key without creating it: an unknown key reads as a fresh circuit.
-    const look = (key: string, now: number): internal.Cell => {
+    const look = (key: string, now: number, clock: Clock.Clock): internal.Cell => {
       const cell = keys.peek(key, now)
-      internal.refresh(cell, config, now, emit)
+      internal.refresh(cell, config, now, emit, clock)
       return cell
     }
 
@@ -1440,8 +1451,8 @@ export const make: <A = unknown>(
         })
       })
 
-    const stateKey = (key: string) => withNow((now) => internal.stateOf(look(key, now)))
-    const snapshotKey = (key: string) => withNow((now) => toSnapshot(name, look(key, now), config, now))
+    const stateKey = (key: string) => withNow((now, clock) => internal.stateOf(look(key, now, clock)))
+    const snapshotKey = (key: string) => withNow((now, clock) => toSnapshot(name, look(key, now, clock), config, now))
     const breaker: CircuitBreaker<A> = {
       [TypeId]: TypeId,
       name,
@@ -1451,9 +1462,9 @@ export const make: <A = unknown>(
       stateKey,
       snapshot: snapshotKey(defaultKey),
       snapshotKey,
-      snapshots: withNow((now) =>
+      snapshots: withNow((now, clock) =>
         keys.all().map((cell) => {
-          internal.refresh(cell, config, now, emit)
+          internal.refresh(cell, config, now, emit, clock)
           return toSnapshot(name, cell, config, now)
         })
       ),
@@ -1462,7 +1473,7 @@ export const make: <A = unknown>(
       disable: control("Disabled", "disable"),
       metricsOnly: control("MetricsOnly", "metricsOnly"),
       reset: control("Live", "reset"),
-      export: (key = defaultKey) => withNow((now) => internal.persist(look(key, now))),
+      export: (key = defaultKey) => withNow((now, clock) => internal.persist(look(key, now, clock))),
       restore: (state, key = defaultKey) =>
         withNow((now) => {
           const cell = keys.use(key, now)
@@ -1584,7 +1595,7 @@ class BreakerCall implements Admitted {
     const clock = this.clock = fiber.getRef(Clock.Clock)
     const now = clock.currentTimeMillisUnsafe()
     this.cell = cell
-    internal.admit(cell, host.config, now, host.emit)
+    internal.admit(cell, host.config, now, host.emit, clock)
     this.generation = cell.generation
     this.startedAt = now
     return this
@@ -1652,7 +1663,7 @@ class BreakerRun<X, E, R> extends BreakerCall implements Run<X, E | Rejection, R
     const clock = this.clock = fiber.getRef(Clock.Clock)
     const now = clock.currentTimeMillisUnsafe()
     const cell = this.cell = host.keys.use(this.key, now)
-    const verdict = internal.admit(cell, host.config, now, host.emit)
+    const verdict = internal.admit(cell, host.config, now, host.emit, clock)
     if (verdict < 0) return host.thenFlush(host.reject(cell, verdict, now))
     if (verdict !== internal.ADMIT_UNCOUNTED) {
       this.generation = cell.generation

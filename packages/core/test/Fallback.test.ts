@@ -229,6 +229,30 @@ describe("Fallback", () => {
   })
 
   describe("breaker-aware skipping", () => {
+    // `TestClock.setTime` moves the wall clock and not the monotonic one, as an NTP correction does to `Date.now()`.
+    it.effect("a step's breaker tripped before the wall clock stepped back is tried again once its open time is up", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(3_600_000)
+        const breaker = yield* CircuitBreaker.make({
+          name: "exa",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "30 seconds"
+        })
+        yield* Effect.ignore(breaker.protect(Effect.fail("down")))
+        const search = yield* Fallback.make({
+          name: "search",
+          steps: [
+            Fallback.step("exa", (q: string) => Effect.succeed(`exa: ${q}`)).pipe(Fallback.withBreaker(breaker)),
+            Fallback.step("tavily", (q: string) => Effect.succeed(`tavily: ${q}`))
+          ]
+        })
+        yield* TestClock.setTime(0)
+        yield* TestClock.adjust("29 seconds")
+        assert.strictEqual((yield* search.run("effect")).servedBy, "tavily")
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* search.run("effect")).servedBy, "exa")
+      }))
+
     it.effect("guards nest: the answer keeps the step's degraded flag, each guard sees every call, the outer's breaker skips", () =>
       Effect.gen(function*() {
         const keyword = yield* provider("keyword", (n) => n !== 2)

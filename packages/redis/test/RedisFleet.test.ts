@@ -7,7 +7,7 @@ import {
   Context,
   Data,
   Deferred,
-  type Duration,
+  Duration,
   Effect,
   Exit,
   Fiber,
@@ -238,6 +238,34 @@ describe("RedisFleet", () => {
           Effect.flatMap((live) => live === 3 ? Effect.void : Effect.fail(live)),
           Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "2 seconds" })))
         )
+      })
+    ))
+
+  // The fleet's clock decides when its circuits half-open (docs/fleet.md: keep the instances' clocks in sync). An
+  // instance must then agree with the fleet, not half-open on its own and refuse every probe the fleet would not lease.
+  it.live("an opening by an instance whose clock is ahead holds on the others as the fleet has it, Open, not half-open", () =>
+    withFleet((_, [a, b]) =>
+      Effect.gen(function*() {
+        const options: CircuitBreaker.Options = {
+          name: "search",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "300 millis"
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        const live = yield* Clock.Clock
+        const anHourAhead: Clock.Clock = {
+          ...live,
+          currentTimeMillisUnsafe: () => live.currentTimeMillisUnsafe() + 3_600_000,
+          currentTimeMillis: Effect.sync(() => live.currentTimeMillisUnsafe() + 3_600_000)
+        }
+        yield* fail(onA).pipe(Effect.provideService(Clock.Clock, anHourAhead))
+        yield* waitState(onB, "Open")
+        yield* Effect.sleep("600 millis")
+        assert.strictEqual(yield* onB.state, "Open")
+        const rejected = yield* Effect.flip(onB.protect(Effect.succeed("call")))
+        assert.strictEqual(rejected.reason._tag, "CircuitOpen")
+        assert.isAbove(Duration.toMillis(rejected.retryAfter), 3_500_000)
       })
     ))
 

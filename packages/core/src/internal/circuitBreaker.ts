@@ -120,6 +120,9 @@ export class Openings {
   lastOpenMillis = 0
   /** 0 until the first close: the backoff rule only reads it after an opening. */
   closedAt = 0
+  /** The monotonic time (ms) of this breaker's own trip, for `boundOpenTime`; valid in `monoGeneration` only. */
+  openedMono = 0
+  monoGeneration = -1
 }
 
 /**
@@ -185,6 +188,12 @@ export class Cell {
   }
   get closedAt(): number {
     return this.opened === null ? 0 : this.opened.closedAt
+  }
+  /** Notes the monotonic time of a trip this process made (see `boundOpenTime`). */
+  markOpened(clock: Clock.Clock): void {
+    const opened = this.ensureOpened()
+    opened.openedMono = monoMillis(clock)
+    opened.monoGeneration = this.generation
   }
   set closedAt(value: number) {
     this.ensureOpened().closedAt = value
@@ -257,14 +266,14 @@ export const stateOf = (cell: Cell): StateTag => cell.mode === "Live" ? cell.pha
  *
  * @internal
  */
-export const stateNow = (cell: Cell, fiber: Fiber.Fiber<unknown, unknown>): StateTag =>
-  cell.mode !== "Live"
-    ? cell.mode
-    : cell.phase !== "Open"
-    ? cell.phase
-    : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() >= cell.openUntil
-    ? "HalfOpen"
-    : "Open"
+export const stateNow = (cell: Cell, fiber: Fiber.Fiber<unknown, unknown>): StateTag => {
+  if (cell.mode !== "Live") return cell.mode
+  if (cell.phase !== "Open") return cell.phase
+  const clock = fiber.getRef(Clock.Clock)
+  const now = clock.currentTimeMillisUnsafe()
+  boundOpenTime(cell, now, clock)
+  return now >= cell.openUntil ? "HalfOpen" : "Open"
+}
 
 /**
  * The synchronous read of a breaker's default circuit (`stateNow`), by breaker, for this package's hot paths (a
@@ -281,7 +290,7 @@ export const stateReaders = new WeakMap<object, (fiber: Fiber.Fiber<unknown, unk
  *
  * @internal
  */
-export const admit = (cell: Cell, config: Config, now: number, emit: Emit): number => {
+export const admit = (cell: Cell, config: Config, now: number, emit: Emit, clock: Clock.Clock): number => {
   cell.lastCallAt = now
   switch (cell.mode) {
     case "Disabled":
@@ -292,7 +301,7 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit): numb
   }
   if (cell.phase === "Closed") return ADMIT
   let verdict: number
-  if (cell.phase === "Open") boundOpenTime(cell, now)
+  if (cell.phase === "Open") boundOpenTime(cell, now, clock)
   if (cell.phase === "Open" && now < cell.openUntil) {
     verdict = REJECT_OPEN
   } else {
@@ -304,11 +313,17 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit): numb
   return cell.mode === "MetricsOnly" ? ADMIT_UNCOUNTED : verdict
 }
 
+const monoMillis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+
 // Open times are wall-clock times, so that they survive a restart and mean the same on every instance of a fleet. A
-// wall clock stepped back (an NTP correction), or a fleet's state from an instance whose clock is ahead, would then
-// keep the circuit open for longer than its open time: the time left is never more than that open time, from now.
-const boundOpenTime = (cell: Cell, now: number): void => {
-  if (cell.openUntil - now > cell.lastOpenMillis) cell.openUntil = now + cell.lastOpenMillis
+// wall clock stepped back (an NTP correction) would then keep the circuit open for the step on top of its open time.
+// For a trip this process made (`markOpened`; a fleet's breakers are not marked: the fleet's own clock decides),
+// the monotonic clock says how much of the open time is really left, and `openUntil` is brought in to that.
+const boundOpenTime = (cell: Cell, now: number, clock: Clock.Clock): void => {
+  const opened = cell.opened
+  if (opened === null || opened.monoGeneration !== cell.generation) return
+  const until = now + Math.max(0, opened.lastOpenMillis - (monoMillis(clock) - opened.openedMono))
+  if (until < opened.openUntil) opened.openUntil = until
 }
 
 /** @internal */
@@ -559,8 +574,8 @@ const toClosed = (cell: Cell, now: number, reason: Reason, emit: Emit): void => 
  *
  * @internal
  */
-export const refresh = (cell: Cell, config: Config, now: number, emit: Emit): void => {
-  if (cell.phase === "Open") boundOpenTime(cell, now)
+export const refresh = (cell: Cell, config: Config, now: number, emit: Emit, clock: Clock.Clock): void => {
+  if (cell.phase === "Open") boundOpenTime(cell, now, clock)
   if (cell.phase === "Open" && now >= cell.openUntil && cell.mode !== "ForcedOpen" && cell.mode !== "Disabled") {
     toHalfOpen(cell, config, now, emit)
   }
