@@ -947,10 +947,42 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
           yield* gaveUp("ScheduleDone", attempt, error, now)
           return yield* Effect.failCause(cause)
         }
+        const delay = Duration.millis(wait)
+        // The retry itself: announced, waited for, then counted as it starts.
+        let made = false
+        const retry = Effect.andThen(
+          PubSub.publish(hub, {
+            _tag: "Retrying",
+            policy: name,
+            attempt,
+            delay,
+            errorTag: internal.tagOf(error),
+            at: now
+          }),
+          Effect.andThen(
+            wait > 0 ? Effect.sleep(delay) : Effect.void,
+            Effect.suspend(() => {
+              made = true
+              totals.retries++
+              return Effect.exit(self)
+            })
+          )
+        )
         // Withdrawn last, so that only a retry that will be made spends budget. The check and the withdrawal are
-        // one synchronous step: no other fiber can come between them.
-        const receipt = books === undefined ? undefined : books.withdraw(now)
-        if (books !== undefined && receipt === undefined) {
+        // one synchronous step: no other fiber can come between them. From the withdrawal to the retry's start, an
+        // interruption (the caller gone while it waits) gives the withdrawal back: that retry is never made.
+        const exit = books === undefined ? yield* retry : yield* Effect.uninterruptibleMask((restore) => {
+          const receipt = books.withdraw(now)
+          if (receipt === undefined) return Effect.succeed(undefined)
+          return Effect.onInterrupt(
+            restore(retry),
+            () =>
+              made
+                ? Effect.void
+                : Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => books.refund(receipt, at)))
+          )
+        })
+        if (exit === undefined) {
           totals.budgetRejections++
           yield* gaveUp("BudgetExhausted", attempt, error, now)
           // A classified value goes back as it is, so that its classifier returns it: it is the last outcome.
@@ -959,33 +991,13 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
             new RetryBudgetExhausted({
               policy: name,
               attempts: attempt,
-              calls: books.calls(now),
-              retries: books.retries(now),
+              calls: books!.calls(now),
+              retries: books!.retries(now),
               cause: error
             }, { disableChecks: true })
           ))
         }
-        const delay = Duration.millis(wait)
-        yield* PubSub.publish(hub, {
-          _tag: "Retrying",
-          policy: name,
-          attempt,
-          delay,
-          errorTag: internal.tagOf(error),
-          at: now
-        })
-        if (wait > 0) {
-          // A caller interrupted while it waits never makes this retry: it gets its budget back, and is not counted.
-          yield* receipt === undefined
-            ? Effect.sleep(delay)
-            : Effect.onInterrupt(
-              Effect.sleep(delay),
-              () => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => books!.refund(receipt, at)))
-            )
-        }
-        totals.retries++
         attempt++
-        const exit = yield* Effect.exit(self)
         if (exit._tag === "Success") {
           totals.succeededAfterRetry++
           yield* PubSub.publish(hub, { _tag: "Succeeded", policy: name, attempt, at: yield* Clock.currentTimeMillis })

@@ -3,6 +3,7 @@ import { Cause, Clock, Data, Duration, Effect, Exit, Fiber, Metric, Random, Sche
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Retry from "../src/Retry.ts"
+import { interruptedAfter } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{
   readonly status: number
@@ -778,6 +779,27 @@ describe("Retry", () => {
         assert.strictEqual((yield* Fiber.join(waiting))._tag, "Boom")
         assert.strictEqual(next.state.attempts, 2)
         assert.strictEqual((yield* retry.snapshot).retries, 1)
+      }))
+
+    it.effect("a caller interrupted at any point before its retry starts leaves nothing withdrawn", () =>
+      Effect.gen(function*() {
+        const leaks: Array<string> = []
+        for (let turns = 0; turns < 120; turns++) {
+          yield* Effect.scoped(Effect.gen(function*() {
+            const budget = yield* Retry.budget({ ratio: 0, minPerSecond: 0.1, window: "10 seconds" })
+            const retry = yield* Retry.make({
+              name: "db",
+              schedule: Retry.constant({ delay: "5 seconds", times: 1 }),
+              budget
+            })
+            // The clock never moves: the retry's wait never ends, so no retry is ever made.
+            yield* interruptedAfter(retry.protect(failing().call), turns)
+            const made = (yield* retry.snapshot).retries
+            const withdrawn = (yield* budget.snapshot).retries
+            if (made !== withdrawn) leaks.push(`after ${turns} turns: made ${made}, withdrawn ${withdrawn}`)
+          }))
+        }
+        assert.deepStrictEqual(leaks, [])
       }))
 
     it.effect("a retry refunded after its bucket left the window takes nothing from the retries since", () =>
