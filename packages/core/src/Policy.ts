@@ -7,7 +7,7 @@
  *   circuit breaker            one outcome per call: fails fast while the dependency is down
  *     retry                    retries what failed inside, honouring retryAfter and the retry budget
  *       hedge                  a slow attempt gets company
- *         rate limiter         every attempt spends a token, a hedged one too
+ *         rate limiter         every attempt spends a token, a hedged one too (never waiting for one)
  *           timeout            per attempt (and per hedged attempt)
  *             bulkhead         bounds concurrent attempts; queue time counts against the timeout
  *               chaos          injected faults and latency look like the dependency's own

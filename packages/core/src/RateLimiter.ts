@@ -19,7 +19,9 @@
  *   enough tokens are back.
  * - `onExceeded: "fail"` (the default): a call over the limit fails at once with `RateLimiterError` (reason
  *   `RateLimited`) and takes no token. `onExceeded: "delay"`: every call is admitted and reserves its tokens; a
- *   call over the limit sleeps (on `Clock`) exactly the delay the limiter reports, then runs.
+ *   call over the limit sleeps (on `Clock`) exactly the delay the limiter reports, then runs. A hedged attempt (a
+ *   `Hedge` inside which the limiter runs, as in a `Policy`) never waits: with no token now, it fails and takes
+ *   none, while its call's other attempts run on.
  * - Store failures (Redis down): with `onStoreError: "allow"` (the default) the call runs and is counted in
  *   `storeErrors`, so that the limiter never turns a store outage into an outage of the dependency; with
  *   `"fail"` the call fails with `RateLimiterError` (reason `RateLimiterStoreError`) instead.
@@ -69,6 +71,7 @@ import * as Layer from "effect/Layer"
 import * as EffectRateLimiter from "effect/persistence/RateLimiter"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { HedgedAttempt } from "./internal/hedge.ts"
 import * as metrics from "./internal/metrics.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
@@ -594,12 +597,19 @@ export const make: (
       )
     }
 
-    // An admission is a description: built once for the default key and run by every call.
-    const admission = (key: string): Effect.Effect<void, Rejection> =>
-      Effect.matchEffect(limiter.consume({ key, limit, window, algorithm, onExceeded, tokens }), {
+    // An admission is a description: built once for the default key and run by every call. A hedged attempt never
+    // waits for a token: without one now it is refused, and takes none (see `HedgedAttempt`).
+    const consume = (key: string, mode: "fail" | "delay"): Effect.Effect<void, Rejection> =>
+      Effect.matchEffect(limiter.consume({ key, limit, window, algorithm, onExceeded: mode, tokens }), {
         onSuccess: onConsumed,
         onFailure: (error) => onRefused(error, key)
       })
+    const admission = (key: string): Effect.Effect<void, Rejection> => {
+      const asConfigured = consume(key, onExceeded)
+      if (onExceeded === "fail") return asConfigured
+      const asHedge = consume(key, "fail")
+      return Effect.flatMap(HedgedAttempt, (hedged) => hedged ? asHedge : asConfigured)
+    }
     const defaultAdmission = admission(config.key)
 
     const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Rejection, R> =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Data, type Duration, Effect, Exit, Fiber, identity, Layer, Ref, Stream } from "effect"
+import { Cause, Clock, Data, type Duration, Effect, Exit, Fiber, identity, Layer, Ref, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -371,6 +371,28 @@ describe("Policy", () => {
       yield* TestClock.adjust("2 seconds")
       assert.deepStrictEqual(yield* Fiber.join(calls), ["ok", "ok"])
       assert.strictEqual(reached, 3)
+      assert.strictEqual((yield* limiter.snapshot).admitted, 3)
+    }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+  it.effect("a hedged attempt never waits for a token: a call waiting for its slot reserves no more slots", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.make({ name: "partner", limit: 1, window: "1 second", onExceeded: "delay" })
+      const policy = yield* Policy.make({
+        name: "partner",
+        rateLimiter: limiter,
+        hedge: yield* Hedge.make({ name: "partner", delay: "100 millis", maxHedges: 2 })
+      })
+      const call = Clock.currentTimeMillis
+      // A takes the window's slot; B waits for the next window, which is no slowness of the dependency: its hedges,
+      // refused a token, reserve nothing.
+      const a = yield* Effect.forkChild(policy.protect(call))
+      const b = yield* Effect.forkChild(policy.protect(call))
+      yield* TestClock.adjust("1500 millis")
+      assert.deepStrictEqual([yield* Fiber.join(a), yield* Fiber.join(b)], [0, 1000])
+      // C, at 1.5 s, gets the next window's slot.
+      const c = yield* Effect.forkChild(policy.protect(call))
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(yield* Fiber.join(c), 2000)
       assert.strictEqual((yield* limiter.snapshot).admitted, 3)
     }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
 

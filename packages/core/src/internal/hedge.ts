@@ -5,11 +5,21 @@
  * @internal
  */
 import type * as Clock from "effect/Clock"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { Deadlines, Node, start } from "./timeout.ts"
+
+/**
+ * True in a hedged attempt (not the primary): a rate limiter that waits for a token (`onExceeded: "delay"`) does not
+ * in one, as a hedge is for a slow dependency, and a reservation for a later window is only load pushed onto it.
+ *
+ * @internal
+ */
+export const HedgedAttempt = Context.Reference<boolean>("@effect-resilience/core/HedgedAttempt", {
+  defaultValue: () => false
+})
 
 const RUNNING = 0
 const SETTLED = 1
@@ -18,6 +28,8 @@ const CANCELLED = 2
 class Race extends Node {
   readonly effect: Effect.Effect<unknown, unknown, unknown>
   readonly context: Context.Context<never>
+  /** The context of the hedged attempts: the caller's, marked `HedgedAttempt`. */
+  hedgeContext: Context.Context<never> | undefined = undefined
   readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
   readonly attempts: Array<Fiber.Fiber<unknown, unknown>>
   state = RUNNING
@@ -92,7 +104,8 @@ export class Hedger {
     // Queued again before the attempt starts, so that an attempt that wins at once takes the race off the queue.
     if (index < this.maxHedges) this.deadlines.add(race, now + this.delayMillis)
     race.running++
-    const attempt = start(race.context, race.effect)
+    const context = race.hedgeContext ?? (race.hedgeContext = Context.add(race.context, HedgedAttempt, true))
+    const attempt = start(context, race.effect)
     race.attempts.push(attempt)
     attempt.addObserver((exit) => this.onExit(race, index, exit))
     // What the attempt did as it started may have settled the race without it: it is a loser, then.
