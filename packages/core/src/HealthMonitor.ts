@@ -29,7 +29,8 @@
  *   count); `Unknown` when there is no check or every check is `Unknown`.
  * - Every status change is published on `changes` (a sliding `PubSub`: a subscriber that falls `eventBuffer`
  *   changes behind loses the oldest). Registering and re-registering publish nothing; unregistering a check that
- *   had a status publishes its change to `Unknown` (a recovery under way for it ends, and `Alerts` says `info`).
+ *   had a status publishes its change to `Unknown` (a recovery under way for it ends, and `Alerts` says `info`),
+ *   unless asked to be `quiet`, as the checks of `RedisHealth` and `PgHealth` are when their layers are released.
  *
  * **Gotchas**
  *
@@ -298,8 +299,12 @@ export interface HealthMonitor {
    * nothing.
    */
   readonly register: <E, R>(options: CheckOptions<E, R>) => Effect.Effect<void, PolicyConfigError, R>
-  /** Stops a check and forgets it: it leaves the report and its metric series are removed. Unknown names: no-op. */
-  readonly unregister: (service: string) => Effect.Effect<void>
+  /**
+   * Stops a check and forgets it: it leaves the report and its metric series are removed. A check that had a status
+   * publishes its change to `Unknown`, unless `quiet` (a check removed as its layer is released, at shutdown, is no
+   * news). Unknown names: no-op.
+   */
+  readonly unregister: (service: string, options?: { readonly quiet?: boolean | undefined }) => Effect.Effect<void>
   /** Runs a check once now, outside its schedule, and returns its state after that run. */
   readonly runNow: (service: string) => Effect.Effect<CheckState, CheckNotFound>
   /** A check's current state. */
@@ -561,7 +566,7 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
 
     // Unlisted and stopped in one step: an interruption in between would leave an unlisted check running. A service
     // that had a status goes `Unknown`, published: a recovery under way for it ends (abandoned), and alerts say so.
-    const unregister = (service: string): Effect.Effect<void> =>
+    const unregister = (service: string, options?: { readonly quiet?: boolean | undefined }): Effect.Effect<void> =>
       Effect.uninterruptible(Effect.suspend(() => {
         const entry = entries.get(service)
         if (entry === undefined) return Effect.void
@@ -570,7 +575,7 @@ const build = (eventBuffer: number): Effect.Effect<HealthMonitor, never, Scope.S
         seriesRemovals.delete(service)
         const { cell } = entry
         const removed = FiberMap.remove(fibers, service)
-        if (cell.status === "Unknown") return removed
+        if (cell.status === "Unknown" || options?.quiet === true) return removed
         return Effect.andThen(
           removed,
           Effect.flatMap(Clock.currentTimeMillis, (at) =>

@@ -503,7 +503,7 @@ describe("HealthMonitor", () => {
       Effect.gen(function*() {
         const monitor = yield* HealthMonitor.make()
         const seen = yield* monitor.changes.pipe(
-          Stream.take(2),
+          Stream.take(3),
           Stream.runCollect,
           Effect.forkChild({ startImmediately: true })
         )
@@ -519,11 +519,17 @@ describe("HealthMonitor", () => {
         yield* monitor.register({ ...failing, name: "b", jitter: 1 }) // its first run is a while away: still Unknown
         yield* TestClock.adjust("5 seconds")
         yield* monitor.unregister("b")
+        yield* monitor.register({ ...failing, name: "quiet" })
+        yield* monitor.unregister("quiet", { quiet: true })
         yield* monitor.unregister("a")
         const changes = yield* Fiber.join(seen)
         assert.deepStrictEqual(
           changes.map((c) => [c.service, `${c.from}->${c.to}`, c.at, c.critical, c.error, c.consecutiveFailures]),
-          [["a", "Unknown->Unhealthy", 0, true, "down", 1], ["a", "Unhealthy->Unknown", 5000, true, null, 1]]
+          [
+            ["a", "Unknown->Unhealthy", 0, true, "down", 1],
+            ["quiet", "Unknown->Unhealthy", 5000, true, "down", 1],
+            ["a", "Unhealthy->Unknown", 5000, true, null, 1]
+          ]
         )
       }))
 

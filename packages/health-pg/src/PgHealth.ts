@@ -280,7 +280,8 @@ export const layer = (
     const monitor = yield* HealthMonitor.HealthMonitor
     yield* Effect.acquireRelease(
       monitor.register({ ...monitorOptions, name, check: make(name, { query }) }),
-      () => monitor.unregister(name)
+      // Released at shutdown: the check going away is no news for alerts or recovery.
+      () => monitor.unregister(name, { quiet: true })
     )
   }))
 }

@@ -1,7 +1,8 @@
+import * as Alerts from "@effect-resilience/core/Alerts"
 import * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Schedule } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
 import * as RedisHealth from "../src/RedisHealth.ts"
@@ -32,6 +33,34 @@ const slowRedis = (reply: Effect.Effect<unknown, Redis.RedisError>) =>
   })
 
 describe("RedisHealth", () => {
+  it.effect("its check leaves quietly when its layer is released (the process stopping): no alert", () =>
+    Effect.gen(function*() {
+      const sent: Array<Alerts.Alert> = []
+      const sink = Layer.succeed(Alerts.AlertSink, { send: (alert) => Effect.sync(() => void sent.push(alert)) })
+      const pong = Layer.succeed(
+        Redis.Redis,
+        Redis.Redis.of({
+          send: () => Effect.succeed("PONG") as never,
+          subscribe: () => Effect.die("unused"),
+          eval: () => () => Effect.die("unused"),
+          reserve: Effect.die("unused")
+        })
+      )
+      // As the agent service composes them: the app's layers on top of alerting, on top of the monitor.
+      const monitoring = RedisHealth.layer({ interval: "10 seconds", jitter: 0 }).pipe(
+        Layer.provideMerge(Alerts.layer().pipe(Layer.provide(sink))),
+        Layer.provideMerge(HealthMonitor.layer()),
+        Layer.provide(pong)
+      )
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(monitoring, scope)
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Context.get(context, HealthMonitor.HealthMonitor).report).status, "Healthy")
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(sent, [])
+    }))
+
   it.live(
     "passes with its latency, fails at once while the server is killed, passes after a restart",
     () =>
