@@ -299,6 +299,12 @@ export interface Snapshot {
   readonly rejectedCount: number
   readonly consecutiveFailures: number
   /**
+   * While the circuit is open or half-open: the failures that opened it (the failures in a row, or the failures or
+   * slow calls at the rate that tripped it; each half-open probe that failed adds one). `null` while closed, or when
+   * nothing says (opened by a quorum, or restored without a reason).
+   */
+  readonly tripFailures: number | null
+  /**
    * What moves the circuit: the failures in a row that open it (`null` without a `consecutive` policy) and the probe
    * successes that close it.
    */
@@ -1781,6 +1787,7 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
   slowCallCount: cell.slowCalls,
   rejectedCount: cell.rejections,
   consecutiveFailures: cell.streak,
+  tripFailures: internal.tripFailures(cell),
   thresholds: { failures: config.consecutive === 0 ? null : config.consecutive, successes: config.successThreshold },
   window: internal.windowFigures(cell, config),
   failureRate: rateOf(cell, config, "FailureRate"),

@@ -1166,6 +1166,32 @@ describe("CircuitBreaker", () => {
   })
 
   describe("windows in the snapshot", () => {
+    it.effect("tripFailures: the failures that opened the circuit, while open or half-open; a failed probe adds one", () =>
+      Effect.gen(function*() {
+        const streak = yield* CircuitBreaker.make({ name: "streak", trip: CircuitBreaker.consecutive(3) })
+        yield* failTimes(streak, 2)
+        assert.strictEqual((yield* streak.snapshot).tripFailures, null)
+        yield* failTimes(streak, 1)
+        assert.strictEqual((yield* streak.snapshot).tripFailures, 3)
+        yield* TestClock.adjust("30 seconds")
+        assert.strictEqual((yield* streak.snapshot).tripFailures, 3)
+        yield* failTimes(streak, 1) // the probe fails: open again
+        assert.strictEqual((yield* streak.snapshot).tripFailures, 4)
+        yield* TestClock.adjust("1 minute")
+        yield* streak.protect(Effect.void)
+        assert.deepStrictEqual([(yield* streak.snapshot).state, (yield* streak.snapshot).tripFailures], [
+          "Closed",
+          null
+        ])
+        const rate = yield* CircuitBreaker.make({
+          name: "rate",
+          trip: CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 10, window: CircuitBreaker.lastCalls(10) })
+        })
+        for (let i = 0; i < 4; i++) yield* rate.protect(Effect.void)
+        yield* failTimes(rate, 6)
+        assert.deepStrictEqual([(yield* rate.snapshot).state, (yield* rate.snapshot).tripFailures], ["Open", 6])
+      }))
+
     it.effect("a count window slides while the lifetime totals grow", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({

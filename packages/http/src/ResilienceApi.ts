@@ -367,7 +367,7 @@ const healthFields = {
       state: WireState,
       failures: Count.annotate({
         description: "Failures counting toward opening the circuit (in a row, or in its rate window); while it is " +
-          "open or half-open, the failures in a row that opened it"
+          "open or half-open, the failures that opened it"
       })
     })
   ),

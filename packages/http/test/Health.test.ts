@@ -51,6 +51,19 @@ describe("health probes", () => {
       assert.deepStrictEqual([health.status, health.circuits.firebase], ["healthy", { state: "closed", failures: 0 }])
     }).pipe(Effect.provide(Server())))
 
+  it.effect("GET /health: a circuit its failure rate opened shows the failures that opened it", () =>
+    Effect.gen(function*() {
+      const search = yield* CircuitBreaker.make({
+        name: "search",
+        trip: CircuitBreaker.failureRate({ threshold: 0.5, window: CircuitBreaker.lastCalls(10), minimumCalls: 10 })
+      })
+      for (let i = 0; i < 4; i++) yield* search.protect(Effect.succeed("ok"))
+      for (let i = 0; i < 5; i++) yield* Effect.ignore(search.protect(Effect.fail("timeout")))
+      assert.deepStrictEqual((yield* get("/health")).json.circuits.search, { state: "closed", failures: 5 })
+      yield* Effect.ignore(search.protect(Effect.fail("timeout")))
+      assert.deepStrictEqual((yield* get("/health")).json.circuits.search, { state: "open", failures: 6 })
+    }).pipe(Effect.provide(Server())))
+
   it.effect("GET /health: a breaker named __proto__ is in circuits like any other", () =>
     Effect.gen(function*() {
       yield* CircuitBreaker.make({ name: "db" })

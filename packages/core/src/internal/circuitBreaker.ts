@@ -120,6 +120,8 @@ export class Openings {
   lastOpenMillis = 0
   /** 0 until the first close: the backoff rule only reads it after an opening. */
   closedAt = 0
+  /** The failures that opened the circuit (see `tripFailuresOf`); -1 when unknown. */
+  tripFailures = -1
   /** The monotonic time (ms) of this breaker's own trip, for `boundOpenTime`; valid in `monoGeneration` only. */
   openedMono = 0
   monoGeneration = -1
@@ -544,8 +546,32 @@ const move = (cell: Cell, to: Phase, now: number, reason: Reason, emit: Emit): v
   emit(cell, from, to, reason, now, !visible)
 }
 
+// The failures that opened a circuit, from why it opened: the streak, or the failures (or slow calls) at the rate that
+// tripped it; a probe that failed adds one to the failures that opened it before. -1 when nothing says (a quorum).
+const tripFailuresOf = (reason: Reason, before: number): number => {
+  switch (reason._tag) {
+    case "ConsecutiveFailures":
+      return reason.failures
+    case "FailureRate":
+    case "SlowCallRate":
+      return Math.round(reason.rate * reason.calls)
+    case "ProbeFailed":
+      return before < 0 ? -1 : before + 1
+    case "Fleet":
+      return tripFailuresOf(reason.cause, before)
+    default:
+      return -1
+  }
+}
+
+/** The failures that opened the circuit, while it is open or half-open; null otherwise or when unknown. @internal */
+export const tripFailures = (cell: Cell): number | null =>
+  cell.phase === "Closed" || cell.opened === null || cell.opened.tripFailures < 0 ? null : cell.opened.tripFailures
+
 const toOpen = (cell: Cell, now: number, openMillis: number, reason: Reason, emit: Emit): void => {
+  const opened = cell.opened
   cell.openings = nextOpening(cell, now)
+  cell.opened!.tripFailures = tripFailuresOf(reason, opened === null ? -1 : opened.tripFailures)
   cell.openedAt = now
   cell.openUntil = now + openMillis
   cell.lastOpenMillis = openMillis
@@ -661,6 +687,8 @@ export const restore = (
   cell.openedAt = state.openedAt
   cell.openUntil = state.openUntil
   cell.openings = state.openings
+  // What opened it, where the reason says (a fleet's change carries the other instance's).
+  cell.opened!.tripFailures = state.phase === "Closed" ? -1 : tripFailuresOf(reason, -1)
   cell.lastOpenMillis = state.lastOpenMillis
   cell.closedAt = state.closedAt
   cell.streak = 0

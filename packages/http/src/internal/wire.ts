@@ -124,12 +124,9 @@ export const summary = (breakers: ReadonlyArray<Breaker>): Array<ResilienceApi.S
   })
 
 // The failures counting toward opening a circuit, as the seeds' /health shows them: in a row (or in the rate
-// window) while closed; while open or half-open, the failures in a row that opened it (the consecutive threshold:
-// the windows start again at the trip). Not the lifetime count, which only grows (`failure_count` of the API).
-const tripFailures = (s: CircuitBreaker.Snapshot): number =>
-  (s.state === "Open" || s.state === "HalfOpen") && s.thresholds.failures !== null
-    ? Math.max(s.thresholds.failures, s.window.failures)
-    : s.window.failures
+// window) while closed; while open or half-open, those that opened it. Not the lifetime count, which only grows
+// (`failure_count` of the API).
+const tripFailures = (s: CircuitBreaker.Snapshot): number => s.tripFailures ?? s.window.failures
 
 /** @internal */
 export const circuits = (
