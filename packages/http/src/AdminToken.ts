@@ -53,7 +53,7 @@ export const bearer = (header: string | undefined): string | undefined => {
 
 /**
  * Whether `given` is the token `expected`, compared in constant time; `undefined` (no token given) never is, and
- * takes as long.
+ * takes as long. An empty `expected` (a token left unset) matches nothing: an empty token is no token.
  *
  * @example
  * ```ts
@@ -68,8 +68,9 @@ export const bearer = (header: string | undefined): string | undefined => {
  */
 export const equals = (given: string | undefined, expected: Redacted.Redacted<string>): boolean => {
   // Always compared, so a missing token costs what a wrong one does.
-  const same = timingSafeEqual(digest(given ?? ""), digest(Redacted.value(expected)))
-  return given !== undefined && same
+  const token = Redacted.value(expected)
+  const same = timingSafeEqual(digest(given ?? ""), digest(token))
+  return given !== undefined && token !== "" && same
 }
 
 /**

@@ -35,6 +35,8 @@ describe("AdminToken", () => {
     assert.deepStrictEqual(refused.map((header) => AdminToken.authorizes(header, configured)), refused.map(() => false))
     assert.strictEqual(AdminToken.equals("s3cret-admin-token", configured), true)
     assert.strictEqual(AdminToken.equals(undefined, Redacted.make("")), false)
+    // A token left unset is no token: an empty one given does not match it.
+    assert.strictEqual(AdminToken.equals("", Redacted.make("")), false)
     assert.strictEqual(AdminToken.bearer("Bearer a b"), undefined)
   })
 })
