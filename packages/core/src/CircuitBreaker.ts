@@ -1122,6 +1122,20 @@ const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigEr
 // constructors
 // -----------------------------------------------------------------------------
 
+const severity = (state: State): number =>
+  state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
+
+// A breaker's state for an alert on its gauge: its default circuit's, unless a key is worse off (a keyed breaker, say
+// one circuit per host, may never call its default circuit).
+const worstState = (first: internal.Cell, cells: Iterable<internal.Cell>): State => {
+  let worst = internal.stateOf(first)
+  for (const cell of cells) {
+    const state = internal.stateOf(cell)
+    if (severity(state) > severity(worst)) worst = state
+  }
+  return worst
+}
+
 const stateCodes: Record<State, number> = {
   Closed: 0,
   Open: 1,
@@ -1138,7 +1152,8 @@ const stateCodes: Record<State, number> = {
  * **Metrics** (Effect `Metric`s, attribute `breaker`, read when exported so the call path pays nothing):
  * `circuit_breaker_calls_total` (by `outcome`: success, failure, ignored), `circuit_breaker_slow_calls_total`,
  * `circuit_breaker_rejections_total`, `circuit_breaker_transitions_total` (by `to`), `circuit_breaker_state`
- * (the default circuit: 0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled, 5 MetricsOnly),
+ * (0 Closed, 1 Open, 2 HalfOpen, 3 ForcedOpen, 4 Disabled, 5 MetricsOnly: the default circuit's, unless a key is
+ * worse off; `perKeyMetrics` adds `circuit_breaker_key_state` by `key`),
  * `circuit_breaker_keys` and the histogram `circuit_breaker_call_duration_seconds` (buckets: `latencyBuckets`).
  *
  * @example
@@ -1522,9 +1537,9 @@ export const make: <A = unknown>(
       ),
       metrics.gauge(
         "circuit_breaker_state",
-        "State of the default circuit",
+        "State of the breaker: its default circuit's, unless a key is worse off",
         by,
-        () => stateCodes[internal.stateOf(defaultCell)]
+        () => stateCodes[worstState(defaultCell, keys.all())]
       ),
       metrics.gauge("circuit_breaker_keys", "Keys held, besides the default circuit", by, () => keys.cells.size),
       ...(latency === undefined ? [] : [latencySeries(by, latency)])

@@ -1308,6 +1308,17 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* metricValue("circuit_breaker_state"), 1)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
+    it.effect("the state gauge of a keyed breaker is its circuit worst off: one circuit per host never calls the default", () =>
+      Effect.gen(function*() {
+        const hosts = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* hosts.protectKey(Effect.void, "cdn.example")
+        assert.strictEqual(yield* metricValue("circuit_breaker_state"), 0)
+        yield* Effect.ignore(hosts.protectKey(Effect.fail("down"), "api.example"))
+        assert.strictEqual(yield* metricValue("circuit_breaker_state"), 1)
+        yield* hosts.forceOpen("cdn.example")
+        assert.strictEqual(yield* metricValue("circuit_breaker_state"), 3)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
     it.effect("metrics leave the registry when the breaker's scope closes", () =>
       Effect.gen(function*() {
         yield* Effect.scoped(CircuitBreaker.make({ name: "db" }))

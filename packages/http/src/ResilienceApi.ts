@@ -197,8 +197,9 @@ export const CircuitStats = Schema.Struct(statsFields)
 export type CircuitStats = typeof CircuitStats.Type
 
 /**
- * A breaker on the wire: its default circuit's figures and, for a keyed breaker, its keys (at most `maxKeys` of
- * the layer, the most recently used first) with the count of keys not shown.
+ * A breaker on the wire: the figures of the circuit that speaks for it (its default circuit, unless a key is worse
+ * off: a keyed breaker, say one circuit per host, may never call its default one) and, for a keyed breaker, its keys
+ * (at most `maxKeys` of the layer, the most recently used first) with the count of keys not shown.
  *
  * @example
  * ```ts

@@ -76,6 +76,20 @@ describe("ResilienceApi", () => {
       }
     }).pipe(Effect.provide(Server({ maxKeys: 2 }))))
 
+  // One circuit per host, as every ResilientHttpClient has: the default circuit is never called.
+  it.effect("a keyed breaker's top level is its circuit worst off, in every view, with that circuit's figures", () =>
+    Effect.gen(function*() {
+      const hosts = yield* CircuitBreaker.make({ name: "hosts", trip: CircuitBreaker.consecutive(1) })
+      yield* hosts.protectKey(Effect.void, "cdn.example:443")
+      yield* Effect.ignore(hosts.protectKey(Effect.fail("down"), "api.example:443"))
+      const one = (yield* get("/api/v1/resilience/circuit-breakers/hosts")).json
+      assert.deepStrictEqual([one.state, one.failure_count, one.keys["api.example:443"].state], ["open", 1, "open"])
+      assert.strictEqual((yield* get("/api/v1/resilience/circuit-breakers")).json.hosts.state, "open")
+      const [row] = (yield* get("/api/v1/resilience/summary")).json
+      assert.deepStrictEqual([row.state, row.failure_count, row.failure_threshold], ["open", 1, 1])
+      assert.strictEqual((yield* get("/health")).json.circuits.hosts.state, "open")
+    }).pipe(Effect.provide(Server())))
+
   it.effect("a breaker or key named __proto__ is listed like any other", () =>
     Effect.gen(function*() {
       // Keys often come from request data (a host, a tenant): on a plain object map this one set the prototype.

@@ -45,8 +45,17 @@ export const stats = (s: CircuitBreaker.Snapshot): ResilienceApi.CircuitStats =>
   retry_after_ms: s.retryAfterMillis === null ? null : Math.max(0, Math.round(s.retryAfterMillis))
 })
 
-const main = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.Snapshot | undefined =>
-  snapshots.find((s) => s.key === defaultKey) ?? snapshots[0]
+const severity = (state: CircuitBreaker.State): number =>
+  state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
+
+// The circuit that speaks for a breaker: its default one, unless a key is worse off (a keyed breaker, say one
+// circuit per host, may never call its default circuit). Its state and its figures go together, wherever shown.
+const main = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.Snapshot | undefined => {
+  let head = snapshots.find((s) => s.key === defaultKey) ?? snapshots[0]
+  if (head === undefined) return undefined
+  for (const s of snapshots) if (severity(s.state) > severity(head.state)) head = s
+  return head
+}
 
 /** @internal */
 export const entry = (
@@ -63,15 +72,9 @@ export const entry = (
   return { ...stats(head), keys, keys_not_shown: keyed.length - shown.length }
 }
 
-const severity = (state: CircuitBreaker.State): number =>
-  state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
-
-/** The breaker's state for health purposes: its default circuit's, unless one of its keys is worse off. @internal */
-export const worstState = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.State => {
-  let worst = main(snapshots)?.state ?? "Closed"
-  for (const s of snapshots) if (severity(s.state) > severity(worst)) worst = s.state
-  return worst
-}
+/** The breaker's state: its default circuit's, unless one of its keys is worse off. @internal */
+export const worstState = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.State =>
+  main(snapshots)?.state ?? "Closed"
 
 /** @internal */
 export const isOpen = (state: CircuitBreaker.State): boolean => state === "Open" || state === "ForcedOpen"
