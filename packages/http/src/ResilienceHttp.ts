@@ -783,7 +783,8 @@ export const layer = (
 /**
  * Serves `layer` alone on its own port with `@effect/platform-node` (a sidecar port for operations, say), its router
  * taking every breaker name the API does (`maxParamLength: ResilienceApi.maxNameLength`). Unknown paths anywhere
- * answer a 404 problem.
+ * answer a 404 problem. It logs where it listens, and no request unless `logRequests` (a port that Prometheus and
+ * probes poll every few seconds would fill a log with them).
  *
  * @example
  * ```ts
@@ -802,14 +803,19 @@ export const layer = (
  * @category layers
  */
 export const layerServer = (
-  options: Options & { readonly port: number; readonly host?: string | undefined }
+  options: Options & {
+    readonly port: number
+    readonly host?: string | undefined
+    /** Log every request served, as `HttpRouter.serve` does by default. Default: false. */
+    readonly logRequests?: boolean | undefined
+  }
 ): Layer.Layer<
   never,
   PolicyConfig.PolicyConfigError | Config.ConfigError | PlatformError.PlatformError | HttpServerError.ServeError,
   CircuitBreakerRegistry.CircuitBreakerRegistry
 > =>
   HttpRouter.serve(Layer.merge(layer(options), unknownPaths), {
-    disableListenLog: true,
+    disableLogger: options.logRequests !== true,
     // The router's default (100) would turn away names the API takes.
     routerConfig: { maxParamLength: ResilienceApi.maxNameLength }
   }).pipe(

@@ -2,7 +2,7 @@ import { CircuitBreaker, CircuitBreakerRegistry } from "@effect-resilience/core"
 import { ResilienceApi, ResilienceHttp } from "@effect-resilience/http"
 import { RedisFleet } from "@effect-resilience/redis"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schema } from "effect"
+import { Effect, Layer, Logger, Redacted, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import * as Net from "node:net"
 import { get, type Reply, request, Server } from "./httpTest.ts"
@@ -354,6 +354,26 @@ describe("ResilienceApi", () => {
         )
       )
     ))
+
+  it.effect("layerServer logs where it listens, and the requests it serves only with logRequests", () =>
+    Effect.gen(function*() {
+      const served = (logRequests: boolean) =>
+        Effect.gen(function*() {
+          const messages: Array<string> = []
+          const port = yield* freePort
+          yield* Effect.scoped(Effect.gen(function*() {
+            yield* Layer.build(ResilienceHttp.layerServer({ port, host: "127.0.0.1", logRequests }))
+            yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.text()))
+          })).pipe(
+            Effect.provide(Logger.layer([Logger.make((options) => void messages.push(String(options.message)))]))
+          )
+          return messages
+        })
+      const quiet = yield* served(false)
+      assert.isTrue(quiet.some((m) => m.includes("Listening on")), quiet.join("\n"))
+      assert.isFalse(quiet.some((m) => m.includes("Sent HTTP response")), quiet.join("\n"))
+      assert.isTrue((yield* served(true)).some((m) => m.includes("Sent HTTP response")))
+    }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
 
   it.effect("layerServer serves every name the API takes: 200 characters, listed, read and controlled", () =>
     Effect.gen(function*() {
