@@ -13,6 +13,8 @@ describe("agent service configuration", () => {
     Effect.gen(function*() {
       const config = yield* load({})
       assert.strictEqual(config.port, 3000)
+      // Loopback: the chaos and admin controls are not offered to the network unless asked.
+      assert.strictEqual(config.host, "127.0.0.1")
       assert.strictEqual(config.dataDir, ".data")
       assert.isTrue(Option.isNone(config.redisUrl))
       assert.isTrue(Option.isNone(config.redisSentinel))
@@ -66,6 +68,7 @@ describe("agent service configuration", () => {
     Effect.gen(function*() {
       const config = yield* load({
         PORT: "8080",
+        HOST: "0.0.0.0",
         DATA_DIR: "/var/lib/agent",
         REDIS_URL: `redis://:${redisPassword}@127.0.0.1:6379`,
         RESILIENCE_ADMIN_TOKEN: token,
@@ -77,6 +80,7 @@ describe("agent service configuration", () => {
         REDIS_PASSWORD: redisPassword
       })
       assert.strictEqual(config.port, 8080)
+      assert.strictEqual(config.host, "0.0.0.0")
       assert.strictEqual(config.dataDir, "/var/lib/agent")
       assert.deepStrictEqual(config.redisUrl, Option.some(`redis://:${redisPassword}@127.0.0.1:6379`))
       assert.isFalse(config.generatedToken)
@@ -126,6 +130,11 @@ describe("agent service configuration", () => {
     ["PORT is at least 1", { PORT: "0" }, `PORT: Expected a port number (1-65535), got "0"`],
     ["PORT is at most 65535", { PORT: "65536" }, `PORT: Expected a port number (1-65535), got "65536"`],
     ["PORT is an integer", { PORT: "80.5" }, `PORT: Expected a port number (1-65535), got "80.5"`],
+    [
+      "HOST is an address",
+      { HOST: "http://0.0.0.0" },
+      `HOST: Expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0, got "http://0.0.0.0"`
+    ],
     ["DATA_DIR is not blank", { DATA_DIR: "  " }, `DATA_DIR: Expected a non-empty path, got "  "`],
     [
       "REDIS_URL is a redis URL",

@@ -1,8 +1,18 @@
 import * as AgentProcess from "@effect-resilience/example-agent-service/process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { readFileSync } from "node:fs"
 
 const token = "test-admin-token"
+
+// The IPv4 addresses listening on `port`, read from /proc/net/tcp (little-endian hex, state 0A: LISTEN).
+const listening = (port: number): ReadonlyArray<string> =>
+  readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1).flatMap((line) => {
+    const [, local, , state] = line.trim().split(/\s+/)
+    const [address, hexPort] = (local ?? "").split(":")
+    if (state !== "0A" || address === undefined || parseInt(hexPort ?? "", 16) !== port) return []
+    return [[6, 4, 2, 0].map((at) => parseInt(address.slice(at, at + 2), 16)).join(".")]
+  })
 
 // One service on a free port and a fresh DATA_DIR (or the one given), with a short open duration.
 const service = (env: Record<string, string> = {}) =>
@@ -84,6 +94,8 @@ describe("agent service", { timeout: 120_000 }, () => {
   it.live("mounts the HTTP package's surface: probes, the monitoring API with the six breakers, metrics, dashboard, docs", () =>
     Effect.gen(function*() {
       const agent = yield* service()
+      // On loopback only, unless HOST says otherwise: the chaos and admin controls are not offered to the network.
+      assert.deepStrictEqual(listening(agent.port), ["127.0.0.1"])
       assert.strictEqual((yield* agent.request("GET", "/health/live")).status, 200)
       const ready = yield* agent.request("GET", "/health/ready")
       assert.strictEqual(ready.status, 200)

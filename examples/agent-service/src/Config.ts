@@ -32,6 +32,8 @@ import * as fs from "node:fs"
  */
 export interface AppConfig {
   readonly port: number
+  /** The address it listens on: `HOST`, loopback unless set (the chaos and admin controls stay on this machine). */
+  readonly host: string
   readonly dataDir: string
   readonly redisUrl: Option.Option<string>
   /** The Redis password (the master's, with Sentinel) when it is not in `REDIS_URL`: `REDIS_PASSWORD`. */
@@ -78,6 +80,7 @@ export class ConfigurationError extends Data.TaggedError("ConfigurationError")<{
 // What each variable expects, in the words of its error message (the README's "Configuration" table, as rules).
 const expected = {
   PORT: "a port number (1-65535)",
+  HOST: "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0",
   DATA_DIR: "a non-empty path",
   REDIS_URL: "a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db], port 1-65535)",
   REDIS_PASSWORD: "a non-empty password",
@@ -159,6 +162,7 @@ const Flag = Schema.Literals(["true", "false", "1", "0"]).pipe(Schema.decodeTo(
 
 const Variables = Schema.Struct({
   PORT: Port.pipe(withDefault(3000)),
+  HOST: Schema.Trim.check(Schema.isNonEmpty(), Schema.isPattern(/^[^\s/]+$/)).pipe(withDefault("127.0.0.1")),
   DATA_DIR: Schema.String.check(Schema.makeFilter((dir) => dir.trim() !== "")).pipe(withDefault(".data")),
   REDIS_URL: Schema.optional(Schema.String.check(Schema.makeFilter((url) => {
     const issue = redisUrlIssue(url)
@@ -296,6 +300,7 @@ export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(fun
   const token = env.RESILIENCE_ADMIN_TOKEN
   return {
     port: env.PORT,
+    host: env.HOST,
     dataDir: env.DATA_DIR,
     redisUrl: Option.fromUndefinedOr(env.REDIS_URL),
     redisPassword: Option.fromUndefinedOr(env.REDIS_PASSWORD),

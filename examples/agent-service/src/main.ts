@@ -113,6 +113,7 @@ const program = Effect.gen(function*() {
     // Answers what Node's parser rejects with a JSON problem instead of a reset connection.
     Layer.provide(NodeHttpServer.layer(ResilienceHttp.createServer, {
       port: config.port,
+      host: config.host,
       gracefulShutdownTimeout: config.shutdownTimeout
     }))
   )

@@ -39,6 +39,20 @@ const isProblem = (reply: Reply, status: number) => {
   assert.isString(reply.json.title)
 }
 
+// The log messages of a layerServer that answered one request.
+const servedLog = (logRequests: boolean) =>
+  Effect.gen(function*() {
+    const messages: Array<string> = []
+    const port = yield* freePort
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* Layer.build(ResilienceHttp.layerServer({ port, host: "127.0.0.1", logRequests }))
+      yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.text()))
+    })).pipe(
+      Effect.provide(Logger.layer([Logger.make((options) => void messages.push(String(options.message)))]))
+    )
+    return messages
+  })
+
 describe("ResilienceApi", () => {
   it.effect("GET /circuit-breakers: every breaker by name, in the wire shape", () =>
     Effect.gen(function*() {
@@ -357,22 +371,10 @@ describe("ResilienceApi", () => {
 
   it.effect("layerServer logs where it listens, and the requests it serves only with logRequests", () =>
     Effect.gen(function*() {
-      const served = (logRequests: boolean) =>
-        Effect.gen(function*() {
-          const messages: Array<string> = []
-          const port = yield* freePort
-          yield* Effect.scoped(Effect.gen(function*() {
-            yield* Layer.build(ResilienceHttp.layerServer({ port, host: "127.0.0.1", logRequests }))
-            yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.text()))
-          })).pipe(
-            Effect.provide(Logger.layer([Logger.make((options) => void messages.push(String(options.message)))]))
-          )
-          return messages
-        })
-      const quiet = yield* served(false)
+      const quiet = yield* servedLog(false)
       assert.isTrue(quiet.some((m) => m.includes("Listening on")), quiet.join("\n"))
       assert.isFalse(quiet.some((m) => m.includes("Sent HTTP response")), quiet.join("\n"))
-      assert.isTrue((yield* served(true)).some((m) => m.includes("Sent HTTP response")))
+      assert.isTrue((yield* servedLog(true)).some((m) => m.includes("Sent HTTP response")))
     }).pipe(Effect.provide(CircuitBreakerRegistry.layer)))
 
   it.effect("layerServer serves every name the API takes: 200 characters, listed, read and controlled", () =>
