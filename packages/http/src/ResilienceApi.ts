@@ -772,6 +772,9 @@ export const ResilienceApi = HttpApi.make("resilience")
   .add(Admin)
   // Every endpoint above: the middleware applies to the endpoints present when it is added.
   .middleware(RequestValidation)
+  .annotate(OpenApi.Title, "effect-resilience")
+  // The API's version, as its paths have it (/api/v1), not a package's.
+  .annotate(OpenApi.Version, "1")
   // The admin token is checked by the handlers (so that refusals are published with the breaker and key); the
   // document still says which scheme the controls take.
   .annotate(OpenApi.Transform, (spec) => ({

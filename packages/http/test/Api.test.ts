@@ -264,6 +264,7 @@ describe("ResilienceApi", () => {
     Effect.gen(function*() {
       const openapi = yield* get("/api/v1/resilience/openapi.json")
       assert.strictEqual(openapi.status, 200)
+      assert.deepStrictEqual([openapi.json.info.title, openapi.json.info.version], ["effect-resilience", "1"])
       assert.includeMembers(Object.keys(openapi.json.paths), [
         "/api/v1/resilience/circuit-breakers",
         "/api/v1/resilience/circuit-breakers/{name}",
