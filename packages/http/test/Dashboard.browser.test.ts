@@ -334,20 +334,30 @@ it.live(
       const page = yield* Effect.promise(() => browser.newPage())
       const problems: Array<string> = []
       page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+      // What the page's event stream went through, for the message should the restart not go as planned.
+      const stream: Array<string> = []
+      const startedAt = Date.now()
+      const note = (what: string) => stream.push(`${Date.now() - startedAt} ms: ${what}`)
+      page.on("response", (r) => r.url().includes("/events") && note(`${r.status()} ${r.url()}`))
+      page.on("requestfailed", (r) => r.url().includes("/events") && note(`failed: ${r.failure()?.errorText}`))
       yield* Effect.promise(() => page.goto(`${base}/dashboard`))
       yield* connected(page)
 
       // Restart: the new server listens at once, and answers 503 until the page's own retry (`retry: 3000`) got one,
-      // which closes that EventSource for good.
+      // which closes that EventSource for good. A loaded machine may take a while to get there.
       const refused = page.waitForResponse((r) => r.url().endsWith("/events") && r.status() === 503, {
-        timeout: 20_000
+        timeout: 45_000
       })
       yield* Scope.close(first, Exit.void)
       const started = yield* Deferred.make<void>()
       const second = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(second, Exit.void))
       const building = yield* Effect.forkScoped(Layer.buildWithScope(Slow(port, Deferred.await(started)), second))
-      yield* Effect.promise(() => refused)
+      note("restarted")
+      yield* Effect.tryPromise({
+        try: () => refused,
+        catch: (error) => new Error(`${error}\n${stream.join("\n")}\nthe new server: ${String(building.pollUnsafe())}`)
+      }).pipe(Effect.orDie)
       yield* Deferred.succeed(started, undefined)
       yield* Fiber.join(building)
 
@@ -360,5 +370,5 @@ it.live(
       Effect.scoped,
       Effect.provide(Layer.mergeAll(CircuitBreakerRegistry.layer, FetchHttpClient.layer))
     ),
-  60_000
+  90_000
 )
