@@ -133,6 +133,48 @@ describe("Alerts", () => {
   })
 
   describe("deduplication", () => {
+    it.effect("occurrences folded into a window outlive 1,000 other alert kinds: the next alert reports them", () =>
+      Effect.gen(function*() {
+        const changes = yield* Queue.unbounded<StatusChange>()
+        const sent: Array<Alerts.Alert> = []
+        const alerts = yield* Alerts.make({ changes: Stream.fromQueue(changes), dedupWindow: "10 minutes" }).pipe(
+          Effect.provideService(Alerts.AlertSink, { send: (alert) => Effect.sync(() => void sent.push(alert)) })
+        )
+        const emit = (service: string, from: Status, to: Status, error: string | null) =>
+          Effect.gen(function*() {
+            const at = yield* Clock.currentTimeMillis
+            yield* Queue.offer(changes, { service, from, to, critical: true, error, at, consecutiveFailures: 3 })
+          })
+
+        // db goes down: alerted. It goes down again 1 minute later: folded into the window, not reported yet.
+        yield* emit("db", "Healthy", "Unhealthy", "connection refused")
+        yield* TestClock.adjust("1 minute")
+        yield* emit("db", "Healthy", "Unhealthy", "connection refused")
+        yield* TestClock.adjust(0)
+        const before = yield* alerts.snapshot
+        assert.deepStrictEqual(before.unreported.map((u) => [u.service, u.count]), [["db", 1]])
+
+        // Meanwhile a busy fleet raises 1,000 other alerts (other services), each delivered.
+        for (let i = 0; i < 1000; i++) yield* emit(`worker-${i}`, "Healthy", "Degraded", "slow")
+        yield* TestClock.adjust(0)
+
+        // The db occurrence folded at 1 minute is still unreported: the snapshot must list it ...
+        const after = yield* alerts.snapshot
+        assert.strictEqual(after.deduplicated, 1)
+        assert.deepStrictEqual(
+          after.unreported.filter((u) => u.service === "db").map((u) => [u.service, u.count]),
+          [["db", 1]],
+          "the folded db occurrence vanished from the snapshot's unreported list"
+        )
+
+        // ... and the next db alert, after the window, must report it: count = itself + the one folded.
+        yield* TestClock.adjust("10 minutes")
+        yield* emit("db", "Healthy", "Unhealthy", "connection refused")
+        yield* TestClock.adjust(0)
+        const db = sent.filter((a) => a.service === "db")
+        assert.deepStrictEqual(db.map((a) => a.count), [1, 2], "the folded occurrence was never reported")
+      }).pipe(Effect.scoped))
+
     it.effect("the same alert within the window is sent once; the next one after it reports the folded ones", () =>
       Effect.gen(function*() {
         const { alerts, emit, sent } = yield* setup({ dedupWindow: "5 minutes" })

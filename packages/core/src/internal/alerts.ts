@@ -104,7 +104,16 @@ export class Dedup {
   private put(key: string, entry: Entry): void {
     this.entries.delete(key)
     this.entries.set(key, entry)
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
+    if (this.entries.size <= this.maxEntries) return
+    // Over the bound, the stalest kind whose occurrences are all reported goes: one with folded occurrences still to
+    // report would lose them. Only when every kind has some does the stalest go anyway (and its occurrences with it).
+    for (const [stale, held] of this.entries) {
+      if (held.unreported === 0) {
+        this.entries.delete(stale)
+        return
+      }
+    }
+    this.entries.delete(this.entries.keys().next().value!)
   }
 }
 
