@@ -66,7 +66,6 @@ import type * as FallbackStore from "./FallbackStore.ts"
 import { callUser } from "./internal/callUser.ts"
 import { admissions } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
-import { isLocalRejection } from "./internal/rejection.ts"
 import * as internal from "./internal/resilientCache.ts"
 import * as timeoutInternal from "./internal/timeout.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
@@ -397,7 +396,12 @@ export const make = <A, E = unknown>(
     // interruption here is the backend's own (it joined a fiber something else interrupted): a failed call.
     const failedCall = <X>(operation: Failure["operation"], key: string, orElse: X, cause: Cause.Cause<unknown>) => {
       const error = Cause.findErrorOption(cause)
-      if (Option.isSome(error) && isLocalRejection(error.value)) {
+      // A skip is the cache's own breaker's rejection; the backend's own (its pool's bulkhead, another breaker) is a
+      // failed call like any other.
+      if (
+        Option.isSome(error) && error.value instanceof CircuitBreaker.CircuitBreakerError &&
+        error.value.breaker === name
+      ) {
         stats.skipped++
         return Effect.succeed(orElse)
       }

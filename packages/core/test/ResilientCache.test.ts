@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Data, Duration, Effect, Fiber, Logger, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
+import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
 import * as ResilientCache from "../src/ResilientCache.ts"
@@ -466,5 +467,59 @@ describe("ResilientCache", () => {
       assert.strictEqual(value("resilient_cache_reads_total", { outcome: "Hit" }), 1)
       assert.strictEqual(value("resilient_cache_reads_total", { outcome: "Miss" }), 1)
       assert.strictEqual(value("resilient_cache_errors_total", { operation: "set" }), 1)
+    }).pipe(Effect.scoped))
+})
+
+describe("ResilientCache: a backend's own rejections", () => {
+  it.effect("a backend that fails with its own breaker's rejection has failed: an error, reported, not a skip", () =>
+    Effect.gen(function*() {
+      // The Redis client shares a breaker of its own with the rest of the service; it is open.
+      const redisBreaker = yield* CircuitBreaker.make({ name: "redis" })
+      yield* redisBreaker.forceOpen()
+      const backend: ResilientCache.Backend<string, unknown> = {
+        get: () => redisBreaker.protect(Effect.succeed(Option.none<string>())),
+        set: () => redisBreaker.protect(Effect.void),
+        invalidate: () => redisBreaker.protect(Effect.succeed(0))
+      }
+      const failures: Array<ResilientCache.Failure> = []
+      const cache = yield* ResilientCache.make({
+        name: "sessions",
+        backend,
+        onFailure: (failure) => Effect.sync(() => void failures.push(failure))
+      })
+      const found = yield* cache.get("session:alice")
+      assert.isTrue(Option.isNone(found))
+      const snapshot = yield* cache.snapshot
+      // The cache's own breaker is closed: it skipped nothing. The backend call failed.
+      assert.strictEqual(snapshot.breaker.state, "Closed")
+      assert.deepStrictEqual(
+        { skipped: snapshot.skipped, getErrors: snapshot.errors.get, reported: failures.length },
+        { skipped: 0, getErrors: 1, reported: 1 }
+      )
+    }).pipe(Effect.scoped))
+
+  it.effect("a backend behind a full bulkhead (its connection pool) has failed: an error, reported, not a skip", () =>
+    Effect.gen(function*() {
+      const pool = yield* Bulkhead.make({ name: "redis-pool", maxConcurrent: 1 })
+      const backend: ResilientCache.Backend<string, unknown> = {
+        get: () => pool.protect(Effect.succeed(Option.none<string>())),
+        set: () => pool.protect(Effect.void),
+        invalidate: () => pool.protect(Effect.succeed(0))
+      }
+      const failures: Array<ResilientCache.Failure> = []
+      const cache = yield* ResilientCache.make({
+        name: "sessions",
+        backend,
+        onFailure: (failure) => Effect.sync(() => void failures.push(failure))
+      })
+      // Another user of the pool holds its only connection.
+      yield* pool.protect(Effect.never).pipe(Effect.forkScoped({ startImmediately: true }))
+      const stored = yield* cache.set("session:alice", "{}")
+      assert.isFalse(stored)
+      const snapshot = yield* cache.snapshot
+      assert.deepStrictEqual(
+        { skipped: snapshot.skipped, setErrors: snapshot.errors.set, reported: failures.map((f) => f.operation) },
+        { skipped: 0, setErrors: 1, reported: ["set"] }
+      )
     }).pipe(Effect.scoped))
 })
