@@ -423,9 +423,11 @@ export const make: {
   const set = (patch: Patch): Effect.Effect<Settings, PolicyConfigError> =>
     // Validated under the ref's lock, so that concurrent patches apply one after the other.
     SubscriptionRef.updateAndGetEffect(ref, (current) =>
+      // `undefined` keeps a setting; `null` (but for `latency`, where it means none) reaches the Schema and fails,
+      // as it does in `make` (see `orDefault`).
       validate(name, {
-        enabled: patch.enabled ?? current.enabled,
-        faultRate: patch.faultRate ?? current.faultRate,
+        enabled: patch.enabled === undefined ? current.enabled : patch.enabled,
+        faultRate: patch.faultRate === undefined ? current.faultRate : patch.faultRate,
         latency: patch.latency === undefined
           ? current.latency === null
             ? null
@@ -433,7 +435,7 @@ export const make: {
           : patch.latency === null
           ? null
           : rawLatency(patch.latency),
-        outcomeRate: patch.outcomeRate ?? current.outcomeRate
+        outcomeRate: patch.outcomeRate === undefined ? current.outcomeRate : patch.outcomeRate
       }))
 
   const setEnabled = (enabled: boolean): Effect.Effect<void> =>

@@ -184,6 +184,12 @@ describe("Chaos", () => {
         const error = yield* Effect.flip(chaos.set({ faultRate: 1.5, latency: { min: "2 seconds", max: "1 second" } }))
         assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["faultRate", "latency.max"])
         assert.strictEqual((yield* chaos.current).faultRate, 0.1)
+        // `null` is no "unchanged" (that is `undefined`): it fails as it does in `make`.
+        const nulls = yield* Effect.flip(
+          chaos.set({ enabled: null, faultRate: null, outcomeRate: null } as unknown as Chaos.Patch)
+        )
+        assert.deepStrictEqual(nulls.issues.map((issue) => issue.path), ["enabled", "faultRate", "outcomeRate"])
+        assert.strictEqual((yield* chaos.current).faultRate, 0.1)
       }))
   })
 
