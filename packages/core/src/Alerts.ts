@@ -553,9 +553,9 @@ export const webhook: (
   options: WebhookOptions
 ) => Effect.Effect<Sink, PolicyConfigError, HttpClient.HttpClient | Scope.Scope> = Effect.fnUntraced(
   function*(options: WebhookOptions) {
-    const name = options.name ?? "alerts-webhook"
+    const name = orDefault(options.name, "alerts-webhook")
     const raw = { url: options.url, name, timeout: orDefault(options.timeout, "10 seconds") }
-    yield* decode(WebhookSchema, raw, { kind: "alert sink", policy: name })
+    yield* decode(WebhookSchema, raw, { kind: "alert sink", policy: String(name) })
     const timeout = Duration.millis(millisOf(raw.timeout))
     const client = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
     const breaker = yield* CircuitBreaker.make({ ...options.breaker, name })
@@ -727,14 +727,14 @@ const historySize = 100
  */
 export const make: (options: Options) => Effect.Effect<Alerts, PolicyConfigError, Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
-    const name = options.name ?? "alerts"
-    const context = { kind: "alerts", policy: name }
+    const name = orDefault(options.name, "alerts")
+    const context = { kind: "alerts", policy: String(name) }
     const raw = {
       name,
       dedupWindow: orDefault(options.dedupWindow, "5 minutes"),
       maintenance: (options.maintenance ?? []).map((window) => ({
         service: window.service,
-        from: window.from ?? 0,
+        from: orDefault(window.from, 0),
         until: window.until
       }))
     }

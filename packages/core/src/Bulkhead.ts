@@ -371,8 +371,8 @@ const resolve = (options: Options): Effect.Effect<Resolved, PolicyConfigError> =
         min: adaptive.min,
         max: adaptive.max,
         latencyTarget: adaptive.latencyTarget,
-        increaseBy: adaptive.increaseBy ?? 1,
-        decreaseFactor: adaptive.decreaseFactor ?? 0.9
+        increaseBy: orDefault(adaptive.increaseBy, 1),
+        decreaseFactor: orDefault(adaptive.decreaseFactor, 0.9)
       }
     })
   }

@@ -292,8 +292,8 @@ type RawLatency =
 
 const rawLatency = (latency: Latency): RawLatency =>
   "delay" in latency
-    ? { rate: latency.rate ?? 1, delay: latency.delay }
-    : { rate: latency.rate ?? 1, min: latency.min, max: latency.max }
+    ? { rate: orDefault(latency.rate, 1), delay: latency.delay }
+    : { rate: orDefault(latency.rate, 1), min: latency.min, max: latency.max }
 
 // Validates raw settings (defaults filled in) and turns durations into millis.
 const validate = (

@@ -816,7 +816,7 @@ export const failureRate = (options: {
 }): TripPolicy => ({
   _tag: "FailureRate",
   threshold: options.threshold,
-  minimumCalls: options.minimumCalls ?? 1,
+  minimumCalls: orDefault(options.minimumCalls, 1),
   window: options.window
 })
 
@@ -848,7 +848,7 @@ export const slowCallRate = (options: {
   _tag: "SlowCallRate",
   threshold: options.threshold,
   slowerThan: options.slowerThan,
-  minimumCalls: options.minimumCalls ?? 1,
+  minimumCalls: orDefault(options.minimumCalls, 1),
   window: options.window
 })
 

@@ -1,6 +1,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { type Duration, Effect, Schema } from "effect"
+import { type Duration, Effect, Schema, Stream } from "effect"
+import * as Alerts from "../src/Alerts.ts"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as Chaos from "../src/Chaos.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -48,6 +49,8 @@ const thrown = (f: () => unknown) =>
 // `null` where the types say `T | undefined`, as untyped config (JSON, JavaScript callers) gives it.
 const nulled = <A>(value: A): A => value === undefined ? (null as A) : value
 const NULL = nulled<number | undefined>(undefined)
+
+const paths = (error: PolicyConfig.PolicyConfigError) => error.issues.map((issue) => issue.path)
 
 describe("PolicyConfig", () => {
   describe("withVariables", () => {
@@ -243,4 +246,38 @@ describe("PolicyConfig", () => {
       assert.strictEqual(PolicyConfig.orDefault(0, 3), 0)
     })
   })
+
+  // `null` is no "use the default" (that is `undefined`): wherever an option has a default, it reaches the Schema.
+  it.effect("an optional setting given as null is refused, naming it, not read as its default", () =>
+    Effect.gen(function*() {
+      const nil = null as unknown as undefined
+      assert.deepStrictEqual(
+        paths(
+          yield* Effect.flip(Bulkhead.make({
+            name: "pool",
+            maxConcurrent: 2,
+            adaptive: { min: 1, max: 4, latencyTarget: "1 second", increaseBy: nil, decreaseFactor: nil }
+          }))
+        ),
+        ["adaptive.increaseBy", "adaptive.decreaseFactor"]
+      )
+      assert.deepStrictEqual(
+        paths(
+          yield* Effect.flip(CircuitBreaker.make({
+            name: "db",
+            trip: CircuitBreaker.failureRate({
+              threshold: 0.5,
+              window: CircuitBreaker.lastCalls(10),
+              minimumCalls: nil
+            })
+          }))
+        ),
+        ["trip[0].minimumCalls"]
+      )
+      assert.deepStrictEqual(
+        paths(yield* Effect.flip(Chaos.make({ name: "db", latency: { delay: "1 second", rate: nil } }))),
+        ["latency.rate"]
+      )
+      assert.deepStrictEqual(paths(yield* Effect.flip(Alerts.make({ changes: Stream.empty, name: nil }))), ["name"])
+    }).pipe(Effect.scoped))
 })
