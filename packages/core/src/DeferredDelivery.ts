@@ -413,7 +413,11 @@ export class DeferredDeliveryError extends Schema.TaggedError<DeferredDeliveryEr
 
 const OptionsSchema = Schema.Struct({
   name: Schema.NonEmptyString.check(
-    Schema.makeFilter((s: string) => s.includes("/") ? "Expected a name without \"/\"" : undefined)
+    Schema.makeFilter((s: string) => s.includes("/") ? "Expected a name without \"/\"" : undefined),
+    // Half of a character (as `text.slice` can leave) would not survive a store on Redis: its journal would be lost.
+    Schema.makeFilter((s: string) =>
+      /\p{Cs}/u.test(s) ? "Expected a name of whole characters (half of one, such as an emoji's, is not)" : undefined
+    )
   ),
   maxAttempts: PositiveInt,
   maxAge: DurationInput({ positive: true }),

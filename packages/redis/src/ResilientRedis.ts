@@ -632,7 +632,12 @@ export const make: (
               return journal("set", key, value, ttl)
             }
             counts.redisOps++
-            return Effect.ignore(copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null))
+            // A copy that could not be updated goes: left, it would be served as current in the next outage.
+            return copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null).pipe(
+              Effect.catch(() =>
+                Effect.ignore(fallback.remove(valueKey(key)))
+              )
+            )
           }))
       })
     ))

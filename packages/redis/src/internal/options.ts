@@ -78,11 +78,21 @@ export const ttlMillis = (ttl: Duration.Input | undefined): number | undefined =
   if (Option.isNone(duration)) return undefined
   const millis = Duration.toMillis(duration.value)
   if (!(millis > 0)) return undefined
-  return Number.isFinite(millis) ? Math.ceil(millis) : 0
+  if (!Number.isFinite(millis)) return 0
+  // Past this, Redis refuses the expiry ("value is not an integer or out of range"): a write refused for good.
+  return millis > MAX_TTL_MILLIS ? undefined : Math.ceil(millis)
 }
 
-/** Why a TTL was refused, as `FallbackStore` says it. @internal */
-export const ttlIssue = (ttl: unknown): string => `Expected ttl to be a positive duration, got ${String(ttl)}`
+// About 285,000 years: far inside the 64-bit milliseconds Redis adds to its clock, and exact as a JavaScript number.
+const MAX_TTL_MILLIS = Number.MAX_SAFE_INTEGER
+
+/** Why a TTL was refused, as `FallbackStore` says it (or, for one too long, why Redis would). @internal */
+export const ttlIssue = (ttl: unknown): string => {
+  const duration = Duration.fromInput(ttl as Duration.Input)
+  return Option.isSome(duration) && Duration.toMillis(duration.value) > MAX_TTL_MILLIS
+    ? `Expected ttl to be at most ${MAX_TTL_MILLIS} millis (or infinite), got ${String(ttl)}`
+    : `Expected ttl to be a positive duration, got ${String(ttl)}`
+}
 
 // Redis gets text as UTF-8, in which a lone surrogate (half of a character such as an emoji, as `text.slice` can
 // leave) is written as U+FFFD: two keys would be one, and a value would read back other than written.
