@@ -1050,10 +1050,9 @@ export const make: (
   // Loads the index: temporary files go, entries are verified, corrupt and expired ones removed.
   const now = yield* Clock.currentTimeMillis
   const names = yield* Effect.mapError(fs.readDirectory(directory), errorOf("open"))
-  yield* Effect.forEach(names, (name) => {
+  const unread: Array<string> = []
+  const load = (name: string) => {
     const file = path.join(directory, name)
-    if (internal.isTempName(name)) return Effect.ignoreCause(removeFile(file))
-    if (!internal.isEntryName(name)) return Effect.void
     return fs.readFile(file).pipe(
       Effect.flatMap((bytes) => {
         const decoded = internal.decodeEntry(bytes)
@@ -1079,13 +1078,23 @@ export const make: (
           bytes: bytes.length
         })
         return Effect.void
-      }),
-      // An unreadable entry is left alone and not served; a `set` of its key replaces it.
+      })
+    )
+  }
+  yield* Effect.forEach(names, (name) => {
+    if (internal.isTempName(name)) return Effect.ignoreCause(removeFile(path.join(directory, name)))
+    if (!internal.isEntryName(name)) return Effect.void
+    // A read that fails here (too many open files, a passing I/O error) is tried again below, alone: left out of the
+    // index, its key would look free, and a queue's next write could take that file's place.
+    return Effect.catch(load(name), () => Effect.sync(() => void unread.push(name)))
+  }, { discard: true, concurrency: 16 })
+  yield* Effect.forEach(unread, (name) =>
+    load(name).pipe(
+      // Unreadable twice, the entry is left alone and not served; a `set` of its key replaces it.
       Effect.catch((error) =>
         Effect.logWarning(`Fallback store "${settings.name}": skipped unreadable ${name}: ${error.message}`)
       )
-    )
-  }, { discard: true, concurrency: 16 })
+    ), { discard: true })
 
   return yield* assemble(settings, backend, index, stats)
 })
