@@ -1096,6 +1096,7 @@ export const make: (
       )
     ), { discard: true })
 
+  index.resequence()
   return yield* assemble(settings, backend, index, stats)
 })
 

@@ -402,6 +402,16 @@ export class Index {
     this.bytes = 0
   }
 
+  /**
+   * Numbers the entries loaded at open in the order they were written (by `writtenAt`, the only order a restart
+   * keeps), so that `seq` orders every write, these and the later ones, whatever the wall clock does meanwhile.
+   */
+  resequence(): void {
+    const loaded = [...this.entries].sort(([, a], [, b]) => a.writtenAt - b.writtenAt || a.seq - b.seq)
+    this.seq = 0
+    for (const [key, meta] of loaded) this.entries.set(key, { ...meta, seq: this.nextSeq() })
+  }
+
   live(now: number): Array<string> {
     const keys: Array<string> = []
     for (const [key, meta] of this.entries) if (!isExpired(meta, now)) keys.push(key)
@@ -437,6 +447,6 @@ const evictsBefore = (a: Meta, b: Meta, now: number): boolean => {
   const expiredA = isExpired(a, now)
   if (expiredA !== isExpired(b, now)) return expiredA
   if (a.expiresAt !== b.expiresAt) return a.expiresAt < b.expiresAt
-  if (a.writtenAt !== b.writtenAt) return a.writtenAt < b.writtenAt
+  // Write order, not `writtenAt`: a wall clock stepped back would make the newest entries look oldest.
   return a.seq < b.seq
 }
