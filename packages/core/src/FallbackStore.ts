@@ -850,15 +850,32 @@ const lockDirectory = (
         })
       }
       const linked = yield* link.pipe(
-        // Nothing can write to a read-only directory, so there is nothing to lock: the store opens to serve reads.
-        Effect.catch((error) => codeOf(error) === "EROFS" ? Effect.succeed(true) : Effect.fail(error))
+        Effect.catch((error): Effect.Effect<boolean | "full", PlatformError> => {
+          const code = codeOf(error)
+          // Nothing can write to a read-only directory, so there is nothing to lock: the store opens to serve reads.
+          if (code === "EROFS") return Effect.succeed(true)
+          // A full disk has no room for the lock: unless a live store holds it, the store opens without it, so that
+          // what it holds can be served (and a queue's messages delivered, which frees room).
+          return code === "ENOSPC" ? Effect.succeed("full") : Effect.fail(error)
+        })
       )
-      if (linked) return
+      if (linked === true) return
       const existing = yield* readLock
+      if (linked === "full" && Option.isNone(existing)) {
+        return yield* Effect.logWarning(
+          `Fallback store "${name}": the disk is full, so ${directory} is open without its lock until this store closes`
+        )
+      }
       if (Option.isNone(existing)) return yield* attempt(round + 1)
       const holder = internal.decodeLock(existing.value)
       const alive = holder !== undefined &&
         (holder.pid === self.pid ? internal.openInstances.has(holder.instance) : yield* isAlive(holder.pid))
+      if (linked === "full" && !alive) {
+        return yield* Effect.logWarning(
+          `Fallback store "${name}": the disk is full, so ${directory} is open without its lock (a stale one of ` +
+            `process ${holder?.pid ?? "unknown"} is left) until this store closes`
+        )
+      }
       if (alive) {
         return yield* new FallbackStoreError({
           reason: "Locked",
