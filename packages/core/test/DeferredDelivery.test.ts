@@ -999,6 +999,18 @@ describe("DeferredDelivery", () => {
           error._tag === "PolicyConfigError" ? error.issues.map((issue) => issue.path).sort() : [],
           ["maxAge", "maxAttempts", "maxDepth", "maxMessageBytes", "name", "retryInterval"]
         )
+        // Half an emoji (a name cut with `slice`): a Redis journal would store it as U+FFFD, its messages lost.
+        const halfEmoji = yield* Effect.flip(DeferredDelivery.make({
+          name: `outbox-${"🚀".slice(0, 1)}`,
+          schema: Schema.String,
+          sink: () => Effect.void,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store: yield* FallbackStore.makeMemory()
+        }))
+        assert.deepStrictEqual(
+          halfEmoji._tag === "PolicyConfigError" ? halfEmoji.issues.map((issue) => issue.path) : [],
+          ["name"]
+        )
       }).pipe(Effect.scoped))
   })
 

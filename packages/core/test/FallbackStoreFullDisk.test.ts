@@ -1,46 +1,13 @@
 // A store opening on a full disk could not write its lock, and failed to open: what it held could not be served
 // after a restart, nor a queue's acknowledged messages delivered (which is what frees room). It opens without the
 // lock now, unless a live store holds it.
+import * as SmallDisk from "@effect-resilience/testing/SmallDisk"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, FileSystem, Metric, Option, Schema } from "effect"
-import { execFileSync } from "node:child_process"
-import { closeSync, openSync, writeSync } from "node:fs"
-import { join } from "node:path"
+import { Effect, Exit, Metric, Option, Schema } from "effect"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as DeferredDelivery from "../src/DeferredDelivery.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
-
-const sh = (command: string, ...args: ReadonlyArray<string>) =>
-  Effect.try({ try: () => execFileSync(command, args, { stdio: "pipe" }).toString(), catch: (error) => error })
-
-/** A fresh directory with a small tmpfs on it, unmounted and removed with the scope. */
-const tmpfsDir = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const dir = yield* Effect.acquireRelease(
-    fs.makeTempDirectory({ prefix: "fallback-full-full-" }),
-    (made) => Effect.orDie(fs.remove(made, { recursive: true, force: true }))
-  )
-  yield* Effect.acquireRelease(
-    sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir),
-    () => Effect.ignore(sh("umount", "-l", dir))
-  )
-  return dir
-})
-
-/** Another program fills the disk: a file grown until ENOSPC. */
-const fillDisk = (dir: string) =>
-  Effect.sync(() => {
-    const fd = openSync(join(dir, "filler"), "w")
-    try {
-      const chunk = Buffer.alloc(512, 1)
-      for (;;) writeSync(fd, chunk)
-    } catch {
-      // ENOSPC: full
-    } finally {
-      closeSync(fd)
-    }
-  })
 
 const live = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   effect.pipe(Effect.provideService(Metric.MetricRegistry, new Map()), Effect.provide(NodeServices.layer))
@@ -48,12 +15,12 @@ const live = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 describe("FallbackStore on a full disk", () => {
   it.effect("a FallbackStore restarted on a full disk opens and serves the entries it holds", () =>
     live(Effect.gen(function*() {
-      const dir = yield* tmpfsDir
+      const dir = yield* SmallDisk.make("64k")
       yield* Effect.scoped(Effect.gen(function*() {
         const store = yield* FallbackStore.make({ name: "test", directory: dir })
         yield* store.set("price:sku-1", "19.99")
       }))
-      yield* fillDisk(dir)
+      yield* SmallDisk.fill(dir)
       // The restart: nothing needs writing to serve "price:sku-1".
       const reopened = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
         const store = yield* FallbackStore.make({ name: "test", directory: dir })
@@ -65,7 +32,7 @@ describe("FallbackStore on a full disk", () => {
 
   it.effect("a message a DeferredDelivery queue acknowledged is delivered by the next process, disk full or not", () =>
     live(Effect.gen(function*() {
-      const dir = yield* tmpfsDir
+      const dir = yield* SmallDisk.make("64k")
       const delivered: Array<string> = []
       const queueOn = (forceOpen: boolean) =>
         Effect.gen(function*() {
@@ -85,7 +52,7 @@ describe("FallbackStore on a full disk", () => {
         const receipt = yield* queue.send("hello", { key: "m1" })
         assert.strictEqual(receipt._tag, "Queued")
       }))
-      yield* fillDisk(dir)
+      yield* SmallDisk.fill(dir)
       const next = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
         const queue = yield* queueOn(false)
         yield* queue.awaitEmpty.pipe(Effect.timeout("5 seconds"))

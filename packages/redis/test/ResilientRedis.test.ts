@@ -1,8 +1,9 @@
 import * as FallbackStore from "@effect-resilience/core/FallbackStore"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
+import * as SmallDisk from "@effect-resilience/testing/SmallDisk"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, type Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -617,4 +618,39 @@ describe("ResilientRedis under faults (issue 15)", () => {
       ),
     20_000
   )
+})
+
+describe("ResilientRedis: writes Redis cannot take, or the fallback cannot copy", () => {
+  // A TTL longer than Redis can hold (FallbackStore takes it as no expiry) was acknowledged, journaled, and failed its
+  // replay on every ping: the journal never drained and every later write stayed in the fallback.
+  it.live("a ttl longer than Redis can hold is refused up front, and later writes reach Redis", () =>
+    withServer((_, directory) =>
+      Effect.gen(function*() {
+        const cache = yield* open(directory)
+        const redis = yield* RedisStore.RedisStore
+        const refused = yield* Effect.flip(cache.set("forever", "x", { ttl: Duration.millis(1e19) }))
+        assert.include(refused.description, "Expected ttl to be at most")
+        yield* cache.set("b", "2")
+        assert.deepStrictEqual(yield* redis.get("b"), Option.some("2"))
+        assert.strictEqual((yield* cache.snapshot).pending, 0)
+      }).pipe(Effect.scoped)
+    ))
+
+  // When the fallback could not take the copy of a write Redis accepted (its disk full), the previous copy stayed and
+  // the next outage served it as current.
+  it.live("an outage never serves a value older than the last one Redis accepted", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make({ persistence: false })
+      const directory = yield* SmallDisk.make("64k")
+      yield* Effect.gen(function*() {
+        const cache = yield* open(directory)
+        const redis = yield* RedisStore.RedisStore
+        yield* cache.set("price", "19.99")
+        yield* SmallDisk.fill(directory)
+        yield* cache.set("price", "24.99")
+        assert.deepStrictEqual(yield* redis.get("price"), Option.some("24.99"))
+        yield* server.kill
+        assert.notDeepEqual(yield* cache.get("price"), Option.some("19.99"))
+      }).pipe(Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis" })))
+    }).pipe(Effect.scoped), 20_000)
 })
