@@ -1125,13 +1125,30 @@ const resolve = <A>(options: Options<A>): Effect.Effect<Resolved, PolicyConfigEr
 const severity = (state: State): number =>
   state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
 
+/**
+ * Whether circuits in state `a` are worse off than in state `b`: forced open, then open, then half-open, then the
+ * rest (closed, disabled, metrics-only) alike. What picks the circuit that speaks for a keyed breaker.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ *
+ * CircuitBreaker.isWorse("Open", "HalfOpen") // true
+ * CircuitBreaker.isWorse("Disabled", "Closed") // false
+ * ```
+ *
+ * @since 0.2.0
+ * @category states
+ */
+export const isWorse = (a: State, b: State): boolean => severity(a) > severity(b)
+
 // A breaker's state for an alert on its gauge: its default circuit's, unless a key is worse off (a keyed breaker, say
 // one circuit per host, may never call its default circuit).
 const worstState = (first: internal.Cell, cells: Iterable<internal.Cell>): State => {
   let worst = internal.stateOf(first)
   for (const cell of cells) {
     const state = internal.stateOf(cell)
-    if (severity(state) > severity(worst)) worst = state
+    if (isWorse(state, worst)) worst = state
   }
   return worst
 }

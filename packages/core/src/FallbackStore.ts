@@ -861,21 +861,15 @@ const lockDirectory = (
       )
       if (linked === true) return
       const existing = yield* readLock
-      if (linked === "full" && Option.isNone(existing)) {
+      const holder = Option.isNone(existing) ? undefined : internal.decodeLock(existing.value)
+      const alive = holder !== undefined &&
+        (holder.pid === self.pid ? internal.openInstances.has(holder.instance) : yield* isAlive(holder.pid))
+      if (linked === "full" && !alive) {
         return yield* Effect.logWarning(
           `Fallback store "${name}": the disk is full, so ${directory} is open without its lock until this store closes`
         )
       }
       if (Option.isNone(existing)) return yield* attempt(round + 1)
-      const holder = internal.decodeLock(existing.value)
-      const alive = holder !== undefined &&
-        (holder.pid === self.pid ? internal.openInstances.has(holder.instance) : yield* isAlive(holder.pid))
-      if (linked === "full" && !alive) {
-        return yield* Effect.logWarning(
-          `Fallback store "${name}": the disk is full, so ${directory} is open without its lock (a stale one of ` +
-            `process ${holder?.pid ?? "unknown"} is left) until this store closes`
-        )
-      }
       if (alive) {
         return yield* new FallbackStoreError({
           reason: "Locked",

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import type * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
+import * as CircuitBreaker from "@effect-resilience/core/CircuitBreaker"
 import type * as HealthMonitor from "@effect-resilience/core/HealthMonitor"
 import type * as ResilienceApi from "../ResilienceApi.ts"
 
@@ -45,15 +45,12 @@ export const stats = (s: CircuitBreaker.Snapshot): ResilienceApi.CircuitStats =>
   retry_after_ms: s.retryAfterMillis === null ? null : Math.max(0, Math.round(s.retryAfterMillis))
 })
 
-const severity = (state: CircuitBreaker.State): number =>
-  state === "ForcedOpen" ? 3 : state === "Open" ? 2 : state === "HalfOpen" ? 1 : 0
-
 // The circuit that speaks for a breaker: its default one, unless a key is worse off (a keyed breaker, say one
 // circuit per host, may never call its default circuit). Its state and its figures go together, wherever shown.
 const main = (snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): CircuitBreaker.Snapshot | undefined => {
   let head = snapshots.find((s) => s.key === defaultKey) ?? snapshots[0]
   if (head === undefined) return undefined
-  for (const s of snapshots) if (severity(s.state) > severity(head.state)) head = s
+  for (const s of snapshots) if (CircuitBreaker.isWorse(s.state, head.state)) head = s
   return head
 }
 
