@@ -1,5 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { examplesOf, isImportLine, mapDiagnostic, parseDiagnostic } from "./jsdocExamples.ts"
+import {
+  examplesOf,
+  importedPackages,
+  isImportLine,
+  mapDiagnostic,
+  markdownExamplesOf,
+  parseDiagnostic
+} from "./jsdocExamples.ts"
 
 const source = [
   "/**", // 1
@@ -84,5 +91,106 @@ describe("JSDoc examples", () => {
   it("an import declaration may span lines", () => {
     const code = ["import {", "  A,", "  B", "} from \"a\"", "import \"side-effect\"", "const c = 1"]
     assert.deepStrictEqual(code.map((_, i) => isImportLine(code, i)), [true, true, true, true, true, false])
+  })
+})
+
+const page = [
+  "# A page", // 1
+  "", // 2
+  "```ts", // 3
+  "import { A } from \"a\"", // 4
+  "", // 5
+  "const x: number = A", // 6
+  "```", // 7
+  "", // 8
+  "```sh", // 9
+  "pnpm test", // 10
+  "```", // 11
+  "", // 12
+  "1. In a list:", // 13
+  "", // 14
+  "   ```typescript", // 15
+  "   const f = (n: number) =>", // 16
+  "     n + 1", // 17
+  "   ```", // 18
+  "", // 19
+  "<!-- check-examples: skip (a fragment) -->", // 20
+  "", // 21
+  "```ts", // 22
+  "yield* f(1)", // 23
+  "```", // 24
+  "", // 25
+  "````md", // 26
+  "```ts", // 27
+  "not an example: inside a block of another language", // 28
+  "```", // 29
+  "````" // 30
+].join("\n")
+
+describe("Markdown examples", () => {
+  it("finds the ```ts blocks of a page, without the fence's indentation; a marked one carries its reason", () => {
+    assert.deepStrictEqual(markdownExamplesOf("docs/x.md", page), [
+      {
+        source: "docs/x.md",
+        fence: 3,
+        code: ["import { A } from \"a\"", "", "const x: number = A"],
+        indents: [0, 0, 0]
+      },
+      {
+        source: "docs/x.md",
+        fence: 15,
+        code: ["const f = (n: number) =>", "  n + 1"],
+        indents: [3, 3]
+      },
+      { source: "docs/x.md", fence: 22, code: ["yield* f(1)"], indents: [0], skip: "a fragment" }
+    ])
+  })
+
+  it("the marker skips only the block right after it", () => {
+    const text = "<!-- check-examples: skip (why) -->\n\nSome text.\n\n```ts\nconst a = 1\n```"
+    assert.deepStrictEqual(markdownExamplesOf("x.md", text), [
+      { source: "x.md", fence: 5, code: ["const a = 1"], indents: [0] }
+    ])
+  })
+
+  it("a misspelt marker, or a block left open, is an error", () => {
+    assert.throws(
+      () => markdownExamplesOf("x.md", "<!-- check-examples: skip -->\n```ts\nconst a = 1\n```"),
+      /x\.md:1: write the marker as <!-- check-examples: skip \(the reason\) -->/
+    )
+    assert.throws(
+      () => markdownExamplesOf("x.md", "text\n\n```ts\nconst a = 1\n"),
+      /x\.md:3: the code block is not closed/
+    )
+  })
+
+  it("maps a diagnostic back to the page's line", () => {
+    const [, indented] = markdownExamplesOf("docs/x.md", page)
+    const diagnostic = parseDiagnostic(
+      "node_modules/.cache/jsdoc-examples/run-1/pages/docs/x.L15.ts(2,3): error TS2365: Operator '+' cannot be applied."
+    )!
+    // Line 2 of the example is line 17 of the page; column 3 there is column 6 after the list's indentation.
+    assert.strictEqual(
+      mapDiagnostic(indented, diagnostic),
+      "docs/x.md:17:6 (example at line 15): error TS2365: Operator '+' cannot be applied."
+    )
+  })
+
+  it("names the packages an example imports", () => {
+    const code = [
+      "import { CircuitBreaker } from \"@effect-resilience/core\"",
+      "import { Effect } from \"effect\"",
+      "import { TestClock } from \"effect/testing\"",
+      "import type { Server } from \"node:http\"",
+      "import { helper } from \"./helper.ts\"",
+      "import \"@effect/platform-node/NodeRuntime\"",
+      "const lazy = () => import(\"@effect-resilience/redis\")"
+    ]
+    assert.deepStrictEqual(importedPackages(code), [
+      "@effect-resilience/core",
+      "effect",
+      "@effect/platform-node",
+      "@effect-resilience/redis"
+    ])
   })
 })

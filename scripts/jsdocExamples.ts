@@ -1,18 +1,20 @@
 /**
- * The pure parts of `check-examples.ts`: finding the examples in a source file, and mapping tsc's diagnostics on
- * the generated modules back to the source.
+ * The pure parts of `check-examples.ts`: finding the examples in a source file's JSDoc or on a Markdown page, and
+ * mapping tsc's diagnostics on the generated modules back to the source.
  */
 
 /** One example: where it is in the source, and its code. */
 export interface Example {
-  /** The source file, relative to the workspace root. */
+  /** The source file (or Markdown page), relative to the workspace root. */
   readonly source: string
   /** The 1-based line of the opening fence. */
   readonly fence: number
-  /** The code, one line each, without the JSDoc prefix (`<indent>* `). */
+  /** The code, one line each, without the JSDoc prefix (`<indent>* `) or the fence's own indentation. */
   readonly code: ReadonlyArray<string>
-  /** Per code line, how many characters of JSDoc prefix were removed. */
+  /** Per code line, how many characters of prefix were removed. */
   readonly indents: ReadonlyArray<number>
+  /** Why the example is left out of the check, when a page says so. */
+  readonly skip?: string | undefined
 }
 
 // A JSDoc line is `<indent>* <text>`; the prefix is dropped, and code keeps its own indentation after it.
@@ -50,6 +52,77 @@ export const examplesOf = (source: string, text: string): Array<Example> => {
     }
   }
   return examples
+}
+
+// On a page, a fence may be indented (in a list item) and opens with three or more backticks or tildes; it closes
+// with at least as many of the same character and nothing else.
+const MARKDOWN_FENCE = /^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/
+// The line before a block's fence (blank lines aside) that leaves it out of the check; the reason is required.
+const SKIP = /^<!-- check-examples: skip \(([^)]+)\) -->$/
+
+/**
+ * The ```ts blocks of a Markdown page; a block whose fence follows `<!-- check-examples: skip (why) -->` (blank
+ * lines aside) carries its reason in `skip`. A misspelt marker, or a block still open at the end of the page, is an
+ * error.
+ */
+export const markdownExamplesOf = (source: string, text: string): Array<Example> => {
+  const lines = text.split("\n")
+  const examples: Array<Example> = []
+  let open: {
+    fence: number
+    marker: string
+    indent: number
+    ts: boolean
+    skip: string | undefined
+    code: Array<string>
+    indents: Array<number>
+  } | undefined
+  let before = "" // the last non-blank line outside a block
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]
+    if (open === undefined) {
+      const fence = MARKDOWN_FENCE.exec(line)
+      if (fence === null) {
+        if (line.trim().startsWith("<!-- check-examples") && !SKIP.test(line.trim())) {
+          throw new Error(`${source}:${i + 1}: write the marker as <!-- check-examples: skip (the reason) -->`)
+        }
+        if (line.trim() !== "") before = line.trim()
+        continue
+      }
+      const [, indent, marker, info] = fence
+      const ts = info === "ts" || info === "typescript"
+      const skip = SKIP.exec(before)?.[1]
+      open = { fence: i + 1, marker, indent: indent.length, ts, skip, code: [], indents: [] }
+      continue
+    }
+    const trimmed = line.trim()
+    if (trimmed.startsWith(open.marker) && /^(`+|~+)$/.test(trimmed)) {
+      const { code, fence, indents, skip } = open
+      if (open.ts) {
+        examples.push(skip === undefined ? { source, fence, code, indents } : { source, fence, code, indents, skip })
+      }
+      open = undefined
+      before = ""
+      continue
+    }
+    // The fence's indentation is dropped from each line, as far as the line has it.
+    const indent = Math.min(open.indent, /^ */.exec(line)![0].length)
+    open.code.push(line.slice(indent))
+    open.indents.push(indent)
+  }
+  if (open !== undefined) throw new Error(`${source}:${open.fence}: the code block is not closed`)
+  return examples
+}
+
+/** The packages an example imports (`effect` for `effect/testing`), in order, without relative and `node:` ones. */
+export const importedPackages = (code: ReadonlyArray<string>): Array<string> => {
+  const names = new Set<string>()
+  const specifiers = /\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g
+  for (const [, specifier] of code.join("\n").matchAll(specifiers)) {
+    if (/^(?:\.|\/|node:)/.test(specifier)) continue
+    names.add(specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/"))
+  }
+  return [...names]
 }
 
 /** "declared but never read", "all imports unused", "declared but never used", "all destructured elements unused" */
