@@ -282,6 +282,33 @@ describe("DeferredDelivery", () => {
   })
 
   describe("interruption", () => {
+    it.effect("a breaker predicate that throws on a direct delivery has failed it: queued with the sink's error", () =>
+      Effect.gen(function*() {
+        const { calls, failing, sink } = recordingSink()
+        const breaker = yield* CircuitBreaker.make({ name: "telegram", isFailure: () => throwing("isFailure bug") })
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker,
+          store: yield* FallbackStore.makeMemory()
+        })
+        failing.add("m1")
+        assert.deepStrictEqual(yield* queue.send("m1", { key: "k1" }), { _tag: "Queued", key: "k1", depth: 1 })
+        assert.deepStrictEqual((yield* queue.snapshot).head, {
+          key: "k1",
+          attempts: 1,
+          lastError: "SinkDown: rejected m1"
+        })
+        assert.strictEqual((yield* breaker.snapshot).state, "Closed")
+        failing.delete("m1")
+        yield* TestClock.adjust("1 second")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(calls.map((c) => [c.message, c.attempt]), [["m1", 1], ["m1", 2]])
+        // The direct path took the lock and gave it back: the next send is delivered at once.
+        assert.deepStrictEqual(yield* queue.send("m2", { key: "k2" }), { _tag: "Delivered", key: "k2" })
+      }).pipe(Effect.scoped))
+
     it.effect("a send interrupted during its direct delivery queues the message, then the caller is interrupted", () =>
       Effect.gen(function*() {
         const { calls, delivered, hold, sink } = recordingSink()

@@ -88,7 +88,9 @@ export const jsonBytesBound = (value: unknown, depth = 0): number | undefined =>
       }
       if (proto !== Object.prototype && proto !== null) return undefined
       let total = 2
-      for (const key of Object.keys(value)) {
+      // `for in` over own keys: `Object.keys` would allocate an array on every send.
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue
         const field = (value as { readonly [k: string]: unknown })[key]
         // JSON leaves `undefined` fields out.
         if (field === undefined) continue

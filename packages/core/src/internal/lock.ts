@@ -34,8 +34,11 @@ export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect
 export class Lock {
   private held = false
   private readonly waiters: Array<Waiter> = []
-  // One function for every release: the exit handler of every body the lock runs.
-  private readonly release = (): undefined => {
+  /**
+   * Gives the lock back, to the next waiter if any. One function for every release: the exit handler of every body
+   * the lock runs, and what a holder that took the lock with `tryHold` calls once.
+   */
+  readonly release = (): undefined => {
     const next = this.waiters.shift()
     if (next === undefined) {
       this.held = false
@@ -50,6 +53,16 @@ export class Lock {
       next.dispatcher!.scheduleTask(() => resume(Effect.void), 0)
     }
     return undefined
+  }
+
+  /**
+   * Takes the lock if it is free, for a caller that gives it back itself (`release`), however what it runs ends: call
+   * it with interruption masked, and install that release before anything can interrupt the caller.
+   */
+  tryHold(): boolean {
+    if (this.held) return false
+    this.held = true
+    return true
   }
 
   /**
