@@ -154,23 +154,17 @@ const make = Effect.gen(function*() {
     retry: yield* retry("telegram", 2),
     timeout: yield* timeout("telegram", "3 seconds")
   })
-  // The seeds' stack for Firebase as for the others: a retry around a timeout per attempt, inside the cache's breaker.
-  const firebaseCall = yield* Policy.make({
-    name: "firebase",
-    retry: yield* retry("firebase", 2),
-    timeout: yield* timeout("firebase", "1 second")
-  })
-
-  // Sessions: an L1 in front of Firebase; while the firebase breaker is open, the L1 alone ("L1 cache only").
+  // Sessions: an L1 in front of Firebase; while the firebase breaker is open, the L1 alone ("L1 cache only"). The
+  // seeds' stack for Firebase as for the others: a retry around a timeout per attempt, inside the cache's breaker.
   const sessions = yield* ResilientCache.make<string, unknown>({
     name: "firebase",
     backend: {
-      get: (key) => Effect.map(upstreams.firebaseGet(key).pipe(firebaseCall.protect), Option.fromUndefinedOr),
-      set: (key, value) => upstreams.firebaseSet(key, value).pipe(firebaseCall.protect),
-      invalidate: (key) => upstreams.firebaseDelete(key).pipe(firebaseCall.protect)
+      get: (key) => Effect.map(upstreams.firebaseGet(key), Option.fromUndefinedOr),
+      set: (key, value) => upstreams.firebaseSet(key, value),
+      invalidate: (key) => upstreams.firebaseDelete(key)
     },
-    // The whole call, its retries included: 3 attempts of 1 second and 2 waits of at most 1 second.
-    timeout: "5 seconds",
+    timeout: "1 second",
+    retry: yield* retry("firebase", 2),
     l1: { maxEntries: 10_000, ttl: "1 hour" },
     circuitBreaker: { trip: CircuitBreaker.consecutive(5), openDuration, fleet }
   })

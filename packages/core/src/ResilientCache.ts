@@ -7,7 +7,8 @@
  *
  * - Every backend call runs under `timeout` (default 250 millis) inside the cache's own `CircuitBreaker` (options
  *   in `circuitBreaker`, name `name`). A failure, a defect or a timeout counts against the breaker; once it opens,
- *   calls skip the backend at once until it lets a probe through.
+ *   calls skip the backend at once until it lets a probe through. With `retry`, a failed call is retried by that
+ *   policy, each attempt under `timeout` of its own: the breaker sees one outcome per call, its retries included.
  * - Per operation, what the caller gets instead of an error: a failing or skipped `get` is a miss (`None`), a failing
  *   or skipped `set` gives `false` (the value was not stored in the backend), a failing or skipped `invalidate`
  *   gives `0`. Failures (not the breaker's skips) go to `onFailure`, a warning log by default. A backend call that
@@ -67,8 +68,10 @@ import { callUser } from "./internal/callUser.ts"
 import { admissions } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/resilientCache.ts"
+import { retriers } from "./internal/retry.ts"
 import * as timeoutInternal from "./internal/timeout.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
+import * as Retry from "./Retry.ts"
 import * as Timeout from "./Timeout.ts"
 
 /**
@@ -183,8 +186,16 @@ export interface Options<A, E = unknown> {
   readonly backend: Backend<A, E>
   /** Passed to the backend's `set` (positive). Default: none (the backend's own default). */
   readonly ttl?: Duration.Input | undefined
-  /** Each backend call gets this long before it counts as failed (positive). Default: 250 millis. */
+  /**
+   * Each backend call gets this long before it counts as failed (positive); with `retry`, each attempt does.
+   * Default: 250 millis.
+   */
   readonly timeout?: Duration.Input | undefined
+  /**
+   * Retries a failed backend call (a timed-out attempt included) as this policy says, inside the breaker: made by
+   * `Retry.make`, so that its counts and events are there to read. Default: none, one attempt per call.
+   */
+  readonly retry?: Retry.Retry<unknown, unknown> | undefined
   /** Options of the cache's own breaker (its name is `name`). Default: the breaker's defaults. */
   readonly circuitBreaker?: Omit<CircuitBreaker.Options, "name"> | undefined
   /** An in-memory L1 in front of the backend: at most `maxEntries`, each kept for `ttl`. Default: none. */
@@ -306,6 +317,13 @@ const OptionsSchema = Schema.Struct({
   name: Schema.NonEmptyString,
   ttl: Schema.optional(DurationInput({ positive: true })),
   timeout: DurationInput({ positive: true }),
+  retry: Schema.optional(Schema.Unknown.check(
+    Schema.makeFilter((input) =>
+      typeof input === "object" && input !== null && Retry.TypeId in input
+        ? undefined
+        : "Expected a retry policy made by Retry.make"
+    )
+  )),
   l1: Schema.optional(Schema.Struct({
     maxEntries: PositiveInt,
     ttl: DurationInput({ positive: true })
@@ -356,6 +374,7 @@ export const make = <A, E = unknown>(
       name: options.name,
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
       timeout: orDefault(options.timeout, "250 millis"),
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
       ...(options.l1 === undefined ? {} : { l1: options.l1 })
     }, { kind: "resilient cache", policy: String(options.name) })
     const name = settings.name
@@ -385,13 +404,22 @@ export const make = <A, E = unknown>(
       : new internal.L1<A>(settings.l1.maxEntries, millisOf(settings.l1.ttl as Duration.Input))
     const stats = new Stats()
 
-    // One backend call: timed out, guarded by the breaker, and never failing: `orElse` stands in for its result. A
-    // backend that throws instead of returning an effect (a driver's closed client, say) fails it with a defect
-    // (`callUser`), reported like any other. While the breaker's circuit is closed, the timeout and the breaker are
-    // one callback (see `Limiter.startGuarded`), and the call's handler joins it.
+    // One backend call: timed out (each attempt, with a retry), guarded by the breaker, and never failing: `orElse`
+    // stands in for its result. A backend that throws instead of returning an effect (a driver's closed client, say)
+    // fails it with a defect (`callUser`), reported like any other. While the breaker's circuit is closed, the
+    // breaker, the retry and the timeout are one callback (see `Limiter.startGuarded`), and the call's handler joins
+    // it; a retry that classifies values (`isFailureValue`) cannot join, and its calls take the composed path.
     const admission = admissions.get(breaker)!
-    const composed = <X>(self: Effect.Effect<X, E>) =>
-      breaker.protect(limiter.run<X, E, never, Timeout.TimeoutError>(self))
+    const retry = options.retry
+    const retrier = retry === undefined ? undefined : retriers.get(retry)
+    const fusable = retry === undefined || retrier !== undefined
+    const attempts = <X>(self: Effect.Effect<X, E>): Effect.Effect<X, unknown> =>
+      retry === undefined
+        ? limiter.run<X, E, never, Timeout.TimeoutError>(self)
+        : retrier === undefined
+        ? retry.protect(limiter.run<X, E, never, Timeout.TimeoutError>(self))
+        : limiter.runRetried(self, retrier)
+    const composed = <X>(self: Effect.Effect<X, E>) => breaker.protect(attempts(self))
     // An interrupted caller never gets here (its callback is cancelled, or Effect runs no recovery for it), so an
     // interruption here is the backend's own (it joined a fiber something else interrupted): a failed call.
     const failedCall = <X>(operation: Failure["operation"], key: string, orElse: X, cause: Cause.Cause<unknown>) => {
@@ -428,15 +456,19 @@ export const make = <A, E = unknown>(
       call: Effect.Effect<X, E>,
       orElse: X,
       resume: (effect: Effect.Effect<X>) => void
-    ): Effect.Effect<void> | undefined =>
-      limiter.startGuarded(caller, call, undefined, admission, composed, (effect) => {
+    ): Effect.Effect<void> | undefined => {
+      const answer = (effect: Effect.Effect<unknown, unknown>) => {
         const result = effect as Effect.Effect<X, unknown>
         resume(
           timeoutInternal.isSucceeded(result)
             ? result as Exit.Exit<X>
             : Effect.catchCause(result, (cause) => failedCall(operation, key, orElse, cause))
         )
-      })
+      }
+      if (fusable) return limiter.startGuarded(caller, call, retrier, admission, composed, answer)
+      answer(composed(call))
+      return undefined
+    }
     const guarded = <X>(operation: Failure["operation"], key: string, call: Effect.Effect<X, E>, orElse: X) =>
       Effect.callback<X>((resume) => start(Fiber.getCurrent()!, operation, key, call, orElse, resume))
 

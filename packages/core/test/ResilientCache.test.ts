@@ -5,6 +5,7 @@ import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
 import * as ResilientCache from "../src/ResilientCache.ts"
+import * as Retry from "../src/Retry.ts"
 import * as Timeout from "../src/Timeout.ts"
 
 class CacheDown extends Data.TaggedError("CacheDown") {}
@@ -250,6 +251,74 @@ describe("ResilientCache", () => {
       }).pipe(Effect.scoped))
   })
 
+  describe("with a retry", () => {
+    it.effect("a failed call is retried, each attempt under its own timeout; the breaker sees one outcome per call", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const retry = yield* Retry.make({
+          name: "sessions",
+          schedule: Retry.exponential({ base: "50 millis", times: 2 })
+        })
+        const { cache, reported } = yield* reportingCache(backend, {
+          timeout: "100 millis",
+          retry,
+          circuitBreaker: breakerOptions
+        })
+        map.set("a", "1")
+        // The first attempt hangs and is cut at its timeout; the retry, 50 millis later, answers.
+        state.mode = "hanging"
+        const healed = yield* Effect.forkChild(cache.get("a"))
+        yield* TestClock.adjust("100 millis")
+        state.mode = "up"
+        assert.isUndefined(healed.pollUnsafe(), "waiting for the retry")
+        yield* TestClock.adjust("50 millis")
+        assert.deepStrictEqual(yield* Fiber.join(healed), Option.some("1"))
+        assert.strictEqual(state.calls, 2)
+
+        // Three failed attempts are one failed call: reported once, one failure for the breaker.
+        state.mode = "failing"
+        const failed = yield* Effect.forkChild(cache.set("b", "2"))
+        yield* TestClock.adjust("150 millis")
+        assert.isFalse(yield* Fiber.join(failed))
+        assert.strictEqual(state.calls, 5)
+        assert.deepStrictEqual(reported.map((f) => [f.operation, f.kind]), [["set", "Error"]])
+        const snapshot = yield* cache.snapshot
+        assert.strictEqual(snapshot.timeouts, 0)
+        assert.deepStrictEqual(snapshot.errors, { get: 0, set: 1, invalidate: 0 })
+        assert.strictEqual(snapshot.breaker.state, "Closed")
+        assert.strictEqual(snapshot.breaker.failureCount, 1)
+        assert.strictEqual(snapshot.breaker.successCount, 1)
+        const retried = yield* retry.snapshot
+        assert.strictEqual(retried.calls, 2)
+        assert.strictEqual(retried.retries, 3)
+        assert.strictEqual(retried.succeededAfterRetry, 1)
+      }).pipe(Effect.scoped))
+
+    it.effect("a retry that judges values too (isFailureResult) retries all the same, through the composed path", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const judged: Array<unknown> = []
+        const retry = yield* Retry.make({
+          name: "sessions",
+          schedule: Retry.exponential({ base: "50 millis", times: 2 }),
+          isFailureResult: (value: unknown) => {
+            judged.push(value)
+            return false
+          }
+        })
+        const cache = yield* ResilientCache.make({ name: "sessions", backend, timeout: "100 millis", retry })
+        map.set("a", "1")
+        state.mode = "failing"
+        const fiber = yield* Effect.forkChild(cache.get("a"))
+        yield* Effect.yieldNow
+        state.mode = "up"
+        yield* TestClock.adjust("50 millis")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), Option.some("1"))
+        assert.strictEqual(state.calls, 2)
+        assert.deepStrictEqual(judged, [Option.some("1")])
+      }).pipe(Effect.scoped))
+  })
+
   describe("L1", () => {
     it.effect("serves what it holds while the backend is down, for `l1.ttl`", () =>
       Effect.gen(function*() {
@@ -431,16 +500,19 @@ describe("ResilientCache", () => {
         backend,
         timeout: "0 millis",
         ttl: -1,
-        l1: { maxEntries: 0, ttl: "soon" as Duration.Input }
+        l1: { maxEntries: 0, ttl: "soon" as Duration.Input },
+        retry: { times: 3 } as unknown as Retry.Retry<unknown, unknown>
       }))
       assert.strictEqual(error._tag, "PolicyConfigError")
       assert.deepStrictEqual(error.issues.map((issue) => issue.path).sort(), [
         "l1.maxEntries",
         "l1.ttl",
         "name",
+        "retry",
         "timeout",
         "ttl"
       ])
+      assert.match(error.message, /retry: Expected a retry policy made by Retry\.make/)
       const breaker = yield* Effect.flip(
         ResilientCache.make({ name: "c", backend, circuitBreaker: { trip: CircuitBreaker.consecutive(0) } })
       )
