@@ -154,6 +154,17 @@ describe("agent service configuration", () => {
       { REDIS_URL: "redis://127.0.0.1:6379/cache" },
       `${redisUrlExpected}, got a path that is not a database number`
     ],
+    // As RedisStore's option check reads it (node-redis would throw `Invalid pathname` / `URI malformed`).
+    [
+      "REDIS_URL's path is a non-negative integer, with a password in the URL",
+      { REDIS_URL: `redis://:${redisPassword}@127.0.0.1:6379/-1` },
+      `${redisUrlExpected}, got a path that is not a database number`
+    ],
+    [
+      "REDIS_URL's password is percent-encoded",
+      { REDIS_URL: `redis://:${redisPassword}%zz@127.0.0.1:6379/0` },
+      `${redisUrlExpected}, got a user name or password with a malformed % escape (write % as %25)`
+    ],
     [
       "REDIS_SENTINELS entries are host:port",
       { REDIS_SENTINELS: "localhost" },

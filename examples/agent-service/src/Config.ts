@@ -124,8 +124,15 @@ const redisUrlIssue = (url: string): string | undefined => {
   }
   if (parsed.hostname === "") return "one without a host"
   if (parsed.port === "0") return "port 0"
-  return /^(?:\/\d*)?$/.test(parsed.pathname) ? undefined : "a path that is not a database number"
+  // The path rule is RedisStore's (node-redis SELECTs it): empty, `/`, or `/<non-negative integer>`.
+  if (!/^\/?$|^\/\d+$/.test(parsed.pathname)) return "a path that is not a database number"
+  // node-redis decodes the credentials with `decodeURIComponent`, which throws on a malformed escape.
+  return Option.isNone(percentDecoded(parsed.username)) || Option.isNone(percentDecoded(parsed.password))
+    ? "a user name or password with a malformed % escape (write % as %25)"
+    : undefined
 }
+
+const percentDecoded = Option.liftThrowable(decodeURIComponent)
 
 // `host:port`, or `[v6-address]:port`.
 const sentinelAddress = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/

@@ -146,7 +146,11 @@ export interface Options {
  * @category models
  */
 export interface LayerOptions extends Options {
-  /** `redis://` or `rediss://` URL, which may carry user, password and database. Default: `redis://127.0.0.1:6379`. */
+  /**
+   * `redis://` or `rediss://` URL, which may carry user and password (percent-encoded) and a database number as its
+   * path (`redis://host:6379/2`); any other path is refused with `PolicyConfigError` (use `prefix` for a namespace).
+   * Default: `redis://127.0.0.1:6379`.
+   */
   readonly url?: string | undefined
   /** The password, when it is not in the URL. */
   readonly password?: Redacted.Redacted<string> | undefined
@@ -280,8 +284,21 @@ const RedisUrl = satisfying((url) => {
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
     return `Expected a redis:// or rediss:// URL, got a ${parsed.protocol} URL`
   }
+  // node-redis reads the path as the database to SELECT and throws on anything else (a name, or a prefix, given
+  // there by mistake); the path never holds the password, so it may be quoted.
+  if (!/^\/?$|^\/\d+$/.test(parsed.pathname)) {
+    return `Expected a database number after the port (redis://host:6379/0), got the path ${
+      JSON.stringify(parsed.pathname)
+    }`
+  }
+  // node-redis decodes the user name and password with `decodeURIComponent`, which throws on a stray `%`.
+  if (Option.isNone(percentDecoded(parsed.username)) || Option.isNone(percentDecoded(parsed.password))) {
+    return "Expected the user name and password percent-encoded as UTF-8 (%25 for % itself), got a malformed % escape"
+  }
   return undefined
 })
+
+const percentDecoded = Option.liftThrowable(decodeURIComponent)
 
 const LayerOptionsSchema = Schema.Struct({
   url: Schema.optional(RedisUrl),
@@ -467,7 +484,7 @@ const connect = (options: LayerOptions): Layer.Layer<Redis.Redis, RedisStoreErro
           Duration.fromInputUnsafe(options.timeout ?? defaultTimeout),
           Duration.fromInputUnsafe(options.connectTimeout ?? defaultConnectTimeout)
         )
-      )
+      ).pipe(Effect.mapError((error) => new RedisStoreError({ operation: "connect", message: error.message })))
     )
     : connectNow(options)
 

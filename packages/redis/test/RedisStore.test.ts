@@ -1,7 +1,8 @@
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Clock, ConfigProvider, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import * as Redis from "effect/persistence/Redis"
+import * as client from "../src/internal/client.ts"
 import * as RedisStore from "../src/RedisStore.ts"
 
 /** Runs `self` and returns its outcome with how long it took, in real milliseconds. */
@@ -303,6 +304,60 @@ describe("RedisStore", () => {
       }).pipe(Effect.provideService(Redis.Redis, Redis.Redis.of({} as never))),
     10_000
   )
+
+  // node-redis reads a URL's path as the database to SELECT and throws at `createClient` on anything else (a name or a
+  // prefix there by mistake): checked with the options, the layer fails with the option named, never dies.
+  it.live(
+    "a url whose path is not a database number, or with a malformed % escape, fails with PolicyConfigError",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const base = `redis://:hunter2@127.0.0.1:${server.port}`
+        const cases: ReadonlyArray<readonly [url: string, message: string]> = [
+          [
+            `${base}/sessions`,
+            "Expected a database number after the port (redis://host:6379/0), got the path \"/sessions\""
+          ],
+          [`${base}/-1`, "Expected a database number after the port (redis://host:6379/0), got the path \"/-1\""],
+          [`${base}/0/`, "Expected a database number after the port (redis://host:6379/0), got the path \"/0/\""],
+          [
+            `redis://:hunter2%zz@127.0.0.1:${server.port}/0`,
+            "Expected the user name and password percent-encoded as UTF-8 (%25 for % itself), got a malformed % escape"
+          ]
+        ]
+        for (const [url, message] of cases) {
+          for (const lazy of [false, true]) {
+            const error = yield* Effect.flip(Effect.provide(theStore, RedisStore.layer({ url, lazy })))
+            assert(error._tag === "PolicyConfigError", `${url} (lazy: ${lazy}): ${error._tag}`)
+            assert.deepStrictEqual(error.issues, [{ path: "url", message }])
+            assert.notInclude(error.message, "hunter2")
+          }
+          const fromEnv = yield* Effect.flip(Effect.provide(theStore, fromConfig({ REDIS_URL: url })))
+          assert(fromEnv._tag === "PolicyConfigError")
+          assert.deepStrictEqual(fromEnv.issues, [{ path: "REDIS_URL (url)", message }])
+          assert.notInclude(fromEnv.message, "hunter2")
+        }
+        // Paths node-redis accepts stay accepted.
+        for (const path of ["", "/", "/0", "/3"]) {
+          yield* Effect.provide(theStore, RedisStore.layer({ url: `redis://127.0.0.1:${server.port}${path}` }))
+        }
+      }).pipe(Effect.scoped),
+    10_000
+  )
+
+  it.live("options node-redis refuses past the option check fail with a typed error, without the URL", () =>
+    Effect.gen(function*() {
+      const url = "redis://:hunter2@127.0.0.1:1/sessions"
+      const eager = yield* Effect.flip(client.makeEager({ url }, Duration.seconds(1), "RedisStore"))
+      const lazy = yield* Effect.flip(client.makeLazy({ url }, Duration.seconds(1)))
+      for (const error of [eager, lazy]) {
+        assert.strictEqual(error._tag, "ConnectError")
+        assert.strictEqual(
+          error.message,
+          "RedisStore: node-redis refused the client options (TypeError: Invalid pathname)"
+        )
+      }
+    }).pipe(Effect.scoped))
 
   it.live("an unreachable server fails the layer with RedisStoreError at once", () =>
     Effect.gen(function*() {

@@ -228,6 +228,31 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
   readonly cause: unknown
 }> {}
 
+/**
+ * `makeClient`, with a throw of node-redis' `createClient` (options it refuses, such as a URL it cannot parse) as a
+ * `ConnectError` rather than a defect. Its message may quote the URL, which may carry a password: never passed on.
+ *
+ * @internal
+ */
+export const makeClientChecked = (
+  options: ClientOptions,
+  retry: Retry,
+  runSync: RunSync,
+  label: string
+): Effect.Effect<Client, ConnectError> =>
+  Effect.try({
+    try: () => makeClient(options, retry, runSync, label),
+    catch: (cause) => {
+      const described = describeError(cause)
+      return new ConnectError({
+        message: `${label}: node-redis refused the client options (${
+          options.url === undefined ? described : described.replaceAll(options.url, "<url>")
+        })`,
+        cause: undefined
+      })
+    }
+  })
+
 // node-redis wraps the failure that made the strategy give up.
 const unwrap = (cause: unknown): unknown =>
   typeof cause === "object" && cause !== null && "originalError" in cause ? cause.originalError : cause
@@ -249,7 +274,7 @@ export const makeEager = (
     const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
     const { pool, ...clientOptions } = options
     const client = yield* Effect.acquireRelease(
-      Effect.sync(() => makeClient(clientOptions, "beforeReady", runSync, label)),
+      makeClientChecked(clientOptions, "beforeReady", runSync, label),
       (created) => Effect.sync(() => destroyClient(created))
     )
     let reached = false
@@ -578,19 +603,20 @@ export const firstAttempt = (wait: Duration.Duration): Effect.Effect<
  * A lazy connection: the client connects in the background and keeps retrying with backoff, so building never waits
  * for Redis. Commands sent while the first connect is under way wait for it (at most `wait`): a program
  * that writes as soon as it starts reaches a Redis that is up. After that the offline queue stays disabled: while the
- * client is not connected every command fails at once with `ClientOfflineError`.
+ * client is not connected every command fails at once with `ClientOfflineError`. Fails only on options node-redis
+ * refuses (`makeClientChecked`).
  *
  * @internal
  */
 export const makeLazy = (
   options: ClientOptions & { readonly pool?: Redis.PoolOptions | undefined },
   wait: Duration.Duration
-): Effect.Effect<Redis.Redis["Service"], never, Scope.Scope> =>
+): Effect.Effect<Redis.Redis["Service"], ConnectError, Scope.Scope> =>
   Effect.gen(function*() {
     const runSync: RunSync = Effect.runSyncWith(yield* Effect.context<never>())
     const { pool, ...clientOptions } = options
     const client = yield* Effect.acquireRelease(
-      Effect.sync(() => makeClient({ ...clientOptions, disableOfflineQueue: true }, "never", runSync, "RedisStore")),
+      makeClientChecked({ ...clientOptions, disableOfflineQueue: true }, "never", runSync, "RedisStore"),
       (created) => Effect.sync(() => destroyClient(created))
     )
     // Ended by the first attempt's outcome: ready, or its first error (refused, say).
