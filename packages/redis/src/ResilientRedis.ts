@@ -15,7 +15,8 @@
  *   24 hours, so that an older replayed write cannot bring the key back), both in one Lua script.
  * - Warm cache: a write that Redis accepted is also applied to the fallback (errors ignored), with its time, so
  *   reads during an outage see the last value written through this service, and a Redis that lost its data can be
- *   re-seeded. Reads do not populate it. A write interrupted while its Redis command is in flight cannot know whether
+ *   re-seeded. A remove leaves a tombstone there instead of the copy (`<prefix>removed:<key>`, its time, kept as long
+ *   as Redis keeps the remove's time), which reads never see. Reads do not populate it. A write interrupted while its Redis command is in flight cannot know whether
  *   Redis took it: the fallback's copy of that key is removed rather than left behind what Redis may hold. Once the
  *   command has answered, the rest of the write (the copy, or a journal entry and the figures) is not interrupted.
  *   A command that ends interrupted on its own (not the caller) is a failed call, read or written as when Redis is
@@ -42,12 +43,14 @@
  * - A Redis that lost its data: the ping also reads a marker key (`<prefix>marker`), set once, which Redis loses
  *   with its data (a restart without persistence, a flush). When it changed since this instance last saw it (kept in
  *   the fallback, so across restarts too), every value of this instance's fallback copies is written back where
- *   Redis holds nothing newer, and a `RedisDataLost` event says how many. Values only other instances wrote, and
- *   writes a persistent Redis had not yet saved when it died (up to a second with `appendfsync everysec`), are lost.
+ *   Redis holds nothing newer, and a `RedisDataLost` event says how many. So is every remove it holds a tombstone
+ *   of, as a remove with its time, so that another instance's older copy of the key does not bring it back, whichever
+ *   instance re-seeds first. Values only other instances wrote, removes older than 24 hours, and writes a persistent
+ *   Redis had not yet saved when it died (up to a second with `appendfsync everysec`), are lost.
  * - Damaged journal entries: an entry that cannot be read (the fallback removes a damaged file as it starts, or its
  *   content does not decode) is counted (`dropped`) and published as a `JournalEntryDropped` event with its seq and,
- *   when known, its key. When the fallback's copy of the key is that very write, it is replayed instead
- *   (`recovered`); otherwise the write is lost, unless a later write of the key superseded it.
+ *   when known, its key. When the fallback's copy of the key (or its tombstone, for a remove) is that very write, it
+ *   is replayed instead (`recovered`); otherwise the write is lost, unless a later write of the key superseded it.
  * - Health (`State`): `Fallback` when the journal is not empty (the fallback holds writes Redis has not seen, and
  *   serves everything until the replay ends); otherwise `Connecting` until the first Redis round trip succeeded;
  *   otherwise `Failed` when the breaker is open or half-open (Redis is considered down; reads come from the
@@ -63,7 +66,8 @@
  *
  * **Gotchas**
  *
- * - Do not cap the `FallbackStore` (`maxEntries`, `maxBytes`): eviction could drop journal entries.
+ * - Do not cap the `FallbackStore` (`maxEntries`, `maxBytes`): eviction could drop journal entries, and tombstones
+ *   (which expire first, so go first), after which a re-seed can bring a removed key back.
  * - While the journal is not empty, a key that was neither written through this service nor journaled reads as
  *   `None`, even if Redis holds it.
  * - One process per fallback directory (as `FallbackStore` requires): two processes would interleave one journal.
@@ -202,12 +206,13 @@ export interface Snapshot {
  * Something the service could not keep as it was, as published on `events`:
  *
  * - `JournalEntryDropped`: a journal entry could not be read (a damaged file, which the fallback removes as it
- *   starts, or content that does not decode). `key` is the key it wrote when its name or the fallback's copy tells
- *   (`undefined` otherwise: an entry whose key a later write of the same key superseded, or a remove); `recovered`
- *   is `true` when the fallback's copy was that very write and was replayed instead.
+ *   starts, or content that does not decode). `key` is the key it wrote when its name, the fallback's copy or its
+ *   tombstone tells (`undefined` otherwise: an entry whose copy or tombstone a later write of the key replaced);
+ *   `recovered` is `true` when the copy (or, for a remove, the tombstone) was that very write and was replayed
+ *   instead.
  * - `RedisDataLost`: Redis came back without its data (its marker key was gone). The values this instance holds in
- *   its fallback were written back (`reseeded`, where Redis held nothing newer); values that only other instances
- *   (or other clients) wrote are lost.
+ *   its fallback were written back (`reseeded`, where Redis held nothing newer), and its removes of the last 24 hours
+ *   (not counted); values that only other instances (or other clients) wrote are lost.
  *
  * @example
  * ```ts
@@ -371,7 +376,8 @@ const OptionsSchema = Schema.Struct({
 // journal
 // -----------------------------------------------------------------------------
 
-// A remove leaves its time in Redis this long, so that an older write replayed later cannot bring the key back.
+// A remove leaves its time in Redis this long, so that an older write replayed later cannot bring the key back; its
+// tombstone stays in the fallback as long, for a re-seed.
 const tombstoneMillis = 24 * 60 * 60 * 1000
 // Parallel file reads and removes in the fallback during a replay or a re-seed.
 const fileConcurrency = 16
@@ -430,6 +436,8 @@ export const make: (
   const batchSize = options.batchSize ?? 256
   const copyPrefix = `${prefix}value:`
   const valueKey = (key: string) => copyPrefix + key
+  const tombstonePrefix = `${prefix}removed:`
+  const tombstoneKey = (key: string) => tombstonePrefix + key
   const journalPrefix = `${prefix}journal:`
   const seqKey = `${prefix}seq`
   // The seq of the last entry replayed: entries between it and `seq` that are gone were dropped.
@@ -536,7 +544,9 @@ export const make: (
       Effect.mapError(bothFailed("get", key))
     )
 
-  // The fallback's copy of a write, stamped with its time (and seq, when journaled) for a replay or a re-seed.
+  // The fallback's copy of a write, stamped with its time (and seq, when journaled) for a replay or a re-seed. A
+  // remove leaves a tombstone for as long as Redis keeps its time: without it, a Redis that lost its data would be
+  // re-seeded with another instance's older copy, and the removed key would be back.
   const copyToFallback = (
     key: string,
     value: string | null,
@@ -545,7 +555,17 @@ export const make: (
     seq: number | null
   ): Effect.Effect<void, FallbackStore.FallbackStoreError> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (value === null || (expiresAt !== null && expiresAt <= now)) return fallback.remove(valueKey(key))
+      if (value === null) {
+        const left = at + tombstoneMillis - now
+        // The copy goes first: a tombstone that cannot be written must not leave the removed value served.
+        return Effect.andThen(
+          fallback.remove(valueKey(key)),
+          left > 0
+            ? fallback.set(tombstoneKey(key), internal.encodeTombstone({ at, seq }), { ttl: left })
+            : Effect.void
+        )
+      }
+      if (expiresAt !== null && expiresAt <= now) return fallback.remove(valueKey(key))
       const copy = internal.encodeCopy({ copy: value, at, expiresAt, seq })
       return fallback.set(valueKey(key), copy, expiresAt === null ? undefined : { ttl: expiresAt - now })
     })
@@ -658,7 +678,7 @@ export const make: (
             Effect.flatMap(redisWrite(restore, "d", key, "", at, undefined), (result) => {
               if (Result.isFailure(result)) return onFallback
               counts.redisOps++
-              return Effect.as(Effect.ignore(fallback.remove(valueKey(key))), result.success > 0)
+              return Effect.as(Effect.ignore(copyToFallback(key, null, at, null, null)), result.success > 0)
             })
         )
       })
@@ -679,47 +699,60 @@ export const make: (
       return [Number(result.success[0]), Number(result.success[1])] as const
     })
 
-  // A journal entry that cannot be read: rebuilt from the fallback's copy of its key when the copy is that very
-  // write (same seq), otherwise dropped; either way counted and published.
+  const readStored = (name: string) => Effect.orElseSucceed(fallback.get(name), () => Option.none<string>())
+
+  // A journal entry that cannot be read: rebuilt from the fallback's copy of its key, or its tombstone, when that is
+  // the very write (same seq), otherwise dropped; either way counted and published.
   const dropped = (seq: number, key: string | undefined, entry: string | undefined, now: number) =>
     Effect.gen(function*() {
-      let copy: internal.Copy | undefined
+      let write: internal.Write | undefined
+      let from = "copy"
       if (key !== undefined) {
-        const stored = yield* Effect.orElseSucceed(fallback.get(valueKey(key)), () => Option.none<string>())
-        const decoded = Option.map(stored, internal.decodeCopy)
-        if (Option.isSome(decoded) && decoded.value.seq === seq) copy = decoded.value
+        const copy = Option.map(yield* readStored(valueKey(key)), internal.decodeCopy)
+        const tombstone = Option.flatMap(yield* readStored(tombstoneKey(key)), internal.decodeTombstone)
+        if (Option.isSome(copy) && copy.value.seq === seq) {
+          write = toWrite(key, copy.value.copy, copy.value.at, copy.value.expiresAt, now)
+        } else if (Option.isSome(tombstone) && tombstone.value.seq === seq) {
+          write = toWrite(key, null, tombstone.value.at, null, now)
+          from = "tombstone"
+        }
       }
       counts.dropped++
-      yield* PubSub.publish(eventHub, { _tag: "JournalEntryDropped", seq, key, entry, recovered: copy !== undefined })
+      yield* PubSub.publish(eventHub, { _tag: "JournalEntryDropped", seq, key, entry, recovered: write !== undefined })
       yield* Effect.logWarning(
         `ResilientRedis: journal entry ${seq}${key === undefined ? "" : ` (key ${JSON.stringify(key)})`} ${
-          copy === undefined ? "is unreadable and was dropped" : "is unreadable; replayed from the fallback's copy"
+          write === undefined ? "is unreadable and was dropped" : `is unreadable; replayed from the fallback's ${from}`
         }`
       )
-      return copy === undefined ? undefined : toWrite(key!, copy.copy, copy.at, copy.expiresAt, now)
+      return write
     })
 
-  // The keys of the entries lost before this start, found by their seq in the fallback's copies (read only when
-  // some are missing).
+  // The keys of the entries lost before this start, found by their seq in the fallback's copies and tombstones (read
+  // only when some are missing).
   const reportMissing = Effect.gen(function*() {
     if (missing.length === 0) return [] as ReadonlyArray<internal.Write>
     const now = yield* Clock.currentTimeMillis
-    const bySeq = new Map<number, { readonly key: string; readonly copy: internal.Copy }>()
-    const copies = (yield* fallback.keys).filter((k) => k.startsWith(copyPrefix))
-    yield* Effect.forEach(
-      copies,
-      (name) =>
-        Effect.map(Effect.orElseSucceed(fallback.get(name), () => Option.none<string>()), (stored) => {
-          if (Option.isNone(stored)) return
-          const copy = internal.decodeCopy(stored.value)
-          if (copy.seq !== null) bySeq.set(copy.seq, { key: name.slice(copyPrefix.length), copy })
-        }),
-      { concurrency: fileConcurrency, discard: true }
+    const keyBySeq = new Map<number, string>()
+    const names = yield* fallback.keys
+    // Copies and tombstones hold the seq of the journaled write they record (null for a write Redis took).
+    const scan = (namePrefix: string, seqIn: (stored: string) => number | null) =>
+      Effect.forEach(
+        names.filter((k) => k.startsWith(namePrefix)),
+        (name) =>
+          Effect.map(readStored(name), (stored) => {
+            const seq = Option.isSome(stored) ? seqIn(stored.value) : null
+            if (seq !== null) keyBySeq.set(seq, name.slice(namePrefix.length))
+          }),
+        { concurrency: fileConcurrency, discard: true }
+      )
+    yield* scan(copyPrefix, (stored) => internal.decodeCopy(stored).seq)
+    yield* scan(
+      tombstonePrefix,
+      (stored) => Option.getOrNull(Option.map(internal.decodeTombstone(stored), (t) => t.seq))
     )
     const writes: Array<internal.Write> = []
     for (const seq of missing.splice(0)) {
-      const found = bySeq.get(seq)
-      const write = yield* dropped(seq, found?.key, undefined, now)
+      const write = yield* dropped(seq, keyBySeq.get(seq), undefined, now)
       if (write !== undefined) writes.push(write)
     }
     return writes
@@ -802,11 +835,15 @@ export const make: (
   )
 
   // Redis lost its data (its marker changed): every value this instance copied to its fallback goes back, where
-  // Redis holds nothing newer. Values written only by other instances are gone; the event says how many came back.
+  // Redis holds nothing newer, and so does every remove it still keeps a tombstone of, so that the compare and set
+  // drops another instance's older copy of a removed key whichever instance re-seeds first. Values written only by
+  // other instances are gone; the event says how many values came back.
   const reseed = (marker: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const copies = (yield* fallback.keys).filter((k) => k.startsWith(copyPrefix))
+      const names = yield* fallback.keys
+      const copies = names.filter((k) => k.startsWith(copyPrefix))
+      const tombstones = names.filter((k) => k.startsWith(tombstonePrefix))
       const stored = yield* Effect.forEach(copies, (name) => fallback.get(name), { concurrency: fileConcurrency })
       const writes: Array<internal.Write> = []
       for (let i = 0; i < copies.length; i++) {
@@ -816,6 +853,14 @@ export const make: (
         if (copy.expiresAt !== null && copy.expiresAt <= now) continue
         writes.push(toWrite(copies[i]!.slice(copyPrefix.length), copy.copy, copy.at, copy.expiresAt, now))
       }
+      const buried = yield* Effect.forEach(tombstones, readStored, { concurrency: fileConcurrency })
+      const removes: Array<internal.Write> = []
+      for (let i = 0; i < tombstones.length; i++) {
+        const tombstone = Option.flatMap(buried[i]!, internal.decodeTombstone)
+        if (Option.isNone(tombstone) || tombstone.value.at + tombstoneMillis <= now) continue
+        removes.push(toWrite(tombstones[i]!.slice(tombstonePrefix.length), null, tombstone.value.at, null, now))
+      }
+      for (let i = 0; i < removes.length; i += batchSize) yield* applyWrites(removes.slice(i, i + batchSize))
       let reseeded = 0
       for (let i = 0; i < writes.length; i += batchSize) {
         const [applied] = yield* applyWrites(writes.slice(i, i + batchSize))
@@ -824,7 +869,8 @@ export const make: (
       counts.reseeded += reseeded
       yield* PubSub.publish(eventHub, { _tag: "RedisDataLost", reseeded, at: now })
       yield* Effect.logWarning(
-        `ResilientRedis: Redis lost its data; re-seeded ${reseeded} keys from this instance's fallback`
+        `ResilientRedis: Redis lost its data; re-seeded ${reseeded} keys (and ${removes.length} removes) from this ` +
+          "instance's fallback"
       )
       markerSeen = marker
       yield* Effect.ignore(fallback.set(markerSeenKey, marker))

@@ -3,7 +3,7 @@ import * as RedisServer from "@effect-resilience/testing/RedisServer"
 import * as SmallDisk from "@effect-resilience/testing/SmallDisk"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -653,4 +653,165 @@ describe("ResilientRedis: writes Redis cannot take, or the fallback cannot copy"
         assert.notDeepEqual(yield* cache.get("price"), Option.some("19.99"))
       }).pipe(Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis" })))
     }).pipe(Effect.scoped), 20_000)
+})
+
+/** A ResilientRedis on `fallback` (a memory store, say) and the RedisStore in context, for the scope. */
+const openOn = (fallback: FallbackStore.FallbackStore) =>
+  ResilientRedis.make({ pingInterval: "100 millis", openDuration: "300 millis" }).pipe(
+    Effect.provideService(FallbackStore.FallbackStore, fallback)
+  )
+
+/** The next `RedisDataLost` of `cache`, watched from now on, in a fiber of the scope. */
+const dataLost = (cache: Cache) =>
+  cache.events.pipe(
+    Stream.filter((event) => event._tag === "RedisDataLost"),
+    Stream.runHead,
+    Effect.timeout("8 seconds"),
+    Effect.forkScoped
+  )
+
+/** Retries for up to 2 s until Redis holds `expected` at `key` (read with a plain RedisStore). */
+const eventuallyIn = (key: string, expected: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const seen = yield* (yield* RedisStore.RedisStore).get(key)
+    if (Option.getOrNull(seen) !== Option.getOrNull(expected)) return yield* Effect.fail(seen)
+  }).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "2 seconds" }))))
+
+describe("ResilientRedis: a remove is kept through a Redis that lost its data", () => {
+  // Each instance re-seeds what its own fallback holds. The instance that removed the key kept nothing of the remove,
+  // so another instance's older copy was written back: a value the application deleted (a revoked session) returned.
+  it.live(
+    "after Redis comes back empty, a key removed on B is not brought back by A's re-seed of its older copy",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const a = yield* open(yield* tempDirectory)
+          const b = yield* open(yield* tempDirectory)
+          yield* a.set("session:42", "alice", { ttl: "1 hour" })
+          yield* Effect.sleep("5 millis")
+          // B logs the session out: the newest write of the key is this remove.
+          assert.isTrue(yield* b.remove("session:42"))
+          assert.deepStrictEqual(yield* b.get("session:42"), Option.none())
+          const lostOnA = yield* dataLost(a)
+          const lostOnB = yield* dataLost(b)
+          yield* server.restart
+          yield* Fiber.join(lostOnA)
+          yield* Fiber.join(lostOnB)
+          // Both re-seeds are done; the plain client may still be reconnecting.
+          const redis = yield* RedisStore.RedisStore
+          const seen = yield* redis.get("session:42").pipe(
+            Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "2 seconds" })))
+          )
+          assert.deepStrictEqual(seen, Option.none(), "a removed key came back")
+          assert.deepStrictEqual(yield* b.get("session:42"), Option.none())
+        }).pipe(Effect.scoped), { persistence: false }),
+    20_000
+  )
+
+  it.live(
+    "the tombstone lives as long as Redis keeps the remove's time, is never read, and a later write wins over it",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const ttls = new Map<string, Duration.Input | undefined>()
+          const cache = yield* openOn({
+            ...memory,
+            set: (key, value, options) =>
+              Effect.tap(memory.set(key, value, options), () => Effect.sync(() => ttls.set(key, options?.ttl)))
+          })
+          yield* cache.set("gone", "1")
+          yield* cache.set("back", "1")
+          yield* cache.remove("gone")
+          yield* cache.remove("back")
+          yield* Effect.sleep("5 millis")
+          yield* cache.set("back", "2")
+          // Kept for about the 24 hours Redis keeps the remove's time, then the fallback expires it.
+          const ttl = Duration.toMillis(Duration.fromInputUnsafe(ttls.get("resilient-redis:removed:gone")!))
+          assert.isAbove(ttl, 24 * 60 * 60 * 1000 - 60_000)
+          assert.isAtMost(ttl, 24 * 60 * 60 * 1000)
+          // Never served: an outage reads the key as absent, and a remove on the fallback path finds nothing.
+          yield* server.kill
+          assert.deepStrictEqual(yield* cache.get("gone"), Option.none())
+          assert.deepStrictEqual(yield* cache.get("back"), Option.some("2"))
+          assert.isFalse(yield* cache.remove("gone"))
+          const lost = yield* dataLost(cache)
+          yield* server.restart
+          const event = yield* Fiber.join(lost)
+          // The write after the remove is newer than its tombstone: it comes back, and only it counts as re-seeded.
+          assert(Option.isSome(event) && event.value._tag === "RedisDataLost")
+          assert.strictEqual(event.value.reseeded, 1)
+          yield* eventuallyIn("back", Option.some("2"))
+          assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("gone"), Option.none())
+        }).pipe(Effect.scoped), { persistence: false }),
+    20_000
+  )
+
+  it.live(
+    "a tombstone older than Redis keeps a remove's time is not re-seeded",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const day = 24 * 60 * 60 * 1000
+          const now = yield* Clock.currentTimeMillis
+          // A copy from 26 hours ago and a remove from 25 hours ago, as a fallback no sweep has visited would hold.
+          yield* memory.set(
+            "resilient-redis:value:k",
+            internal.encodeCopy({ copy: "v", at: now - day - 2 * 3_600_000, expiresAt: null, seq: null })
+          )
+          yield* memory.set(
+            "resilient-redis:removed:k",
+            internal.encodeTombstone({ at: now - day - 3_600_000, seq: null })
+          )
+          const cache = yield* openOn(memory)
+          yield* waitFor(cache, "Healthy")
+          const lost = yield* dataLost(cache)
+          yield* server.restart
+          yield* Fiber.join(lost)
+          yield* eventuallyIn("k", Option.some("v"))
+        }).pipe(Effect.scoped), { persistence: false }),
+    20_000
+  )
+
+  // A journaled remove whose entry was lost used to be dropped for good (nothing of it was left); its tombstone now
+  // carries its seq, as a copy does for a set.
+  it.live(
+    "a lost journal entry of a remove is recovered from its tombstone",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          yield* Effect.gen(function*() {
+            const first = yield* open(directory)
+            yield* first.set("b", "1")
+            yield* server.kill
+            yield* first.remove("b")
+            assert.strictEqual((yield* first.snapshot).pending, 1)
+          }).pipe(Effect.scoped)
+          // Tear the entry (seq 0): the fallback store drops its file as it starts.
+          const file = readdirSync(directory)
+            .map((name) => join(directory, name))
+            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000000"))
+          assert.isDefined(file)
+          const bytes = readFileSync(file!)
+          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
+          writeFileSync(file!, bytes)
+
+          yield* Effect.gen(function*() {
+            const second = yield* open(directory)
+            const events = yield* collectEvents(second)
+            yield* server.restart
+            yield* waitFor(second, "Healthy")
+            yield* Effect.sleep("20 millis")
+            assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("b"), Option.none())
+            const dropped = events.filter((e) => e._tag === "JournalEntryDropped")
+            assert.strictEqual(dropped.length, 1)
+            assert(dropped[0]!._tag === "JournalEntryDropped")
+            assert.strictEqual(dropped[0]!.key, "b")
+            assert.isTrue(dropped[0]!.recovered)
+          }).pipe(Effect.scoped)
+        })
+      ),
+    20_000
+  )
 })

@@ -1,6 +1,6 @@
 /**
- * `ResilientRedis`' storage formats and Lua scripts: the journal entry, the fallback's copy of a value, and the
- * scripts that stamp each Redis write with its time so that a replay applies only what Redis holds nothing newer
+ * `ResilientRedis`' storage formats and Lua scripts: the journal entry, the fallback's copy of a value and of a
+ * remove (its tombstone), and the scripts that stamp each Redis write with its time so that a replay applies only what Redis holds nothing newer
  * than.
  *
  * Layout in Redis, beside each value key `k` (under the store's prefix): `<service prefix>at:<k>`, the write time
@@ -61,6 +61,30 @@ const decodeCopyOption = Schema.decodeUnknownOption(CopyJson)
 /** A stored copy; a plain string (written by 0.1) is the value itself, with no time. @internal */
 export const decodeCopy = (stored: string): Copy =>
   Option.getOrElse(decodeCopyOption(stored), () => ({ copy: stored, at: 0, expiresAt: null, seq: null }))
+
+/**
+ * The fallback's record of a remove, kept (under its own prefix, beside the copies) as long as Redis keeps the
+ * remove's time, so that a re-seed replays the remove and another instance's older copy does not bring the key back.
+ * A key of its own rather than a kind of copy: a copy of an earlier version would serve it as a value.
+ *
+ * @internal
+ */
+export const Tombstone = Schema.Struct({
+  at: Schema.Number,
+  /** The journal seq of the remove when it was journaled, null when Redis took it directly. */
+  seq: Schema.NullOr(Schema.Number)
+})
+
+/** @internal */
+export type Tombstone = typeof Tombstone.Type
+
+const TombstoneJson = Schema.fromJsonString(Tombstone)
+
+/** @internal */
+export const encodeTombstone = Schema.encodeSync(TombstoneJson)
+
+/** @internal */
+export const decodeTombstone = Schema.decodeUnknownOption(TombstoneJson)
 
 const seqWidth = 16
 
