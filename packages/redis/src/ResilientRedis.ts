@@ -16,11 +16,11 @@
  * - Warm cache: a write that Redis accepted is also applied to the fallback (errors ignored), with its time, so
  *   reads during an outage see the last value written through this service, and a Redis that lost its data can be
  *   re-seeded. A remove leaves a tombstone there instead of the copy (`<prefix>removed:<key>`, its time, kept as long
- *   as Redis keeps the remove's time), which reads never see. Reads do not populate it. A write interrupted while its Redis command is in flight cannot know whether
- *   Redis took it: the fallback's copy of that key is removed rather than left behind what Redis may hold. Once the
- *   command has answered, the rest of the write (the copy, or a journal entry and the figures) is not interrupted.
- *   A command that ends interrupted on its own (not the caller) is a failed call, read or written as when Redis is
- *   down.
+ *   as Redis keeps the remove's time), which reads never see. Reads do not populate it. A write interrupted while
+ *   its Redis command is in flight cannot know whether Redis took it: the fallback's copy of that key is removed
+ *   rather than left behind what Redis may hold. Once the command has answered, the rest of the write (the copy, or
+ *   a journal entry and the figures) is not interrupted. A command that ends interrupted on its own (not the caller)
+ *   is a failed call, read or written as when Redis is down.
  * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>:<key>`, `seq` zero-padded
  *   to 16 digits, holding the operation, key, value, absolute expiry and the write time) and then applies the write
  *   to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept under

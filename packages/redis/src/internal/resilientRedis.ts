@@ -1,7 +1,7 @@
 /**
  * `ResilientRedis`' storage formats and Lua scripts: the journal entry, the fallback's copy of a value and of a
- * remove (its tombstone), and the scripts that stamp each Redis write with its time so that a replay applies only what Redis holds nothing newer
- * than.
+ * remove (its tombstone), and the scripts that stamp each Redis write with its time so that a replay applies only
+ * what Redis holds nothing newer than.
  *
  * Layout in Redis, beside each value key `k` (under the store's prefix): `<service prefix>at:<k>`, the write time
  * (epoch milliseconds from the writer's `Clock`) of the value, with the value's TTL; after a remove, the remove's
