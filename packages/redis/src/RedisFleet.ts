@@ -40,7 +40,10 @@
  *   stay queued, and the instance sends what it queued and loads what it missed (a resync) as soon as its subscriber
  *   is subscribed again after a reconnect or a failover (messages published meanwhile were lost), and every
  *   `resyncInterval`. Redis keeps an incarnation id, lost with its data: when a heartbeat or a resync finds another
- *   one (Redis came back empty, so epochs started again), the instance resyncs and forgets the epochs it saw.
+ *   one (Redis came back empty, so epochs started again), the instance resyncs and forgets the epochs it saw. A
+ *   resync that finds a key's epoch lower than one the instance saw before it asked, or the key gone (Redis came back
+ *   from an older snapshot, or failed over to a replica that lagged), forgets that key's epoch and takes the fleet's
+ *   state.
  *   Conflicts: manual controls win. A trip made on a stale epoch (during an outage, say) survives the resync unless
  *   the fleet holds a newer decision: it is accepted onto a circuit closed before the trip was made and onto an
  *   opening that has elapsed and began before it, and gives way to a manual control, an opening still in force, or a
@@ -576,6 +579,10 @@ export const make = (
         ))
 
         const load = Effect.gen(function*() {
+          // Every epoch known before the read was read from Redis before the read ran, and a key's epoch only grows:
+          // one lower in the answer (or a key gone) means Redis went back (restarted from an older snapshot, failed
+          // over to a replica that lagged), keeping its incarnation. A late message cannot pass for that.
+          const before = new Map(known)
           const found = yield* run(
             store.eval(scripts.states)([hashOf("*"), keysSet], [channel, member.breaker, "", hashPrefix])
           )
@@ -587,12 +594,31 @@ export const make = (
             yield* skip("fleet states", pairs.cause)
             return true
           }
+          // The key's epoch went back: the instance forgets the one it saw and takes Redis' state. Unless a message
+          // came in meanwhile: it may be newer than the read, or late from before the loss (the next resync tells).
+          const wentBack = (encodedKey: string, epoch: number) => {
+            const seen = before.get(encodedKey)
+            if (seen !== undefined && epoch < seen && known.get(encodedKey) === seen) {
+              known.delete(encodedKey)
+            }
+          }
+          const listed = new Set<string>()
           for (let i = 0; i + 1 < pairs.value.length; i += 2) {
             const encodedKey = pairs.value[i]
             if (typeof encodedKey === "string") {
-              yield* apply(encodedKey, yield* readReply(pairs.value[i + 1]))
+              listed.add(encodedKey)
+              const reply = yield* readReply(pairs.value[i + 1])
+              if (reply !== undefined) {
+                wentBack(encodedKey, reply[1])
+              }
+              yield* apply(encodedKey, reply)
             } else {
               yield* skip("fleet state key", encodedKey)
+            }
+          }
+          for (const encodedKey of before.keys()) {
+            if (!listed.has(encodedKey)) {
+              wentBack(encodedKey, 0)
             }
           }
           return true

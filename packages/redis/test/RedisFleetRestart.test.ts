@@ -98,6 +98,41 @@ it.live(
   30_000
 )
 
+// Redis with RDB snapshots (its default persistence) that crashes comes back with the data of its last snapshot: the
+// incarnation key is there, but every epoch written after the snapshot is gone. An instance that kept the newer epochs
+// ignored every state the fleet held or published until its epochs climbed past them.
+it.live(
+  "after Redis comes back from an older snapshot (epochs went back), a reset on C still reaches A",
+  () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const { breaker: onA } = yield* breakerOn(server, "a")
+      const { breaker: onC } = yield* breakerOn(server, "c")
+      // Epoch 1: open for the fleet. The snapshot is taken here.
+      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
+      yield* waitState(onA, "Open")
+      yield* RedisServer.command(server.port, ["SAVE"])
+      // Epochs 2 and 3, after the snapshot: closed, then open again.
+      yield* onC.reset()
+      yield* waitState(onA, "Closed")
+      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
+      yield* waitState(onA, "Open")
+      // Redis crashes and comes back from its snapshot: the same incarnation, epoch 1.
+      yield* server.restart
+      assert.include(
+        yield* RedisServer.command(server.port, ["HGET", `${prefix}cb:search:kdefault`, "epoch"]),
+        "$1\r\n1\r\n"
+      )
+      // Both connections are back well within this; the periodic resync is a minute away.
+      yield* Effect.sleep("2 seconds")
+      yield* onC.reset()
+      yield* waitState(onC, "Closed")
+      const seen = yield* Effect.exit(waitState(onA, "Closed", "3 seconds"))
+      assert.isTrue(Exit.isSuccess(seen), `A still ${yield* onA.state} 3 s after a reset on C`)
+    }).pipe(Effect.scoped),
+  30_000
+)
+
 it.live(
   "after Redis restarts with its data, a reset published while A reconnects reaches A once it is back",
   () =>
