@@ -10,7 +10,7 @@ import { Data, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
-import { createConnection, createServer } from "node:net"
+import { createConnection, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -288,6 +288,75 @@ export const makeReplica = (
     )
     return replica
   })
+
+/** One client's network path to a server, which a test can cut and restore. */
+export interface RedisProxy {
+  readonly port: number
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string
+  /** Destroys every connection through it and refuses new ones: the client is cut off, the server runs on. */
+  readonly cut: Effect.Effect<void>
+  /** Lets connections through again. */
+  readonly restore: Effect.Effect<void>
+}
+
+/**
+ * A TCP proxy on a free loopback port to the server on `target`, closed with the scope: a client connected through it
+ * can be cut off from the server (a partition) while others still reach it.
+ */
+export const makeProxy = (target: { readonly port: number }): Effect.Effect<RedisProxy, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly proxy: RedisProxy; readonly close: () => void }>((resume) => {
+      const sockets = new Set<Socket>()
+      let up = true
+      const dropAll = () => {
+        for (const socket of sockets) socket.destroy()
+        sockets.clear()
+      }
+      const server = createServer((client) => {
+        if (!up) return client.destroy()
+        const upstream = createConnection({ host: "127.0.0.1", port: target.port })
+        sockets.add(client)
+        sockets.add(upstream)
+        client.pipe(upstream)
+        upstream.pipe(client)
+        // Either side going closes both, as a lost path would.
+        const end = () => {
+          client.destroy()
+          upstream.destroy()
+          sockets.delete(client)
+          sockets.delete(upstream)
+        }
+        for (const socket of [client, upstream]) {
+          socket.on("error", end)
+          socket.on("close", end)
+        }
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        resume(Effect.succeed({
+          proxy: {
+            port,
+            url: `redis://127.0.0.1:${port}`,
+            cut: Effect.sync(() => {
+              up = false
+              dropAll()
+            }),
+            restore: Effect.sync(() => {
+              up = true
+            })
+          },
+          close: () => {
+            up = false
+            dropAll()
+            server.close()
+          }
+        }))
+      })
+    }),
+    ({ close }) => Effect.sync(close)
+  ).pipe(Effect.map(({ proxy }) => proxy))
 
 /** A running sentinel of our own. */
 export interface RedisSentinelServer {
