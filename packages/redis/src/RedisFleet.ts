@@ -44,11 +44,14 @@
  *   resync that finds a key's epoch lower than one the instance saw before it asked, or the key gone (Redis came back
  *   from an older snapshot, or failed over to a replica that lagged), forgets that key's epoch and takes the fleet's
  *   state.
- *   Conflicts: manual controls win. A trip made on a stale epoch (during an outage, say) survives the resync unless
- *   the fleet holds a newer decision: it is accepted onto a circuit closed before the trip was made and onto an
- *   opening that has elapsed and began before it, and gives way to a manual control, an opening still in force, or a
- *   close made after it (the instances' `Clock`s decide, so they should agree to well within the time between such
- *   decisions). Any other change made on a stale epoch gives way to the fleet's state.
+ *   Conflicts: manual controls win over the breaker's own decisions, and among themselves the last one made wins: a
+ *   control made on a stale epoch (queued during an outage, say) gives way to one made after it on the fleet, and a
+ *   breaker-wide control leaves alone a key whose own control is newer. A trip made on a stale epoch survives the
+ *   resync unless the fleet holds a newer decision: it is accepted onto a circuit closed before the trip was made and
+ *   onto an opening that has elapsed and began before it, and gives way to a manual control, an opening still in
+ *   force, or a close made after it (the instances' `Clock`s decide, here and between manual controls, so they should
+ *   agree to well within the time between such decisions). Any other change made on a stale epoch gives way to the
+ *   fleet's state.
  *
  * **Gotchas**
  *

@@ -145,6 +145,16 @@ const liveInstances = (instance: { readonly context: Context.Context<Redis.Redis
     Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
   )
 
+/** Waits until the instance has nothing of `breaker` queued: the fleet answered every change it made. */
+const sent = (instance: Instance, breaker: string) =>
+  Context.get(instance.context, RedisFleet.RedisFleet).snapshot.pipe(
+    Effect.flatMap(({ breakers }) => {
+      const queued = breakers.find((b) => b.breaker === breaker)?.queued
+      return queued === 0 ? Effect.void : Effect.fail(`${instance.name}: ${queued} queued for ${breaker}`)
+    }),
+    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "10 seconds" })))
+  )
+
 // A fleet script's reply that opens a circuit for a minute (as the events channel carries it), for hand-made messages.
 const openReply = (now: number): ReadonlyArray<string> =>
   ["applied", "100", "Live", "Open", now, now + 60_000, "1", "60000", "0", "x", "{\"_tag\":\"ProbeFailed\"}"].map(
@@ -324,6 +334,78 @@ describe("RedisFleet", () => {
         assert.strictEqual(yield* onE.stateKey("tenant-7"), "Closed")
       })
     ))
+
+  // The last manual control made wins, not the last to arrive: a control queued on an instance cut off from Redis
+  // was committed over a newer one made on the fleet meanwhile.
+  it.live(
+    "a forceOpen queued on a cut-off instance does not override a reset made on the fleet after it",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const toA = yield* RedisServer.makeProxy(server)
+        const a = yield* start(toA, "a")
+        const b = yield* start(server, "b")
+        const barrier = yield* makeBarrier(a, [b])
+        const options: CircuitBreaker.Options = {
+          name: "pay",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 hour"
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        // A loses its path to Redis, and an operator forces the breaker open there; later, another resets it on B.
+        yield* toA.cut
+        yield* onA.forceOpen()
+        yield* Effect.sleep("200 millis")
+        yield* onB.reset()
+        assert.strictEqual(yield* onB.state, "Closed")
+        // A is back and sends what it queued: the fleet answers with its newer reset, which A takes.
+        yield* toA.restore
+        yield* sent(a, "pay")
+        yield* barrier.await
+        assert.strictEqual(yield* onB.state, "Closed")
+        assert.strictEqual(yield* onA.state, "Closed")
+        const [pay] = (yield* Context.get(a.context, RedisFleet.RedisFleet).snapshot).breakers.filter((x) =>
+          x.breaker === "pay"
+        )
+        assert.strictEqual(pay.rejected, 1)
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "a breaker-wide forceOpen queued on a cut-off instance keeps a key's newer control of its own",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const toA = yield* RedisServer.makeProxy(server)
+        const a = yield* start(toA, "a")
+        const b = yield* start(server, "b")
+        const barrier = yield* makeBarrier(a, [b])
+        const options: CircuitBreaker.Options = {
+          name: "pay",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 hour"
+        }
+        const onA = yield* breakerOn(a, options)
+        const onB = yield* breakerOn(b, options)
+        yield* fail(onB, "x")
+        yield* waitState(onA, "Open", "x")
+        yield* toA.cut
+        yield* onA.forceOpen()
+        yield* Effect.sleep("200 millis")
+        yield* onB.reset("x")
+        // The fleet takes A's control, newer than any breaker-wide one, but for key x, reset after it.
+        yield* toA.restore
+        yield* sent(a, "pay")
+        yield* barrier.await
+        assert.strictEqual(yield* onB.state, "ForcedOpen")
+        assert.strictEqual(yield* onB.stateKey("x"), "Closed")
+        assert.strictEqual(yield* onA.state, "ForcedOpen")
+        yield* waitState(onA, "Closed", "x")
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
 
   it.live("quorum: one instance failing alone opens only itself; two open the fleet", () =>
     withFleet((_, [a, b, c]) =>

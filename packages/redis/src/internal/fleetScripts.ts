@@ -5,7 +5,8 @@
  * Layout, under the store's prefix (`b` is the breaker name and `k` the key, URI-encoded, or `%u` and the UTF-16 code
  * units in hex for a string that is not well-formed; `*` is breaker-wide):
  * - `cb:<b>:<k>` hash: `epoch`, `mode`, `phase`, `openedAt`, `openUntil`, `openings`, `lastOpenMillis`,
- *   `closedAt`, `origin`, `reason` (JSON), `successes` (probe successes this epoch), `streak` (global counting);
+ *   `closedAt`, `origin`, `reason` (JSON), `successes` (probe successes this epoch), `streak` (global counting),
+ *   `manualAt` (when the key's last manual control, its own or breaker-wide, was made);
  * - `cb:<b>` set: the encoded keys that have a hash;
  * - `cb:<b>:<k>:leases:<epoch>` sorted set: probe leases by expiry; `cb:<b>:<k>:votes` sorted set: quorum votes
  *   by time; `cb:<b>:<k>:w<i>:<epoch>` (and `:n`): the windows of global counting, fresh with every epoch;
@@ -54,13 +55,16 @@ const script = (lua: string) =>
  * mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt, now, counting, quorum instances, quorum
  * share, quorum window, liveness, hash prefix of the breaker's keys, the time the change was made.
  *
- * Manual controls always win (the operator's intent, last writer wins); a breaker-wide one rewrites every key, as
- * it does locally, and publishes each key's new state before its own. A trip is accepted onto the epoch the instance last saw; made on a stale epoch (during an outage,
- * say), it is accepted unless the fleet holds a newer decision: it is accepted onto a circuit closed before the trip
- * was made, and onto an opening that has elapsed and began before the trip; it is rejected by a manual control, an
- * opening still in force, or a close made after it (the instances' clocks decide). With quorum counting a trip is a
- * vote instead, and opens the fleet once the quorum holds. A close is accepted only onto the epoch the instance saw:
- * otherwise the fleet moved on, and the fleet wins.
+ * Manual controls win over the breaker's own decisions (the operator's intent), and among themselves the last one
+ * made wins: one is accepted onto the epoch the instance last saw, and on a stale epoch (made during an outage, say)
+ * unless the key's last manual control was made after it. A breaker-wide one rewrites every key, as it does locally,
+ * but for a key whose own manual control is newer; it publishes each rewritten key's state before its own, and each
+ * kept key's after it. A trip is accepted onto the epoch the instance last saw; made on a stale epoch, it is accepted
+ * unless the fleet holds a newer decision: it is accepted onto a circuit closed before the trip was made, and onto an
+ * opening that has elapsed and began before the trip; it is rejected by a manual control, an opening still in force,
+ * or a close made after it. With quorum counting a trip is a vote instead, and opens the fleet once the quorum holds.
+ * A close is accepted only onto the epoch the instance saw: otherwise the fleet moved on, and the fleet wins. The
+ * instances' clocks decide which of two changes was made first.
  *
  * @internal
  */
@@ -70,23 +74,43 @@ local now = tonumber(ARGV[15])
 local epoch = tonumber(redis.call('HGET', h, 'epoch') or '0')
 local mode = redis.call('HGET', h, 'mode') or 'Live'
 local phase = redis.call('HGET', h, 'phase') or 'Closed'
+local base = tonumber(ARGV[5])
+local at = tonumber(ARGV[22])
 local fields = {'mode', ARGV[8], 'phase', ARGV[9], 'openedAt', ARGV[10], 'openUntil', ARGV[11], 'openings', ARGV[12],
   'lastOpenMillis', ARGV[13], 'closedAt', ARGV[14], 'origin', ARGV[6], 'reason', ARGV[7]}
+-- The last manual control made wins, not the last to arrive: one made while cut off gives way to a newer one.
+local function older(hash) return at < tonumber(redis.call('HGET', hash, 'manualAt') or '0') end
 if kind == 'manual' then
+  -- On the epoch the instance saw, the control was made after the key's last one, whatever the clocks say.
+  if epoch ~= base and older(h) then return reply('rejected', h) end
+  table.insert(fields, 'manualAt')
+  table.insert(fields, ARGV[22])
   if ARGV[3] == '*' then
     local restart = ARGV[8] == 'Live' or ARGV[8] == 'Disabled'
+    local kept = {}
     for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
       local kh = ARGV[21] .. k
-      local was = redis.call('HGET', kh, 'mode') or 'Live'
+      -- Each key's epoch moves: published, or every instance's next outcome on it would be fenced off as late.
       redis.call('HINCRBY', kh, 'epoch', 1)
-      redis.call('HSET', kh, 'mode', ARGV[8], 'origin', ARGV[6], 'reason', ARGV[7], 'successes', 0, 'streak', 0)
-      if restart or was == 'Disabled' then
-        redis.call('HSET', kh, 'phase', 'Closed', 'openings', 0, 'lastOpenMillis', 0, 'closedAt', now)
+      redis.call('HSET', kh, 'successes', 0, 'streak', 0)
+      if older(kh) then
+        table.insert(kept, k)
+      else
+        local was = redis.call('HGET', kh, 'mode') or 'Live'
+        redis.call('HSET', kh, 'mode', ARGV[8], 'origin', ARGV[6], 'reason', ARGV[7], 'manualAt', ARGV[22])
+        if restart or was == 'Disabled' then
+          redis.call('HSET', kh, 'phase', 'Closed', 'openings', 0, 'lastOpenMillis', 0, 'closedAt', now)
+        end
+        redis.call('PUBLISH', ARGV[1], cjson.encode({ARGV[2], k, reply('applied', kh)}))
       end
-      -- Each key's epoch moved: published, or every instance's next outcome on it would be fenced off as late.
-      redis.call('PUBLISH', ARGV[1], cjson.encode({ARGV[2], k, reply('applied', kh)}))
     end
-    return commit(fields, false)
+    local r = commit(fields, false)
+    -- A key with a newer control of its own keeps its state, published after the breaker-wide one (which every
+    -- instance, the sender too, applies to all its keys) so that every instance takes it back.
+    for _, k in ipairs(kept) do
+      redis.call('PUBLISH', ARGV[1], cjson.encode({ARGV[2], k, reply('applied', ARGV[21] .. k)}))
+    end
+    return r
   end
   return commit(fields, true)
 end
@@ -110,13 +134,11 @@ if ARGV[16] == 'quorum' and kind == 'trip' then
   return reply('pending', h)
 end
 if ARGV[16] == 'quorum' and kind == 'close' then redis.call('ZREM', KEYS[3], ARGV[6]) end
-local base = tonumber(ARGV[5])
 if kind == 'trip' then
   if epoch == base then return commit(fields, true) end
   -- A stale epoch: the trip still wins over a decision older than itself (a close before it, an opening that has
   -- elapsed and started before it), never over a manual control or an opening still in force.
   if mode == 'Live' then
-    local at = tonumber(ARGV[22])
     local s = redis.call('HMGET', h, 'closedAt', 'openedAt', 'openUntil')
     if phase == 'Closed' and at >= tonumber(s[1] or '0') then return commit(fields, true) end
     if phase ~= 'Closed' and now >= tonumber(s[3] or '0') and at >= tonumber(s[2] or '0') then
