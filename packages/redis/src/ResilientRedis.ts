@@ -191,6 +191,11 @@ export interface Snapshot {
   readonly stale: number
   /** Journal entries that could not be read (each also published as a `JournalEntryDropped` event). */
   readonly dropped: number
+  /**
+   * Journal entries Redis refused with an error about the entry (a time key of another type, say), set aside so that
+   * the rest of the journal replays (each also published as a `JournalEntryRefused` event).
+   */
+  readonly refused: number
   /** Keys written back from the fallback to a Redis that lost its data. */
   readonly reseeded: number
   /**
@@ -210,6 +215,9 @@ export interface Snapshot {
  *   tombstone tells (`undefined` otherwise: an entry whose copy or tombstone a later write of the key replaced);
  *   `recovered` is `true` when the copy (or, for a remove, the tombstone) was that very write and was replayed
  *   instead.
+ * - `JournalEntryRefused`: Redis answered the replay of a journal entry with an error about the entry (`message`,
+ *   such as `WRONGTYPE ...` when the key's time key holds another type), which it would give every time. The entry
+ *   was set aside so that the rest of the journal replays: the write never reached Redis.
  * - `RedisDataLost`: Redis came back without its data (its marker key was gone). The values this instance holds in
  *   its fallback were written back (`reseeded`, where Redis held nothing newer), and its removes of the last 24 hours
  *   (not counted); values that only other instances (or other clients) wrote are lost.
@@ -233,6 +241,13 @@ export type Event =
     /** The entry's name in the fallback, when it was still listed. */
     readonly entry: string | undefined
     readonly recovered: boolean
+  }
+  | {
+    readonly _tag: "JournalEntryRefused"
+    readonly seq: number
+    readonly key: string
+    /** Redis' error, such as `WRONGTYPE Operation against a key holding the wrong kind of value`. */
+    readonly message: string
   }
   | {
     readonly _tag: "RedisDataLost"
@@ -332,7 +347,10 @@ export interface ResilientRedis {
   readonly health: Effect.Effect<State>
   /** Health transitions from subscription on. */
   readonly changes: Stream.Stream<Change>
-  /** What the service could not keep (a dropped journal entry, a Redis that lost its data), from subscription on. */
+  /**
+   * What the service could not keep (a dropped journal entry, one Redis refused, a Redis that lost its data), from
+   * subscription on.
+   */
   readonly events: Stream.Stream<Event>
   readonly snapshot: Effect.Effect<Snapshot>
 }
@@ -459,7 +477,16 @@ export const make: (
   const eventHub = yield* PubSub.sliding<Event>(1024)
   yield* Effect.addFinalizer(() => Effect.andThen(PubSub.shutdown(hub), PubSub.shutdown(eventHub)))
 
-  const counts = { redisOps: 0, fallbackOps: 0, journaled: 0, replayed: 0, stale: 0, dropped: 0, reseeded: 0 }
+  const counts = {
+    redisOps: 0,
+    fallbackOps: 0,
+    journaled: 0,
+    replayed: 0,
+    stale: 0,
+    dropped: 0,
+    refused: 0,
+    reseeded: 0
+  }
   let drainRate = 0
   let failures = 0
   let connected = false
@@ -490,7 +517,7 @@ export const make: (
 
   // Writes rebuilt for lost or unreadable entries: reported once, when found, and kept until Redis took them, so that
   // a replay that fails and is tried again neither loses them nor reports them twice.
-  let lostWrites: ReadonlyArray<internal.Write> = []
+  let lostWrites: ReadonlyArray<{ readonly seq: number; readonly write: internal.Write }> = []
   const unreadable = new Map<string, internal.Write | undefined>()
 
   // From the first replayed batch until the handover: the journal may be empty between two batches while a writer is
@@ -684,20 +711,66 @@ export const make: (
       })
     ))
 
-  // Writes to Redis in one compare-and-set; fails when Redis does.
+  // Writes to Redis in order, in one compare-and-set per round trip. A write Redis refuses (its error is about that
+  // write: a time key of another type, say, which fails it every time) is set aside and the next round trip goes on
+  // after it; it is not a Redis failure, so it neither trips the breaker nor stops the others. When the call fails
+  // (Redis down, a timeout) or Redis takes no writes now (out of memory, read-only), `failure` says so and `done` how
+  // many writes are behind: they were applied, stale or refused, and the rest wait.
   const applyWrites = (writes: ReadonlyArray<internal.Write>) =>
     Effect.gen(function*() {
-      if (writes.length === 0) return [0, 0] as const
-      const keys: Array<string> = []
-      const args: Array<string | number> = [tombstoneMillis]
-      for (const w of writes) {
-        keys.push(store.key(w.key), redisTime(w.key))
-        args.push(w.op, w.value, w.at, w.ttl)
+      let applied = 0
+      let stale = 0
+      const refused: Array<{ readonly index: number; readonly message: string }> = []
+      let from = 0
+      while (from < writes.length) {
+        const keys: Array<string> = []
+        const args: Array<string | number> = [tombstoneMillis]
+        for (let i = from; i < writes.length; i++) {
+          const w = writes[i]!
+          keys.push(store.key(w.key), redisTime(w.key))
+          args.push(w.op, w.value, w.at, w.ttl)
+        }
+        const result = yield* viaRedis(store.eval(internal.apply)(keys, args))
+        if (Result.isFailure(result)) return { applied, stale, refused, done: from, failure: result.failure }
+        applied += Number(result.success[0])
+        stale += Number(result.success[1])
+        if (result.success.length === 2) break
+        const index = from + Number(result.success[2]) - 1
+        const message = String(result.success[3])
+        if (internal.isUnavailable(message)) {
+          const failure = new RedisStoreError({ operation: "eval", message: `Redis took no writes: ${message}` })
+          return { applied, stale, refused, done: index, failure }
+        }
+        refused.push({ index, message })
+        from = index + 1
       }
-      const result = yield* viaRedis(store.eval(internal.apply)(keys, args))
-      if (Result.isFailure(result)) return yield* Effect.fail(result.failure)
-      return [Number(result.success[0]), Number(result.success[1])] as const
+      return { applied, stale, refused, done: writes.length, failure: undefined }
     })
+
+  // Journal entries Redis refused leave the journal (the caller removes them): each is counted, published and logged
+  // with Redis' error. The fallback's copy of the key (or its tombstone) goes too when it records that very write
+  // (same seq): kept, the next outage would serve, and a re-seed write back, a value Redis never took; without it
+  // the key reads as unknown (`None`) in an outage. Under the writers' lock (unless the caller holds it), so that a
+  // later write of the key being journaled meanwhile keeps its copy.
+  const setAside = (
+    refused: ReadonlyArray<{ readonly seq: number; readonly key: string; readonly message: string }>,
+    locked: boolean
+  ) =>
+    Effect.gen(function*() {
+      for (const { key, message, seq } of refused) {
+        const copy = Option.map(yield* readStored(valueKey(key)), internal.decodeCopy)
+        if (Option.isSome(copy) && copy.value.seq === seq) yield* Effect.ignore(fallback.remove(valueKey(key)))
+        const tombstone = Option.flatMap(yield* readStored(tombstoneKey(key)), internal.decodeTombstone)
+        if (Option.isSome(tombstone) && tombstone.value.seq === seq) {
+          yield* Effect.ignore(fallback.remove(tombstoneKey(key)))
+        }
+        counts.refused++
+        yield* PubSub.publish(eventHub, { _tag: "JournalEntryRefused", seq, key, message })
+        yield* Effect.logWarning(
+          `ResilientRedis: Redis refused journal entry ${seq} (key ${JSON.stringify(key)}); set aside: ${message}`
+        )
+      }
+    }).pipe((effect) => locked || refused.length === 0 ? effect : writeLock.withPermits(1)(effect))
 
   const readStored = (name: string) => Effect.orElseSucceed(fallback.get(name), () => Option.none<string>())
 
@@ -730,7 +803,7 @@ export const make: (
   // The keys of the entries lost before this start, found by their seq in the fallback's copies and tombstones (read
   // only when some are missing).
   const reportMissing = Effect.gen(function*() {
-    if (missing.length === 0) return [] as ReadonlyArray<internal.Write>
+    if (missing.length === 0) return []
     const now = yield* Clock.currentTimeMillis
     const keyBySeq = new Map<number, string>()
     const names = yield* fallback.keys
@@ -750,48 +823,73 @@ export const make: (
       tombstonePrefix,
       (stored) => Option.getOrNull(Option.map(internal.decodeTombstone(stored), (t) => t.seq))
     )
-    const writes: Array<internal.Write> = []
+    const writes: Array<{ readonly seq: number; readonly write: internal.Write }> = []
     for (const seq of missing.splice(0)) {
       const write = yield* dropped(seq, keyBySeq.get(seq), undefined, now)
-      if (write !== undefined) writes.push(write)
+      if (write !== undefined) writes.push({ seq, write })
     }
     return writes
   })
 
-  // The oldest `batchSize` entries, applied to Redis in one round trip and then removed. It does not take the write
-  // lock: writers only append to the journal meanwhile, so they never hold the replay back.
-  const replayBatch = Effect.gen(function*() {
-    const names = pending.slice(0, batchSize)
-    const now = yield* Clock.currentTimeMillis
-    const stored = yield* Effect.forEach(names, (name) => fallback.get(name), { concurrency: fileConcurrency })
-    const writes: Array<internal.Write> = []
-    let replayable = 0
-    for (let i = 0; i < names.length; i++) {
-      const entry = Option.flatMap(stored[i]!, internal.decodeEntry)
-      if (Option.isSome(entry)) {
-        const e = entry.value
-        writes.push(toWrite(e.key, e.op === "remove" ? null : e.value, e.at, e.expiresAt, now))
-        replayable++
-      } else {
-        const name = names[i]!
-        if (!unreadable.has(name)) {
-          const { key, seq } = internal.parseName(journalPrefix, name)
-          unreadable.set(name, yield* dropped(seq, key, name, now))
+  // The oldest `batchSize` entries, applied to Redis in one round trip (one more per entry Redis refuses) and then
+  // removed. It does not take the write lock (`locked`: the handover holds it): writers only append to the journal
+  // meanwhile, so they never hold the replay back.
+  const replayBatch = (locked: boolean) =>
+    Effect.gen(function*() {
+      const names = pending.slice(0, batchSize)
+      const now = yield* Clock.currentTimeMillis
+      const stored = yield* Effect.forEach(names, (name) => fallback.get(name), { concurrency: fileConcurrency })
+      const writes: Array<internal.Write> = []
+      // Per write: the index in `names` of the entry it replays, and whether that entry was read (not recovered).
+      const sources: Array<{ readonly at: number; readonly read: boolean }> = []
+      for (let i = 0; i < names.length; i++) {
+        const entry = Option.flatMap(stored[i]!, internal.decodeEntry)
+        if (Option.isSome(entry)) {
+          const e = entry.value
+          writes.push(toWrite(e.key, e.op === "remove" ? null : e.value, e.at, e.expiresAt, now))
+          sources.push({ at: i, read: true })
+        } else {
+          const name = names[i]!
+          if (!unreadable.has(name)) {
+            const { key, seq } = internal.parseName(journalPrefix, name)
+            unreadable.set(name, yield* dropped(seq, key, name, now))
+          }
+          const write = unreadable.get(name)
+          if (write !== undefined) {
+            writes.push(write)
+            sources.push({ at: i, read: false })
+          }
         }
-        const write = unreadable.get(name)
-        if (write !== undefined) writes.push(write)
       }
-    }
-    const [, stale] = yield* applyWrites(writes)
-    // Recorded before the entries go: a crash in between replays them again rather than reporting them lost.
-    replayedUpTo = seqOf(names[names.length - 1]!)
-    yield* fallback.set(replayedKey, String(replayedUpTo))
-    yield* Effect.forEach(names, (name) => fallback.remove(name), { concurrency: fileConcurrency, discard: true })
-    pending.splice(0, names.length)
-    for (const name of names) unreadable.delete(name)
-    counts.replayed += replayable - Math.min(stale, replayable)
-    counts.stale += stale
-  })
+      const { done, failure, refused, stale } = yield* applyWrites(writes)
+      // The entries behind the writes Redis is done with go; from a failure on, they wait for the next replay.
+      const replayed = done === writes.length ? names : names.slice(0, sources[done]!.at)
+      yield* setAside(
+        refused.map(({ index, message }) => ({
+          seq: seqOf(names[sources[index]!.at]!),
+          key: writes[index]!.key,
+          message
+        })),
+        locked
+      )
+      if (replayed.length > 0) {
+        // Recorded before the entries go: a crash in between replays them again rather than reporting them lost.
+        replayedUpTo = seqOf(replayed[replayed.length - 1]!)
+        yield* fallback.set(replayedKey, String(replayedUpTo))
+        yield* Effect.forEach(replayed, (name) => fallback.remove(name), {
+          concurrency: fileConcurrency,
+          discard: true
+        })
+        pending.splice(0, replayed.length)
+        for (const name of replayed) unreadable.delete(name)
+      }
+      let read = 0
+      for (let i = 0; i < done; i++) if (sources[i]!.read) read++
+      for (const { index } of refused) if (sources[index]!.read) read--
+      counts.replayed += read - Math.min(stale, read)
+      counts.stale += stale
+      if (failure !== undefined) return yield* Effect.fail(failure)
+    })
 
   // The drain rate spans every replay from the first after an outage until the journal is empty.
   let drainStart: number | undefined
@@ -806,23 +904,30 @@ export const make: (
     const before = drainBase
     lostWrites = [...lostWrites, ...(yield* reportMissing)]
     if (lostWrites.length > 0) {
-      const [, stale] = yield* applyWrites(lostWrites)
-      lostWrites = []
+      const lost = lostWrites
+      const { done, failure, refused, stale } = yield* applyWrites(lost.map(({ write }) => write))
+      yield* setAside(
+        refused.map(({ index, message }) => ({ seq: lost[index]!.seq, key: lost[index]!.write.key, message })),
+        false
+      )
+      lostWrites = lost.slice(done)
       counts.stale += stale
+      if (failure !== undefined) return yield* Effect.fail(failure)
     }
-    const drainBatch = Effect.andThen(
-      replayBatch,
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        drainRate = ((counts.replayed + counts.stale - before) * 1000) / Math.max(1, now - started)
-      })
-    )
-    while (pending.length > 0) yield* drainBatch
+    const drainBatch = (locked: boolean) =>
+      Effect.andThen(
+        replayBatch(locked),
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          drainRate = ((counts.replayed + counts.stale - before) * 1000) / Math.max(1, now - started)
+        })
+      )
+    while (pending.length > 0) yield* drainBatch(false)
     // The handover, under the writers' lock: a write being journaled as the last batch went finishes first, and
     // what it left is replayed before any write goes to Redis directly. Under the lock the journal cannot grow, so
     // this is one batch or two, not a chase.
     yield* writeLock.withPermits(1)(Effect.whileLoop({
       while: () => pending.length > 0,
-      body: () => drainBatch,
+      body: () => drainBatch(true),
       step: () => undefined
     }))
     drainStart = undefined
@@ -860,17 +965,27 @@ export const make: (
         if (Option.isNone(tombstone) || tombstone.value.at + tombstoneMillis <= now) continue
         removes.push(toWrite(tombstones[i]!.slice(tombstonePrefix.length), null, tombstone.value.at, null, now))
       }
-      for (let i = 0; i < removes.length; i += batchSize) yield* applyWrites(removes.slice(i, i + batchSize))
-      let reseeded = 0
-      for (let i = 0; i < writes.length; i += batchSize) {
-        const [applied] = yield* applyWrites(writes.slice(i, i + batchSize))
-        reseeded += applied
-      }
+      // A key Redis refuses (its time key of another type, say) is left out, as it would be every time.
+      const refused: Array<string> = []
+      const applyAll = (all: ReadonlyArray<internal.Write>) =>
+        Effect.gen(function*() {
+          let applied = 0
+          for (let i = 0; i < all.length; i += batchSize) {
+            const batch = all.slice(i, i + batchSize)
+            const result = yield* applyWrites(batch)
+            for (const { index, message } of result.refused) refused.push(`${batch[index]!.key} (${message})`)
+            if (result.failure !== undefined) return yield* Effect.fail(result.failure)
+            applied += result.applied
+          }
+          return applied
+        })
+      yield* applyAll(removes)
+      const reseeded = yield* applyAll(writes)
       counts.reseeded += reseeded
       yield* PubSub.publish(eventHub, { _tag: "RedisDataLost", reseeded, at: now })
       yield* Effect.logWarning(
         `ResilientRedis: Redis lost its data; re-seeded ${reseeded} keys (and ${removes.length} removes) from this ` +
-          "instance's fallback"
+          `instance's fallback${refused.length === 0 ? "" : `; Redis refused ${refused.join(", ")}`}`
       )
       markerSeen = marker
       yield* Effect.ignore(fallback.set(markerSeenKey, marker))
@@ -941,6 +1056,12 @@ export const make: (
       "Journal entries that could not be read (each also published as a JournalEntryDropped event)",
       by,
       () => counts.dropped
+    ),
+    PullMetric.counter(
+      "resilient_redis_refused_total",
+      "Journal entries Redis refused, set aside (each also published as a JournalEntryRefused event)",
+      by,
+      () => counts.refused
     ),
     PullMetric.counter(
       "resilient_redis_reseeded_total",

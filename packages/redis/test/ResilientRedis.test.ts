@@ -815,3 +815,88 @@ describe("ResilientRedis: a remove is kept through a Redis that lost its data", 
     20_000
   )
 })
+
+describe("ResilientRedis: a journal entry Redis refuses", () => {
+  // An entry the replay script failed on (an error reply, not a lost connection) failed again on every ping: the
+  // journal never drained, the service stayed in Fallback, and every later write queued behind the entry for good.
+  it.live(
+    "is set aside, counted and reported; the entries around it reach Redis and the journal drains",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const cache = yield* open(directory)
+          const events = yield* collectEvents(cache)
+          const redis = yield* RedisStore.RedisStore
+          yield* cache.set("c", "0")
+          // Something else made p's time key a list: the replay's GET of it answers WRONGTYPE, every time. And q's a
+          // string that is no time: the script's comparison fails (a Lua error), every time.
+          yield* RedisServer.command(server.port, ["RPUSH", redis.key("resilient-redis:at:p"), "x"])
+          yield* RedisServer.command(server.port, ["SET", redis.key("resilient-redis:at:q"), "soon"])
+          yield* server.kill
+          yield* cache.set("a", "1")
+          yield* cache.set("p", "refused")
+          yield* cache.set("b", "2")
+          yield* cache.set("q", "refused too")
+          yield* cache.remove("c")
+          assert.strictEqual((yield* cache.snapshot).pending, 5)
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+          const after = yield* cache.snapshot
+          assert.strictEqual(after.pending, 0)
+          assert.strictEqual(after.replayed, 3)
+          assert.strictEqual(after.refused, 2)
+          assert.strictEqual(yield* metric("resilient_redis_refused_total"), 2)
+          assert.deepStrictEqual(yield* redis.get("a"), Option.some("1"))
+          assert.deepStrictEqual(yield* redis.get("b"), Option.some("2"))
+          assert.deepStrictEqual(yield* redis.get("c"), Option.none())
+          assert.deepStrictEqual(yield* redis.get("p"), Option.none())
+          assert.deepStrictEqual(yield* redis.get("q"), Option.none())
+          const refused = events.flatMap((e) => e._tag === "JournalEntryRefused" ? [e] : [])
+          assert.deepStrictEqual(refused.map((e) => [e.seq, e.key]), [[1, "p"], [3, "q"]])
+          assert.isTrue(refused[0]!.message.startsWith("WRONGTYPE"), refused[0]!.message)
+          assert.include(refused[1]!.message, "attempt to compare")
+          // Writes after the replay go to Redis again.
+          yield* cache.set("d", "4")
+          assert.deepStrictEqual(yield* redis.get("d"), Option.some("4"))
+          // The fallback's copy of the refused write went with it: the next outage does not serve a value Redis
+          // never held.
+          yield* server.kill
+          assert.deepStrictEqual(yield* cache.get("p"), Option.none())
+          assert.deepStrictEqual(yield* cache.get("q"), Option.none())
+          assert.deepStrictEqual(yield* cache.get("a"), Option.some("1"))
+        }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+      ),
+    20_000
+  )
+
+  // An error about Redis, not the entry, must not cost the entry: it waits as when Redis is down.
+  it.live(
+    "an error that says Redis takes no writes now (out of memory) refuses nothing: the journal waits for Redis",
+    () =>
+      withServer((server, directory) =>
+        Effect.gen(function*() {
+          const cache = yield* open(directory)
+          const redis = yield* RedisStore.RedisStore
+          yield* cache.set("a", "0")
+          // Redis answers, but every write gets OOM: the writes are journaled.
+          yield* RedisServer.command(server.port, ["CONFIG", "SET", "maxmemory", "1"])
+          yield* cache.set("a", "1")
+          yield* cache.set("b", "2")
+          // Pings 100 ms apart try the replay meanwhile.
+          yield* Effect.sleep("600 millis")
+          const waiting = yield* cache.snapshot
+          assert.strictEqual(waiting.state, "Fallback")
+          assert.strictEqual(waiting.pending, 2)
+          assert.strictEqual(waiting.refused, 0)
+          yield* RedisServer.command(server.port, ["CONFIG", "SET", "maxmemory", "0"])
+          yield* waitFor(cache, "Healthy")
+          const after = yield* cache.snapshot
+          assert.strictEqual(after.replayed, 2)
+          assert.strictEqual(after.refused, 0)
+          assert.deepStrictEqual(yield* redis.get("a"), Option.some("1"))
+          assert.deepStrictEqual(yield* redis.get("b"), Option.some("2"))
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+})

@@ -120,7 +120,11 @@ export interface Write {
 /**
  * Applies writes in order, each only when the key's stored time is not newer than the write's: one atomic compare
  * and set per batch. KEYS: value key, time key, per write. ARGV[1]: tombstone millis, then op, value, time, TTL per
- * write. Answers `[applied, stale]`.
+ * write. Answers `[applied, stale]`; when Redis fails a write (an error reply, or a Lua error such as a time key
+ * that is not a number), `[applied, stale, i, error]`: the writes before the i-th (1-based) were applied or stale,
+ * the i-th was not applied (at most its value, when the SET of its time failed), and the rest were not tried. A
+ * script does not roll back what it wrote before an error: stopping there, rather than failing the whole script,
+ * says exactly what Redis took, so that the caller applies nothing twice and can tell which write failed.
  *
  * @internal
  */
@@ -129,33 +133,53 @@ export const apply = Redis.script(
   {
     numberOfKeys: (keys) => keys.length,
     lua: `
-local applied, stale = 0, 0
-for i = 1, #KEYS / 2 do
+local function write(i)
   local vk, ak = KEYS[2 * i - 1], KEYS[2 * i]
   local op, value, at, ttl = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
   local current = redis.call('GET', ak)
   if current and tonumber(current) > tonumber(at) then
-    stale = stale + 1
-  else
-    if op == 's' then
-      if tonumber(ttl) > 0 then
-        redis.call('SET', vk, value, 'PX', ttl)
-        redis.call('SET', ak, at, 'PX', ttl)
-      else
-        redis.call('SET', vk, value)
-        redis.call('SET', ak, at)
-      end
-    else
-      redis.call('DEL', vk)
-      redis.call('SET', ak, at, 'PX', ARGV[1])
-    end
-    applied = applied + 1
+    return false
   end
+  if op == 's' then
+    if tonumber(ttl) > 0 then
+      redis.call('SET', vk, value, 'PX', ttl)
+      redis.call('SET', ak, at, 'PX', ttl)
+    else
+      redis.call('SET', vk, value)
+      redis.call('SET', ak, at)
+    end
+  else
+    redis.call('DEL', vk)
+    redis.call('SET', ak, at, 'PX', ARGV[1])
+  end
+  return true
+end
+local applied, stale = 0, 0
+for i = 1, #KEYS / 2 do
+  local ok, result = pcall(write, i)
+  if not ok then
+    return {applied, stale, i, type(result) == 'table' and result.err or tostring(result)}
+  end
+  if result then applied = applied + 1 else stale = stale + 1 end
 end
 return {applied, stale}
 `
   }
-).withReturnType<[number, number]>()
+).withReturnType<[number, number] | [number, number, number, string]>()
+
+// Replies that say Redis takes no writes at the moment, whatever the write: out of memory (maxmemory with
+// noeviction), a replica, a master without enough replicas (min-replicas-to-write), a failed save
+// (stop-writes-on-bgsave-error), a busy script, loading, a cluster that is down, lost authentication.
+const unavailable = /^(OOM|READONLY|MASTERDOWN|NOREPLICAS|MISCONF|BUSY|LOADING|CLUSTERDOWN|TRYAGAIN|NOAUTH)\b/
+
+/**
+ * Whether Redis' error for one write of `apply` says Redis takes no writes now (out of memory, read-only...), so
+ * the write must wait as when Redis is down; any other error is about that write (a time key of another type, say)
+ * and would come back every time.
+ *
+ * @internal
+ */
+export const isUnavailable = (error: string): boolean => unavailable.test(error)
 
 /**
  * A write made now, straight to Redis: applied whatever the stored time (arrival order among live writes), and
