@@ -30,9 +30,21 @@
  *   at a time: one Lua script per batch, then the batch's entries are removed. The replay does not take the
  *   writers' lock: writes that arrive meanwhile are appended to the journal behind it, and each costs the fallback
  *   more work (an entry and a copy written) than replaying it does (one removal), so the replay catches up under
- *   steady load and finishes; `drainRate` (snapshot and metric) says how fast it went. A failure stops the replay
- *   until the next ping. A crash mid-batch re-applies the batch (at-least-once; applying an entry twice leaves the
- *   same value and time). An entry whose expiry has passed replays as a remove, the rest with the TTL they have left.
+ *   steady load and finishes; `drainRate` (snapshot and metric) says how fast it went. A failure (Redis gone, a
+ *   timeout, or an error that says Redis takes no writes now: `OOM`, `READONLY`, `NOREPLICAS`, `MISCONF`...) stops
+ *   the replay until the next ping; the entries before it that Redis took are removed. A crash mid-batch re-applies
+ *   the batch (at-least-once; applying an entry twice leaves the same value and time). An entry whose expiry has
+ *   passed replays as a remove, the rest with the TTL they have left.
+ * - Refused journal entries: an entry Redis answers with an error about the entry itself (say `WRONGTYPE`, when
+ *   something else made its value's time key `<prefix>at:<key>` a list; or a time key that is not a number) would
+ *   fail every replay and hold the journal, and every later write, in the fallback for good. The batch's script
+ *   stops at it and says which entry and why; the entry is set aside (removed from the journal, counted as
+ *   `refused`, published as a `JournalEntryRefused` event with its seq, key and Redis' error, and logged as a
+ *   warning naming the key), and the replay goes on with the next one, in order. The write is lost to Redis; the
+ *   fallback's copy of the key (or its tombstone) goes too when it records that very write, so that the next outage
+ *   does not serve (and a re-seed does not write back) a value Redis never took: the key then reads as `None` in an
+ *   outage, as one never written through the service. A re-seed leaves out the keys Redis refuses, and its warning
+ *   names them.
  * - Conflict rule: last write wins, by write time. Writes in one process are serialized and reach Redis in the
  *   order this service accepted them. Across instances, the replay applies an entry only when Redis holds no newer
  *   time for the key (compare and set in the batch's script); an entry older than what Redis holds is skipped and
@@ -61,8 +73,8 @@
  * - Metrics (Effect `Metric`s, attribute `name`, read when exported): `resilient_redis_state` (0 Healthy, 1 Degraded,
  *   2 Failed, 3 Fallback, 4 Connecting), `resilient_redis_operations_total` (by `answered_by`: redis, fallback),
  *   `resilient_redis_journaled_total`, `resilient_redis_replayed_total`, `resilient_redis_stale_total`,
- *   `resilient_redis_dropped_total`, `resilient_redis_reseeded_total`, `resilient_redis_drain_rate` (entries per
- *   second) and `resilient_redis_pending`.
+ *   `resilient_redis_dropped_total`, `resilient_redis_refused_total`, `resilient_redis_reseeded_total`,
+ *   `resilient_redis_drain_rate` (entries per second) and `resilient_redis_pending`.
  *
  * **Gotchas**
  *
@@ -72,7 +84,8 @@
  *   `None`, even if Redis holds it.
  * - One process per fallback directory (as `FallbackStore` requires): two processes would interleave one journal.
  * - Redis holds a time key beside each value written through the service; read and write the values through the
- *   service (or `RedisStore`), and leave `<prefix>at:*` and `<prefix>marker` alone.
+ *   service (or `RedisStore`), and leave `<prefix>at:*` and `<prefix>marker` alone: a time key of another type makes
+ *   Redis refuse the replay of the key's journaled writes (`JournalEntryRefused`).
  *
  * **Example** (Surviving a Redis outage)
  *
