@@ -19,6 +19,25 @@ describe("agent service: the simulated upstreams", () => {
       assert.deepStrictEqual(upstreams.keywordMatch("user-2", "effect"), [])
     }).pipe(Effect.provide(Upstreams.layer)))
 
+  it.effect("the simulated Qdrant and Firebase, in the process too, hold the users written last, not every user ever", () =>
+    Effect.gen(function*() {
+      const upstreams = yield* Upstreams.Upstreams
+      const users = Upstreams.localMemoryUsers + 1
+      for (let i = 0; i < users; i++) {
+        yield* upstreams.qdrantUpsert(`user-${i}`, `remember effect ${i}`)
+        yield* upstreams.firebaseSet(`session:user-${i}`, `{"turns":1,"n":${i}}`)
+      }
+      assert.strictEqual((yield* upstreams.qdrantSearch(`user-${users - 1}`, "effect")).length, 1)
+      assert.strictEqual(yield* upstreams.firebaseGet(`session:user-${users - 1}`), `{"turns":1,"n":${users - 1}}`)
+      assert.deepStrictEqual(yield* upstreams.qdrantSearch("user-0", "effect"), [])
+      assert.strictEqual(yield* upstreams.firebaseGet("session:user-0"), undefined)
+      // A user written again moves to the back.
+      yield* upstreams.firebaseSet("session:user-1", "{}")
+      yield* upstreams.firebaseSet("session:user-new", "{}")
+      assert.strictEqual(yield* upstreams.firebaseGet("session:user-1"), "{}")
+      assert.strictEqual(yield* upstreams.firebaseGet("session:user-2"), undefined)
+    }).pipe(Effect.provide(Upstreams.layer)))
+
   it.effect("memories match by whole words in any script, not by ASCII fragments", () =>
     Effect.gen(function*() {
       const upstreams = yield* Upstreams.Upstreams

@@ -69,16 +69,25 @@ const overlap = (query: string, text: string): number => {
   return words(text).filter((w) => q.has(w)).length
 }
 
-// The last 50 texts per user, for the `maxUsers` users seen last (the Map's order is the order of their last write).
-const remember = (store: Map<string, Array<string>>, userId: string, text: string, maxUsers = Infinity) => {
-  const list = store.get(userId) ?? []
-  list.push(text)
-  store.delete(userId)
-  store.set(userId, list.slice(-50))
-  if (store.size > maxUsers) store.delete(store.keys().next().value!)
+// A write to a map that keeps the `max` keys written last (a Map iterates in insertion order: the first key is the
+// oldest write).
+const setBounded = <V>(store: Map<string, V>, key: string, value: V, max: number) => {
+  store.delete(key)
+  store.set(key, value)
+  if (store.size > max) store.delete(store.keys().next().value!)
 }
 
-/** How many users' memories the process keeps for the keyword match: its own memory, so it is bounded. */
+// The last 50 texts per user, for the `maxUsers` users seen last.
+const remember = (store: Map<string, Array<string>>, userId: string, text: string, maxUsers: number) => {
+  const list = store.get(userId) ?? []
+  list.push(text)
+  setBounded(store, userId, list.slice(-50), maxUsers)
+}
+
+/**
+ * How many users' memories the process keeps for the keyword match: its own memory, so it is bounded. The simulated
+ * Firebase and Qdrant, which live in this process too, keep as many users' documents and points, those written last.
+ */
 export const localMemoryUsers = 10_000
 
 /**
@@ -98,7 +107,8 @@ const make = Effect.gen(function*() {
   const chaos = yield* Ref.make(
     Object.fromEntries(services.map((s) => [s, { failure_rate: 0, latency_ms: 0 }])) as Record<Service, ChaosSettings>
   )
-  // The simulated remote state: Firebase documents, Qdrant points, Telegram's chat log.
+  // The simulated remote state: Firebase documents, Qdrant points, Telegram's chat log. In this process, so bounded
+  // like the keyword memory: a service that runs for days meets users without end.
   const documents = new Map<string, string>()
   const points = new Map<string, Array<string>>()
   const localMemories = new Map<string, Array<string>>()
@@ -150,13 +160,13 @@ const make = Effect.gen(function*() {
       }),
     telegramSent: Effect.sync(() => sent.slice(-sentShown)),
     firebaseGet: (key) => call("firebase", () => documents.get(key)),
-    firebaseSet: (key, value) => call("firebase", () => void documents.set(key, value)),
+    firebaseSet: (key, value) => call("firebase", () => setBounded(documents, key, value, localMemoryUsers)),
     firebaseDelete: (key) => call("firebase", () => documents.delete(key) ? 1 : 0),
     qdrantUpsert: (userId, text) =>
       // The process keeps its own copy whatever Qdrant does: the keyword match works from it.
       Effect.andThen(
         Effect.sync(() => remember(localMemories, userId, text, localMemoryUsers)),
-        call("qdrant", () => remember(points, userId, text))
+        call("qdrant", () => remember(points, userId, text, localMemoryUsers))
       ),
     qdrantSearch: (userId, query) => call("qdrant", () => rank(points.get(userId) ?? [], query)),
     keywordMatch: (userId, query) => rank(localMemories.get(userId) ?? [], query),
