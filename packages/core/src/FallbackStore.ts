@@ -594,7 +594,7 @@ const assemble = Effect.fnUntraced(function*(
   // anyway, with a warning: it is no longer served, and it comes back only if the store restarts.
   const evict = (now: number, keep: string | undefined): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const victim = index.victim(now, maxEntries, maxBytes, keep)
+      const victim = index.victim(maxEntries, maxBytes, keep)
       if (victim === undefined) return Effect.void
       const expired = internal.isExpired(index.entries.get(victim)!, now)
       index.delete(victim)

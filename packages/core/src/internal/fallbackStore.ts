@@ -370,7 +370,7 @@ export interface Meta {
 export const isExpired = (meta: { readonly expiresAt: number }, now: number): boolean => now >= meta.expiresAt
 
 /**
- * The live entries of a store by key, with their total size.
+ * The live entries of a store by key, with their total size, and the order they are evicted in.
  *
  * @internal
  */
@@ -378,6 +378,11 @@ export class Index {
   readonly entries = new Map<string, Meta>()
   bytes = 0
   private seq = 0
+  // The entries in eviction order (`evictsBefore`) as a binary min-heap, with each key's place in it: a capped store
+  // evicts on every write once it is full, and a scan of every entry for the victim cost a full store tens of
+  // microseconds per write.
+  private readonly heap: Array<Slot> = []
+  private readonly places = new Map<string, number>()
 
   nextSeq(): number {
     return ++this.seq
@@ -388,6 +393,15 @@ export class Index {
     if (old !== undefined) this.bytes -= old.bytes
     this.entries.set(key, meta)
     this.bytes += meta.bytes
+    const at = this.places.get(key)
+    if (at === undefined) {
+      this.heap.push({ key, meta })
+      this.places.set(key, this.heap.length - 1)
+      this.up(this.heap.length - 1)
+    } else {
+      this.heap[at]!.meta = meta
+      this.down(this.up(at))
+    }
   }
 
   delete(key: string): void {
@@ -395,11 +409,21 @@ export class Index {
     if (old === undefined) return
     this.bytes -= old.bytes
     this.entries.delete(key)
+    const at = this.places.get(key)!
+    this.places.delete(key)
+    const last = this.heap.pop()!
+    if (at < this.heap.length) {
+      this.heap[at] = last
+      this.places.set(last.key, at)
+      this.down(this.up(at))
+    }
   }
 
   clear(): void {
     this.entries.clear()
     this.bytes = 0
+    this.heap.length = 0
+    this.places.clear()
   }
 
   /**
@@ -409,7 +433,8 @@ export class Index {
   resequence(): void {
     const loaded = [...this.entries].sort(([, a], [, b]) => a.writtenAt - b.writtenAt || a.seq - b.seq)
     this.seq = 0
-    for (const [key, meta] of loaded) this.entries.set(key, { ...meta, seq: this.nextSeq() })
+    this.clear()
+    for (const [key, meta] of loaded) this.put(key, { ...meta, seq: this.nextSeq() })
   }
 
   live(now: number): Array<string> {
@@ -428,25 +453,59 @@ export class Index {
    * The next entry to evict while the store is over `maxEntries` or `maxBytes`, never `keep`: an expired entry
    * first, then the one closest to expiry (entries without a TTL last), then the least recently written.
    */
-  victim(now: number, maxEntries: number, maxBytes: number, keep: string | undefined): string | undefined {
+  victim(maxEntries: number, maxBytes: number, keep: string | undefined): string | undefined {
     if (this.entries.size <= maxEntries && this.bytes <= maxBytes) return undefined
-    let best: string | undefined
-    let bestMeta: Meta | undefined
-    for (const [key, meta] of this.entries) {
-      if (key === keep) continue
-      if (bestMeta === undefined || evictsBefore(meta, bestMeta, now)) {
-        best = key
-        bestMeta = meta
-      }
+    const [first, left, right] = this.heap
+    if (first === undefined || first.key !== keep) return first?.key
+    // `keep` is first: the next is one of its children.
+    if (left === undefined) return undefined
+    return right !== undefined && evictsBefore(right.meta, left.meta) ? right.key : left.key
+  }
+
+  // Moves the slot at `at` towards the root while it evicts before its parent; returns where it ends.
+  private up(at: number): number {
+    const heap = this.heap
+    const slot = heap[at]!
+    while (at > 0) {
+      const parent = (at - 1) >> 1
+      if (!evictsBefore(slot.meta, heap[parent]!.meta)) break
+      this.place(heap[parent]!, at)
+      at = parent
     }
-    return best
+    this.place(slot, at)
+    return at
+  }
+
+  // Moves the slot at `at` away from the root while a child evicts before it.
+  private down(at: number): void {
+    const heap = this.heap
+    const slot = heap[at]!
+    for (;;) {
+      const left = 2 * at + 1
+      if (left >= heap.length) break
+      const right = left + 1
+      const child = right < heap.length && evictsBefore(heap[right]!.meta, heap[left]!.meta) ? right : left
+      if (!evictsBefore(heap[child]!.meta, slot.meta)) break
+      this.place(heap[child]!, at)
+      at = child
+    }
+    this.place(slot, at)
+  }
+
+  private place(slot: Slot, at: number): void {
+    this.heap[at] = slot
+    this.places.set(slot.key, at)
   }
 }
 
-const evictsBefore = (a: Meta, b: Meta, now: number): boolean => {
-  const expiredA = isExpired(a, now)
-  if (expiredA !== isExpired(b, now)) return expiredA
-  if (a.expiresAt !== b.expiresAt) return a.expiresAt < b.expiresAt
-  // Write order, not `writtenAt`: a wall clock stepped back would make the newest entries look oldest.
-  return a.seq < b.seq
+/** A key and its entry's metadata, in the eviction heap. */
+interface Slot {
+  readonly key: string
+  meta: Meta
 }
+
+// Eviction order: an expired entry first (`isExpired` is `now >= expiresAt`, so at any time the expired entries are
+// exactly those of the smallest `expiresAt`), then the closest to expiry (no TTL is `Infinity`: last), then write
+// order, not `writtenAt`: a wall clock stepped back would make the newest entries look oldest.
+const evictsBefore = (a: Meta, b: Meta): boolean =>
+  a.expiresAt !== b.expiresAt ? a.expiresAt < b.expiresAt : a.seq < b.seq
