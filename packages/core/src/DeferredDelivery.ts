@@ -30,6 +30,12 @@
  *   attempts counted before it, which were most likely the same outage starting. A message with `maxAttempts` counted
  *   attempts moves to the dead letters with its last error; `deadLetters` lists them, `replay` queues one again (at
  *   the back, attempts reset), `drop` deletes it.
+ * - Dead letters are bounded too, as a service that never replays nor drops them would otherwise hold each one (and
+ *   its key, answered `Duplicate`) for good: past `maxDeadLetters` (default 10,000) the oldest is dropped, and so is
+ *   one held for `deadLetterRetention` (default 7 days; checked when the queue is used, and by a `send` of its key).
+ *   A dropped dead letter's journal entry is removed and its key freed (a later `send` of it is a new message); each
+ *   drop is logged as a warning naming the key, and counted (`deadLettersDropped`). A restart drops what a journal
+ *   holds past either bound, the oldest first.
  * - Nothing is retried forever: a message that fails again once it has waited `maxAge` since it was queued (default
  *   one day) is dead-lettered, counted attempts or not. This is what ends a poison message that looks like an outage
  *   (see the Gotchas); a real outage longer than `maxAge` dead-letters what it held, to be replayed once it is over.
@@ -44,7 +50,7 @@
  * - `snapshot` gives the depth, the age of the oldest message, delivery attempts, dead letters and the head's last
  *   error; the same figures are pull metrics (`deferred_delivery_depth`, `deferred_delivery_oldest_age_seconds`,
  *   `deferred_delivery_attempts_total{outcome}`, `deferred_delivery_dead_letters`, `deferred_delivery_enqueued_total`,
- *   attribute `policy` = `name`) while the queue's scope is open.
+ *   `deferred_delivery_dead_letters_dropped_total`, attribute `policy` = `name`) while the queue's scope is open.
  *
  * **Gotchas**
  *
@@ -212,8 +218,9 @@ export interface DeadLetter<A> {
 
 /**
  * What `snapshot` gives. `depth` counts queued messages (the one being delivered included), `oldestAgeMillis` is the
- * age of the head (`null` when empty); the counters run from the start of this process; `head` is the next message
- * to deliver with its counted attempts and last error.
+ * age of the head (`null` when empty); the counters run from the start of this process (`deadLettersDropped`: dead
+ * letters dropped past `maxDeadLetters` or `deadLetterRetention`, at the start included); `deadLetters` is the number
+ * held; `head` is the next message to deliver with its counted attempts and last error.
  *
  * @example
  * ```ts
@@ -236,6 +243,7 @@ export interface Snapshot {
   readonly rejectedAttempts: number
   readonly deadLettered: number
   readonly deadLetters: number
+  readonly deadLettersDropped: number
   readonly duplicates: number
   readonly head: {
     readonly key: string
@@ -293,6 +301,19 @@ export interface Options<S extends Schema.Constraint, E, R> {
   readonly maxDepth?: number | undefined
   /** At most this many bytes per journal entry (message, key and bookkeeping, as JSON). Default: 256 KiB. */
   readonly maxMessageBytes?: number | undefined
+  /**
+   * At most this many dead letters held (a positive integer); past it, the oldest (the first dead-lettered) is
+   * dropped: its journal entry removed, its key freed, a warning logged. Default: 10,000, as `maxDepth`: room for
+   * everything a full queue can dead-letter in one outage, and the journal holds at most `maxDepth + maxDeadLetters`
+   * entries.
+   */
+  readonly maxDeadLetters?: number | undefined
+  /**
+   * A dead letter held this long since it was dead-lettered is dropped as one past `maxDeadLetters` is (at most 1
+   * year). Checked when the queue is used: a dead letter added, a drainer step, a `send` of its key, the start; a
+   * `send` of its key after this is a new message, not a `Duplicate`. Default: 7 days, a week to replay it.
+   */
+  readonly deadLetterRetention?: Duration.Input | undefined
   /**
    * Failures that no retry can fix (a 400): the message is dead-lettered after this one. Default: none. If it
    * throws, the failure counts as one a retry may fix, the error is logged, and `lastError` says that it threw.
@@ -424,7 +445,9 @@ const OptionsSchema = Schema.Struct({
   maxAge: DurationInput({ positive: true }),
   retryInterval: DurationInput({ positive: true }),
   maxDepth: PositiveInt,
-  maxMessageBytes: PositiveInt
+  maxMessageBytes: PositiveInt,
+  maxDeadLetters: PositiveInt,
+  deadLetterRetention: DurationInput({ positive: true })
 })
 
 type Outcome =
@@ -446,6 +469,9 @@ const messageOf = (error: unknown): string =>
     : String(error)
 
 const MAX_KEY_BYTES = 1024
+
+// When a dead letter was dead-lettered: a journal written before `deadAt` was kept has its enqueue time.
+const deadAtOf = (item: internal.Item): number => item.deadAt ?? item.enqueuedAt
 
 // "Tag: message" for tagged errors and `Error`s, the string otherwise: what the dead letter keeps.
 const describe = (cause: Cause.Cause<unknown>): string => {
@@ -533,11 +559,15 @@ export const make = <S extends Schema.Constraint, E, R>(
       maxAge: orDefault(options.maxAge, "1 day"),
       retryInterval: orDefault(options.retryInterval, "1 second"),
       maxDepth: orDefault(options.maxDepth, 10_000),
-      maxMessageBytes: orDefault(options.maxMessageBytes, 256 * 1024)
+      maxMessageBytes: orDefault(options.maxMessageBytes, 256 * 1024),
+      maxDeadLetters: orDefault(options.maxDeadLetters, 10_000),
+      deadLetterRetention: orDefault(options.deadLetterRetention, "7 days")
     }, { kind: "deferred delivery", policy: String(options.name) })
-    const { maxAttempts, maxDepth, maxMessageBytes, name } = settings
+    const { maxAttempts, maxDeadLetters, maxDepth, maxMessageBytes, name } = settings
     const retryMillis = millisOf(settings.retryInterval as Duration.Input)
     const maxAgeMillis = millisOf(settings.maxAge as Duration.Input)
+    const retentionMillis = millisOf(settings.deadLetterRetention as Duration.Input)
+    const retentionWhy = `held for deadLetterRetention (${Duration.format(Duration.millis(retentionMillis))})`
     const { breaker, sink, store } = options
     const context = yield* Effect.context<R | S["EncodingServices"] | S["DecodingServices"]>()
     const json = Schema.toCodecJson(options.schema)
@@ -562,7 +592,8 @@ export const make = <S extends Schema.Constraint, E, R>(
         { ...(key === undefined ? {} : { key }), cause: error }
       )
 
-    // In memory, the journal's mirror: the queue in delivery order, the dead letters, every key in either.
+    // In memory, the journal's mirror: the queue in delivery order, the dead letters in the order they were
+    // dead-lettered (the oldest first, the first the bounds drop), every key in either.
     const queue: Array<internal.Item> = []
     const dead = new Map<string, internal.Item>()
     const keys = new Set<string>()
@@ -573,6 +604,7 @@ export const make = <S extends Schema.Constraint, E, R>(
       failed: 0,
       rejected: 0,
       deadLettered: 0,
+      deadLettersDropped: 0,
       duplicates: 0
     }
     let nextSeq = 0
@@ -602,12 +634,15 @@ export const make = <S extends Schema.Constraint, E, R>(
         byKey.set(item.key, item)
       }
     }
+    const loadedDead: Array<internal.Item> = []
     for (const { kind, ...item } of byKey.values()) {
       keys.add(item.key)
       if (kind === "q") queue.push(item)
-      else dead.set(item.key, item)
+      else loadedDead.push(item)
     }
     queue.sort(internal.bySeq)
+    loadedDead.sort((a, b) => deadAtOf(a) - deadAtOf(b) || a.seq - b.seq)
+    for (const item of loadedDead) dead.set(item.key, item)
 
     const lock = new Lock()
     const wake = yield* Latch.make(queue.length > 0)
@@ -632,6 +667,41 @@ export const make = <S extends Schema.Constraint, E, R>(
           )
         )
       )
+
+    // Takes out of memory the dead letters past `maxDeadLetters` or `deadLetterRetention` at `now`, oldest first (and
+    // the dead letter `key`, if it is past the retention), freeing their keys, and gives what removes their journal
+    // entries; undefined when none is. Only the oldest is looked at when none is: a dead letter added costs no scan.
+    // Run under the lock. A journal entry that cannot be removed comes back at the next start, where it is dropped
+    // again; a later message of the same key has a larger sequence number and wins over it.
+    const trim = (now: number, key?: string): Effect.Effect<void> | undefined => {
+      const victims: Array<readonly [internal.Item, string]> = []
+      const take = (item: internal.Item, why: string) => {
+        dead.delete(item.key)
+        keys.delete(item.key)
+        stats.deadLettersDropped++
+        victims.push([item, why])
+      }
+      const expired = (item: internal.Item) => now - deadAtOf(item) >= retentionMillis
+      // Deleting the entry a `Map` iteration is at is safe: it goes on with the next.
+      for (const item of dead.values()) {
+        if (dead.size > maxDeadLetters) take(item, `more than maxDeadLetters (${maxDeadLetters}) held`)
+        else if (expired(item)) take(item, retentionWhy)
+        else break
+      }
+      const item = key === undefined ? undefined : dead.get(key)
+      if (item !== undefined && expired(item)) take(item, retentionWhy)
+      if (victims.length === 0) return undefined
+      return Effect.forEach(victims, ([item, why]) =>
+        Effect.andThen(
+          removeLogged("d", item),
+          Effect.logWarning(`Deferred delivery "${name}": dropped the dead letter ${JSON.stringify(item.key)}: ${why}`)
+        ), { discard: true })
+    }
+    // At the start: a journal written with larger bounds, or long closed, is brought within them.
+    const trimLoaded = trim(yield* Clock.currentTimeMillis)
+    if (trimLoaded !== undefined) {
+      yield* trimLoaded
+    }
 
     const enqueue = (item: Omit<internal.Item, "seq">) =>
       Effect.suspend(() => {
@@ -663,16 +733,20 @@ export const make = <S extends Schema.Constraint, E, R>(
       const item: internal.Item = { ...head, lastError, deadAt: now }
       return write("d", item).pipe(
         Effect.andThen(removeLogged("q", head)),
-        Effect.andThen(Effect.sync((): Step => {
+        Effect.andThen(Effect.sync(() => {
           queue.shift()
           dead.set(item.key, item)
           stats.deadLettered++
+        })),
+        Effect.andThen(
+          Effect.logWarning(`Deferred delivery "${name}": dead-lettered ${JSON.stringify(head.key)}: ${lastError}`)
+        ),
+        // One more dead letter may put the oldest past `maxDeadLetters`: dropped before `awaitEmpty` returns.
+        Effect.andThen(Effect.suspend(() => trim(now) ?? Effect.void)),
+        Effect.andThen(Effect.sync((): Step => {
           if (queue.length === 0) empty.openUnsafe()
           return 0
         })),
-        Effect.tap(() =>
-          Effect.logWarning(`Deferred delivery "${name}": dead-lettered ${JSON.stringify(head.key)}: ${lastError}`)
-        ),
         Effect.catch((error) =>
           Effect.as(
             Effect.logError(`Deferred delivery "${name}": could not dead-letter, kept queued: ${error.message}`),
@@ -754,9 +828,13 @@ export const make = <S extends Schema.Constraint, E, R>(
         if (head === undefined) {
           // Closed under the lock: an enqueue after this opens it again.
           wake.closeUnsafe()
-          return Effect.succeed<Step>("Idle")
+          if (dead.size === 0) return Effect.succeed<Step>("Idle")
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.as(trim(now) ?? Effect.void, "Idle" as const))
         }
         return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          // Dead letters past their retention go at each step (only the oldest is looked at, usually).
+          const trimming = trim(now)
+          if (trimming !== undefined) return Effect.as(trimming, 0)
           if (head.attempts >= maxAttempts) return deadLetter(head, head.lastError ?? "no error recorded", now)
           return Effect.flatMap(breaker.state, (state): Effect.Effect<Step, never, R | S["DecodingServices"]> => {
             // An open circuit is still tried: the breaker lets the first call after its open time through as the
@@ -904,6 +982,15 @@ export const make = <S extends Schema.Constraint, E, R>(
       enqueuedAt: number
     ): Effect.Effect<Receipt, DeferredDeliveryError, R> => {
       if (keys.has(key)) {
+        // The key of a dead letter past its retention is freed here, however idle the queue has been: this is a
+        // new message. Not on the way of a `send` whose key is free.
+        const trimming = dead.has(key) ? trim(enqueuedAt, key) : undefined
+        if (trimming !== undefined) {
+          return Effect.andThen(
+            trimming,
+            Effect.suspend(() => deliverOrQueue(restore, fiber, message, key, encoded, enqueuedAt))
+          )
+        }
         stats.duplicates++
         return Effect.succeed({ _tag: "Duplicate", key })
       }
@@ -1084,7 +1171,7 @@ export const make = <S extends Schema.Constraint, E, R>(
               attempts: item.attempts,
               lastError: item.lastError ?? "",
               enqueuedAt: item.enqueuedAt,
-              deadAt: item.deadAt ?? item.enqueuedAt
+              deadAt: deadAtOf(item)
             })
           )
       )
@@ -1105,6 +1192,7 @@ export const make = <S extends Schema.Constraint, E, R>(
         rejectedAttempts: stats.rejected,
         deadLettered: stats.deadLettered,
         deadLetters: dead.size,
+        deadLettersDropped: stats.deadLettersDropped,
         duplicates: stats.duplicates,
         head: head === undefined ? null : { key: head.key, attempts: head.attempts, lastError: head.lastError ?? null }
       }
@@ -1126,6 +1214,12 @@ export const make = <S extends Schema.Constraint, E, R>(
       attemptsTotal("Failed", () => stats.failed),
       attemptsTotal("Rejected", () => stats.rejected),
       metrics.gauge("deferred_delivery_dead_letters", "Dead letters held", by, () => dead.size),
+      metrics.counter(
+        "deferred_delivery_dead_letters_dropped_total",
+        "Dead letters dropped past maxDeadLetters or deadLetterRetention",
+        by,
+        () => stats.deadLettersDropped
+      ),
       metrics.counter("deferred_delivery_enqueued_total", "Messages queued", by, () => stats.enqueued)
     ])
 

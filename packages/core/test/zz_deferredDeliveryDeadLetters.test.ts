@@ -23,7 +23,7 @@ describe("DeferredDelivery: dead letters over time", () => {
         sink: (message) => Effect.fail(new Rejected({ message: `rejected ${message}` })),
         breaker: yield* CircuitBreaker.make({ name: "telegram", trip: CircuitBreaker.consecutive(1_000_000) }),
         store,
-        maxDepth,
+        maxDeadLetters: maxDepth,
         isPermanent: () => true
       })
       const messages = 200
