@@ -866,6 +866,159 @@ describe("DeferredDelivery", () => {
         assert.deepStrictEqual([dead.attempts, dead.deadAt], [1, 60_000])
       }).pipe(Effect.scoped))
 
+    // A long-running service that never replays nor drops (the agent service) held every dead letter, and its key,
+    // for good: the same key sent in a later outage was answered `Duplicate`.
+    it.effect("dead letters stay within maxDeadLetters however many poison messages come, in memory and journal", () =>
+      Effect.gen(function*() {
+        const { sink, state } = recordingSink()
+        state.down = true
+        const store = yield* FallbackStore.makeMemory()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          // Every message is refused for good (a 400): dead-lettered at its first failure.
+          breaker: yield* CircuitBreaker.make({ name: "telegram", trip: CircuitBreaker.consecutive(1_000_000) }),
+          store,
+          maxDeadLetters: 10,
+          isPermanent: () => true
+        })
+        for (let i = 0; i < 200; i++) {
+          yield* queue.send(`poison ${i}`, { key: `k${i}` })
+          yield* queue.awaitEmpty
+        }
+        const snapshot = yield* queue.snapshot
+        assert.deepStrictEqual(
+          [snapshot.depth, snapshot.deadLettered, snapshot.deadLetters, snapshot.deadLettersDropped],
+          [0, 200, 10, 190]
+        )
+        assert.strictEqual(yield* store.size, 10, "one journal entry per dead letter held")
+        assert.deepStrictEqual(
+          (yield* queue.deadLetters).map((d) => d.key),
+          Array.from({ length: 10 }, (_, i) => `k${190 + i}`)
+        )
+      }).pipe(Effect.scoped))
+
+    it.effect("past maxDeadLetters the oldest dead letter goes first, and its key is free for a new message", () =>
+      Effect.gen(function*() {
+        const { delivered, failing, sink } = recordingSink()
+        const store = yield* FallbackStore.makeMemory()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store,
+          maxDeadLetters: 2,
+          isPermanent: () => true
+        })
+        for (const m of ["m1", "m2", "m3"]) {
+          failing.add(m)
+          yield* queue.send(m, { key: `k${m.slice(1)}` })
+          yield* queue.awaitEmpty
+        }
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k2", "k3"])
+        assert.strictEqual((yield* queue.snapshot).deadLettersDropped, 1)
+        assert.strictEqual(yield* store.size, 2)
+        // The dropped one's key is a new message's; the ones held are still taken.
+        failing.clear()
+        assert.deepStrictEqual(yield* queue.send("m1 again", { key: "k1" }), { _tag: "Delivered", key: "k1" })
+        assert.strictEqual((yield* queue.send("m2 again", { key: "k2" }))._tag, "Duplicate")
+        assert.deepStrictEqual(delivered(), ["m1 again"])
+        // Replay and drop still work on the ones held.
+        assert.isFalse(yield* queue.replay("k1"))
+        assert.isTrue(yield* queue.replay("k2"))
+        assert.isTrue(yield* queue.drop("k3"))
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered(), ["m1 again", "m2"])
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        assert.strictEqual(yield* store.size, 0)
+      }).pipe(Effect.scoped))
+
+    it.effect("a dead letter held for deadLetterRetention is dropped: a send of its key is a new message", () =>
+      Effect.gen(function*() {
+        const { delivered, failing, sink } = recordingSink()
+        const store = yield* FallbackStore.makeMemory()
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink,
+          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+          store,
+          deadLetterRetention: "1 hour",
+          isPermanent: () => true
+        })
+        failing.add("m1")
+        failing.add("m2")
+        failing.add("m3")
+        yield* queue.send("m1", { key: "k1" })
+        yield* queue.awaitEmpty
+        yield* TestClock.adjust("30 minutes")
+        yield* queue.send("m2", { key: "k2" })
+        yield* queue.awaitEmpty
+        yield* TestClock.adjust("29 minutes")
+        assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Duplicate", "held for 59 minutes")
+        // The queue idle since: the send of the key finds it past the retention.
+        yield* TestClock.adjust("1 minute")
+        failing.delete("m1")
+        assert.deepStrictEqual(yield* queue.send("m1", { key: "k1" }), { _tag: "Delivered", key: "k1" })
+        assert.deepStrictEqual(delivered(), ["m1"])
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k2"])
+        // A dead letter added drops the ones past the retention: k2, dead-lettered an hour before k3.
+        yield* TestClock.adjust("30 minutes")
+        yield* queue.send("m3", { key: "k3" })
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k3"])
+        const snapshot = yield* queue.snapshot
+        assert.deepStrictEqual([snapshot.deadLettered, snapshot.deadLetters, snapshot.deadLettersDropped], [3, 1, 2])
+        assert.strictEqual(yield* store.size, 1)
+      }).pipe(Effect.scoped))
+
+    it.effect("a restart drops what the journal holds past maxDeadLetters or deadLetterRetention, the oldest first", () =>
+      Effect.gen(function*() {
+        const store = yield* FallbackStore.makeMemory()
+        const { failing, sink } = recordingSink()
+        const open = (scope: Scope.Scope, maxDeadLetters: number) =>
+          Effect.gen(function*() {
+            return yield* DeferredDelivery.make({
+              name: "telegram",
+              schema: Schema.String,
+              sink,
+              breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+              store,
+              maxDeadLetters,
+              deadLetterRetention: "1 day",
+              isPermanent: () => true
+            })
+          }).pipe(Scope.provide(scope))
+        const first = yield* Scope.make()
+        const before = yield* open(first, 5)
+        for (let i = 1; i <= 5; i++) {
+          failing.add(`m${i}`)
+          yield* before.send(`m${i}`, { key: `k${i}` })
+          yield* before.awaitEmpty
+          yield* TestClock.adjust("1 hour")
+        }
+        failing.clear()
+        yield* Scope.close(first, Exit.void)
+
+        const second = yield* Scope.make()
+        const after = yield* open(second, 2)
+        assert.deepStrictEqual((yield* after.deadLetters).map((d) => d.key), ["k4", "k5"])
+        assert.strictEqual((yield* after.snapshot).deadLettersDropped, 3)
+        assert.strictEqual(yield* store.size, 2)
+        assert.strictEqual((yield* after.send("m1", { key: "k1" }))._tag, "Delivered", "its key was freed")
+        yield* Scope.close(second, Exit.void)
+
+        // k4 was dead-lettered at 3 hours, k5 at 4: at 27 hours, k4 has been held a day, and only k5 is left.
+        yield* TestClock.adjust("22 hours")
+        const third = yield* Scope.make()
+        const later = yield* open(third, 2)
+        assert.deepStrictEqual((yield* later.deadLetters).map((d) => d.key), ["k5"])
+        assert.strictEqual(yield* store.size, 1)
+        yield* Scope.close(third, Exit.void)
+      }).pipe(Effect.scoped))
+
     for (const order of ["as stored", "reversed"] as const) {
       it.effect(`dead letters survive a restart; a dead letter being written wins over its queued entry (${order})`, () =>
         Effect.gen(function*() {
@@ -1019,12 +1172,23 @@ describe("DeferredDelivery", () => {
           maxAge: 0,
           retryInterval: "never" as Duration.Input,
           maxDepth: 1.5,
-          maxMessageBytes: -1
+          maxMessageBytes: -1,
+          maxDeadLetters: 0,
+          deadLetterRetention: "2 years"
         }))
         assert.strictEqual(error._tag, "PolicyConfigError")
         assert.deepStrictEqual(
           error._tag === "PolicyConfigError" ? error.issues.map((issue) => issue.path).sort() : [],
-          ["maxAge", "maxAttempts", "maxDepth", "maxMessageBytes", "name", "retryInterval"]
+          [
+            "deadLetterRetention",
+            "maxAge",
+            "maxAttempts",
+            "maxDeadLetters",
+            "maxDepth",
+            "maxMessageBytes",
+            "name",
+            "retryInterval"
+          ]
         )
         // Half an emoji (a name cut with `slice`): a Redis journal would store it as U+FFFD, its messages lost.
         const halfEmoji = yield* Effect.flip(DeferredDelivery.make({
@@ -1041,7 +1205,7 @@ describe("DeferredDelivery", () => {
       }).pipe(Effect.scoped))
   })
 
-  it.effect("exports depth, oldest age, attempts and dead letters as metrics", () =>
+  it.effect("exports depth, oldest age, attempts, dead letters and dropped dead letters as metrics", () =>
     Effect.gen(function*() {
       const { failing, sink } = recordingSink()
       const breaker = yield* CircuitBreaker.make({ name: "metered" })
@@ -1051,10 +1215,14 @@ describe("DeferredDelivery", () => {
         sink,
         breaker,
         store: yield* FallbackStore.makeMemory(),
-        maxAttempts: 1
+        maxAttempts: 1,
+        maxDeadLetters: 1
       })
       failing.add("bad")
+      failing.add("worse")
       yield* queue.send("bad", { key: "k-bad" })
+      yield* queue.awaitEmpty
+      yield* queue.send("worse", { key: "k-worse" })
       yield* queue.awaitEmpty
       yield* breaker.forceOpen()
       yield* queue.send("m1", { key: "k1" })
@@ -1070,9 +1238,10 @@ describe("DeferredDelivery", () => {
       }
       assert.strictEqual(value("deferred_delivery_depth"), 1)
       assert.strictEqual(value("deferred_delivery_oldest_age_seconds"), 3)
-      assert.strictEqual(value("deferred_delivery_attempts_total", { outcome: "Failed" }), 1)
+      assert.strictEqual(value("deferred_delivery_attempts_total", { outcome: "Failed" }), 2)
       assert.strictEqual(value("deferred_delivery_dead_letters"), 1)
-      assert.strictEqual(value("deferred_delivery_enqueued_total"), 2)
+      assert.strictEqual(value("deferred_delivery_dead_letters_dropped_total"), 1)
+      assert.strictEqual(value("deferred_delivery_enqueued_total"), 3)
     }).pipe(Effect.scoped))
 })
 
