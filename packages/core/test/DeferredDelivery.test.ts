@@ -974,7 +974,7 @@ describe("DeferredDelivery", () => {
         assert.strictEqual(yield* store.size, 1)
       }).pipe(Effect.scoped))
 
-    it.effect("a restart drops what the journal holds past maxDeadLetters or deadLetterRetention, the oldest first", () =>
+    it.effect("a restart drops the dead letters past maxDeadLetters or deadLetterRetention, the oldest first", () =>
       Effect.gen(function*() {
         const store = yield* FallbackStore.makeMemory()
         const { failing, sink } = recordingSink()
