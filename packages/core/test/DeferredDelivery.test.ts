@@ -1174,7 +1174,7 @@ describe("DeferredDelivery", () => {
           maxDepth: 1.5,
           maxMessageBytes: -1,
           maxDeadLetters: 0,
-          deadLetterRetention: "2 years"
+          deadLetterRetention: "400 days"
         }))
         assert.strictEqual(error._tag, "PolicyConfigError")
         assert.deepStrictEqual(
