@@ -688,8 +688,8 @@ export const make = <S extends Schema.Constraint, E, R>(
         else if (expired(item)) take(item, retentionWhy)
         else break
       }
-      const item = key === undefined ? undefined : dead.get(key)
-      if (item !== undefined && expired(item)) take(item, retentionWhy)
+      const keyed = key === undefined ? undefined : dead.get(key)
+      if (keyed !== undefined && expired(keyed)) take(keyed, retentionWhy)
       if (victims.length === 0) return undefined
       return Effect.forEach(victims, ([item, why]) =>
         Effect.andThen(
