@@ -21,6 +21,16 @@
  *   rather than left behind what Redis may hold. Once the command has answered, the rest of the write (the copy, or
  *   a journal entry and the figures) is not interrupted. A command that ends interrupted on its own (not the caller)
  *   is a failed call, read or written as when Redis is down.
+ * - Warm cache bound: at most `maxCopies` copies (default 100,000); past it, the least recently written copy's
+ *   entry is removed from the fallback (the service keeps the copies' keys in memory, in write order, loaded from the
+ *   fallback as it starts; those an earlier process left count as older than any written since, and are trimmed at
+ *   start when over the bound). An evicted key reads as `None` during an outage, as one never written through the
+ *   service, is not written back by a re-seed, and `remove` on the fallback path says it was not there. Eviction
+ *   never removes a journal entry or the service's bookkeeping (`seq`, `replayed`, `marker`), and waits while the
+ *   journal holds anything: the copy of a journaled write is what reads see of it during the outage and what a
+ *   damaged entry is rebuilt from, so none goes before its write reached Redis (over an outage the copies may exceed
+ *   the bound by the keys journaled, as the journal grows too); the replay's end trims them. Tombstones do not count
+ *   and are never evicted: each lives 24 hours, and a remove it guards must not come back.
  * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>:<key>`, `seq` zero-padded
  *   to 16 digits, holding the operation, key, value, absolute expiry and the write time) and then applies the write
  *   to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept under
@@ -79,7 +89,11 @@
  * **Gotchas**
  *
  * - Do not cap the `FallbackStore` (`maxEntries`, `maxBytes`): eviction could drop journal entries, and tombstones
- *   (which expire first, so go first), after which a re-seed can bring a removed key back.
+ *   (which expire first, so go first), after which a re-seed can bring a removed key back. Bound the copies with
+ *   `maxCopies` instead; what the fallback holds is then at most `maxCopies` copies, the tombstones of the last 24
+ *   hours' removes, and the journal.
+ * - `maxCopies` too low for the keys in use makes an outage (and a re-seed) miss keys that were written through the
+ *   service, least recently written first: size it to the working set worth serving while Redis is down.
  * - While the journal is not empty, a key that was neither written through this service nor journaled reads as
  *   `None`, even if Redis holds it.
  * - One process per fallback directory (as `FallbackStore` requires): two processes would interleave one journal.
@@ -298,6 +312,11 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Journal entries replayed per Redis round trip (a positive integer). Default: 256. */
   readonly batchSize?: number | undefined
+  /**
+   * At most this many copies of values (the warm cache) in the fallback (a positive integer): past it, the least
+   * recently written copy goes (see the module docs). Tombstones and the journal do not count. Default: 100,000.
+   */
+  readonly maxCopies?: number | undefined
 }
 
 /**
@@ -400,7 +419,8 @@ const OptionsSchema = Schema.Struct({
   failureThreshold: Schema.optional(PositiveInt),
   openDuration: Schema.optional(DurationInput({ positive: true })),
   prefix: Schema.optional(Schema.String),
-  batchSize: Schema.optional(PositiveInt)
+  batchSize: Schema.optional(PositiveInt),
+  maxCopies: Schema.optional(PositiveInt)
 })
 
 // -----------------------------------------------------------------------------
@@ -465,6 +485,7 @@ export const make: (
   const fallback = yield* FallbackStore.FallbackStore
   const prefix = options.prefix ?? "resilient-redis:"
   const batchSize = options.batchSize ?? 256
+  const maxCopies = options.maxCopies ?? 100_000
   const copyPrefix = `${prefix}value:`
   const valueKey = (key: string) => copyPrefix + key
   const tombstonePrefix = `${prefix}removed:`
@@ -511,8 +532,14 @@ export const make: (
       return Number.isSafeInteger(n) ? n : undefined
     })
 
+  const startNames = yield* fallback.keys
   // The journal left by an earlier process: names sort by seq thanks to the padding.
-  const pending: Array<string> = (yield* fallback.keys).filter((k) => k.startsWith(journalPrefix)).sort()
+  const pending: Array<string> = startNames.filter((k) => k.startsWith(journalPrefix)).sort()
+  // The keys of the fallback's copies, least recently written first: a `Set` keeps insertion order, and every write of
+  // a copy re-inserts its key. The copies an earlier process left count as older than any written since, in the
+  // order the fallback lists them (it keeps no write order, and reading every copy's time would slow the start).
+  const copyKeys = new Set<string>()
+  for (const name of startNames) if (name.startsWith(copyPrefix)) copyKeys.add(name.slice(copyPrefix.length))
   const seqOf = (name: string) => internal.parseName(journalPrefix, name).seq
   const lastSeq = pending.length === 0 ? -1 : seqOf(pending[pending.length - 1]!)
   const storedSeq = (yield* readNumber(seqKey)) ?? 0
@@ -527,6 +554,36 @@ export const make: (
   const present = new Set(pending.map(seqOf))
   const missing: Array<number> = []
   for (let seq = replayedUpTo + 1; seq < nextSeq; seq++) if (!present.has(seq)) missing.push(seq)
+
+  const copyWritten = (key: string) => {
+    copyKeys.delete(key)
+    copyKeys.add(key)
+  }
+  const removeCopy = (key: string) =>
+    Effect.suspend(() => {
+      copyKeys.delete(key)
+      return fallback.remove(valueKey(key))
+    })
+  // The copies past `maxCopies`, least recently written first, go; errors are ignored (a copy left behind is only
+  // disk, and is counted again at the next start). Not while a journal entry is pending or lost entries are still to
+  // be looked up: the copy of a journaled write is what reads see of it during the outage, and what an unreadable
+  // entry is rebuilt from (`dropped`), so the copies wait for the replay (bounded by the journal meanwhile). Once
+  // Redis took a write, its copy is only a cache. Callers hold the writers' lock (or run before the ping fiber).
+  const evictCopies = Effect.suspend(() => {
+    if (copyKeys.size <= maxCopies || pending.length > 0 || missing.length > 0) return Effect.void
+    const victims: Array<string> = []
+    for (const key of copyKeys) {
+      if (copyKeys.size - victims.length <= maxCopies) break
+      victims.push(key)
+    }
+    for (const key of victims) copyKeys.delete(key)
+    return Effect.forEach(victims, (key) => Effect.ignore(fallback.remove(valueKey(key))), {
+      concurrency: fileConcurrency,
+      discard: true
+    })
+  })
+  // A fallback capped lower than the copies an earlier process left (or a lowered `maxCopies`) is trimmed now.
+  yield* evictCopies
 
   // Writes rebuilt for lost or unreadable entries: reported once, when found, and kept until Redis took them, so that
   // a replay that fails and is tried again neither loses them nor reports them twice.
@@ -599,15 +656,18 @@ export const make: (
         const left = at + tombstoneMillis - now
         // The copy goes first: a tombstone that cannot be written must not leave the removed value served.
         return Effect.andThen(
-          fallback.remove(valueKey(key)),
+          removeCopy(key),
           left > 0
             ? fallback.set(tombstoneKey(key), internal.encodeTombstone({ at, seq }), { ttl: left })
             : Effect.void
         )
       }
-      if (expiresAt !== null && expiresAt <= now) return fallback.remove(valueKey(key))
+      if (expiresAt !== null && expiresAt <= now) return removeCopy(key)
       const copy = internal.encodeCopy({ copy: value, at, expiresAt, seq })
-      return fallback.set(valueKey(key), copy, expiresAt === null ? undefined : { ttl: expiresAt - now })
+      return fallback.set(valueKey(key), copy, expiresAt === null ? undefined : { ttl: expiresAt - now }).pipe(
+        Effect.andThen(Effect.sync(() => copyWritten(key))),
+        Effect.andThen(evictCopies)
+      )
     })
 
   // Journal first, then the fallback's copy: a crash in between replays a write nobody read yet, never the reverse.
@@ -668,7 +728,7 @@ export const make: (
   ) =>
     Effect.onInterrupt(
       restore(writeRedis(op, key, value, at, ttl)),
-      () => Effect.ignore(fallback.remove(valueKey(key)))
+      () => Effect.ignore(removeCopy(key))
     )
 
   const set = (
@@ -695,7 +755,7 @@ export const make: (
             // A copy that could not be updated goes: left, it would be served as current in the next outage.
             return copyToFallback(key, value, at, ttl === undefined ? null : at + ttl, null).pipe(
               Effect.catch(() =>
-                Effect.ignore(fallback.remove(valueKey(key)))
+                Effect.ignore(removeCopy(key))
               )
             )
           }))
@@ -772,7 +832,7 @@ export const make: (
     Effect.gen(function*() {
       for (const { key, message, seq } of refused) {
         const copy = Option.map(yield* readStored(valueKey(key)), internal.decodeCopy)
-        if (Option.isSome(copy) && copy.value.seq === seq) yield* Effect.ignore(fallback.remove(valueKey(key)))
+        if (Option.isSome(copy) && copy.value.seq === seq) yield* Effect.ignore(removeCopy(key))
         const tombstone = Option.flatMap(yield* readStored(tombstoneKey(key)), internal.decodeTombstone)
         if (Option.isSome(tombstone) && tombstone.value.seq === seq) {
           yield* Effect.ignore(fallback.remove(tombstoneKey(key)))
@@ -938,11 +998,15 @@ export const make: (
     // The handover, under the writers' lock: a write being journaled as the last batch went finishes first, and
     // what it left is replayed before any write goes to Redis directly. Under the lock the journal cannot grow, so
     // this is one batch or two, not a chase.
-    yield* writeLock.withPermits(1)(Effect.whileLoop({
-      while: () => pending.length > 0,
-      body: () => drainBatch(true),
-      step: () => undefined
-    }))
+    yield* writeLock.withPermits(1)(Effect.andThen(
+      Effect.whileLoop({
+        while: () => pending.length > 0,
+        body: () => drainBatch(true),
+        step: () => undefined
+      }),
+      // The journaled writes are in Redis: their copies are a cache again, and those past the bound go.
+      evictCopies
+    ))
     drainStart = undefined
   }).pipe(
     Effect.ignore,

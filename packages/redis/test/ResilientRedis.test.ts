@@ -900,3 +900,114 @@ describe("ResilientRedis: a journal entry Redis refuses", () => {
     20_000
   )
 })
+
+/** A ResilientRedis keeping at most `maxCopies` copies in `fallback`, for the scope. */
+const openBounded = (fallback: FallbackStore.FallbackStore, maxCopies: number) =>
+  ResilientRedis.make({ pingInterval: "100 millis", openDuration: "300 millis", maxCopies }).pipe(
+    Effect.provideService(FallbackStore.FallbackStore, fallback)
+  )
+
+/** The keys `fallback` holds a copy of, and the keys it holds a tombstone of, sorted. */
+const copiesIn = (fallback: FallbackStore.FallbackStore) =>
+  Effect.map(fallback.keys, (names) => ({
+    copies: names.flatMap((n) => n.startsWith("resilient-redis:value:") ? [n.slice(22)] : []).sort(),
+    tombstones: names.flatMap((n) => n.startsWith("resilient-redis:removed:") ? [n.slice(24)] : []).sort()
+  }))
+
+describe("ResilientRedis: the copies in the fallback are bounded (maxCopies)", () => {
+  // The copies grew by one entry per distinct key written, for as long as the value's TTL: one file per distinct
+  // search query in the agent service.
+  it.live(
+    "at most maxCopies copies: the least recently written goes first, tombstones do not count, a start trims",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          yield* Effect.gen(function*() {
+            const cache = yield* openBounded(memory, 3)
+            yield* cache.set("a", "1", { ttl: "1 hour" })
+            yield* cache.set("b", "2", { ttl: "1 hour" })
+            yield* cache.set("c", "3", { ttl: "1 hour" })
+            // a is written again: b is now the least recently written.
+            yield* cache.set("a", "1'", { ttl: "1 hour" })
+            yield* cache.set("d", "4", { ttl: "1 hour" })
+            assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["a", "c", "d"], tombstones: [] })
+            // A remove takes the copy out of the bound and leaves a tombstone, which is not counted.
+            assert.isTrue(yield* cache.remove("c"))
+            yield* cache.set("e", "5", { ttl: "1 hour" })
+            yield* cache.set("f", "6", { ttl: "1 hour" })
+            assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["d", "e", "f"], tombstones: ["c"] })
+            // Redis still holds every value: only the fallback's copies went.
+            const redis = yield* RedisStore.RedisStore
+            assert.deepStrictEqual(yield* redis.get("a"), Option.some("1'"))
+            assert.deepStrictEqual(yield* redis.get("b"), Option.some("2"))
+            // In an outage, an evicted key reads as one never written through the service.
+            yield* server.kill
+            assert.deepStrictEqual(yield* cache.get("f"), Option.some("6"))
+            assert.deepStrictEqual(yield* cache.get("a"), Option.none())
+          }).pipe(Effect.scoped)
+          // A process started with a lower bound trims the copies it finds (and keeps the tombstone).
+          yield* Effect.gen(function*() {
+            yield* openBounded(memory, 2)
+            const found = yield* copiesIn(memory)
+            assert.strictEqual(found.copies.length, 2)
+            assert.deepStrictEqual(found.tombstones, ["c"])
+          }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
+  it.live(
+    "a journaled write's copy stays past the bound until Redis took the write (a damaged entry is rebuilt from it)",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const cache = yield* openBounded(memory, 2)
+          const events = yield* collectEvents(cache)
+          const redis = yield* RedisStore.RedisStore
+          yield* cache.set("x", "0")
+          yield* server.kill
+          for (const [key, value] of [["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"]] as const) {
+            yield* cache.set(key, value)
+          }
+          assert.strictEqual((yield* cache.snapshot).pending, 4)
+          // Over the bound, yet every journaled write (and the copy from before the outage) is still read.
+          assert.deepStrictEqual((yield* copiesIn(memory)).copies, ["a", "b", "c", "d", "x"])
+          for (const [key, value] of [["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"], ["x", "0"]] as const) {
+            assert.deepStrictEqual(yield* cache.get(key), Option.some(value), key)
+          }
+          // a's entry is damaged: the replay rebuilds the write from a's copy, which the bound did not take.
+          const entry = (yield* memory.keys).find((n) => n.startsWith("resilient-redis:journal:") && n.endsWith(":a"))
+          yield* memory.set(entry!, "damaged")
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+          const dropped = events.flatMap((e) => e._tag === "JournalEntryDropped" ? [e] : [])
+          assert.deepStrictEqual(dropped.map((e) => [e.key, e.recovered]), [["a", true]])
+          for (const [key, value] of [["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"], ["x", "0"]] as const) {
+            assert.deepStrictEqual(yield* redis.get(key), Option.some(value), key)
+          }
+          // Once the journal drained, the copies are a cache again: the least recently written go.
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["c", "d"], tombstones: [] })
+          assert.isFalse((yield* memory.keys).some((n) => n.startsWith("resilient-redis:journal:")))
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
+  it.live("maxCopies must be a positive integer: PolicyConfigError names it", () =>
+    Effect.gen(function*() {
+      for (const maxCopies of [0, 1.5, -1]) {
+        const error = yield* Effect.flip(
+          Layer.build(ResilientRedis.layer({ maxCopies })).pipe(
+            Effect.scoped,
+            Effect.provide(FallbackStore.layerMemory()),
+            Effect.provideService(RedisStore.RedisStore, RedisStore.RedisStore.of({} as never))
+          )
+        )
+        assert(error._tag === "PolicyConfigError")
+        assert.deepStrictEqual(error.issues.map((issue) => issue.path), ["maxCopies"], String(maxCopies))
+      }
+    }), 5_000)
+})
