@@ -1,7 +1,11 @@
+import { FallbackStore } from "@effect-resilience/core"
 import * as AgentProcess from "@effect-resilience/example-agent-service/process"
 import * as RedisServer from "@effect-resilience/testing/RedisServer"
+import { NodeServices } from "@effect/platform-node"
 import { assert, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
 
 const token = "test-admin-token"
 
@@ -133,4 +137,59 @@ it.live(
       assert.isBelow(Date.now() - started, 15_000)
     }).pipe(Effect.scoped),
   { timeout: 60_000 }
+)
+
+// The bound the service gives its local search cache (Agent.searchCacheEntries), and in Redis mode its copies.
+const searchCacheBound = 10_000
+
+// The entries of a FallbackStore directory (their file names start with "k").
+const entryFiles = (directory: string): number => readdirSync(directory).filter((name) => name.startsWith("k")).length
+
+// With REDIS_URL, every search answer Redis took was also copied to the local `redis-fallback` store (ResilientRedis'
+// warm copies), with no bound: one file per distinct query for a day (the answers' TTL), ~480 files a second under
+// distinct-query traffic in a soak, and a slow restart. The copies are now bounded like the local cache. Cheaper than
+// sending the bound's worth of queries: the copies an earlier, unbounded process left are seeded on its disk, the
+// service trims them as it starts, then keeps the bound as queries come (the library's tests cover the order).
+it.live(
+  "with REDIS_URL, the search answers the service keeps on its own disk stay within the local cache's bound",
+  () =>
+    Effect.gen(function*() {
+      const redis = yield* RedisServer.make()
+      const dataDir = yield* AgentProcess.tempDir("redis-cache-bound-")
+      const directory = join(dataDir, "redis-fallback")
+      const seeded = searchCacheBound + 200
+      // Written as the copies of a release that kept the bare value (still read as a copy), many at a time.
+      yield* Effect.gen(function*() {
+        const fallback = yield* FallbackStore.FallbackStore
+        yield* Effect.forEach(
+          Array.from({ length: seeded }, (_, i) => i),
+          (i) => fallback.set(`agent:search:value:search:seeded-${i}`, "{}", { ttl: "1 day" }),
+          { concurrency: 32, discard: true }
+        )
+      }).pipe(
+        Effect.provide(
+          FallbackStore.layer({ directory, name: "redis-fallback" }).pipe(Layer.provide(NodeServices.layer))
+        )
+      )
+      assert.isAtLeast(entryFiles(directory), seeded)
+
+      const agent = yield* AgentProcess.startFresh(token, { REDIS_URL: redis.url, DATA_DIR: dataDir })
+      yield* AgentProcess.eventually(
+        Effect.flatMap(agent.request("GET", "/search?q=warmup"), (r) =>
+          r.status === 200 && r.body.served_by === "exa_api"
+            ? Effect.void
+            : Effect.fail(new AgentProcess.ProcessError({ message: JSON.stringify(r.body) })))
+      )
+      yield* Effect.forEach(
+        Array.from({ length: 100 }, (_, i) => i),
+        (i) => agent.request("GET", `/search?q=distinct-${i}`),
+        { concurrency: 16, discard: true }
+      )
+      // The copies, and a few bookkeeping entries (the data marker seen).
+      const files = entryFiles(directory)
+      assert.isAtMost(files, searchCacheBound + 5, `${files} entries in ${directory}`)
+      assert.isAtLeast(files, searchCacheBound, `${files} entries in ${directory}`)
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
+    }).pipe(Effect.scoped),
+  { timeout: 120_000 }
 )

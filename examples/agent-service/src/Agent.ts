@@ -371,12 +371,22 @@ export const writeThrottle = (maxEntries = 10_000, everyMillis = 60_000) => {
   }
 }
 
+/**
+ * The search answers a process keeps on its own disk: the local cache's entries, or with Redis, the copies its
+ * fallback keeps for an outage (one per distinct query otherwise, for the answers' day).
+ */
+export const searchCacheEntries = 10_000
+
 /** The search cache on a local `FallbackStore` (no Redis). */
 export const layerSearchCacheLocal = Layer.effect(
   SearchCacheService,
   Effect.gen(function*() {
     const { dataDir } = yield* AgentSettings
-    const store = yield* FallbackStore.make({ directory: `${dataDir}/cache`, name: "search-cache", maxEntries: 10_000 })
+    const store = yield* FallbackStore.make({
+      directory: `${dataDir}/cache`,
+      name: "search-cache",
+      maxEntries: searchCacheEntries
+    })
     return SearchCacheService.of({
       get: (query) => Effect.orElseSucceed(store.get(`search:${query}`), () => Option.none()),
       set: (query, value) => Effect.ignore(store.set(`search:${query}`, value, { ttl: "1 day" })),

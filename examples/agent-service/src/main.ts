@@ -34,7 +34,10 @@ const layerSearchCacheRedis = Layer.effect(
     })
   })
 ).pipe(
-  Layer.provide(ResilientRedis.layer({ name: "search-cache", prefix: "agent:search:" })),
+  // As many copies for an outage as the local cache holds entries: one per distinct query would grow for a day.
+  Layer.provide(
+    ResilientRedis.layer({ name: "search-cache", prefix: "agent:search:", maxCopies: Agent.searchCacheEntries })
+  ),
   Layer.provide(
     Layer.unwrap(
       Effect.map(
