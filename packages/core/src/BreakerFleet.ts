@@ -153,9 +153,11 @@ export interface Member {
   readonly trip: TripConfig
   /**
    * Applies a fleet state to a key (`undefined`: breaker-wide, as a manual control without a key) without
-   * announcing it back. Its transitions carry the reason `{ _tag: "Fleet", origin, cause }`.
+   * announcing it back. Its transitions carry the reason `{ _tag: "Fleet", origin, cause }`. `false` when the
+   * breaker does not hold the key and the state is one it would not keep (closed, or an opening that elapsed, in the
+   * breaker-wide mode): the key stays fresh to it, and the fleet need not remember the state's epoch.
    */
-  readonly apply: (key: string | undefined, state: FleetState) => Effect.Effect<void>
+  readonly apply: (key: string | undefined, state: FleetState) => Effect.Effect<boolean>
 }
 
 /**
@@ -220,6 +222,12 @@ export type Lease =
 export interface Membership {
   /** The newest fleet epoch this instance has seen for the key (0 before any). */
   readonly epoch: (key: string) => number
+  /**
+   * The breaker evicted the key's circuit (idle, or at its `maxKeys`): the fleet may forget the key's epoch, so that
+   * what it keeps per breaker stays within what the breaker keeps. A later state of the key, of any epoch, is then
+   * new to it.
+   */
+  readonly forget?: ((key: string) => void) | undefined
   /** Queues a local change for the fleet; never waits. */
   readonly announce: (change: Change) => void
   readonly lease: (key: string, now: number) => Effect.Effect<Lease>

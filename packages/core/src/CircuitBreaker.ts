@@ -1267,7 +1267,8 @@ export const make: <A = unknown>(
               () => stateCodes[internal.stateOf(cell)]
             )
           )
-        : undefined
+        : undefined,
+      (key) => link.evicted(key)
     )
     const defaultCell = keys.defaultCell
 
@@ -1480,13 +1481,17 @@ export const make: <A = unknown>(
           link.manual(key, cell, { _tag: "Manual", action }, now)
         })
 
-    const applyFleet = (key: string | undefined, state: BreakerFleet.FleetState): Effect.Effect<void> =>
+    // A key it does not hold, in a state it would not keep (closed, an opening that elapsed), stays fresh to it, as
+    // after an idle eviction: what the fleet keeps of a keyed breaker stays within what the breaker keeps.
+    const applyFleet = (key: string | undefined, state: BreakerFleet.FleetState): Effect.Effect<boolean> =>
       withNow((now) => {
+        if (key !== undefined && !keys.holds(key) && !keys.keeps(state.state, now)) return false
         const reason: Reason = { _tag: "Fleet", origin: state.origin, cause: state.reason }
         link.apply(() => {
           if (key === undefined) setModeAll(undefined, state.state.mode, actionOf(state.state.mode), now, reason)
           else internal.restore(keys.use(key, now), config, state.state, now, emit, reason)
         })
+        return true
       })
 
     const stateKey = (key: string) => withNow((now, clock) => internal.stateOf(look(key, now, clock)))

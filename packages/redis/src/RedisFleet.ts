@@ -447,9 +447,12 @@ export const make = (
         const tripJson = JSON.stringify(member.trip)
         const { counting, quorum } = member
 
-        // The newest epoch seen per encoded key, and the changes waiting to be sent (the latest per key).
+        // The newest epoch seen per encoded key, and the changes waiting to be sent (the latest per key). `known`
+        // holds only keys the breaker holds (it forgets the others), and keys evicted while a change of theirs waits
+        // (`evicted`): that change is sent on the epoch it was made on, and the key forgotten once it is sent.
         const known = new Map<string, number>()
         const pending = new Map<string, BreakerFleet.Change>()
+        const evicted = new Set<string>()
         const wake = Latch.makeUnsafe(false)
         let leases = 0
         const figures = { applied: 0, accepted: 0, rejected: 0, pending: 0, failed: 0, local: 0 }
@@ -482,15 +485,29 @@ export const make = (
           const key = decode(encodedKey)
           if (key === null) return skip("fleet key", encodedKey)
           known.set(encodedKey, epoch)
-          figures.applied++
           const reason = codec.decodeReason(reasonJson)
           const state = { mode, phase, openedAt, openUntil, openings, lastOpenMillis, closedAt }
+          // Not kept (a key the breaker does not hold, closed or with its opening elapsed): not remembered either.
+          const kept = (applied: boolean) => {
+            if (applied) {
+              figures.applied++
+              evicted.delete(encodedKey)
+            } else if (known.get(encodedKey) === epoch) {
+              known.delete(encodedKey)
+            }
+          }
           return Exit.isSuccess(reason)
-            ? member.apply(key, { epoch, state, origin, reason: reason.value })
+            ? Effect.map(member.apply(key, { epoch, state, origin, reason: reason.value }), kept)
             : Effect.andThen(
               skip("reason (applied as a restore)", reason.cause),
-              member.apply(key, { epoch, state, origin, reason: restored })
+              Effect.map(member.apply(key, { epoch, state, origin, reason: restored }), kept)
             )
+        }
+
+        // The breaker dropped the key: so does the fleet member, once the key's waiting change (if any) is sent.
+        const forget = (encodedKey: string) => {
+          if (pending.has(encodedKey)) evicted.add(encodedKey)
+          else known.delete(encodedKey)
         }
 
         // Sends one change; `false` when the fleet could not be reached.
@@ -577,6 +594,9 @@ export const make = (
               Effect.sync(() => {
                 if (sent && pending.get(key) === change) {
                   pending.delete(key)
+                  if (evicted.delete(key)) {
+                    known.delete(key)
+                  }
                 }
               }))), { discard: true })
         ))
@@ -631,8 +651,10 @@ export const make = (
           member,
           receive: apply,
           resync: Effect.andThen(flush, load),
-          forget: () =>
-            known.clear(),
+          forget: () => {
+            known.clear()
+            evicted.clear()
+          },
           snapshot: () => ({
             breaker: member.breaker,
             counting,
@@ -649,7 +671,9 @@ export const make = (
         yield* load
         yield* Effect.forever(Effect.andThen(Effect.andThen(wake.await, wake.close), flush)).pipe(Effect.forkScoped)
         // Leaving (a shutdown, say) sends what is still queued: a trip made just before must not be lost.
-        yield* Effect.addFinalizer(() => flush)
+        yield* Effect.addFinalizer(() =>
+          flush
+        )
         const set = members.get(member.breaker) ?? new Set()
         set.add(joined)
         members.set(member.breaker, set)
@@ -662,8 +686,12 @@ export const make = (
 
         const membership: BreakerFleet.Membership = {
           epoch: (key) => known.get(encode(key)) ?? 0,
+          forget: (key) => forget(encode(key)),
           announce: (change) => {
-            pending.set(encode(change.key), change)
+            const encodedKey = encode(change.key)
+            // Announced: the breaker holds the key (again).
+            evicted.delete(encodedKey)
+            pending.set(encodedKey, change)
             wake.openUnsafe()
           },
           lease: (key, now) => {

@@ -65,6 +65,11 @@ export class Link {
     }
   }
 
+  /** The breaker evicted the key's circuit: the fleet may forget what it keeps for the key. */
+  evicted(key: string): void {
+    if (this.membership?.forget !== undefined) this.membership.forget(key)
+  }
+
   /** Runs `f`, which applies what the fleet sent, without announcing it back. */
   apply(f: () => void): void {
     this.applying = true

@@ -34,6 +34,8 @@ export class Keys {
   readonly maxProbeMillis: number
   /** Called for each new key (say, to register its metric); what it returns runs when the key goes. */
   readonly onCreate: ((cell: internal.Cell) => () => void) | undefined
+  /** Called when a key is evicted (say, so that a fleet forgets it), not when the breaker closes. */
+  readonly onEvict: ((key: string) => void) | undefined
   private readonly removals = new Map<internal.Cell, () => void>()
   /** Where the idle sweep stopped: a live iterator over `cells`, which sees deletions and moves. */
   private cursor: Iterator<internal.Cell> | undefined = undefined
@@ -49,13 +51,15 @@ export class Keys {
     idleMillis: number,
     maxKeys: number,
     maxProbeMillis: number,
-    onCreate: ((cell: internal.Cell) => () => void) | undefined
+    onCreate: ((cell: internal.Cell) => () => void) | undefined,
+    onEvict?: ((key: string) => void) | undefined
   ) {
     this.defaultCell = new internal.Cell(defaultKey, now)
     this.idleMillis = idleMillis
     this.maxKeys = maxKeys
     this.maxProbeMillis = maxProbeMillis
     this.onCreate = onCreate
+    this.onEvict = onEvict
   }
 
   /** The circuit of a key for a call or a control: created on first use, and now the most recent. */
@@ -74,6 +78,20 @@ export class Keys {
   /** The circuit a read looks at, without creating it: an unknown key reads as a fresh circuit. */
   peek(key: string, now: number): internal.Cell {
     return key === defaultKey ? this.defaultCell : this.cells.get(key) ?? this.fresh(key, now)
+  }
+
+  /** Whether the key has a circuit now (the default one always has). */
+  holds(key: string): boolean {
+    return key === defaultKey || this.cells.has(key)
+  }
+
+  /**
+   * Whether a key given `state` now would be kept by an idle sweep: under a mode of its own, open with time left, or
+   * half-open. A key the breaker does not hold, in any other state, is as good as a fresh one.
+   */
+  keeps(state: internal.Persisted, now: number): boolean {
+    return state.mode !== this.baseMode || state.phase === "HalfOpen" ||
+      (state.phase === "Open" && now < state.openUntil)
   }
 
   /** Every circuit, the default one first. */
@@ -165,5 +183,6 @@ export class Keys {
       remove()
       this.removals.delete(cell)
     }
+    if (this.onEvict !== undefined) this.onEvict(cell.key)
   }
 }
