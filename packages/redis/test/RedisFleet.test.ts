@@ -946,6 +946,87 @@ describe("RedisFleet", () => {
       })
     ))
 
+  // Hosts come and go: each fails once (its circuit trips, and the fleet hears of it), then is never seen again. The
+  // breaker holds at most `maxKeys`; its fleet member used to keep every key ever tripped, and each resync reloaded
+  // them all (300 keys kept for 20 held).
+  it.live(
+    "what a fleet member keeps of a keyed breaker stays within the breaker's key bounds",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const a = yield* start(server, "a")
+        const maxKeys = 20
+        const breaker = yield* breakerOn(a, {
+          name: "per-host",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "20 millis",
+          keys: { idleTimeToLive: "50 millis", maxKeys }
+        })
+        for (let i = 0; i < 300; i++) yield* fail(breaker, `host-${i}`)
+        yield* sent(a, "per-host")
+        // Idle past idleTimeToLive, and past a resync: fresh keys sweep the old ones out locally.
+        yield* Effect.sleep("300 millis")
+        for (let i = 0; i < 2 * maxKeys; i++) yield* breaker.protectKey(Effect.void, `fresh-${i}`)
+        const local = (yield* breaker.snapshots).length - 1
+        assert.isAtMost(local, maxKeys, "keys held by the breaker itself")
+        const keysKept = Effect.map(
+          Context.get(a.context, RedisFleet.RedisFleet).snapshot,
+          ({ breakers }) => breakers.find((b) => b.breaker === "per-host")!.keys
+        )
+        assert.isAtMost(yield* keysKept, maxKeys, `keys the fleet member keeps for ${local} live keys`)
+        // A resync (every 200 ms) brings none of the old keys back.
+        yield* Effect.sleep("300 millis")
+        assert.isAtMost(yield* keysKept, maxKeys, "after a resync")
+        assert.isAtMost((yield* breaker.snapshots).length - 1, maxKeys, "keys held after a resync")
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "a key both instances forgot converges again when it trips again, from either side",
+    () =>
+      withFleet((_server, [a, b]) =>
+        Effect.gen(function*() {
+          const options: CircuitBreaker.Options = {
+            name: "per-host",
+            trip: CircuitBreaker.consecutive(1),
+            openDuration: "1 second",
+            keys: { idleTimeToLive: "50 millis", maxKeys: 4 }
+          }
+          const [onA, onB] = [yield* breakerOn(a, options), yield* breakerOn(b, options)]
+          const holds = (breaker: CircuitBreaker.CircuitBreaker) =>
+            Effect.map(breaker.snapshots, (snapshots) => snapshots.some((s) => s.key === "host-0"))
+          const keysKept = (instance: Instance) =>
+            Effect.map(
+              Context.get(instance.context, RedisFleet.RedisFleet).snapshot,
+              ({ breakers }) => breakers.find((x) => x.breaker === "per-host")!.keys
+            )
+          yield* fail(onA, "host-0")
+          yield* waitState(onB, "Open", "host-0")
+          // Its opening elapses, it idles, and fresh keys sweep it out on both; a resync does not bring it back.
+          yield* Effect.sleep("1200 millis")
+          for (const breaker of [onA, onB]) {
+            for (let i = 0; i < 8; i++) yield* breaker.protectKey(Effect.void, `fresh-${i}`)
+          }
+          yield* Effect.sleep("300 millis")
+          for (const [instance, breaker] of [[a, onA], [b, onB]] as const) {
+            assert.isFalse(yield* holds(breaker), `${instance.name} holds host-0`)
+            assert.strictEqual(yield* keysKept(instance), 0, `${instance.name} keeps epochs`)
+          }
+          // B trips it on the epoch it knows (none): the fleet takes it over its elapsed opening, and A applies it.
+          yield* fail(onB, "host-0")
+          yield* waitState(onA, "Open", "host-0")
+          assert.strictEqual(yield* keysKept(a), 1)
+          // And back the other way: once the opening elapses, A's probe fails and reopens it for the fleet.
+          yield* Effect.sleep("1100 millis")
+          assert.strictEqual(yield* onB.stateKey("host-0"), "HalfOpen")
+          yield* fail(onA, "host-0")
+          yield* waitState(onB, "Open", "host-0")
+        })
+      ),
+    { timeout: 30_000 }
+  )
+
   it.live("the default instance name takes its random part from Random", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
