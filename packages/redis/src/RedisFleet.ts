@@ -52,6 +52,10 @@
  *   force, or a close made after it (the instances' `Clock`s decide, here and between manual controls, so they should
  *   agree to well within the time between such decisions). Any other change made on a stale epoch gives way to the
  *   fleet's state.
+ * - Keyed breakers: an instance keeps the epochs of the keys its breaker holds only. A key the breaker evicts is
+ *   forgotten (once a change of it still queued is sent), and a state for a key it does not hold, closed or with its
+ *   opening elapsed, is not applied: the key stays fresh, as after an eviction. A later state of the key, of any
+ *   epoch, is new to the instance, and applied.
  *
  * **Gotchas**
  *
@@ -63,7 +67,10 @@
  *   such as `NodeRedis`'), changes published while it reconnected arrive with the next periodic resync; a Redis that
  *   came back empty is still found within a heartbeat. `RedisStore.layer`, `layerConfig` and `layerSentinel` say.
  * - Keys are listed in Redis for as long as the fleet keeps state for them; a keyed breaker with many short-lived
- *   keys leaves their hashes behind (each is a few hundred bytes).
+ *   keys leaves their hashes behind (each is a few hundred bytes), and every resync reads them all (an instance
+ *   only skips those its breaker does not hold).
+ * - Under `global` counting, the first outcome on a key this instance does not know (never seen, or forgotten) is
+ *   fenced off when the fleet holds state for the key; its reply teaches the instance the key's epoch.
  *
  * **Example** (Three instances sharing a breaker)
  *
@@ -157,7 +164,7 @@ export interface Snapshot {
   readonly breakers: ReadonlyArray<{
     readonly breaker: string
     readonly counting: BreakerFleet.Counting
-    /** Keys (and the breaker-wide state) whose fleet epoch this instance knows. */
+    /** Keys (and the breaker-wide state) whose fleet epoch this instance knows: at most the keys its breaker holds. */
     readonly keys: number
     /** Changes of this instance not yet accepted by the fleet (Redis unreachable). */
     readonly queued: number

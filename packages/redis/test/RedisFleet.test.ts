@@ -155,6 +155,17 @@ const sent = (instance: Instance, breaker: string) =>
     Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ duration: "10 seconds" })))
   )
 
+/** The keys whose fleet epoch an instance keeps for a breaker. */
+const keysKnown = (instance: Instance, breaker: string) =>
+  Effect.map(
+    Context.get(instance.context, RedisFleet.RedisFleet).snapshot,
+    ({ breakers }) => breakers.find((b) => b.breaker === breaker)!.keys
+  )
+
+/** Whether a breaker holds a circuit for the key. */
+const holdsKey = (breaker: CircuitBreaker.CircuitBreaker, key: string) =>
+  Effect.map(breaker.snapshots, (snapshots) => snapshots.some((s) => s.key === key))
+
 // A fleet script's reply that opens a circuit for a minute (as the events channel carries it), for hand-made messages.
 const openReply = (now: number): ReadonlyArray<string> =>
   ["applied", "100", "Live", "Open", now, now + 60_000, "1", "60000", "0", "x", "{\"_tag\":\"ProbeFailed\"}"].map(
@@ -969,10 +980,7 @@ describe("RedisFleet", () => {
         for (let i = 0; i < 2 * maxKeys; i++) yield* breaker.protectKey(Effect.void, `fresh-${i}`)
         const local = (yield* breaker.snapshots).length - 1
         assert.isAtMost(local, maxKeys, "keys held by the breaker itself")
-        const keysKept = Effect.map(
-          Context.get(a.context, RedisFleet.RedisFleet).snapshot,
-          ({ breakers }) => breakers.find((b) => b.breaker === "per-host")!.keys
-        )
+        const keysKept = keysKnown(a, "per-host")
         assert.isAtMost(yield* keysKept, maxKeys, `keys the fleet member keeps for ${local} live keys`)
         // A resync (every 200 ms) brings none of the old keys back.
         yield* Effect.sleep("300 millis")
@@ -994,13 +1002,6 @@ describe("RedisFleet", () => {
             keys: { idleTimeToLive: "50 millis", maxKeys: 4 }
           }
           const [onA, onB] = [yield* breakerOn(a, options), yield* breakerOn(b, options)]
-          const holds = (breaker: CircuitBreaker.CircuitBreaker) =>
-            Effect.map(breaker.snapshots, (snapshots) => snapshots.some((s) => s.key === "host-0"))
-          const keysKept = (instance: Instance) =>
-            Effect.map(
-              Context.get(instance.context, RedisFleet.RedisFleet).snapshot,
-              ({ breakers }) => breakers.find((x) => x.breaker === "per-host")!.keys
-            )
           yield* fail(onA, "host-0")
           yield* waitState(onB, "Open", "host-0")
           // Its opening elapses, it idles, and fresh keys sweep it out on both; a resync does not bring it back.
@@ -1010,13 +1011,13 @@ describe("RedisFleet", () => {
           }
           yield* Effect.sleep("300 millis")
           for (const [instance, breaker] of [[a, onA], [b, onB]] as const) {
-            assert.isFalse(yield* holds(breaker), `${instance.name} holds host-0`)
-            assert.strictEqual(yield* keysKept(instance), 0, `${instance.name} keeps epochs`)
+            assert.isFalse(yield* holdsKey(breaker, "host-0"), `${instance.name} holds host-0`)
+            assert.strictEqual(yield* keysKnown(instance, "per-host"), 0, `${instance.name} keeps epochs`)
           }
           // B trips it on the epoch it knows (none): the fleet takes it over its elapsed opening, and A applies it.
           yield* fail(onB, "host-0")
           yield* waitState(onA, "Open", "host-0")
-          assert.strictEqual(yield* keysKept(a), 1)
+          assert.strictEqual(yield* keysKnown(a, "per-host"), 1)
           // And back the other way: once the opening elapses, A's probe fails and reopens it for the fleet.
           yield* Effect.sleep("1100 millis")
           assert.strictEqual(yield* onB.stateKey("host-0"), "HalfOpen")
