@@ -346,24 +346,25 @@ describe("RedisFleet", () => {
       })
     ))
 
+  // Two instances sharing breaker "pay" (tripped by one failure, open for an hour), A's path to Redis through a proxy
+  // a test can cut.
+  const partitionable = Effect.gen(function*() {
+    const server = yield* RedisServer.make()
+    const toA = yield* RedisServer.makeProxy(server)
+    const a = yield* start(toA, "a")
+    const b = yield* start(server, "b")
+    const barrier = yield* makeBarrier(a, [b])
+    const options: CircuitBreaker.Options = { name: "pay", trip: CircuitBreaker.consecutive(1), openDuration: "1 hour" }
+    return { a, barrier, onA: yield* breakerOn(a, options), onB: yield* breakerOn(b, options), toA }
+  })
+
   // The last manual control made wins, not the last to arrive: a control queued on an instance cut off from Redis
   // was committed over a newer one made on the fleet meanwhile.
   it.live(
     "a forceOpen queued on a cut-off instance does not override a reset made on the fleet after it",
     () =>
       Effect.gen(function*() {
-        const server = yield* RedisServer.make()
-        const toA = yield* RedisServer.makeProxy(server)
-        const a = yield* start(toA, "a")
-        const b = yield* start(server, "b")
-        const barrier = yield* makeBarrier(a, [b])
-        const options: CircuitBreaker.Options = {
-          name: "pay",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 hour"
-        }
-        const onA = yield* breakerOn(a, options)
-        const onB = yield* breakerOn(b, options)
+        const { a, barrier, onA, onB, toA } = yield* partitionable
         // A loses its path to Redis, and an operator forces the breaker open there; later, another resets it on B.
         yield* toA.cut
         yield* onA.forceOpen()
@@ -388,18 +389,7 @@ describe("RedisFleet", () => {
     "a breaker-wide forceOpen queued on a cut-off instance keeps a key's newer control of its own",
     () =>
       Effect.gen(function*() {
-        const server = yield* RedisServer.make()
-        const toA = yield* RedisServer.makeProxy(server)
-        const a = yield* start(toA, "a")
-        const b = yield* start(server, "b")
-        const barrier = yield* makeBarrier(a, [b])
-        const options: CircuitBreaker.Options = {
-          name: "pay",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 hour"
-        }
-        const onA = yield* breakerOn(a, options)
-        const onB = yield* breakerOn(b, options)
+        const { a, barrier, onA, onB, toA } = yield* partitionable
         yield* fail(onB, "x")
         yield* waitState(onA, "Open", "x")
         yield* toA.cut

@@ -279,6 +279,21 @@ const journalWhileDown = (
  * The RedisStore in context, but its first `failures` replay writes (the `apply` script) fail as a timeout would: the
  * ping that starts a replay got through, and Redis went away again at once.
  */
+/**
+ * Flips a byte in the value of the journal entry of `seq`, as a torn write would: the fallback store drops the file
+ * as it next starts.
+ */
+const tearJournalEntry = (directory: string, seq: number) => {
+  const name = `journal:${String(seq).padStart(16, "0")}`
+  const file = readdirSync(directory)
+    .map((entry) => join(directory, entry))
+    .find((path) => readFileSync(path, "latin1").includes(name))
+  assert.isDefined(file, `no file holds ${name}`)
+  const bytes = readFileSync(file!)
+  bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
+  writeFileSync(file!, bytes)
+}
+
 const failingReplays = (failures: number) =>
   Layer.effect(
     RedisStore.RedisStore,
@@ -436,15 +451,8 @@ describe("ResilientRedis under faults (issue 15)", () => {
         withServer((server, directory) =>
           Effect.gen(function*() {
             yield* journalWhileDown(server, directory, [["a", "1"], ["b", "2"], ["c", "3"]])
-            // Flip a byte in the value of the entry that journaled "b" (seq 1), as a torn write would: the fallback
-            // store drops the file as it starts.
-            const file = readdirSync(directory)
-              .map((name) => join(directory, name))
-              .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000001"))
-            assert.isDefined(file)
-            const bytes = readFileSync(file!)
-            bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
-            writeFileSync(file!, bytes)
+            // The entry that journaled "b" (seq 1) is torn.
+            tearJournalEntry(directory, 1)
 
             yield* Effect.gen(function*() {
               // Opened while Redis is still down, so that the events are watched before the replay runs.
@@ -513,14 +521,8 @@ describe("ResilientRedis under faults (issue 15)", () => {
       withServer((server, directory) =>
         Effect.gen(function*() {
           yield* journalWhileDown(server, directory, [["b", "2"]])
-          // Tear the one entry (seq 0): the fallback store drops its file as it starts, so nothing is pending.
-          const file = readdirSync(directory)
-            .map((name) => join(directory, name))
-            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000000"))
-          assert.isDefined(file)
-          const bytes = readFileSync(file!)
-          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
-          writeFileSync(file!, bytes)
+          // The one entry (seq 0) is torn, so nothing is pending.
+          tearJournalEntry(directory, 0)
 
           // The first two replay writes fail; each attempt is signalled.
           const attempts = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
@@ -788,14 +790,7 @@ describe("ResilientRedis: a remove is kept through a Redis that lost its data", 
             yield* first.remove("b")
             assert.strictEqual((yield* first.snapshot).pending, 1)
           }).pipe(Effect.scoped)
-          // Tear the entry (seq 0): the fallback store drops its file as it starts.
-          const file = readdirSync(directory)
-            .map((name) => join(directory, name))
-            .find((path) => readFileSync(path, "latin1").includes("journal:0000000000000000"))
-          assert.isDefined(file)
-          const bytes = readFileSync(file!)
-          bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20
-          writeFileSync(file!, bytes)
+          tearJournalEntry(directory, 0)
 
           yield* Effect.gen(function*() {
             const second = yield* open(directory)
