@@ -88,15 +88,16 @@ type StringOptions = Partial<DeferredDelivery.Options<typeof Schema.String, Sink
 const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"], options: StringOptions = {}) =>
   Effect.gen(function*() {
     const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+    const store = yield* FallbackStore.makeMemory()
     const queue = yield* DeferredDelivery.make({
       name: "telegram",
       schema: Schema.String,
       sink,
       breaker,
-      store: yield* FallbackStore.makeMemory(),
+      store,
       ...options
     })
-    return { breaker, queue }
+    return { breaker, queue, store }
   })
 
 const tempDir = Effect.gen(function*() {
@@ -902,16 +903,7 @@ describe("DeferredDelivery", () => {
     it.effect("past maxDeadLetters the oldest dead letter goes first, and its key is free for a new message", () =>
       Effect.gen(function*() {
         const { delivered, failing, sink } = recordingSink()
-        const store = yield* FallbackStore.makeMemory()
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-          store,
-          maxDeadLetters: 2,
-          isPermanent: () => true
-        })
+        const { queue, store } = yield* memoryQueue(sink, { maxDeadLetters: 2, isPermanent: () => true })
         for (const m of ["m1", "m2", "m3"]) {
           failing.add(m)
           yield* queue.send(m, { key: `k${m.slice(1)}` })
@@ -938,16 +930,7 @@ describe("DeferredDelivery", () => {
     it.effect("a dead letter held for deadLetterRetention is dropped: a send of its key is a new message", () =>
       Effect.gen(function*() {
         const { delivered, failing, sink } = recordingSink()
-        const store = yield* FallbackStore.makeMemory()
-        const queue = yield* DeferredDelivery.make({
-          name: "telegram",
-          schema: Schema.String,
-          sink,
-          breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-          store,
-          deadLetterRetention: "1 hour",
-          isPermanent: () => true
-        })
+        const { queue, store } = yield* memoryQueue(sink, { deadLetterRetention: "1 hour", isPermanent: () => true })
         failing.add("m1")
         failing.add("m2")
         failing.add("m3")
