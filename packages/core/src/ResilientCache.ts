@@ -478,6 +478,7 @@ export const make = <A, E = unknown>(
       return found
     }
 
+    const none = Option.none<A>()
     // The fiber's clock (a `TestClock` in tests) is read synchronously: an L1 hit costs one effect step.
     const get = (key: string): Effect.Effect<Option.Option<A>> =>
       Effect.withFiber((fiber) => {
@@ -488,17 +489,23 @@ export const make = <A, E = unknown>(
           stats.hits++
           return Effect.succeedSome(cached)
         }
-        const read = guarded("get", key, callUser(() => backend.get(key)), Option.none<A>())
-        if (l1 === undefined) return Effect.map(read, count)
-        // A read that a `set` or `invalidate` of the key overtook keeps nothing in the L1 (see `L1.reads`).
-        const reads = l1.startRead(key)
-        const version = reads.version
+        if (l1 === undefined) return Effect.map(guarded("get", key, callUser(() => backend.get(key)), none), count)
+        // A read that a `set` or `invalidate` of the key overtook keeps nothing in the L1 (see `L1.reads`). It starts
+        // in the callback, under the handler that settles it: an interruption that lands before (the fiber yielded
+        // between two steps) has started no read, and would otherwise leave its key's `Reads` in the map for good.
+        let reads: internal.Reads | undefined
+        let version = 0
+        const read = Effect.callback<Option.Option<A>>((resume) => {
+          reads = l1.startRead(key)
+          version = reads.version
+          return start(fiber, "get", key, callUser(() => backend.get(key)), none, resume)
+        })
         const tracked = Effect.onExitPrimitive(read, () => {
-          l1.settle(key, reads)
+          if (reads !== undefined) l1.settle(key, reads)
           return undefined
         })
         return Effect.map(tracked, (found) => {
-          if (Option.isSome(found)) l1.fill(key, found.value, clock.currentTimeMillisUnsafe(), reads, version)
+          if (Option.isSome(found)) l1.fill(key, found.value, clock.currentTimeMillisUnsafe(), reads!, version)
           return count(found)
         })
       })

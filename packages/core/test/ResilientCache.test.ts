@@ -4,9 +4,11 @@ import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
+import * as internal from "../src/internal/resilientCache.ts"
 import * as ResilientCache from "../src/ResilientCache.ts"
 import * as Retry from "../src/Retry.ts"
 import * as Timeout from "../src/Timeout.ts"
+import { interruptedAfter, yieldTimes } from "./interruption.ts"
 
 class CacheDown extends Data.TaggedError("CacheDown") {}
 
@@ -458,6 +460,30 @@ describe("ResilientCache", () => {
           assert.deepStrictEqual(yield* cache.get("a"), Option.none())
         }).pipe(Effect.scoped))
     })
+
+    it.effect("a get interrupted at any point leaves no read of its key in flight", () =>
+      Effect.gen(function*() {
+        // The reads in flight are not public: the L1s that started one are caught to look at them.
+        const l1s = new Set<internal.L1<unknown>>()
+        const startRead = internal.L1.prototype.startRead
+        internal.L1.prototype.startRead = function(this: internal.L1<unknown>, key: string) {
+          l1s.add(this)
+          return startRead.call(this, key)
+        }
+        yield* Effect.addFinalizer(() => Effect.sync(() => void (internal.L1.prototype.startRead = startRead)))
+        const { backend, state } = controllable()
+        const cache = yield* ResilientCache.make({ name: "sessions", backend, l1: { maxEntries: 10, ttl: "1 hour" } })
+        // A backend that answers at once, and one still answering when the interruption comes.
+        for (const mode of ["up", { slow: 10 }] as const) {
+          state.mode = mode
+          for (let turns = 0; turns < 40; turns++) {
+            yield* interruptedAfter(cache.get("a"), turns)
+            yield* yieldTimes(10)
+            for (const l1 of l1s) assert.strictEqual(l1.reads.size, 0, `${mode}: interrupted after ${turns} turns`)
+          }
+        }
+        assert.strictEqual(l1s.size, 1)
+      }).pipe(Effect.scoped))
   })
 
   it.effect("getOrCompute computes and stores on a miss, and computes when the cache is down", () =>
