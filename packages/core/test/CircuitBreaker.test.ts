@@ -17,6 +17,7 @@ import {
 import * as Predicate from "effect/Predicate"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import { interruptedAfter, protectedCalls } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly status?: number }> {}
 
@@ -509,6 +510,35 @@ describe("CircuitBreaker", () => {
         yield* breaker.protect(Effect.void)
         assert.strictEqual(yield* breaker.state, "Closed")
       }))
+
+    it.effect("a probe interrupted at any point gives its slot back", () =>
+      Effect.gen(function*() {
+        for (const [name, call] of Object.entries(protectedCalls)) {
+          for (let turns = 0; turns < 30; turns++) {
+            // Two probes on a key, and a schedule for the open time: a failed probe settles through an effect.
+            const breaker = yield* CircuitBreaker.make({
+              name: "db",
+              openDuration: Schedule.spaced("1 second"),
+              halfOpen: { maxProbes: 2, successThreshold: 2 }
+            })
+            yield* CircuitBreaker.setState(breaker, "Open", { key: "k", openFor: "1 second" })
+            yield* TestClock.adjust("1 second")
+            yield* interruptedAfter(breaker.protectKey(call, "k"), turns)
+            const label = `${name}, interrupted after ${turns} turns`
+            const snapshot = yield* breaker.snapshotKey("k")
+            assert.strictEqual(snapshot.halfOpen?.probesInFlight ?? 0, 0, label)
+            if (snapshot.circuit === "HalfOpen") {
+              const both = Effect.all([
+                breaker.protectKey(Effect.succeed(2), "k"),
+                breaker.protectKey(Effect.succeed(3), "k")
+              ], {
+                concurrency: 2
+              })
+              assert.deepStrictEqual(yield* both, [2, 3], `${label}: two probes are not admitted`)
+            }
+          }
+        }
+      }).pipe(Effect.scoped))
 
     it.effect("gradual recovery admits a deterministic, rising share of calls", () =>
       Effect.gen(function*() {

@@ -22,6 +22,7 @@ import { join } from "node:path"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as DeferredDelivery from "../src/DeferredDelivery.ts"
 import * as FallbackStore from "../src/FallbackStore.ts"
+import { interruptedAfter, protectedCalls, yieldTimes } from "./interruption.ts"
 
 class Greeting extends Context.Service<Greeting, string>()("test/DeferredDelivery/Greeting") {}
 
@@ -329,6 +330,41 @@ describe("DeferredDelivery", () => {
         assert.strictEqual(after.delivered, 1)
         assert.strictEqual(after.failedAttempts, 0)
       }).pipe(Effect.scoped))
+
+    it.effect("a send interrupted at any point, the lock free or held, leaves the lock and the breaker free", () =>
+      Effect.gen(function*() {
+        for (const [name, call] of Object.entries(protectedCalls)) {
+          for (const contended of [false, true]) {
+            for (let turns = 0; turns < 30; turns++) {
+              yield* Effect.scoped(Effect.gen(function*() {
+                // The first delivery of "x" does what `call` does, that of "a" takes a few turns; others succeed.
+                let first = true
+                const sink = (message: string) => {
+                  if (message === "a") return yieldTimes(5)
+                  if (message !== "x" || !first) return Effect.void
+                  first = false
+                  return Effect.asVoid(Effect.mapError(call, () => new SinkDown({ message: "down" })))
+                }
+                const { breaker, queue } = yield* memoryQueue(sink)
+                // Contended: another send holds the lock, its delivery a few turns long, when "x" is sent.
+                const other = contended
+                  ? yield* Effect.forkChild(queue.send("a", { key: "a" }), { startImmediately: true })
+                  : undefined
+                yield* interruptedAfter(queue.send("x", { key: "x" }), turns)
+                if (other !== undefined) yield* Fiber.await(other)
+                const label = `${name}${contended ? ", contended" : ""}, interrupted after ${turns} turns`
+                yield* TestClock.adjust("1 minute")
+                assert.strictEqual((yield* breaker.snapshot).halfOpen?.probesInFlight ?? 0, 0, label)
+                yield* breaker.reset()
+                const next = yield* Effect.forkChild(queue.send("b", { key: "b" }))
+                yield* TestClock.adjust("1 minute")
+                assert.isDefined(next.pollUnsafe(), `${label}: the next send waits for the lock`)
+                yield* queue.awaitEmpty
+              }))
+            }
+          }
+        }
+      }))
 
     it.effect("a send interrupted while the health check judges its failed delivery queues the message", () =>
       Effect.gen(function*() {

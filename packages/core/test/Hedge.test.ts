@@ -3,6 +3,7 @@ import { Cause, Clock, Data, Duration, Effect, Exit, Fiber, Metric, Ref, Schema 
 import { TestClock } from "effect/testing"
 import * as Hedge from "../src/Hedge.ts"
 import * as Timeout from "../src/Timeout.ts"
+import { interruptedAfter, protectedCalls, runningIn, yieldTimes } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly attempt: number }> {}
 
@@ -163,6 +164,25 @@ describe("Hedge", () => {
         assert.deepStrictEqual(snapshot.wins, [0, 0, 0])
         assert.strictEqual(snapshot.inFlight, 0)
       }))
+
+    it.effect("a caller interrupted at any point, hedges started or not, leaves no attempt running", () =>
+      Effect.gen(function*() {
+        for (const [name, call] of Object.entries(protectedCalls)) {
+          for (let turns = 0; turns < 30; turns++) {
+            const hedge = yield* Hedge.make({ name: "replicas", delay: "10 millis", maxHedges: 2 })
+            const running = { count: 0 }
+            // The clock moves on while the caller starts: the hedges start at some turn of the sweep.
+            yield* interruptedAfter(
+              hedge.protect(runningIn(running, call)),
+              turns,
+              Effect.andThen(yieldTimes(3), TestClock.adjust("25 millis"))
+            )
+            const label = `${name}, interrupted after ${turns} turns`
+            assert.strictEqual(running.count, 0, `${label}: an attempt runs on`)
+            assert.strictEqual((yield* hedge.snapshot).inFlight, 0, label)
+          }
+        }
+      }).pipe(Effect.scoped))
 
     it.effect("the winner's value comes once the losers have stopped", () =>
       Effect.gen(function*() {

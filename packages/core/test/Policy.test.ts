@@ -1,5 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Data, type Duration, Effect, Exit, Fiber, identity, Layer, Ref, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Data,
+  type Duration,
+  Effect,
+  Exit,
+  Fiber,
+  identity,
+  Layer,
+  Ref,
+  type Scope,
+  Stream
+} from "effect"
 import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
@@ -9,6 +22,7 @@ import * as Policy from "../src/Policy.ts"
 import * as RateLimiter from "../src/RateLimiter.ts"
 import * as Retry from "../src/Retry.ts"
 import * as Timeout from "../src/Timeout.ts"
+import { interruptedAfter, protectedCalls, runningIn, yieldTimes } from "./interruption.ts"
 
 class Unavailable extends Data.TaggedError("Unavailable") {}
 
@@ -280,6 +294,81 @@ describe("Policy", () => {
       assert.deepStrictEqual([stopped.first, stopped.attempts, stopped.breaker.ignoredCount], ["interrupted", 2, 1])
       assert.strictEqual(stopped.breaker.state, "Closed")
     }))
+
+  describe("a caller interrupted at any point leaves nothing held", () => {
+    interface Subject {
+      readonly protect: (self: Effect.Effect<number, unknown>) => Effect.Effect<unknown, unknown>
+      readonly check: (label: string) => Effect.Effect<void, unknown>
+    }
+    const parts = Effect.gen(function*() {
+      const circuitBreaker = yield* CircuitBreaker.make({ name: "search", trip: CircuitBreaker.consecutive(100) })
+      const retry = yield* Retry.make({ name: "search", schedule: Retry.constant({ delay: "100 millis", times: 2 }) })
+      const timeout = yield* Timeout.make({ name: "search", duration: "1 second" })
+      const check = (label: string) =>
+        Effect.gen(function*() {
+          assert.strictEqual((yield* timeout.snapshot).inFlight, 0, label)
+          const breaker = yield* circuitBreaker.snapshot
+          assert.strictEqual(breaker.halfOpen?.probesInFlight ?? 0, 0, label)
+        })
+      return { stages: { circuitBreaker, retry, timeout }, check }
+    })
+    // The clock moves on while the caller starts: a retry's wait or a hedge starts at some turn of the sweep.
+    const sweep = (make: Effect.Effect<Subject, unknown, Scope.Scope>) =>
+      Effect.gen(function*() {
+        for (const [name, call] of Object.entries(protectedCalls)) {
+          for (let turns = 0; turns < 30; turns++) {
+            const subject = yield* make
+            const running = { count: 0 }
+            yield* interruptedAfter(
+              subject.protect(runningIn(running, call)),
+              turns,
+              Effect.andThen(yieldTimes(4), TestClock.adjust("100 millis"))
+            )
+            const label = `${name}, interrupted after ${turns} turns`
+            assert.strictEqual(running.count, 0, `${label}: an attempt runs on`)
+            yield* subject.check(label)
+          }
+        }
+      }).pipe(Effect.scoped)
+
+    it.effect("a breaker, a retry and a timeout, in one callback", () =>
+      sweep(Effect.gen(function*() {
+        const { check, stages } = yield* parts
+        const policy = yield* Policy.make({ name: "search", ...stages })
+        return {
+          protect: policy.protect,
+          check: (label: string) =>
+            Effect.gen(function*() {
+              yield* check(label)
+              // A call whose attempt started was admitted, and settles once (an interrupted one as ignored).
+              const started = (yield* stages.timeout.snapshot).calls > 0
+              const breaker = yield* stages.circuitBreaker.snapshot
+              assert.strictEqual(breaker.totalCalls + breaker.ignoredCount, started ? 1 : 0, `${label}: settlements`)
+            })
+        }
+      })))
+
+    it.effect("every part, composed", () =>
+      sweep(Effect.gen(function*() {
+        const { check, stages } = yield* parts
+        const hedge = yield* Hedge.make({ name: "search", delay: "10 millis" })
+        const bulkhead = yield* Bulkhead.make({ name: "search", maxConcurrent: 1, maxQueue: 1 })
+        const rateLimiter = yield* RateLimiter.make({ name: "search", limit: 100, window: "1 second" }).pipe(
+          Effect.provide(RateLimiter.layerStoreMemory)
+        )
+        const policy = yield* Policy.make({ name: "search", ...stages, hedge, rateLimiter, bulkhead })
+        return {
+          protect: policy.protect,
+          check: (label: string) =>
+            Effect.gen(function*() {
+              yield* check(label)
+              assert.strictEqual((yield* hedge.snapshot).inFlight, 0, label)
+              const held = yield* bulkhead.snapshot
+              assert.deepStrictEqual([held.active, held.queued], [0, 0], label)
+            })
+        }
+      })))
+  })
 
   it.effect("a call on a closed circuit that opens it has published the transition when the caller resumes", () =>
     Effect.gen(function*() {

@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Data, Duration, Effect, Exit, Fiber, Metric, Option, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
+import { limiters } from "../src/internal/timeout.ts"
 import * as Timeout from "../src/Timeout.ts"
+import { interruptedAfter, protectedCalls, runningIn } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly cause?: unknown }> {}
 
@@ -236,6 +238,22 @@ describe("Timeout", () => {
         yield* Fiber.join(interrupting)
         assert.deepStrictEqual([stopping, (yield* timeout.snapshot).inFlight], [1, 0])
       }))
+
+    it.effect("a caller interrupted at any point leaves nothing in flight and no timer running", () =>
+      Effect.gen(function*() {
+        for (const [name, call] of Object.entries(protectedCalls)) {
+          for (let turns = 0; turns < 30; turns++) {
+            const timeout = yield* Timeout.make({ name: "db", duration: "1 second" })
+            const running = { count: 0 }
+            yield* interruptedAfter(timeout.protect(runningIn(running, call)), turns)
+            const label = `${name}, interrupted after ${turns} turns`
+            assert.strictEqual(running.count, 0, `${label}: the attempt runs on`)
+            assert.strictEqual((yield* timeout.snapshot).inFlight, 0, label)
+            // The timer runs only while a deadline is pending: an idle policy holds no fiber.
+            assert.isFalse(limiters.get(timeout)!.deadlines.active, `${label}: the timer runs on`)
+          }
+        }
+      }).pipe(Effect.scoped))
 
     it.effect("a timeout aborts the AbortSignal of a promise-based call", () =>
       Effect.gen(function*() {
