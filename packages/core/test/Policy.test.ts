@@ -3,6 +3,7 @@ import {
   Cause,
   Clock,
   Data,
+  Deferred,
   type Duration,
   Effect,
   Exit,
@@ -10,6 +11,7 @@ import {
   identity,
   Layer,
   Ref,
+  Schedule,
   type Scope,
   Stream
 } from "effect"
@@ -368,6 +370,39 @@ describe("Policy", () => {
             })
         }
       })))
+
+    it.effect("a caller interrupted by what its retries ran as they started: retries stopped, call settled", () =>
+      Effect.gen(function*() {
+        const retrying = yield* Deferred.make<void>()
+        const circuitBreaker = yield* CircuitBreaker.make({ name: "search" })
+        // The schedule signals each retry it schedules: something watching that interrupts the caller at once.
+        const retry = yield* Retry.make({
+          name: "search",
+          schedule: Schedule.spaced("100 millis").pipe(
+            Schedule.tap(() => Deferred.succeed(retrying, undefined)),
+            Schedule.upTo({ times: 2 })
+          )
+        })
+        const timeout = yield* Timeout.make({ name: "search", duration: "1 second" })
+        const policy = yield* Policy.make({ name: "search", circuitBreaker, retry, timeout })
+        let attempts = 0
+        const call = Effect.suspend(() => {
+          attempts++
+          return Effect.andThen(Effect.sleep("10 millis"), Effect.fail("unavailable"))
+        })
+        const caller = yield* Effect.forkChild(policy.protect(call), { startImmediately: true })
+        yield* Effect.forkChild(Effect.andThen(Deferred.await(retrying), Fiber.interrupt(caller)), {
+          startImmediately: true
+        })
+        yield* TestClock.adjust("10 millis")
+        const exit = yield* Fiber.await(caller)
+        yield* TestClock.adjust("1 second")
+        assert.isTrue(Exit.hasInterrupts(exit) && !Exit.hasDies(exit), "the caller is interrupted, not killed")
+        assert.strictEqual(attempts, 1, "the retries went on")
+        const breaker = yield* circuitBreaker.snapshot
+        assert.deepStrictEqual([breaker.totalCalls, breaker.ignoredCount], [0, 1], "the call is settled as interrupted")
+        assert.strictEqual((yield* timeout.snapshot).inFlight, 0)
+      }))
   })
 
   it.effect("a call on a closed circuit that opens it has published the transition when the caller resumes", () =>

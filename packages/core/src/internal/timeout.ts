@@ -291,6 +291,8 @@ export class Limiter {
     // On a fiber of its own, not the caller's, so that the breaker settles when the retries end, before the caller
     // resumes: resuming the caller with the retries would leave a gap between them and the settlement.
     const retries = start(call.caller.context, retrier.afterFailure(this.run(self), cause, startedAt))
+    // What the retries ran as they started (a schedule's effect) interrupted the caller: its handler waits for them.
+    if (call.stopping !== undefined) return call.stopping(Fiber.interrupt(retries))
     const done = retries.pollUnsafe()
     if (done !== undefined) return call.finish(done)
     call.retries = retries
@@ -304,7 +306,12 @@ export class Limiter {
     const phase = call.phase
     if (phase === FINISHED) return Effect.void
     call.phase = FINISHED
-    const stop = phase === ATTEMPT ? this.cancel(call.attempt!) : Fiber.interrupt(call.retries!)
+    const stop = phase === ATTEMPT
+      ? this.cancel(call.attempt!)
+      : call.retries !== undefined
+      ? Fiber.interrupt(call.retries)
+      // Interrupted by what the retries ran as they started: `retryGuarded` hands over their fiber once it has it.
+      : Effect.callback<void>((resume) => void (call.stopping = resume))
     return Effect.flatMap(stop, () => call.admitted.exit(call.caller, Exit.interrupt(call.caller.id)) ?? Effect.void)
   }
 
@@ -360,6 +367,8 @@ class GuardedCall {
   attempt: Call | undefined = undefined
   /** The retries' fiber, once the first attempt failed. */
   retries: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  /** The handler of a caller interrupted while its retries started, waiting to stop them. */
+  stopping: ((stop: Effect.Effect<void>) => void) | undefined = undefined
   constructor(admitted: Admitted, caller: Fiber.Fiber<unknown, unknown>, resume: Resume) {
     this.admitted = admitted
     this.caller = caller
