@@ -5,17 +5,19 @@ import { Duration, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 
 // Your own routes, with a breaker made under the registry.
-const AppRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+export const AppRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const payments = yield* CircuitBreaker.make({ name: "payments", trip: CircuitBreaker.consecutive(5) })
   yield* router.add(
     "POST",
     "/pay",
     payments.protect(Effect.succeed(HttpServerResponse.text("paid"))).pipe(
-      // Open: a 503 saying when to come back, not a 500.
+      // Open: a 503 saying when to come back, not a 500. Forced open has no end (an infinite retryAfter): no header.
       Effect.catchTag("CircuitBreakerError", (error) =>
         Effect.succeed(HttpServerResponse.text(error.message, {
           status: 503,
-          headers: { "retry-after": String(Math.ceil(Duration.toSeconds(error.retryAfter))) }
+          headers: Duration.isFinite(error.retryAfter)
+            ? { "retry-after": String(Math.ceil(Duration.toSeconds(error.retryAfter))) }
+            : {}
         })))
     )
   )
