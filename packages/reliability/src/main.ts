@@ -83,7 +83,10 @@ const program = Effect.gen(function*() {
   )
   const unknown = (flags.only ?? []).filter((name) => !all.some((s) => s.name === name))
   if (unknown.length > 0) {
-    return yield* Effect.fail(new Error([`--only: unknown scenario ${unknown.join(", ")}`, ...loadErrors].join("\n")))
+    const known = `the scenarios: ${all.map((s) => s.name).join(", ")}`
+    return yield* Effect.fail(
+      new Error([`--only: unknown scenario ${unknown.join(", ")}; ${known}`, ...loadErrors].join("\n"))
+    )
   }
   const mode = flags.quick
     ? "quick"
