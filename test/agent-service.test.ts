@@ -2,6 +2,7 @@ import * as AgentProcess from "@effect-resilience/example-agent-service/process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { readFileSync } from "node:fs"
+import { createServer } from "node:net"
 
 const token = "test-admin-token"
 
@@ -404,6 +405,29 @@ describe("agent service", { timeout: 120_000 }, () => {
       assert.notMatch(second.output(), /\n\s+at /)
       // The first one is unharmed.
       assert.strictEqual((yield* first.request("GET", "/search?q=effect")).body.served_by, "exa_api")
+    }).pipe(Effect.scoped))
+
+  it.live("a PORT in use stops the service at startup with one line naming PORT", () =>
+    Effect.gen(function*() {
+      const port = yield* AgentProcess.freePort
+      // Something else holds the port (another `pnpm start`, say).
+      yield* Effect.acquireRelease(
+        Effect.callback<ReturnType<typeof createServer>>((resume) => {
+          const server = createServer().listen(port, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+      )
+      const agent = yield* AgentProcess.start({
+        env: {
+          PORT: String(port),
+          DATA_DIR: yield* AgentProcess.tempDir("agent-service-"),
+          RESILIENCE_ADMIN_TOKEN: token
+        },
+        waitForListening: false
+      })
+      assert.strictEqual(yield* agent.exited, 1, agent.output())
+      assert.match(agent.output(), new RegExp(`Configuration error: PORT: 127\\.0\\.0\\.1:${port} is in use`))
+      assert.notMatch(agent.output(), /\n\s+at /)
     }).pipe(Effect.scoped))
 
   it.live("SIGTERM finishes the requests in flight, then exits 0; a generated token is printed once", () =>

@@ -7,8 +7,8 @@ import { FallbackStore } from "@effect-resilience/core"
 import { ResilienceHttp } from "@effect-resilience/http"
 import { RedisFleet, RedisStore, ResilientRedis } from "@effect-resilience/redis"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import { Cause, Console, Effect, Exit, Layer, Metric, Option, Predicate, Redacted } from "effect"
+import { HttpRouter, HttpServer, type HttpServerError } from "effect/http"
 import { Redis } from "effect/persistence"
 import { setFlagsFromString } from "node:v8"
 import * as Agent from "./Agent.ts"
@@ -135,6 +135,18 @@ const program = Effect.gen(function*() {
           variable: "DATA_DIR",
           message: `DATA_DIR: ${JSON.stringify(config.dataDir)} is in use by process ${error.holder}; each instance ` +
             "needs its own DATA_DIR"
+        })
+        return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
+      }
+    ),
+    // Something else listens on the port (another `pnpm start`, say): the same, one line naming PORT.
+    Effect.catchIf(
+      (error): error is HttpServerError.ServeError =>
+        error._tag === "ServeError" && Predicate.hasProperty(error.cause, "code") && error.cause.code === "EADDRINUSE",
+      () => {
+        const failure = new AppConfig.ConfigurationError({
+          variable: "PORT",
+          message: `PORT: ${config.host}:${config.port} is in use by another process; set PORT to a free port`
         })
         return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
       }
