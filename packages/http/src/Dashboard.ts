@@ -14,8 +14,9 @@
  *   (`sessionStorage`) and send it as `Authorization: Bearer`; a rejected token is asked for again.
  * - The connection pill says "Live" while the event stream is open and "Reconnecting…" while it is not. The page
  *   reconnects by itself, also when a reconnection is answered with an error (a restarting server's 503, a proxy's
- *   502), which browsers do not retry: it opens a new stream 1 s to 30 s apart (jittered), resuming after the last
- *   event it saw (`?last_event_id=`), and reloads the breakers, health and fleet each time it is back.
+ *   502), which browsers do not retry: it opens a new stream after a backoff doubling from 1 s to 30 s (jittered
+ *   down to half), resuming after the last event it saw (`?last_event_id=`), and reloads the breakers, health and
+ *   fleet each time it is back.
  *
  * **Gotchas**
  *
