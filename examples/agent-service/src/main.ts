@@ -124,32 +124,27 @@ const program = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Console.log("Agent service stopped"))
   // FIBER_METRICS: live fibers in /metrics (child_fibers_active), where a fiber that never ends shows as a slope. Off
   // by default: counting every fiber's start and end costs about 1 µs per request.
+  // A resource another process holds: one line that says what to change, not a stack.
+  const refuse = (variable: string, message: string) => {
+    const failure = new AppConfig.ConfigurationError({ variable, message: `${variable}: ${message}` })
+    return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
+  }
   const launch = Layer.launch(server).pipe(
-    // Another instance's stores are open on the same directory (two instances started with one DATA_DIR): one line
-    // that says what to change, not a stack.
+    // Another instance's stores are open on the same directory (two instances started with one DATA_DIR).
     Effect.catchIf(
       (error): error is FallbackStore.FallbackStoreError =>
         error._tag === "FallbackStoreError" && error.reason === "Locked",
-      (error) => {
-        const failure = new AppConfig.ConfigurationError({
-          variable: "DATA_DIR",
-          message: `DATA_DIR: ${JSON.stringify(config.dataDir)} is in use by process ${error.holder}; each instance ` +
-            "needs its own DATA_DIR"
-        })
-        return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
-      }
+      (error) =>
+        refuse(
+          "DATA_DIR",
+          `${JSON.stringify(config.dataDir)} is in use by process ${error.holder}; each instance needs its own DATA_DIR`
+        )
     ),
-    // Something else listens on the port (another `pnpm start`, say): the same, one line naming PORT.
+    // Something else listens on the port (another `pnpm start`, say).
     Effect.catchIf(
       (error): error is HttpServerError.ServeError =>
         error._tag === "ServeError" && Predicate.hasProperty(error.cause, "code") && error.cause.code === "EADDRINUSE",
-      () => {
-        const failure = new AppConfig.ConfigurationError({
-          variable: "PORT",
-          message: `PORT: ${config.host}:${config.port} is in use by another process; set PORT to a free port`
-        })
-        return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
-      }
+      () => refuse("PORT", `${config.host}:${config.port} is in use by another process; set PORT to a free port`)
     )
   )
   return yield* config.fiberMetrics ? Metric.enableRuntimeMetrics(launch) : launch
