@@ -65,6 +65,12 @@ const layerRedisSentinel = (sentinel: AppConfig.SentinelConfig, password: Redact
   return Layer.mergeAll(layerSearchCacheRedis, RedisFleet.layer()).pipe(Layer.provideMerge(store))
 }
 
+// A resource another process holds (a DATA_DIR, a PORT): one line that says what to change, not a stack.
+const refuse = (variable: string, message: string) => {
+  const failure = new AppConfig.ConfigurationError({ variable, message: `${variable}: ${message}` })
+  return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
+}
+
 const program = Effect.gen(function*() {
   const config = yield* AppConfig.load.pipe(
     Effect.tap((loaded) => AppConfig.ensureDataDir(loaded.dataDir)),
@@ -124,11 +130,6 @@ const program = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Console.log("Agent service stopped"))
   // FIBER_METRICS: live fibers in /metrics (child_fibers_active), where a fiber that never ends shows as a slope. Off
   // by default: counting every fiber's start and end costs about 1 µs per request.
-  // A resource another process holds: one line that says what to change, not a stack.
-  const refuse = (variable: string, message: string) => {
-    const failure = new AppConfig.ConfigurationError({ variable, message: `${variable}: ${message}` })
-    return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
-  }
   const launch = Layer.launch(server).pipe(
     // Another instance's stores are open on the same directory (two instances started with one DATA_DIR).
     Effect.catchIf(
