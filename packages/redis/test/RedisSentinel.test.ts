@@ -142,6 +142,63 @@ describe("RedisSentinel", () => {
   )
 
   it.live(
+    "after a switch, a message the new subscriber reads with its subscribe reply is delivered, not dropped",
+    () => {
+      const logged: Array<string> = []
+      return Effect.gen(function*() {
+        const master = yield* RedisServer.make()
+        yield* RedisServer.makeReplica(master)
+        // The store reaches the master through `before`, then (switched by the announcer) through `after`.
+        const before = yield* RedisServer.makeProxy(master)
+        const after = yield* RedisServer.makeProxy(master)
+        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: before.port, downAfterMillis: 60_000 })
+        const announcer = yield* RedisServer.make()
+        const { store } = yield* servicesOf(RedisStore.layerSentinel({
+          masterName,
+          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
+          timeout: "500 millis"
+        }))
+        const messages = yield* store.subscribe("events")
+        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+        yield* eventually(Effect.filterOrFail(
+          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
+          (reply) => reply.endsWith(":1\r\n")
+        ))
+        // The new subscriber's subscribe reply, and the message published once the server has it, reach the store in
+        // one read: as a busy process reads them.
+        // The store's channels carry its prefix.
+        const channel = "resilience:events"
+        yield* after.holdRepliesAfter(channel)
+        yield* RedisServer.command(announcer.port, [
+          "PUBLISH",
+          "+switch-master",
+          `${masterName} 127.0.0.1 ${before.port} 127.0.0.1 ${after.port}`
+        ])
+        yield* eventually(
+          Effect.suspend(() =>
+            logged.some((line) => line.includes("moved") && line.endsWith(`:${after.port}`))
+              ? Effect.void
+              : Effect.fail("not moved yet")
+          )
+        )
+        // The old subscriber gone for good, the new one is the only one the server counts.
+        yield* before.cut
+        yield* eventually(Effect.filterOrFail(
+          RedisServer.command(master.port, ["PUBSUB", "NUMSUB", channel]),
+          (reply) => reply.endsWith(":1\r\n")
+        ))
+        assert.include(yield* RedisServer.command(master.port, ["PUBLISH", channel, "first"]), ":1")
+        yield* after.release
+        assert.deepStrictEqual([...yield* Fiber.join(received).pipe(Effect.timeout("5 seconds"))], ["first"])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(capturingLog(logged))
+      )
+    },
+    40_000
+  )
+
+  it.live(
     "a subscriber abandoned mid-handshake, by a switch away from a master that never answered, does not end the subscription",
     () => {
       const logged: Array<string> = []

@@ -298,6 +298,14 @@ export interface RedisProxy {
   readonly cut: Effect.Effect<void>
   /** Lets connections through again. */
   readonly restore: Effect.Effect<void>
+  /**
+   * Arms a hold: the first connection whose client then sends `marker` (bytes of a command: a channel name, say)
+   * gets nothing back from the server, from that chunk's replies on, until `release`: what a slow client would read
+   * at once.
+   */
+  readonly holdRepliesAfter: (marker: string) => Effect.Effect<void>
+  /** Writes what the held connection was kept from in one write (so in one read of the client's); ends the hold. */
+  readonly release: Effect.Effect<void>
 }
 
 /**
@@ -313,13 +321,25 @@ export const makeProxy = (target: { readonly port: number }): Effect.Effect<Redi
         for (const socket of sockets) socket.destroy()
         sockets.clear()
       }
+      // The hold: armed with a marker, then on the connection that sent it, with the replies kept meanwhile.
+      let marker: string | undefined
+      let held: { readonly client: Socket; readonly replies: Array<Buffer> } | undefined
       const server = createServer((client) => {
         if (!up) return client.destroy()
         const upstream = createConnection({ host: "127.0.0.1", port: target.port })
         sockets.add(client)
         sockets.add(upstream)
-        client.pipe(upstream)
-        upstream.pipe(client)
+        client.on("data", (chunk: Buffer) => {
+          if (marker !== undefined && held === undefined && chunk.includes(marker)) {
+            marker = undefined
+            held = { client, replies: [] }
+          }
+          upstream.write(chunk)
+        })
+        upstream.on("data", (chunk: Buffer) => {
+          if (held !== undefined && held.client === client) held.replies.push(chunk)
+          else client.write(chunk)
+        })
         // Either side going closes both, as a lost path would.
         const end = () => {
           client.destroy()
@@ -345,6 +365,16 @@ export const makeProxy = (target: { readonly port: number }): Effect.Effect<Redi
             }),
             restore: Effect.sync(() => {
               up = true
+            }),
+            holdRepliesAfter: (text) =>
+              Effect.sync(() => {
+                marker = text
+              }),
+            release: Effect.sync(() => {
+              if (held === undefined) return
+              const { client, replies } = held
+              held = undefined
+              if (replies.length > 0) client.write(Buffer.concat(replies))
             })
           },
           close: () => {
