@@ -166,6 +166,17 @@ const keysKnown = (instance: Instance, breaker: string) =>
 const holdsKey = (breaker: CircuitBreaker.CircuitBreaker, key: string) =>
   Effect.map(breaker.snapshots, (snapshots) => snapshots.some((s) => s.key === key))
 
+/** A clock running `millis` behind `real` (its wall time only; sleeps and the monotonic clock are real). */
+const laggingBy = (millis: number, real: Clock.Clock): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe() - millis,
+  currentTimeMillis: Effect.sync(() => real.currentTimeMillisUnsafe() - millis),
+  currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe() - BigInt(millis) * 1_000_000n,
+  currentTimeNanos: Effect.sync(() => real.currentTimeNanosUnsafe() - BigInt(millis) * 1_000_000n),
+  monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
+  monotonicTimeNanos: real.monotonicTimeNanos,
+  sleep: (duration) => real.sleep(duration)
+})
+
 // A fleet script's reply that opens a circuit for a minute (as the events channel carries it), for hand-made messages.
 const openReply = (now: number): ReadonlyArray<string> =>
   ["applied", "100", "Live", "Open", now, now + 60_000, "1", "60000", "0", "x", "{\"_tag\":\"ProbeFailed\"}"].map(
@@ -404,6 +415,60 @@ describe("RedisFleet", () => {
         assert.strictEqual(yield* onB.stateKey("x"), "Closed")
         assert.strictEqual(yield* onA.state, "ForcedOpen")
         yield* waitState(onA, "Closed", "x")
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  // The clocks order controls made on stale epochs only: one made on the epoch the instance saw follows the fleet's
+  // last control, even from an instance whose clock runs behind the one that made it.
+  it.live(
+    "a manual control made on the epoch the instance saw wins, even from a clock behind the last control's",
+    () =>
+      withFleet((_server, [a, b, c]) =>
+        Effect.gen(function*() {
+          const options: CircuitBreaker.Options = { name: "ledger", trip: CircuitBreaker.consecutive(3) }
+          const [onA, onB, onC] = [
+            yield* breakerOn(a, options),
+            yield* breakerOn(b, options),
+            yield* breakerOn(c, options)
+          ]
+          const barrier = yield* makeBarrier(a, [b, c])
+          yield* onB.forceOpen()
+          yield* waitState(onA, "ForcedOpen")
+          // A's clock runs a minute behind B's: by the clocks, A's reset comes before B's forceOpen.
+          yield* onA.reset().pipe(Effect.provideService(Clock.Clock, laggingBy(60_000, yield* Clock.Clock)))
+          yield* sent(a, "ledger")
+          yield* barrier.await
+          assert.strictEqual(yield* onA.state, "Closed")
+          assert.strictEqual(yield* onB.state, "Closed")
+          assert.strictEqual(yield* onC.state, "Closed")
+          const [ledger] = (yield* Context.get(a.context, RedisFleet.RedisFleet).snapshot).breakers.filter((x) =>
+            x.breaker === "ledger"
+          )
+          assert.deepStrictEqual([ledger.accepted, ledger.rejected], [1, 0])
+        })
+      )
+  )
+
+  // A breaker-wide control is each key's last control too: a key's own control made before it, queued on a cut-off
+  // instance, gives way to it.
+  it.live(
+    "a key's control queued on a cut-off instance gives way to a breaker-wide control made on the fleet after it",
+    () =>
+      Effect.gen(function*() {
+        const { a, barrier, onA, onB, toA } = yield* partitionable
+        yield* fail(onB, "x")
+        yield* waitState(onA, "Open", "x")
+        yield* toA.cut
+        yield* onA.disable("x")
+        yield* Effect.sleep("200 millis")
+        yield* onB.forceOpen()
+        yield* toA.restore
+        yield* sent(a, "pay")
+        yield* barrier.await
+        assert.strictEqual(yield* onB.stateKey("x"), "ForcedOpen")
+        yield* waitState(onA, "ForcedOpen", "x")
+        assert.strictEqual(yield* onA.state, "ForcedOpen")
       }).pipe(Effect.scoped),
     { timeout: 30_000 }
   )
@@ -863,16 +928,7 @@ describe("RedisFleet", () => {
         yield* server.kill
         // D's trip happened, by the clocks, a minute before B's close: D's clock runs a minute behind.
         const d = yield* start(server, "d", { lazy: true })
-        const real = yield* Clock.Clock
-        const lagging: Clock.Clock = {
-          currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe() - 60_000,
-          currentTimeMillis: Effect.sync(() => real.currentTimeMillisUnsafe() - 60_000),
-          currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe() - 60_000_000_000n,
-          currentTimeNanos: Effect.sync(() => real.currentTimeNanosUnsafe() - 60_000_000_000n),
-          monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
-          monotonicTimeNanos: real.monotonicTimeNanos,
-          sleep: (duration) => real.sleep(duration)
-        }
+        const lagging = laggingBy(60_000, yield* Clock.Clock)
         const onD = yield* breakerOn(d, { ...options, openDuration: "1 minute" }).pipe(
           Effect.provideService(Clock.Clock, lagging)
         )

@@ -133,6 +133,37 @@ it.live(
   30_000
 )
 
+// The same, from a snapshot taken before the breaker had any state: its key is gone, not at a lower epoch, and the
+// epochs the fleet counts again from 1 were below the ones A kept.
+it.live(
+  "after Redis comes back from a snapshot without the breaker's key, a reset on C still reaches A",
+  () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const { breaker: onA } = yield* breakerOn(server, "a")
+      const { breaker: onC } = yield* breakerOn(server, "c")
+      // The snapshot holds the fleet's incarnation, and nothing of the breaker yet.
+      yield* RedisServer.command(server.port, ["SAVE"])
+      for (let i = 0; i < 2; i++) {
+        yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
+        yield* waitState(onA, "Open")
+        yield* onC.reset()
+        yield* waitState(onA, "Closed")
+      }
+      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
+      yield* waitState(onA, "Open")
+      yield* server.restart
+      assert.include(yield* RedisServer.command(server.port, ["EXISTS", `${prefix}cb:search:kdefault`]), ":0\r\n")
+      // Both connections are back well within this; the periodic resync is a minute away.
+      yield* Effect.sleep("2 seconds")
+      yield* onC.reset()
+      yield* waitState(onC, "Closed")
+      const seen = yield* Effect.exit(waitState(onA, "Closed", "3 seconds"))
+      assert.isTrue(Exit.isSuccess(seen), `A still ${yield* onA.state} 3 s after a reset on C`)
+    }).pipe(Effect.scoped),
+  30_000
+)
+
 it.live(
   "after Redis restarts with its data, a reset published while A reconnects reaches A once it is back",
   () =>
