@@ -864,6 +864,36 @@ describe("ResilientRedis: a journal entry Redis refuses", () => {
     20_000
   )
 
+  // A refused remove's tombstone, kept, would replay the remove Redis never took at the next re-seed.
+  it.live(
+    "a refused remove's tombstone goes with its entry; Redis keeps the value it held",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const cache = yield* openOn(memory)
+          const events = yield* collectEvents(cache)
+          const redis = yield* RedisStore.RedisStore
+          yield* cache.set("p", "1")
+          yield* RedisServer.command(server.port, ["DEL", redis.key("resilient-redis:at:p")])
+          yield* RedisServer.command(server.port, ["RPUSH", redis.key("resilient-redis:at:p"), "x"])
+          yield* server.kill
+          assert.isTrue(yield* cache.remove("p"))
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: [], tombstones: ["p"] })
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+          assert.strictEqual((yield* cache.snapshot).refused, 1)
+          assert.deepStrictEqual(
+            events.flatMap((e) => e._tag === "JournalEntryRefused" ? [[e.seq, e.key]] : []),
+            [[0, "p"]]
+          )
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: [], tombstones: [] })
+          assert.deepStrictEqual(yield* redis.get("p"), Option.some("1"))
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
   // An error about Redis, not the entry, must not cost the entry: it waits as when Redis is down.
   it.live(
     "an error that says Redis takes no writes now (out of memory) refuses nothing: the journal waits for Redis",
@@ -986,6 +1016,60 @@ describe("ResilientRedis: the copies in the fallback are bounded (maxCopies)", (
           // Once the journal drained, the copies are a cache again: the least recently written go.
           assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["c", "d"], tombstones: [] })
           assert.isFalse((yield* memory.keys).some((n) => n.startsWith("resilient-redis:journal:")))
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
+  it.live(
+    "a removed key's copy leaves the bound: the copies written before it are kept",
+    () =>
+      withServer(() =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const cache = yield* openBounded(memory, 3)
+          for (const key of ["a", "b", "c"]) yield* cache.set(key, key)
+          assert.isTrue(yield* cache.remove("c"))
+          yield* cache.set("d", "d")
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["a", "b", "d"], tombstones: ["c"] })
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
+  // Every journal entry lost (pending none): the copies are what the lost writes are rebuilt from, so a start with
+  // a lower bound does not trim them until the replay has looked them up.
+  it.live(
+    "a start keeps the copies past the bound while lost journal entries are still to be rebuilt from them",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const written = [["a", "1"], ["b", "2"], ["c", "3"]] as const
+          yield* Effect.gen(function*() {
+            const first = yield* openBounded(memory, 10)
+            yield* first.set("x", "0")
+            yield* server.kill
+            for (const [key, value] of written) yield* first.set(key, value)
+            assert.strictEqual((yield* first.snapshot).pending, 3)
+          }).pipe(Effect.scoped)
+          for (const name of yield* memory.keys) {
+            if (name.startsWith("resilient-redis:journal:")) yield* memory.remove(name)
+          }
+
+          yield* Effect.gen(function*() {
+            const second = yield* openBounded(memory, 1)
+            const events = yield* collectEvents(second)
+            assert.deepStrictEqual((yield* copiesIn(memory)).copies, ["a", "b", "c", "x"])
+            yield* server.restart
+            yield* waitFor(second, "Healthy")
+            const dropped = events.flatMap((e) => e._tag === "JournalEntryDropped" ? [[e.key, e.recovered]] : [])
+            assert.deepStrictEqual(dropped, [["a", true], ["b", true], ["c", true]])
+            const redis = yield* RedisStore.RedisStore
+            for (const [key, value] of written) assert.deepStrictEqual(yield* redis.get(key), Option.some(value), key)
+            // Once replayed, the copies are a cache again, within the bound.
+            assert.strictEqual((yield* copiesIn(memory)).copies.length, 1)
+          }).pipe(Effect.scoped)
         }).pipe(Effect.scoped)
       ),
     20_000
