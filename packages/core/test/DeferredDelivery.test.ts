@@ -5,7 +5,7 @@ import {
   Context,
   Data,
   Deferred,
-  type Duration,
+  Duration,
   Effect,
   Exit,
   Fiber,
@@ -1036,6 +1036,108 @@ describe("DeferredDelivery", () => {
         assert.deepStrictEqual((yield* later.deadLetters).map((d) => d.key), ["k5"])
         assert.strictEqual(yield* store.size, 1)
         yield* Scope.close(third, Exit.void)
+      }).pipe(Effect.scoped))
+
+    it.effect("a restart orders dead letters by when they were dead-lettered, whatever order the journal lists", () =>
+      Effect.gen(function*() {
+        const memory = yield* FallbackStore.makeMemory()
+        // A journal that lists its keys newest first.
+        const store = {
+          ...memory,
+          keys: Effect.map(memory.keys, (keys) => keys.map((_, i) => keys[keys.length - 1 - i]!))
+        }
+        const { failing, sink } = recordingSink()
+        const open = (scope: Scope.Scope, maxDeadLetters: number) =>
+          Effect.gen(function*() {
+            return yield* DeferredDelivery.make({
+              name: "telegram",
+              schema: Schema.String,
+              sink,
+              breaker: yield* CircuitBreaker.make({ name: "telegram" }),
+              store,
+              maxDeadLetters,
+              isPermanent: () => true
+            })
+          }).pipe(Scope.provide(scope))
+        const first = yield* Scope.make()
+        const before = yield* open(first, 3)
+        for (let i = 1; i <= 3; i++) {
+          failing.add(`m${i}`)
+          yield* before.send(`m${i}`, { key: `k${i}` })
+          yield* before.awaitEmpty
+          yield* TestClock.adjust("1 hour")
+        }
+        yield* Scope.close(first, Exit.void)
+        const second = yield* Scope.make()
+        assert.deepStrictEqual((yield* (yield* open(second, 3)).deadLetters).map((d) => d.key), ["k1", "k2", "k3"])
+        yield* Scope.close(second, Exit.void)
+        // A lower bound drops the oldest, k1.
+        const third = yield* Scope.make()
+        assert.deepStrictEqual((yield* (yield* open(third, 2)).deadLetters).map((d) => d.key), ["k2", "k3"])
+        yield* Scope.close(third, Exit.void)
+      }).pipe(Effect.scoped))
+
+    // The dead letters are trimmed oldest first, stopping at the first one within its retention; a wall clock stepped
+    // back can put a newer dead letter before an older one.
+    it.effect("a send frees its key's dead letter past retention, even behind a newer one (clock stepped back)", () =>
+      Effect.gen(function*() {
+        const { delivered, failing, sink } = recordingSink()
+        const { queue } = yield* memoryQueue(sink, { deadLetterRetention: "1 hour", isPermanent: () => true })
+        failing.add("m1")
+        failing.add("m2")
+        yield* TestClock.setTime(2 * 3_600_000)
+        yield* queue.send("m1", { key: "k1" })
+        yield* queue.awaitEmpty
+        yield* TestClock.setTime(3_600_000)
+        yield* queue.send("m2", { key: "k2" })
+        yield* queue.awaitEmpty
+        // k2 has been held an hour, k1 not at all.
+        yield* TestClock.setTime(2 * 3_600_000)
+        failing.clear()
+        assert.deepStrictEqual(yield* queue.send("m2", { key: "k2" }), { _tag: "Delivered", key: "k2" })
+        assert.deepStrictEqual(delivered(), ["m2"])
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k1"])
+      }).pipe(Effect.scoped))
+
+    it.effect("a dead letter is held 7 days by default", () =>
+      Effect.gen(function*() {
+        const { delivered, failing, sink } = recordingSink()
+        const { queue } = yield* memoryQueue(sink, { isPermanent: () => true })
+        failing.add("m1")
+        yield* queue.send("m1", { key: "k1" })
+        yield* queue.awaitEmpty
+        failing.clear()
+        yield* TestClock.adjust(Duration.subtract(Duration.days(7), Duration.millis(1)))
+        assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Duplicate")
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual((yield* queue.send("m1", { key: "k1" }))._tag, "Delivered")
+        assert.deepStrictEqual(delivered(), ["m1"])
+      }).pipe(Effect.scoped))
+
+    // The drainer trims at each step: at the step that finds the queue empty too, for a dead letter whose retention
+    // ran out while the last message was being delivered.
+    it.effect("a dead letter whose retention runs out during a delivery is dropped once the queue is empty", () =>
+      Effect.gen(function*() {
+        const { failing, hold, sink } = recordingSink()
+        const { breaker, queue } = yield* memoryQueue(sink, { deadLetterRetention: "1 hour", isPermanent: () => true })
+        failing.add("m1")
+        yield* queue.send("m1", { key: "k1" })
+        yield* queue.awaitEmpty
+        // m2 waits behind a forced-open breaker; its delivery starts before k1's hour is up and ends after it.
+        yield* breaker.forceOpen()
+        assert.strictEqual((yield* queue.send("m2", { key: "k2" }))._tag, "Queued")
+        yield* TestClock.adjust("59 minutes")
+        const held = hold("m2")
+        yield* breaker.reset()
+        yield* TestClock.adjust("1 second")
+        yield* Deferred.await(held.entered)
+        assert.deepStrictEqual((yield* queue.deadLetters).map((d) => d.key), ["k1"])
+        yield* TestClock.adjust("2 minutes")
+        yield* Deferred.succeed(held.release, undefined)
+        yield* queue.awaitEmpty
+        yield* yieldTimes(10)
+        assert.deepStrictEqual(yield* queue.deadLetters, [])
+        assert.strictEqual((yield* queue.snapshot).deadLettersDropped, 1)
       }).pipe(Effect.scoped))
 
     for (const order of ["as stored", "reversed"] as const) {
