@@ -2,7 +2,7 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import {
   ConfigProvider,
-  type Duration,
+  Duration,
   Effect,
   Exit,
   Fiber,
@@ -306,6 +306,24 @@ for (const { kind, make } of kinds) {
         assert.deepStrictEqual(sorted(yield* store.keys), ["a", "c"])
         assert.strictEqual(yield* metricValue("fallback_store_evictions_total", { reason: "Expired" }), 1)
         assert.strictEqual(yield* metricValue("fallback_store_evictions_total", { reason: "Capacity" }), 0)
+      })))
+
+    it.effect("maxEntries: the entry written is kept even when it is the closest to expiry", () =>
+      live(Effect.gen(function*() {
+        const store = yield* make({ maxEntries: 1 })
+        yield* store.set("a", "1")
+        yield* store.set("b", "2", { ttl: "1 minute" })
+        assert.deepStrictEqual(yield* store.keys, ["b"])
+        assert.deepStrictEqual(yield* store.get("b"), Option.some("2"))
+      })))
+
+    it.effect("a TTL under a millisecond is rounded up: the entry is served for a millisecond", () =>
+      live(Effect.gen(function*() {
+        const store = yield* make()
+        yield* store.set("a", "1", { ttl: Duration.nanos(500_000n) })
+        assert.deepStrictEqual(yield* store.get("a"), Option.some("1"))
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* store.get("a"), Option.none())
       })))
 
     it.effect("maxBytes: evicts until the entries fit, rejects an entry larger than the cap as TooLarge", () =>
@@ -689,6 +707,26 @@ describe("FallbackStore (file) on disk", () => {
       const keys = yield* session(dir, { maxEntries: 2 }, (store) => store.keys)
       assert.deepStrictEqual(sorted(keys), ["c", "d"])
       assert.strictEqual((yield* list(dir)).length, 2)
+    })))
+
+  // A restart knows the order of writes by the entries' write times only, whatever order the directory lists them in.
+  it.effect("caps applied at start evict the least recently written, whatever the order of their names", () =>
+    live(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const keys = ["j", "i", "h", "g", "f", "e", "d", "c", "b", "a"]
+      yield* session(
+        dir,
+        {},
+        (store) =>
+          Effect.forEach(keys, (key) => Effect.andThen(store.set(key, key), TestClock.adjust("1 second")), {
+            discard: true
+          })
+      )
+      const kept = yield* session(dir, { maxEntries: 5 }, (store) => store.keys)
+      assert.deepStrictEqual(sorted(kept), ["a", "b", "c", "d", "e"])
+      // And the next write evicts the oldest of those left.
+      const next = yield* session(dir, { maxEntries: 5 }, (store) => Effect.andThen(store.set("z", "z"), store.keys))
+      assert.deepStrictEqual(sorted(next), ["a", "b", "c", "d", "z"])
     })))
 
   it.effect("an empty directory is one mistake, reported once, on the option given", () =>
