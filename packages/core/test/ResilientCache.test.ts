@@ -296,6 +296,67 @@ describe("ResilientCache", () => {
         assert.strictEqual(retried.succeededAfterRetry, 1)
       }).pipe(Effect.scoped))
 
+    // A retry that judges values (`isFailureResult`) takes the composed path; the other, the fused one.
+    for (const judged of [false, true]) {
+      it.effect(`each retried attempt has a timeout of its own, the next one answers (judging values: ${judged})`, () =>
+        Effect.gen(function*() {
+          const { backend, map, state } = controllable()
+          const retry = yield* Retry.make({
+            name: "sessions",
+            schedule: Retry.exponential({ base: "50 millis", times: 2 }),
+            ...(judged ? { isFailureResult: () => false } : {})
+          })
+          const cache = yield* ResilientCache.make({ name: "sessions", backend, timeout: "100 millis", retry })
+          map.set("a", "1")
+          // The first attempt fails at once, the second (50 millis later) hangs until its timeout, the third answers.
+          state.mode = "failing"
+          const fiber = yield* Effect.forkChild(cache.get("a"))
+          yield* Effect.yieldNow
+          state.mode = "hanging"
+          yield* TestClock.adjust("50 millis")
+          assert.strictEqual(state.calls, 2)
+          state.mode = "up"
+          yield* TestClock.adjust("100 millis")
+          yield* TestClock.adjust("100 millis")
+          assert.deepStrictEqual(yield* Fiber.join(fiber), Option.some("1"))
+          assert.strictEqual(state.calls, 3)
+          assert.strictEqual((yield* cache.snapshot).timeouts, 0)
+        }).pipe(Effect.scoped))
+    }
+
+    // A half-open breaker's probe takes the composed path (the breaker has a transition to publish): retried too.
+    it.effect("a probe of the half-open breaker is retried as any call is, and closes it", () =>
+      Effect.gen(function*() {
+        const { backend, map, state } = controllable()
+        const retry = yield* Retry.make({
+          name: "sessions",
+          schedule: Retry.exponential({ base: "50 millis", times: 2 })
+        })
+        const cache = yield* ResilientCache.make({
+          name: "sessions",
+          backend,
+          timeout: "100 millis",
+          retry,
+          circuitBreaker: { trip: CircuitBreaker.consecutive(1), openDuration: "30 seconds" }
+        })
+        map.set("a", "1")
+        state.mode = "failing"
+        const opening = yield* Effect.forkChild(cache.get("a"))
+        yield* TestClock.adjust("150 millis")
+        assert.deepStrictEqual(yield* Fiber.join(opening), Option.none())
+        assert.strictEqual((yield* cache.snapshot).breaker.state, "Open")
+        yield* TestClock.adjust("30 seconds")
+        // The probe's first attempt fails; its retry answers.
+        const calls = state.calls
+        const probe = yield* Effect.forkChild(cache.get("a"))
+        yield* Effect.yieldNow
+        state.mode = "up"
+        yield* TestClock.adjust("50 millis")
+        assert.deepStrictEqual(yield* Fiber.join(probe), Option.some("1"))
+        assert.strictEqual(state.calls, calls + 2)
+        assert.strictEqual((yield* cache.snapshot).breaker.state, "Closed")
+      }).pipe(Effect.scoped))
+
     it.effect("a retry that judges values too (isFailureResult) retries all the same, through the composed path", () =>
       Effect.gen(function*() {
         const { backend, map, state } = controllable()
