@@ -27,6 +27,41 @@ const capturingLog = (logged: Array<string>) =>
     logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
   })], { mergeWithExisting: true })
 
+/**
+ * A store over a real sentinel watching `watchedPort` and an "announcer": a plain server on which the test publishes
+ * `+switch-master` as a sentinel would, to move the store (a stale announcement, say). `received` collects the first
+ * message on "events"; `moved(port)` waits for the store's log to say it moved there. Logs go to `logged`.
+ */
+const switchable = (watchedPort: number, logged: Array<string>) =>
+  Effect.gen(function*() {
+    const real = yield* RedisServer.makeSentinel({ masterName, masterPort: watchedPort, downAfterMillis: 60_000 })
+    const announcer = yield* RedisServer.make()
+    const { sentinel, store } = yield* servicesOf(RedisStore.layerSentinel({
+      masterName,
+      sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
+      timeout: "500 millis"
+    }))
+    const messages = yield* store.subscribe("events")
+    const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
+    yield* eventually(Effect.filterOrFail(
+      RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
+      (reply) => reply.endsWith(":1\r\n")
+    ))
+    const announce = (from: number, to: number) =>
+      RedisServer.command(announcer.port, [
+        "PUBLISH",
+        "+switch-master",
+        `${masterName} 127.0.0.1 ${from} 127.0.0.1 ${to}`
+      ])
+    const moved = (port: number) =>
+      eventually(Effect.suspend(() =>
+        logged.some((line) => line.includes("moved") && line.endsWith(`:${port}`))
+          ? Effect.void
+          : Effect.fail("not moved yet")
+      ))
+    return { sentinel, store, received, announce, moved }
+  })
+
 describe("RedisSentinel", () => {
   it.live(
     "follows a failover: writes succeed again on the promoted replica, and the failover is reported",
@@ -105,31 +140,14 @@ describe("RedisSentinel", () => {
       return Effect.gen(function*() {
         const master = yield* RedisServer.make()
         yield* RedisServer.makeReplica(master)
-        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, downAfterMillis: 60_000 })
-        // A second "sentinel" announcing a switch to an address where nothing listens: a stale announcement, or a
-        // promoted replica gone before anyone connected to it.
-        const announcer = yield* RedisServer.make()
+        // A switch to an address where nothing listens: a stale announcement, or a promoted replica gone before
+        // anyone connected to it.
+        const { announce, moved, received, sentinel, store } = yield* switchable(master.port, logged)
         const nowhere = yield* RedisServer.freePort
-        const { sentinel, store } = yield* servicesOf(RedisStore.layerSentinel({
-          masterName,
-          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
-          timeout: "500 millis"
-        }))
-        const messages = yield* store.subscribe("events")
-        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
-        yield* eventually(Effect.filterOrFail(
-          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
-          (reply) => reply.endsWith(":1\r\n")
-        ))
-        yield* RedisServer.command(announcer.port, [
-          "PUBLISH",
-          "+switch-master",
-          `${masterName} 127.0.0.1 ${master.port} 127.0.0.1 ${nowhere}`
-        ])
+        yield* announce(master.port, nowhere)
         // The store switches there, fails to connect, asks the sentinels again and comes back, within milliseconds
         // (too fast to poll `sentinel.master` for): its log says both.
-        const movedThere = () => logged.some((line) => line.includes("moved") && line.endsWith(`:${nowhere}`))
-        yield* eventually(Effect.suspend(() => movedThere() ? Effect.void : Effect.fail("not yet there")))
+        yield* moved(nowhere)
         yield* eventually(Effect.filterOrFail(sentinel.master, (m) => m.port === master.port))
         // ...and so does the subscription: it does not wait for ever on the open that cannot connect.
         assert.deepStrictEqual([...yield* publishUntilReceived(store, "events", "back", received)], ["back"])
@@ -151,36 +169,13 @@ describe("RedisSentinel", () => {
         // The store reaches the master through `before`, then (switched by the announcer) through `after`.
         const before = yield* RedisServer.makeProxy(master)
         const after = yield* RedisServer.makeProxy(master)
-        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: before.port, downAfterMillis: 60_000 })
-        const announcer = yield* RedisServer.make()
-        const { store } = yield* servicesOf(RedisStore.layerSentinel({
-          masterName,
-          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
-          timeout: "500 millis"
-        }))
-        const messages = yield* store.subscribe("events")
-        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
-        yield* eventually(Effect.filterOrFail(
-          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
-          (reply) => reply.endsWith(":1\r\n")
-        ))
+        const { announce, moved, received } = yield* switchable(before.port, logged)
         // The new subscriber's subscribe reply, and the message published once the server has it, reach the store in
-        // one read: as a busy process reads them.
-        // The store's channels carry its prefix.
+        // one read, as a busy process reads them. The store's channels carry its prefix.
         const channel = "resilience:events"
         yield* after.holdRepliesAfter(channel)
-        yield* RedisServer.command(announcer.port, [
-          "PUBLISH",
-          "+switch-master",
-          `${masterName} 127.0.0.1 ${before.port} 127.0.0.1 ${after.port}`
-        ])
-        yield* eventually(
-          Effect.suspend(() =>
-            logged.some((line) => line.includes("moved") && line.endsWith(`:${after.port}`))
-              ? Effect.void
-              : Effect.fail("not moved yet")
-          )
-        )
+        yield* announce(before.port, after.port)
+        yield* moved(after.port)
         // The old subscriber gone for good, the new one is the only one the server counts.
         yield* before.cut
         yield* eventually(Effect.filterOrFail(
@@ -205,36 +200,10 @@ describe("RedisSentinel", () => {
       return Effect.gen(function*() {
         const master = yield* RedisServer.make()
         yield* RedisServer.makeReplica(master)
-        const real = yield* RedisServer.makeSentinel({ masterName, masterPort: master.port, downAfterMillis: 60_000 })
-        const announcer = yield* RedisServer.make()
         // A master that takes connections and never answers: a subscriber opened there hangs in its handshake.
         const frozen = yield* RedisServer.make()
         yield* frozen.freeze
-        const { store } = yield* servicesOf(RedisStore.layerSentinel({
-          masterName,
-          sentinels: [{ host: "127.0.0.1", port: real.port }, { host: "127.0.0.1", port: announcer.port }],
-          timeout: "500 millis"
-        }))
-        const messages = yield* store.subscribe("events")
-        const received = yield* messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkScoped)
-        yield* eventually(Effect.filterOrFail(
-          RedisServer.command(announcer.port, ["PUBSUB", "NUMSUB", "+switch-master"]),
-          (reply) => reply.endsWith(":1\r\n")
-        ))
-        const announce = (from: number, to: number) =>
-          RedisServer.command(announcer.port, [
-            "PUBLISH",
-            "+switch-master",
-            `${masterName} 127.0.0.1 ${from} 127.0.0.1 ${to}`
-          ])
-        const moved = (port: number) =>
-          eventually(
-            Effect.suspend(() =>
-              logged.some((line) => line.includes("moved") && line.endsWith(`:${port}`))
-                ? Effect.void
-                : Effect.fail("no")
-            )
-          )
+        const { announce, moved, received, store } = yield* switchable(master.port, logged)
         yield* announce(master.port, frozen.port)
         yield* moved(frozen.port)
         // Switched back while the subscriber opened for the frozen master still waits for its handshake: abandoned,
