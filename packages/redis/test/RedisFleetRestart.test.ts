@@ -98,6 +98,17 @@ it.live(
   30_000
 )
 
+// Once both connections are back (well within 2 s; the periodic resync is a minute away), a reset on `from` reaches
+// `to` within 3 s.
+const resetReaches = (from: CircuitBreaker.CircuitBreaker, to: CircuitBreaker.CircuitBreaker) =>
+  Effect.gen(function*() {
+    yield* Effect.sleep("2 seconds")
+    yield* from.reset()
+    yield* waitState(from, "Closed")
+    const seen = yield* Effect.exit(waitState(to, "Closed", "3 seconds"))
+    assert.isTrue(Exit.isSuccess(seen), `still ${yield* to.state} 3 s after a reset on the other instance`)
+  })
+
 // Redis with RDB snapshots (its default persistence) that crashes comes back with the data of its last snapshot: the
 // incarnation key is there, but every epoch written after the snapshot is gone. An instance that kept the newer epochs
 // ignored every state the fleet held or published until its epochs climbed past them.
@@ -123,12 +134,7 @@ it.live(
         yield* RedisServer.command(server.port, ["HGET", `${prefix}cb:search:kdefault`, "epoch"]),
         "$1\r\n1\r\n"
       )
-      // Both connections are back well within this; the periodic resync is a minute away.
-      yield* Effect.sleep("2 seconds")
-      yield* onC.reset()
-      yield* waitState(onC, "Closed")
-      const seen = yield* Effect.exit(waitState(onA, "Closed", "3 seconds"))
-      assert.isTrue(Exit.isSuccess(seen), `A still ${yield* onA.state} 3 s after a reset on C`)
+      yield* resetReaches(onC, onA)
     }).pipe(Effect.scoped),
   30_000
 )
@@ -154,12 +160,7 @@ it.live(
       yield* waitState(onA, "Open")
       yield* server.restart
       assert.include(yield* RedisServer.command(server.port, ["EXISTS", `${prefix}cb:search:kdefault`]), ":0\r\n")
-      // Both connections are back well within this; the periodic resync is a minute away.
-      yield* Effect.sleep("2 seconds")
-      yield* onC.reset()
-      yield* waitState(onC, "Closed")
-      const seen = yield* Effect.exit(waitState(onA, "Closed", "3 seconds"))
-      assert.isTrue(Exit.isSuccess(seen), `A still ${yield* onA.state} 3 s after a reset on C`)
+      yield* resetReaches(onC, onA)
     }).pipe(Effect.scoped),
   30_000
 )
