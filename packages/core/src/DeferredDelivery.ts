@@ -698,10 +698,7 @@ export const make = <S extends Schema.Constraint, E, R>(
         ), { discard: true })
     }
     // At the start: a journal written with larger bounds, or long closed, is brought within them.
-    const trimLoaded = trim(yield* Clock.currentTimeMillis)
-    if (trimLoaded !== undefined) {
-      yield* trimLoaded
-    }
+    yield* (trim(yield* Clock.currentTimeMillis) ?? Effect.void)
 
     const enqueue = (item: Omit<internal.Item, "seq">) =>
       Effect.suspend(() => {

@@ -101,6 +101,33 @@ const memoryQueue = (sink: ReturnType<typeof recordingSink>["sink"], options: St
     return { breaker, queue, store }
   })
 
+/** A queue of strings on `store`, opened in `scope`: closing it and opening another on the same store is a restart. */
+const queueIn = (
+  scope: Scope.Scope,
+  store: DeferredDelivery.Journal,
+  sink: ReturnType<typeof recordingSink>["sink"],
+  options: StringOptions = {}
+) =>
+  Effect.gen(function*() {
+    const breaker = yield* CircuitBreaker.make({ name: "telegram" })
+    return yield* DeferredDelivery.make({ name: "telegram", schema: Schema.String, sink, breaker, store, ...options })
+  }).pipe(Scope.provide(scope))
+
+/** Dead-letters m1 to m`count` (keys k1 to k`count`), an hour apart, through a queue whose `isPermanent` says so. */
+const deadLetterHourly = (
+  queue: DeferredDelivery.DeferredDelivery<string>,
+  failing: Set<string>,
+  count: number
+) =>
+  Effect.gen(function*() {
+    for (let i = 1; i <= count; i++) {
+      failing.add(`m${i}`)
+      yield* queue.send(`m${i}`, { key: `k${i}` })
+      yield* queue.awaitEmpty
+      yield* TestClock.adjust("1 hour")
+    }
+  })
+
 const tempDir = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   return yield* Effect.acquireRelease(
@@ -998,26 +1025,9 @@ describe("DeferredDelivery", () => {
         const store = yield* FallbackStore.makeMemory()
         const { failing, sink } = recordingSink()
         const open = (scope: Scope.Scope, maxDeadLetters: number) =>
-          Effect.gen(function*() {
-            return yield* DeferredDelivery.make({
-              name: "telegram",
-              schema: Schema.String,
-              sink,
-              breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-              store,
-              maxDeadLetters,
-              deadLetterRetention: "1 day",
-              isPermanent: () => true
-            })
-          }).pipe(Scope.provide(scope))
+          queueIn(scope, store, sink, { maxDeadLetters, deadLetterRetention: "1 day", isPermanent: () => true })
         const first = yield* Scope.make()
-        const before = yield* open(first, 5)
-        for (let i = 1; i <= 5; i++) {
-          failing.add(`m${i}`)
-          yield* before.send(`m${i}`, { key: `k${i}` })
-          yield* before.awaitEmpty
-          yield* TestClock.adjust("1 hour")
-        }
+        yield* deadLetterHourly(yield* open(first, 5), failing, 5)
         failing.clear()
         yield* Scope.close(first, Exit.void)
 
@@ -1048,25 +1058,9 @@ describe("DeferredDelivery", () => {
         }
         const { failing, sink } = recordingSink()
         const open = (scope: Scope.Scope, maxDeadLetters: number) =>
-          Effect.gen(function*() {
-            return yield* DeferredDelivery.make({
-              name: "telegram",
-              schema: Schema.String,
-              sink,
-              breaker: yield* CircuitBreaker.make({ name: "telegram" }),
-              store,
-              maxDeadLetters,
-              isPermanent: () => true
-            })
-          }).pipe(Scope.provide(scope))
+          queueIn(scope, store, sink, { maxDeadLetters, isPermanent: () => true })
         const first = yield* Scope.make()
-        const before = yield* open(first, 3)
-        for (let i = 1; i <= 3; i++) {
-          failing.add(`m${i}`)
-          yield* before.send(`m${i}`, { key: `k${i}` })
-          yield* before.awaitEmpty
-          yield* TestClock.adjust("1 hour")
-        }
+        yield* deadLetterHourly(yield* open(first, 3), failing, 3)
         yield* Scope.close(first, Exit.void)
         const second = yield* Scope.make()
         assert.deepStrictEqual((yield* (yield* open(second, 3)).deadLetters).map((d) => d.key), ["k1", "k2", "k3"])

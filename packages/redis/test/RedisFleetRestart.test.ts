@@ -55,6 +55,21 @@ const subscribers = (server: RedisServer.RedisServer) =>
     return count === null ? -1 : Number(count[1])
   })
 
+// A failure on `from` (tripping on one) opens the fleet's circuit: `to` sees it open.
+const tripSeen = (from: CircuitBreaker.CircuitBreaker, to: CircuitBreaker.CircuitBreaker) =>
+  Effect.andThen(Effect.ignore(from.protect(Effect.fail(new Boom()))), waitState(to, "Open"))
+
+// `rounds` trips and resets on `from`, each seen by `to`, then a trip: the circuit ends open, a few epochs up.
+const tripsAndResets = (from: CircuitBreaker.CircuitBreaker, to: CircuitBreaker.CircuitBreaker, rounds: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < rounds; i++) {
+      yield* tripSeen(from, to)
+      yield* from.reset()
+      yield* waitState(to, "Closed")
+    }
+    yield* tripSeen(from, to)
+  })
+
 // The subscriber reconnects by itself when Redis comes back, so the stream never fails and a resync "whenever the
 // subscription comes back" never ran: until the periodic resync, an instance ignored the changes of a Redis restarted
 // empty (their epochs start again, below the ones it knows) and missed what was published while it reconnected.
@@ -64,14 +79,7 @@ const resetAfterEmptyRestart = (store?: StoreOn) =>
     const { breaker: onA } = yield* breakerOn(server, "a", store)
     const { breaker: onC } = yield* breakerOn(server, "c", store)
     // A few epochs (trip, reset), so that A knows one above where the empty Redis counts from.
-    for (let i = 0; i < 3; i++) {
-      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-      yield* waitState(onA, "Open")
-      yield* onC.reset()
-      yield* waitState(onA, "Closed")
-    }
-    yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-    yield* waitState(onA, "Open")
+    yield* tripsAndResets(onC, onA, 3)
     yield* server.restartEmpty
     // Both connections are back well within this (heartbeats every 100 ms); the periodic resync is a minute away.
     yield* Effect.sleep("2 seconds")
@@ -120,14 +128,12 @@ it.live(
       const { breaker: onA } = yield* breakerOn(server, "a")
       const { breaker: onC } = yield* breakerOn(server, "c")
       // Epoch 1: open for the fleet. The snapshot is taken here.
-      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-      yield* waitState(onA, "Open")
+      yield* tripSeen(onC, onA)
       yield* RedisServer.command(server.port, ["SAVE"])
       // Epochs 2 and 3, after the snapshot: closed, then open again.
       yield* onC.reset()
       yield* waitState(onA, "Closed")
-      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-      yield* waitState(onA, "Open")
+      yield* tripSeen(onC, onA)
       // Redis crashes and comes back from its snapshot: the same incarnation, epoch 1.
       yield* server.restart
       assert.include(
@@ -150,14 +156,7 @@ it.live(
       const { breaker: onC } = yield* breakerOn(server, "c")
       // The snapshot holds the fleet's incarnation, and nothing of the breaker yet.
       yield* RedisServer.command(server.port, ["SAVE"])
-      for (let i = 0; i < 2; i++) {
-        yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-        yield* waitState(onA, "Open")
-        yield* onC.reset()
-        yield* waitState(onA, "Closed")
-      }
-      yield* Effect.ignore(onC.protect(Effect.fail(new Boom())))
-      yield* waitState(onA, "Open")
+      yield* tripsAndResets(onC, onA, 2)
       yield* server.restart
       assert.include(yield* RedisServer.command(server.port, ["EXISTS", `${prefix}cb:search:kdefault`]), ":0\r\n")
       yield* resetReaches(onC, onA)
