@@ -1660,21 +1660,29 @@ class BreakerCall implements Admitted {
   }
 
   private settleAs(exit: Exit.Exit<unknown, unknown>, outcome: number): Effect.Effect<void> | undefined {
-    const { clock, generation, host, key, probe, startedAt } = this
+    const { clock, generation, host, probe, startedAt } = this
     const cell = this.cell!
-    const membership = host.link.membership
     // A leased probe settles with the fleet; under global counting every other outcome is recorded there.
-    const leased = this.lease
+    if (this.lease !== undefined || (host.globalCounting && probe < 0)) {
+      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, outcome, this.ask())
+    }
+    return host.settle(cell, generation, probe, startedAt, clock!, exit, outcome)
+  }
+
+  // How the fleet hears of the outcome. Made only for a call that settles there: the closures' context would
+  // otherwise be allocated on every settlement.
+  private ask(): fleetLink.Ask {
+    const { key, lease } = this
+    const membership = this.host.link.membership!
     const admittedAt = this.epoch
-    const ask: fleetLink.Ask | undefined = leased !== undefined
+    return lease !== undefined
       ? (counted, _, now, openMillis) =>
-        membership!.settleProbe(key, leased, fleetLink.verdictOf(counted), now, openMillis)
-      : host.globalCounting && probe < 0
-      ? (counted, duration, now, openMillis) =>
+        membership.settleProbe(key, lease, fleetLink.verdictOf(counted), now, openMillis)
+      : (counted, duration, now, openMillis) =>
         // Ignored outcomes count nowhere: no round trip for them.
         counted === internal.IGNORED
           ? Effect.succeed(true)
-          : membership!.record(
+          : membership.record(
             key,
             admittedAt,
             fleetLink.verdictOf(counted) as "success" | "failure",
@@ -1682,11 +1690,6 @@ class BreakerCall implements Admitted {
             now,
             openMillis
           )
-      : undefined
-    if (ask !== undefined) {
-      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, outcome, ask)
-    }
-    return host.settle(cell, generation, probe, startedAt, clock!, exit, outcome)
   }
 }
 
