@@ -49,4 +49,32 @@ describe("agent service, in process", () => {
         assert.isFalse(answer.degraded)
       }).pipe(Effect.provide(agent))
     }).pipe(Effect.scoped))
+
+  it.effect("the search cache takes a provider's answer to a query once a period, another provider's at once", () =>
+    Effect.gen(function*() {
+      const fresh = yield* Agent.writeThrottle({ every: "1 minute" })
+      assert.isTrue(fresh("effect", "exa_api"))
+      assert.isFalse(fresh("effect", "exa_api"))
+      // Another query, or another provider for the same query (Tavily once Exa fails), is written at once.
+      assert.isTrue(fresh("other", "exa_api"))
+      assert.isTrue(fresh("effect", "tavily_api"))
+      assert.isFalse(fresh("effect", "tavily_api"))
+      yield* TestClock.adjust("59 seconds")
+      assert.isFalse(fresh("effect", "tavily_api"))
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(fresh("effect", "tavily_api"))
+      assert.isFalse(fresh("effect", "tavily_api"))
+    }).pipe(Effect.scoped))
+
+  it.effect("the search cache's throttle forgets what it saw once it holds maxEntries queries", () =>
+    Effect.gen(function*() {
+      const fresh = yield* Agent.writeThrottle({ maxEntries: 2 })
+      assert.isTrue(fresh("a", "exa_api"))
+      assert.isTrue(fresh("b", "exa_api"))
+      assert.isFalse(fresh("a", "exa_api"))
+      // A third query clears what it holds: "a" is written again, once.
+      assert.isTrue(fresh("c", "exa_api"))
+      assert.isTrue(fresh("a", "exa_api"))
+      assert.isFalse(fresh("a", "exa_api"))
+    }).pipe(Effect.scoped))
 })

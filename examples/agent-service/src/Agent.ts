@@ -19,7 +19,7 @@ import {
   Timeout
 } from "@effect-resilience/core"
 import { NodeServices } from "@effect/platform-node"
-import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import type { Duration } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -113,6 +113,8 @@ const Pending = Schema.Struct({ user_id: Schema.String, message: Schema.String }
 // A short, stable digest of a message for its queue key (keys are bounded; messages are not). Collision-resistant: two
 // messages with one key are one message to the queue, and the second would never be answered.
 const digest = (text: string): string => createHash("sha256").update(text).digest("base64url")
+
+const unavailable = "Web search temporarily unavailable. Please try again."
 
 const apology = "Sorry, I can't answer right now. Your message is saved and I will reply as soon as I can."
 
@@ -257,22 +259,16 @@ const make = Effect.gen(function*() {
 
   // A live answer (Exa's or Tavily's) feeds the cache, outside the providers' policies: a slow disk is not a slow
   // provider.
-  const fresh = writeThrottle()
-  // Read synchronously on every search: an effect for it would cost the request more than the rest of the cache path.
-  const clock = yield* Clock.Clock
+  const fresh = yield* writeThrottle()
   const runSearch = (query: string): Effect.Effect<SearchAnswer> =>
     Effect.flatMap(search.run(query), (served) => {
-      const answer: SearchAnswer = {
-        results: served.value,
-        served_by: served.servedBy,
-        // Anything but the first provider is a fallback.
-        degraded: served.degraded || served.index > 0,
-        ...(served.servedBy === "unavailable"
-          ? { message: "Web search temporarily unavailable. Please try again." }
-          : {})
-      }
+      // Anything but the first provider is a fallback.
+      const degraded = served.degraded || served.index > 0
+      const answer: SearchAnswer = served.servedBy === "unavailable"
+        ? { results: served.value, served_by: served.servedBy, degraded, message: unavailable }
+        : { results: served.value, served_by: served.servedBy, degraded }
       const live = served.servedBy === "exa_api" || served.servedBy === "tavily_api"
-      return live && fresh(query, served.servedBy, clock.currentTimeMillisUnsafe())
+      return live && fresh(query, served.servedBy)
         ? Effect.as(searchCache.set(query, JSON.stringify(served.value)), answer)
         : Effect.succeed(answer)
     })
@@ -355,21 +351,29 @@ export const layer = Layer.effectContext(
 )
 
 /**
- * Decides whether a live answer needs writing to the search cache: a provider's answer to a query is written at most
- * once a minute, so that a hot query does not rewrite (and flush to disk) the same answer on every request, while
- * another provider's answer (Tavily's once Exa fails) is written at once. Search results do not change from second to
- * second; comparing them (or encoding them) on every request cost more than the rest of the cache path.
+ * Decides whether a live answer needs writing to the search cache: a provider's answer to a query is written once a
+ * period (a minute) at most, so that a hot query does not rewrite (and flush to disk) the same answer on every request,
+ * while another provider's answer (Tavily's once Exa fails) is written at once. Search results do not change from
+ * second to second; comparing them (or encoding them) on every request cost more than the rest of the cache path.
+ *
+ * The periods are counted by a fiber of the scope's that sleeps through each one (on the `Clock`, so `TestClock` moves
+ * them): a search reads a number, where a read of the clock cost it a twentieth of what the resilience stack adds.
  */
-export const writeThrottle = (maxEntries = 10_000, everyMillis = 60_000) => {
-  const last = new Map<string, { readonly servedBy: string; readonly at: number }>()
-  return (query: string, servedBy: string, now: number): boolean => {
-    const seen = last.get(query)
-    if (seen !== undefined && seen.servedBy === servedBy && now - seen.at < everyMillis) return false
-    if (last.size >= maxEntries) last.clear()
-    last.set(query, { servedBy, at: now })
-    return true
-  }
-}
+export const writeThrottle = (options?: { readonly maxEntries?: number; readonly every?: Duration.Input }) =>
+  Effect.gen(function*() {
+    const maxEntries = options?.maxEntries ?? 10_000
+    const every = options?.every ?? "1 minute"
+    const last = new Map<string, { readonly servedBy: string; readonly period: number }>()
+    let period = 0
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(every), Effect.sync(() => void period++))))
+    return (query: string, servedBy: string): boolean => {
+      const seen = last.get(query)
+      if (seen !== undefined && seen.servedBy === servedBy && seen.period === period) return false
+      if (last.size >= maxEntries) last.clear()
+      last.set(query, { servedBy, period })
+      return true
+    }
+  })
 
 /**
  * The search answers a process keeps on its own disk: the local cache's entries, or with Redis, the copies its

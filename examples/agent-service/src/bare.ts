@@ -16,16 +16,14 @@ setFlagsFromString("--no-allocation-site-pretenuring")
 const program = Effect.gen(function*() {
   const port = yield* Config.Port("PORT").pipe(Config.withDefault(3000))
   const token = yield* Config.Redacted("RESILIENCE_ADMIN_TOKEN").pipe(Config.withDefault(Redacted.make("bare-token")))
-  const serve = HttpRouter.serve(Routes.layerFor(token), { disableListenLog: true, disableLogger: true })
+  // The agent is the routes' alone, as main.ts provides the resilient one: requests run with the server's services.
+  const routes = Routes.layerFor(token).pipe(Layer.provide(Agent.layerBare), Layer.provide(Upstreams.layer))
+  const serve = HttpRouter.serve(routes, { disableListenLog: true, disableLogger: true })
   const announce = Layer.effectDiscard(
     Console.log(`Bare agent service listening on http://localhost:${port} (pid ${process.pid})`)
   )
   return yield* Layer.launch(
-    Layer.provide(announce, serve).pipe(
-      Layer.provide(Agent.layerBare),
-      Layer.provide(Upstreams.layer),
-      Layer.provide(NodeHttpServer.layer(createServer, { port }))
-    )
+    Layer.provide(announce, serve).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port })))
   )
 })
 

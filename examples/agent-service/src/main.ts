@@ -111,14 +111,14 @@ const program = Effect.gen(function*() {
 
   // Everything the HTTP package has (/health, /health/live, /health/ready, /api/v1/resilience/*, /metrics,
   // /dashboard, the events and the API docs) beside the service's own routes.
+  // The agent and everything it runs on are the routes' alone (their handlers took what they use when they were
+  // built): a request runs with the server's few services, not the agent's dozens. Built inside the server, they are
+  // released after it: in-flight requests end before the queues flush and the fleet is left.
   const surface = ResilienceHttp.layer({ adminToken: config.adminToken })
-  const server = HttpRouter.serve(Layer.mergeAll(Routes.layerFor(config.adminToken), surface), {
-    disableListenLog: true,
-    disableLogger: true
-  }).pipe(
+  const routes = Layer.mergeAll(Routes.layerFor(config.adminToken), surface).pipe(Layer.provide(core))
+  const server = HttpRouter.serve(routes, { disableListenLog: true, disableLogger: true }).pipe(
     // The URLs are printed once the routes are attached: until then the server answers 503.
     (serve) => Layer.provide(announce, serve),
-    Layer.provide(core),
     // Answers what Node's parser rejects with a JSON problem instead of a reset connection.
     Layer.provide(NodeHttpServer.layer(ResilienceHttp.createServer, {
       port: config.port,
