@@ -6,9 +6,10 @@
  * `node examples/agent-service/src/bench.ts` (BENCH_SECONDS, default 5; BENCH_ROUNDS, default 5). The bare and the
  * resilient service run side by side and are loaded in turn (which goes first alternates by round), and each figure
  * is the median of its rounds: on a shared machine one run alone can be off by a third. Where valgrind is installed,
- * callgrind then counts the instructions per request of both services, a figure that does not move with the
- * machine's load. The results, with the issue's targets met or missed, replace the agent-service section of
- * docs/benchmarks.md.
+ * callgrind then counts the instructions per request of both services (BENCH_COUNTS times each, default 3: the
+ * median), a figure that does not move with the machine's load. The results, with the issue's targets met or missed,
+ * replace the agent-service section of docs/benchmarks.md. `BENCH_ONLY=instructions` runs the counts alone and prints
+ * them, leaving the page as it is: the figure to compare two commits by.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import autocannon from "autocannon"
@@ -26,6 +27,8 @@ import * as Upstreams from "./Upstreams.ts"
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 5)
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? 5)
 const connections = Number(process.env["BENCH_CONNECTIONS"] ?? 10)
+const countRuns = Number(process.env["BENCH_COUNTS"] ?? 3)
+const only = process.env["BENCH_ONLY"]
 const token = "bench-admin-token"
 
 interface Row {
@@ -176,14 +179,18 @@ const inProcess = Effect.gen(function*() {
 
 /**
  * User-space instructions per request, bare and resilient, counted by callgrind (valgrind): a count, not a time, so
- * it hardly moves with whatever else the machine runs (V8 does not always compile the same code the same way, though:
- * the same code's counts were seen up to 10% apart). The kernel's share of a request (the socket reads and writes) is
- * not in it.
+ * it hardly moves with whatever else the machine runs. V8 does not always compile the same code the same way, though
+ * (whether the fiber loop's code was optimised moved a resilient search's count by a tenth), so each service is
+ * counted `countRuns` times and the median is the figure. The kernel's share of a request (the socket reads and
+ * writes) is not in it.
  */
 interface Counted {
   readonly call: "search" | "chat"
+  /** The medians of the runs. */
   readonly bare: number
   readonly resilient: number
+  readonly bareRuns: ReadonlyArray<number>
+  readonly resilientRuns: ReadonlyArray<number>
 }
 
 const hasValgrind = (): boolean => spawnSync("valgrind", ["--version"]).status === 0
@@ -283,11 +290,18 @@ const counted = Effect.gen(function*() {
       ["chat", "/chat", chat, 40_000, 1_000]
     ] as const
   ) {
-    results.push({
-      call,
-      bare: yield* instructionsPerRequest(bareEntry, path, body, warm, amount),
-      resilient: yield* instructionsPerRequest(undefined, path, body, warm, amount)
-    })
+    const bareRuns: Array<number> = []
+    const resilientRuns: Array<number> = []
+    for (let run = 0; run < countRuns; run++) {
+      // The two side by side: a count does not depend on what else runs (the idle part is taken out as it is).
+      const [bare, resilient] = yield* Effect.all([
+        instructionsPerRequest(bareEntry, path, body, warm, amount),
+        instructionsPerRequest(undefined, path, body, warm, amount)
+      ], { concurrency: 2 })
+      bareRuns.push(bare)
+      resilientRuns.push(resilient)
+    }
+    results.push({ call, bare: median(bareRuns), resilient: median(resilientRuns), bareRuns, resilientRuns })
   }
   return results
 })
@@ -299,6 +313,11 @@ const chaos = (agent: AgentProcess.Instance, service: string, failureRate: numbe
   agent.request("POST", `/chaos/${service}`, { body: { failure_rate: failureRate }, token })
 
 const chat = { user_id: "bench", message: "what do you remember about effect?" }
+
+// `BENCH_ONLY=instructions`: the counts alone, printed.
+const countsOnly = Effect.gen(function*() {
+  for (const line of countedTable(yield* counted)) yield* Console.log(line)
+})
 
 const program = Effect.gen(function*() {
   const rows: Array<Row> = []
@@ -402,12 +421,12 @@ const thousands = (n: number) => `${Math.round(n / 100) / 10}k`
 const countedTable = (results: ReadonlyArray<Counted>) =>
   results.length === 0 ? [] : [
     "",
-    "| request, callgrind | bare | resilient | the stack adds |",
-    "| --- | ---: | ---: | ---: |",
+    "| request, callgrind | bare | resilient | the stack adds | runs: bare | runs: resilient |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
     ...results.map((r) =>
       `| ${r.call} | ${thousands(r.bare)} | ${thousands(r.resilient)} | ${thousands(r.resilient - r.bare)} (${
         percent(r.resilient / r.bare - 1)
-      }) |`
+      }) | ${r.bareRuns.map(thousands).join(", ")} | ${r.resilientRuns.map(thousands).join(", ")} |`
     )
   ]
 
@@ -546,7 +565,9 @@ const report = (
       "Instructions per request, counted by callgrind (valgrind) in user space: each server warmed up with " +
       "autocannon (60,000 searches or 40,000 chats, after which V8's optimising compiler no longer runs), then " +
       "5,000 searches or 1,000 chats counted, less what the service runs idle in as long (its timers: under " +
-      "valgrind a request takes some 50 times as long, so they would weigh 50 times as much per request). Unlike " +
+      "valgrind a request takes some 50 times as long, so they would weigh 50 times as much per request); " +
+      `each service counted ${countRuns} times, the median taken (the runs are listed: V8 does not compile the ` +
+      "same code the same way every time). Unlike " +
       "the times above, a count hardly depends on the machine's load, so it is the figure to compare commits by. " +
       "The kernel's part of a request (reading and writing the socket, the system column above) is not counted. A " +
       "count is not a time either: an instruction that misses the processor's caches takes longer than one that " +
@@ -571,4 +592,8 @@ const report = (
   if (formatted.status !== 0) process.stderr.write(`bench: dprint fmt failed: ${formatted.stderr}\n`)
 }
 
-NodeRuntime.runMain(program)
+if (only !== undefined && only !== "instructions") {
+  process.stderr.write(`bench: BENCH_ONLY: expected "instructions" (or unset), got ${JSON.stringify(only)}\n`)
+  process.exit(1)
+}
+NodeRuntime.runMain(only === "instructions" ? countsOnly : program)
