@@ -1142,24 +1142,35 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
     }
 
     // A step whose guard can start its call from the chain's callback (see `Runner.start`) runs there: a call it
-    // serves at once costs the chain one effect step instead of four. The chain goes on as effects after anything else.
+    // serves at once costs the chain one effect step instead of four. Steps whose breaker is open are passed over
+    // there too, so that the step serving while they are open (a degraded chain's usual path) starts the same way.
+    // The chain goes on as effects after anything else.
     const begin = (
       input: unknown,
       fiber: Fiber.Fiber<unknown, unknown>,
       resume: Resume
     ): Effect.Effect<void> | undefined => {
-      const state = states[0]
+      let index = 0
+      let skipped: Array<Passed> | undefined
+      // The last step has no state to read: it always runs, so the loop ends there at the latest.
+      for (let state = states[0]; state !== undefined && isOpen(state(fiber)); state = states[index]) {
+        counts[index].skipped++
+        ;(skipped ??= []).push({ step: steps[index].name, reason: "BreakerOpen", error: undefined })
+        index++
+      }
+      const passed: ReadonlyArray<Passed> = skipped ?? nonePassed
+      const start = runners[index].start
       // The chain's effects run on the caller, which provides what they need.
-      if (state !== undefined && isOpen(state(fiber))) {
-        resume(skip(input, 0, nonePassed, fiber) as Effect.Effect<Served<unknown>, unknown>)
+      if (start === undefined) {
+        resume(attempt(input, index, passed, fiber) as Effect.Effect<Served<unknown>, unknown>)
         return undefined
       }
-      return runners[0].start!(input, fiber, (effect) => {
+      return start(input, fiber, (effect) => {
         if (isSucceeded(effect)) {
-          return resume(Exit.succeed(serve(0, effect.value, steps[0].degraded, 0, nonePassed)))
+          return resume(Exit.succeed(serve(index, effect.value, steps[index].degraded, 0, passed)))
         }
         resume(
-          Effect.matchEffect(effect, servePlain(input, 0, nonePassed, fiber)) as Effect.Effect<Served<unknown>, unknown>
+          Effect.matchEffect(effect, servePlain(input, index, passed, fiber)) as Effect.Effect<Served<unknown>, unknown>
         )
       })
     }

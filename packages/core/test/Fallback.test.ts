@@ -63,6 +63,38 @@ const chainOf = (call: (query: string) => Effect.Effect<string, SearchError>) =>
     return { breaker, search, tavily }
   })
 
+/** Exa's breaker forced open, Tavily guarded by a breaker, a retry and a timeout, then a cached answer. */
+const degradedChain = (call: (query: string) => Effect.Effect<string, SearchError>) =>
+  Effect.gen(function*() {
+    const policyFor = Effect.fnUntraced(function*(name: string) {
+      return yield* Policy.make({
+        name,
+        circuitBreaker: yield* CircuitBreaker.make({
+          name,
+          trip: CircuitBreaker.consecutive(2),
+          openDuration: "30 seconds"
+        }),
+        retry: yield* Retry.make({ name, schedule: Retry.exponential({ base: "1 second", times: 1 }) }),
+        timeout: yield* Timeout.make({ name, duration: "5 seconds" })
+      })
+    })
+    const exaPolicy = yield* policyFor("exa_api")
+    const tavilyPolicy = yield* policyFor("tavily_api")
+    const exa = yield* provider("exa", () => true)
+    const search = yield* Fallback.make({
+      name: "search",
+      steps: [
+        Fallback.step("exa", exa.call).pipe(Fallback.withPolicy(exaPolicy)),
+        Fallback.step("tavily", call).pipe(Fallback.withPolicy(tavilyPolicy)),
+        Fallback.succeed("cache", "cached")
+      ]
+    })
+    yield* CircuitBreaker.setState(exaPolicy.stages.circuitBreaker, "ForcedOpen")
+    const counts = Effect.map(search.snapshot, (snapshot) =>
+      snapshot.steps.map((step) => [step.served, step.failed, step.skipped]))
+    return { exa, search, counts, tavilyBreaker: tavilyPolicy.stages.circuitBreaker }
+  })
+
 describe("Fallback", () => {
   describe("chains", () => {
     it.effect("the first step that works serves; the answer says which, and that it is live", () =>
@@ -603,6 +635,61 @@ describe("Fallback", () => {
           [0, 0, 0]
         ])
         assert.deepStrictEqual([(yield* breaker.snapshot).failureCount, yield* breaker.state], [0, "Closed"])
+      }))
+  })
+
+  describe("a step after open ones, whose policy runs in one callback (a degraded chain's usual path)", () => {
+    it.effect("serves the next step's success as it comes, the open step listed as passed over", () =>
+      Effect.gen(function*() {
+        const tavily = yield* provider("tavily", () => true)
+        const { counts, exa, search, tavilyBreaker } = yield* degradedChain(tavily.call)
+        const served = yield* search.run("a")
+        assert.deepStrictEqual([served.servedBy, served.index, served.value, served.degraded], [
+          "tavily",
+          1,
+          "tavily: a #1",
+          false
+        ])
+        assert.deepStrictEqual(served.passed, [{ step: "exa", reason: "BreakerOpen", error: undefined }])
+        assert.deepStrictEqual(yield* counts, [[0, 0, 1], [1, 0, 0], [0, 0, 0]])
+        assert.deepStrictEqual([yield* exa.calls, (yield* tavilyBreaker.snapshot).totalCalls], [0, 1])
+      }))
+
+    it.effect("falls back from its failure once the retries give up, and a success on the retry is served", () =>
+      Effect.gen(function*() {
+        const tavily = yield* provider("tavily", (n) => n === 4)
+        const { counts, search, tavilyBreaker } = yield* degradedChain(tavily.call)
+        const failing = yield* Effect.forkChild(search.run("a"))
+        yield* TestClock.adjust("1 second")
+        const fell = yield* Fiber.join(failing)
+        assert.deepStrictEqual(
+          [fell.servedBy, fell.degraded, fell.passed.map((p) => [p.step, p.reason])],
+          ["cache", true, [["exa", "BreakerOpen"], ["tavily", "Failed"]]]
+        )
+        assert.strictEqual((fell.passed[1].error as SearchError).provider, "tavily")
+        const retried = yield* Effect.forkChild(search.run("b"))
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* Fiber.join(retried)).value, "tavily: b #4")
+        assert.deepStrictEqual(yield* counts, [[0, 0, 2], [1, 1, 0], [1, 0, 0]])
+        assert.deepStrictEqual(
+          [(yield* tavilyBreaker.snapshot).failureCount, (yield* tavilyBreaker.snapshot).totalCalls],
+          [1, 2]
+        )
+      }))
+
+    it.effect("a caller interrupted at any point leaves no attempt running and no failure counted", () =>
+      Effect.gen(function*() {
+        for (let turns = 0; turns < 12; turns++) {
+          const tavily = yield* provider("tavily", () => true)
+          const { search, tavilyBreaker } = yield* degradedChain((query) =>
+            Effect.andThen(Effect.sleep("1 second"), tavily.call(query))
+          )
+          yield* interruptedAfter(search.run("a"), turns)
+          yield* TestClock.adjust("1 minute")
+          assert.strictEqual(yield* tavily.calls, 0, `interrupted after ${turns} turns: the attempt ran on`)
+          const snapshot = yield* tavilyBreaker.snapshot
+          assert.deepStrictEqual([snapshot.failureCount, snapshot.state], [0, "Closed"], `after ${turns} turns`)
+        }
       }))
   })
 
