@@ -128,7 +128,7 @@ const make = Effect.gen(function*() {
 
   // The provider's parts of the answer are made once, so that its strings cost the same in the bare service as in
   // the resilient one: joined per call, V8 folded the provider's name into the bare service's code (one provider)
-  // and not into the resilient one's (two), which then paid a tenth of the stack's measured cost for it.
+  // and not into the resilient one's (two), which then paid about 1.5k instructions more per search in-process.
   const search = (service: "exa" | "tavily") => {
     const titleTail = ` (${service} result `
     const urlHead = `https://${service}.example/search?q=`

@@ -1077,15 +1077,10 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
     ): Effect.Effect<Served<unknown>, unknown, unknown> =>
       attempt(input, index + 1, [...passed, { step: steps[index].name, reason, error }], fiber)
 
-    // Passed over, its breaker open: the step's function is not even called.
-    const skip = (
-      input: unknown,
-      index: number,
-      passed: ReadonlyArray<Passed>,
-      fiber: Fiber.Fiber<unknown, unknown>
-    ) => {
+    // Step `index` passed over, its breaker open (its function is not even called): counted, and listed.
+    const passOver = (index: number): Passed => {
       counts[index].skipped++
-      return passOn(input, index, passed, fiber, "BreakerOpen", undefined)
+      return { step: steps[index].name, reason: "BreakerOpen", error: undefined }
     }
 
     // Step `index` failed with `error`: the next step, or the error once none is left.
@@ -1125,9 +1120,13 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       fiber: Fiber.Fiber<unknown, unknown>
     ): Effect.Effect<Served<unknown>, unknown, unknown> => {
       const state = states[index]
-      if (state !== undefined && isOpen(state(fiber))) return skip(input, index, passed, fiber)
+      if (state !== undefined && isOpen(state(fiber))) {
+        return attempt(input, index + 1, [...passed, passOver(index)], fiber)
+      }
       const call = runners[index].call
-      if (call !== undefined) return Effect.matchEffect(call(input), servePlain(input, index, passed, fiber))
+      if (call !== undefined) {
+        return Effect.matchEffect(call(input), servePlain(input, index, passed, fiber))
+      }
       return Effect.matchEffect(runners[index].run(input), {
         onSuccess: (answer) => {
           // A value the step judged a failure passes the request on; the last step serves it, having nothing after.
@@ -1154,8 +1153,7 @@ export const make = <const Steps extends ReadonlyArray<Any>>(
       let skipped: Array<Passed> | undefined
       // The last step has no state to read: it always runs, so the loop ends there at the latest.
       for (let state = states[0]; state !== undefined && isOpen(state(fiber)); state = states[index]) {
-        counts[index].skipped++
-        ;(skipped ??= []).push({ step: steps[index].name, reason: "BreakerOpen", error: undefined })
+        ;(skipped ??= []).push(passOver(index))
         index++
       }
       const passed: ReadonlyArray<Passed> = skipped ?? nonePassed

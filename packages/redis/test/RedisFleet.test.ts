@@ -133,6 +133,13 @@ const withFleet = <A, E>(
     return yield* f(server, instances)
   }).pipe(Effect.scoped)
 
+// Two instances, a and b, on a Redis of their own, the periodic resync a minute away: what one sees of the other
+// comes from the published messages alone.
+const quietPair = Effect.gen(function*() {
+  const server = yield* RedisServer.make()
+  return yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+})
+
 const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((x, y) => x - y)
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
@@ -711,8 +718,7 @@ describe("RedisFleet", () => {
 
   it.live("global counting after a breaker-wide reset: two failures trip consecutive(2), as alone", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+      const [a, b] = yield* quietPair
       const options: CircuitBreaker.Options = {
         name: "global-reset",
         trip: CircuitBreaker.consecutive(2),
@@ -739,8 +745,7 @@ describe("RedisFleet", () => {
 
   it.live("a late probe failure, fenced off by the fleet, does not count towards the next closed generation", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+      const [a, b] = yield* quietPair
       const options: CircuitBreaker.Options = {
         name: "late",
         trip: CircuitBreaker.consecutive(2),
@@ -950,8 +955,7 @@ describe("RedisFleet", () => {
   // kept a minute away, and a first barrier round has B subscribed before they go out.
   it.live("a key the breaker does not hold takes a half-open or open fleet state, not a closed or elapsed one", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const [a, b] = yield* Effect.forEach(["a", "b"], (name) => start(server, name, { resyncInterval: "1 minute" }))
+      const [a, b] = yield* quietPair
       const onB = yield* breakerOn(b, { name: "halves", trip: CircuitBreaker.consecutive(1) })
       const barrier = yield* makeBarrier(a, [b])
       yield* barrier.await
