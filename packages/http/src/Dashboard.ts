@@ -16,7 +16,9 @@
  *   reconnects by itself, also when a reconnection is answered with an error (a restarting server's 503, a proxy's
  *   502), which browsers do not retry: it opens a new stream after a backoff doubling from 1 s to 30 s (jittered
  *   down to half), resuming after the last event it saw (`?last_event_id=`), and reloads the breakers, health and
- *   fleet each time it is back.
+ *   fleet each time it is back. It gives up the same way on a stream that hangs: not open 15 s after it started
+ *   connecting (a stalled server or proxy), or open and silent for two of the heartbeats the stream announces and
+ *   5 s more (a connection that died without a reset), where the browser would wait for ever.
  *
  * **Gotchas**
  *

@@ -31,8 +31,11 @@
  *   from before a restart). Data: `{ "reason": "expired" | "unknown" | "invalid", "last_event_id": string }`. Its
  *   `id` is the latest event's, so the next reconnection resumes from here: reload the full state from the API,
  *   then follow the live events.
- * - Comments: `: connected` opens the stream; `: heartbeat` every `heartbeat` (default 15 s) keeps proxies from
- *   closing an idle stream. `retry: 3000` asks browsers to reconnect after three seconds.
+ * - `event: heartbeat`: as the stream opens and every `heartbeat` (default 15 s) after, with no `id`. Data:
+ *   `{ "interval_ms": number }`, the time between heartbeats. It keeps proxies from closing an idle stream, and tells
+ *   a client when to give up on a stream that went silent (a connection dead without a reset: the dashboard does
+ *   after two missed heartbeats). `EventSource`'s `onmessage` does not see it (it has an event name).
+ * - The stream opens with `retry: 3000` (browsers reconnect after three seconds) and a `: connected` comment.
  *
  * **Resume**: a client reconnecting with `Last-Event-ID: n` gets every buffered event after `n`, then the live ones.
  * A client that cannot set the header (a new `EventSource`) can ask `?last_event_id=n`; the header wins if both are
@@ -164,7 +167,6 @@ const OptionsSchema = Schema.Struct({
 
 const encoder = new TextEncoder()
 const connected = encoder.encode("retry: 3000\n: connected\n\n")
-const heartbeatFrame = encoder.encode(": heartbeat\n\n")
 
 interface Frame {
   readonly id: number
@@ -306,6 +308,8 @@ export const make: (
 ) => Effect.Effect<EventHub["Service"], PolicyConfigError, CircuitBreakerRegistry | Scope.Scope> = Effect.fnUntraced(
   function*(options?: Options | undefined) {
     const resolved = yield* resolve(options)
+    // The same bytes for every heartbeat of the hub: its interval is all it says.
+    const heartbeat = frame("heartbeat", 0, { interval_ms: millisOf(resolved.heartbeat) })
     const hub = new Hub(resolved.bufferSize, yield* Clock.currentTimeMillis)
     const clientBuffer = resolved.clientBuffer
     const context = yield* Effect.context<never>()
@@ -375,7 +379,7 @@ export const make: (
       )
     }
 
-    yield* Effect.sync(() => hub.broadcast(heartbeatFrame)).pipe(
+    yield* Effect.sync(() => hub.broadcast(heartbeat)).pipe(
       Effect.delay(millisOf(resolved.heartbeat)),
       Effect.forever,
       Effect.forkScoped
@@ -404,7 +408,8 @@ export const make: (
         const body = Stream.unwrap(Effect.map(Clock.currentTimeMillis, (now) => {
           const replay = hub.replay(lastEventId, now)
           hub.clients.add(client)
-          return Stream.concat(Stream.fromIterable([connected, ...replay]), Stream.fromQueue(queue))
+          // A heartbeat at once: the client knows the interval from the start, to tell when the stream falls silent.
+          return Stream.concat(Stream.fromIterable([connected, heartbeat, ...replay]), Stream.fromQueue(queue))
         })).pipe(
           Stream.ensuring(Effect.sync(() => {
             hub.clients.delete(client)

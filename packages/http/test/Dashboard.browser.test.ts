@@ -2,7 +2,8 @@
  * The dashboard end to end, in a real headless Chromium (Debian's `chromium`, driven with `playwright-core`): the
  * page loads from the whole HTTP surface, follows a breaker tripped by failures and one forced open through the
  * admin API, and resets one with the token asked through the page's own form. It follows the health as the events
- * change it, and comes back to life after a restart whose first answer to its event stream was a 503.
+ * change it, and comes back to life after a restart whose first answer to its event stream was a 503, and from a
+ * stream that hangs (never answered, or silent once open).
  *
  * `UPDATE_DASHBOARD_SCREENSHOT=1 npx vitest run packages/http/test/Dashboard.browser.test.ts` rewrites
  * docs/dashboard.png (the README's screenshot); without it the screenshot is taken and checked, not written, so
@@ -296,59 +297,104 @@ it.live(
   60_000
 )
 
-// Node's server, but the first request for the event stream gets a 503, as from a server still starting or a proxy
-// whose upstream restarts: a non-200 answer, which browsers do not retry.
-const statuses: Array<number> = []
-const refusingFirstStream = (seen: Array<number>) => () => {
+// Node's server, but its first request for the event stream is answered by `first` (recorded in `seen` as `label`),
+// as by a server still starting, a proxy whose upstream restarts or a connection that died without a word; the
+// requests after it (recorded as 200) reach the real route.
+const firstStreamAnswered = (
+  seen: Array<string>,
+  label: string,
+  first: (response: ServerResponse) => void
+) =>
+() => {
   const server = createServer()
   const emit = server.emit.bind(server)
-  let refused = false
+  let answered = false
   server.emit = ((event: string, ...args: Array<unknown>) => {
     const [request, response] = args as [IncomingMessage, ServerResponse]
     if (event === "request" && request.url?.includes("/events")) {
-      if (!refused) {
-        refused = true
-        seen.push(503)
-        response.writeHead(503, { "retry-after": "1", "content-type": "text/plain" }).end("starting")
+      if (!answered) {
+        answered = true
+        seen.push(label)
+        first(response)
         return true
       }
-      seen.push(200)
+      seen.push("200")
     }
     return emit(event, ...args)
   }) as typeof server.emit
   return server
 }
 
+// The page opens `/dashboard` on a server whose first event stream `first` answers; it must end up following the
+// stream (the card of a breaker forced open changes with the event: the page polls once a minute) within `within`.
+const followsAfter = (label: string, first: (response: ServerResponse) => void, within: number) => {
+  const seen: Array<string> = []
+  return Effect.gen(function*() {
+    const base = yield* HttpServer.addressFormattedWith((url) => Effect.succeed(url))
+    const browser = yield* launch
+    const page = yield* Effect.promise(() => browser.newPage())
+    const problems: Array<string> = []
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+    yield* Effect.promise(() => page.goto(`${base}/dashboard`))
+    // The page's second request for the stream, which the real route answers (polled: the server records it).
+    yield* Effect.sleep("100 millis").pipe(Effect.repeat({ until: () => seen.length >= 2, times: within / 100 }))
+    assert.deepStrictEqual(seen.slice(0, 2), [label, "200"], `the event stream's requests: ${seen.join(", ")}`)
+    yield* connected(page)
+    assert.strictEqual((yield* forceOpen(base, "payments")).status, 200)
+    yield* timelineHas(page, "payments", "forced_open")
+    yield* cardSays(page, "payments", "Forced open")
+    assert.deepStrictEqual(problems, [])
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(
+      HttpRouter.serve(
+        ResilienceHttp.layer({ adminToken: Redacted.make(token), dashboard: { refreshInterval: "1 minute" } }),
+        { disableLogger: true, disableListenLog: true }
+      ).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(firstStreamAnswered(seen, label, first), { port: 0, host: "127.0.0.1" })
+        )
+      )
+    ),
+    Effect.provide(Layer.mergeAll(
+      Layer.effectDiscard(CircuitBreaker.make({ name: "payments" })).pipe(
+        Layer.provideMerge(CircuitBreakerRegistry.layer)
+      ),
+      FetchHttpClient.layer
+    ))
+  )
+}
+
 it.live(
   "an event stream answered with a 503, which browsers do not retry, is opened again by the page, which follows it",
   () =>
-    Effect.gen(function*() {
-      const base = yield* HttpServer.addressFormattedWith((url) => Effect.succeed(url))
-      const browser = yield* launch
-      const page = yield* Effect.promise(() => browser.newPage())
-      const problems: Array<string> = []
-      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
-      yield* Effect.promise(() => page.goto(`${base}/dashboard`))
-      assert.strictEqual(yield* saysWithin(page, "#connection", "\u25CFLive", 20_000), "\u25CFLive")
-      assert.deepStrictEqual(statuses.slice(0, 2), [503, 200])
-      assert.strictEqual((yield* forceOpen(base, "payments")).status, 200)
-      yield* timelineHas(page, "payments", "forced_open")
-      yield* cardSays(page, "payments", "Forced open")
-      assert.deepStrictEqual(problems, [])
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(
-        HttpRouter.serve(
-          ResilienceHttp.layer({ adminToken: Redacted.make(token), dashboard: { refreshInterval: "1 minute" } }),
-          { disableLogger: true, disableListenLog: true }
-        ).pipe(Layer.provideMerge(NodeHttpServer.layer(refusingFirstStream(statuses), { port: 0, host: "127.0.0.1" })))
-      ),
-      Effect.provide(Layer.mergeAll(
-        Layer.effectDiscard(CircuitBreaker.make({ name: "payments" })).pipe(
-          Layer.provideMerge(CircuitBreakerRegistry.layer)
-        ),
-        FetchHttpClient.layer
-      ))
+    followsAfter(
+      "503",
+      (response) => response.writeHead(503, { "retry-after": "1", "content-type": "text/plain" }).end("starting"),
+      20_000
+    ),
+  60_000
+)
+
+it.live(
+  "an event stream that is never answered (a stalled server or proxy) is given up and opened again by the page",
+  // Never answered: the browser's EventSource waits in CONNECTING for as long as the socket lives.
+  () => followsAfter("unanswered", () => undefined, 30_000),
+  60_000
+)
+
+it.live(
+  "an open event stream that falls silent (a connection dead without a reset) is given up after two missed heartbeats",
+  () =>
+    followsAfter(
+      "silent",
+      // What the server sends as a stream opens, heartbeats every second announced, then nothing: the page hears
+      // nothing more, as over a connection whose far end went away without a reset.
+      (response) => {
+        response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+        response.write("retry: 3000\n: connected\n\nevent: heartbeat\ndata: {\"interval_ms\":1000}\n\n")
+      },
+      30_000
     ),
   60_000
 )

@@ -48,12 +48,17 @@ interface Frame {
   readonly data: Record<string, unknown>
 }
 
-const frames = (text: string): Array<Frame> =>
+const allFrames = (text: string): Array<Frame> =>
   text.split("\n\n").filter((block) => block.includes("data: ")).map((block) => {
     const field = (name: string) =>
       block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
     return { id: field("id"), event: field("event"), data: JSON.parse(field("data")!) }
   })
+
+// The events, without the heartbeats between them.
+const frames = (text: string): Array<Frame> => allFrames(text).filter((frame) => frame.event !== "heartbeat")
+
+const heartbeats = (text: string): Array<Frame> => allFrames(text).filter((frame) => frame.event === "heartbeat")
 
 // Every optional source in context: a breaker named in a degradation rule, a monitor with alerts, admin actions.
 const WithSources = HttpRouter.serve(Events.layer({ alertPollInterval: "1 second" }), {
@@ -96,9 +101,12 @@ describe("Events", () => {
           at: undefined
         }
       )
-      assert.isFalse(client.text().includes(": heartbeat"))
+      // One heartbeat as the stream opened, announcing the interval; with no id, so that Last-Event-ID stays put.
+      const opening = { id: undefined, event: "heartbeat", data: { interval_ms: 5000 } }
+      assert.deepStrictEqual(heartbeats(client.text()), [opening])
       yield* TestClock.adjust("5 seconds")
-      yield* eventually(() => client.text().includes(": heartbeat"))
+      yield* eventually(() => heartbeats(client.text()).length === 2)
+      assert.deepStrictEqual(heartbeats(client.text()), [opening, opening])
     }).pipe(Effect.scoped, Effect.provide(Server({ heartbeat: "5 seconds" }))))
 
   it.effect("Last-Event-ID resumes from the buffer; an id it no longer holds gets a reset", () =>

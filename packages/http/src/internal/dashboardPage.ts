@@ -449,32 +449,70 @@ export const script = `
   };
   // The browser reconnects a dropped stream by itself, but not one answered with anything but a 200 (a restarting
   // server's 503, a proxy's 502): that EventSource is closed for good, so the page opens another, 1 s to 30 s apart.
+  // Nor does it give up on a stream that hangs: a reconnection never answered (a stalled server or proxy) waits as
+  // long as its socket lives, and an open stream whose connection died without a reset stays silent for ever. The
+  // page gives up on those (see watch) and opens another the same way.
   // A new EventSource cannot send Last-Event-ID, so it resumes with the last_event_id parameter instead.
   let lastEventId = "";
   let backoff = 1000;
+  let source = null;
+  // When the stream last started connecting or last said something (an event or a heartbeat), and the heartbeats'
+  // interval, which the server announces as the stream opens.
+  let since = 0;
+  let heartbeatMillis = 0;
+  const reopenLater = () => {
+    setConnected(false, "Reconnecting\u2026");
+    // Jittered, so that the dashboards open on a restarted server do not all come back in the same instant.
+    setTimeout(connect, backoff * (0.5 + Math.random() / 2));
+    backoff = Math.min(backoff * 2, 30000);
+  };
   const connect = () => {
-    const source = new EventSource(config.api + "/events" +
+    const current = new EventSource(config.api + "/events" +
       (lastEventId ? "?last_event_id=" + encodeURIComponent(lastEventId) : ""));
+    source = current;
+    since = Date.now();
+    heartbeatMillis = 0;
     // What changed while the page was not following: the full state, once per (re)connection.
-    source.addEventListener("open", () => {
+    current.addEventListener("open", () => {
       backoff = 1000;
+      since = Date.now();
       setConnected(true, "Live");
       refreshBreakers(); refreshHealth(); refreshFleet();
     });
-    source.addEventListener("error", () => {
-      setConnected(false, "Reconnecting\\u2026");
-      if (source.readyState !== EventSource.CLOSED) return;
-      // Jittered, so that the dashboards open on a restarted server do not all come back in the same instant.
-      setTimeout(connect, backoff * (0.5 + Math.random() / 2));
-      backoff = Math.min(backoff * 2, 30000);
+    current.addEventListener("error", () => {
+      if (source !== current) return;
+      since = Date.now();
+      setConnected(false, "Reconnecting\u2026");
+      if (current.readyState === EventSource.CLOSED) reopenLater();
+    });
+    current.addEventListener("heartbeat", (e) => {
+      since = Date.now();
+      const data = parseJson(e.data);
+      if (data !== null && typeof data === "object" && Number.isFinite(data.interval_ms)) {
+        heartbeatMillis = data.interval_ms;
+      }
     });
     for (const [type, handle] of Object.entries(handlers)) {
-      source.addEventListener(type, (e) => {
+      current.addEventListener(type, (e) => {
+        since = Date.now();
         if (e.lastEventId) lastEventId = e.lastEventId;
         const data = parseJson(e.data);
         if (data !== null && typeof data === "object") handle(data);
       });
     }
+  };
+  // Gives up on a stream not open 15 s after it started connecting (the browser's own reconnections included: it
+  // waits 3 s before each), or open and silent for two heartbeats and 5 s more, and opens another.
+  const watch = () => {
+    if (source === null || source.readyState === EventSource.CLOSED) return;
+    const silent = Date.now() - since;
+    const stalled = source.readyState === EventSource.CONNECTING
+      ? silent > 15000
+      : heartbeatMillis > 0 && silent > 2 * heartbeatMillis + 5000;
+    if (!stalled) return;
+    source.close();
+    source = null;
+    reopenLater();
   };
 
   document.title = config.title;
@@ -484,6 +522,7 @@ export const script = `
   refreshFleet();
   connect();
   setInterval(tick, 1000);
+  setInterval(watch, 1000);
   // Rates move without events, and a health report can change between events (response times): poll both.
   setInterval(() => { refreshBreakers(); refreshHealth(); refreshFleet(); }, config.refreshMillis);
 })();
