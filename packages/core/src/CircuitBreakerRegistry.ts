@@ -110,18 +110,23 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
   const policiesByName = new Map<string, NamedPolicy>()
   const hub = yield* PubSub.sliding<Transition>(4096)
   yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
+  // Unbounded, so that the synchronous `add` and `remove` never lose a name: breakers join and leave rarely.
+  const members = yield* PubSub.unbounded<string>()
+  yield* Effect.addFinalizer(() => PubSub.shutdown(members))
   let revision = 0
   return RegistryService.of({
     add: (breaker) => {
       if (byName.has(breaker.name)) return false
       byName.set(breaker.name, breaker)
       revision++
+      PubSub.publishUnsafe(members, breaker.name)
       return true
     },
     remove: (breaker) => {
       if (byName.get(breaker.name) === breaker) {
         byName.delete(breaker.name)
         revision++
+        PubSub.publishUnsafe(members, breaker.name)
       }
     },
     publish: (transitions) => Effect.asVoid(PubSub.publishAll(hub, transitions)),
@@ -139,7 +144,8 @@ export const make: Effect.Effect<Registry, never, Scope.Scope> = Effect.gen(func
       if (policiesByName.get(policy.name) === policy) policiesByName.delete(policy.name)
     },
     policies: () => Array.from(policiesByName.values()),
-    transitions: Stream.fromPubSub(hub)
+    transitions: Stream.fromPubSub(hub),
+    members: Stream.fromPubSub(members)
   })
 })
 

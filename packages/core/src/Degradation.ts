@@ -12,9 +12,10 @@
  *   sets it. `Status` carries that rule (the one that fired), every rule that holds, and the breakers that are down.
  * - Rules are validated when made (`PolicyConfigError` naming the field): a breaker no registered breaker is named
  *   after, a level outside 1..`maxLevel`, an empty list of breakers.
- * - The status lives in a `SubscriptionRef` that every transition of a named breaker on the `CircuitBreakerRegistry`
- *   re-evaluates; `changes` streams it (the current status, then every change), and `status` re-evaluates at once,
- *   so a reading is never behind (an open breaker whose time is up reads half-open when looked at).
+ * - The status lives in a `SubscriptionRef` that every transition of a named breaker on the `CircuitBreakerRegistry`,
+ *   and a named breaker joining or leaving it, re-evaluates; `changes` streams it (the current status, then every
+ *   change), and `status` re-evaluates at once, so a reading is never behind (an open breaker whose time is up reads
+ *   half-open when looked at).
  * - Metric (read when exported): `degradation_level`.
  *
  * **Example** (The agent service's levels)
@@ -392,12 +393,16 @@ export const make: (
       return unchanged(fiber) ? Effect.succeed(last) : evaluate
     })
 
-    // Started at once, so that the subscription is in place before the first transition can be missed.
-    yield* registry.transitions.pipe(
-      Stream.filter((transition) => named.has(transition.breaker)),
-      Stream.runForEach(() => evaluate),
-      Effect.forkScoped({ startImmediately: true })
-    )
+    // Each started at once, so that its subscription is in place before the first transition can be missed; not
+    // merged, as a merged stream subscribes later. A named breaker leaving the registry publishes no transition, yet
+    // reads as closed from then on.
+    for (const breakers of [Stream.map(registry.transitions, (transition) => transition.breaker), registry.members]) {
+      yield* breakers.pipe(
+        Stream.filter((breaker) => named.has(breaker)),
+        Stream.runForEach(() => evaluate),
+        Effect.forkScoped({ startImmediately: true })
+      )
+    }
     // A transition between the first reading and the subscription would otherwise go unseen.
     yield* evaluate
 

@@ -173,6 +173,25 @@ describe("Degradation", () => {
       assert.strictEqual((yield* forced.status).level, 0)
     }).pipe(Effect.scoped, Effect.provide(CircuitBreakerRegistry.layer)))
 
+  it.effect("a forced-open breaker leaving the registry shows on changes and the gauge, with no status read", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const qdrant = yield* CircuitBreaker.make({ name: "qdrant" }).pipe(Scope.provide(scope))
+      const degradation = yield* Degradation.make({
+        rules: [{ level: 2, breakers: ["qdrant"], description: "Memory degraded" }]
+      })
+      const gauge = Effect.map(Metric.snapshot, (all) => {
+        const level = all.find((m) => m.id === "degradation_level")
+        return (level?.state as { readonly value?: number } | undefined)?.value
+      })
+      yield* qdrant.forceOpen()
+      assert.strictEqual((yield* fedWhen(degradation, (status) => status.level === 2))?.level, 2)
+      // Gone with its scope: it reads as closed, and nobody reads `status` for subscribers to hear of it.
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual((yield* fedWhen(degradation, (status) => status.level === 0))?.level, 0)
+      assert.strictEqual(yield* gauge, 0)
+    }).pipe(Effect.scoped, Effect.provide(CircuitBreakerRegistry.layer)))
+
   it.effect("an open breaker whose time is up reads half-open when the status is read", () =>
     Effect.gen(function*() {
       const claude = yield* CircuitBreaker.make({ name: "claude_api", openDuration: "1 minute" })

@@ -40,6 +40,11 @@ export interface Registry {
   readonly removePolicy: (policy: NamedPolicy) => void
   readonly policies: () => ReadonlyArray<NamedPolicy>
   readonly transitions: Stream.Stream<Transition>
+  /**
+   * The name of every breaker that joins or leaves, from subscription on: no transition says that a breaker is gone,
+   * or that one with a state of its own took its name.
+   */
+  readonly members: Stream.Stream<string>
 }
 
 /** @internal */
