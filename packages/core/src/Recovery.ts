@@ -70,6 +70,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -304,7 +305,8 @@ export interface Snapshot {
 }
 
 /**
- * Called when a service recovers, with its recovery time in milliseconds.
+ * Called when a service recovers, with its recovery time in milliseconds. Each call runs in a fiber of its own: one
+ * that fails or never ends holds neither the other callbacks nor the service's recovery.
  *
  * @example
  * ```ts
@@ -669,14 +671,19 @@ const makeRecovery = Effect.fnUntraced(function*(options: Options<ReadonlyArray<
   if (options.onRecovered !== undefined) callbacks.add({ f: options.onRecovered })
   const cells: Array<Cell> = []
 
+  // Each callback runs in a fiber of its own, interrupted when recovery stops.
+  const running = yield* FiberSet.make()
   const recovered = (service: string, millis: number): Effect.Effect<void> =>
     Effect.forEach(
       Array.from(callbacks),
       ({ f }) =>
         // One broken callback must not keep the others, or the next sequence, from running: not even one that throws
-        // instead of returning an effect.
-        Effect.suspend(() => f(service, millis)).pipe(
-          Effect.catchCause((cause) => Effect.logWarning(`onRecovered callback failed for "${service}"`, cause))
+        // instead of returning an effect, or one that never ends (a webhook with no timeout).
+        FiberSet.run(
+          running,
+          Effect.suspend(() => f(service, millis)).pipe(
+            Effect.catchCause((cause) => Effect.logWarning(`onRecovered callback failed for "${service}"`, cause))
+          )
         ),
       { discard: true }
     )

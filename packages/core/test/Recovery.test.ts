@@ -334,6 +334,27 @@ describe("Recovery", () => {
         yield* up("db")
         assert.deepStrictEqual(calls, ["option db", "added db", "option db", "added db"])
       }))
+
+    it.effect("a callback that hangs keeps no other callback, nor the service's next sequence", () =>
+      Effect.gen(function*() {
+        const calls: Array<string> = []
+        const restarts = hook()
+        const { down, recovery, up } = yield* setup(
+          [{ service: "db", action: Recovery.restart(restarts.run), cooldown: "1 minute" }],
+          { onRecovered: (service) => Effect.andThen(Effect.sync(() => calls.push(`hung ${service}`)), Effect.never) }
+        )
+        yield* recovery.onRecovered((service) => Effect.sync(() => calls.push(`added ${service}`)))
+        yield* down("db")
+        yield* up("db")
+        assert.deepStrictEqual(calls, ["hung db", "added db"])
+        // The sequence ended as the service recovered: its cooldown counts from then.
+        assert.deepStrictEqual((yield* recovery.snapshot).services, [
+          { service: "db", phase: "Idle", attempts: 1, cooldownUntil: 60_000 }
+        ])
+        yield* TestClock.adjust("1 minute")
+        yield* down("db")
+        assert.deepStrictEqual(restarts.runs, [0, 60_000])
+      }))
   })
 
   it.effect("stats arithmetic", () =>
