@@ -238,6 +238,33 @@ describe("HealthMonitor", () => {
         assert.strictEqual(state.lastError, "kaboom")
       }))
 
+    it.effect("a failure or defect that String() cannot convert counts, with its value, and the check runs on", () =>
+      Effect.gen(function*() {
+        const monitor = yield* HealthMonitor.make()
+        // A null-prototype object (a parsed query string, a GraphQL result) has no toString.
+        const bare = Object.assign(Object.create(null) as object, { code: "ECONNRESET" })
+        const outcomes: ReadonlyArray<Effect.Effect<never, object>> = [
+          Effect.fail(bare),
+          Effect.die([bare]),
+          Effect.fail({ code: 503 })
+        ]
+        let runs = 0
+        yield* monitor.register({
+          name: "db",
+          check: Effect.suspend(() => outcomes[runs++ % outcomes.length]),
+          interval: "1 second",
+          jitter: 0
+        })
+        const errors: Array<string | null> = [(yield* monitor.state("db")).lastError]
+        for (let i = 0; i < 2; i++) {
+          yield* TestClock.adjust("1 second")
+          errors.push((yield* monitor.state("db")).lastError)
+        }
+        assert.deepStrictEqual(errors, ["{\"code\":\"ECONNRESET\"}", "[{\"code\":\"ECONNRESET\"}]", "{\"code\":503}"])
+        const state = yield* monitor.state("db")
+        assert.deepStrictEqual([state.status, state.totalChecks, runs], ["Unhealthy", 3, 3])
+      }))
+
     it.effect.prop(
       "runs follow the model: Unhealthy only at failureThreshold failures in a row, Healthy after any success",
       [Schema.Array(Schema.Literals(["ok", "fail", "warn"]))],
