@@ -71,6 +71,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
+import * as Formatter from "effect/Formatter"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -552,7 +553,9 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
     if (typeof e._tag === "string") return message === "" ? e._tag : `${e._tag}: ${message}`
     if (message !== "") return message
   }
-  return String(error)
+  // Not `String`: it throws on a null-prototype object, which would end the service's worker, and says
+  // "[object Object]" of a plain one.
+  return typeof error === "string" ? error : Formatter.format(error)
 }
 
 const recentFailuresKept = 50

@@ -212,6 +212,29 @@ describe("Recovery", () => {
           { service: "db", action: "Escalate", error: "pager down", at: 3000 }
         ])
       }))
+
+    it.effect("an action failing or dying with a value String() cannot convert is recorded, and stops nothing", () =>
+      Effect.gen(function*() {
+        // A null-prototype object (a parsed query string, a GraphQL result) has no toString.
+        const bare = Object.assign(Object.create(null) as object, { code: "EPERM" })
+        let runs = 0
+        const { down, recovery } = yield* setup([{
+          service: "db",
+          action: Recovery.restart(Effect.suspend(() => runs++ === 0 ? Effect.fail(bare) : Effect.die([bare]))),
+          maxAttempts: 2,
+          backoff: { base: "1 second", factor: 1 },
+          escalation: Effect.fail({ code: 500 })
+        }])
+        yield* down("db")
+        yield* TestClock.adjust("10 seconds")
+        const stats = yield* recovery.snapshot
+        assert.deepStrictEqual(stats.recentFailures.map(({ action, error }) => `${action} ${error}`), [
+          "Restart {\"code\":\"EPERM\"}",
+          "Restart [{\"code\":\"EPERM\"}]",
+          "Escalate {\"code\":500}"
+        ])
+        assert.deepStrictEqual(stats.services.map(({ phase }) => phase), ["Escalated"])
+      }))
   })
 
   describe("cooldown", () => {
