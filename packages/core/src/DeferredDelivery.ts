@@ -100,6 +100,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Formatter from "effect/Formatter"
 import * as Latch from "effect/Latch"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -466,7 +467,11 @@ type Step = number | "Idle"
 const messageOf = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
     ? error.message
-    : String(error)
+    : formatted(error)
+
+// Not `String`: it throws on a null-prototype object, which would turn a failed delivery into the caller's defect,
+// and says "[object Object]" of a plain one.
+const formatted = (value: unknown): string => typeof value === "string" ? value : Formatter.format(value)
 
 const MAX_KEY_BYTES = 1024
 
@@ -481,7 +486,7 @@ const describe = (cause: Cause.Cause<unknown>): string => {
     const message = "message" in error && typeof error.message === "string" ? error.message : undefined
     if (tag !== undefined || message !== undefined) return [tag, message].filter((s) => s).join(": ")
   }
-  return String(error)
+  return formatted(error)
 }
 
 // A failure while the breaker still admits calls blames the message; one that opened the breaker, the sink.
@@ -802,7 +807,7 @@ export const make = <S extends Schema.Constraint, E, R>(
               `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
               defect
             ),
-            failed(restore, false, `${describe(cause)} (isPermanent threw ${String(defect)})`)
+            failed(restore, false, `${describe(cause)} (isPermanent threw ${formatted(defect)})`)
           )
         }
       }

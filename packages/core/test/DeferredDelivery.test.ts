@@ -649,6 +649,30 @@ describe("DeferredDelivery", () => {
         assert.isFalse(yield* queue.replay("k-bad"))
       }).pipe(Effect.scoped))
 
+    it.effect("a sink failing with a value String() cannot convert is dead-lettered with it; the queue moves on", () =>
+      Effect.gen(function*() {
+        // A null-prototype object (a parsed query string, a GraphQL error's extensions): `String` throws on it.
+        const bare = Object.assign(Object.create(null) as object, { code: "EPIPE" })
+        const delivered: Array<string> = []
+        const queue = yield* DeferredDelivery.make({
+          name: "telegram",
+          schema: Schema.String,
+          sink: (message: string) =>
+            message === "bad" ? Effect.fail(bare) : Effect.sync(() => void delivered.push(message)),
+          breaker: yield* CircuitBreaker.make({ name: "telegram", trip: CircuitBreaker.consecutive(10) }),
+          store: yield* FallbackStore.makeMemory(),
+          maxAttempts: 2
+        })
+        assert.strictEqual((yield* queue.send("bad", { key: "k-bad" }))._tag, "Queued")
+        assert.strictEqual((yield* queue.send("good", { key: "k-good" }))._tag, "Queued")
+        yield* TestClock.adjust("1 minute")
+        yield* queue.awaitEmpty
+        assert.deepStrictEqual(delivered, ["good"])
+        const [dead] = yield* queue.deadLetters
+        assert.strictEqual(dead.key, "k-bad")
+        assert.strictEqual(dead.lastError, `{"code":"EPIPE"}`)
+      }).pipe(Effect.scoped))
+
     it.effect("drop deletes a dead letter; isPermanent dead-letters at the first failure", () =>
       Effect.gen(function*() {
         const { calls, failing, sink } = recordingSink()
