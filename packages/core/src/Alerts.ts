@@ -59,9 +59,11 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as HttpClient from "effect/http/HttpClient"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
@@ -521,6 +523,14 @@ const fromHttpError = (error: HttpClientError.HttpClientError): WebhookFailure =
   })
 }
 
+// A failed answer's body is of no use, and left unread it holds its connection (a body that stalls, for ever): a read
+// of it interrupted as soon as it starts aborts the request, which closes the connection now.
+const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.forkChild(Stream.runDrain(response.stream), { startImmediately: true }),
+    (fiber) => Effect.asVoid(Fiber.interrupt(fiber))
+  )
+
 const WebhookSchema = Schema.Struct({
   url: Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/]+\S*$/, {
     message: "Expected an absolute http(s) URL"
@@ -571,7 +581,11 @@ export const webhook: (
       client.execute(HttpClientRequest.bodyJsonUnsafe(request, alert)).pipe(
         // Read the body so that the connection is released.
         Effect.flatMap((response) => Effect.ignore(response.text)),
-        Effect.mapError(fromHttpError),
+        Effect.catch((error) =>
+          error.response === undefined
+            ? Effect.fail(fromHttpError(error))
+            : Effect.andThen(discard(error.response), Effect.fail(fromHttpError(error)))
+        ),
         Effect.timeoutOrElse({
           duration: timeout,
           orElse: () =>

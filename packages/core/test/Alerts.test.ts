@@ -512,7 +512,10 @@ describe("Alerts", () => {
       readonly body: unknown
     }
 
-    /** A real HTTP server on 127.0.0.1 that answers `state.status` and keeps every request. */
+    /**
+     * A real HTTP server on 127.0.0.1 that answers `state.status` (with `state.stall`, half a body and then nothing),
+     * keeps every request, and counts the answers whose connection closed before they were finished.
+     */
     const webhookServer = Effect.gen(function*() {
       const arrived = yield* Queue.unbounded<Received>()
       return yield* Effect.acquireRelease(
@@ -520,12 +523,14 @@ describe("Alerts", () => {
           readonly url: string
           readonly requests: Array<Received>
           readonly arrived: Queue.Queue<Received>
-          readonly state: { status: number }
+          readonly state: { status: number; stall: boolean }
+          readonly cutOff: () => number
           readonly close: () => void
         }>((resume) => {
           const requests: Array<Received> = []
-          const state = { status: 200 }
+          const state = { status: 200, stall: false }
           let open = true
+          let cutOff = 0
           const server = createServer((request, response) => {
             let body = ""
             request.on("data", (chunk) => body += chunk)
@@ -533,7 +538,13 @@ describe("Alerts", () => {
               const received = { headers: request.headers, body: JSON.parse(body) }
               requests.push(received)
               Queue.offerUnsafe(arrived, received)
-              response.writeHead(state.status, { "content-type": "text/plain" }).end("ok")
+              response.on("close", () => {
+                if (!response.writableFinished) cutOff++
+              })
+              response.writeHead(state.status, { "content-type": "text/plain", "content-length": "100" })
+              // `stall`: half a body, then nothing.
+              if (state.stall) response.write("the first half of a body")
+              else response.end("ok".padEnd(100))
             })
           })
           server.listen(0, "127.0.0.1", () => {
@@ -543,6 +554,7 @@ describe("Alerts", () => {
               requests,
               arrived,
               state,
+              cutOff: () => cutOff,
               close: () => {
                 if (!open) return
                 open = false
@@ -591,6 +603,21 @@ describe("Alerts", () => {
         assert.match(open.reason, /Circuit breaker "alerts-webhook" .* is open/)
         // Failed at once: the server saw nothing more.
         assert.strictEqual(server.requests.length, 6)
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+    it.live("a failed answer is discarded unread: a 503 whose body stalls does not keep its connection", () =>
+      Effect.gen(function*() {
+        const server = yield* webhookServer
+        server.state.status = 503
+        server.state.stall = true
+        const sink = yield* Alerts.webhook({
+          url: server.url,
+          retry: Retry.exponential({ base: "1 millis", times: 1 })
+        })
+        assert.strictEqual((yield* Effect.flip(sink.send(alert))).reason, "HTTP 503")
+        // Both attempts' connections close at once, not when the garbage collector gets to them.
+        for (let i = 0; i < 200 && server.cutOff() < 2; i++) yield* Effect.sleep("10 millis")
+        assert.deepStrictEqual([server.requests.length, server.cutOff()], [2, 2])
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
     it.live("an unreachable webhook fails with AlertSinkError", () =>
