@@ -507,12 +507,41 @@ class WebhookFailure extends Data.TaggedError("WebhookFailure")<{
   readonly retryable: boolean
 }> {}
 
-const fromHttpError = (error: HttpClientError.HttpClientError): WebhookFailure => {
+const reasonWords: Record<HttpClientError.HttpClientError["reason"]["_tag"], string> = {
+  TransportError: "Transport error",
+  InvalidUrlError: "Invalid URL",
+  EncodeError: "Encode error",
+  StatusCodeError: "Status code error",
+  DecodeError: "Decode error",
+  EmptyBodyError: "Empty body"
+}
+
+// Scheme and host, no userinfo: `https://user:pass@hooks.example.com/T0/s3cret` gives `https://hooks.example.com`.
+const ORIGIN = /^(https?:\/\/)(?:[^/?#@]*@)?([^/?#]+)/i
+
+// A webhook's URL often holds its secret (Slack's and Discord's in the path, others a token in the query), and sink
+// errors are logged: they name the origin only, and the innermost cause (`connect ECONNREFUSED ...`), which says what
+// went wrong where the client's own message says "Transport error (POST <the whole URL>)".
+const describeHttpError = (error: HttpClientError.HttpClientError, url: string): string => {
+  const scheme = ORIGIN.exec(url)
+  const origin = scheme === null ? "the webhook" : scheme[1] + scheme[2]
+  let detail = error.reason.description
+  for (let cause: unknown = error.reason.cause; cause instanceof Error; cause = cause.cause) {
+    const code = (cause as { readonly code?: unknown }).code
+    if (cause.message !== "") detail = cause.message
+    else if (typeof code === "string") detail = code
+  }
+  // Some causes quote the URL (fetch's refusal of one with credentials).
+  if (detail !== undefined) detail = detail.replaceAll(url, origin)
+  return `${reasonWords[error.reason._tag]}${detail === undefined ? "" : `: ${detail}`} (POST ${origin})`
+}
+
+const fromHttpError = (error: HttpClientError.HttpClientError, url: string): WebhookFailure => {
   const response = error.response
   if (response === undefined) {
     // No answer at all (refused, reset, bad URL): worth another try unless the request itself is wrong.
     return new WebhookFailure({
-      reason: error.message,
+      reason: describeHttpError(error, url),
       retryable: error.reason._tag === "TransportError"
     })
   }
@@ -542,7 +571,9 @@ const WebhookSchema = Schema.Struct({
 /**
  * A sink that posts each alert as JSON to `url` through `HttpClient`. Each request is bounded by `timeout`,
  * retried by its own retry policy, and guarded by its own circuit breaker (outside the retries, so that it sees
- * one outcome per alert): while the breaker is open, alerts fail at once. Every failure is an `AlertSinkError`.
+ * one outcome per alert): while the breaker is open, alerts fail at once. Every failure is an `AlertSinkError`, which
+ * names the webhook by its origin only: the URL's path and query, where webhooks keep their secrets, stay out of errors
+ * and logs.
  *
  * @example
  * ```ts
@@ -583,8 +614,8 @@ export const webhook: (
         Effect.flatMap((response) => Effect.ignore(response.text)),
         Effect.catch((error) =>
           error.response === undefined
-            ? Effect.fail(fromHttpError(error))
-            : Effect.andThen(discard(error.response), Effect.fail(fromHttpError(error)))
+            ? Effect.fail(fromHttpError(error, options.url))
+            : Effect.andThen(discard(error.response), Effect.fail(fromHttpError(error, options.url)))
         ),
         Effect.timeoutOrElse({
           duration: timeout,

@@ -631,6 +631,20 @@ describe("Alerts", () => {
         assert.strictEqual(error.sink, "alerts-webhook")
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+    it.live("an unreachable webhook's error names its origin and what went wrong, never its secret path or query", () =>
+      Effect.gen(function*() {
+        const server = yield* webhookServer
+        server.close()
+        const origin = new URL(server.url).origin
+        // Slack's and Discord's webhooks keep their secret in the path; others take a token in the query.
+        const url = `${origin}/services/T0/B0/s3cret?token=s3cret`
+        const sink = yield* Alerts.webhook({ url, retry: Retry.exponential({ base: "1 millis", times: 1 }) })
+        const error = yield* Effect.flip(sink.send(alert))
+        assert.notInclude(error.message, "s3cret")
+        assert.include(error.message, `(POST ${origin})`)
+        assert.include(error.message, "ECONNREFUSED")
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
     it.live("alerts reach the webhook through layerWebhook", () =>
       Effect.gen(function*() {
         const server = yield* webhookServer
