@@ -66,7 +66,8 @@ import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Schedule from "effect/Schedule"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -488,7 +489,11 @@ export const many = (sinks: ReadonlyArray<Sink>): Sink => ({
 export interface WebhookOptions {
   readonly url: string
   readonly headers?: Readonly<Record<string, string>> | undefined
-  /** The sink's own breaker, named `name`. Default: the breaker defaults (opens after 5 failed alerts, for 30s). */
+  /**
+   * The sink's own breaker, named `name`. Default: the breaker defaults (opens after 5 failed alerts, for 30s),
+   * except `halfOpen.maxProbeTime`: at least the longest one alert can take (every attempt timing out, every retry
+   * waiting its longest), so that a probe's outcome, after its retries, still counts.
+   */
   readonly breaker?: Omit<CircuitBreaker.Options, "name"> | undefined
   /**
    * Delays between attempts of one alert. Transport errors, timeouts, 5xx, 408 and 429 are retried; other
@@ -560,6 +565,34 @@ const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect
     (fiber) => Effect.asVoid(Fiber.interrupt(fiber))
   )
 
+// The breaker's own default.
+const breakerMaxProbeMillis = 60_000
+
+// Every jitter at its longest: each draw just under 1.
+const topDraws: Random.Random = {
+  nextIntUnsafe: () => Number.MAX_SAFE_INTEGER,
+  nextDoubleUnsafe: () => 1 - Number.EPSILON / 2
+}
+
+// The longest one alert can take: every attempt timing out (and a second more, for it to stop), every delay of the
+// schedule at its longest. A half-open probe must be given that long: one that outlives its `maxProbeTime` has its
+// outcome dropped, and the breaker stays half-open behind a dead webhook, every alert a probe that runs to its last
+// retry. A schedule that has not ended after 100 retries (or waits for ever) is taken to never end: its alerts to a
+// dead webhook never end either. Stepping it here runs its effects (a `Schedule.tap`'s) once more.
+const longestAlert = (schedule: Schedule.Schedule<unknown, unknown>, timeoutMillis: number): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const step = yield* Schedule.toStep(schedule)
+    const failure = new WebhookFailure({ reason: "HTTP 503", retryable: true })
+    const attempt = timeoutMillis + 1000
+    let elapsed = attempt
+    for (let retries = 0; retries < 100 && Number.isFinite(elapsed); retries++) {
+      const decision = yield* Effect.exit(step(elapsed, failure))
+      if (decision._tag === "Failure") return elapsed
+      elapsed += Duration.toMillis(decision.value[1]) + attempt
+    }
+    return 0
+  }).pipe(Effect.provideService(Random.Random, topDraws))
+
 const WebhookSchema = Schema.Struct({
   url: Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/]+\S*$/, {
     message: "Expected an absolute http(s) URL"
@@ -599,10 +632,17 @@ export const webhook: (
     yield* decode(WebhookSchema, raw, { kind: "alert sink", policy: String(name) })
     const timeout = Duration.millis(millisOf(raw.timeout))
     const client = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
-    const breaker = yield* CircuitBreaker.make({ ...options.breaker, name })
+    const schedule = options.retry ?? Retry.exponential({ base: "500 millis", cap: "5 seconds", times: 3 })
+    const maxProbeTime = options.breaker?.halfOpen?.maxProbeTime ??
+      Duration.millis(Math.max(breakerMaxProbeMillis, yield* longestAlert(schedule, millisOf(raw.timeout))))
+    const breaker = yield* CircuitBreaker.make({
+      ...options.breaker,
+      halfOpen: { ...options.breaker?.halfOpen, maxProbeTime },
+      name
+    })
     const retry = yield* Retry.make({
       name,
-      schedule: options.retry ?? Retry.exponential({ base: "500 millis", cap: "5 seconds", times: 3 }),
+      schedule,
       while: (error) => error instanceof WebhookFailure && error.retryable
     })
     const request = HttpClientRequest.post(options.url).pipe(

@@ -513,8 +513,9 @@ describe("Alerts", () => {
     }
 
     /**
-     * A real HTTP server on 127.0.0.1 that answers `state.status` (with `state.stall`, half a body and then nothing),
-     * keeps every request, and counts the answers whose connection closed before they were finished.
+     * A real HTTP server on 127.0.0.1 that answers `state.status` (with `state.stall`, half a body and then nothing;
+     * with `state.hang`, nothing), keeps every request, and counts the answers whose connection closed before they
+     * were finished.
      */
     const webhookServer = Effect.gen(function*() {
       const arrived = yield* Queue.unbounded<Received>()
@@ -523,12 +524,12 @@ describe("Alerts", () => {
           readonly url: string
           readonly requests: Array<Received>
           readonly arrived: Queue.Queue<Received>
-          readonly state: { status: number; stall: boolean }
+          readonly state: { status: number; stall: boolean; hang: boolean }
           readonly cutOff: () => number
           readonly close: () => void
         }>((resume) => {
           const requests: Array<Received> = []
-          const state = { status: 200, stall: false }
+          const state = { status: 200, stall: false, hang: false }
           let open = true
           let cutOff = 0
           const server = createServer((request, response) => {
@@ -538,6 +539,7 @@ describe("Alerts", () => {
               const received = { headers: request.headers, body: JSON.parse(body) }
               requests.push(received)
               Queue.offerUnsafe(arrived, received)
+              if (state.hang) return
               response.on("close", () => {
                 if (!response.writableFinished) cutOff++
               })
@@ -618,6 +620,35 @@ describe("Alerts", () => {
         // Both attempts' connections close at once, not when the garbage collector gets to them.
         for (let i = 0; i < 200 && server.cutOff() < 2; i++) yield* Effect.sleep("10 millis")
         assert.deepStrictEqual([server.requests.length, server.cutOff()], [2, 2])
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+    it.effect("a webhook that hangs under a long timeout: a half-open probe that fails reopens the breaker", () =>
+      Effect.gen(function*() {
+        const server = yield* webhookServer
+        server.state.hang = true
+        // Four attempts of 20 seconds and 3.5 seconds of backoff: each alert takes 83.5 seconds.
+        const sink = yield* Alerts.webhook({
+          url: server.url,
+          timeout: "20 seconds",
+          breaker: { trip: CircuitBreaker.consecutive(1), openDuration: "30 seconds" }
+        })
+        // Each step lets a request reach the server before the clock moves on.
+        const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+        const sendFor = Effect.fnUntraced(function*(seconds: number) {
+          const fiber = yield* Effect.forkChild(Effect.flip(sink.send(alert)))
+          for (let i = 0; i < seconds * 2; i++) yield* Effect.andThen(settle, TestClock.adjust("500 millis"))
+          yield* settle
+          return fiber.pollUnsafe()
+        })
+        // The first alert fails and opens the breaker; 30 seconds on, the next alert is the half-open probe.
+        assert.isDefined(yield* sendFor(84))
+        yield* TestClock.adjust("30 seconds")
+        const probe = yield* sendFor(84)
+        assert.isTrue(probe !== undefined && Exit.isSuccess(probe))
+        // The probe failed: the breaker is open again, and the next alert fails at once.
+        const rejected = yield* sendFor(0)
+        assert.deepStrictEqual([rejected?._tag, server.requests.length], ["Success", 8])
+        assert.isTrue(rejected !== undefined && Exit.isSuccess(rejected) && /is open/.test(rejected.value.reason))
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
     it.live("an unreachable webhook fails with AlertSinkError", () =>
