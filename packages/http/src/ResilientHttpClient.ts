@@ -39,8 +39,9 @@
  * - Statuses are read as values. Put `HttpClient.filterStatusOk` outside the middleware
  *   (`client.pipe(middleware.apply, HttpClient.filterStatusOk)`): inside it, a 503 becomes an error before the
  *   middleware sees its status or its `Retry-After`.
- * - A retried response is discarded before the next attempt, or at once when the caller is interrupted while it
- *   waits to retry: its body is not read, its connection is closed.
+ * - A response the caller does not get is discarded (its body is not read, its connection is closed): a retried one
+ *   before the next attempt; one the caller is interrupted away from (say while it waits to retry) at once; and one
+ *   that came at its attempt's deadline, which the timeout fails all the same, at once too.
  * - The per-attempt timeout ends when the response's headers arrive: reading the body is the caller's, after the
  *   middleware has answered. Bound it where the upstream may stall mid-body
  *   (`response.json.pipe(Effect.timeout("5 seconds"))`).
@@ -439,39 +440,36 @@ export const make: (options: Options) => Effect.Effect<Middleware, PolicyConfigE
       })
     }
 
-    // The attempts under the retry policy. Each attempt after a retry status first discards that response: its body
-    // is never read, and left alone it would hold its connection until the garbage collector came round. The last
-    // response is the caller's, unless the call is interrupted (say while it waits to retry): then it is discarded too.
-    const retried = <E, R>(
-      response: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>
+    // Every response an attempt gets is the caller's, or is discarded: its body is never read, and left alone it would
+    // hold its connection until the garbage collector came round. The response of a retry status goes before the next
+    // attempt; once the call is over, so does one the caller does not get: the call was interrupted (say while it
+    // waits to retry), or the response came at its attempt's deadline, which the timeout fails all the same.
+    const guarded = <E, R>(
+      response: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>,
+      retrying: boolean
     ) =>
       Effect.suspend(() => {
-        let stale: HttpClientResponse.HttpClientResponse | undefined
-        const attempt = Effect.flatMap(response, classify).pipe(
-          Effect.tapError((error) =>
-            Effect.sync(() => {
-              if (error instanceof internal.RetryableResponse) stale = error.response
-            })
-          )
-        )
+        let held: HttpClientResponse.HttpClientResponse | undefined
+        const got = Effect.map(response, (value) => (held = value))
         const attempts = Effect.suspend(() => {
-          const previous = stale
-          stale = undefined
+          const previous = held
+          held = undefined
+          const attempt = Effect.flatMap(got, classify)
           return previous === undefined ? attempt : Effect.andThen(internal.discard(previous), attempt)
         })
-        return Effect.onInterrupt(unwrap(policy.protect(attempts)), () => {
-          const left = stale
-          stale = undefined
-          return left === undefined ? Effect.void : internal.discard(left)
+        return Effect.onExit(retrying ? unwrap(policy.protect(attempts)) : timeout.protect(got), (exit) => {
+          const left = held
+          held = undefined
+          return left === undefined || (exit._tag === "Success" && exit.value === left)
+            ? Effect.void
+            : internal.discard(left)
         })
       })
 
     const apply = <E, R>(client: HttpClient.HttpClient.With<E, R>): HttpClient.HttpClient.With<E | Rejection, R> =>
       HttpClient.transform(client, (response, request) =>
         circuitBreaker.protectKey(
-          retry !== undefined && internal.isReplayable(request, methods)
-            ? retried(response)
-            : timeout.protect(response),
+          guarded(response, retry !== undefined && internal.isReplayable(request, methods)),
           keyOf(request)
         ))
 

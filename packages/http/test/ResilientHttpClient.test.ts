@@ -279,6 +279,26 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual(server.hits("/stall"), 1)
       }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+    it.effect("a response that comes at its attempt's deadline is timed out all the same, its request aborted", () =>
+      Effect.gen(function*() {
+        // A transport whose answer takes exactly the attempt's time: it comes before the timer that would interrupt
+        // the attempt, and the timeout fails the attempt anyway. Nobody gets that response.
+        const signals: Array<AbortSignal> = []
+        const transport = HttpClient.make((request, _url, signal) => {
+          signals.push(signal)
+          return Effect.as(Effect.sleep("1 second"), HttpClientResponse.fromWeb(request, new Response("late")))
+        })
+        const middleware = yield* ResilientHttpClient.make({ name: "late", timeout: "1 second", retry: { times: 1 } })
+        const client = transport.pipe(middleware.apply)
+        // A GET, tried twice, and a POST, tried once.
+        for (const call of [client.get("http://api.internal/late"), client.post("http://api.internal/late")]) {
+          const caller = yield* Effect.forkChild(Effect.flip(call))
+          yield* TestClock.adjust("3 seconds")
+          assert.strictEqual((yield* Fiber.join(caller))._tag, "TimeoutError")
+        }
+        assert.deepStrictEqual(signals.map((signal) => signal.aborted), [true, true, true])
+      }))
+
     it.live("a response isFailureResponse throws on: the caller gets the defect, and its connection is closed", () =>
       Effect.gen(function*() {
         const server = yield* flakyServer({ "/stall": ["stall"] })
