@@ -11,7 +11,9 @@
  *   first waiter, which resumes at once, and a newcomer never overtakes the queue.
  * - `maxWait` (default: no limit): a waiter that has waited `maxWait` fails with `BulkheadFull`
  *   (`reason: "WaitTimeout"`). The deadline is inclusive: a permit freed exactly `maxWait` after the caller queued
- *   is not given to it, so a call admitted from the queue always waited strictly less than `maxWait`.
+ *   is not given to it, so a call admitted from the queue always waited strictly less than `maxWait`. Waits and
+ *   call durations are on the monotonic time of the `Clock`: a wall clock that steps (an NTP correction) moves no
+ *   deadline, and makes no call slow or fast.
  * - `retryAfter` on a rejection is a hint: about when a running call frees a permit, the moving average of recent
  *   call durations (each timed call weighs 1/5), rounded to the millisecond; 0 before any call has finished.
  *   With a fixed limit, a call admitted at once is timed when it is the 1st, 9th, 17th... call admitted (one in 8:
@@ -74,6 +76,7 @@ import { guard, type Run } from "./internal/guard.ts"
 import * as metrics from "./internal/metrics.ts"
 import { LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
+import { monotonicMillis } from "./internal/timeout.ts"
 import {
   decode,
   DurationInput,
@@ -533,7 +536,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
       active--
       let now = -1
       if (startedAt >= 0) {
-        now = (clock ?? fiber.getRef(Clock.Clock)).currentTimeMillisUnsafe()
+        now = monotonicMillis(clock ?? fiber.getRef(Clock.Clock))
         const duration = now - startedAt
         const completed = exit._tag === "Success" ||
           exit.cause.reasons.some((reason) => reason._tag !== "Interrupt")
@@ -553,7 +556,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
         }
       }
       if (queue.size > 0 && active < limit) {
-        drain(now >= 0 ? now : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        drain(now >= 0 ? now : monotonicMillis(fiber.getRef(Clock.Clock)))
       }
       return thrown
     }
@@ -578,9 +581,8 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
     }
 
     const timer = (waiter: internal.Waiter<Resume>): Effect.Effect<void> =>
-      Effect.flatMap(
-        Clock.currentTimeMillis,
-        (now) => Effect.sleep(Math.max(0, waiter.enqueuedAt + maxWaitMillis - now))
+      Clock.clockWith(
+        (clock) => clock.sleep(Duration.millis(Math.max(0, waiter.enqueuedAt + maxWaitMillis - monotonicMillis(clock))))
       ).pipe(Effect.andThen(Effect.sync(() => {
         if (waiter.state !== internal.WAITING) return
         queue.remove(waiter)
@@ -614,7 +616,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
         // (for `retryAfter`); the adaptive limit needs every call's latency.
         if (aimd !== undefined || (calls & 7) === 0) {
           run.clock = fiber.getRef(Clock.Clock)
-          run.startedAt = run.clock.currentTimeMillisUnsafe()
+          run.startedAt = monotonicMillis(run.clock)
         } else {
           run.clock = undefined
           run.startedAt = UNTIMED
@@ -628,7 +630,7 @@ export const make: (options: Options) => Effect.Effect<Bulkhead, PolicyConfigErr
         rejected[QUEUE_FULL]++
         return rejection(QUEUE_FULL)
       }
-      const waiter = new internal.Waiter<Resume>(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      const waiter = new internal.Waiter<Resume>(monotonicMillis(fiber.getRef(Clock.Clock)))
       run.waiter = waiter
       queue.push(waiter)
       return Effect.andThen(awaitPermit(waiter), run.self)

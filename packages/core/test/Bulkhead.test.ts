@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import {
   Cause,
+  Clock,
   Data,
   Deferred,
   Duration,
@@ -86,6 +87,22 @@ const adaptive = (options: Partial<Bulkhead.AdaptiveOptions> & { readonly maxQue
 const limitOf = (bulkhead: Bulkhead.Bulkhead) => Effect.map(bulkhead.snapshot, (s) => s.limit)
 const concurrently = (...effects: ReadonlyArray<Effect.Effect<unknown, unknown>>) =>
   Effect.all(effects.map(Effect.exit), { concurrency: "unbounded" }).pipe(Effect.forkChild)
+
+/** The current clock, with a wall time that `step` moves (an NTP correction); its monotonic time and sleeps run on. */
+const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
+  let offset = 0
+  const wall = () => clock.currentTimeMillisUnsafe() + offset
+  const stepped: Clock.Clock = {
+    currentTimeMillisUnsafe: wall,
+    currentTimeMillis: Effect.sync(wall),
+    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
+    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
+    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+    monotonicTimeNanos: clock.monotonicTimeNanos,
+    sleep: (duration) => clock.sleep(duration)
+  }
+  return { clock: stepped, step: (millis: number) => void (offset += millis) }
+})
 
 describe("Bulkhead", () => {
   describe("admission", () => {
@@ -393,6 +410,38 @@ describe("Bulkhead", () => {
         const snapshot = yield* bulkhead.snapshot
         assert.deepStrictEqual([snapshot.calls, snapshot.averageCallMillis], [2, 100 + (500 - 100) / 5])
       }))
+
+    it.effect("a wall clock stepped forward expires no waiter early and makes no call slow", () =>
+      Effect.gen(function*() {
+        const { clock, step } = yield* steppable
+        const onStepped = Effect.provideService(Clock.Clock, clock)
+        const bulkhead = yield* onStepped(Bulkhead.make({
+          name: "db",
+          maxConcurrent: 2,
+          maxQueue: 1,
+          maxWait: "1 second",
+          adaptive: { min: 1, max: 10, latencyTarget: "100 millis", decreaseFactor: 0.5 }
+        }))
+        const gate = yield* Deferred.make<void>()
+        const holders = yield* concurrently(
+          ...[1, 2].map(() => onStepped(bulkhead.protect(Deferred.await(gate))))
+        )
+        yield* Effect.yieldNow
+        const waiter = yield* start(onStepped(bulkhead.protect(Effect.succeed("admitted"))))
+        yield* TestClock.adjust("10 millis")
+        // The wall clock jumps a minute ahead: the holders ran 10 ms, and the waiter waited as long.
+        step(60_000)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(holders)
+        assert.strictEqual(yield* Fiber.join(waiter), "admitted")
+        const snapshot = yield* bulkhead.snapshot
+        // Two fast calls that used the whole limit (the second holder, the waiter) raised it: 2 + 1 + 1. Durations
+        // 10, 0 and 10 ms.
+        assert.deepStrictEqual(
+          [snapshot.limit, snapshot.rejected.WaitTimeout, snapshot.averageCallMillis],
+          [4, 0, 8.4]
+        )
+      }))
   })
 
   describe("interruption", () => {
@@ -667,6 +716,24 @@ describe("Bulkhead", () => {
         yield* TestClock.adjust("101 millis")
         yield* Fiber.interrupt(slow)
         assert.strictEqual(yield* limitOf(bulkhead), 5)
+      }))
+
+    // `TestClock.setTime` moves the wall clock and not the monotonic one, as an NTP correction does to `Date.now()`.
+    it.effect("a wall clock stepped back makes no slow call fast and no retryAfter negative", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(3_600_000)
+        const bulkhead = yield* adaptive({ initial: 1, decreaseFactor: 0.5 })
+        const gate = yield* Deferred.make<void>()
+        const slow = yield* start(bulkhead.protect(Deferred.await(gate)))
+        yield* TestClock.adjust("200 millis")
+        yield* TestClock.setTime(0)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(slow)
+        // It ran 200 ms, past the target, whatever the wall clock says: the limit stays at its minimum.
+        assert.strictEqual(yield* limitOf(bulkhead), 1)
+        assert.strictEqual((yield* bulkhead.snapshot).averageCallMillis, 200)
+        yield* start(bulkhead.protect(Effect.never))
+        assert.strictEqual(Duration.toMillis((yield* rejectionOf(bulkhead.protect(Effect.void))).retryAfter), 200)
       }))
 
     it.effect("the limit is exported as bulkhead_limit", () =>
