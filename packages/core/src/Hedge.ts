@@ -13,7 +13,9 @@
  *   stopped: at once, unless one of them has a slow finalizer or is in an uninterruptible region.
  * - A failure does not end the race while another attempt is running, nor does it start a hedge early (retrying
  *   failures is Retry's job: put Retry outside the hedge, as `Policy` does). When every attempt started has failed,
- *   the call fails with the cause of the last one to fail, and no further hedge starts.
+ *   the call fails with the cause of the last one to fail, and no further hedge starts. An attempt turned away
+ *   before it reached the dependency (a `BulkheadFull`, a rate limit) gives way to an earlier one that failed there:
+ *   the call fails as the dependency did, and a circuit breaker outside counts it.
  * - A call whose primary attempt finishes without suspending costs one fiber and nothing else: no clock read, no
  *   timer. Calls that suspend share one timer fiber per policy, which runs only while such calls are in flight.
  * - Interrupting the caller interrupts every attempt, and waits for them to stop.

@@ -458,6 +458,33 @@ describe("Policy", () => {
       yield* Fiber.join(busy)
     }))
 
+  it.effect("a hedge a full bulkhead turned away after its primary failed leaves the failure to the breaker", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+      const bulkhead = yield* Bulkhead.make({ name: "db", maxConcurrent: 2, maxQueue: 2, maxWait: "50 millis" })
+      const policy = yield* Policy.make({
+        name: "db",
+        circuitBreaker: breaker,
+        hedge: yield* Hedge.make({ name: "db", delay: "100 millis" }),
+        bulkhead
+      })
+      const others = bulkhead.protect(Effect.sleep("1 second"))
+      yield* Effect.forkChild(others, { startImmediately: true })
+      // The primary fails at 120 ms. Its hedge queued at 100 ms behind a caller queued at 90 ms, which takes the
+      // permit the primary frees: the hedge never reaches the dependency, and waits out its 50 ms.
+      const call = yield* Effect.forkChild(
+        Effect.exit(policy.protect(Effect.andThen(Effect.sleep("120 millis"), Effect.fail(new Unavailable())))),
+        { startImmediately: true }
+      )
+      yield* TestClock.adjust("90 millis")
+      yield* Effect.forkChild(others, { startImmediately: true })
+      yield* TestClock.adjust("60 millis")
+      // The call fails as the dependency did, not as the bulkhead turned its hedge away, and the breaker counts it.
+      assert.deepStrictEqual(yield* Fiber.join(call), Exit.fail(new Unavailable()))
+      assert.strictEqual(yield* breaker.state, "Open")
+      assert.deepStrictEqual((yield* bulkhead.snapshot).rejected, { QueueFull: 0, WaitTimeout: 1 })
+    }))
+
   it.effect("a rate limit inside retry spends a token per attempt and is retried after its retryAfter", () =>
     Effect.gen(function*() {
       const policy = yield* Policy.make({

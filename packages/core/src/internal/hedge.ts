@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import { isLocalRejection } from "./rejection.ts"
 import { Deadlines, Node, start } from "./timeout.ts"
 
 /**
@@ -35,7 +36,7 @@ class Race extends Node {
   state = RUNNING
   /** Attempts started and not finished. */
   running = 1
-  /** The winner's exit, or the last failure. */
+  /** The winner's exit, or the last failure (the last of the dependency's, if any attempt reached it). */
   result: Exit.Exit<unknown, unknown> | undefined = undefined
   resumed = false
   constructor(
@@ -124,9 +125,11 @@ export class Hedger {
       this.wins[index]++
       this.settle(race, exit)
     } else {
-      // A failure ends the race only when no other attempt is left running.
-      race.result = exit
-      if (race.running === 0) this.settle(race, exit)
+      // A failure ends the race only when no other attempt is left running. An attempt turned away before it
+      // reached the dependency (a full bulkhead's queue timed out) says nothing of it: a failure of the dependency's
+      // stays the call's, so that a breaker outside counts it, as it would have without the hedge.
+      if (race.result === undefined || !rejectedLocally(exit) || rejectedLocally(race.result)) race.result = exit
+      if (race.running === 0) this.settle(race, race.result)
     }
   }
 
@@ -156,4 +159,14 @@ export class Hedger {
     this.deadlines.remove(race)
     return Fiber.interruptAll(race.attempts)
   }
+}
+
+/** Whether an attempt failed with a local rejection (see internal/rejection.ts), read as a breaker reads it. */
+const rejectedLocally = (exit: Exit.Exit<unknown, unknown>): boolean => {
+  if (exit._tag === "Success") return false
+  for (const reason of exit.cause.reasons) {
+    if (reason._tag === "Fail") return isLocalRejection(reason.error)
+    if (reason._tag === "Die") return false
+  }
+  return false
 }
