@@ -1,6 +1,6 @@
 import { CircuitBreaker, CircuitBreakerRegistry, Retry } from "@effect-resilience/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Stream } from "effect"
+import { Duration, Effect, Exit, Fiber, Random, Stream } from "effect"
 import { FetchHttpClient, HttpBody, HttpClient, HttpClientRequest, HttpClientResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
@@ -297,7 +297,11 @@ describe("ResilientHttpClient", () => {
           assert.strictEqual((yield* Fiber.join(caller))._tag, "TimeoutError")
         }
         assert.deepStrictEqual(signals.map((signal) => signal.aborted), [true, true, true])
-      }))
+      }).pipe(
+        // A jitter factor of exactly 1: the retry waits a whole 100 ms, so that the second attempt's deadline and its
+        // answer fall on one instant too (a fractional wait made the answer come a rounding error before it).
+        Effect.provideService(Random.Random, { nextIntUnsafe: () => 0, nextDoubleUnsafe: () => 0.5 })
+      ))
 
     it.live("a response isFailureResponse throws on: the caller gets the defect, and its connection is closed", () =>
       Effect.gen(function*() {
