@@ -22,7 +22,9 @@
  *   would start the retry past `maxElapsed`, the policy gives up at once (`RetryAfterTooLong`) and fails with that
  *   error.
  * - `maxElapsed` bounds the whole call, counted from the start of its first attempt: a retry that would start
- *   past it is not made (`ScheduleDone`), so the policy never sleeps only to give up.
+ *   past it is not made (`ScheduleDone`), so the policy never sleeps only to give up. It is measured on the
+ *   monotonic time of the `Clock`, as the budget's window is: a wall clock that steps (an NTP correction) moves
+ *   neither. Events' `at` and the schedule's steps read the wall clock.
  * - Budget: with `budget`, every call deposits and every retry withdraws. A retry the budget cannot pay for is not
  *   made: the call fails at once with `RetryBudgetExhausted`, which carries the last error as `cause`. A caller
  *   interrupted while it waits to retry gets the retry back: it was never made, so it neither spends the budget nor
@@ -90,6 +92,7 @@ import { classifying, isFailureResult, unwrapping } from "./internal/failureResu
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/retry.ts"
 import { stackless } from "./internal/stackless.ts"
+import { monotonicMillis } from "./internal/timeout.ts"
 import {
   decode,
   DurationInput,
@@ -775,6 +778,10 @@ const BudgetOptionsSchema = Schema.Struct({
   window: DurationInput({ positive: true })
 })
 
+// Budget windows and `maxElapsed` are on the monotonic time of the Clock: a wall clock that steps (an NTP correction)
+// is no time passed.
+const monotonicNow = Clock.clockWith((clock) => Effect.succeed(monotonicMillis(clock)))
+
 const budgetSnapshot = (books: internal.Budget, now: number): BudgetSnapshot => ({
   ratio: books.ratio,
   minPerSecond: books.minPerSecond,
@@ -790,9 +797,10 @@ const budgetSnapshot = (books: internal.Budget, now: number): BudgetSnapshot => 
  *
  * **Details**
  *
- * Calls and retries are counted in ten time buckets, aligned to multiples of `window / 10`, so the window slides
- * in tenths. Counting is O(1) per call and exact under any concurrency: a thousand callers failing at once get
- * exactly the retries the budget allows.
+ * Calls and retries are counted in ten time buckets, aligned to multiples of `window / 10` on the monotonic time
+ * of the `Clock`, so the window slides in tenths and a wall clock that steps moves nothing. Counting is O(1) per
+ * call and exact under any concurrency: a thousand callers failing at once get exactly the retries the budget
+ * allows.
  *
  * @example
  * ```ts
@@ -813,10 +821,10 @@ export const budget = (options?: BudgetOptions): Effect.Effect<RetryBudget, Poli
       window: orDefault(options?.window, "10 seconds")
     }
     yield* decode(BudgetOptionsSchema, raw, { kind: "retry budget", policy: "budget" })
-    const books = new internal.Budget(raw.ratio, raw.minPerSecond, millisOf(raw.window), yield* Clock.currentTimeMillis)
+    const books = new internal.Budget(raw.ratio, raw.minPerSecond, millisOf(raw.window), yield* monotonicNow)
     const result: RetryBudget = {
       [BudgetTypeId]: BudgetTypeId,
-      snapshot: Effect.map(Clock.currentTimeMillis, (now) => budgetSnapshot(books, now))
+      snapshot: Effect.map(monotonicNow, (now) => budgetSnapshot(books, now))
     }
     budgetBooks.set(result, books)
     return result
@@ -903,7 +911,10 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
       while (true) {
         const kind = internal.classify(cause)
         if (kind === internal.INTERRUPTED) return yield* Effect.failCause(cause)
-        const now = yield* Clock.currentTimeMillis
+        const clock = yield* Clock.Clock
+        // `now` dates the events and steps the schedule; `elapsedAt` measures the call and keeps the budget.
+        const now = clock.currentTimeMillisUnsafe()
+        const elapsedAt = monotonicMillis(clock)
         if (kind === internal.DEFECT) {
           yield* gaveUp("NotRetryable", attempt, Cause.squash(cause), now)
           return yield* Effect.failCause(cause)
@@ -938,12 +949,14 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         let wait = Duration.toMillis(decision.value[1])
         const retryAfter = internal.retryAfterMillis(error)
         if (retryAfter > wait) {
-          if (retryAfter > maxRetryAfter || retryAfter === Infinity || now + retryAfter - startedAt > maxElapsed) {
+          if (
+            retryAfter > maxRetryAfter || retryAfter === Infinity || elapsedAt + retryAfter - startedAt > maxElapsed
+          ) {
             yield* gaveUp("RetryAfterTooLong", attempt, error, now)
             return yield* Effect.failCause(cause)
           }
           wait = retryAfter
-        } else if (wait === Infinity || now + wait - startedAt > maxElapsed) {
+        } else if (wait === Infinity || elapsedAt + wait - startedAt > maxElapsed) {
           yield* gaveUp("ScheduleDone", attempt, error, now)
           return yield* Effect.failCause(cause)
         }
@@ -972,14 +985,14 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
         // one synchronous step: no other fiber can come between them. From the withdrawal to the retry's start, an
         // interruption (the caller gone while it waits) gives the withdrawal back: that retry is never made.
         const exit = books === undefined ? yield* retry : yield* Effect.uninterruptibleMask((restore) => {
-          const receipt = books.withdraw(now)
+          const receipt = books.withdraw(elapsedAt)
           if (receipt === undefined) return Effect.succeed(undefined)
           return Effect.onInterrupt(
             restore(retry),
             () =>
               made
                 ? Effect.void
-                : Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => books.refund(receipt, at)))
+                : Effect.flatMap(monotonicNow, (at) => Effect.sync(() => books.refund(receipt, at)))
           )
         })
         if (exit === undefined) {
@@ -991,8 +1004,8 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
             new RetryBudgetExhausted({
               policy: name,
               attempts: attempt,
-              calls: books!.calls(now),
-              retries: books!.retries(now),
+              calls: books!.calls(elapsedAt),
+              retries: books!.retries(elapsedAt),
               cause: error
             }, { disableChecks: true })
           ))
@@ -1010,7 +1023,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
   const begin = (fiber: Fiber.Fiber<unknown, unknown>): number => {
     totals.calls++
     if (!timed) return 0
-    const startedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const startedAt = monotonicMillis(fiber.getRef(Clock.Clock))
     if (books !== undefined) books.deposit(startedAt)
     return startedAt
   }
@@ -1035,7 +1048,7 @@ const makePolicy = Effect.fnUntraced(function*(options: Options) {
     [TypeId]: TypeId,
     name,
     protect,
-    snapshot: Effect.map(Clock.currentTimeMillis, (now): Snapshot => ({
+    snapshot: Effect.map(monotonicNow, (now): Snapshot => ({
       name,
       calls: totals.calls,
       retries: totals.retries,

@@ -130,6 +130,22 @@ const metricValue = (id: string, attributes: Record<string, string> = {}) =>
 
 const fast = Retry.constant({ delay: "100 millis", times: 3 })
 
+/** The current clock, with a wall time that `step` moves (an NTP correction); its monotonic time and sleeps run on. */
+const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
+  let offset = 0
+  const wall = () => clock.currentTimeMillisUnsafe() + offset
+  const stepped: Clock.Clock = {
+    currentTimeMillisUnsafe: wall,
+    currentTimeMillis: Effect.sync(wall),
+    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
+    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
+    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+    monotonicTimeNanos: clock.monotonicTimeNanos,
+    sleep: (duration) => clock.sleep(duration)
+  }
+  return { clock: stepped, step: (millis: number) => void (offset += millis) }
+})
+
 describe("Retry", () => {
   describe("backoff schedules", () => {
     it.effect("exponential: base * factor^n, capped, for `times` retries, the output being the delay", () =>
@@ -529,6 +545,39 @@ describe("Retry", () => {
         assert.strictEqual(describeEvent(lateSeen.at(-1)!), "GaveUp #2 RetryAfterTooLong Boom @4000")
       }))
 
+    it.effect("maxElapsed is on the monotonic clock: a wall clock stepped forward ends no call early", () =>
+      Effect.gen(function*() {
+        const { clock, step } = yield* steppable
+        const retry = yield* Retry.make({ name: "db", schedule: fast, maxElapsed: "1 second" })
+        const { call, times } = scripted([Effect.fail(boom()), Effect.fail(boom())])
+        const fiber = yield* Effect.forkChild(Effect.provideService(retry.protect(call), Clock.Clock, clock))
+        yield* TestClock.adjust("50 millis")
+        // An NTP correction a minute ahead while the call waits to retry: 150 ms of it have passed, not 60 s.
+        step(60_000)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* Fiber.await(fiber), Exit.succeed(3))
+        assert.deepStrictEqual(times.length, 3)
+      }))
+
+    it.effect("maxElapsed is on the monotonic clock: a wall clock stepped back lets no retry start past it", () =>
+      Effect.gen(function*() {
+        const { clock, step } = yield* steppable
+        const retry = yield* Retry.make({
+          name: "db",
+          schedule: Retry.constant({ delay: "300 millis", times: 20 }),
+          maxElapsed: "1 second"
+        })
+        const { call, state } = failing()
+        const fiber = yield* Effect.forkChild(Effect.provideService(retry.protect(call), Clock.Clock, clock))
+        yield* TestClock.adjust("100 millis")
+        step(-3_600_000)
+        yield* TestClock.adjust("1 minute")
+        assert.isTrue(Exit.isFailure(yield* Fiber.await(fiber)))
+        // Attempts at 0, 300, 600 and 900 ms; the next would start at 1200 ms.
+        assert.strictEqual(state.attempts, 4)
+        assert.strictEqual((yield* retry.snapshot).giveUps.ScheduleDone, 1)
+      }))
+
     it.effect("protect adds no error without a budget, and RetryBudgetExhausted with one", () =>
       Effect.gen(function*() {
         const plain = yield* Retry.make({ name: "plain", schedule: fast })
@@ -688,6 +737,32 @@ describe("Retry", () => {
         }).pipe(Effect.scoped),
       { arbitrary: { runs: 100 } }
     )
+
+    it.effect("the window is on the monotonic clock: a wall clock stepped forward leaves the retries counted", () =>
+      Effect.gen(function*() {
+        const { clock, step } = yield* steppable
+        const onStepped = Effect.provideService(Clock.Clock, clock)
+        const budget = yield* onStepped(Retry.budget({ ratio: 0, minPerSecond: 0.1, window: "10 seconds" }))
+        const retry = yield* Retry.make({
+          name: "db",
+          schedule: Retry.constant({ delay: "0 millis", times: 1 }),
+          budget
+        })
+        const { call, state } = failing()
+        // The window's one retry (0.1/s over 10 s) goes to the first call; a minute's NTP step is no time passed.
+        yield* Effect.flip(onStepped(retry.protect(call)))
+        step(60_000)
+        const error = yield* Effect.flip(onStepped(retry.protect(call)))
+        assert.deepStrictEqual([state.attempts, error._tag], [3, "RetryBudgetExhausted"])
+        assert.deepStrictEqual(yield* onStepped(budget.snapshot), {
+          ratio: 0,
+          minPerSecond: 0.1,
+          windowMillis: 10_000,
+          calls: 2,
+          retries: 1,
+          available: 0
+        })
+      }))
 
     it.effect("a refused retry fails at once with RetryBudgetExhausted, carrying the last error", () =>
       Effect.gen(function*() {
