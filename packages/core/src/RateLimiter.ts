@@ -21,7 +21,9 @@
  *   `RateLimited`) and takes no token. `onExceeded: "delay"`: every call is admitted and reserves its tokens; a
  *   call over the limit sleeps (on `Clock`) exactly the delay the limiter reports, then runs. A hedged attempt (a
  *   `Hedge` inside which the limiter runs, as in a `Policy`) never waits: with no token now, it fails and takes
- *   none, while its call's other attempts run on.
+ *   none, while its call's other attempts run on. One admitted takes its place as a waiting call would, so that
+ *   the calls after it wait for it (a fixed window asks the store twice for a hedge: whether there is room, then
+ *   for its place; a hedge that loses the room to another call in between keeps the later place, and fails).
  * - Store failures (Redis down): with `onStoreError: "allow"` (the default) the call runs and is counted in
  *   `storeErrors`, so that the limiter never turns a store outage into an outage of the dependency; with
  *   `"fail"` the call fails with `RateLimiterError` (reason `RateLimiterStoreError`) instead.
@@ -572,13 +574,16 @@ export const make: (
       return Effect.sleep(result.delay)
     }
 
-    const onRefused = (error: EffectRateLimiter.RateLimiterError, key: string): Effect.Effect<void, Rejection> => {
+    const overLimit = (key: string, retryAfter: Duration.Duration): Effect.Effect<never, Rejection> => {
       totals.calls++
+      totals.rejected++
+      return Effect.fail(rejectOverLimit(name, key, limit, window, Duration.toMillis(retryAfter)))
+    }
+
+    const onRefused = (error: EffectRateLimiter.RateLimiterError, key: string): Effect.Effect<void, Rejection> => {
       const reason = error.reason
-      if (reason._tag === "RateLimitExceeded") {
-        totals.rejected++
-        return Effect.fail(rejectOverLimit(name, key, limit, window, Duration.toMillis(reason.retryAfter)))
-      }
+      if (reason._tag === "RateLimitExceeded") return overLimit(key, reason.retryAfter)
+      totals.calls++
       totals.storeErrors++
       if (allowOnStoreError) {
         // Fail open: a store outage must not become an outage of the dependency.
@@ -597,17 +602,36 @@ export const make: (
       )
     }
 
-    // An admission is a description: built once for the default key and run by every call. A hedged attempt never
-    // waits for a token: without one now it is refused, and takes none (see `HedgedAttempt`).
+    const take = (key: string, mode: "fail" | "delay") =>
+      limiter.consume({ key, limit, window, algorithm, onExceeded: mode, tokens })
     const consume = (key: string, mode: "fail" | "delay"): Effect.Effect<void, Rejection> =>
-      Effect.matchEffect(limiter.consume({ key, limit, window, algorithm, onExceeded: mode, tokens }), {
+      Effect.matchEffect(take(key, mode), {
         onSuccess: onConsumed,
         onFailure: (error) => onRefused(error, key)
       })
+    // A fixed window's waiting calls reckon their slots from the window's length, which each reservation lengthens
+    // by its share and an admission in "fail" mode does not: a hedge admitted so would be a call they missed (the
+    // next caller ran in its window) or a window opened whole (the next caller waited for it to end). So a hedge
+    // looks for room without taking any, then reserves as they do; if another call took the room in between, it
+    // keeps the later slot it got, as an interrupted waiter does, and is refused.
+    const hedgeInWindow = (key: string): Effect.Effect<void, Rejection> =>
+      Effect.matchEffect(limiter.consume({ key, limit, window, algorithm, onExceeded: "fail", tokens: 0 }), {
+        onFailure: (error) => onRefused(error, key),
+        onSuccess: (room) =>
+          room.remaining < tokens
+            ? overLimit(key, room.resetAfter)
+            : Effect.matchEffect(take(key, "delay"), {
+              onFailure: (error) => onRefused(error, key),
+              onSuccess: (reserved) =>
+                Duration.isZero(reserved.delay) ? onConsumed(reserved) : overLimit(key, reserved.delay)
+            })
+      })
+    // An admission is a description: built once for the default key and run by every call. A hedged attempt never
+    // waits for a token: without one now it is refused, and takes none (see `HedgedAttempt`).
     const admission = (key: string): Effect.Effect<void, Rejection> => {
       const asConfigured = consume(key, onExceeded)
       if (onExceeded === "fail") return asConfigured
-      const asHedge = consume(key, "fail")
+      const asHedge = algorithm === "fixed-window" ? hedgeInWindow(key) : consume(key, "fail")
       return Effect.flatMap(HedgedAttempt, (hedged) => hedged ? asHedge : asConfigured)
     }
     const defaultAdmission = admission(config.key)

@@ -83,6 +83,26 @@ const spy = (log: Array<string>, slot: typeof Policy.order[number]) => ({
   snapshots: Effect.succeed([{ spy: slot }])
 })
 
+/**
+ * A limiter of two calls a second in delay mode, inside a hedge; the primary of the first call to reach the
+ * dependency never answers, its hedge does.
+ */
+const hedgedPartner = (hedgeDelay: Duration.Input) =>
+  Effect.gen(function*() {
+    const limiter = yield* RateLimiter.make({ name: "partner", limit: 2, window: "1 second", onExceeded: "delay" })
+    const policy = yield* Policy.make({
+      name: "partner",
+      rateLimiter: limiter,
+      hedge: yield* Hedge.make({ name: "partner", delay: hedgeDelay, maxHedges: 1 })
+    })
+    const reached: Array<number> = []
+    const call = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      reached.push(now)
+      return reached.length === 1 ? Effect.never : Effect.succeed(now)
+    })
+    return { call, policy, reached }
+  })
+
 describe("Policy", () => {
   it.effect("nests the parts in the prescribed order, whatever order they are given in", () =>
     Effect.gen(function*() {
@@ -546,6 +566,79 @@ describe("Policy", () => {
       assert.strictEqual(yield* Fiber.join(c), 2000)
       assert.strictEqual((yield* limiter.snapshot).admitted, 3)
     }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+  describe("a hedge admitted by a fixed window in delay mode counts as the calls that wait do", () => {
+    it.effect("a hedge in a window's last slot pushes the next caller to the next window", () =>
+      Effect.gen(function*() {
+        const { call, policy, reached } = yield* hedgedPartner("100 millis")
+        const a = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("200 millis")
+        assert.strictEqual(yield* Fiber.join(a), 100)
+        // The primary at 0 and the hedge at 100 ms took the window's two slots: the next call waits for the next.
+        const b = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* Fiber.join(b), 1000)
+        assert.deepStrictEqual(reached, [0, 100, 1000])
+      }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+    it.effect("a hedge that opens a window leaves its other slot to the next caller", () =>
+      Effect.gen(function*() {
+        const { call, policy, reached } = yield* hedgedPartner("600 millis")
+        const a = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("700 millis")
+        assert.strictEqual(yield* Fiber.join(a), 600)
+        // The hedge at 600 ms took one of two slots: the call at 700 ms runs at once.
+        const b = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* Fiber.join(b), 700)
+        assert.deepStrictEqual(reached, [0, 600, 700])
+      }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+
+    it.effect("a hedge that loses the room to another call keeps the later place it got, and fails", () =>
+      Effect.gen(function*() {
+        const memory = yield* RateLimiter.RateLimiterStore
+        // Another instance reserves the window's last slot between the hedge's look for room and its reservation.
+        let stealing = true
+        const racy = RateLimiter.RateLimiterStore.of({
+          ...memory,
+          fixedWindow: (options) =>
+            options.tokens === 0 && stealing
+              ? Effect.tap(memory.fixedWindow(options), () => {
+                stealing = false
+                return memory.fixedWindow({ ...options, tokens: 1, limit: undefined })
+              })
+              : memory.fixedWindow(options)
+        })
+        const limiter = yield* Effect.provideService(
+          RateLimiter.make({ name: "partner", limit: 2, window: "1 second", onExceeded: "delay" }),
+          RateLimiter.RateLimiterStore,
+          racy
+        )
+        const policy = yield* Policy.make({
+          name: "partner",
+          rateLimiter: limiter,
+          hedge: yield* Hedge.make({ name: "partner", delay: "100 millis", maxHedges: 1 })
+        })
+        const reached: Array<number> = []
+        const call = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          reached.push(now)
+          return Effect.as(Effect.sleep("300 millis"), now)
+        })
+        const a = yield* Effect.forkChild(policy.protect(call))
+        yield* TestClock.adjust("200 millis")
+        // The first window's slots: the primary's, the other instance's; the second's: the hedge's, which it keeps
+        // though refused, and the next caller's. The caller after waits for the third.
+        const later = yield* Effect.forkChild(
+          Effect.all([policy.protect(call), policy.protect(call)], { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("3 seconds")
+        assert.deepStrictEqual([yield* Fiber.join(a), ...yield* Fiber.join(later)], [0, 1000, 2000])
+        assert.deepStrictEqual(reached, [0, 1000, 2000])
+        const snapshot = yield* limiter.snapshot
+        // Each call's hedge was refused.
+        assert.deepStrictEqual([snapshot.calls, snapshot.admitted, snapshot.rejected], [6, 3, 3])
+      }).pipe(Effect.provide(RateLimiter.layerStoreMemory)))
+  })
 
   it.effect("withFallback answers for whatever the parts finally fail with, piped or called", () =>
     Effect.gen(function*() {
