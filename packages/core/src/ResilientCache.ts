@@ -14,11 +14,11 @@
  *   gives `0`. Failures (not the breaker's skips) go to `onFailure`, a warning log by default. A backend call that
  *   ends interrupted on its own (it joined a fiber something else interrupted) is a failure of kind `Defect`; an
  *   interrupted caller stays interrupted.
- * - With `l1`, a bounded in-memory map (least recently used out, `l1.ttl` per entry) sits in front: `get` reads it
- *   first and fills it from backend hits, `set` writes it whatever the backend does, `invalidate` clears the key in
- *   it. A hit read while a `set` or `invalidate` of its key was under way does not fill it: what it read may be the
- *   value the write replaced or removed. While the backend is down, the L1 keeps serving what it holds: the seeds'
- *   "L1 cache only" degraded mode.
+ * - With `l1`, a bounded in-memory map (least recently used out, `l1.ttl` per entry, capped at the cache's `ttl` so
+ *   that a value `set` is not served past it) sits in front: `get` reads it first and fills it from backend hits,
+ *   `set` writes it whatever the backend does, `invalidate` clears the key in it. A hit read while a `set` or
+ *   `invalidate` of its key was under way does not fill it: what it read may be the value the write replaced or
+ *   removed. While the backend is down, the L1 keeps serving what it holds: the seeds' "L1 cache only" degraded mode.
  * - `snapshot` combines the cache's figures (hits, L1 hits, misses, hit rate, errors by operation, timeouts, skips,
  *   L1 entries) with the breaker's snapshot. The same figures are exported as pull metrics
  *   (`resilient_cache_reads_total{outcome}`, `resilient_cache_errors_total{operation}`, `resilient_cache_skipped_total`,
@@ -198,7 +198,10 @@ export interface Options<A, E = unknown> {
   readonly retry?: Retry.Retry<unknown, unknown> | undefined
   /** Options of the cache's own breaker (its name is `name`). Default: the breaker's defaults. */
   readonly circuitBreaker?: Omit<CircuitBreaker.Options, "name"> | undefined
-  /** An in-memory L1 in front of the backend: at most `maxEntries`, each kept for `ttl`. Default: none. */
+  /**
+   * An in-memory L1 in front of the backend: at most `maxEntries`, each kept for `ttl` (at most the cache's `ttl`).
+   * Default: none.
+   */
   readonly l1?: {
     readonly maxEntries: number
     readonly ttl: Duration.Input
@@ -399,9 +402,11 @@ export const make = <A, E = unknown>(
           )
       )
     const breaker = yield* CircuitBreaker.make({ ...options.circuitBreaker, name })
-    const l1 = settings.l1 === undefined
-      ? undefined
-      : new internal.L1<A>(settings.l1.maxEntries, millisOf(settings.l1.ttl as Duration.Input))
+    // An L1 entry lives no longer than the cache's `ttl`: past it, the backend no longer serves the value either.
+    const l1 = settings.l1 === undefined ? undefined : new internal.L1<A>(
+      settings.l1.maxEntries,
+      Math.min(millisOf(settings.l1.ttl as Duration.Input), ttl === undefined ? Infinity : Duration.toMillis(ttl))
+    )
     const stats = new Stats()
 
     // One backend call: timed out (each attempt, with a retry), guarded by the breaker, and never failing: `orElse`

@@ -579,6 +579,26 @@ describe("ResilientCache", () => {
       assert.strictEqual(yield* cache.invalidate("/"), 0)
     }).pipe(Effect.scoped))
 
+  it.effect("an L1 whose ttl is longer than the cache's ttl serves no value past the cache's ttl", () =>
+    Effect.gen(function*() {
+      const store = yield* FallbackStore.makeMemory()
+      const cache = yield* ResilientCache.make({
+        name: "codes",
+        backend: ResilientCache.fromFallbackStore(store),
+        ttl: "10 seconds",
+        l1: { maxEntries: 10, ttl: "5 minutes" }
+      })
+      yield* cache.set("written", "1")
+      yield* store.set("read", "2", { ttl: "10 seconds" })
+      assert.deepStrictEqual(yield* cache.get("read"), Option.some("2")) // fills the L1
+      yield* TestClock.adjust("9 seconds")
+      assert.deepStrictEqual(yield* cache.get("written"), Option.some("1"))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* cache.get("written"), Option.none())
+      assert.deepStrictEqual(yield* cache.get("read"), Option.none())
+      assert.strictEqual((yield* cache.snapshot).l1Entries, 0)
+    }).pipe(Effect.scoped))
+
   it.effect("bad options fail with PolicyConfigError naming each field", () =>
     Effect.gen(function*() {
       const { backend } = controllable()
