@@ -38,8 +38,8 @@
  *   a failed write evicts nothing.
  * - Errors are typed: `FallbackStoreError` with `reason` `DiskFull` (ENOSPC, EDQUOT), `ReadOnly` (EROFS),
  *   `PermissionDenied` (EACCES, EPERM, e.g. an immutable directory), `TooLarge`, `BadArgument` (a ttl that is not a
- *   positive duration, a `directory` that is not a directory), `Locked` (see below) or `Io`, and the key. `keys`
- *   and `size` cannot fail. Storage trouble (`DiskFull`, `ReadOnly`, `PermissionDenied`, `Io`) is also logged by
+ *   positive duration, a `directory` that is not a directory), `Locked` (see below) or `Io`, and the key; the
+ *   message names the file, or the directory for `DiskFull` and `ReadOnly`. `keys` and `size` cannot fail. Storage trouble (`DiskFull`, `ReadOnly`, `PermissionDenied`, `Io`) is also logged by
  *   the store as a warning (annotated `fallbackStore`, `reason`), since callers of a cache often drop a failed
  *   write: once per reason and minute at most, the next warning counting the failures in between.
  * - One store per directory: `make` takes an exclusive lock on the directory before it touches anything in it, a file
@@ -333,24 +333,33 @@ const codeOf = (error: PlatformError): string | undefined => {
   return typeof cause.code === "string" ? cause.code : undefined
 }
 
-const errorOf = (operation: Operation, key?: string) => (error: PlatformError): FallbackStoreError => {
-  const code = codeOf(error)
-  const reason: ErrorReason = code === "ENOSPC" || code === "EDQUOT"
-    ? "DiskFull"
-    : code === "EROFS"
-    ? "ReadOnly"
-    : code === "EACCES" || code === "EPERM" || error.reason._tag === "PermissionDenied"
-    ? "PermissionDenied"
-    : "Io"
-  const description = reason === "DiskFull"
-    ? `the disk is full (${code})`
-    : reason === "ReadOnly"
-    ? `the file system is read-only (${code})`
-    : reason === "PermissionDenied"
-    ? `permission denied${code === undefined ? "" : ` (${code})`}: ${error.message}`
-    : error.message
-  return new FallbackStoreError({ reason, operation, ...(key === undefined ? {} : { key }), description, cause: error })
-}
+// Platform errors name the file (which holds the directory); a full or read-only disk is the directory's, named here,
+// so that of several stores the operator can tell whose.
+const errorOf =
+  (directory: string, operation: Operation, key?: string) => (error: PlatformError): FallbackStoreError => {
+    const code = codeOf(error)
+    const reason: ErrorReason = code === "ENOSPC" || code === "EDQUOT"
+      ? "DiskFull"
+      : code === "EROFS"
+      ? "ReadOnly"
+      : code === "EACCES" || code === "EPERM" || error.reason._tag === "PermissionDenied"
+      ? "PermissionDenied"
+      : "Io"
+    const description = reason === "DiskFull"
+      ? `the disk is full (${code}) in directory ${JSON.stringify(directory)}`
+      : reason === "ReadOnly"
+      ? `the file system is read-only (${code}) in directory ${JSON.stringify(directory)}`
+      : reason === "PermissionDenied"
+      ? `permission denied${code === undefined ? "" : ` (${code})`}: ${error.message}`
+      : error.message
+    return new FallbackStoreError({
+      reason,
+      operation,
+      ...(key === undefined ? {} : { key }),
+      description,
+      cause: error
+    })
+  }
 
 // -----------------------------------------------------------------------------
 // typed view
@@ -898,7 +907,7 @@ const lockDirectory = (
       return yield* attempt(round + 1)
     }).pipe(
       Effect.ensuring(Effect.ignore(fs.remove(aside, { force: true }))),
-      Effect.mapError((error) => error instanceof FallbackStoreError ? error : errorOf("open")(error))
+      Effect.mapError((error) => error instanceof FallbackStoreError ? error : errorOf(directory, "open")(error))
     )
 
   const release = readLock.pipe(
@@ -977,10 +986,10 @@ export const make: (
           )
         )
     ),
-    errorOf("open")
+    errorOf(directory, "open")
   )
 
-  const info = yield* Effect.mapError(fs.stat(directory), errorOf("open"))
+  const info = yield* Effect.mapError(fs.stat(directory), errorOf(directory, "open"))
   if (info.type !== "Directory") {
     return yield* new FallbackStoreError({
       reason: "BadArgument",
@@ -1017,7 +1026,7 @@ export const make: (
       // The only point where an interruption lands: the entry is complete in the temporary file, not yet visible.
       Effect.andThen(restore(Effect.void)),
       Effect.andThen(fs.rename(temp, fileOf(entry.key))),
-      Effect.mapError(errorOf("set", entry.key)),
+      Effect.mapError(errorOf(directory, "set", entry.key)),
       // Closing a file dies on error in the Node implementation; a write must fail, never crash.
       Effect.catchDefect((defect) =>
         Effect.fail(
@@ -1041,11 +1050,13 @@ export const make: (
       fs.readFile(fileOf(key)).pipe(
         Effect.map((bytes): Read => internal.decodeEntry(bytes)),
         Effect.catch((error) =>
-          error.reason._tag === "NotFound" ? Effect.succeed(MISSING) : Effect.fail(errorOf("get", key)(error))
+          error.reason._tag === "NotFound"
+            ? Effect.succeed(MISSING)
+            : Effect.fail(errorOf(directory, "get", key)(error))
         )
       ),
     write,
-    remove: (key, operation) => Effect.mapError(removeFile(fileOf(key)), errorOf(operation, key)),
+    remove: (key, operation) => Effect.mapError(removeFile(fileOf(key)), errorOf(directory, operation, key)),
     clear: fs.readDirectory(directory).pipe(
       Effect.flatMap((names) =>
         Effect.forEach(
@@ -1054,13 +1065,13 @@ export const make: (
           { discard: true, concurrency: 16 }
         )
       ),
-      Effect.mapError(errorOf("clear"))
+      Effect.mapError(errorOf(directory, "clear"))
     )
   }
 
   // Loads the index: temporary files go, entries are verified, corrupt and expired ones removed.
   const now = yield* Clock.currentTimeMillis
-  const names = yield* Effect.mapError(fs.readDirectory(directory), errorOf("open"))
+  const names = yield* Effect.mapError(fs.readDirectory(directory), errorOf(directory, "open"))
   const unread: Array<string> = []
   const load = (name: string) => {
     const file = path.join(directory, name)

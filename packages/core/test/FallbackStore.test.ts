@@ -613,6 +613,22 @@ describe("FallbackStore (file) on disk", () => {
         assert.strictEqual(Option.getOrThrow(yield* store.get("a")).length, 10_000)
       })))
 
+    it.effect("a full disk and a read-only file system: the error names the store's directory", () =>
+      live(Effect.gen(function*() {
+        const dir = yield* tempDir
+        yield* tmpfs(dir, "size=64k")
+        const store = yield* fileStore(dir)
+        yield* store.set("a", "old")
+        const full = yield* Effect.flip(store.set("a", "x".repeat(200_000)))
+        assert.strictEqual(full.reason, "DiskFull")
+        assert.include(full.message, `the disk is full (ENOSPC) in directory ${JSON.stringify(dir)}`)
+        yield* sh("mount", "-o", "remount,ro", dir)
+        for (const error of [yield* Effect.flip(store.set("a", "new")), yield* Effect.flip(store.clear)]) {
+          assert.strictEqual(error.reason, "ReadOnly")
+          assert.include(error.message, `the file system is read-only (EROFS) in directory ${JSON.stringify(dir)}`)
+        }
+      })))
+
     it.effect("an immutable directory (chattr +i stops even root): typed PermissionDenied", () =>
       live(Effect.gen(function*() {
         const dir = yield* tempDir
