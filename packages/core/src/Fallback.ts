@@ -233,7 +233,10 @@ export interface Served<A> {
   readonly index: number
   /** True when the step is marked degraded, or the value is a stale one (`staleOnError`, `cacheFirst`). */
   readonly degraded: boolean
-  /** How old the value is: zero for a live answer, the time since it was stored for a cached one. */
+  /**
+   * How old the value is: zero for a live answer, the time since it was stored for a cached one (zero if it was stored
+   * after the clock's now: the wall clock stepped back since).
+   */
   readonly age: Duration.Duration
   /** The steps before `servedBy`, in order, and why each passed the request on. */
   readonly passed: ReadonlyArray<Passed>
@@ -488,9 +491,10 @@ const live = <A>(value: A, degraded: boolean, failureResult = false): internal.A
   failureResult
 })
 
+// A value stored after `now` (the wall clock stepped back since) is given no negative age.
 const cached = <A>(entry: internal.Entry<A>, now: number, degraded: boolean): internal.Answer<A> => ({
   value: entry.value,
-  ageMillis: now - entry.storedAt,
+  ageMillis: Math.max(0, now - entry.storedAt),
   degraded,
   failureResult: false
 })
@@ -833,7 +837,8 @@ export interface CacheFirstOptions<I> {
 /**
  * Cache first: serves the step's cached value for the input while it is fresh; once it is older than `ttl`, serves
  * it degraded (up to `maxStale`) and refreshes it from the step in the background (one refresh per key at a time);
- * without a value young enough, calls the step and caches its answer.
+ * without a value young enough, calls the step and caches its answer. A value stored after the clock's now (the wall
+ * clock stepped back since) is served as a stale one, with a zero age, and refreshed.
  *
  * @example
  * ```ts
@@ -899,7 +904,9 @@ export const cacheFirst: {
             Effect.flatMap(Clock.currentTimeMillis, (now) => {
               if (Option.isNone(entry)) return fetch(input, k)
               const age = now - entry.value.storedAt
-              if (age < ttl) return Effect.succeed(cached(entry.value, now, self.degraded))
+              // Stored after `now`, the wall clock stepped back since: how old the value is cannot be told, and
+              // fresh until the clock caught up it would go unrefreshed for the step on top of `ttl`. Stale, then.
+              if (age >= 0 && age < ttl) return Effect.succeed(cached(entry.value, now, self.degraded))
               if (age > maxStale) return fetch(input, k)
               return Effect.as(refresh(input, k), cached(entry.value, now, true))
             }))

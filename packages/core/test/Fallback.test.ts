@@ -815,6 +815,48 @@ describe("Fallback", () => {
         }
       }))
 
+    // `TestClock.setTime` steps the wall clock, as an NTP correction does to `Date.now()`.
+    it.effect("a value stored before the wall clock stepped back has no negative age: stale, refreshed at once", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(7_200_000)
+        const profiles = yield* provider("profiles", () => true)
+        const prices = yield* provider("prices", (n) => n === 1)
+        const cachedFirst = yield* Fallback.make({
+          name: "profiles",
+          steps: [
+            Fallback.step("profile", profiles.call).pipe(Fallback.cacheFirst({ ttl: "1 minute", maxStale: "1 day" }))
+          ]
+        })
+        const staleOnError = yield* Fallback.make({
+          name: "prices",
+          steps: [Fallback.step("price", prices.call).pipe(Fallback.staleOnError({ maxAge: "1 day" }))]
+        })
+        yield* cachedFirst.run("ada")
+        yield* staleOnError.run("sku-1")
+        yield* TestClock.setTime(3_600_000)
+        // Not fresh for the hour of the step on top of its minute: served as stale, and refreshed.
+        const stepped = yield* cachedFirst.run("ada")
+        assert.deepStrictEqual([stepped.value, stepped.degraded, Duration.toMillis(stepped.age)], [
+          "profiles: ada #1",
+          true,
+          0
+        ])
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* profiles.calls, 2)
+        const refreshed = yield* cachedFirst.run("ada")
+        assert.deepStrictEqual([refreshed.value, refreshed.degraded, Duration.toMillis(refreshed.age)], [
+          "profiles: ada #2",
+          false,
+          0
+        ])
+        const stale = yield* staleOnError.run("sku-1")
+        assert.deepStrictEqual([stale.value, stale.degraded, Duration.toMillis(stale.age)], [
+          "prices: sku-1 #1",
+          true,
+          0
+        ])
+      }))
+
     it.effect("a value older than maxStale is not served: the step calls through, and fails on when that fails", () =>
       Effect.gen(function*() {
         const profiles = yield* provider("profiles", (n) => n === 1)
