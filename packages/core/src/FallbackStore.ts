@@ -39,9 +39,10 @@
  * - Errors are typed: `FallbackStoreError` with `reason` `DiskFull` (ENOSPC, EDQUOT), `ReadOnly` (EROFS),
  *   `PermissionDenied` (EACCES, EPERM, e.g. an immutable directory), `TooLarge`, `BadArgument` (a ttl that is not a
  *   positive duration, a `directory` that is not a directory), `Locked` (see below) or `Io`, and the key; the
- *   message names the file, or the directory for `DiskFull` and `ReadOnly`. `keys` and `size` cannot fail. Storage trouble (`DiskFull`, `ReadOnly`, `PermissionDenied`, `Io`) is also logged by
- *   the store as a warning (annotated `fallbackStore`, `reason`), since callers of a cache often drop a failed
- *   write: once per reason and minute at most, the next warning counting the failures in between.
+ *   message names the file, or the directory for `DiskFull` and `ReadOnly`. `keys` and `size` cannot fail. Storage
+ *   trouble (`DiskFull`, `ReadOnly`, `PermissionDenied`, `Io`) is also logged by the store as a warning (annotated
+ *   `fallbackStore`, `reason`), since callers of a cache often drop a failed write: once per reason and minute at
+ *   most, the next warning counting the failures in between.
  * - One store per directory: `make` takes an exclusive lock on the directory before it touches anything in it, a file
  *   `.fallback-store.lock` holding the process id, written whole and then hard-linked into place (so never seen half
  *   written), and removes it when the scope closes. Another store on the directory, in this process or another, fails
@@ -53,8 +54,9 @@
  * **Gotchas**
  *
  * - The lock tells a live holder by its process id on this machine: do not share a directory across machines (a
- *   network file system) or between containers, whose process ids are their own. A dead holder's id reused by an unrelated process keeps the lock held until that process
- *   ends; remove the `.fallback-store.lock` file by hand then.
+ *   network file system) or between containers, whose process ids are their own. A dead holder's id reused by an
+ *   unrelated process keeps the lock held until that process ends; remove the `.fallback-store.lock` file by hand
+ *   then.
  * - The store keeps an index of its entries (key, expiry, size), loaded when it starts: `keys`, `size`, the cap and
  *   misses use it.
  * - Expiry is stored in the entry and read from `Clock`, never from file times, so a `TestClock` drives it; after
