@@ -651,8 +651,9 @@ export class InvalidRequest extends HttpApiError.Problem<InvalidRequest>()("Inva
 
 /**
  * The API's request validation: it answers a path, query or header that fails its schema, and a query parameter that
- * an endpoint taking some does not declare (a misspelt `?Key=` is not taken for no key at all), with an
- * `InvalidRequest` naming the field (`ResilienceHttp` provides it; without it HttpApi answers an empty 400 and
+ * an endpoint taking some does not declare (a misspelt `?Key=` is not taken for no key at all) or whose
+ * percent-encoding does not decode (`?key=caf%E9` is not taken for the key `caf%E9`), with an `InvalidRequest` naming
+ * the field (`ResilienceHttp` provides it; without it HttpApi answers an empty 400 and
  * ignores unknown parameters). An endpoint that takes none ignores them (a monitor's cache-buster on `/health`).
  *
  * @example

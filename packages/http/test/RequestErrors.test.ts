@@ -123,6 +123,32 @@ describe("request errors", () => {
       }
     }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
 
+  it.effect("a ?key= whose percent-encoding does not decode is a 400 on key, not the action on the raw text", () =>
+    Effect.gen(function*() {
+      const db = yield* CircuitBreaker.make({ name: "db" })
+      const headers = { authorization: `Bearer ${token}` }
+      // "café" sent as Latin-1, a truncated escape, an overlong and a surrogate's UTF-8: the router keeps them raw.
+      for (const key of ["caf%E9", "%E0%A4%A", "%C0%80", "%ED%A0%80"]) {
+        const reply = invalid(
+          yield* request("POST", `/api/v1/resilience/circuit-breakers/db/force-open?key=${key}`, { headers })
+        )
+        assert.deepStrictEqual(reply.errors, [{
+          in: "query",
+          field: "key",
+          message: "its percent-encoding does not decode",
+          expected: "a breaker key: 1 to 512 characters, no control characters"
+        }], key)
+      }
+      assert.deepStrictEqual((yield* db.snapshots).map((s) => [s.key, s.state]), [["default", "Closed"]])
+      // A key that decodes is taken as before, a literal "%" sent as %25 too.
+      const escaped = yield* request("POST", "/api/v1/resilience/circuit-breakers/db/force-open?key=caf%C3%A9%25E9", {
+        headers
+      })
+      assert.strictEqual(escaped.json.key, "café%E9")
+      // The reads take no parameter and ignore any, undecodable or not.
+      assert.strictEqual((yield* request("GET", "/health?_=%FF")).status, 200)
+    }).pipe(Effect.provide(Server({ adminToken: Redacted.make(token) }))))
+
   it.effect("the OpenAPI document declares the 400 problem", () =>
     Effect.gen(function*() {
       const openapi = yield* request("GET", "/api/v1/resilience/openapi.json")
