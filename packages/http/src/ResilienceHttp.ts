@@ -480,12 +480,12 @@ const RequestValidationLive = Layer.succeed(
 )
 
 // The routes' templates, to tell a wrong method (405, with `Allow`) from an unknown path (404); the group captures
-// the raw (still percent-encoded) breaker name.
+// the raw (still percent-encoded) breaker name. Case-insensitive, as the router matches by default.
 const templates: ReadonlyArray<readonly [method: string, pattern: RegExp]> = [
-  ["GET", /^\/api\/v1\/resilience\/(?:circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/],
-  ["GET", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)$/],
-  ["POST", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)\/(?:reset|force-open|force-close|disable)$/],
-  ["GET", /^\/health(?:\/live|\/ready)?$/]
+  ["GET", /^\/api\/v1\/resilience\/(?:circuit-breakers|health|summary|fleet|openapi\.json|docs|events)$/i],
+  ["GET", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)$/i],
+  ["POST", /^\/api\/v1\/resilience\/circuit-breakers\/([^/]+)\/(?:reset|force-open|force-close|disable)$/i],
+  ["GET", /^\/health(?:\/live|\/ready)?$/i]
 ]
 
 const rawName = (path: string): string | undefined => {
@@ -537,8 +537,15 @@ const pathOf = (url: string): string => {
   return end === -1 ? url : url.slice(0, end)
 }
 
+// The path as the router matches it by default: repeated slashes as one, a trailing slash ignored. Read raw, a
+// `/health/ready/` it serves as `/health/ready` would be unknown here, a wrong method on it a 404 and not a 405.
+const routedPath = (url: string): string => {
+  const path = pathOf(url).replace(/\/{2,}/g, "/")
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path
+}
+
 const fallback = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-  const path = pathOf(request.url)
+  const path = routedPath(request.url)
   const matching = templates.filter(([, pattern]) => pattern.test(path))
   const allowed = matching.map(([method]) => method)
   const method = request.method === "HEAD" ? "GET" : request.method
@@ -574,8 +581,10 @@ const unknownPaths = HttpRouter.use((router) =>
   Effect.forEach(methodsButHead, (method) => router.add(method, "/*", problem(404, "Not Found")), { discard: true })
 )
 
-const ours = (path: string): boolean =>
-  path.startsWith(`${ResilienceApi.prefix}/`) || path === "/health" || path.startsWith("/health/")
+const ours = (path: string): boolean => {
+  const lower = path.toLowerCase()
+  return lower.startsWith(`${ResilienceApi.prefix}/`) || lower === "/health" || lower.startsWith("/health/")
+}
 
 // The router cannot match a path whose percent-encoding does not decode, and answers it with an empty 404 before
 // any route (and so the problems below) sees it. Under this package's paths, such a path gets a 400 `InvalidRequest`
@@ -587,7 +596,7 @@ const undecodablePaths = HttpRouter.middleware(
       const context = fiber.context as Context.Context<HttpServerRequest.HttpServerRequest>
       const request = Context.get(context, HttpServerRequest.HttpServerRequest)
       if (!request.url.includes("%")) return httpEffect
-      const path = pathOf(request.url)
+      const path = routedPath(request.url)
       if (!ours(path) || !path.includes("%")) return httpEffect
       if (Option.isSome(percentDecoded(path))) return httpEffect
       const name = rawName(path)

@@ -337,6 +337,32 @@ describe("ResilienceApi", () => {
       assert.notInclude(badQuery.text, "    at ")
     }).pipe(Effect.provide(Server())))
 
+  it.effect("a path the router takes as a route's (case, a trailing or doubled slash) gets that route's 405 and 400", () =>
+    Effect.gen(function*() {
+      yield* CircuitBreaker.make({ name: "db" })
+      // The router serves these paths as the routes they spell differently, so a wrong method is one on that route.
+      for (
+        const [method, path, allow] of [
+          ["GET", "/api/v1/resilience/circuit-breakers/db/reset/", "POST"],
+          ["GET", "/API/V1/Resilience/circuit-breakers/db/force-open", "POST"],
+          ["POST", "/health/ready/", "GET"],
+          ["DELETE", "/api/v1/resilience//health", "GET"],
+          ["POST", "/Health", "GET"]
+        ]
+      ) {
+        const reply = yield* request(method, path)
+        assert.strictEqual(reply.status, 405, `${method} ${path}: ${reply.text}`)
+        isProblem(reply, 405)
+        assert.strictEqual(reply.headers["allow"], allow, path)
+      }
+      // Under the router's default maxParamLength, a long name with a trailing slash is still told why.
+      const long = yield* get(`/api/v1/resilience/circuit-breakers/${"x".repeat(150)}/`)
+      isProblem(long, 400)
+      assert.include(long.json.detail, "maxParamLength")
+      // A path that does not decode, under another spelling of the package's paths: a problem, not an empty 404.
+      isProblem(yield* get("/HEALTH/%FF"), 400)
+    }).pipe(Effect.provide(Server({}, undefined, {}))))
+
   it.effect("layerServer serves the surface alone; any other path is a 404 problem", () =>
     Effect.gen(function*() {
       const port = yield* freePort
