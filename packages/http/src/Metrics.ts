@@ -17,7 +17,9 @@
  * - `health_check_status`, `health_check_response_time_seconds` per `service`; `alerts_sent_total{severity}`;
  *   `degradation_level`.
  *
- * Every series is labelled by its policy's name (`breaker`, `bulkhead`, ...), never by call.
+ * Every series is labelled by the name of what it measures, never by call: `breaker` for a breaker, `service` for a
+ * health check, `fallback` for a fallback, `policy` for the other policies (`bulkhead_active{policy="pool"}`,
+ * `retry_retries_total{policy="api"}`); `degradation_level` has no label.
  *
  * The process itself comes out too (on by default; `processMetrics: false` leaves it out), read when scraped:
  *
