@@ -16,7 +16,8 @@
  *   - `failureRate` over `lastCalls(n)` (the last n recorded calls) or `rolling(duration, { buckets })` (a time
  *     window of aligned buckets, `[k * bucket, (k + 1) * bucket)`): trips when failures / calls is at or above
  *     `threshold`, once the window holds at least `minimumCalls` calls;
- *   - `slowCallRate`: the same over calls strictly slower than `slowerThan` (failed or not).
+ *   - `slowCallRate`: the same over calls strictly slower than `slowerThan` (failed or not), timed on the monotonic
+ *     clock: a wall clock stepped forward (an NTP correction) makes no call in flight slow.
  * - `Open`: calls fail at once (reason `CircuitOpen`), with `retryAfter` the open time left. The first call at
  *   exactly `openedAt + openDuration` moves the circuit to `HalfOpen`; there is no timer, so idle breakers cost
  *   nothing. `openDuration` may be a `Schedule`: the n-th consecutive opening lasts the schedule's n-th delay
@@ -65,6 +66,9 @@
  *
  * - Put retries and timeouts inside the breaker, so that it sees one outcome per call.
  * - Resetting a breaker that is already closed clears its windows but publishes no transition.
+ * - Without a slow-call policy, the latency histogram times calls on the wall clock, which the breaker reads anyway
+ *   (a monotonic read costs about 100 ns a call): a wall clock stepped forward while calls are in flight puts them in
+ *   its slowest buckets, one stepped back counts them as 0 ms. With a slow-call policy, the histogram is monotonic too.
  *
  * **Example** (Falling back while a dependency is down)
  *
@@ -119,6 +123,7 @@ import * as metrics from "./internal/metrics.ts"
 import { enlist, RegistryService } from "./internal/registry.ts"
 import { isLocalRejection, LocalRejectionTypeId } from "./internal/rejection.ts"
 import { stackless } from "./internal/stackless.ts"
+import { monotonicMillis } from "./internal/timeout.ts"
 import {
   decode,
   DurationInput,
@@ -492,8 +497,9 @@ export interface Options<A = unknown> {
   readonly perKeyMetrics?: boolean | undefined
   /**
    * Upper bounds of the `circuit_breaker_call_duration_seconds` histogram (calls that ran and counted, measured
-   * with `Clock` to the millisecond), or `false` for no histogram. Default: 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5,
-   * 5, 10 s.
+   * with `Clock`: on its monotonic time under a slow-call policy, otherwise on the wall clock, to the millisecond and
+   * never below 0; see the module's gotchas), or `false` for no histogram. Default: 5, 10, 25, 50, 100, 250, 500 ms,
+   * 1, 2.5, 5, 10 s.
    */
   readonly latencyBuckets?: ReadonlyArray<Duration.Input> | false | undefined
   /** Subscribers that fall further behind than this lose the oldest transitions. Default: 1024; at most 100,000. */
@@ -822,7 +828,7 @@ export const failureRate = (options: {
 
 /**
  * Trips when the share of calls strictly slower than `slowerThan` in `window` is at or above `threshold`, once
- * the window holds at least `minimumCalls` calls (default: 1).
+ * the window holds at least `minimumCalls` calls (default: 1). Calls are timed on the `Clock`'s monotonic time.
  *
  * @example
  * ```ts
@@ -1370,6 +1376,7 @@ export const make: <A = unknown>(
       generation: number,
       probe: number,
       startedAt: number,
+      measured: number,
       clock: Clock.Clock,
       exit: Exit.Exit<unknown, unknown>,
       outcome: number
@@ -1380,20 +1387,21 @@ export const make: <A = unknown>(
           cell.phase === "Closed"
         ? startedAt
         : clock.currentTimeMillisUnsafe()
-      const duration = now - startedAt
-      recorder.countTotals(cell, outcome, exit, now, duration)
+      // Monotonic under a slow-call policy; otherwise measured here, on the wall clock, and never below 0.
+      const took = measured >= 0 ? measured : Math.max(0, now - startedAt)
+      recorder.countTotals(cell, outcome, exit, now, took)
       const slowBefore = cell.slowCalls
       if (fixedOpenMillis < 0 && internal.mayTrip(cell, config, generation, outcome)) {
         // Only a call that may open the circuit pays for the schedule. If the cell moves on meanwhile, the
         // generation check in `record` drops this outcome.
         return Effect.flatMap(openMillisFor(internal.nextOpening(cell, now)), (openMillis) => {
-          internal.record(cell, config, generation, probe, outcome, duration, now, openMillis, emit)
+          internal.record(cell, config, generation, probe, outcome, took, now, openMillis, emit)
           totals.slow += cell.slowCalls - slowBefore
           markTrip(cell, generation, clock)
           return flush
         })
       }
-      internal.record(cell, config, generation, probe, outcome, duration, now, fixedOpenMillis, emit)
+      internal.record(cell, config, generation, probe, outcome, took, now, fixedOpenMillis, emit)
       totals.slow += cell.slowCalls - slowBefore
       markTrip(cell, generation, clock)
       return pending.length === 0 ? undefined : flush
@@ -1425,6 +1433,7 @@ export const make: <A = unknown>(
     const host: Host = {
       keys,
       config,
+      timed: config.timesCalls,
       emit,
       link,
       globalCounting,
@@ -1586,6 +1595,8 @@ export const make: <A = unknown>(
 interface Host {
   readonly keys: Keys
   readonly config: internal.Config
+  /** Whether calls are timed on the monotonic clock: with a slow-call policy only (see the module's gotchas). */
+  readonly timed: boolean
   readonly emit: internal.Emit
   readonly link: fleetLink.Link
   readonly globalCounting: boolean
@@ -1599,6 +1610,8 @@ interface Host {
     generation: number,
     probe: number,
     startedAt: number,
+    /** The call's monotonic duration under a slow-call policy, -1 otherwise. */
+    measured: number,
     clock: Clock.Clock,
     exit: Exit.Exit<unknown, unknown>,
     outcome: number
@@ -1623,6 +1636,8 @@ class BreakerCall implements Admitted {
   generation = -1
   probe = -1
   startedAt = 0
+  /** Monotonic milliseconds at admission, for the call's duration; read only under a slow-call policy. */
+  startedMono = 0
   clock: Clock.Clock | undefined = undefined
   lease: string | undefined = undefined
   epoch = 0
@@ -1641,6 +1656,7 @@ class BreakerCall implements Admitted {
     internal.admit(cell, host.config, now, host.emit, clock)
     this.generation = cell.generation
     this.startedAt = now
+    if (host.timed) this.startedMono = monotonicMillis(clock)
     return this
   }
 
@@ -1660,13 +1676,28 @@ class BreakerCall implements Admitted {
   }
 
   private settleAs(exit: Exit.Exit<unknown, unknown>, outcome: number): Effect.Effect<void> | undefined {
-    const { clock, generation, host, probe, startedAt } = this
+    const { generation, host, probe, startedAt } = this
+    const clock = this.clock!
     const cell = this.cell!
+    // Under a slow-call policy, the duration is monotonic: a wall clock stepped forward (NTP) would make every call in
+    // flight slow, and trip the policy. Otherwise -1: settling measures it on the wall clock, which it reads anyway.
+    const measured = host.timed ? monotonicMillis(clock) - this.startedMono : -1
     // A leased probe settles with the fleet; under global counting every other outcome is recorded there.
     if (this.lease !== undefined || (host.globalCounting && probe < 0)) {
-      return fleetLink.settle(host.recorder, cell, generation, probe, startedAt, clock!, exit, outcome, this.ask())
+      return fleetLink.settle(
+        host.recorder,
+        cell,
+        generation,
+        probe,
+        startedAt,
+        measured,
+        clock,
+        exit,
+        outcome,
+        this.ask()
+      )
     }
-    return host.settle(cell, generation, probe, startedAt, clock!, exit, outcome)
+    return host.settle(cell, generation, probe, startedAt, measured, clock, exit, outcome)
   }
 
   // How the fleet hears of the outcome. Made only for a call that settles there: the closures' context would
@@ -1714,6 +1745,7 @@ class BreakerRun<X, E, R> extends BreakerCall implements Run<X, E | Rejection, R
     if (verdict !== internal.ADMIT_UNCOUNTED) {
       this.generation = cell.generation
       this.startedAt = now
+      if (host.timed) this.startedMono = monotonicMillis(clock)
       if (verdict === internal.ADMIT_PROBE) {
         this.probe = internal.lastProbeId(cell)
         if (host.link.membership !== undefined && cell.mode === "Live") return host.thenFlush(this.leased(cell, now))

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import {
   Cause,
+  Clock,
   Data,
   Deferred,
   Duration,
@@ -76,6 +77,56 @@ const recording = <A, E, R>(
   })
 
 const path = (transitions: ReadonlyArray<CircuitBreaker.Transition>) => transitions.map((t) => `${t.from}->${t.to}`)
+
+/** The test clock, with a wall clock that `step` moves on its own, as an NTP correction moves `Date.now()`. */
+const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
+  let offset = 0
+  const wall = () => clock.currentTimeMillisUnsafe() + offset
+  const stepped: Clock.Clock = {
+    currentTimeMillisUnsafe: wall,
+    currentTimeMillis: Effect.sync(wall),
+    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
+    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
+    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+    monotonicTimeNanos: clock.monotonicTimeNanos,
+    sleep: (duration) => clock.sleep(duration)
+  }
+  return { clock: stepped, step: (millis: number) => void (offset += millis) }
+})
+
+/** A breaker that opens when half its calls are slower than a second. */
+const slowBreaker = CircuitBreaker.make({
+  name: "db",
+  trip: CircuitBreaker.slowCallRate({
+    threshold: 0.5,
+    slowerThan: "1 second",
+    window: CircuitBreaker.lastCalls(10)
+  })
+})
+
+/** The latency histogram of the breaker named "db". */
+const latency = Metric.snapshot.pipe(
+  Effect.map((all) =>
+    all.find((m) => m.id === "circuit_breaker_call_duration_seconds" && m.attributes?.["breaker"] === "db")
+      ?.state as Metric.HistogramState
+  )
+)
+
+/** A call through `breaker` that runs `ran`, during which the wall clock steps by `by`; the stepped clock. */
+const acrossStep = (breaker: CircuitBreaker.CircuitBreaker, ran: Duration.Input, by: number) =>
+  Effect.gen(function*() {
+    const { clock, step } = yield* steppable
+    const gate = yield* Deferred.make<void>()
+    const call = yield* Effect.forkChild(
+      breaker.protect(Deferred.await(gate)).pipe(Effect.provideService(Clock.Clock, clock)),
+      { startImmediately: true }
+    )
+    yield* TestClock.adjust(ran)
+    step(by)
+    yield* Deferred.succeed(gate, undefined)
+    yield* Fiber.join(call)
+    return clock
+  })
 
 const invalid = (options: CircuitBreaker.Options) =>
   CircuitBreaker.make(options).pipe(
@@ -275,6 +326,36 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(snapshot.slowCallCount, 2)
         assert.strictEqual(snapshot.successCount, 4)
       }))
+
+    it.effect("a wall clock stepped forward makes no call in flight slow, nor opens a slow-call-rate breaker", () =>
+      Effect.gen(function*() {
+        const breaker = yield* slowBreaker
+        yield* acrossStep(breaker, "10 millis", 3_600_000)
+        const snapshot = yield* breaker.snapshot
+        assert.strictEqual(snapshot.state, "Closed")
+        assert.strictEqual(snapshot.slowCallCount, 0)
+        const histogram = yield* latency
+        assert.deepStrictEqual([histogram.count, histogram.max], [1, 0.01])
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.effect("a wall clock stepped back gives no negative duration: a slow call stays slow, the histogram positive", () =>
+      Effect.gen(function*() {
+        const breaker = yield* slowBreaker
+        const clock = yield* acrossStep(breaker, "2 seconds", -3_600_000)
+        const snapshot = yield* breaker.snapshot.pipe(Effect.provideService(Clock.Clock, clock))
+        assert.strictEqual(snapshot.slowCallCount, 1)
+        assert.strictEqual(snapshot.state, "Open")
+        const histogram = yield* latency
+        assert.deepStrictEqual([histogram.count, histogram.min, histogram.sum], [1, 2, 2])
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+    it.effect("without a slow-call policy, a wall clock stepped back puts no negative duration in the histogram", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db" })
+        yield* acrossStep(breaker, "2 seconds", -3_600_000)
+        const histogram = yield* latency
+        assert.deepStrictEqual([histogram.count, histogram.min, histogram.max, histogram.sum], [1, 0, 0, 0])
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
     it.effect("combined policies trip when any holds, and the transition names which", () =>
       Effect.gen(function*() {

@@ -110,13 +110,15 @@ export const settle = (
   generation: number,
   probe: number,
   startedAt: number,
+  measured: number,
   clock: Clock.Clock,
   exit: Exit.Exit<unknown, unknown>,
   outcome: number,
   ask: Ask
 ): Effect.Effect<void> => {
   const now = clock.currentTimeMillisUnsafe()
-  const duration = now - startedAt
+  // Monotonic under a slow-call policy; -1 otherwise, measured on the wall clock then, never below 0.
+  const duration = measured >= 0 ? measured : Math.max(0, now - startedAt)
   recorder.countTotals(cell, outcome, exit, now, duration)
   return Effect.flatMap(
     recorder.openMillis(cell, now),
