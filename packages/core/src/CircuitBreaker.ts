@@ -571,7 +571,11 @@ export interface CircuitBreaker<in A = unknown> {
   readonly reset: (key?: string) => Effect.Effect<void>
   /** The key's durable state (see `PersistedState`). */
   readonly export: (key?: string) => Effect.Effect<PersistedState>
-  /** Puts a key into an exported state; an open breaker restored before its time is up stays open. */
+  /**
+   * Puts a key into an exported state; an open breaker restored before its time is up stays open. A state that is
+   * not a `PersistedState` (read from a store without its Schema) is a defect, a `PolicyConfigError` naming the
+   * field, and the key stays as it was.
+   */
   readonly restore: (state: PersistedState, key?: string) => Effect.Effect<void>
 }
 
@@ -1503,6 +1507,7 @@ export const make: <A = unknown>(
         return true
       })
 
+    const restoreContext = { kind: "restore of circuit breaker", policy: name }
     const stateKey = (key: string) => withNow((now, clock) => internal.stateOf(look(key, now, clock)))
     const snapshotKey = (key: string) => withNow((now, clock) => toSnapshot(name, look(key, now, clock), config, now))
     const breaker: CircuitBreaker<A> = {
@@ -1526,13 +1531,16 @@ export const make: <A = unknown>(
       metricsOnly: control("MetricsOnly", "metricsOnly"),
       reset: control("Live", "reset"),
       export: (key = defaultKey) => withNow((now, clock) => internal.persist(look(key, now, clock))),
+      // Checked first: a state read from a store without its Schema could otherwise leave the key in a phase or mode
+      // the machine does not know (every call then dies), or an open one closed.
       restore: (state, key = defaultKey) =>
-        withNow((now) => {
-          const cell = keys.use(key, now)
-          const reason: Reason = { _tag: "Manual", action: "restore" }
-          internal.restore(cell, config, state, now, emit, reason)
-          link.manual(key, cell, reason, now)
-        })
+        Effect.flatMap(Effect.orDie(decode(PersistedState, state, restoreContext)), (valid) =>
+          withNow((now) => {
+            const cell = keys.use(key, now)
+            const reason: Reason = { _tag: "Manual", action: "restore" }
+            internal.restore(cell, config, valid, now, emit, reason)
+            link.manual(key, cell, reason, now)
+          }))
     }
 
     internal.stateReaders.set(breaker, (fiber) => internal.stateNow(defaultCell, fiber))

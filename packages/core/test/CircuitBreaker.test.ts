@@ -1264,6 +1264,31 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.stateKey("tenant"), "Open")
       }))
 
+    it.effect("a state that is not a PersistedState is a defect naming the field, and leaves the key as it was", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* failTimes(breaker, 1)
+        const saved = yield* breaker.export()
+        // Read from a store without its Schema: a typo, a field lost on the way.
+        const bad = (fields: Record<string, unknown>) => ({ ...saved, ...fields }) as CircuitBreaker.PersistedState
+        for (
+          const [state, issue] of [
+            [bad({ phase: "Opened" }), `phase: Expected "Closed" | "Open" | "HalfOpen", got "Opened"`],
+            [bad({ openUntil: null }), "openUntil: Expected number"],
+            [bad({ mode: "Forced" }), `mode: Expected "Live" | "MetricsOnly" | "ForcedOpen" | "Disabled", got "Forced"`]
+          ] as const
+        ) {
+          const exit = yield* Effect.exit(breaker.restore(state, "tenant"))
+          const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          assert.instanceOf(defect, Error)
+          assert.include(defect.message, `Invalid options for restore of circuit breaker "db":\n  ${issue}`)
+          assert.strictEqual(yield* breaker.stateKey("tenant"), "Closed")
+          assert.strictEqual(yield* breaker.protectKey(Effect.succeed(1), "tenant"), 1)
+        }
+        yield* breaker.restore(saved, "tenant")
+        assert.strictEqual(yield* breaker.stateKey("tenant"), "Open")
+      }))
+
     it.effect("the exported state is plain data that round-trips through its Schema", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ name: "db" })
