@@ -54,7 +54,8 @@
  *   `keys.maxKeys`, a new key evicts the least recently used `Closed` key; only when none is left, the least recently
  *   used `Open` or `HalfOpen` one. Never evicted, by idle time or at the cap: a key under a manual control of its own
  *   (a per-key `forceOpen`, `disable`, `metricsOnly`, or a `restore` into a mode the breaker as a whole is not in),
- *   and a key with a probe in flight for less than `maxProbeTime` (a probe that hangs does not hold its key forever).
+ *   and a key with a probe in flight for less than `maxProbeTime` (a probe that hangs does not hold its key forever;
+ *   under gradual recovery, a key whose latest admitted call is in flight and younger than that).
  *   When every key is kept, the map grows past the cap rather than lose one.
  * - Snapshots hold both the lifetime totals (`totalCalls`, `failureCount`, ...) and the current `window` (see
  *   `Snapshot`).

@@ -1191,6 +1191,32 @@ describe("CircuitBreaker", () => {
         assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "b", "default"])
       }))
 
+    it.effect("gradual recovery: a call hung past maxProbeTime no longer keeps its key, when idle or at the cap", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "tenants",
+          trip: CircuitBreaker.consecutive(1),
+          openDuration: "1 second",
+          halfOpen: { maxProbeTime: "30 seconds", recoveryFactor: 0.5, successThreshold: 2 },
+          keys: { idleTimeToLive: "1 minute", maxKeys: 2 }
+        })
+        for (const hung of ["idle", "capped"]) {
+          yield* Effect.ignore(breaker.protectKey(hung)(fail()))
+          yield* TestClock.adjust("1 second")
+          // Admitted by gradual recovery, never ends; no call to its key after it.
+          yield* Effect.forkChild(breaker.protectKey(hung)(Effect.never), { startImmediately: true })
+        }
+        // Past maxProbeTime but not idle: the cap takes the least recently used hung key.
+        yield* TestClock.adjust("45 seconds")
+        yield* breaker.protectKey("a")(Effect.void)
+        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "capped", "default"])
+        // Idle for longer than idleTimeToLive: the sweep takes the other one.
+        yield* TestClock.adjust("2 minutes")
+        yield* breaker.protectKey("a")(Effect.void)
+        yield* breaker.protectKey("b")(Effect.void)
+        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "b", "default"])
+      }))
+
     it.effect("eviction drops the key's metric series", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({

@@ -166,8 +166,9 @@ export class Circuit {
   recorded: Array<Recorded> = []
   probes: Array<{ readonly id: number; readonly startedAt: number }> = []
   nextProbe = 0
-  /** Gradual recovery: the calls admitted and not finished, for eviction (they hold no slot). */
+  /** Gradual recovery: the calls admitted and not finished, for eviction (they hold no slot), and the latest's start. */
   trials = 0
+  lastTrialAt = 0
   probeSuccesses = 0
   credit = 0
   calls = 0
@@ -221,6 +222,7 @@ export class Circuit {
       if (this.credit >= 1 - CREDIT_ROUNDING) {
         this.credit = Math.max(0, this.credit - 1)
         this.trials++
+        this.lastTrialAt = now
         this.reach(
           this.probeSuccesses > 0
             ? "gradual recovery: a call admitted after a success"
@@ -488,11 +490,12 @@ export class Circuit {
 
   /**
    * Whether the key holds calls whose outcome still decides HalfOpen at `now`: probes that have run for less than
-   * maxProbeTime, or gradual recovery's calls.
+   * maxProbeTime, or gradual recovery's calls while the latest has (a hung one must not hold its key forever).
    */
   probing(now: number): boolean {
     return this.phase === "HalfOpen" &&
-      (this.probes.some((probe) => now - probe.startedAt < this.spec.maxProbeMillis) || this.trials > 0)
+      (this.probes.some((probe) => now - probe.startedAt < this.spec.maxProbeMillis) ||
+        (this.trials > 0 && now - this.lastTrialAt < this.spec.maxProbeMillis))
   }
 }
 

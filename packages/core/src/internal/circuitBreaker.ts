@@ -90,8 +90,12 @@ export class HalfOpen {
   readonly ids: Array<number> = []
   readonly starts: Array<number> = []
   nextId = 0
-  /** Gradual recovery: calls admitted and not finished. They hold no slot, but keep the key from eviction. */
+  /**
+   * Gradual recovery: calls admitted and not finished. They hold no slot, but keep the key from eviction until
+   * `maxProbeMillis` after the latest was admitted (`lastTrialAt`): one that hangs must not hold its key forever.
+   */
   trials = 0
+  lastTrialAt = 0
   successes = 0
   /** Gradual recovery: admission credit; a call is admitted when it reaches 1. */
   credit: number
@@ -252,7 +256,7 @@ export class Latency {
 export const probing = (cell: Cell, now: number, maxProbeMillis: number): boolean => {
   const half = cell.half
   if (half === null) return false
-  if (half.trials > 0) return true
+  if (half.trials > 0 && now - half.lastTrialAt < maxProbeMillis) return true
   const starts = half.starts
   for (let i = 0; i < starts.length; i++) if (now - starts[i] < maxProbeMillis) return true
   return false
@@ -341,6 +345,7 @@ const admitProbe = (half: HalfOpen, config: Config, now: number): number => {
     // No slot, but an id all the same: the fleet path hands it back (`releaseProbe`).
     half.nextId++
     half.trials++
+    half.lastTrialAt = now
     return ADMIT_PROBE
   }
   // A probe that has run past the maximum probe time gives its slot back; its outcome will find no slot and be
