@@ -1875,7 +1875,8 @@ const toSnapshot = (name: string, cell: internal.Cell, config: internal.Config, 
   slowCallRate: rateOf(cell, config, "SlowCallRate"),
   stateChanges: cell.stateChanges,
   enteredStateAt: cell.enteredAt,
-  timeInStateMillis: now - cell.enteredAt,
+  // A wall clock stepped back (NTP) would make it negative until it caught up.
+  timeInStateMillis: Math.max(0, now - cell.enteredAt),
   openedAt: cell.openedAt < 0 ? null : cell.openedAt,
   retryAfterMillis: cell.mode === "ForcedOpen"
     ? null

@@ -501,6 +501,15 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.protect(Effect.succeed("probe")), "probe")
         assert.strictEqual(yield* breaker.state, "Closed")
       }))
+    it.effect("a wall clock stepped back shows no negative time in state", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(3_600_000)
+        const breaker = yield* CircuitBreaker.make({ name: "db", trip: CircuitBreaker.consecutive(1) })
+        yield* failTimes(breaker, 1)
+        yield* TestClock.setTime(0)
+        const snapshot = yield* breaker.snapshot
+        assert.deepStrictEqual([snapshot.state, snapshot.timeInStateMillis], ["Open", 0])
+      }))
   })
 
   describe("half-open", () => {
