@@ -390,6 +390,26 @@ describe("agent service", { timeout: 120_000 }, () => {
       }
     }).pipe(Effect.scoped))
 
+  it.live("a DATA_DIR the service cannot write in stops it at startup with one line naming DATA_DIR, at once", () =>
+    Effect.gen(function*() {
+      // Directories no one can make a directory in, root included (as a read-only one is for any user): one exists
+      // (the stores' error and its stack, or Node's recursive mkdir looping for good on /proc), one is to be made.
+      for (const dataDir of ["/sys/kernel", "/proc", "/proc/agent-data"]) {
+        const agent = yield* AgentProcess.start({
+          env: { PORT: String(yield* AgentProcess.freePort), DATA_DIR: dataDir, RESILIENCE_ADMIN_TOKEN: token },
+          waitForListening: false
+        })
+        const exited = yield* agent.exited.pipe(Effect.timeoutOrElse({
+          duration: "20 seconds",
+          orElse: () => Effect.succeed("still running")
+        }))
+        assert.strictEqual(exited, 1, `${dataDir}: ${agent.output()}`)
+        assert.match(agent.output(), new RegExp(`Configuration error: DATA_DIR: .*"${dataDir}"`))
+        assert.notInclude(agent.output(), "listening on")
+        assert.notMatch(agent.output(), /\n\s+at /)
+      }
+    }).pipe(Effect.scoped))
+
   it.live("a second instance on a DATA_DIR in use stops at startup with one line: give each instance its own", () =>
     Effect.gen(function*() {
       const dataDir = yield* AgentProcess.tempDir("agent-service-")

@@ -23,6 +23,7 @@ import {
   SchemaTransformation
 } from "effect"
 import * as fs from "node:fs"
+import { dirname, join } from "node:path"
 
 /**
  * The service's settings, decoded from its environment.
@@ -326,17 +327,29 @@ export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(fun
   }
 })
 
+const errorCode = (cause: unknown): string | undefined => (cause as { readonly code?: string } | undefined)?.code
+
+// `fs.mkdirSync(path, { recursive: true })` loops for good, at full CPU, where mkdir fails with ENOENT under a parent
+// that exists (anywhere in /proc): made a directory at a time from the top, such a failure is one.
+const makeDirectory = (path: string): void => {
+  if (fs.existsSync(path)) return
+  const parent = dirname(path)
+  if (parent !== path) makeDirectory(parent)
+  fs.mkdirSync(path)
+}
+
 /**
- * Makes `DATA_DIR` if it is missing and checks that it is a directory: a file there (or under it) stops the service
- * at startup with one line, rather than with a store's error and its stack once the stores open.
+ * Makes `DATA_DIR` if it is missing and checks that it is a directory the service can write in: a file there (or
+ * under it), or a directory it cannot write in, stops the service at startup with one line, rather than with a
+ * store's error and its stack once the stores open.
  *
  * @example
  * ```ts
  * import * as AppConfig from "./Config.ts"
  *
  * const ready = AppConfig.ensureDataDir(".data")
- * // with a file at .data it fails with ConfigurationError 'DATA_DIR: Expected a directory (or a path where one can
- * // be made), got ".data" (EEXIST)'.
+ * // with a file at .data it fails with ConfigurationError 'DATA_DIR: Expected a directory the service can write in
+ * // (or a path where one can be made), got ".data" (ENOTDIR)'.
  * ```
  *
  * @since 0.1.0
@@ -345,14 +358,26 @@ export const load: Effect.Effect<AppConfig, ConfigurationError> = Effect.gen(fun
 export const ensureDataDir = (path: string): Effect.Effect<void, ConfigurationError> =>
   Effect.try({
     try: () => {
-      fs.mkdirSync(path, { recursive: true })
+      makeDirectory(path)
       if (!fs.statSync(path).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
     },
-    catch: (cause) =>
+    catch: (cause) => cause
+  }).pipe(
+    // Writable as the stores will use it: a directory made and removed (a read-only one fails here, EACCES/EROFS).
+    // A full disk is no reason not to start: the service runs on without it (the disk check reports it), as it does
+    // when the disk fills later.
+    Effect.andThen(
+      Effect.try({ try: () => fs.rmdirSync(fs.mkdtempSync(join(path, ".write-check-"))), catch: (cause) => cause })
+        .pipe(
+          Effect.catchIf((cause) => ["ENOSPC", "EDQUOT"].includes(errorCode(cause) ?? ""), () => Effect.void)
+        )
+    ),
+    Effect.mapError((cause) =>
       new ConfigurationError({
         variable: "DATA_DIR",
-        message: `DATA_DIR: Expected a directory (or a path where one can be made), got ${JSON.stringify(path)} (${
-          (cause as { readonly code?: string }).code ?? String(cause)
-        })`
+        message: `DATA_DIR: Expected a directory the service can write in (or a path where one can be made), got ${
+          JSON.stringify(path)
+        } (${errorCode(cause) ?? String(cause)})`
       })
-  })
+    )
+  )
