@@ -450,6 +450,30 @@ describe("agent service", { timeout: 120_000 }, () => {
       assert.notMatch(agent.output(), /\n\s+at /)
     }).pipe(Effect.scoped))
 
+  it.live("a HOST it cannot listen on (not this machine's, or no address) stops it at startup with one line", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<[host: string, message: RegExp]> = [
+        // TEST-NET-1 (RFC 5737): no machine's own address.
+        ["192.0.2.1", /Configuration error: HOST: 192\.0\.2\.1 is not an address of this machine; set HOST to one/],
+        // .invalid never resolves (RFC 6761).
+        ["agent.invalid", /Configuration error: HOST: agent\.invalid does not resolve to an address; set HOST to/]
+      ]
+      for (const [host, message] of cases) {
+        const agent = yield* AgentProcess.start({
+          env: {
+            PORT: String(yield* AgentProcess.freePort),
+            HOST: host,
+            DATA_DIR: yield* AgentProcess.tempDir("agent-service-"),
+            RESILIENCE_ADMIN_TOKEN: token
+          },
+          waitForListening: false
+        })
+        assert.strictEqual(yield* agent.exited, 1, agent.output())
+        assert.match(agent.output(), message)
+        assert.notMatch(agent.output(), /\n\s+at /)
+      }
+    }).pipe(Effect.scoped))
+
   it.live("SIGTERM finishes the requests in flight, then exits 0; a generated token is printed once", () =>
     Effect.gen(function*() {
       const port = yield* AgentProcess.freePort

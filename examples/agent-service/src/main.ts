@@ -71,6 +71,27 @@ const refuse = (variable: string, message: string) => {
   return Effect.andThen(Console.error(`Configuration error: ${failure.message}`), Effect.fail(failure))
 }
 
+// What a failed listen says about the configuration, by Node's error code.
+const listenErrors: Record<string, (host: string, port: number) => readonly [variable: string, message: string]> = {
+  EADDRINUSE: (host, port) => ["PORT", `${host}:${port} is in use by another process; set PORT to a free port`],
+  EADDRNOTAVAIL: (host) => [
+    "HOST",
+    `${host} is not an address of this machine; set HOST to one of its addresses (127.0.0.1, or 0.0.0.0 for all)`
+  ],
+  ENOTFOUND: (host) => [
+    "HOST",
+    `${host} does not resolve to an address; set HOST to an address of this machine (127.0.0.1, or 0.0.0.0 for all)`
+  ],
+  EAI_AGAIN: (host) => [
+    "HOST",
+    `${host} could not be resolved (DNS did not answer); set HOST to an address (127.0.0.1, or 0.0.0.0 for all)`
+  ],
+  EACCES: (host, port) => [
+    "PORT",
+    `${host}:${port} needs privileges to listen on (a port below 1024); set PORT to 1024 or above`
+  ]
+}
+
 const program = Effect.gen(function*() {
   const config = yield* AppConfig.load.pipe(
     Effect.tap((loaded) => AppConfig.ensureDataDir(loaded.dataDir)),
@@ -141,11 +162,16 @@ const program = Effect.gen(function*() {
           `${JSON.stringify(config.dataDir)} is in use by process ${error.holder}; each instance needs its own DATA_DIR`
         )
     ),
-    // Something else listens on the port (another `pnpm start`, say).
+    // The server cannot listen as configured: another process has the port (another `pnpm start`, say), or HOST is
+    // not this machine's.
     Effect.catchIf(
-      (error): error is HttpServerError.ServeError =>
-        error._tag === "ServeError" && Predicate.hasProperty(error.cause, "code") && error.cause.code === "EADDRINUSE",
-      () => refuse("PORT", `${config.host}:${config.port} is in use by another process; set PORT to a free port`)
+      (error): error is HttpServerError.ServeError & { readonly cause: { readonly code: string } } =>
+        error._tag === "ServeError" && Predicate.hasProperty(error.cause, "code") &&
+        typeof error.cause.code === "string" && Object.hasOwn(listenErrors, error.cause.code),
+      (error) => {
+        const [variable, message] = listenErrors[error.cause.code]!(config.host, config.port)
+        return refuse(variable, message)
+      }
     )
   )
   return yield* config.fiberMetrics ? Metric.enableRuntimeMetrics(launch) : launch
