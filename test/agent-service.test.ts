@@ -450,6 +450,21 @@ describe("agent service", { timeout: 120_000 }, () => {
       assert.notMatch(agent.output(), /\n\s+at /)
     }).pipe(Effect.scoped))
 
+  it.live("with HOST one address of this machine, the URLs it prints are on that address, and answer", () =>
+    Effect.gen(function*() {
+      // A loopback address other than 127.0.0.1 (Linux answers on all of 127/8): `localhost` is not it.
+      const agent = yield* service({ HOST: "127.0.0.2" })
+      assert.deepStrictEqual(listening(agent.port), ["127.0.0.2"])
+      const base = `http://127.0.0.2:${agent.port}`
+      assert.include(agent.output(), `listening on ${base} (pid`)
+      assert.include(agent.output(), `dashboard: ${base}/dashboard`)
+      const printed = /search:\s+curl '([^']+)'/.exec(agent.output())?.[1]
+      assert.strictEqual(printed, `${base}/search?q=effect`)
+      const answer: AgentProcess.Json = yield* Effect.promise(() => fetch(printed!).then((response) => response.json()))
+      assert.strictEqual(answer.served_by, "exa_api")
+      assert.strictEqual(yield* agent.stop("SIGTERM"), 0)
+    }).pipe(Effect.scoped))
+
   it.live("a HOST it cannot listen on (not this machine's, or no address) stops it at startup with one line", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<[host: string, message: RegExp]> = [

@@ -9,6 +9,7 @@ import { RedisFleet, RedisStore, ResilientRedis } from "@effect-resilience/redis
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Layer, Metric, Option, Predicate, Redacted } from "effect"
 import { HttpRouter, HttpServer, type HttpServerError } from "effect/http"
+import { NetAddress } from "effect/net"
 import { Redis } from "effect/persistence"
 import { setFlagsFromString } from "node:v8"
 import * as Agent from "./Agent.ts"
@@ -115,7 +116,11 @@ const program = Effect.gen(function*() {
   const announce = Layer.effectDiscard(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
     const port = server.address._tag === "UnixPathAddress" ? config.port : server.address.port
-    const base = `http://localhost:${port}`
+    // localhost reaches 127.0.0.1 and every interface, not another address HOST names (the printed URLs were refused).
+    const address = server.address._tag === "UnixPathAddress"
+      ? "localhost"
+      : NetAddress.formatUrlHost(server.address.address)
+    const base = `http://${["0.0.0.0", "[::]", "127.0.0.1"].includes(address) ? "localhost" : address}:${port}`
     yield* Console.log(
       [
         `Agent service listening on ${base} (pid ${process.pid})`,
