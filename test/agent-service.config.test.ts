@@ -109,7 +109,10 @@ describe("agent service configuration", () => {
 
   it.effect("SHUTDOWN_TIMEOUT=0 means no wait for the requests in flight", () =>
     Effect.gen(function*() {
-      assert.strictEqual(Duration.toMillis((yield* load({ SHUTDOWN_TIMEOUT: "0 seconds" })).shutdownTimeout), 0)
+      // `0` as the README writes it: zero needs no unit.
+      for (const value of ["0", " 0 ", "0 seconds"]) {
+        assert.strictEqual(Duration.toMillis((yield* load({ SHUTDOWN_TIMEOUT: value })).shutdownTimeout), 0, value)
+      }
     }))
 
   it.effect("FIBER_METRICS accepts true/false and 1/0", () =>
@@ -256,6 +259,11 @@ describe("agent service configuration", () => {
       "SHUTDOWN_TIMEOUT is not negative",
       { SHUTDOWN_TIMEOUT: "-1 seconds" },
       `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "-1 seconds"`
+    ],
+    [
+      "SHUTDOWN_TIMEOUT has a unit, unless it is 0",
+      { SHUTDOWN_TIMEOUT: "10" },
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "10"`
     ],
     [
       "SHUTDOWN_TIMEOUT is finite",

@@ -115,6 +115,12 @@ const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
 const withinCoreLimits = (options: { readonly positive: boolean }) => (duration: Duration.Duration) =>
   PolicyConfig.durationIssue(duration, options) === undefined
 
+// A duration, or a bare `0` (the README's "no wait"): zero needs no unit, any other number does.
+const ZeroOrDuration = Schema.String.pipe(Schema.decodeTo(
+  Schema.DurationFromString,
+  SchemaTransformation.transform({ decode: (s) => s.trim() === "0" ? "0 millis" : s, encode: (s) => s })
+))
+
 // What is wrong with a Redis URL, as RedisStore and the Redis client read it (they would refuse it later, with a
 // stack naming their own option); `undefined` when nothing is. The URL may carry a password: never quoted.
 const redisUrlIssue = (url: string): string | undefined => {
@@ -191,7 +197,7 @@ const Variables = Schema.Struct({
     withDefault(Duration.seconds(2))
   ),
   // 0 is a choice: shutdown interrupts the requests in flight at once. Negative or infinite is a mistake.
-  SHUTDOWN_TIMEOUT: Schema.DurationFromString.check(Schema.makeFilter(withinCoreLimits({ positive: false }))).pipe(
+  SHUTDOWN_TIMEOUT: ZeroOrDuration.check(Schema.makeFilter(withinCoreLimits({ positive: false }))).pipe(
     withDefault(Duration.seconds(10))
   ),
   FLEET_COUNTING: Schema.Literals(["local", "global", "quorum"]).pipe(withDefault("local")),
