@@ -4,6 +4,7 @@ import { ConfigProvider, Duration, Effect, Option, Redacted } from "effect"
 
 const token = "s3cret-admin-token"
 const redisPassword = "redis-pa55word"
+const durationUnits = `as "<amount> <unit>" (nanos, micros, millis, seconds, minutes, hours, days or weeks)`
 
 const load = (env: Record<string, string>) =>
   AppConfig.load.pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })))
@@ -232,43 +233,49 @@ describe("agent service configuration", () => {
     [
       "BREAKER_OPEN_DURATION is a duration",
       { BREAKER_OPEN_DURATION: "soon" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "soon"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds", got "soon"`
     ],
     [
       "BREAKER_OPEN_DURATION is positive",
       { BREAKER_OPEN_DURATION: "0 seconds" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "0 seconds"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds", got "0 seconds"`
     ],
     [
       // Core's limit: the breakers would refuse it at startup, with a stack naming their own option.
       "BREAKER_OPEN_DURATION is at most 1 year",
       { BREAKER_OPEN_DURATION: "400 days" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "400 days"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds", got "400 days"`
+    ],
+    [
+      // The limit is not a unit: "1 year" was refused with "at most 1 year", which it is.
+      "BREAKER_OPEN_DURATION names the units it reads",
+      { BREAKER_OPEN_DURATION: "1 year" },
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds", got "1 year"`
     ],
     [
       "BREAKER_OPEN_DURATION is finite",
       { BREAKER_OPEN_DURATION: "Infinity" },
-      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 1 year, e.g. "2 seconds", got "Infinity"`
+      `BREAKER_OPEN_DURATION: Expected a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds", got "Infinity"`
     ],
     [
       "SHUTDOWN_TIMEOUT is a duration",
       { SHUTDOWN_TIMEOUT: "whenever" },
-      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "whenever"`
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 365 days, ${durationUnits}, e.g. "10 seconds", got "whenever"`
     ],
     [
       "SHUTDOWN_TIMEOUT is not negative",
       { SHUTDOWN_TIMEOUT: "-1 seconds" },
-      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "-1 seconds"`
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 365 days, ${durationUnits}, e.g. "10 seconds", got "-1 seconds"`
     ],
     [
       "SHUTDOWN_TIMEOUT has a unit, unless it is 0",
       { SHUTDOWN_TIMEOUT: "10" },
-      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "10"`
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 365 days, ${durationUnits}, e.g. "10 seconds", got "10"`
     ],
     [
       "SHUTDOWN_TIMEOUT is finite",
       { SHUTDOWN_TIMEOUT: "Infinity" },
-      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 1 year, e.g. "10 seconds", got "Infinity"`
+      `SHUTDOWN_TIMEOUT: Expected a duration from 0 (no wait) to 365 days, ${durationUnits}, e.g. "10 seconds", got "Infinity"`
     ],
     [
       "FLEET_COUNTING is local, global or quorum",

@@ -78,6 +78,9 @@ export class ConfigurationError extends Data.TaggedError("ConfigurationError")<{
   override readonly [Runtime.errorReported] = false
 }
 
+// The forms Duration reads: a limit of "1 year" read as one, but `year` is no unit.
+const durationUnits = `as "<amount> <unit>" (nanos, micros, millis, seconds, minutes, hours, days or weeks)`
+
 // What each variable expects, in the words of its error message (the README's "Configuration" table, as rules).
 const expected = {
   PORT: "a port number (1-65535)",
@@ -88,8 +91,8 @@ const expected = {
   REDIS_SENTINELS: "a comma-separated list of host:port (port 1-65535)",
   REDIS_SENTINEL_MASTER: "a non-empty master name",
   RESILIENCE_ADMIN_TOKEN: "at least 8 characters, visible ASCII only (no whitespace)",
-  BREAKER_OPEN_DURATION: "a positive duration of at most 1 year, e.g. \"2 seconds\"",
-  SHUTDOWN_TIMEOUT: "a duration from 0 (no wait) to 1 year, e.g. \"10 seconds\"",
+  BREAKER_OPEN_DURATION: `a positive duration of at most 365 days, ${durationUnits}, e.g. "2 seconds"`,
+  SHUTDOWN_TIMEOUT: `a duration from 0 (no wait) to 365 days, ${durationUnits}, e.g. "10 seconds"`,
   FLEET_COUNTING: "\"local\", \"global\" or \"quorum\"",
   FLEET_QUORUM: "a positive number of instances",
   FIBER_METRICS: "true, false, 1 or 0"
