@@ -17,6 +17,7 @@ import {
 import { TestClock } from "effect/testing"
 import * as Bulkhead from "../src/Bulkhead.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import { steppable } from "./clocks.ts"
 
 class Boom extends Data.TaggedError("Boom") {}
 class NotFound extends Data.TaggedError("NotFound") {}
@@ -87,22 +88,6 @@ const adaptive = (options: Partial<Bulkhead.AdaptiveOptions> & { readonly maxQue
 const limitOf = (bulkhead: Bulkhead.Bulkhead) => Effect.map(bulkhead.snapshot, (s) => s.limit)
 const concurrently = (...effects: ReadonlyArray<Effect.Effect<unknown, unknown>>) =>
   Effect.all(effects.map(Effect.exit), { concurrency: "unbounded" }).pipe(Effect.forkChild)
-
-/** The current clock, with a wall time that `step` moves (an NTP correction); its monotonic time and sleeps run on. */
-const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
-  let offset = 0
-  const wall = () => clock.currentTimeMillisUnsafe() + offset
-  const stepped: Clock.Clock = {
-    currentTimeMillisUnsafe: wall,
-    currentTimeMillis: Effect.sync(wall),
-    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
-    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
-    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: clock.monotonicTimeNanos,
-    sleep: (duration) => clock.sleep(duration)
-  }
-  return { clock: stepped, step: (millis: number) => void (offset += millis) }
-})
 
 describe("Bulkhead", () => {
   describe("admission", () => {

@@ -18,6 +18,7 @@ import {
 import * as Predicate from "effect/Predicate"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import { steppable } from "./clocks.ts"
 import { interruptedAfter, protectedCalls } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly status?: number }> {}
@@ -77,22 +78,6 @@ const recording = <A, E, R>(
   })
 
 const path = (transitions: ReadonlyArray<CircuitBreaker.Transition>) => transitions.map((t) => `${t.from}->${t.to}`)
-
-/** The test clock, with a wall clock that `step` moves on its own, as an NTP correction moves `Date.now()`. */
-const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
-  let offset = 0
-  const wall = () => clock.currentTimeMillisUnsafe() + offset
-  const stepped: Clock.Clock = {
-    currentTimeMillisUnsafe: wall,
-    currentTimeMillis: Effect.sync(wall),
-    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
-    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
-    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: clock.monotonicTimeNanos,
-    sleep: (duration) => clock.sleep(duration)
-  }
-  return { clock: stepped, step: (millis: number) => void (offset += millis) }
-})
 
 /** A breaker that opens when half its calls are slower than a second. */
 const slowBreaker = CircuitBreaker.make({

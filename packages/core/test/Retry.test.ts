@@ -3,6 +3,7 @@ import { Cause, Clock, Data, Duration, Effect, Exit, Fiber, Metric, Random, Sche
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Retry from "../src/Retry.ts"
+import { steppable } from "./clocks.ts"
 import { interruptedAfter } from "./interruption.ts"
 
 class Boom extends Data.TaggedError("Boom")<{
@@ -129,22 +130,6 @@ const metricValue = (id: string, attributes: Record<string, string> = {}) =>
   }))
 
 const fast = Retry.constant({ delay: "100 millis", times: 3 })
-
-/** The current clock, with a wall time that `step` moves (an NTP correction); its monotonic time and sleeps run on. */
-const steppable = Effect.map(Clock.clockWith(Effect.succeed), (clock) => {
-  let offset = 0
-  const wall = () => clock.currentTimeMillisUnsafe() + offset
-  const stepped: Clock.Clock = {
-    currentTimeMillisUnsafe: wall,
-    currentTimeMillis: Effect.sync(wall),
-    currentTimeNanosUnsafe: () => BigInt(wall()) * BigInt(1_000_000),
-    currentTimeNanos: Effect.sync(() => BigInt(wall()) * BigInt(1_000_000)),
-    monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: clock.monotonicTimeNanos,
-    sleep: (duration) => clock.sleep(duration)
-  }
-  return { clock: stepped, step: (millis: number) => void (offset += millis) }
-})
 
 describe("Retry", () => {
   describe("backoff schedules", () => {
