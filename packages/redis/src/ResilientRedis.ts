@@ -21,16 +21,17 @@
  *   rather than left behind what Redis may hold. Once the command has answered, the rest of the write (the copy, or
  *   a journal entry and the figures) is not interrupted. A command that ends interrupted on its own (not the caller)
  *   is a failed call, read or written as when Redis is down.
- * - Warm cache bound: at most `maxCopies` copies (default 100,000); past it, the least recently written copy's
- *   entry is removed from the fallback (the service keeps the copies' keys in memory, in write order, loaded from the
- *   fallback as it starts; those an earlier process left count as older than any written since, and are trimmed at
- *   start when over the bound). An evicted key reads as `None` during an outage, as one never written through the
- *   service, is not written back by a re-seed, and `remove` on the fallback path says it was not there. Eviction
- *   never removes a journal entry or the service's bookkeeping (`seq`, `replayed`, `marker`), and waits while the
- *   journal holds anything: the copy of a journaled write is what reads see of it during the outage and what a
- *   damaged entry is rebuilt from, so none goes before its write reached Redis (over an outage the copies may exceed
- *   the bound by the keys journaled, as the journal grows too); the replay's end trims them. Tombstones do not count
- *   and are never evicted: each lives 24 hours, and a remove it guards must not come back.
+ * - Warm cache bound: at most `maxCopies` copies (default 100,000; a copy whose value's TTL has passed is gone and does
+ *   not count); past it, the least recently written copy's entry is removed from the fallback (the service keeps the
+ *   copies' keys in memory, in write order, loaded from the fallback as it starts; those an earlier process left count
+ *   as older than any written since, and are trimmed at start when over the bound). An evicted key reads as `None`
+ *   during an outage, as one never written through the service, is not written back by a re-seed, and `remove` on the
+ *   fallback path says it was not there. Eviction never removes a journal entry or the service's bookkeeping (`seq`,
+ *   `replayed`, `marker`), and waits while the journal holds anything: the copy of a journaled write is what reads see
+ *   of it during the outage and what a damaged entry is rebuilt from, so none goes before its write reached Redis (over
+ *   an outage the copies may exceed the bound by the keys journaled, as the journal grows too); the replay's end trims
+ *   them. Tombstones do not count and are never evicted: each lives 24 hours, and a remove it guards must not come
+ *   back.
  * - Journal: a write on the fallback path first appends an entry (`<prefix>journal:<seq>:<key>`, `seq` zero-padded
  *   to 16 digits, holding the operation, key, value, absolute expiry and the write time) and then applies the write
  *   to the fallback's copy of the key; it is acknowledged once the entry is stored. The next `seq` is kept under
@@ -535,11 +536,15 @@ export const make: (
   const startNames = yield* fallback.keys
   // The journal left by an earlier process: names sort by seq thanks to the padding.
   const pending: Array<string> = startNames.filter((k) => k.startsWith(journalPrefix)).sort()
-  // The keys of the fallback's copies, least recently written first: a `Set` keeps insertion order, and every write of
-  // a copy re-inserts its key. The copies an earlier process left count as older than any written since, in the
-  // order the fallback lists them (it keeps no write order, and reading every copy's time would slow the start).
-  const copyKeys = new Set<string>()
-  for (const name of startNames) if (name.startsWith(copyPrefix)) copyKeys.add(name.slice(copyPrefix.length))
+  // The keys of the fallback's copies, least recently written first, with their expiry (null for none): a `Map` keeps
+  // insertion order, and every write of a copy re-inserts its key. The copies an earlier process left count as older
+  // than any written since, in the order the fallback lists them, with no expiry known (it keeps no write order, and
+  // reading every copy would slow the start).
+  const copyKeys = new Map<string, number | null>()
+  for (const name of startNames) if (name.startsWith(copyPrefix)) copyKeys.set(name.slice(copyPrefix.length), null)
+  // The copies' expiries, soonest first: a copy the fallback expired is gone, so it must not count towards
+  // `maxCopies` (it made a live copy go). Entries of keys written again or removed since are skipped as they come up.
+  const expiries: Array<internal.Expiry> = []
   const seqOf = (name: string) => internal.parseName(journalPrefix, name).seq
   const lastSeq = pending.length === 0 ? -1 : seqOf(pending[pending.length - 1]!)
   const storedSeq = (yield* readNumber(seqKey)) ?? 0
@@ -555,9 +560,22 @@ export const make: (
   const missing: Array<number> = []
   for (let seq = replayedUpTo + 1; seq < nextSeq; seq++) if (!present.has(seq)) missing.push(seq)
 
-  const copyWritten = (key: string) => {
+  const copyWritten = (key: string, expiresAt: number | null) => {
     copyKeys.delete(key)
-    copyKeys.add(key)
+    copyKeys.set(key, expiresAt)
+    if (expiresAt === null) return
+    internal.heapPush(expiries, [expiresAt, key])
+    // Rebuilt once the skipped entries are most of it, so that rewriting keys with long TTLs does not grow it.
+    if (expiries.length > 2 * copyKeys.size + 1024) {
+      expiries.length = 0
+      for (const [k, at] of copyKeys) if (at !== null) internal.heapPush(expiries, [at, k])
+    }
+  }
+  const forgetExpired = (now: number) => {
+    while (expiries.length > 0 && expiries[0]![0] <= now) {
+      const [at, key] = internal.heapPop(expiries)!
+      if (copyKeys.get(key) === at) copyKeys.delete(key)
+    }
   }
   const removeCopy = (key: string) =>
     Effect.suspend(() => {
@@ -569,10 +587,10 @@ export const make: (
   // be looked up: the copy of a journaled write is what reads see of it during the outage, and what an unreadable
   // entry is rebuilt from (`dropped`), so the copies wait for the replay (bounded by the journal meanwhile). Once
   // Redis took a write, its copy is only a cache. Callers hold the writers' lock (or run before the ping fiber).
-  const evictCopies = Effect.suspend(() => {
+  const evictCopies = Effect.map(Clock.currentTimeMillis, forgetExpired).pipe(Effect.andThen(() => {
     if (copyKeys.size <= maxCopies || pending.length > 0 || missing.length > 0) return Effect.void
     const victims: Array<string> = []
-    for (const key of copyKeys) {
+    for (const key of copyKeys.keys()) {
       if (copyKeys.size - victims.length <= maxCopies) break
       victims.push(key)
     }
@@ -581,7 +599,7 @@ export const make: (
       concurrency: fileConcurrency,
       discard: true
     })
-  })
+  }))
   // A fallback capped lower than the copies an earlier process left (or a lowered `maxCopies`) is trimmed now.
   yield* evictCopies
 
@@ -665,7 +683,7 @@ export const make: (
       if (expiresAt !== null && expiresAt <= now) return removeCopy(key)
       const copy = internal.encodeCopy({ copy: value, at, expiresAt, seq })
       return fallback.set(valueKey(key), copy, expiresAt === null ? undefined : { ttl: expiresAt - now }).pipe(
-        Effect.andThen(Effect.sync(() => copyWritten(key))),
+        Effect.andThen(Effect.sync(() => copyWritten(key, expiresAt))),
         Effect.andThen(evictCopies)
       )
     })

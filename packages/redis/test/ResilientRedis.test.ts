@@ -983,6 +983,33 @@ describe("ResilientRedis: the copies in the fallback are bounded (maxCopies)", (
     20_000
   )
 
+  // A copy the fallback expired (its value's TTL passed) still counted: it made a live copy go before its time.
+  it.live(
+    "a copy whose TTL has passed does not count towards maxCopies: no live copy goes for it",
+    () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const memory = yield* FallbackStore.makeMemory()
+          const cache = yield* openBounded(memory, 2)
+          yield* cache.set("a", "1")
+          yield* cache.set("b", "2", { ttl: "50 millis" })
+          yield* Effect.sleep("200 millis")
+          yield* cache.set("c", "3")
+          // b expired: a and c are the only copies, within the bound.
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["a", "c"], tombstones: [] })
+          yield* server.kill
+          assert.deepStrictEqual(yield* cache.get("a"), Option.some("1"))
+          assert.deepStrictEqual(yield* cache.get("c"), Option.some("3"))
+          // Past the bound, the least recently written live copy still goes.
+          yield* server.restart
+          yield* waitFor(cache, "Healthy")
+          yield* cache.set("d", "4")
+          assert.deepStrictEqual(yield* copiesIn(memory), { copies: ["c", "d"], tombstones: [] })
+        }).pipe(Effect.scoped)
+      ),
+    20_000
+  )
+
   it.live(
     "a journaled write's copy stays past the bound until Redis took the write (a damaged entry is rebuilt from it)",
     () =>

@@ -108,6 +108,39 @@ export const parseName = (
     : { seq: Number(rest.slice(0, colon)), key: rest.slice(colon + 1) }
 }
 
+/** A copy's expiry: epoch milliseconds, and the key. @internal */
+export type Expiry = readonly [at: number, key: string]
+
+/** Adds `item` to `heap`, a binary heap of expiries, soonest first. @internal */
+export const heapPush = (heap: Array<Expiry>, item: Expiry): void => {
+  let i = heap.push(item) - 1
+  while (i > 0) {
+    const parent = (i - 1) >> 1
+    if (heap[parent]![0] <= item[0]) break
+    heap[i] = heap[parent]!
+    i = parent
+  }
+  heap[i] = item
+}
+
+/** Takes the soonest expiry out of `heap`. @internal */
+export const heapPop = (heap: Array<Expiry>): Expiry | undefined => {
+  const top = heap[0]
+  const last = heap.pop()
+  if (last === undefined || heap.length === 0) return top
+  let i = 0
+  for (;;) {
+    const left = 2 * i + 1
+    if (left >= heap.length) break
+    const child = left + 1 < heap.length && heap[left + 1]![0] < heap[left]![0] ? left + 1 : left
+    if (heap[child]![0] >= last[0]) break
+    heap[i] = heap[child]!
+    i = child
+  }
+  heap[i] = last
+  return top
+}
+
 /** One write for `apply`: `s` (set) or `d` (remove), value, write time, TTL in milliseconds (0: none). @internal */
 export interface Write {
   readonly op: "s" | "d"
