@@ -6,10 +6,11 @@
  * **Details**
  *
  * - Routing. While the journal is empty, every operation goes to Redis through a `CircuitBreaker` (trips after
- *   `failureThreshold` consecutive failures, stays open `openDuration`). A read that fails or is rejected reads the
- *   fallback instead; a write that fails or is rejected is journaled (below). While the journal holds anything,
- *   every operation goes to the fallback without trying Redis, so reads see the journaled writes and new writes
- *   queue behind them.
+ *   `failureThreshold` consecutive failures, stays open `openDuration`; an error Redis answers about the key itself,
+ *   such as `WRONGTYPE` for a key another client made a list, is no failure of Redis and counts neither for the breaker
+ *   nor for the health). A read that fails or is rejected reads the fallback instead; a write that fails or is rejected
+ *   is journaled (below). While the journal holds anything, every operation goes to the fallback without trying Redis,
+ *   so reads see the journaled writes and new writes queue behind them.
  * - Write times: every write carries its time from the writer's `Clock`. A write that goes to Redis stores the
  *   value and, beside it, its time (`<prefix>at:<key>`, with the value's TTL; after a remove, the remove's time for
  *   24 hours, so that an older replayed write cannot bring the key back), both in one Lua script.
@@ -505,7 +506,9 @@ export const make: (
     trip: CircuitBreaker.consecutive(options.failureThreshold ?? 3),
     openDuration: options.openDuration ?? "1 second",
     // Each instance's connection is its own: its health is not the fleet's business.
-    fleet: false
+    fleet: false,
+    // Redis answering that one key is of another type is up: the other keys must stay on it.
+    isFailure: (error) => !(error instanceof RedisStoreError && internal.isRefusal(error))
   })
   const writeLock = yield* Semaphore.make(1)
   const hub = yield* PubSub.sliding<Change>(1024)
@@ -646,7 +649,8 @@ export const make: (
           failures = 0
           connected = true
         } else if (result.failure._tag === "RedisStoreError") {
-          failures++
+          if (internal.isRefusal(result.failure)) connected = true
+          else failures++
         }
         return refresh
       })

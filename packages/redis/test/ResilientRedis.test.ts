@@ -638,6 +638,25 @@ describe("ResilientRedis: writes Redis cannot take, or the fallback cannot copy"
       }).pipe(Effect.scoped)
     ))
 
+  // Redis' error about one key (WRONGTYPE: another client made it a list) counted as Redis failing: three reads of it
+  // opened the breaker, and with Redis up the health said Failed and every other key's writes were journaled.
+  it.live("reads of a key Redis answers with WRONGTYPE do not open the breaker: other keys stay on Redis", () =>
+    withServer((server) =>
+      Effect.gen(function*() {
+        const memory = yield* FallbackStore.makeMemory()
+        const cache = yield* ResilientRedis.make({ pingInterval: "1 minute" }).pipe(
+          Effect.provideService(FallbackStore.FallbackStore, memory)
+        )
+        yield* RedisServer.command(server.port, ["RPUSH", "resilience:list", "x"])
+        for (let i = 0; i < 5; i++) assert.deepStrictEqual(yield* cache.get("list"), Option.none())
+        assert.strictEqual((yield* cache.snapshot).breaker, "Closed")
+        yield* cache.set("other", "1")
+        const after = yield* cache.snapshot
+        assert.deepStrictEqual([after.state, after.pending], ["Healthy", 0])
+        assert.deepStrictEqual(yield* (yield* RedisStore.RedisStore).get("other"), Option.some("1"))
+      }).pipe(Effect.scoped)
+    ))
+
   // When the fallback could not take the copy of a write Redis accepted (its disk full), the previous copy stayed and
   // the next outage served it as current.
   it.live("an outage never serves a value older than the last one Redis accepted", () =>

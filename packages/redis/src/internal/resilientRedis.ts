@@ -12,6 +12,7 @@
 import * as Option from "effect/Option"
 import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
+import { ErrorReply } from "redis"
 
 /** A journaled write. @internal */
 export const Entry = Schema.Struct({
@@ -263,3 +264,14 @@ return v
 `
   }
 ).withReturnType<string>()
+
+/**
+ * Whether a failed command was answered by Redis with an error about the command itself (`WRONGTYPE`: another client
+ * made the key a list, say), which says Redis is up: it is not a failure of Redis, unless the error says Redis takes
+ * no writes now (`isUnavailable`). `error` is a `RedisStoreError`, whose `cause` is the `RedisError`.
+ *
+ * @internal
+ */
+export const isRefusal = (error: { readonly cause?: unknown }): boolean =>
+  error.cause instanceof Redis.RedisError && error.cause.cause instanceof ErrorReply &&
+  !isUnavailable(error.cause.cause.message)
