@@ -9,7 +9,8 @@
  *   can share it: the queue's name prefixes its entries.
  * - A `set` is acknowledged once Redis has it: how long it lasts after that is Redis's persistence (AOF with
  *   `appendfsync always` for no loss at all, `everysec` for at most a second of it on a Redis crash).
- * - Failures are `RedisStoreError`s, which the queue turns into `DeferredDeliveryError` (`Store`): a message that
+ * - Failures are `RedisStoreError`s naming the journal's operation (`set`, `get`, `remove`, `keys`), the entry as
+ *   `key` and the hash in the message, which the queue turns into `DeferredDeliveryError` (`Store`): a message that
  *   could not be written is refused, never acknowledged.
  *
  * **Gotchas**
@@ -113,10 +114,23 @@ export const make = (
     })
     const store = yield* RedisStore.RedisStore
     const hash = store.key(name)
+    // The store names a script's failure `eval`, with no key: an operator would not know which hash to look at.
+    const named = (operation: string, key?: string) => {
+      const what = `${operation}${key === undefined ? "" : ` of ${JSON.stringify(key)}`} in hash ${hash}`
+      return Effect.mapError((error: RedisStore.RedisStoreError) =>
+        new RedisStore.RedisStoreError({
+          operation,
+          key,
+          // "failed: <why>", "timed out after 2s" or "ended interrupted", after the operation.
+          message: `Redis queue store ${what} ${error.message.replace(/^Redis eval /, "")}`,
+          ...(error.cause === undefined ? {} : { cause: error.cause })
+        })
+      )
+    }
     return {
-      keys: store.eval(hkeys)(hash),
-      get: (key) => Effect.map(store.eval(hget)(hash, key), Option.fromNullishOr),
-      set: (key, value) => Effect.asVoid(store.eval(hset)(hash, key, value)),
-      remove: (key) => store.eval(hdel)(hash, key)
+      keys: named("keys")(store.eval(hkeys)(hash)),
+      get: (key) => Effect.map(named("get", key)(store.eval(hget)(hash, key)), Option.fromNullishOr),
+      set: (key, value) => Effect.asVoid(named("set", key)(store.eval(hset)(hash, key, value))),
+      remove: (key) => named("remove", key)(store.eval(hdel)(hash, key))
     } satisfies DeferredDelivery.Journal
   })

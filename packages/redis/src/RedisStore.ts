@@ -100,7 +100,7 @@ import * as RedisSentinel from "./RedisSentinel.ts"
  * @category errors
  */
 export class RedisStoreError extends Schema.TaggedError<RedisStoreError>()("RedisStoreError", {
-  /** `get`, `set`, `remove`, `increment`, `publish`, `subscribe`, `eval` or `connect`. */
+  /** `get`, `set`, `remove`, `increment`, `publish`, `subscribe`, `eval`, `connect`; `keys` (`RedisQueueStore`). */
   operation: Schema.String,
   /** The key or channel, without the prefix. */
   key: Schema.optional(Schema.String),

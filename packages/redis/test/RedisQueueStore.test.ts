@@ -79,6 +79,34 @@ describe("RedisQueueStore", () => {
       }).pipe(Effect.provide(RedisStore.layer({ url: server.url, timeout: "500 millis" })))
     }).pipe(Effect.scoped))
 
+  // They said `Redis eval failed: ... script: <sha>, on @user_script:1.`, naming no operation, entry or hash.
+  it.live("a failure names the journal's operation, the entry and the hash", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* Effect.gen(function*() {
+        const journal = yield* RedisQueueStore.make({ name: "outbox" })
+        yield* RedisServer.command(server.port, ["SET", "resilience:outbox", "not a hash"])
+        const failures = [
+          ["set", "q/1", yield* Effect.flip(journal.set("q/1", "one"))],
+          ["get", "q/1", yield* Effect.flip(journal.get("q/1"))],
+          ["remove", "q/1", yield* Effect.flip(journal.remove("q/1"))],
+          ["keys", undefined, yield* Effect.flip(journal.keys)]
+        ] as const
+        for (const [operation, key, error] of failures) {
+          assert(error instanceof RedisStore.RedisStoreError)
+          assert.strictEqual(error.operation, operation)
+          assert.strictEqual(error.key, key)
+          assert.match(
+            error.message,
+            new RegExp(
+              `^Redis queue store ${operation}${key === undefined ? "" : ` of "${key}"`} in hash ` +
+                `resilience:outbox failed: .*WRONGTYPE`
+            )
+          )
+        }
+      }).pipe(Effect.provide(RedisStore.layer({ url: server.url })))
+    }).pipe(Effect.scoped))
+
   it.effect("an empty name fails with PolicyConfigError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(RedisQueueStore.make({ name: "" }))
