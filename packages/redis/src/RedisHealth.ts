@@ -6,7 +6,9 @@
  *
  * - `check` is a plain `Effect` that needs a `Redis` (`RedisStore.layer` or `NodeRedis.layer` provides one): it
  *   succeeds with `{ latencyMillis }` when Redis answers `PONG`, and fails with `RedisHealthCheckFailed` (message,
- *   latency, and the `RedisError` as `cause`) when it does not. The latency is measured with the monotonic `Clock`.
+ *   latency, and the `RedisError` as `cause`) when it does not. On `RedisStore.layer`'s client, a `PING` that got no
+ *   reply within the store's `timeout` fails (`ReplyTimeoutError`), however long the server stays silent. The latency
+ *   is measured with the monotonic `Clock`.
  * - Recovery needs nothing: node-redis reconnects in the background (backoff up to about 2 seconds with `NodeRedis`'
  *   default strategy), so the first check after Redis is back and the client has reconnected passes.
  * - `layer` registers the check on the `HealthMonitor` (name `"redis"` by default) for the layer's lifetime.

@@ -12,7 +12,8 @@
  * - Every failure is a `RedisStoreError` naming the operation and the (unprefixed) key or channel.
  * - `layer` and `layerConfig` connect their own client with `disableOfflineQueue` and a command timeout (2 seconds
  *   unless set): while Redis is unreachable, operations fail at once instead of waiting in node-redis' offline queue,
- *   and a command on a server that stopped answering fails after the timeout. The client reconnects in the
+ *   and a command on a server that stopped answering fails after the timeout (so does one sent through the `Redis`
+ *   service it provides, except on a connection reserved for blocking commands). The client reconnects in the
  *   background (backoff up to about 2 seconds), so operations succeed again once Redis is back.
  * - `layer` connects while it builds and fails with `RedisStoreError` when Redis is unreachable, or has not answered
  *   within `connectTimeout` (a stopped server that still accepts connections included); with `lazy: true`

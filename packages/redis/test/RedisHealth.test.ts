@@ -112,6 +112,29 @@ describe("RedisHealth", () => {
       assert.strictEqual((yield* Fiber.join(failing)).latencyMillis, 40)
     }))
 
+  // node-redis' command timeout only covers the wait to be written: once Redis had taken the PING and never answered
+  // (a stopped or overloaded server), the check waited for ever.
+  it.live(
+    "a server that takes the PING and never answers fails the check after the store's timeout",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const proxy = yield* RedisServer.makeProxy(server)
+        const context = yield* Layer.build(RedisStore.layer({ url: proxy.url, timeout: "300 millis" }))
+        yield* proxy.holdRepliesAfter("PING")
+        const silent = yield* timed(Effect.provide(RedisHealth.check, context).pipe(Effect.timeout("5 seconds")))
+        assert(silent.result._tag === "Failure")
+        assert.strictEqual(silent.result.failure._tag, "RedisHealthCheckFailed")
+        assert.strictEqual(
+          silent.result.failure.message,
+          "Redis health check (PING) failed: ReplyTimeoutError: PING got no reply within 300 ms"
+        )
+        assert.isBelow(silent.millis, 2_000)
+        yield* proxy.release
+      }).pipe(Effect.scoped),
+    10_000
+  )
+
   it.live("a reply other than PONG fails the check", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(RedisHealth.check)

@@ -350,6 +350,27 @@ const sendWith =
       catch: (cause) => new Redis.RedisError({ cause })
     })
 
+// node-redis' command timeout only covers the wait to be written: on the shared connection, a server that took the
+// command and never answers (stopped, overloaded) would hold it, and a health check's `PING`, for ever. Not on a
+// reserved connection, which is there for blocking commands (`BLPOP key 30`).
+const sendBounded =
+  (client: Client) =>
+  <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> => {
+    const sent = sendWith(client)<A>(command, ...args)
+    const millis = client.options?.commandOptions?.timeout
+    return millis === undefined || !(millis > 0) ? sent : Effect.timeoutOrElse(sent, {
+      duration: Duration.millis(millis),
+      orElse: () => Effect.fail(new Redis.RedisError({ cause: new ReplyTimeoutError(command, millis) }))
+    })
+  }
+
+class ReplyTimeoutError extends Error {
+  constructor(command: string, millis: number) {
+    super(`${command} got no reply within ${millis} ms`)
+    this.name = "ReplyTimeoutError"
+  }
+}
+
 // The socket options a client was made with (host and port included, also when they came from a URL): a duplicate
 // that overrides `socket` must carry them over, or it would connect to the default 127.0.0.1:6379.
 const socketOf = (client: Client): SocketOptions => ({ ...client.options?.socket })
@@ -423,7 +444,7 @@ export const makeRedis = (
         const connecting = source.connecting?.()
         if (connecting !== undefined) return Effect.andThen(connecting, send<A>(command, ...args))
         const { client, generation } = source.current()
-        const sent = client === undefined ? noServer : sendWith(client)<A>(command, ...args)
+        const sent = client === undefined ? noServer : sendBounded(client)<A>(command, ...args)
         return observe === undefined ? sent : Effect.onExit(sent, (exit) => observe(generation, exit))
       })
 
