@@ -1159,57 +1159,38 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.stateKey("probing"), "Closed")
       }))
 
-    it.effect("a probe hung past maxProbeTime no longer keeps its key: the key goes when idle, or at the cap", () =>
-      Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "tenants",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
-          halfOpen: { maxProbeTime: "30 seconds" },
-          keys: { idleTimeToLive: "1 minute", maxKeys: 2 }
-        })
-        for (const hung of ["idle", "capped"]) {
-          yield* Effect.ignore(breaker.protectKey(hung)(fail()))
-          yield* TestClock.adjust("1 second")
-          // A probe that never ends, and no call to its key after it.
-          yield* Effect.forkChild(breaker.protectKey(hung)(Effect.never), { startImmediately: true })
-        }
-        // Past maxProbeTime but not idle: the cap takes the hung key, as no probe decides it any more.
-        yield* TestClock.adjust("45 seconds")
-        yield* breaker.protectKey("a")(Effect.void)
-        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "capped", "default"])
-        // Idle for longer than idleTimeToLive: the sweep takes the other one.
-        yield* TestClock.adjust("2 minutes")
-        yield* breaker.protectKey("a")(Effect.void)
-        yield* breaker.protectKey("b")(Effect.void)
-        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "b", "default"])
-      }))
-
-    it.effect("gradual recovery: a call hung past maxProbeTime no longer keeps its key, when idle or at the cap", () =>
-      Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({
-          name: "tenants",
-          trip: CircuitBreaker.consecutive(1),
-          openDuration: "1 second",
-          halfOpen: { maxProbeTime: "30 seconds", recoveryFactor: 0.5, successThreshold: 2 },
-          keys: { idleTimeToLive: "1 minute", maxKeys: 2 }
-        })
-        for (const hung of ["idle", "capped"]) {
-          yield* Effect.ignore(breaker.protectKey(hung)(fail()))
-          yield* TestClock.adjust("1 second")
-          // Admitted by gradual recovery, never ends; no call to its key after it.
-          yield* Effect.forkChild(breaker.protectKey(hung)(Effect.never), { startImmediately: true })
-        }
-        // Past maxProbeTime but not idle: the cap takes the least recently used hung key.
-        yield* TestClock.adjust("45 seconds")
-        yield* breaker.protectKey("a")(Effect.void)
-        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "capped", "default"])
-        // Idle for longer than idleTimeToLive: the sweep takes the other one.
-        yield* TestClock.adjust("2 minutes")
-        yield* breaker.protectKey("a")(Effect.void)
-        yield* breaker.protectKey("b")(Effect.void)
-        assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "b", "default"])
-      }))
+    // A fixed probe, and a call admitted by gradual recovery (which holds no probe slot, but kept its key all the same).
+    const hungCalls = [
+      ["a probe", { maxProbeTime: "30 seconds" }],
+      ["gradual recovery: a call", { maxProbeTime: "30 seconds", recoveryFactor: 0.5, successThreshold: 2 }]
+    ] as const
+    for (const [what, halfOpen] of hungCalls) {
+      it.effect(`${what} hung past maxProbeTime no longer keeps its key: the key goes when idle, or at the cap`, () =>
+        Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.make({
+            name: "tenants",
+            trip: CircuitBreaker.consecutive(1),
+            openDuration: "1 second",
+            halfOpen,
+            keys: { idleTimeToLive: "1 minute", maxKeys: 2 }
+          })
+          for (const hung of ["idle", "capped"]) {
+            yield* Effect.ignore(breaker.protectKey(hung)(fail()))
+            yield* TestClock.adjust("1 second")
+            // A call admitted half-open that never ends, and no call to its key after it.
+            yield* Effect.forkChild(breaker.protectKey(hung)(Effect.never), { startImmediately: true })
+          }
+          // Past maxProbeTime but not idle: the cap takes the least recently used hung key.
+          yield* TestClock.adjust("45 seconds")
+          yield* breaker.protectKey("a")(Effect.void)
+          assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "capped", "default"])
+          // Idle for longer than idleTimeToLive: the sweep takes the other one.
+          yield* TestClock.adjust("2 minutes")
+          yield* breaker.protectKey("a")(Effect.void)
+          yield* breaker.protectKey("b")(Effect.void)
+          assert.deepStrictEqual((yield* breaker.snapshots).map((s) => s.key).sort(), ["a", "b", "default"])
+        }))
+    }
 
     it.effect("eviction drops the key's metric series", () =>
       Effect.gen(function*() {
