@@ -100,7 +100,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Formatter from "effect/Formatter"
 import * as Latch from "effect/Latch"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -116,6 +115,7 @@ import { admissions } from "./internal/guard.ts"
 import { Lock, type Restore } from "./internal/lock.ts"
 import * as metrics from "./internal/metrics.ts"
 import { isLocalRejection } from "./internal/rejection.ts"
+import { show } from "./internal/show.ts"
 import { isSucceeded } from "./internal/timeout.ts"
 import { decode, DurationInput, millisOf, orDefault, type PolicyConfigError, PositiveInt } from "./PolicyConfig.ts"
 
@@ -467,11 +467,7 @@ type Step = number | "Idle"
 const messageOf = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
     ? error.message
-    : formatted(error)
-
-// Not `String`: it throws on a null-prototype object, which would turn a failed delivery into the caller's defect,
-// and says "[object Object]" of a plain one.
-const formatted = (value: unknown): string => typeof value === "string" ? value : Formatter.format(value)
+    : show(error)
 
 const MAX_KEY_BYTES = 1024
 
@@ -486,7 +482,7 @@ const describe = (cause: Cause.Cause<unknown>): string => {
     const message = "message" in error && typeof error.message === "string" ? error.message : undefined
     if (tag !== undefined || message !== undefined) return [tag, message].filter((s) => s).join(": ")
   }
-  return formatted(error)
+  return show(error)
 }
 
 // A failure while the breaker still admits calls blames the message; one that opened the breaker, the sink.
@@ -807,7 +803,7 @@ export const make = <S extends Schema.Constraint, E, R>(
               `Deferred delivery "${name}": isPermanent threw on a failure of ${delivery.key}`,
               defect
             ),
-            failed(restore, false, `${describe(cause)} (isPermanent threw ${formatted(defect)})`)
+            failed(restore, false, `${describe(cause)} (isPermanent threw ${show(defect)})`)
           )
         }
       }

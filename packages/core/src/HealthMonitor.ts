@@ -67,7 +67,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
-import * as Formatter from "effect/Formatter"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
@@ -78,6 +77,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/healthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
+import { show } from "./internal/show.ts"
 import {
   decode,
   DurationInput,
@@ -427,16 +427,13 @@ const toState = (cell: internal.Cell): CheckState => ({
 
 // The message of whatever a check failed with: its `message`, else its tag, else the value itself.
 const describe = (error: unknown): string => {
-  if (typeof error === "string") return error
   if (typeof error === "object" && error !== null) {
     const e = error as { readonly _tag?: unknown; readonly name?: unknown; readonly message?: unknown }
     if (typeof e.message === "string" && e.message !== "") return e.message
     if (typeof e._tag === "string") return e._tag
     if (typeof e.name === "string") return e.name
   }
-  // Not `String`: it throws on a null-prototype object, which would end the check's fiber, and says
-  // "[object Object]" of a plain one.
-  return Formatter.format(error)
+  return show(error)
 }
 
 const classify = (exit: Exit.Exit<unknown, unknown>): readonly [internal.Outcome, string | null] => {

@@ -71,7 +71,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
-import * as Formatter from "effect/Formatter"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -81,6 +80,7 @@ import * as Stream from "effect/Stream"
 import { HealthMonitor, type StatusChange } from "./HealthMonitor.ts"
 import * as metrics from "./internal/metrics.ts"
 import * as internal from "./internal/recovery.ts"
+import { show } from "./internal/show.ts"
 import {
   decode,
   DurationInput,
@@ -553,9 +553,7 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
     if (typeof e._tag === "string") return message === "" ? e._tag : `${e._tag}: ${message}`
     if (message !== "") return message
   }
-  // Not `String`: it throws on a null-prototype object, which would end the service's worker, and says
-  // "[object Object]" of a plain one.
-  return typeof error === "string" ? error : Formatter.format(error)
+  return show(error)
 }
 
 const recentFailuresKept = 50

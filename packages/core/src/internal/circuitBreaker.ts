@@ -11,6 +11,7 @@
 import * as Clock from "effect/Clock"
 import type * as Fiber from "effect/Fiber"
 import type { TripConfig } from "../BreakerFleet.ts"
+import { monotonicMillis } from "./timeout.ts"
 import { CountWindow, TimeWindow, type Window } from "./window.ts"
 
 /** @internal */
@@ -198,7 +199,7 @@ export class Cell {
   /** Notes the monotonic time of a trip this process made (see `boundOpenTime`). */
   markOpened(clock: Clock.Clock): void {
     const opened = this.ensureOpened()
-    opened.openedMono = monoMillis(clock)
+    opened.openedMono = monotonicMillis(clock)
     opened.monoGeneration = this.generation
   }
   set closedAt(value: number) {
@@ -319,8 +320,6 @@ export const admit = (cell: Cell, config: Config, now: number, emit: Emit, clock
   return cell.mode === "MetricsOnly" ? ADMIT_UNCOUNTED : verdict
 }
 
-const monoMillis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
-
 // Open times are wall-clock times, so that they survive a restart and mean the same on every instance of a fleet. A
 // wall clock stepped back (an NTP correction) would then keep the circuit open for the step on top of its open time.
 // For a trip this process made (`markOpened`; a fleet's breakers are not marked: the fleet's own clock decides),
@@ -328,7 +327,7 @@ const monoMillis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNan
 const boundOpenTime = (cell: Cell, now: number, clock: Clock.Clock): void => {
   const opened = cell.opened
   if (opened === null || opened.monoGeneration !== cell.generation) return
-  const until = now + Math.max(0, opened.lastOpenMillis - (monoMillis(clock) - opened.openedMono))
+  const until = now + Math.max(0, opened.lastOpenMillis - (monotonicMillis(clock) - opened.openedMono))
   if (until < opened.openUntil) opened.openUntil = until
 }
 
